@@ -1,0 +1,68 @@
+//! `latchkey serve`: flags and environment, logging, signals.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use latchkey_server::config::{ConfigFile, Overrides};
+use latchkey_server::{Server, ServerConfig};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Args)]
+#[command(after_help = "\
+Root credentials come from LATCHKEY_ROOT_ACCESS_KEY and LATCHKEY_ROOT_SECRET_KEY when both are set; \
+otherwise they are generated on the first start, printed once, and stored (mode 0600) in \
+DATA_DIR/root-credentials in AWS credentials-file format (profile \"latchkey\").
+
+Logs go to stderr; RUST_LOG filters them (default: info). SIGINT or SIGTERM stops accepting \
+connections and lets in-flight requests finish (shutdown_grace_secs in the config file, default 30).")]
+pub struct ServeArgs {
+    /// Directory for objects, metadata and the root credentials [default: ./latchkey-data]
+    #[arg(long, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9000]
+    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "IP:PORT")]
+    listen: Option<String>,
+    /// Metadata store: sqlite:PATH, or postgres://... [default: SQLite inside the data dir]
+    #[arg(long, env = "LATCHKEY_META_URL", value_name = "URL")]
+    meta_url: Option<String>,
+    /// Region the server reports and expects in signatures [default: us-east-1]
+    #[arg(long, env = "LATCHKEY_REGION")]
+    region: Option<String>,
+    /// TOML file with any of: data_dir, listen, meta_url, region, shutdown_grace_secs.
+    /// Flags and environment variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,s3s=off,sqlx=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+
+    let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();
+    let overrides =
+        Overrides { data_dir: args.data_dir, listen: args.listen, meta_url: args.meta_url, region: args.region };
+    let config = ServerConfig::resolve(overrides, file)?;
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr()?;
+    // Scripts and tests wait for this line.
+    println!("latchkey listening on http://{addr}");
+    std::io::stdout().flush()?;
+    server.serve(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,527 @@
+//! The embedded metadata store: one SQLite file in WAL mode.
+//!
+//! SQLite admits one writer at a time, so writes go through a single-connection pool (no
+//! `SQLITE_BUSY` retries, no lock upgrades) while reads use a pool of read-only connections that
+//! WAL lets run beside the writer. `synchronous = FULL` makes every commit durable before it
+//! returns.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use crate::{
+    AccessKey, Bucket, ContentHeaders, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
+    PartRecord, Released, Tag,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> MetaResult<Self> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(base.create_if_missing(true)).await
+    }
+
+    /// Opens a database from a `sqlite:` URL (as given to `--meta-url`).
+    pub async fn open_url(url: &str) -> MetaResult<Self> {
+        let base = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(base.create_if_missing(true)).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> MetaResult<Self> {
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn to_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`, or `None` when
+/// the prefix is empty (no upper bound). UTF-8 never contains 0xFF, so bumping the last byte works.
+fn prefix_upper_bound(prefix: &str) -> Option<Vec<u8>> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    let last = bytes.last_mut()?;
+    *last += 1;
+    Some(bytes)
+}
+
+fn bucket_from_row(row: &SqliteRow) -> MetaResult<Bucket> {
+    Ok(Bucket {
+        name: row.try_get("name")?,
+        region: row.try_get("region")?,
+        created: from_ms(row.try_get("created_ms")?),
+    })
+}
+
+fn object_from_row(row: &SqliteRow) -> MetaResult<ObjectRecord> {
+    let headers: String = row.try_get("headers")?;
+    let user_meta: String = row.try_get("user_meta")?;
+    let tags: String = row.try_get("tags")?;
+    let parts: Option<i64> = row.try_get("parts_count")?;
+    Ok(ObjectRecord {
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        version_id: row.try_get("version_id")?,
+        blob_id: row.try_get("blob_id")?,
+        size: to_u64(row.try_get("size")?),
+        etag: row.try_get("etag")?,
+        last_modified: from_ms(row.try_get("modified_ms")?),
+        headers: serde_json::from_str(&headers)?,
+        user_meta: serde_json::from_str(&user_meta)?,
+        tags: serde_json::from_str(&tags)?,
+        parts_count: parts.and_then(|n| u32::try_from(n).ok()),
+    })
+}
+
+fn upload_from_row(row: &SqliteRow) -> MetaResult<MultipartUpload> {
+    let headers: String = row.try_get("headers")?;
+    let user_meta: String = row.try_get("user_meta")?;
+    let tags: String = row.try_get("tags")?;
+    Ok(MultipartUpload {
+        upload_id: row.try_get("upload_id")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        initiated: from_ms(row.try_get("initiated_ms")?),
+        headers: serde_json::from_str::<ContentHeaders>(&headers)?,
+        user_meta: serde_json::from_str::<BTreeMap<String, String>>(&user_meta)?,
+        tags: serde_json::from_str::<Vec<Tag>>(&tags)?,
+    })
+}
+
+fn part_from_row(row: &SqliteRow) -> MetaResult<PartRecord> {
+    Ok(PartRecord {
+        upload_id: row.try_get("upload_id")?,
+        part_number: row.try_get("part_number")?,
+        blob_id: row.try_get("blob_id")?,
+        size: to_u64(row.try_get("size")?),
+        etag: row.try_get("etag")?,
+        last_modified: from_ms(row.try_get("modified_ms")?),
+    })
+}
+
+/// Writes an object record inside `tx`, returning the blob of the record it replaced.
+async fn upsert_object(tx: &mut sqlx::SqliteConnection, record: &ObjectRecord) -> MetaResult<Option<String>> {
+    let exists: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM buckets WHERE name = ?").bind(&record.bucket).fetch_optional(&mut *tx).await?;
+    if exists.is_none() {
+        return Err(MetaError::NoSuchBucket);
+    }
+    let old: Option<(String,)> = sqlx::query_as("SELECT blob_id FROM objects WHERE bucket = ? AND key = ?")
+        .bind(&record.bucket)
+        .bind(&record.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (bucket, key) DO UPDATE SET
+           version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
+           etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
+           user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count",
+    )
+    .bind(&record.bucket)
+    .bind(&record.key)
+    .bind(&record.version_id)
+    .bind(&record.blob_id)
+    .bind(to_i64(record.size))
+    .bind(&record.etag)
+    .bind(to_ms(record.last_modified))
+    .bind(serde_json::to_string(&record.headers)?)
+    .bind(serde_json::to_string(&record.user_meta)?)
+    .bind(serde_json::to_string(&record.tags)?)
+    .bind(record.parts_count.map(i64::from))
+    .execute(&mut *tx)
+    .await?;
+    Ok(old.map(|(b,)| b).filter(|b| *b != record.blob_id))
+}
+
+/// Deletes an upload and its parts inside `tx`, returning the part blobs.
+async fn drop_upload(tx: &mut sqlx::SqliteConnection, upload_id: &str) -> MetaResult<Vec<String>> {
+    let blobs: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM upload_parts WHERE upload_id = ?")
+        .bind(upload_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let done = sqlx::query("DELETE FROM uploads WHERE upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Err(MetaError::NoSuchUpload);
+    }
+    Ok(blobs.into_iter().map(|(b,)| b).collect())
+}
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
+        let done =
+            sqlx::query("INSERT INTO buckets (name, region, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(&bucket.name)
+                .bind(&bucket.region)
+                .bind(to_ms(bucket.created))
+                .execute(&self.writer)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetaError::BucketAlreadyExists);
+        }
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, name: &str) -> MetaResult<Released> {
+        let mut tx = self.writer.begin().await?;
+        let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if any.is_some() {
+            return Err(MetaError::BucketNotEmpty);
+        }
+        let blobs: Vec<(String,)> = sqlx::query_as(
+            "SELECT p.blob_id FROM upload_parts p JOIN uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM uploads WHERE bucket = ?").bind(name).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM buckets WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(MetaError::NoSuchBucket);
+        }
+        tx.commit().await?;
+        Ok(Released { blob_ids: blobs.into_iter().map(|(b,)| b).collect() })
+    }
+
+    async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
+        let row = sqlx::query("SELECT name, region, created_ms FROM buckets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(bucket_from_row).transpose()
+    }
+
+    async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
+        let rows =
+            sqlx::query("SELECT name, region, created_ms FROM buckets ORDER BY name").fetch_all(&self.reader).await?;
+        rows.iter().map(bucket_from_row).collect()
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>> {
+        let row = sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ?")
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
+    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<Released> {
+        let mut tx = self.writer.begin().await?;
+        let old = upsert_object(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(Released { blob_ids: old.into_iter().collect() })
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<Released> {
+        let old: Option<(String,)> =
+            sqlx::query_as("DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING blob_id")
+                .bind(bucket)
+                .bind(key)
+                .fetch_optional(&self.writer)
+                .await?;
+        Ok(Released { blob_ids: old.map(|(b,)| b).into_iter().collect() })
+    }
+
+    async fn list_objects(&self, bucket: &str, range: KeyRange<'_>) -> MetaResult<Vec<ObjectRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM objects WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < CAST(?3 AS TEXT))
+             AND (?4 IS NULL OR key > ?4) ORDER BY key LIMIT ?5",
+        )
+        .bind(bucket)
+        .bind(range.prefix)
+        .bind(prefix_upper_bound(range.prefix))
+        .bind(range.after)
+        .bind(i64::from(range.limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn set_object_tags(&self, bucket: &str, key: &str, tags: &[Tag]) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?")
+            .bind(serde_json::to_string(tags)?)
+            .bind(bucket)
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_upload(&self, upload: &MultipartUpload) -> MetaResult<()> {
+        if self.get_bucket(&upload.bucket).await?.is_none() {
+            return Err(MetaError::NoSuchBucket);
+        }
+        sqlx::query(
+            "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&upload.upload_id)
+        .bind(&upload.bucket)
+        .bind(&upload.key)
+        .bind(to_ms(upload.initiated))
+        .bind(serde_json::to_string(&upload.headers)?)
+        .bind(serde_json::to_string(&upload.user_meta)?)
+        .bind(serde_json::to_string(&upload.tags)?)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> MetaResult<Option<MultipartUpload>> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE upload_id = ?")
+            .bind(upload_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(upload_from_row).transpose()
+    }
+
+    async fn put_part(&self, part: &PartRecord) -> MetaResult<Released> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM uploads WHERE upload_id = ?")
+            .bind(&part.upload_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(MetaError::NoSuchUpload);
+        }
+        let old: Option<(String,)> =
+            sqlx::query_as("SELECT blob_id FROM upload_parts WHERE upload_id = ? AND part_number = ?")
+                .bind(&part.upload_id)
+                .bind(part.part_number)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO upload_parts (upload_id, part_number, blob_id, size, etag, modified_ms) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (upload_id, part_number) DO UPDATE SET
+               blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, modified_ms = excluded.modified_ms",
+        )
+        .bind(&part.upload_id)
+        .bind(part.part_number)
+        .bind(&part.blob_id)
+        .bind(to_i64(part.size))
+        .bind(&part.etag)
+        .bind(to_ms(part.last_modified))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Released { blob_ids: old.map(|(b,)| b).into_iter().collect() })
+    }
+
+    async fn list_parts(&self, upload_id: &str, after_part: i32, limit: u32) -> MetaResult<Vec<PartRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM upload_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
+        )
+        .bind(upload_id)
+        .bind(after_part)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(part_from_row).collect()
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        range: KeyRange<'_>,
+        upload_id_marker: Option<&str>,
+    ) -> MetaResult<Vec<MultipartUpload>> {
+        let rows = sqlx::query(
+            "SELECT * FROM uploads WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < CAST(?3 AS TEXT))
+             AND (?4 IS NULL OR key > ?4 OR (key = ?4 AND ?5 IS NOT NULL AND upload_id > ?5))
+             ORDER BY key, upload_id LIMIT ?6",
+        )
+        .bind(bucket)
+        .bind(range.prefix)
+        .bind(prefix_upper_bound(range.prefix))
+        .bind(range.after)
+        .bind(upload_id_marker)
+        .bind(i64::from(range.limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> MetaResult<Released> {
+        let mut tx = self.writer.begin().await?;
+        let blob_ids = drop_upload(&mut tx, upload_id).await?;
+        tx.commit().await?;
+        Ok(Released { blob_ids })
+    }
+
+    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<Released> {
+        let mut tx = self.writer.begin().await?;
+        let mut blob_ids = drop_upload(&mut tx, upload_id).await?;
+        blob_ids.extend(upsert_object(&mut tx, record).await?);
+        tx.commit().await?;
+        Ok(Released { blob_ids })
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
+        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = ?")
+            .bind(access_key_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok(AccessKey {
+                access_key_id: row.try_get("access_key_id")?,
+                secret_key: row.try_get("secret_key")?,
+                principal: row.try_get("principal")?,
+                created: from_ms(row.try_get("created_ms")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, secret_key, principal, created_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (access_key_id) DO UPDATE SET secret_key = excluded.secret_key, principal = excluded.principal",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.secret_key)
+        .bind(&key.principal)
+        .bind(to_ms(key.created))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
+        ObjectRecord {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: format!("v-{blob}"),
+            blob_id: blob.into(),
+            size: 3,
+            etag: "abc".into(),
+            last_modified: OffsetDateTime::now_utc(),
+            headers: ContentHeaders::default(),
+            user_meta: BTreeMap::new(),
+            tags: vec![],
+            parts_count: None,
+        }
+    }
+
+    async fn store_with_bucket(dir: &tempfile::TempDir) -> SqliteStore {
+        let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+        store.create_bucket(&bucket).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_bucket(&dir).await;
+        assert!(store.put_object(&record("b", "a/1", "x1")).await.unwrap().blob_ids.is_empty());
+        let released = store.put_object(&record("b", "a/1", "x2")).await.unwrap();
+        assert_eq!(released.blob_ids, vec!["x1".to_string()]);
+        store.put_object(&record("b", "a0", "x3")).await.unwrap();
+        store.put_object(&record("b", "a/\u{10FFFF}", "x4")).await.unwrap();
+        let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, limit: 10 }).await.unwrap();
+        let keys: Vec<_> = page.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["a/1", "a/\u{10FFFF}"]);
+        let after = store.list_objects("b", KeyRange { prefix: "", after: Some("a/1"), limit: 10 }).await.unwrap();
+        assert_eq!(after.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a/\u{10FFFF}", "a0"]);
+    }
+
+    #[tokio::test]
+    async fn bucket_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_bucket(&dir).await;
+        let again = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+        assert!(matches!(store.create_bucket(&again).await, Err(MetaError::BucketAlreadyExists)));
+        assert!(matches!(store.put_object(&record("nope", "k", "x")).await, Err(MetaError::NoSuchBucket)));
+        store.put_object(&record("b", "k", "x")).await.unwrap();
+        assert!(matches!(store.delete_bucket("b").await, Err(MetaError::BucketNotEmpty)));
+        store.delete_object("b", "k").await.unwrap();
+        store.delete_bucket("b").await.unwrap();
+        assert!(store.get_bucket("b").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn completing_an_upload_is_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_bucket(&dir).await;
+        let upload = MultipartUpload {
+            upload_id: "u1".into(),
+            bucket: "b".into(),
+            key: "big".into(),
+            initiated: OffsetDateTime::now_utc(),
+            headers: ContentHeaders::default(),
+            user_meta: BTreeMap::new(),
+            tags: vec![],
+        };
+        store.create_upload(&upload).await.unwrap();
+        for n in 1..=2 {
+            let part = PartRecord {
+                upload_id: "u1".into(),
+                part_number: n,
+                blob_id: format!("p{n}"),
+                size: 5,
+                etag: "e".into(),
+                last_modified: OffsetDateTime::now_utc(),
+            };
+            store.put_part(&part).await.unwrap();
+        }
+        store.put_object(&record("b", "big", "old")).await.unwrap();
+        let mut released = store.complete_upload("u1", &record("b", "big", "new")).await.unwrap().blob_ids;
+        released.sort();
+        assert_eq!(released, ["old", "p1", "p2"]);
+        assert!(store.get_upload("u1").await.unwrap().is_none());
+        assert!(matches!(store.abort_upload("u1").await, Err(MetaError::NoSuchUpload)));
+    }
+}

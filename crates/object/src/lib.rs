@@ -1,0 +1,244 @@
+//! The object service: what buckets and objects mean, independent of any wire protocol.
+//!
+//! It joins the metadata store (records) and blob storage (bytes) under one rule: a record is
+//! committed only after its blob is durable, and a blob is deleted only after no record names
+//! it. Every front end (the S3 API, share links) reads and writes objects through here.
+
+mod list;
+mod multipart;
+
+pub use list::{ListEntry, ListPage, ListRequest};
+pub use multipart::{CompletedPart, MIN_PART_SIZE, MultipartError};
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use latchkey_meta::{Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Released, Tag};
+use latchkey_storage::{BlobStore, BlobStream, StorageError, WriteLimits};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    #[error("the object does not exist")]
+    NoSuchKey,
+    #[error(transparent)]
+    Meta(MetaError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("multipart: {0}")]
+    Multipart(#[from] multipart::MultipartError),
+}
+
+impl From<MetaError> for ObjectError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::NoSuchBucket => Self::NoSuchBucket,
+            other => Self::Meta(other),
+        }
+    }
+}
+
+impl From<io::Error> for ObjectError {
+    fn from(e: io::Error) -> Self {
+        Self::Storage(StorageError::Io(e))
+    }
+}
+
+pub type ObjectResult<T> = Result<T, ObjectError>;
+
+/// What a writer says about a new object besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectAttributes {
+    pub headers: ContentHeaders,
+    pub user_meta: BTreeMap<String, String>,
+    pub tags: Vec<Tag>,
+}
+
+/// Why a read did not start: the object service failed, or the caller's plan refused.
+#[derive(Debug)]
+pub enum ReadError<E> {
+    Object(ObjectError),
+    Refused(E),
+}
+
+/// An open read of one object version: its record, the byte range served, and the bytes.
+pub struct ObjectRead {
+    pub record: ObjectRecord,
+    pub range: Range<u64>,
+    pub body: BlobStream,
+}
+
+pub struct ObjectService {
+    meta: Arc<dyn MetaStore>,
+    blobs: BlobStore,
+}
+
+/// How often a read retries when the blob it looked up was released by a concurrent overwrite
+/// between the lookup and the open. Each retry sees a newer record, so two suffice in practice.
+const READ_ATTEMPTS: usize = 4;
+
+impl ObjectService {
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: BlobStore) -> Self {
+        Self { meta, blobs }
+    }
+
+    pub fn meta(&self) -> &dyn MetaStore {
+        self.meta.as_ref()
+    }
+
+    pub async fn create_bucket(&self, name: &str, region: &str) -> ObjectResult<()> {
+        let bucket = Bucket { name: name.to_owned(), region: region.to_owned(), created: OffsetDateTime::now_utc() };
+        Ok(self.meta.create_bucket(&bucket).await?)
+    }
+
+    pub async fn delete_bucket(&self, name: &str) -> ObjectResult<()> {
+        let released = self.meta.delete_bucket(name).await?;
+        self.release(released).await;
+        Ok(())
+    }
+
+    pub async fn bucket(&self, name: &str) -> ObjectResult<Bucket> {
+        self.meta.get_bucket(name).await?.ok_or(ObjectError::NoSuchBucket)
+    }
+
+    /// The current record of an object; `NoSuchBucket` is told apart from `NoSuchKey` as S3 does.
+    pub async fn head(&self, bucket: &str, key: &str) -> ObjectResult<ObjectRecord> {
+        match self.meta.get_object(bucket, key).await? {
+            Some(record) => Ok(record),
+            None => {
+                self.bucket(bucket).await?;
+                Err(ObjectError::NoSuchKey)
+            }
+        }
+    }
+
+    /// Opens the current version of an object. `plan` sees the record and decides the range to
+    /// serve, or refuses (a failed precondition, an unsatisfiable range); it may run more than
+    /// once, because a read that races an overwrite retries with the newer record.
+    pub async fn read<E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        plan: impl Fn(&ObjectRecord) -> Result<Range<u64>, E>,
+    ) -> Result<ObjectRead, ReadError<E>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let record = self.head(bucket, key).await.map_err(ReadError::Object)?;
+            let range = plan(&record).map_err(ReadError::Refused)?;
+            match self.blobs.read(&record.blob_id, range.clone()).await {
+                Ok(body) => return Ok(ObjectRead { record, range, body }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < READ_ATTEMPTS => continue,
+                Err(e) => return Err(ReadError::Object(e.into())),
+            }
+        }
+    }
+
+    /// Stores a new version of `bucket/key` from a stream of bytes. The previous version stays
+    /// readable until the new one is durable and committed.
+    pub async fn put<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        limits: WriteLimits,
+        attrs: ObjectAttributes,
+    ) -> ObjectResult<ObjectRecord>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // Refuse early rather than store the bytes of a request that cannot succeed.
+        self.bucket(bucket).await?;
+        let blob = self.blobs.write(body, limits).await?;
+        let record = ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: new_version_id(),
+            blob_id: blob.blob_id,
+            size: blob.size,
+            etag: hex::encode(blob.md5),
+            last_modified: OffsetDateTime::now_utc(),
+            headers: attrs.headers,
+            user_meta: attrs.user_meta,
+            tags: attrs.tags,
+            parts_count: None,
+        };
+        self.commit(record, Commit::Put).await
+    }
+
+    /// Copies the current version of a source object to `bucket/key` with the given attributes.
+    pub async fn copy(
+        &self,
+        source: &ObjectRecord,
+        bucket: &str,
+        key: &str,
+        attrs: ObjectAttributes,
+    ) -> ObjectResult<ObjectRecord> {
+        let read = self
+            .read(&source.bucket, &source.key, |r| Ok::<_, std::convert::Infallible>(0..r.size))
+            .await
+            .map_err(|e| match e {
+                ReadError::Object(e) => e,
+                ReadError::Refused(never) => match never {},
+            })?;
+        let limits = WriteLimits { expected_size: Some(read.record.size), ..WriteLimits::default() };
+        self.put(bucket, key, read.body, limits, attrs).await
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> ObjectResult<()> {
+        let released = self.meta.delete_object(bucket, key).await?;
+        if released.blob_ids.is_empty() {
+            // S3 answers 204 for a missing key, but not for a missing bucket.
+            self.bucket(bucket).await?;
+        }
+        self.release(released).await;
+        Ok(())
+    }
+
+    pub async fn set_tags(&self, bucket: &str, key: &str, tags: &[Tag]) -> ObjectResult<()> {
+        if self.meta.set_object_tags(bucket, key, tags).await? {
+            return Ok(());
+        }
+        self.head(bucket, key).await.map(|_| ())
+    }
+
+    /// Commits a record naming a fresh blob. If the commit fails the blob is deleted again, so a
+    /// failed write leaves nothing behind; blobs the commit released are deleted after it.
+    async fn commit(&self, record: ObjectRecord, how: Commit<'_>) -> ObjectResult<ObjectRecord> {
+        let result = match how {
+            Commit::Put => self.meta.put_object(&record).await,
+            Commit::CompleteUpload(upload_id) => self.meta.complete_upload(upload_id, &record).await,
+        };
+        match result {
+            Ok(released) => {
+                self.release(released).await;
+                Ok(record)
+            }
+            Err(e) => {
+                self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn release(&self, released: Released) {
+        self.blobs.delete(&released.blob_ids).await;
+    }
+}
+
+/// The metadata change that makes a fresh blob visible.
+enum Commit<'a> {
+    Put,
+    CompleteUpload(&'a str),
+}
+
+fn new_version_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,134 @@
+//! Object attributes on the wire: standard headers, `x-amz-meta-*` user metadata and the
+//! `x-amz-tagging` header, read from write requests and written into GET/HEAD responses.
+
+use std::collections::BTreeMap;
+
+use latchkey_meta::{ContentHeaders, ObjectRecord, Tag};
+use latchkey_object::ObjectAttributes;
+use s3s::dto::{ETag, Metadata, Timestamp, TimestampFormat};
+use s3s::{S3Result, s3_error};
+
+/// S3's limit on user metadata: keys and values together, in bytes.
+const MAX_USER_METADATA: usize = 2048;
+/// S3's limits on object tags.
+const MAX_TAGS: usize = 10;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+
+/// The attribute fields that PutObject, CopyObject and CreateMultipartUpload inputs share.
+pub(crate) struct WriteHeaders<'a> {
+    pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub content_disposition: Option<&'a str>,
+    pub content_language: Option<&'a str>,
+    pub cache_control: Option<&'a str>,
+    pub expires: Option<&'a Timestamp>,
+    pub metadata: Option<&'a Metadata>,
+    pub tagging: Option<&'a str>,
+}
+
+/// Borrows the shared attribute fields of any write input that has them.
+macro_rules! write_headers {
+    ($input:expr) => {
+        $crate::attributes::WriteHeaders {
+            content_type: $input.content_type.as_deref(),
+            content_encoding: $input.content_encoding.as_deref(),
+            content_disposition: $input.content_disposition.as_deref(),
+            content_language: $input.content_language.as_deref(),
+            cache_control: $input.cache_control.as_deref(),
+            expires: $input.expires.as_ref(),
+            metadata: $input.metadata.as_ref(),
+            tagging: $input.tagging.as_deref(),
+        }
+    };
+}
+pub(crate) use write_headers;
+
+pub(crate) fn attributes(h: WriteHeaders<'_>) -> S3Result<ObjectAttributes> {
+    let user_meta: BTreeMap<String, String> =
+        h.metadata.into_iter().flatten().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    if user_meta.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_USER_METADATA {
+        return Err(s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size"));
+    }
+    Ok(ObjectAttributes {
+        headers: ContentHeaders {
+            content_type: h.content_type.map(str::to_owned),
+            content_encoding: h.content_encoding.map(str::to_owned),
+            content_disposition: h.content_disposition.map(str::to_owned),
+            content_language: h.content_language.map(str::to_owned),
+            cache_control: h.cache_control.map(str::to_owned),
+            expires: h.expires.map(format_http_date).transpose()?,
+        },
+        user_meta,
+        tags: h.tagging.map(parse_tagging_header).transpose()?.unwrap_or_default(),
+    })
+}
+
+/// `x-amz-tagging: k1=v1&k2=v2`, URL-encoded.
+fn parse_tagging_header(header: &str) -> S3Result<Vec<Tag>> {
+    let tags = form_urlencoded::parse(header.as_bytes())
+        .map(|(k, v)| Tag { key: k.into_owned(), value: v.into_owned() })
+        .collect();
+    validate_tags(tags)
+}
+
+pub(crate) fn validate_tags(tags: Vec<Tag>) -> S3Result<Vec<Tag>> {
+    if tags.len() > MAX_TAGS {
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.key.is_empty() || tag.key.chars().count() > MAX_TAG_KEY {
+            return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid"));
+        }
+        if tag.value.chars().count() > MAX_TAG_VALUE {
+            return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid"));
+        }
+        if tags[..i].iter().any(|t| t.key == tag.key) {
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+        }
+    }
+    Ok(tags)
+}
+
+fn format_http_date(t: &Timestamp) -> S3Result<String> {
+    let mut buf = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut buf).map_err(|_| s3_error!(InvalidArgument, "invalid Expires"))?;
+    String::from_utf8(buf).map_err(|_| s3_error!(InvalidArgument, "invalid Expires"))
+}
+
+pub(crate) fn etag(record_etag: &str) -> ETag {
+    ETag::Strong(record_etag.to_owned())
+}
+
+pub(crate) fn timestamp(t: time::OffsetDateTime) -> Timestamp {
+    Timestamp::from(t)
+}
+
+pub(crate) fn user_metadata(record: &ObjectRecord) -> Option<Metadata> {
+    (!record.user_meta.is_empty()).then(|| record.user_meta.clone().into_iter().collect())
+}
+
+pub(crate) fn expires(record: &ObjectRecord) -> Option<Timestamp> {
+    let value = record.headers.expires.as_deref()?;
+    Timestamp::parse(TimestampFormat::HttpDate, value).ok()
+}
+
+/// Fills the representation headers that GET and HEAD both return for a record.
+macro_rules! fill_object_headers {
+    ($output:expr, $record:expr) => {{
+        let record: &latchkey_meta::ObjectRecord = $record;
+        $output.e_tag = Some($crate::attributes::etag(&record.etag));
+        $output.last_modified = Some($crate::attributes::timestamp(record.last_modified));
+        $output.content_type =
+            Some(record.headers.content_type.clone().unwrap_or_else(|| "binary/octet-stream".to_owned()));
+        $output.content_encoding = record.headers.content_encoding.clone();
+        $output.content_disposition = record.headers.content_disposition.clone();
+        $output.content_language = record.headers.content_language.clone();
+        $output.cache_control = record.headers.cache_control.clone();
+        $output.expires = $crate::attributes::expires(record);
+        $output.metadata = $crate::attributes::user_metadata(record);
+        $output.accept_ranges = Some("bytes".to_owned());
+        $output.parts_count = record.parts_count.and_then(|n| i32::try_from(n).ok());
+    }};
+}
+pub(crate) use fill_object_headers;

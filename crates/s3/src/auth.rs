@@ -1,0 +1,88 @@
+//! Who is calling: secret lookup for signature verification, and the gate every S3 call passes.
+//!
+//! s3s verifies signatures (SigV4 header, presigned and aws-chunked; SigV2) with the secret
+//! [`KeyAuth`] returns and compares in constant time. [`Authorizer`] then refuses anonymous
+//! callers and presigned URLs that outlive S3's one-week cap. Per-principal policies will plug
+//! in here.
+
+use std::sync::Arc;
+
+use latchkey_meta::MetaStore;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{S3Result, s3_error};
+use subtle::ConstantTimeEq;
+
+/// S3 refuses presigned URLs valid for longer than seven days; so does Latchkey (s3s does not).
+pub const MAX_PRESIGNED_EXPIRY_SECS: u64 = 604_800;
+
+/// The root access key pair, which exists outside the metadata store so that a fresh server
+/// can be administered.
+#[derive(Clone)]
+pub struct RootCredentials {
+    pub access_key_id: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for RootCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+pub struct KeyAuth {
+    root: RootCredentials,
+    meta: Arc<dyn MetaStore>,
+}
+
+impl KeyAuth {
+    pub fn new(root: RootCredentials, meta: Arc<dyn MetaStore>) -> Self {
+        Self { root, meta }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for KeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if bool::from(access_key.as_bytes().ct_eq(self.root.access_key_id.as_bytes())) {
+            return Ok(SecretKey::from(self.root.secret_key.as_str()));
+        }
+        match self.meta.get_access_key(access_key).await {
+            Ok(Some(key)) => Ok(SecretKey::from(key.secret_key)),
+            Ok(None) => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "access key lookup failed");
+                Err(s3_error!(InternalError))
+            }
+        }
+    }
+}
+
+/// The gate in front of every S3 operation.
+pub struct Authorizer;
+
+#[async_trait::async_trait]
+impl S3Access for Authorizer {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        if let Some(query) = cx.uri().query() {
+            let expires = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "X-Amz-Expires");
+            if let Some((_, value)) = expires
+                && value.parse::<u64>().map_or(true, |secs| secs > MAX_PRESIGNED_EXPIRY_SECS)
+            {
+                return Err(s3_error!(
+                    AuthorizationQueryParametersError,
+                    "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

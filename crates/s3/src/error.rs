@@ -1,0 +1,69 @@
+//! How object-service failures read as S3 errors. Internal causes are logged here and never
+//! shown to the caller.
+
+use latchkey_meta::MetaError;
+use latchkey_object::ObjectError;
+use latchkey_storage::StorageError;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+pub(crate) fn s3_error(e: ObjectError) -> S3Error {
+    use latchkey_object::MultipartError as M;
+    match e {
+        ObjectError::NoSuchBucket => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+        ObjectError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        ObjectError::Meta(MetaError::BucketAlreadyExists) => s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+        ),
+        ObjectError::Meta(MetaError::BucketNotEmpty) => {
+            s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty")
+        }
+        ObjectError::Meta(MetaError::NoSuchUpload) | ObjectError::Multipart(M::NoSuchUpload) => s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID might be invalid, or the upload might have been aborted or completed."
+        ),
+        ObjectError::Multipart(e @ M::InvalidPart(_)) => S3Error::with_message(S3ErrorCode::InvalidPart, e.to_string()),
+        ObjectError::Multipart(e @ M::InvalidPartOrder) => {
+            S3Error::with_message(S3ErrorCode::InvalidPartOrder, e.to_string())
+        }
+        ObjectError::Multipart(e @ M::EntityTooSmall(_)) => {
+            S3Error::with_message(S3ErrorCode::EntityTooSmall, e.to_string())
+        }
+        ObjectError::Multipart(e @ (M::InvalidPartNumber | M::NoParts)) => {
+            S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
+        }
+        ObjectError::Storage(StorageError::TooLarge { .. }) => {
+            s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size")
+        }
+        ObjectError::Storage(StorageError::Incomplete { .. }) => s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        ),
+        ObjectError::Storage(StorageError::BadDigest) => {
+            s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received.")
+        }
+        ObjectError::Storage(StorageError::Body(source)) => match source.downcast::<S3Error>() {
+            // A chunk signature or checksum failure that s3s raised inside the body stream.
+            Ok(inner) => *inner,
+            Err(source) => {
+                tracing::info!(error = %source, "request body ended early");
+                s3_error!(IncompleteBody, "The request body terminated unexpectedly")
+            }
+        },
+        other => {
+            tracing::error!(error = %other, "internal error");
+            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+        }
+    }
+}
+
+/// `?` on object-service calls inside S3 handlers.
+pub(crate) trait OrS3<T> {
+    fn or_s3(self) -> Result<T, S3Error>;
+}
+
+impl<T> OrS3<T> for Result<T, ObjectError> {
+    fn or_s3(self) -> Result<T, S3Error> {
+        self.map_err(s3_error)
+    }
+}

@@ -1,0 +1,201 @@
+//! Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
+
+use base64::Engine;
+use latchkey_object::{ObjectAttributes, ReadError};
+use latchkey_storage::WriteLimits;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::S3Front;
+use crate::attributes::{attributes, etag, fill_object_headers, timestamp, write_headers};
+use crate::conditional::{self, Preconditions, Reading};
+use crate::error::OrS3;
+
+/// S3's largest single PUT; bigger objects must use multipart upload.
+pub(crate) const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The write limits a PUT-like request declares: its length and, optionally, its MD5.
+pub(crate) fn write_limits(content_length: Option<i64>, content_md5: Option<&str>) -> S3Result<WriteLimits> {
+    let expected_md5 = content_md5
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|raw| <[u8; 16]>::try_from(raw).ok())
+                .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))
+        })
+        .transpose()?;
+    let expected_size = content_length.and_then(|n| u64::try_from(n).ok());
+    if expected_size.is_some_and(|n| n > MAX_PUT_SIZE) {
+        return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
+    }
+    Ok(WriteLimits { expected_size, max_size: Some(MAX_PUT_SIZE), expected_md5 })
+}
+
+/// The request body, or an empty one.
+pub(crate) fn body(
+    blob: Option<StreamingBlob>,
+) -> futures::stream::BoxStream<'static, Result<bytes::Bytes, s3s::StdError>> {
+    use futures::StreamExt;
+    match blob {
+        Some(blob) => blob.boxed(),
+        None => futures::stream::empty().boxed(),
+    }
+}
+
+pub(crate) async fn put_object(
+    front: &S3Front,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let input = req.input;
+    let attrs = attributes(write_headers!(input))?;
+    let limits = write_limits(input.content_length, input.content_md5.as_deref())?;
+    let record = front.objects.put(&input.bucket, &input.key, body(input.body), limits, attrs).await.or_s3()?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&record.etag)),
+        size: i64::try_from(record.size).ok(),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn get_object(
+    front: &S3Front,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let pre = Preconditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let read = front
+        .objects
+        .read(&input.bucket, &input.key, |record| {
+            conditional::check(&pre, record, Reading::Representation)?;
+            conditional::plan_range(record, input.range.as_ref(), input.part_number)
+        })
+        .await
+        .map_err(|e| match e {
+            ReadError::Object(e) => crate::error::s3_error(e),
+            ReadError::Refused(e) => e,
+        })?;
+    let mut output = GetObjectOutput {
+        content_length: i64::try_from(read.range.end - read.range.start).ok(),
+        content_range: input.range.is_some().then(|| conditional::content_range(&read.range, read.record.size)),
+        tag_count: i32::try_from(read.record.tags.len()).ok().filter(|n| *n > 0),
+        body: Some(StreamingBlob::wrap(read.body)),
+        ..Default::default()
+    };
+    fill_object_headers!(output, &read.record);
+    Ok(S3Response::new(output))
+}
+
+pub(crate) async fn head_object(
+    front: &S3Front,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let record = front.objects.head(&input.bucket, &input.key).await.or_s3()?;
+    let pre = Preconditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    conditional::check(&pre, &record, Reading::Representation)?;
+    let range = conditional::plan_range(&record, input.range.as_ref(), input.part_number)?;
+    let mut output = HeadObjectOutput {
+        content_length: i64::try_from(range.end - range.start).ok(),
+        content_range: input.range.is_some().then(|| conditional::content_range(&range, record.size)),
+        ..Default::default()
+    };
+    fill_object_headers!(output, &record);
+    Ok(S3Response::new(output))
+}
+
+pub(crate) async fn delete_object(
+    front: &S3Front,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    front.objects.delete(&req.input.bucket, &req.input.key).await.or_s3()?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// S3's limit on keys in one DeleteObjects request.
+const MAX_DELETE_KEYS: usize = 1000;
+
+pub(crate) async fn delete_objects(
+    front: &S3Front,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    if input.delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(MalformedXML, "A DeleteObjects request may name at most 1000 keys"));
+    }
+    front.objects.bucket(&input.bucket).await.or_s3()?;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in input.delete.objects {
+        match front.objects.delete(&input.bucket, &object.key).await {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+            Err(e) => {
+                let e = crate::error::s3_error(e);
+                errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(object.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: None,
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+}
+
+pub(crate) async fn copy_object(
+    front: &S3Front,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let input = req.input;
+    let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id } = &input.copy_source else {
+        return Err(s3_error!(NotImplemented, "Copying from an access point is not supported"));
+    };
+    if version_id.is_some() {
+        return Err(s3_error!(NotImplemented, "Copying a specific version is not supported"));
+    }
+    let source = front.objects.head(src_bucket, src_key).await.or_s3()?;
+    let pre = Preconditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    };
+    conditional::check(&pre, &source, Reading::CopySource)?;
+
+    let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    if !replace_metadata && !replace_tags && **src_bucket == *input.bucket && **src_key == *input.key {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let requested = attributes(write_headers!(input))?;
+    let attrs = ObjectAttributes {
+        headers: if replace_metadata { requested.headers } else { source.headers.clone() },
+        user_meta: if replace_metadata { requested.user_meta } else { source.user_meta.clone() },
+        tags: if replace_tags { requested.tags } else { source.tags.clone() },
+    };
+    let record = front.objects.copy(&source, &input.bucket, &input.key, attrs).await.or_s3()?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&record.etag)),
+            last_modified: Some(timestamp(record.last_modified)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,92 @@
+//! Server settings: defaults, overridden by a TOML file, overridden by flags and environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
+pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Everything `latchkey serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: SQLite inside the data dir.
+    pub meta_url: Option<String>,
+    pub region: String,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub meta_url: Option<String>,
+    pub region: Option<String>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// What the command line (flags or their environment variables) said; unset fields fall back
+/// to the file, then to the defaults.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub meta_url: Option<String>,
+    pub region: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn resolve(cli: Overrides, file: ConfigFile) -> anyhow::Result<Self> {
+        let listen = cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen.parse().with_context(|| {
+            format!("invalid listen address {listen:?}: expected IP:PORT, for example 127.0.0.1:9000")
+        })?;
+        Ok(Self {
+            data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            listen,
+            meta_url: cli.meta_url.or(file.meta_url),
+            region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file: ConfigFile = toml::from_str("listen = \"127.0.0.1:9100\"\nregion = \"eu-west-1\"").unwrap();
+        let cli = Overrides { listen: Some("127.0.0.1:9200".into()), ..Default::default() };
+        let config = ServerConfig::resolve(cli, file).unwrap();
+        assert_eq!(config.listen.port(), 9200);
+        assert_eq!(config.region, "eu-west-1");
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        assert!(toml::from_str::<ConfigFile>("lisen = \"x\"").is_err());
+        let cli = Overrides { listen: Some("localhost".into()), ..Default::default() };
+        let err = ServerConfig::resolve(cli, ConfigFile::default()).unwrap_err().to_string();
+        assert!(err.contains("expected IP:PORT"), "{err}");
+    }
+}

@@ -1,0 +1,136 @@
+//! The Latchkey server: opens the data dir and the metadata store, builds the S3 front, accepts
+//! connections and shuts down gracefully.
+//!
+//! Request flow: listener (TCP_NODELAY, header timeout) -> [`router::Dispatch`] (request id,
+//! header limit, access log) -> S3 front (s3s: signature check -> `Authorizer` -> operation)
+//! or Latchkey's own `/-/` routes. On shutdown the listener closes first; in-flight requests
+//! get a grace period to finish, and nothing is torn because every write commits atomically.
+
+pub mod config;
+pub mod credentials;
+mod router;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use latchkey_meta::{MetaStore, SqliteStore};
+use latchkey_object::ObjectService;
+use latchkey_s3::{Authorizer, KeyAuth, S3Front};
+use latchkey_storage::BlobStore;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+
+pub use config::ServerConfig;
+use credentials::RootSource;
+
+/// A client that has not finished sending its request headers by then is disconnected.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound, ready server.
+pub struct Server {
+    listener: TcpListener,
+    dispatch: Arc<router::Dispatch>,
+    meta: Arc<dyn MetaStore>,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Prepares the data dir, the stores and the credentials, and binds the listen address.
+    pub async fn bind(config: ServerConfig) -> anyhow::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let meta = open_meta(&config).await?;
+        let blobs = BlobStore::open(&config.data_dir)
+            .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
+        let (root, source) = credentials::load_or_create(&config.data_dir)?;
+        match source {
+            RootSource::Generated(path) => {
+                // Printed once, on the first start; never logged.
+                println!("Generated root credentials (stored in {}):", path.display());
+                println!("  AWS_ACCESS_KEY_ID={}", root.access_key_id);
+                println!("  AWS_SECRET_ACCESS_KEY={}", root.secret_key);
+            }
+            RootSource::Stored(path) => tracing::info!(file = %path.display(), "using stored root credentials"),
+            RootSource::Environment => tracing::info!("using root credentials from the environment"),
+        }
+        let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
+        let mut s3 = S3ServiceBuilder::new(S3Front::new(objects, config.region.clone()));
+        s3.set_auth(KeyAuth::new(root, meta.clone()));
+        s3.set_access(Authorizer);
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self { listener, dispatch: Arc::new(router::Dispatch::new(s3.build())), meta, config })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits up to the configured
+    /// grace period for in-flight requests.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            // Small responses must not wait for Nagle's algorithm (~40 ms per request).
+            let _ = stream.set_nodelay(true);
+            let dispatch = self.dispatch.clone();
+            let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, peer));
+            let conn = http.serve_connection(TokioIo::new(stream), service).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(self.config.shutdown_grace) => {
+                tracing::warn!("grace period over; closing remaining connections");
+            }
+        }
+        self.meta.close().await;
+        Ok(())
+    }
+}
+
+async fn open_meta(config: &ServerConfig) -> anyhow::Result<Arc<dyn MetaStore>> {
+    let store = match config.meta_url.as_deref() {
+        None => SqliteStore::open(&config.data_dir.join("meta.db")).await,
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            bail!(
+                "the PostgreSQL metadata store is not available in this build yet; use sqlite:PATH or omit --meta-url"
+            )
+        }
+        Some(other) => bail!("unsupported --meta-url {other:?}: expected sqlite:PATH or postgres://..."),
+    };
+    Ok(Arc::new(store.context("cannot open the metadata store")?))
+}

@@ -1,0 +1,111 @@
+//! Every HTTP request enters here: a request id is assigned, oversized header sections are
+//! refused, `/-/...` goes to Latchkey's own routes and everything else to the S3 front. Each
+//! request leaves one access-log line (never with its query string: presigned URLs and share
+//! tokens travel there).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::get;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use s3s::service::S3Service;
+use s3s::{Body, S3Error, S3ErrorCode};
+use tower::ServiceExt;
+
+/// S3 refuses request header sections over 8 KiB; so do we, before any parsing.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Latchkey's own endpoints live under this prefix; no bucket name can start with `-`.
+const RESERVED_PREFIX: &str = "/-/";
+
+pub struct Dispatch {
+    s3: S3Service,
+    routes: Router,
+    request_ids: RequestIds,
+}
+
+impl Dispatch {
+    pub fn new(s3: S3Service) -> Self {
+        let routes = Router::new().route("/-/health", get(|| async { "ok\n" }));
+        Self { s3, routes, request_ids: RequestIds::new() }
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let request_id = self.request_ids.next();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let mut resp = if header_bytes(&req) > MAX_HEADER_BYTES {
+            s3_error_response(S3Error::with_message(
+                S3ErrorCode::RequestHeaderSectionTooLarge,
+                "Your request header section exceeds the maximum allowed size.",
+            ))
+        } else if path.starts_with(RESERVED_PREFIX) {
+            let resp = self.routes.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
+            resp.map(Body::http_body_unsync)
+        } else {
+            match self.s3.call(req.map(Body::from)).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = ?e, "S3 service failed");
+                    s3_error_response(S3Error::new(S3ErrorCode::InternalError))
+                }
+            }
+        };
+        let headers = resp.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-amz-request-id", value.clone());
+            headers.insert("x-amz-id-2", value);
+        }
+        headers.insert(http::header::SERVER, HeaderValue::from_static("Latchkey"));
+        tracing::info!(
+            target: "latchkey::access",
+            request_id,
+            %peer,
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+        );
+        Ok(resp)
+    }
+}
+
+fn header_bytes<B>(req: &Request<B>) -> usize {
+    req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+fn s3_error_response(e: S3Error) -> Response<Body> {
+    e.to_http_response().unwrap_or_else(|_| {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        resp
+    })
+}
+
+/// S3-style request ids: 16 upper-case hex digits, unique within a process and unpredictable
+/// across processes.
+struct RequestIds {
+    base: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        Self { base: rand::random(), counter: AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016X}", self.base.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    }
+}

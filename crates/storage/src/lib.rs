@@ -1,0 +1,296 @@
+//! Blob storage: the bytes of objects and upload parts as immutable files under the data dir.
+//!
+//! A blob is named by a random id that Latchkey generates, never by an object key, so no key
+//! (`../`, absolute paths, NUL, 1024 bytes of anything) can reach the file system. Blobs are
+//! written once and never modified:
+//!
+//! 1. stream into `tmp/<id>` (memory stays bounded by the chunk size),
+//! 2. `fsync` the file, `rename` it to `blobs/<id[..2]>/<id>`, `fsync` that directory,
+//! 3. only then does the caller commit a metadata record naming the blob.
+//!
+//! A crash before step 3 leaves an unreferenced file, never a torn object; `tmp/` is emptied on
+//! start. Readers stream fixed-size chunks, so memory does not grow with object size.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+
+/// Size of the chunks blobs are read in: large enough to keep system calls and thread hops rare,
+/// small enough that many concurrent downloads stay within a small memory budget.
+const READ_CHUNK: usize = 512 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The incoming body failed (client went away, bad chunk signature, ...).
+    #[error("request body: {0}")]
+    Body(Box<dyn std::error::Error + Send + Sync>),
+    #[error("the body is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("the body ended after {got} of {expected} declared bytes")]
+    Incomplete { got: u64, expected: u64 },
+    #[error("the body does not match its declared MD5")]
+    BadDigest,
+}
+
+/// A blob that is durably on disk but not yet referenced by any metadata record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBlob {
+    pub blob_id: String,
+    pub size: u64,
+    /// MD5 of the bytes, raw.
+    pub md5: [u8; 16],
+}
+
+/// What the writer should check about the incoming bytes while it streams them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteLimits {
+    /// Exactly this many bytes must arrive (the declared Content-Length).
+    pub expected_size: Option<u64>,
+    /// Never accept more than this many bytes.
+    pub max_size: Option<u64>,
+    /// The MD5 the client declared (Content-MD5).
+    pub expected_md5: Option<[u8; 16]>,
+}
+
+pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
+
+pub struct BlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+/// Removes a temporary file unless the write that owns it reached its rename.
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn valid_blob_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn invalid_id(id: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("not a blob id: {id:?}"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl BlobStore {
+    /// Opens the store under `data_dir`, creating its folders and removing temporary files left
+    /// by a crash.
+    pub fn open(data_dir: &Path) -> io::Result<Self> {
+        let blobs = data_dir.join("blobs");
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&blobs)?;
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        Ok(Self { blobs, tmp })
+    }
+
+    fn blob_path(&self, id: &str) -> io::Result<PathBuf> {
+        if !valid_blob_id(id) {
+            return Err(invalid_id(id));
+        }
+        Ok(self.blobs.join(&id[..2]).join(id))
+    }
+
+    /// Streams `body` into a new blob and makes it durable. On any error nothing is left behind.
+    pub async fn write<S, E>(&self, body: S, limits: WriteLimits) -> Result<WrittenBlob, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let blob_id = uuid::Uuid::new_v4().simple().to_string();
+        let tmp_path = self.tmp.join(&blob_id);
+        let mut guard = TempGuard { path: tmp_path.clone(), armed: true };
+        let mut file = tokio::fs::File::create(&tmp_path).await?;
+        let mut md5 = Md5::new();
+        let mut size: u64 = 0;
+        let cap = limits.max_size.into_iter().chain(limits.expected_size).min();
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StorageError::Body(e.into()))?;
+            size += chunk.len() as u64;
+            if let Some(limit) = cap
+                && size > limit
+            {
+                return Err(StorageError::TooLarge { limit });
+            }
+            md5.update(&chunk);
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+        }
+        if let Some(expected) = limits.expected_size
+            && size != expected
+        {
+            return Err(StorageError::Incomplete { got: size, expected });
+        }
+        let md5: [u8; 16] = md5.finalize().into();
+        if limits.expected_md5.is_some_and(|declared| declared != md5) {
+            return Err(StorageError::BadDigest);
+        }
+        let file = file.into_std().await;
+        let final_path = self.blob_path(&blob_id)?;
+        tokio::task::spawn_blocking(move || persist(file, &tmp_path, &final_path))
+            .await
+            .map_err(io::Error::other)??;
+        guard.armed = false;
+        Ok(WrittenBlob { blob_id, size, md5 })
+    }
+
+    /// Writes a new blob holding the given blobs back to back (completing a multipart upload).
+    pub async fn concat(&self, parts: &[String]) -> Result<WrittenBlob, StorageError> {
+        let paths = parts.iter().map(|id| self.blob_path(id)).collect::<io::Result<Vec<_>>>()?;
+        let chunks = futures::stream::iter(paths)
+            .then(|path| async move {
+                let len = tokio::fs::metadata(&path).await?.len();
+                Ok::<_, io::Error>(read_stream(path, 0..len))
+            })
+            .try_flatten();
+        self.write(chunks, WriteLimits::default()).await
+    }
+
+    /// Streams the bytes of `range` (already checked against the blob's size).
+    pub async fn read(&self, id: &str, range: Range<u64>) -> io::Result<BlobStream> {
+        let path = self.blob_path(id)?;
+        // Opening first means a missing blob is reported now, not in the middle of a response.
+        let file = tokio::fs::File::open(&path).await?.into_std().await;
+        Ok(Box::pin(chunks(file, range)))
+    }
+
+    /// Removes blobs that no record references any more. Missing files are not an error: a blob
+    /// may have been released twice after a crash.
+    pub async fn delete(&self, ids: &[String]) {
+        for id in ids {
+            let Ok(path) = self.blob_path(id) else { continue };
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(blob = %id, error = %e, "could not delete released blob"),
+            }
+        }
+    }
+}
+
+/// fsync the file, move it into place, fsync the directory that now names it.
+fn persist(file: std::fs::File, tmp: &Path, dest: &Path) -> io::Result<()> {
+    file.sync_all()?;
+    drop(file);
+    let dir = dest.parent().expect("blob paths have a fan-out directory");
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        sync_dir(dir.parent().expect("fan-out directories live under blobs/"))?;
+    }
+    std::fs::rename(tmp, dest)?;
+    sync_dir(dir)
+}
+
+fn read_stream(path: PathBuf, range: Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync {
+    futures::stream::once(async move { Ok::<_, io::Error>(tokio::fs::File::open(&path).await?.into_std().await) })
+        .map_ok(move |file| chunks(file, range.clone()))
+        .try_flatten()
+}
+
+/// Reads `range` of `file` in chunks, each on the blocking pool, one chunk ahead of the consumer
+/// at most (the consumer's polling is the back-pressure).
+fn chunks(file: std::fs::File, range: Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync {
+    let state = (Some(file), range.start, range.end);
+    futures::stream::try_unfold(state, |(file, pos, end)| async move {
+        let Some(mut file) = file else { return Ok(None) };
+        if pos >= end {
+            return Ok(None);
+        }
+        let want = usize::try_from(end - pos).unwrap_or(usize::MAX).min(READ_CHUNK);
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            file.seek(SeekFrom::Start(pos))?;
+            let mut buf = Vec::with_capacity(want);
+            (&mut file).take(want as u64).read_to_end(&mut buf)?;
+            if buf.len() < want {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"));
+            }
+            Ok::<_, io::Error>((file, Bytes::from(buf)))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let next = pos + chunk.len() as u64;
+        Ok(Some((chunk, (Some(file), next, end))))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, io::Error>> + Send {
+        futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    }
+
+    async fn collect(stream: BlobStream) -> Vec<u8> {
+        stream
+            .try_fold(Vec::new(), |mut acc, b| async move {
+                acc.extend_from_slice(&b);
+                Ok(acc)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn write_then_read_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let blob = store.write(body(&[b"hello ", b"world"]), WriteLimits::default()).await.unwrap();
+        assert_eq!(blob.size, 11);
+        assert_eq!(hex::encode(blob.md5), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(collect(store.read(&blob.blob_id, 0..11).await.unwrap()).await, b"hello world");
+        assert_eq!(collect(store.read(&blob.blob_id, 6..9).await.unwrap()).await, b"wor");
+        let joined = store.concat(&[blob.blob_id.clone(), blob.blob_id.clone()]).await.unwrap();
+        assert_eq!(collect(store.read(&joined.blob_id, 0..22).await.unwrap()).await, b"hello worldhello world");
+    }
+
+    #[tokio::test]
+    async fn failed_writes_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let broken = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"partial")),
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+        ]);
+        assert!(matches!(store.write(broken, WriteLimits::default()).await, Err(StorageError::Body(_))));
+        let short = WriteLimits { expected_size: Some(100), ..WriteLimits::default() };
+        assert!(matches!(store.write(body(&[b"abc"]), short).await, Err(StorageError::Incomplete { .. })));
+        let capped = WriteLimits { max_size: Some(2), ..WriteLimits::default() };
+        assert!(matches!(store.write(body(&[b"abc"]), capped).await, Err(StorageError::TooLarge { .. })));
+        let wrong_md5 = WriteLimits { expected_md5: Some([0; 16]), ..WriteLimits::default() };
+        assert!(matches!(store.write(body(&[b"abc"]), wrong_md5).await, Err(StorageError::BadDigest)));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn ids_that_are_not_ours_never_reach_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        for id in ["../../etc/passwd", "/etc/passwd", "a\0b", "0123456789abcdef0123456789abcde/"] {
+            assert_eq!(store.read(id, 0..1).await.err().unwrap().kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+}
