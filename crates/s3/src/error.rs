@@ -45,6 +45,12 @@ pub(crate) fn s3_error(e: ObjectError) -> S3Error {
         ObjectError::Storage(StorageError::Body(source)) => match source.downcast::<S3Error>() {
             // A chunk signature or checksum failure that s3s raised inside the body stream.
             Ok(inner) => *inner,
+            // s3s 0.14 does not export its aws-chunked error type; its message is the only
+            // public way to tell a forged chunk (tests/python/test_streaming_upload.py pins it).
+            Err(source) if source.to_string().contains("AwsChunkedStreamError: SignatureMismatch") => s3_error!(
+                SignatureDoesNotMatch,
+                "The request signature we calculated does not match the signature you provided."
+            ),
             Err(source) => {
                 tracing::info!(error = %source, "request body ended early");
                 s3_error!(IncompleteBody, "The request body terminated unexpectedly")
