@@ -1,5 +1,6 @@
 //! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally.
 
+mod logging;
 mod presign;
 mod serve;
 

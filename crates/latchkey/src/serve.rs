@@ -8,6 +8,8 @@ use latchkey_server::config::{ConfigFile, Overrides};
 use latchkey_server::{Server, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
+use crate::logging::BufferedStderr;
+
 #[derive(Args)]
 #[command(after_help = "\
 Root credentials come from LATCHKEY_ROOT_ACCESS_KEY and LATCHKEY_ROOT_SECRET_KEY when both are set; \
@@ -38,7 +40,8 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,s3s=off,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let (writer, _flush_on_exit) = BufferedStderr::start();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer).init();
 
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();
     let overrides =

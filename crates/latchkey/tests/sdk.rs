@@ -49,17 +49,12 @@ async fn buckets_objects_ranges_copy_and_tags() {
     assert_eq!(ranged.content_range(), Some("bytes 1000-1999/300000"));
     assert_eq!(body_of(ranged).await, data[1000..2000]);
 
-    s3.copy_object()
-        .bucket("rust-core")
-        .key("copy.bin")
-        .copy_source("rust-core/dir/data.bin")
-        .send()
-        .await
-        .unwrap();
+    s3.copy_object().bucket("rust-core").key("copy.bin").copy_source("rust-core/dir/data.bin").send().await.unwrap();
     let copied = s3.get_object().bucket("rust-core").key("copy.bin").send().await.unwrap();
     assert_eq!(body_of(copied).await, data);
 
-    let tagging = Tagging::builder().tag_set(Tag::builder().key("class").value("internal").build().unwrap()).build().unwrap();
+    let tagging =
+        Tagging::builder().tag_set(Tag::builder().key("class").value("internal").build().unwrap()).build().unwrap();
     s3.put_object_tagging().bucket("rust-core").key("copy.bin").tagging(tagging).send().await.unwrap();
     let tags = s3.get_object_tagging().bucket("rust-core").key("copy.bin").send().await.unwrap();
     assert_eq!(tags.tag_set()[0].value(), "internal");

@@ -6,6 +6,7 @@
 //! implementation ([`SqliteStore`]) is the embedded default; a PostgreSQL one joins it later
 //! behind the same trait.
 
+mod cache;
 mod model;
 mod sqlite;
 
@@ -32,6 +33,10 @@ pub enum MetaError {
     Encoding(#[from] serde_json::Error),
     #[error("metadata migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{path} is in use by another latchkey process; stop it or choose another data dir")]
+    Locked { path: String },
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: String, source: std::io::Error },
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;

@@ -6,6 +6,7 @@
 //! returns.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
+use crate::cache::ObjectCache;
 use crate::{
     AccessKey, Bucket, ContentHeaders, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Released, Tag,
@@ -25,6 +27,31 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    objects: ObjectCache,
+    /// Held, not read: the exclusive lock lives as long as the store.
+    _lock: Option<std::fs::File>,
+}
+
+/// Object records kept in memory; about 1 KiB each.
+const CACHED_OBJECTS: NonZeroUsize = NonZeroUsize::new(16 * 1024).unwrap();
+
+/// Takes the exclusive lock that makes this process the database's only user.
+fn lock_database(db: &Path) -> MetaResult<std::fs::File> {
+    let mut lock_path = db.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let shown = lock_path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| MetaError::Lock { path: shown.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(MetaError::Locked { path: db.display().to_string() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(MetaError::Lock { path: shown, source }),
+    }
 }
 
 impl SqliteStore {
@@ -50,11 +77,17 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> MetaResult<Self> {
+        let file = options.get_filename();
+        let lock = if file.as_os_str().is_empty() || file == Path::new(":memory:") {
+            None
+        } else {
+            Some(lock_database(file)?)
+        };
         let writer =
             SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, objects: ObjectCache::new(CACHED_OBJECTS), _lock: lock })
     }
 }
 
@@ -223,6 +256,7 @@ impl MetaStore for SqliteStore {
             return Err(MetaError::NoSuchBucket);
         }
         tx.commit().await?;
+        self.objects.invalidate_bucket(name);
         Ok(Released { blob_ids: blobs.into_iter().map(|(b,)| b).collect() })
     }
 
@@ -241,18 +275,27 @@ impl MetaStore for SqliteStore {
     }
 
     async fn get_object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>> {
+        let epoch = match self.objects.get(bucket, key) {
+            Ok(record) => return Ok(Some(record)),
+            Err(epoch) => epoch,
+        };
         let row = sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ?")
             .bind(bucket)
             .bind(key)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(object_from_row).transpose()
+        let record = row.as_ref().map(object_from_row).transpose()?;
+        if let Some(record) = &record {
+            self.objects.insert(epoch, record);
+        }
+        Ok(record)
     }
 
     async fn put_object(&self, record: &ObjectRecord) -> MetaResult<Released> {
         let mut tx = self.writer.begin().await?;
         let old = upsert_object(&mut tx, record).await?;
         tx.commit().await?;
+        self.objects.invalidate(&record.bucket, &record.key);
         Ok(Released { blob_ids: old.into_iter().collect() })
     }
 
@@ -263,6 +306,7 @@ impl MetaStore for SqliteStore {
                 .bind(key)
                 .fetch_optional(&self.writer)
                 .await?;
+        self.objects.invalidate(bucket, key);
         Ok(Released { blob_ids: old.map(|(b,)| b).into_iter().collect() })
     }
 
@@ -288,6 +332,7 @@ impl MetaStore for SqliteStore {
             .bind(key)
             .execute(&self.writer)
             .await?;
+        self.objects.invalidate(bucket, key);
         Ok(done.rows_affected() > 0)
     }
 
@@ -396,6 +441,7 @@ impl MetaStore for SqliteStore {
         let mut blob_ids = drop_upload(&mut tx, upload_id).await?;
         blob_ids.extend(upsert_object(&mut tx, record).await?);
         tx.commit().await?;
+        self.objects.invalidate(&record.bucket, &record.key);
         Ok(Released { blob_ids })
     }
 
@@ -476,6 +522,28 @@ mod tests {
         assert_eq!(keys, ["a/1", "a/\u{10FFFF}"]);
         let after = store.list_objects("b", KeyRange { prefix: "", after: Some("a/1"), limit: 10 }).await.unwrap();
         assert_eq!(after.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a/\u{10FFFF}", "a0"]);
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        let second = SqliteStore::open(&dir.path().join("meta.db")).await;
+        assert!(matches!(second, Err(MetaError::Locked { .. })), "{:?}", second.err());
+    }
+
+    #[tokio::test]
+    async fn reads_see_every_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_bucket(&dir).await;
+        store.put_object(&record("b", "k", "x1")).await.unwrap();
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x1");
+        store.put_object(&record("b", "k", "x2")).await.unwrap();
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
+        store.set_object_tags("b", "k", &[Tag { key: "a".into(), value: "b".into() }]).await.unwrap();
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().tags.len(), 1);
+        store.delete_object("b", "k").await.unwrap();
+        assert!(store.get_object("b", "k").await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -168,12 +168,21 @@ impl BlobStore {
         self.write(chunks, WriteLimits::default()).await
     }
 
-    /// Streams the bytes of `range` (already checked against the blob's size).
+    /// Streams the bytes of `range` (already checked against the blob's size). Opening the file
+    /// and reading the first chunk share one trip to the blocking pool, so a small object costs
+    /// one; a missing blob is reported here, not in the middle of a response.
     pub async fn read(&self, id: &str, range: Range<u64>) -> io::Result<BlobStream> {
         let path = self.blob_path(id)?;
-        // Opening first means a missing blob is reported now, not in the middle of a response.
-        let file = tokio::fs::File::open(&path).await?.into_std().await;
-        Ok(Box::pin(chunks(file, range)))
+        let (file, first) = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path)?;
+            let first = read_chunk(&mut file, range.start, range.end)?;
+            Ok::<_, io::Error>((file, first))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let rest = range.start + first.len() as u64..range.end;
+        let first = (!first.is_empty()).then_some(Ok(first));
+        Ok(Box::pin(futures::stream::iter(first).chain(chunks(file, rest))))
     }
 
     /// Removes blobs that no record references any more. Missing files are not an error: a blob
@@ -218,21 +227,30 @@ fn chunks(file: std::fs::File, range: Range<u64>) -> impl Stream<Item = io::Resu
         if pos >= end {
             return Ok(None);
         }
-        let want = usize::try_from(end - pos).unwrap_or(usize::MAX).min(READ_CHUNK);
         let (file, chunk) = tokio::task::spawn_blocking(move || {
-            file.seek(SeekFrom::Start(pos))?;
-            let mut buf = Vec::with_capacity(want);
-            (&mut file).take(want as u64).read_to_end(&mut buf)?;
-            if buf.len() < want {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"));
-            }
-            Ok::<_, io::Error>((file, Bytes::from(buf)))
+            let chunk = read_chunk(&mut file, pos, end)?;
+            Ok::<_, io::Error>((file, chunk))
         })
         .await
         .map_err(io::Error::other)??;
         let next = pos + chunk.len() as u64;
         Ok(Some((chunk, (Some(file), next, end))))
     })
+}
+
+/// Reads up to one chunk of `pos..end` (blocking).
+fn read_chunk(file: &mut std::fs::File, pos: u64, end: u64) -> io::Result<Bytes> {
+    let want = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX).min(READ_CHUNK);
+    if want == 0 {
+        return Ok(Bytes::new());
+    }
+    file.seek(SeekFrom::Start(pos))?;
+    let mut buf = Vec::with_capacity(want);
+    file.take(want as u64).read_to_end(&mut buf)?;
+    if buf.len() < want {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"));
+    }
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

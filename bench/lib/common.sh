@@ -1,0 +1,53 @@
+# Shared helpers for the benchmark scripts: installing tools, starting a Latchkey, signed admin
+# calls with curl. Source it; it expects REPO to point at the repository root.
+
+BENCH_ACCESS_KEY="LKBENCHACCESSKEY0001"
+BENCH_SECRET_KEY="bench-secret-key-that-is-long-enough-012"
+
+need_debian_packages() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} (Debian packages)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build_latchkey() {
+  (cd "$REPO" && cargo build --release --locked -p latchkey >&2)
+  LATCHKEY_BIN="$REPO/target/release/latchkey"
+}
+
+# start_latchkey DATA_DIR PORT -> sets LATCHKEY_PID. Default settings, access log included (to a file).
+start_latchkey() {
+  LATCHKEY_ROOT_ACCESS_KEY=$BENCH_ACCESS_KEY LATCHKEY_ROOT_SECRET_KEY=$BENCH_SECRET_KEY \
+    "$LATCHKEY_BIN" serve --data-dir "$1" --listen "127.0.0.1:$2" >/dev/null 2>"$1.stderr" &
+  LATCHKEY_PID=$!
+  wait_for_port "$2"
+}
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# s3_call METHOD URL [curl args...]: a SigV4-signed request with the bench credentials.
+s3_call() {
+  local method=$1 url=$2
+  shift 2
+  curl -sf -X "$method" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$BENCH_ACCESS_KEY:$BENCH_SECRET_KEY" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$url"
+}
+
+presign_get() {
+  AWS_ACCESS_KEY_ID=$BENCH_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$BENCH_SECRET_KEY AWS_REGION=us-east-1 \
+    "$LATCHKEY_BIN" presign "s3://$1" --endpoint-url "$2" --expires-in 3600
+}
+
+# ratio A B -> A/B with 3 decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
