@@ -50,34 +50,28 @@ pub struct KeyRange<'a> {
     pub limit: u32,
 }
 
-/// What a completed multipart upload replaced and released: blob ids the caller may now delete.
-#[derive(Debug, Default)]
-pub struct Released {
-    pub blob_ids: Vec<String>,
-}
-
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()>;
-    /// Deletes an empty bucket; any multipart uploads still open in it are dropped and their
-    /// part blobs released.
-    async fn delete_bucket(&self, name: &str) -> MetaResult<Released>;
+    /// Deletes an empty bucket; any multipart uploads still open in it are dropped.
+    async fn delete_bucket(&self, name: &str) -> MetaResult<()>;
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>>;
 
     async fn get_object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>>;
-    /// Inserts or replaces the record; releases the blob of the record it replaced.
-    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<Released>;
-    /// Removes the record if present; releases its blob.
-    async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<Released>;
+    /// Inserts or replaces the record (`NoSuchBucket` if the bucket is gone).
+    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()>;
+    /// Removes the record; `false` when there was none.
+    async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<bool>;
     async fn list_objects(&self, bucket: &str, range: KeyRange<'_>) -> MetaResult<Vec<ObjectRecord>>;
     /// Replaces the tag set; `false` when the object does not exist.
     async fn set_object_tags(&self, bucket: &str, key: &str, tags: &[Tag]) -> MetaResult<bool>;
 
     async fn create_upload(&self, upload: &MultipartUpload) -> MetaResult<()>;
     async fn get_upload(&self, upload_id: &str) -> MetaResult<Option<MultipartUpload>>;
-    /// Records a part (replacing an earlier upload of the same number, whose blob is released).
-    async fn put_part(&self, part: &PartRecord) -> MetaResult<Released>;
+    /// Records a part, replacing an earlier upload of the same number (`NoSuchUpload` if the
+    /// upload is gone).
+    async fn put_part(&self, part: &PartRecord) -> MetaResult<()>;
     /// Parts in number order after `after_part`, at most `limit`.
     async fn list_parts(&self, upload_id: &str, after_part: i32, limit: u32) -> MetaResult<Vec<PartRecord>>;
     /// Open uploads whose key starts with `range.prefix`, ordered by (key, upload id), after the
@@ -88,11 +82,16 @@ pub trait MetaStore: Send + Sync + 'static {
         range: KeyRange<'_>,
         upload_id_marker: Option<&str>,
     ) -> MetaResult<Vec<MultipartUpload>>;
-    /// Drops the upload and its parts; releases the part blobs.
-    async fn abort_upload(&self, upload_id: &str) -> MetaResult<Released>;
-    /// In one transaction: writes `record`, drops the upload and its parts. Releases the part
-    /// blobs and the blob of any record replaced.
-    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<Released>;
+    /// Drops the upload and its parts.
+    async fn abort_upload(&self, upload_id: &str) -> MetaResult<()>;
+    /// In one transaction: writes `record`, drops the upload and its parts.
+    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()>;
+
+    /// Blobs that no record names any more, oldest first. Every change that stops naming a blob
+    /// (replace, delete, abort, complete) queues it in the same transaction, so none is lost to
+    /// a crash. The caller deletes the files, then calls [`MetaStore::forget_released`].
+    async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>>;
+    async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
     async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()>;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +20,7 @@ use time::OffsetDateTime;
 use crate::cache::ObjectCache;
 use crate::{
     AccessKey, Bucket, ContentHeaders, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
-    PartRecord, Released, Tag,
+    PartRecord, Tag,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -28,6 +29,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     objects: ObjectCache,
+    /// Every bucket, loaded at open; only this process changes the set (see the lock).
+    buckets: RwLock<BTreeMap<String, Bucket>>,
     /// Held, not read: the exclusive lock lives as long as the store.
     _lock: Option<std::fs::File>,
 }
@@ -87,7 +90,25 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
-        Ok(Self { writer, reader, objects: ObjectCache::new(CACHED_OBJECTS), _lock: lock })
+        let rows = sqlx::query("SELECT name, region, created_ms FROM buckets").fetch_all(&writer).await?;
+        let buckets =
+            rows.iter().map(bucket_from_row).map(|b| b.map(|b| (b.name.clone(), b))).collect::<MetaResult<_>>()?;
+        Ok(Self {
+            writer,
+            reader,
+            objects: ObjectCache::new(CACHED_OBJECTS),
+            buckets: RwLock::new(buckets),
+            _lock: lock,
+        })
+    }
+
+    fn buckets(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Bucket>> {
+        // Each update is one map call, so a poisoned lock still holds a consistent map.
+        self.buckets.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn buckets_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Bucket>> {
+        self.buckets.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -170,53 +191,51 @@ fn part_from_row(row: &SqliteRow) -> MetaResult<PartRecord> {
     })
 }
 
-/// Writes an object record inside `tx`, returning the blob of the record it replaced.
-async fn upsert_object(tx: &mut sqlx::SqliteConnection, record: &ObjectRecord) -> MetaResult<Option<String>> {
-    let exists: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM buckets WHERE name = ?").bind(&record.bucket).fetch_optional(&mut *tx).await?;
-    if exists.is_none() {
-        return Err(MetaError::NoSuchBucket);
-    }
-    let old: Option<(String,)> = sqlx::query_as("SELECT blob_id FROM objects WHERE bucket = ? AND key = ?")
+const UPSERT_OBJECT: &str =
+    "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (bucket, key) DO UPDATE SET
+       version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
+       etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
+       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count";
+
+/// Writes an object record in one statement; the replaced blob is queued by a trigger and a
+/// missing bucket fails the foreign key.
+async fn upsert_object(conn: impl sqlx::SqliteExecutor<'_>, record: &ObjectRecord) -> MetaResult<()> {
+    sqlx::query(UPSERT_OBJECT)
         .bind(&record.bucket)
         .bind(&record.key)
-        .fetch_optional(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (bucket, key) DO UPDATE SET
-           version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
-           etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
-           user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count",
-    )
-    .bind(&record.bucket)
-    .bind(&record.key)
-    .bind(&record.version_id)
-    .bind(&record.blob_id)
-    .bind(to_i64(record.size))
-    .bind(&record.etag)
-    .bind(to_ms(record.last_modified))
-    .bind(serde_json::to_string(&record.headers)?)
-    .bind(serde_json::to_string(&record.user_meta)?)
-    .bind(serde_json::to_string(&record.tags)?)
-    .bind(record.parts_count.map(i64::from))
-    .execute(&mut *tx)
-    .await?;
-    Ok(old.map(|(b,)| b).filter(|b| *b != record.blob_id))
+        .bind(&record.version_id)
+        .bind(&record.blob_id)
+        .bind(to_i64(record.size))
+        .bind(&record.etag)
+        .bind(to_ms(record.last_modified))
+        .bind(serde_json::to_string(&record.headers)?)
+        .bind(serde_json::to_string(&record.user_meta)?)
+        .bind(serde_json::to_string(&record.tags)?)
+        .bind(record.parts_count.map(i64::from))
+        .execute(conn)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    Ok(())
 }
 
-/// Deletes an upload and its parts inside `tx`, returning the part blobs.
-async fn drop_upload(tx: &mut sqlx::SqliteConnection, upload_id: &str) -> MetaResult<Vec<String>> {
-    let blobs: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM upload_parts WHERE upload_id = ?")
-        .bind(upload_id)
-        .fetch_all(&mut *tx)
-        .await?;
+/// A foreign-key failure names a missing parent (bucket, upload); anything else is a backend error.
+fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => missing_parent,
+        _ => MetaError::Backend(e),
+    }
+}
+
+/// Deletes an upload and its parts inside `tx` (the part blobs are queued by a trigger).
+async fn drop_upload(tx: &mut sqlx::SqliteConnection, upload_id: &str) -> MetaResult<()> {
+    sqlx::query("DELETE FROM upload_parts WHERE upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
     let done = sqlx::query("DELETE FROM uploads WHERE upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
         return Err(MetaError::NoSuchUpload);
     }
-    Ok(blobs.into_iter().map(|(b,)| b).collect())
+    Ok(())
 }
 
 #[async_trait]
@@ -232,10 +251,11 @@ impl MetaStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(MetaError::BucketAlreadyExists);
         }
+        self.buckets_mut().insert(bucket.name.clone(), bucket.clone());
         Ok(())
     }
 
-    async fn delete_bucket(&self, name: &str) -> MetaResult<Released> {
+    async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
         let mut tx = self.writer.begin().await?;
         let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1")
             .bind(name)
@@ -244,34 +264,27 @@ impl MetaStore for SqliteStore {
         if any.is_some() {
             return Err(MetaError::BucketNotEmpty);
         }
-        let blobs: Vec<(String,)> = sqlx::query_as(
-            "SELECT p.blob_id FROM upload_parts p JOIN uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?",
-        )
-        .bind(name)
-        .fetch_all(&mut *tx)
-        .await?;
+        sqlx::query("DELETE FROM upload_parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket = ?)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM uploads WHERE bucket = ?").bind(name).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM buckets WHERE name = ?").bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(MetaError::NoSuchBucket);
         }
         tx.commit().await?;
+        self.buckets_mut().remove(name);
         self.objects.invalidate_bucket(name);
-        Ok(Released { blob_ids: blobs.into_iter().map(|(b,)| b).collect() })
+        Ok(())
     }
 
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
-        let row = sqlx::query("SELECT name, region, created_ms FROM buckets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(bucket_from_row).transpose()
+        Ok(self.buckets().get(name).cloned())
     }
 
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
-        let rows =
-            sqlx::query("SELECT name, region, created_ms FROM buckets ORDER BY name").fetch_all(&self.reader).await?;
-        rows.iter().map(bucket_from_row).collect()
+        Ok(self.buckets().values().cloned().collect())
     }
 
     async fn get_object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>> {
@@ -291,23 +304,20 @@ impl MetaStore for SqliteStore {
         Ok(record)
     }
 
-    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<Released> {
-        let mut tx = self.writer.begin().await?;
-        let old = upsert_object(&mut tx, record).await?;
-        tx.commit().await?;
+    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
+        upsert_object(&self.writer, record).await?;
         self.objects.invalidate(&record.bucket, &record.key);
-        Ok(Released { blob_ids: old.into_iter().collect() })
+        Ok(())
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<Released> {
-        let old: Option<(String,)> =
-            sqlx::query_as("DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING blob_id")
-                .bind(bucket)
-                .bind(key)
-                .fetch_optional(&self.writer)
-                .await?;
+    async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<bool> {
+        let done = sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ?")
+            .bind(bucket)
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
         self.objects.invalidate(bucket, key);
-        Ok(Released { blob_ids: old.map(|(b,)| b).into_iter().collect() })
+        Ok(done.rows_affected() > 0)
     }
 
     async fn list_objects(&self, bucket: &str, range: KeyRange<'_>) -> MetaResult<Vec<ObjectRecord>> {
@@ -337,9 +347,6 @@ impl MetaStore for SqliteStore {
     }
 
     async fn create_upload(&self, upload: &MultipartUpload) -> MetaResult<()> {
-        if self.get_bucket(&upload.bucket).await?.is_none() {
-            return Err(MetaError::NoSuchBucket);
-        }
         sqlx::query(
             "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -351,7 +358,8 @@ impl MetaStore for SqliteStore {
         .bind(serde_json::to_string(&upload.user_meta)?)
         .bind(serde_json::to_string(&upload.tags)?)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -363,21 +371,7 @@ impl MetaStore for SqliteStore {
         row.as_ref().map(upload_from_row).transpose()
     }
 
-    async fn put_part(&self, part: &PartRecord) -> MetaResult<Released> {
-        let mut tx = self.writer.begin().await?;
-        let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM uploads WHERE upload_id = ?")
-            .bind(&part.upload_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(MetaError::NoSuchUpload);
-        }
-        let old: Option<(String,)> =
-            sqlx::query_as("SELECT blob_id FROM upload_parts WHERE upload_id = ? AND part_number = ?")
-                .bind(&part.upload_id)
-                .bind(part.part_number)
-                .fetch_optional(&mut *tx)
-                .await?;
+    async fn put_part(&self, part: &PartRecord) -> MetaResult<()> {
         sqlx::query(
             "INSERT INTO upload_parts (upload_id, part_number, blob_id, size, etag, modified_ms) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET
@@ -389,10 +383,10 @@ impl MetaStore for SqliteStore {
         .bind(to_i64(part.size))
         .bind(&part.etag)
         .bind(to_ms(part.last_modified))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Released { blob_ids: old.map(|(b,)| b).into_iter().collect() })
+        .execute(&self.writer)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchUpload))?;
+        Ok(())
     }
 
     async fn list_parts(&self, upload_id: &str, after_part: i32, limit: u32) -> MetaResult<Vec<PartRecord>> {
@@ -429,20 +423,37 @@ impl MetaStore for SqliteStore {
         rows.iter().map(upload_from_row).collect()
     }
 
-    async fn abort_upload(&self, upload_id: &str) -> MetaResult<Released> {
+    async fn abort_upload(&self, upload_id: &str) -> MetaResult<()> {
         let mut tx = self.writer.begin().await?;
-        let blob_ids = drop_upload(&mut tx, upload_id).await?;
+        drop_upload(&mut tx, upload_id).await?;
         tx.commit().await?;
-        Ok(Released { blob_ids })
+        Ok(())
     }
 
-    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<Released> {
+    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
         let mut tx = self.writer.begin().await?;
-        let mut blob_ids = drop_upload(&mut tx, upload_id).await?;
-        blob_ids.extend(upsert_object(&mut tx, record).await?);
+        drop_upload(&mut tx, upload_id).await?;
+        upsert_object(&mut *tx, record).await?;
         tx.commit().await?;
         self.objects.invalidate(&record.bucket, &record.key);
-        Ok(Released { blob_ids })
+        Ok(())
+    }
+
+    async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM released_blobs LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(|(b,)| b).collect())
+    }
+
+    async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for id in blob_ids {
+            sqlx::query("DELETE FROM released_blobs WHERE blob_id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
@@ -512,9 +523,12 @@ mod tests {
     async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_bucket(&dir).await;
-        assert!(store.put_object(&record("b", "a/1", "x1")).await.unwrap().blob_ids.is_empty());
-        let released = store.put_object(&record("b", "a/1", "x2")).await.unwrap();
-        assert_eq!(released.blob_ids, vec!["x1".to_string()]);
+        store.put_object(&record("b", "a/1", "x1")).await.unwrap();
+        assert!(store.released_blobs(10).await.unwrap().is_empty());
+        store.put_object(&record("b", "a/1", "x2")).await.unwrap();
+        assert_eq!(store.released_blobs(10).await.unwrap(), ["x1"]);
+        store.forget_released(&["x1".to_string()]).await.unwrap();
+        assert!(store.released_blobs(10).await.unwrap().is_empty());
         store.put_object(&record("b", "a0", "x3")).await.unwrap();
         store.put_object(&record("b", "a/\u{10FFFF}", "x4")).await.unwrap();
         let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, limit: 10 }).await.unwrap();
@@ -555,9 +569,12 @@ mod tests {
         assert!(matches!(store.put_object(&record("nope", "k", "x")).await, Err(MetaError::NoSuchBucket)));
         store.put_object(&record("b", "k", "x")).await.unwrap();
         assert!(matches!(store.delete_bucket("b").await, Err(MetaError::BucketNotEmpty)));
-        store.delete_object("b", "k").await.unwrap();
+        assert!(store.delete_object("b", "k").await.unwrap());
+        assert!(!store.delete_object("b", "k").await.unwrap());
+        assert_eq!(store.released_blobs(10).await.unwrap(), ["x"]);
         store.delete_bucket("b").await.unwrap();
         assert!(store.get_bucket("b").await.unwrap().is_none());
+        assert!(matches!(store.put_object(&record("b", "k", "y")).await, Err(MetaError::NoSuchBucket)));
     }
 
     #[tokio::test]
@@ -586,7 +603,8 @@ mod tests {
             store.put_part(&part).await.unwrap();
         }
         store.put_object(&record("b", "big", "old")).await.unwrap();
-        let mut released = store.complete_upload("u1", &record("b", "big", "new")).await.unwrap().blob_ids;
+        store.complete_upload("u1", &record("b", "big", "new")).await.unwrap();
+        let mut released = store.released_blobs(10).await.unwrap();
         released.sort();
         assert_eq!(released, ["old", "p1", "p2"]);
         assert!(store.get_upload("u1").await.unwrap().is_none());

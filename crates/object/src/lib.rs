@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use latchkey_meta::{Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Released, Tag};
+use latchkey_meta::{Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Tag};
 use latchkey_storage::{BlobStore, BlobStream, StorageError, WriteLimits};
 use time::OffsetDateTime;
 
@@ -77,7 +77,16 @@ pub struct ObjectRead {
 pub struct ObjectService {
     meta: Arc<dyn MetaStore>,
     blobs: BlobStore,
+    /// Woken by deletions; replaced blobs wait for the collector's next tick.
+    released: tokio::sync::Notify,
 }
+
+/// Released blobs deleted per collector pass.
+const COLLECT_BATCH: u32 = 256;
+
+/// How often the collector looks for blobs that overwrites released. Waking it per write would
+/// cost every PUT a query; a second's delay costs only disk space.
+const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often a read retries when the blob it looked up was released by a concurrent overwrite
 /// between the lookup and the open. Each retry sees a newer record, so two suffice in practice.
@@ -85,7 +94,7 @@ const READ_ATTEMPTS: usize = 4;
 
 impl ObjectService {
     pub fn new(meta: Arc<dyn MetaStore>, blobs: BlobStore) -> Self {
-        Self { meta, blobs }
+        Self { meta, blobs, released: tokio::sync::Notify::new() }
     }
 
     pub fn meta(&self) -> &dyn MetaStore {
@@ -98,8 +107,8 @@ impl ObjectService {
     }
 
     pub async fn delete_bucket(&self, name: &str) -> ObjectResult<()> {
-        let released = self.meta.delete_bucket(name).await?;
-        self.release(released).await;
+        self.meta.delete_bucket(name).await?;
+        self.released.notify_one();
         Ok(())
     }
 
@@ -193,12 +202,12 @@ impl ObjectService {
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> ObjectResult<()> {
-        let released = self.meta.delete_object(bucket, key).await?;
-        if released.blob_ids.is_empty() {
+        if self.meta.delete_object(bucket, key).await? {
+            self.released.notify_one();
+        } else {
             // S3 answers 204 for a missing key, but not for a missing bucket.
             self.bucket(bucket).await?;
         }
-        self.release(released).await;
         Ok(())
     }
 
@@ -210,17 +219,14 @@ impl ObjectService {
     }
 
     /// Commits a record naming a fresh blob. If the commit fails the blob is deleted again, so a
-    /// failed write leaves nothing behind; blobs the commit released are deleted after it.
+    /// failed write leaves nothing behind; blobs the commit released go to the collector.
     async fn commit(&self, record: ObjectRecord, how: Commit<'_>) -> ObjectResult<ObjectRecord> {
         let result = match how {
             Commit::Put => self.meta.put_object(&record).await,
             Commit::CompleteUpload(upload_id) => self.meta.complete_upload(upload_id, &record).await,
         };
         match result {
-            Ok(released) => {
-                self.release(released).await;
-                Ok(record)
-            }
+            Ok(()) => Ok(record),
             Err(e) => {
                 self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
                 Err(e.into())
@@ -228,8 +234,35 @@ impl ObjectService {
         }
     }
 
-    async fn release(&self, released: Released) {
-        self.blobs.delete(&released.blob_ids).await;
+    /// Deletes the files of released blobs, then forgets them; returns how many. A crash in
+    /// between only means deleting an already missing file again.
+    pub async fn collect_released(&self) -> ObjectResult<usize> {
+        let mut total = 0;
+        loop {
+            let batch = self.meta.released_blobs(COLLECT_BATCH).await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            self.blobs.delete(&batch).await;
+            self.meta.forget_released(&batch).await?;
+            total += batch.len();
+        }
+    }
+
+    /// Runs the collector until `shutdown` resolves: after deletions, and every second for the
+    /// blobs that overwrites release.
+    pub async fn run_collector(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            if let Err(e) = self.collect_released().await {
+                tracing::warn!(error = %e, "blob collection failed; will retry");
+            }
+            tokio::select! {
+                () = self.released.notified() => {}
+                () = tokio::time::sleep(COLLECT_EVERY) => {}
+                () = &mut shutdown => return,
+            }
+        }
     }
 }
 
@@ -241,4 +274,36 @@ enum Commit<'a> {
 
 fn new_version_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir.join("blobs"))
+            .unwrap()
+            .map(|fanout| std::fs::read_dir(fanout.unwrap().path()).unwrap().count())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn replaced_and_deleted_blobs_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
+        service.create_bucket("b", "us-east-1").await.unwrap();
+        for body in [&b"one"[..], b"two"] {
+            let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from_static(body))]);
+            service.put("b", "k", stream, WriteLimits::default(), ObjectAttributes::default()).await.unwrap();
+        }
+        assert_eq!(blob_files(dir.path()), 2);
+        assert_eq!(service.collect_released().await.unwrap(), 1);
+        assert_eq!(blob_files(dir.path()), 1);
+        let read = service.read("b", "k", |r| Ok::<_, ()>(0..r.size)).await.unwrap();
+        assert_eq!(read.record.size, 3);
+        service.delete("b", "k").await.unwrap();
+        assert_eq!(service.collect_released().await.unwrap(), 1);
+        assert_eq!(blob_files(dir.path()), 0);
+    }
 }

@@ -95,10 +95,7 @@ impl ObjectService {
             last_modified: OffsetDateTime::now_utc(),
         };
         match self.meta().put_part(&part).await {
-            Ok(released) => {
-                self.release(released).await;
-                Ok(part)
-            }
+            Ok(()) => Ok(part),
             Err(e) => {
                 self.blobs.delete(std::slice::from_ref(&part.blob_id)).await;
                 Err(no_such_upload(e.into()))
@@ -112,8 +109,8 @@ impl ObjectService {
 
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> ObjectResult<()> {
         self.upload(bucket, key, upload_id).await?;
-        let released = self.meta().abort_upload(upload_id).await.map_err(|e| no_such_upload(e.into()))?;
-        self.release(released).await;
+        self.meta().abort_upload(upload_id).await.map_err(|e| no_such_upload(e.into()))?;
+        self.released.notify_one();
         Ok(())
     }
 

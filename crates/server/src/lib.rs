@@ -37,6 +37,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Server {
     listener: TcpListener,
     dispatch: Arc<router::Dispatch>,
+    objects: Arc<ObjectService>,
     meta: Arc<dyn MetaStore>,
     config: ServerConfig,
 }
@@ -64,12 +65,12 @@ impl Server {
             RootSource::Environment => tracing::info!("using root credentials from the environment"),
         }
         let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
-        let mut s3 = S3ServiceBuilder::new(S3Front::new(objects, config.region.clone()));
+        let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_auth(KeyAuth::new(root, meta.clone()));
         s3.set_access(Authorizer);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Self { listener, dispatch: Arc::new(router::Dispatch::new(s3.build())), meta, config })
+        Ok(Self { listener, dispatch: Arc::new(router::Dispatch::new(s3.build())), objects, meta, config })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -83,6 +84,16 @@ impl Server {
         http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        // The blob collector starts with a pass over whatever an earlier run left queued.
+        let (stop_collector, collector_stopped) = tokio::sync::oneshot::channel::<()>();
+        let objects = self.objects.clone();
+        let collector = tokio::spawn(async move {
+            objects
+                .run_collector(async move {
+                    let _ = collector_stopped.await;
+                })
+                .await;
+        });
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -116,6 +127,8 @@ impl Server {
                 tracing::warn!("grace period over; closing remaining connections");
             }
         }
+        let _ = stop_collector.send(());
+        let _ = collector.await;
         self.meta.close().await;
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! A crash before step 3 leaves an unreferenced file, never a torn object; `tmp/` is emptied on
 //! start. Readers stream fixed-size chunks, so memory does not grow with object size.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -23,6 +23,10 @@ use md5::{Digest, Md5};
 /// Size of the chunks blobs are read in: large enough to keep system calls and thread hops rare,
 /// small enough that many concurrent downloads stay within a small memory budget.
 const READ_CHUNK: usize = 512 * 1024;
+
+/// Incoming bytes are gathered up to this much before a trip to the blocking pool writes them,
+/// so a small object is created, written, synced and renamed in one trip.
+const WRITE_BATCH: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -122,7 +126,9 @@ impl BlobStore {
         let blob_id = uuid::Uuid::new_v4().simple().to_string();
         let tmp_path = self.tmp.join(&blob_id);
         let mut guard = TempGuard { path: tmp_path.clone(), armed: true };
-        let mut file = tokio::fs::File::create(&tmp_path).await?;
+        let mut file: Option<std::fs::File> = None;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0;
         let mut md5 = Md5::new();
         let mut size: u64 = 0;
         let cap = limits.max_size.into_iter().chain(limits.expected_size).min();
@@ -136,7 +142,13 @@ impl BlobStore {
                 return Err(StorageError::TooLarge { limit });
             }
             md5.update(&chunk);
-            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+            pending_len += chunk.len();
+            pending.push(chunk);
+            if pending_len >= WRITE_BATCH {
+                let (tmp, batch) = (tmp_path.clone(), std::mem::take(&mut pending));
+                file = Some(blocking(move || append(file, &tmp, &batch)).await?);
+                pending_len = 0;
+            }
         }
         if let Some(expected) = limits.expected_size
             && size != expected
@@ -147,11 +159,9 @@ impl BlobStore {
         if limits.expected_md5.is_some_and(|declared| declared != md5) {
             return Err(StorageError::BadDigest);
         }
-        let file = file.into_std().await;
         let final_path = self.blob_path(&blob_id)?;
-        tokio::task::spawn_blocking(move || persist(file, &tmp_path, &final_path))
-            .await
-            .map_err(io::Error::other)??;
+        let tmp = tmp_path.clone();
+        blocking(move || persist(append(file, &tmp, &pending)?, &tmp, &final_path)).await?;
         guard.armed = false;
         Ok(WrittenBlob { blob_id, size, md5 })
     }
@@ -173,13 +183,12 @@ impl BlobStore {
     /// one; a missing blob is reported here, not in the middle of a response.
     pub async fn read(&self, id: &str, range: Range<u64>) -> io::Result<BlobStream> {
         let path = self.blob_path(id)?;
-        let (file, first) = tokio::task::spawn_blocking(move || {
+        let (file, first) = blocking(move || {
             let mut file = std::fs::File::open(&path)?;
             let first = read_chunk(&mut file, range.start, range.end)?;
-            Ok::<_, io::Error>((file, first))
+            Ok((file, first))
         })
-        .await
-        .map_err(io::Error::other)??;
+        .await?;
         let rest = range.start + first.len() as u64..range.end;
         let first = (!first.is_empty()).then_some(Ok(first));
         Ok(Box::pin(futures::stream::iter(first).chain(chunks(file, rest))))
@@ -199,6 +208,23 @@ impl BlobStore {
     }
 }
 
+/// Runs file-system work on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
+}
+
+/// Appends `chunks` to the temporary file, creating it on the first call.
+fn append(file: Option<std::fs::File>, tmp: &Path, chunks: &[Bytes]) -> io::Result<std::fs::File> {
+    let mut file = match file {
+        Some(file) => file,
+        None => std::fs::File::create(tmp)?,
+    };
+    for chunk in chunks {
+        file.write_all(chunk)?;
+    }
+    Ok(file)
+}
+
 /// fsync the file, move it into place, fsync the directory that now names it.
 fn persist(file: std::fs::File, tmp: &Path, dest: &Path) -> io::Result<()> {
     file.sync_all()?;
@@ -213,7 +239,7 @@ fn persist(file: std::fs::File, tmp: &Path, dest: &Path) -> io::Result<()> {
 }
 
 fn read_stream(path: PathBuf, range: Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync {
-    futures::stream::once(async move { Ok::<_, io::Error>(tokio::fs::File::open(&path).await?.into_std().await) })
+    futures::stream::once(blocking(move || std::fs::File::open(&path)))
         .map_ok(move |file| chunks(file, range.clone()))
         .try_flatten()
 }
@@ -227,12 +253,11 @@ fn chunks(file: std::fs::File, range: Range<u64>) -> impl Stream<Item = io::Resu
         if pos >= end {
             return Ok(None);
         }
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
+        let (file, chunk) = blocking(move || {
             let chunk = read_chunk(&mut file, pos, end)?;
-            Ok::<_, io::Error>((file, chunk))
+            Ok((file, chunk))
         })
-        .await
-        .map_err(io::Error::other)??;
+        .await?;
         let next = pos + chunk.len() as u64;
         Ok(Some((chunk, (Some(file), next, end))))
     })
