@@ -250,3 +250,15 @@ def test_buckets(s3):
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="no-such-bucket-here", Key="k")
     assert code(e) == "NoSuchBucket"
+
+
+def test_presigned_head_and_delete(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="doomed", Body=b"12345")
+    head_url = s3.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": "doomed"}, ExpiresIn=60)
+    head = requests.head(head_url, timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == "5"
+    # A URL signed for HEAD does not authorise a GET of the same object.
+    assert requests.get(head_url, timeout=10).status_code == 403
+    delete_url = s3.generate_presigned_url("delete_object", Params={"Bucket": bucket, "Key": "doomed"}, ExpiresIn=60)
+    assert requests.delete(delete_url, timeout=10).status_code == 204
+    assert requests.head(head_url, timeout=10).status_code == 404
