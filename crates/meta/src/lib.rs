@@ -10,10 +10,13 @@ mod cache;
 mod model;
 mod sqlite;
 
-pub use model::{AccessKey, Bucket, ContentHeaders, MultipartUpload, ObjectRecord, PartRecord, Tag};
+pub use model::{
+    AccessKey, AuditEvent, Bucket, ContentHeaders, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 /// Why a store operation failed. Domain outcomes get their own variant so that the S3 layer can
 /// map each to the right S3 error; everything else is `Backend`.
@@ -92,6 +95,18 @@ pub trait MetaStore: Send + Sync + 'static {
     /// a crash. The caller deletes the files, then calls [`MetaStore::forget_released`].
     async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>>;
     async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()>;
+
+    async fn create_share(&self, share: &Share) -> MetaResult<()>;
+    async fn get_share(&self, id: &str) -> MetaResult<Option<Share>>;
+    async fn find_share(&self, token_hash: &[u8]) -> MetaResult<Option<Share>>;
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>>;
+    /// Marks the share revoked; `false` when there is no such share or it was revoked already.
+    async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
+    /// Consumes one use, atomically and durably, if at `now` the share exists, is not revoked or
+    /// expired, has uses left, and its object is still the version it was made for. `None`
+    /// otherwise: then nothing changed.
+    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime) -> MetaResult<Option<Share>>;
+    async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
     async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()>;

@@ -94,3 +94,52 @@ impl std::fmt::Debug for AccessKey {
             .finish()
     }
 }
+
+/// A share link. The token itself is never stored: `token_hash` is a keyed hash of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub id: String,
+    pub token_hash: Vec<u8>,
+    /// `GET` (download link).
+    pub method: String,
+    pub bucket: String,
+    pub key: String,
+    /// The object version the link was made for; a later overwrite invalidates the link.
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+    pub created: OffsetDateTime,
+    pub expires: OffsetDateTime,
+    pub max_uses: u32,
+    pub uses_left: u32,
+    pub allow_cidrs: Vec<String>,
+    /// `attachment` or `inline`.
+    pub disposition: String,
+    pub label: Option<String>,
+    /// The access key that made the link.
+    pub principal: String,
+    pub revoked: Option<OffsetDateTime>,
+}
+
+/// Which shares a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct ShareFilter {
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    /// Only shares that can still be redeemed (not expired, revoked or used up) at this time.
+    pub active_at: Option<OffsetDateTime>,
+}
+
+/// A security event, stored and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: OffsetDateTime,
+    /// `share.created`, `share.redeemed`, `share.denied`, `share.revoked`.
+    pub event: String,
+    pub share_id: Option<String>,
+    pub principal: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// For denials, the true reason (never shown to the caller).
+    pub reason: Option<String>,
+}

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 
 use crate::cache::ObjectCache;
 use crate::{
-    AccessKey, Bucket, ContentHeaders, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
-    PartRecord, Tag,
+    AccessKey, AuditEvent, Bucket, ContentHeaders, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
+    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -177,6 +177,33 @@ fn upload_from_row(row: &SqliteRow) -> MetaResult<MultipartUpload> {
         headers: serde_json::from_str::<ContentHeaders>(&headers)?,
         user_meta: serde_json::from_str::<BTreeMap<String, String>>(&user_meta)?,
         tags: serde_json::from_str::<Vec<Tag>>(&tags)?,
+    })
+}
+
+fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
+    let cidrs: String = row.try_get("allow_cidrs")?;
+    let size: Option<i64> = row.try_get("size")?;
+    let revoked: Option<i64> = row.try_get("revoked_ms")?;
+    let max_uses: i64 = row.try_get("max_uses")?;
+    let uses_left: i64 = row.try_get("uses_left")?;
+    Ok(Share {
+        id: row.try_get("id")?,
+        token_hash: row.try_get("token_hash")?,
+        method: row.try_get("method")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        version_id: row.try_get("version_id")?,
+        etag: row.try_get("etag")?,
+        size: size.map(to_u64),
+        created: from_ms(row.try_get("created_ms")?),
+        expires: from_ms(row.try_get("expires_ms")?),
+        max_uses: u32::try_from(max_uses).unwrap_or(0),
+        uses_left: u32::try_from(uses_left).unwrap_or(0),
+        allow_cidrs: serde_json::from_str(&cidrs)?,
+        disposition: row.try_get("disposition")?,
+        label: row.try_get("label")?,
+        principal: row.try_get("principal")?,
+        revoked: revoked.map(from_ms),
     })
 }
 
@@ -456,6 +483,107 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    async fn create_share(&self, share: &Share) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO shares (id, token_hash, method, bucket, key, version_id, etag, size, created_ms, expires_ms,
+               max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&share.id)
+        .bind(&share.token_hash)
+        .bind(&share.method)
+        .bind(&share.bucket)
+        .bind(&share.key)
+        .bind(&share.version_id)
+        .bind(&share.etag)
+        .bind(share.size.map(to_i64))
+        .bind(to_ms(share.created))
+        .bind(to_ms(share.expires))
+        .bind(i64::from(share.max_uses))
+        .bind(i64::from(share.uses_left))
+        .bind(serde_json::to_string(&share.allow_cidrs)?)
+        .bind(&share.disposition)
+        .bind(&share.label)
+        .bind(&share.principal)
+        .bind(share.revoked.map(to_ms))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_share(&self, id: &str) -> MetaResult<Option<Share>> {
+        let row = sqlx::query("SELECT * FROM shares WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(share_from_row).transpose()
+    }
+
+    async fn find_share(&self, token_hash: &[u8]) -> MetaResult<Option<Share>> {
+        let row = sqlx::query("SELECT * FROM shares WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(share_from_row).transpose()
+    }
+
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>> {
+        let prefix = filter.prefix.as_deref().unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT * FROM shares WHERE (?1 IS NULL OR bucket = ?1) AND key >= ?2
+               AND (?3 IS NULL OR key < CAST(?3 AS TEXT))
+               AND (?4 IS NULL OR (revoked_ms IS NULL AND expires_ms > ?4 AND uses_left > 0))
+             ORDER BY created_ms, id",
+        )
+        .bind(&filter.bucket)
+        .bind(prefix)
+        .bind(prefix_upper_bound(prefix))
+        .bind(filter.active_at.map(to_ms))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(share_from_row).collect()
+    }
+
+    async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE shares SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL")
+            .bind(to_ms(at))
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime) -> MetaResult<Option<Share>> {
+        // One statement: the checks and the decrement cannot be separated by another redeemer.
+        let row = sqlx::query(
+            "UPDATE shares SET uses_left = uses_left - 1
+             WHERE token_hash = ?1 AND revoked_ms IS NULL AND expires_ms > ?2 AND uses_left > 0
+               AND (version_id IS NULL OR EXISTS (
+                     SELECT 1 FROM objects o
+                     WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+             RETURNING *",
+        )
+        .bind(token_hash)
+        .bind(to_ms(now))
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(share_from_row).transpose()
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at_ms, event, share_id, principal, source_ip, user_agent, reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(to_ms(event.at))
+        .bind(&event.event)
+        .bind(&event.share_id)
+        .bind(&event.principal)
+        .bind(&event.source_ip)
+        .bind(&event.user_agent)
+        .bind(&event.reason)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
         let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = ?")
             .bind(access_key_id)
@@ -558,6 +686,68 @@ mod tests {
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().tags.len(), 1);
         store.delete_object("b", "k").await.unwrap();
         assert!(store.get_object("b", "k").await.unwrap().is_none());
+    }
+
+    fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
+        let now = OffsetDateTime::now_utc();
+        Share {
+            id: id.into(),
+            token_hash: hash.to_vec(),
+            method: "GET".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: Some(version.into()),
+            etag: Some("abc".into()),
+            size: Some(3),
+            created: now,
+            expires: now + time::Duration::hours(1),
+            max_uses: uses,
+            uses_left: uses,
+            allow_cidrs: vec![],
+            disposition: "attachment".into(),
+            label: None,
+            principal: "root".into(),
+            revoked: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn shares_are_consumed_atomically_and_only_while_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(store_with_bucket(&dir).await);
+        store.put_object(&record("b", "k", "x1")).await.unwrap();
+        let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+        store.create_share(&share("s5", b"h5", 5, &version)).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let attempts: Vec<_> = (0..40)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.consume_share(b"h5", now).await.unwrap().is_some() })
+            })
+            .collect();
+        let mut granted = 0;
+        for attempt in attempts {
+            granted += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(granted, 5);
+        assert_eq!(store.get_share("s5").await.unwrap().unwrap().uses_left, 0);
+
+        store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
+        let later = now + time::Duration::hours(2);
+        assert!(store.consume_share(b"h1", later).await.unwrap().is_none(), "expired");
+        assert!(store.revoke_share("s1", now).await.unwrap());
+        assert!(!store.revoke_share("s1", now).await.unwrap());
+        assert!(store.consume_share(b"h1", now).await.unwrap().is_none(), "revoked");
+
+        store.create_share(&share("s2", b"h2", 1, &version)).await.unwrap();
+        store.put_object(&record("b", "k", "x2")).await.unwrap();
+        assert!(store.consume_share(b"h2", now).await.unwrap().is_none(), "object replaced");
+        assert_eq!(store.get_share("s2").await.unwrap().unwrap().uses_left, 1, "a refusal consumes nothing");
+        assert!(store.consume_share(b"unknown", now).await.unwrap().is_none());
+
+        let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
+        assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);
+        assert_eq!(store.list_shares(&ShareFilter::default()).await.unwrap().len(), 3);
     }
 
     #[tokio::test]
