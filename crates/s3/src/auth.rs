@@ -63,6 +63,20 @@ impl S3Auth for KeyAuth {
     }
 }
 
+/// S3's bucket naming rules, plus `-`: the reserved first path segment of Latchkey's own
+/// endpoints, admitted so that s3s parses `/-/shares` and hands it to its custom route after
+/// checking the signature. No bucket can be named `-` (CreateBucket refuses it).
+pub struct BucketNames;
+
+/// The reserved path segment.
+pub const RESERVED_SEGMENT: &str = "-";
+
+impl s3s::validation::NameValidation for BucketNames {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        name == RESERVED_SEGMENT || s3s::validation::AwsNameValidation::new().validate_bucket_name(name)
+    }
+}
+
 /// The gate in front of every S3 operation.
 pub struct Authorizer;
 

@@ -30,6 +30,9 @@ pub(crate) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let input = req.input;
+    if input.bucket == crate::RESERVED_SEGMENT {
+        return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
+    }
     let constraint = input.create_bucket_configuration.and_then(|c| c.location_constraint);
     if let Some(constraint) = constraint
         && constraint.as_str() != front.region

@@ -16,7 +16,7 @@ mod multipart;
 mod object;
 mod tagging;
 
-pub use auth::{Authorizer, KeyAuth, MAX_PRESIGNED_EXPIRY_SECS, RootCredentials};
+pub use auth::{Authorizer, BucketNames, KeyAuth, MAX_PRESIGNED_EXPIRY_SECS, RESERVED_SEGMENT, RootCredentials};
 
 use std::sync::Arc;
 

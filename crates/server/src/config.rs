@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// Share links live at most seven days unless the config file says otherwise.
+pub const DEFAULT_MAX_SHARE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub struct ServerConfig {
     pub region: String,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// The longest lifetime a share link may be given.
+    pub max_share_expiry: Duration,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -32,6 +36,7 @@ pub struct ConfigFile {
     pub meta_url: Option<String>,
     pub region: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
+    pub max_share_expiry_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -64,6 +69,7 @@ impl ServerConfig {
             meta_url: cli.meta_url.or(file.meta_url),
             region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
+            max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
         })
     }
 }

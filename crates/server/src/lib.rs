@@ -22,7 +22,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_meta::{MetaStore, SqliteStore};
 use latchkey_object::ObjectService;
-use latchkey_s3::{Authorizer, KeyAuth, S3Front};
+use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front};
+use latchkey_share::http::{SharesApi, redemption_routes};
+use latchkey_share::{ShareKey, ShareService};
 use latchkey_storage::BlobStore;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -65,12 +67,18 @@ impl Server {
             RootSource::Environment => tracing::info!("using root credentials from the environment"),
         }
         let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
+        let share_key = ShareKey::load_or_create(&config.data_dir)
+            .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
+        let shares = Arc::new(ShareService::new(objects.clone(), share_key, config.max_share_expiry));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_auth(KeyAuth::new(root, meta.clone()));
         s3.set_access(Authorizer);
+        s3.set_validation(BucketNames);
+        s3.set_route(SharesApi::new(shares.clone()));
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Self { listener, dispatch: Arc::new(router::Dispatch::new(s3.build())), objects, meta, config })
+        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares));
+        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, meta, config })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -1,7 +1,7 @@
 //! Every HTTP request enters here: a request id is assigned, oversized header sections are
-//! refused, `/-/...` goes to Latchkey's own routes and everything else to the S3 front. Each
-//! request leaves one access-log line (never with its query string: presigned URLs and share
-//! tokens travel there).
+//! refused, `/-/shares` goes through s3s (signed), other `/-/...` paths to Latchkey's public
+//! routes, and everything else to the S3 front. Each request leaves one access-log line, never
+//! with its query string or a share token: presigned URLs and tokens travel there.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +23,9 @@ const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Latchkey's own endpoints live under this prefix; no bucket name can start with `-`.
 const RESERVED_PREFIX: &str = "/-/";
 
+/// The signed management API: routed through s3s, which verifies SigV4 before its custom route.
+const SIGNED_API: &str = "/-/shares";
+
 pub struct Dispatch {
     s3: S3Service,
     routes: Router,
@@ -30,26 +33,30 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    pub fn new(s3: S3Service) -> Self {
-        let routes = Router::new().route("/-/health", get(|| async { "ok\n" }));
+    /// `public` holds the unsigned `/-/` endpoints (share redemption); health is added here.
+    pub fn new(s3: S3Service, public: Router) -> Self {
+        let routes = Router::new().route("/-/health", get(|| async { "ok\n" })).merge(public);
         Self { s3, routes, request_ids: RequestIds::new() }
     }
 
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Body>, Infallible> {
+        // The public share routes read the client address from here (axum's ConnectInfo).
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        let logged_path = loggable(&path);
         let mut resp = if header_bytes(&req) > MAX_HEADER_BYTES {
             s3_error_response(S3Error::with_message(
                 S3ErrorCode::RequestHeaderSectionTooLarge,
                 "Your request header section exceeds the maximum allowed size.",
             ))
-        } else if path.starts_with(RESERVED_PREFIX) {
+        } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
             let resp = self.routes.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
             resp.map(Body::http_body_unsync)
         } else {
@@ -72,12 +79,23 @@ impl Dispatch {
             request_id,
             %peer,
             %method,
-            path,
+            path = logged_path,
             status = resp.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
         );
         Ok(resp)
     }
+}
+
+/// Share-link paths carry the token; the log gets the path without it.
+const TOKEN_PATH: &str = "/-/s/";
+
+fn loggable(path: &str) -> &str {
+    if path.starts_with(TOKEN_PATH) { "/-/s/<token>" } else { path }
+}
+
+fn is_signed_api(path: &str) -> bool {
+    path == SIGNED_API || path.strip_prefix(SIGNED_API).is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn header_bytes<B>(req: &Request<B>) -> usize {

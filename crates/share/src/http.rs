@@ -1,0 +1,340 @@
+//! Share links on the wire.
+//!
+//! - `/-/shares`: the JSON management API. It runs as an s3s custom route, after s3s has verified
+//!   the request's SigV4 signature, so an access key is the identity, as for any S3 call.
+//! - `/-/access-object?nonce=TOKEN` (or the `X-Latchkey-Nonce` header): redemption for machine
+//!   clients, public, on axum. Every refusal is the same 403; the reason goes to the audit trail.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use latchkey_meta::{Share, ShareFilter};
+use s3s::route::S3Route;
+use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::service::{CreateError, NewShare, RedeemError, Redeemer, ShareService};
+
+const API_PREFIX: &str = "/-/shares";
+const MAX_API_BODY: usize = 64 * 1024;
+/// The one answer every refused redemption gets.
+const REFUSAL: &str = "This link is not valid. It may have expired, been used or been revoked.\n";
+
+/// The management API, mounted in the S3 service as a custom route.
+pub struct SharesApi {
+    shares: Arc<ShareService>,
+}
+
+impl SharesApi {
+    pub fn new(shares: Arc<ShareService>) -> Self {
+        Self { shares }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    bucket: String,
+    key: String,
+    expires_in: Option<u64>,
+    max_uses: Option<u32>,
+    #[serde(default)]
+    allow_cidrs: Vec<String>,
+    disposition: Option<String>,
+    label: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ShareView {
+    id: String,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+    size: Option<u64>,
+    created_at: String,
+    expires_at: String,
+    max_uses: u32,
+    uses_left: u32,
+    allow_cidrs: Vec<String>,
+    disposition: String,
+    label: Option<String>,
+    principal: String,
+    state: &'static str,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn state(share: &Share, now: OffsetDateTime) -> &'static str {
+    if share.revoked.is_some() {
+        "revoked"
+    } else if share.expires <= now {
+        "expired"
+    } else if share.uses_left == 0 {
+        "used"
+    } else {
+        "active"
+    }
+}
+
+fn view(share: Share) -> ShareView {
+    let state = state(&share, OffsetDateTime::now_utc());
+    ShareView {
+        id: share.id,
+        bucket: share.bucket,
+        key: share.key,
+        etag: share.etag,
+        size: share.size,
+        created_at: rfc3339(share.created),
+        expires_at: rfc3339(share.expires),
+        max_uses: share.max_uses,
+        uses_left: share.uses_left,
+        allow_cidrs: share.allow_cidrs,
+        disposition: share.disposition,
+        label: share.label,
+        principal: share.principal,
+        state,
+    }
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> S3Result<S3Response<Body>> {
+    let body = serde_json::to_vec(value).map_err(|e| s3_error!(e, InternalError))?;
+    let mut resp = S3Response::with_status(Body::from(body), status);
+    resp.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> S3Result<S3Response<Body>> {
+    json(status, &serde_json::json!({ "error": code, "message": message }))
+}
+
+/// `http://host` as the client addressed this server, for the links it is given.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
+    format!("http://{host}")
+}
+
+#[async_trait::async_trait]
+impl S3Route for SharesApi {
+    fn is_match(&self, _: &Method, uri: &Uri, _: &HeaderMap, _: &mut http::Extensions) -> bool {
+        let path = uri.path();
+        path == API_PREFIX || path.starts_with("/-/shares/")
+    }
+
+    async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let principal =
+            req.credentials.as_ref().map(|c| c.access_key.clone()).ok_or_else(|| s3_error!(AccessDenied))?;
+        let id = req.uri.path().strip_prefix("/-/shares/").map(str::to_owned);
+        match (req.method.clone(), id) {
+            (Method::POST, None) => {
+                let body = req.input.store_all_limited(MAX_API_BODY).await.map_err(|_| {
+                    s3_error!(MaxMessageLengthExceeded, "the request body exceeds {MAX_API_BODY} bytes")
+                })?;
+                let parsed: CreateRequest = match serde_json::from_slice(&body) {
+                    Ok(parsed) => parsed,
+                    Err(e) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e.to_string()),
+                };
+                let new = NewShare {
+                    bucket: parsed.bucket,
+                    key: parsed.key,
+                    expires_in: parsed.expires_in.map(Duration::from_secs),
+                    max_uses: parsed.max_uses,
+                    allow_cidrs: parsed.allow_cidrs,
+                    disposition: parsed.disposition,
+                    label: parsed.label,
+                };
+                match self.shares.create(&principal, new).await {
+                    Ok((share, token)) => {
+                        let base = base_url(&req.headers);
+                        json(
+                            StatusCode::CREATED,
+                            &serde_json::json!({
+                                "id": share.id,
+                                "token": token,
+                                "url": format!("{base}/-/s/{token}"),
+                                "api_url": format!("{base}/-/access-object?nonce={token}"),
+                                "expires_at": rfc3339(share.expires),
+                                "max_uses": share.max_uses,
+                                "etag": share.etag,
+                            }),
+                        )
+                    }
+                    Err(CreateError::Invalid(message)) => {
+                        api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message)
+                    }
+                    Err(CreateError::NoSuchObject) => {
+                        api_error(StatusCode::NOT_FOUND, "NoSuchKey", "the object to share does not exist")
+                    }
+                    Err(CreateError::Object(e)) => Err(internal(e)),
+                }
+            }
+            (Method::GET, None) => {
+                let query: ListQuery = req
+                    .uri
+                    .query()
+                    .map(parse_list_query)
+                    .transpose()
+                    .map_err(|m| s3_error!(InvalidArgument, "{m}"))?
+                    .unwrap_or_default();
+                let filter = ShareFilter {
+                    bucket: query.bucket,
+                    prefix: query.prefix,
+                    active_at: (query.state.as_deref() == Some("active")).then(OffsetDateTime::now_utc),
+                };
+                let shares = self.shares.list(&filter).await.map_err(internal)?;
+                json(StatusCode::OK, &serde_json::json!({ "shares": shares.into_iter().map(view).collect::<Vec<_>>() }))
+            }
+            (Method::GET, Some(id)) => match self.shares.get(&id).await.map_err(internal)? {
+                Some(share) => json(StatusCode::OK, &view(share)),
+                None => api_error(StatusCode::NOT_FOUND, "NoSuchShare", "no share has this id"),
+            },
+            (Method::DELETE, Some(id)) => {
+                if self.shares.revoke(&principal, &id).await.map_err(internal)? {
+                    Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT))
+                } else {
+                    api_error(StatusCode::NOT_FOUND, "NoSuchShare", "no active share has this id")
+                }
+            }
+            _ => Err(s3_error!(MethodNotAllowed)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct ListQuery {
+    bucket: Option<String>,
+    prefix: Option<String>,
+    state: Option<String>,
+}
+
+/// `bucket`, `prefix` and `state` (`active` or `all`) from a query string.
+fn parse_list_query(query: &str) -> Result<ListQuery, String> {
+    let mut out = ListQuery::default();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()).into_owned() {
+        match k.as_str() {
+            "bucket" => out.bucket = Some(v),
+            "prefix" => out.prefix = Some(v),
+            "state" if v == "active" || v == "all" => out.state = Some(v),
+            "state" => return Err(format!("state must be \"active\" or \"all\", not {v:?}")),
+            other => return Err(format!("unknown parameter {other:?}")),
+        }
+    }
+    Ok(out)
+}
+
+fn internal(e: impl std::fmt::Display) -> s3s::S3Error {
+    tracing::error!(error = %e, "share API failed");
+    s3_error!(InternalError)
+}
+
+/// Public redemption routes, merged into the server's `/-/` router.
+pub fn redemption_routes(shares: Arc<ShareService>) -> axum::Router {
+    axum::Router::new().route("/-/access-object", axum::routing::get(access_object)).with_state(shares)
+}
+
+#[derive(Deserialize)]
+struct NonceQuery {
+    nonce: Option<String>,
+}
+
+fn refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+        REFUSAL,
+    )
+        .into_response()
+}
+
+async fn access_object(
+    State(shares): State<Arc<ShareService>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<NonceQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let from_header = headers.get("x-latchkey-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let Some(token) = from_header.or(query.nonce) else { return refused() };
+    let who = Redeemer {
+        ip: peer.ip(),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    };
+    match shares.redeem(&token, &who).await {
+        Ok((share, read)) => download(&share, read),
+        Err(RedeemError::Denied(_)) => refused(),
+        Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The object as a download: its type and length, and a Content-Disposition naming the file.
+fn download(share: &Share, read: latchkey_object::ObjectRead) -> Response {
+    let record = &read.record;
+    let content_type = record.headers.content_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
+    let name = record.key.rsplit('/').next().unwrap_or(&record.key);
+    let mut resp = Response::new(axum::body::Body::from_stream(read.body));
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&share.disposition, name)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", record.etag)) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp
+}
+
+/// RFC 6266: an ASCII fallback name and the exact UTF-8 name (RFC 8187 encoding).
+fn content_disposition(kind: &str, name: &str) -> String {
+    let fallback: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_name_the_file_safely() {
+        assert_eq!(
+            content_disposition("attachment", "q3 report.pdf"),
+            "attachment; filename=\"q3 report.pdf\"; filename*=UTF-8''q3%20report.pdf"
+        );
+        assert_eq!(
+            content_disposition("inline", "ünï\"x.txt"),
+            "inline; filename=\"_n__x.txt\"; filename*=UTF-8''%C3%BCn%C3%AF%22x.txt"
+        );
+    }
+
+    #[test]
+    fn list_queries() {
+        let q = parse_list_query("bucket=b&prefix=a%2Fb+c&state=active").unwrap();
+        assert_eq!(
+            (q.bucket.as_deref(), q.prefix.as_deref(), q.state.as_deref()),
+            (Some("b"), Some("a/b c"), Some("active"))
+        );
+        assert!(parse_list_query("state=weird").is_err());
+        assert!(parse_list_query("bucket=b&color=red").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! The share service: minting, listing, revoking and redeeming links. It is the only code that
+//! consumes uses, and every outcome leaves an audit event.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use latchkey_meta::{AuditEvent, MetaError, Share, ShareFilter};
+use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
+use time::OffsetDateTime;
+
+use crate::token::{ShareKey, new_share_id, new_token};
+
+/// What a caller asks for when minting a download link.
+#[derive(Debug, Clone)]
+pub struct NewShare {
+    pub bucket: String,
+    pub key: String,
+    pub expires_in: Option<Duration>,
+    pub max_uses: Option<u32>,
+    pub allow_cidrs: Vec<String>,
+    pub disposition: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Why a mint request was refused; shown to the (authenticated) caller.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the object does not exist")]
+    NoSuchObject,
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+/// The true reason a redemption was refused. It goes to the audit trail only: callers all get
+/// the same 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    Unknown,
+    Used,
+    Expired,
+    Revoked,
+    IpDenied,
+    ObjectChanged,
+}
+
+impl Denial {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::IpDenied => "ip_denied",
+            Self::ObjectChanged => "object_changed",
+        }
+    }
+}
+
+/// Who is redeeming, for the IP allow-list and the audit trail.
+#[derive(Debug, Clone)]
+pub struct Redeemer {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error("refused: {}", .0.as_str())]
+    Denied(Denial),
+    #[error(transparent)]
+    Internal(#[from] ObjectError),
+}
+
+impl From<MetaError> for RedeemError {
+    fn from(e: MetaError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+pub struct ShareService {
+    objects: Arc<ObjectService>,
+    key: ShareKey,
+    max_expiry: Duration,
+}
+
+/// A link's lifetime when the request names none (as for `aws s3 presign`).
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
+const MAX_USES: u32 = 1_000_000;
+
+impl ShareService {
+    pub fn new(objects: Arc<ObjectService>, key: ShareKey, max_expiry: Duration) -> Self {
+        Self { objects, key, max_expiry }
+    }
+
+    pub fn objects(&self) -> &ObjectService {
+        &self.objects
+    }
+
+    /// Mints a link for the current version of an object. Returns the stored share and the
+    /// token, which exists nowhere else: it is shown once, to the caller.
+    pub async fn create(&self, principal: &str, req: NewShare) -> Result<(Share, String), CreateError> {
+        let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY);
+        if expires_in.is_zero() || expires_in > self.max_expiry {
+            return Err(CreateError::Invalid(format!(
+                "expires_in must be between 1 and {} seconds",
+                self.max_expiry.as_secs()
+            )));
+        }
+        let max_uses = req.max_uses.unwrap_or(1);
+        if max_uses == 0 || max_uses > MAX_USES {
+            return Err(CreateError::Invalid(format!("max_uses must be between 1 and {MAX_USES}")));
+        }
+        for cidr in &req.allow_cidrs {
+            cidr.parse::<IpNet>()
+                .map_err(|_| CreateError::Invalid(format!("{cidr:?} is not a CIDR block such as 203.0.113.0/24")))?;
+        }
+        let disposition = req.disposition.unwrap_or_else(|| "attachment".to_owned());
+        if !matches!(disposition.as_str(), "attachment" | "inline") {
+            return Err(CreateError::Invalid("disposition must be \"attachment\" or \"inline\"".to_owned()));
+        }
+        let record = match self.objects.head(&req.bucket, &req.key).await {
+            Ok(record) => record,
+            Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => return Err(CreateError::NoSuchObject),
+            Err(e) => return Err(e.into()),
+        };
+        let token = new_token();
+        let now = OffsetDateTime::now_utc();
+        let share = Share {
+            id: new_share_id(),
+            token_hash: self.key.hash(&token),
+            method: "GET".to_owned(),
+            bucket: record.bucket,
+            key: record.key,
+            version_id: Some(record.version_id),
+            etag: Some(record.etag),
+            size: Some(record.size),
+            created: now,
+            expires: now + expires_in,
+            max_uses,
+            uses_left: max_uses,
+            allow_cidrs: req.allow_cidrs,
+            disposition,
+            label: req.label,
+            principal: principal.to_owned(),
+            revoked: None,
+        };
+        self.objects.meta().create_share(&share).await.map_err(ObjectError::from)?;
+        self.audit("share.created", Some(&share.id), Some(principal), None, None).await;
+        Ok((share, token))
+    }
+
+    pub async fn list(&self, filter: &ShareFilter) -> Result<Vec<Share>, ObjectError> {
+        Ok(self.objects.meta().list_shares(filter).await?)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Share>, ObjectError> {
+        Ok(self.objects.meta().get_share(id).await?)
+    }
+
+    /// Revokes a link; `false` when there is none (or it was revoked already).
+    pub async fn revoke(&self, principal: &str, id: &str) -> Result<bool, ObjectError> {
+        let revoked = self.objects.meta().revoke_share(id, OffsetDateTime::now_utc()).await?;
+        if revoked {
+            self.audit("share.revoked", Some(id), Some(principal), None, None).await;
+        }
+        Ok(revoked)
+    }
+
+    /// The share a token names, without consuming anything (landing pages).
+    pub async fn peek(&self, token: &str) -> Result<Option<Share>, ObjectError> {
+        Ok(self.objects.meta().find_share(&self.key.hash(token)).await?)
+    }
+
+    /// Validates a token, consumes one use atomically and durably, and opens the object.
+    pub async fn redeem(&self, token: &str, who: &Redeemer) -> Result<(Share, ObjectRead), RedeemError> {
+        let hash = self.key.hash(token);
+        let result = self.try_redeem(&hash, who).await;
+        match &result {
+            Ok((share, _)) => self.audit("share.redeemed", Some(&share.id), None, Some(who), None).await,
+            Err(RedeemError::Denied(denial)) => {
+                let id = self.objects.meta().find_share(&hash).await.ok().flatten().map(|s| s.id);
+                self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
+            }
+            Err(RedeemError::Internal(e)) => tracing::error!(error = %e, "redemption failed"),
+        }
+        result
+    }
+
+    async fn try_redeem(&self, hash: &[u8], who: &Redeemer) -> Result<(Share, ObjectRead), RedeemError> {
+        let meta = self.objects.meta();
+        let now = OffsetDateTime::now_utc();
+        let Some(share) = meta.find_share(hash).await? else {
+            return Err(RedeemError::Denied(Denial::Unknown));
+        };
+        // Checks that do not depend on racing redeemers come first, so they consume nothing.
+        if !ip_allowed(&share.allow_cidrs, who.ip) {
+            return Err(RedeemError::Denied(Denial::IpDenied));
+        }
+        let Some(share) = meta.consume_share(hash, now).await? else {
+            // Nothing was consumed; read the share again to say why.
+            let current = meta.find_share(hash).await?;
+            return Err(RedeemError::Denied(self.refusal(current.as_ref(), now).await));
+        };
+        let version = share.version_id.clone();
+        let read = self
+            .objects
+            .read(&share.bucket, &share.key, |record| {
+                if version.as_deref().is_some_and(|v| v != record.version_id) {
+                    return Err(Denial::ObjectChanged);
+                }
+                Ok(0..record.size)
+            })
+            .await
+            .map_err(|e| match e {
+                ReadError::Refused(denial) => RedeemError::Denied(denial),
+                ReadError::Object(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => {
+                    RedeemError::Denied(Denial::ObjectChanged)
+                }
+                ReadError::Object(e) => RedeemError::Internal(e),
+            })?;
+        Ok((share, read))
+    }
+
+    /// The reason a consume found nothing to consume.
+    async fn refusal(&self, share: Option<&Share>, now: OffsetDateTime) -> Denial {
+        let Some(share) = share else { return Denial::Unknown };
+        if share.revoked.is_some() {
+            Denial::Revoked
+        } else if share.expires <= now {
+            Denial::Expired
+        } else if share.uses_left == 0 {
+            Denial::Used
+        } else {
+            Denial::ObjectChanged
+        }
+    }
+
+    /// Stores the event and emits it as one JSON log line. Audit failures are logged, never
+    /// turned into a different answer for the caller.
+    async fn audit(
+        &self,
+        event: &str,
+        share_id: Option<&str>,
+        principal: Option<&str>,
+        who: Option<&Redeemer>,
+        reason: Option<&str>,
+    ) {
+        let record = AuditEvent {
+            at: OffsetDateTime::now_utc(),
+            event: event.to_owned(),
+            share_id: share_id.map(str::to_owned),
+            principal: principal.map(str::to_owned),
+            source_ip: who.map(|w| w.ip.to_string()),
+            user_agent: who.and_then(|w| w.user_agent.clone()),
+            reason: reason.map(str::to_owned),
+        };
+        let line = serde_json::json!({
+            "at": record.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "event": record.event,
+            "share_id": record.share_id,
+            "principal": record.principal,
+            "source_ip": record.source_ip,
+            "user_agent": record.user_agent,
+            "reason": record.reason,
+        });
+        tracing::info!(target: "latchkey::audit", "{line}");
+        if let Err(e) = self.objects.meta().record_audit(&record).await {
+            tracing::error!(error = %e, event, "could not store an audit event");
+        }
+    }
+}
+
+fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
+    // An IPv4 client reaching an IPv6 socket appears as ::ffff:a.b.c.d.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    cidrs.is_empty() || cidrs.iter().filter_map(|c| c.parse::<IpNet>().ok()).any(|net| net.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(ip_allowed(&[], ip("198.51.100.7")));
+        let list = vec!["203.0.113.0/24".to_owned(), "2001:db8::/32".to_owned()];
+        assert!(ip_allowed(&list, ip("203.0.113.9")));
+        assert!(ip_allowed(&list, ip("::ffff:203.0.113.9")));
+        assert!(ip_allowed(&list, ip("2001:db8::1")));
+        assert!(!ip_allowed(&list, ip("198.51.100.7")));
+    }
+}
