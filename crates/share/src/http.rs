@@ -4,6 +4,7 @@
 //!   the request's SigV4 signature, so an access key is the identity, as for any S3 call.
 //! - `/-/access-object?nonce=TOKEN` (or the `X-Latchkey-Nonce` header): redemption for machine
 //!   clients, public, on axum. Every refusal is the same 403; the reason goes to the audit trail.
+//! - `/-/s/{token}`: the browser landing page (`landing.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::service::{CreateError, NewShare, RedeemError, Redeemer, ShareService};
+use crate::service::{CreateError, Denial, NewShare, RedeemError, Redeemer, ShareService, refusal};
 
 const API_PREFIX: &str = "/-/shares";
 const MAX_API_BODY: usize = 64 * 1024;
@@ -72,20 +73,8 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-fn state(share: &Share, now: OffsetDateTime) -> &'static str {
-    if share.revoked.is_some() {
-        "revoked"
-    } else if share.expires <= now {
-        "expired"
-    } else if share.uses_left == 0 {
-        "used"
-    } else {
-        "active"
-    }
-}
-
 fn view(share: Share) -> ShareView {
-    let state = state(&share, OffsetDateTime::now_utc());
+    let state = refusal(&share, OffsetDateTime::now_utc()).map_or("active", Denial::as_str);
     ShareView {
         id: share.id,
         bucket: share.bucket,
@@ -236,7 +225,10 @@ fn internal(e: impl std::fmt::Display) -> s3s::S3Error {
 
 /// Public redemption routes, merged into the server's `/-/` router.
 pub fn redemption_routes(shares: Arc<ShareService>) -> axum::Router {
-    axum::Router::new().route("/-/access-object", axum::routing::get(access_object)).with_state(shares)
+    axum::Router::new()
+        .route("/-/access-object", axum::routing::get(access_object))
+        .route("/-/s/{token}", axum::routing::get(crate::landing::show).post(crate::landing::take))
+        .with_state(shares)
 }
 
 #[derive(Deserialize)]
@@ -244,7 +236,7 @@ struct NonceQuery {
     nonce: Option<String>,
 }
 
-fn refused() -> Response {
+pub(crate) fn refused() -> Response {
     (
         StatusCode::FORBIDDEN,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
@@ -261,19 +253,22 @@ async fn access_object(
 ) -> Response {
     let from_header = headers.get("x-latchkey-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let Some(token) = from_header.or(query.nonce) else { return refused() };
-    let who = Redeemer {
-        ip: peer.ip(),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    };
-    match shares.redeem(&token, &who).await {
+    match shares.redeem(&token, &redeemer(peer, &headers)).await {
         Ok((share, read)) => download(&share, read),
         Err(RedeemError::Denied(_)) => refused(),
         Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
+pub(crate) fn redeemer(peer: SocketAddr, headers: &HeaderMap) -> Redeemer {
+    Redeemer {
+        ip: peer.ip(),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    }
+}
+
 /// The object as a download: its type and length, and a Content-Disposition naming the file.
-fn download(share: &Share, read: latchkey_object::ObjectRead) -> Response {
+pub(crate) fn download(share: &Share, read: latchkey_object::ObjectRead) -> Response {
     let record = &read.record;
     let content_type = record.headers.content_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
     let name = record.key.rsplit('/').next().unwrap_or(&record.key);

@@ -8,6 +8,7 @@
 //! surface is in [`http`].
 
 pub mod http;
+mod landing;
 pub mod service;
 pub mod token;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use latchkey_meta::{AuditEvent, MetaError, Share, ShareFilter};
+use latchkey_meta::{AuditEvent, MetaError, ObjectRecord, Share, ShareFilter};
 use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
 use time::OffsetDateTime;
 
@@ -170,9 +170,25 @@ impl ShareService {
         Ok(revoked)
     }
 
-    /// The share a token names, without consuming anything (landing pages).
-    pub async fn peek(&self, token: &str) -> Result<Option<Share>, ObjectError> {
-        Ok(self.objects.meta().find_share(&self.key.hash(token)).await?)
+    /// Checks a token as redemption would, without consuming anything: what a landing page
+    /// shows. Refusals are not audited here (nothing was attempted).
+    pub async fn inspect(&self, token: &str, who: &Redeemer) -> Result<(Share, ObjectRecord), RedeemError> {
+        let now = OffsetDateTime::now_utc();
+        let share = self.objects.meta().find_share(&self.key.hash(token)).await?;
+        let Some(share) = share else { return Err(RedeemError::Denied(Denial::Unknown)) };
+        if !ip_allowed(&share.allow_cidrs, who.ip) {
+            return Err(RedeemError::Denied(Denial::IpDenied));
+        }
+        let current = match self.objects.head(&share.bucket, &share.key).await {
+            Ok(record) if share.version_id.as_ref().is_none_or(|v| *v == record.version_id) => Some(record),
+            Ok(_) | Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match (refusal(&share, now), current) {
+            (Some(denial), _) => Err(RedeemError::Denied(denial)),
+            (None, None) => Err(RedeemError::Denied(Denial::ObjectChanged)),
+            (None, Some(record)) => Ok((share, record)),
+        }
     }
 
     /// Validates a token, consumes one use atomically and durably, and opens the object.
@@ -203,7 +219,8 @@ impl ShareService {
         let Some(share) = meta.consume_share(hash, now).await? else {
             // Nothing was consumed; read the share again to say why.
             let current = meta.find_share(hash).await?;
-            return Err(RedeemError::Denied(self.refusal(current.as_ref(), now).await));
+            let denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
+            return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
         };
         let version = share.version_id.clone();
         let read = self
@@ -223,20 +240,6 @@ impl ShareService {
                 ReadError::Object(e) => RedeemError::Internal(e),
             })?;
         Ok((share, read))
-    }
-
-    /// The reason a consume found nothing to consume.
-    async fn refusal(&self, share: Option<&Share>, now: OffsetDateTime) -> Denial {
-        let Some(share) = share else { return Denial::Unknown };
-        if share.revoked.is_some() {
-            Denial::Revoked
-        } else if share.expires <= now {
-            Denial::Expired
-        } else if share.uses_left == 0 {
-            Denial::Used
-        } else {
-            Denial::ObjectChanged
-        }
     }
 
     /// Stores the event and emits it as one JSON log line. Audit failures are logged, never
@@ -271,6 +274,19 @@ impl ShareService {
         if let Err(e) = self.objects.meta().record_audit(&record).await {
             tracing::error!(error = %e, event, "could not store an audit event");
         }
+    }
+}
+
+/// Why a share cannot be redeemed at `now` on its own terms (the object version aside).
+pub(crate) fn refusal(share: &Share, now: OffsetDateTime) -> Option<Denial> {
+    if share.revoked.is_some() {
+        Some(Denial::Revoked)
+    } else if share.expires <= now {
+        Some(Denial::Expired)
+    } else if share.uses_left == 0 {
+        Some(Denial::Used)
+    } else {
+        None
     }
 }
 
