@@ -1,8 +1,10 @@
 //! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally.
 
+mod aws_env;
 mod logging;
 mod presign;
 mod serve;
+mod share;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a presigned URL for an object, signed locally with your AWS-style credentials.
     Presign(presign::PresignArgs),
+    /// Mint, list and revoke one-time share links.
+    Share(share::ShareArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +38,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Presign(args) => presign::run(args).await,
+            Command::Share(args) => share::run(args).await,
         }
     });
     match result {

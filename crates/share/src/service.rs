@@ -128,7 +128,9 @@ impl ShareService {
             Err(e) => return Err(e.into()),
         };
         let token = new_token();
+        // Stored with millisecond precision; answer with exactly what is stored.
         let now = OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
         let share = Share {
             id: new_share_id(),
             token_hash: self.key.hash(&token),

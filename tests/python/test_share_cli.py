@@ -1,0 +1,66 @@
+"""`latchkey share create|list|revoke` against a real server, with credentials from a profile."""
+
+import json
+import subprocess
+import time
+
+import requests
+
+from conftest import BIN
+
+
+def share(server, env, *args):
+    return subprocess.run([BIN, "share", *args, "--endpoint-url", server.endpoint],
+                          env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_create_list_revoke(server, s3, bucket, tmp_path):
+    s3.put_object(Bucket=bucket, Key="board/minutes.txt", Body=b"confidential minutes")
+    env = server.cli_env(tmp_path / "home")
+
+    made = share(server, env, "create", f"s3://{bucket}/board/minutes.txt", "--expires-in", "2h",
+                 "--max-uses", "2", "--allow-cidr", "127.0.0.0/8", "--label", "for the board")
+    assert made.returncode == 0, made.stderr
+    fields = dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())
+    assert list(fields) == ["id", "url", "api_url", "expires_at", "max_uses"]
+    assert fields["max_uses"] == "2"
+    token = fields["url"].rsplit("/", 1)[1]
+    assert fields["api_url"].endswith(f"nonce={token}") and len(token) == 43
+    expires = time.mktime(time.strptime(fields["expires_at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert abs(expires - time.time() - 7200) < 60
+    assert requests.get(fields["api_url"], timeout=10).content == b"confidential minutes"
+
+    as_json = share(server, env, "create", f"s3://{bucket}/board/minutes.txt", "--json")
+    created = json.loads(as_json.stdout)
+    assert created["max_uses"] == 1 and len(created["token"]) == 43
+
+    listed = share(server, env, "list", f"s3://{bucket}/board/")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2 and fields["id"] in lines[0] and "1/2 uses left" in lines[0]
+    assert token not in listed.stdout
+
+    revoked = share(server, env, "revoke", created["id"])
+    assert revoked.returncode == 0 and revoked.stdout.strip() == f"revoked: {created['id']}"
+    assert requests.get(created["api_url"], timeout=10).status_code == 403
+    assert len(share(server, env, "list", f"s3://{bucket}").stdout.strip().splitlines()) == 1
+    everything = share(server, env, "list", f"s3://{bucket}", "--all", "--json")
+    states = {s["id"]: s["state"] for s in json.loads(everything.stdout)["shares"]}
+    assert states == {fields["id"]: "active", created["id"]: "revoked"}
+
+
+def test_mistakes_are_explained(server, s3, bucket, tmp_path):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    env = server.cli_env(tmp_path / "home")
+    missing = share(server, env, "create", f"s3://{bucket}/absent")
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    vague = share(server, env, "create", f"s3://{bucket}/k", "--expires-in", "soon")
+    assert vague.returncode != 0 and "such as 90s, 15m, 1h or 2d" in vague.stderr
+    too_long = share(server, env, "create", f"s3://{bucket}/k", "--expires-in", "30d")
+    assert too_long.returncode != 0 and "expires_in must be between 1 and 604800" in too_long.stderr
+    unknown = share(server, env, "revoke", "shr_000000000000000000000000")
+    assert unknown.returncode != 0 and "404" in unknown.stderr
+    no_creds = subprocess.run([BIN, "share", "list", "--endpoint-url", server.endpoint],
+                              env={"HOME": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=30)
+    assert no_creds.returncode != 0 and "no AWS credentials found" in no_creds.stderr
