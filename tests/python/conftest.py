@@ -27,8 +27,9 @@ def free_port():
 class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
-    def __init__(self, data_dir, env_credentials=True):
+    def __init__(self, data_dir, env_credentials=True, config=None):
         self.data_dir = Path(data_dir)
+        self.config = config
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.env_credentials = env_credentials
@@ -41,8 +42,13 @@ class Server:
             env["LATCHKEY_ROOT_ACCESS_KEY"] = ACCESS_KEY
             env["LATCHKEY_ROOT_SECRET_KEY"] = SECRET_KEY
         self.stderr = open(self.data_dir.parent / f"{self.data_dir.name}.stderr.log", "ab")
+        args = [BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
+        if self.config:
+            config_file = self.data_dir.parent / f"{self.data_dir.name}.toml"
+            config_file.write_text("".join(f"{k} = {v!r}\n" for k, v in self.config.items()))
+            args += ["--config", str(config_file)]
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"],
+            args,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env=env,

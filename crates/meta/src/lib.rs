@@ -103,9 +103,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Marks the share revoked; `false` when there is no such share or it was revoked already.
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
     /// Consumes one use, atomically and durably, if at `now` the share exists, is not revoked or
-    /// expired, has uses left, and its object is still the version it was made for. `None`
-    /// otherwise: then nothing changed.
-    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime) -> MetaResult<Option<Share>>;
+    /// expired, has uses left, and its object is still the version it was made for; the grant
+    /// to `source_ip` is recorded in the same transaction. `None` otherwise: then nothing changed.
+    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, source_ip: &str)
+    -> MetaResult<Option<Share>>;
+    /// Whether `source_ip` was granted a use of the share at or after `since`.
+    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;

@@ -550,7 +550,13 @@ impl MetaStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime) -> MetaResult<Option<Share>> {
+    async fn consume_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        source_ip: &str,
+    ) -> MetaResult<Option<Share>> {
+        let mut tx = self.writer.begin().await?;
         // One statement: the checks and the decrement cannot be separated by another redeemer.
         let row = sqlx::query(
             "UPDATE shares SET uses_left = uses_left - 1
@@ -562,9 +568,31 @@ impl MetaStore for SqliteStore {
         )
         .bind(token_hash)
         .bind(to_ms(now))
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.as_ref().map(share_from_row).transpose()
+        let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
+            return Ok(None);
+        };
+        sqlx::query("INSERT INTO share_grants (share_id, source_ip, granted_ms) VALUES (?, ?, ?)")
+            .bind(&share.id)
+            .bind(source_ip)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(share))
+    }
+
+    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
+        let found: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM share_grants WHERE share_id = ? AND source_ip = ? AND granted_ms >= ? LIMIT 1",
+        )
+        .bind(share_id)
+        .bind(source_ip)
+        .bind(to_ms(since))
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {
@@ -722,7 +750,7 @@ mod tests {
         let attempts: Vec<_> = (0..40)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.consume_share(b"h5", now).await.unwrap().is_some() })
+                tokio::spawn(async move { store.consume_share(b"h5", now, "10.0.0.1").await.unwrap().is_some() })
             })
             .collect();
         let mut granted = 0;
@@ -731,19 +759,23 @@ mod tests {
         }
         assert_eq!(granted, 5);
         assert_eq!(store.get_share("s5").await.unwrap().unwrap().uses_left, 0);
+        let minute_ago = now - time::Duration::minutes(1);
+        assert!(store.has_grant("s5", "10.0.0.1", minute_ago).await.unwrap());
+        assert!(!store.has_grant("s5", "10.0.0.2", minute_ago).await.unwrap());
+        assert!(!store.has_grant("s5", "10.0.0.1", now + time::Duration::seconds(1)).await.unwrap());
 
         store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
         let later = now + time::Duration::hours(2);
-        assert!(store.consume_share(b"h1", later).await.unwrap().is_none(), "expired");
+        assert!(store.consume_share(b"h1", later, "10.0.0.1").await.unwrap().is_none(), "expired");
         assert!(store.revoke_share("s1", now).await.unwrap());
         assert!(!store.revoke_share("s1", now).await.unwrap());
-        assert!(store.consume_share(b"h1", now).await.unwrap().is_none(), "revoked");
+        assert!(store.consume_share(b"h1", now, "10.0.0.1").await.unwrap().is_none(), "revoked");
 
         store.create_share(&share("s2", b"h2", 1, &version)).await.unwrap();
         store.put_object(&record("b", "k", "x2")).await.unwrap();
-        assert!(store.consume_share(b"h2", now).await.unwrap().is_none(), "object replaced");
+        assert!(store.consume_share(b"h2", now, "10.0.0.1").await.unwrap().is_none(), "object replaced");
         assert_eq!(store.get_share("s2").await.unwrap().unwrap().uses_left, 1, "a refusal consumes nothing");
-        assert!(store.consume_share(b"unknown", now).await.unwrap().is_none());
+        assert!(store.consume_share(b"unknown", now, "10.0.0.1").await.unwrap().is_none());
 
         let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
         assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);

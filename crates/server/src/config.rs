@@ -25,6 +25,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The longest lifetime a share link may be given.
     pub max_share_expiry: Duration,
+    /// How long a broken share download may be resumed (Range, same address) without using
+    /// another use.
+    pub share_resume_grace: Duration,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -37,6 +40,7 @@ pub struct ConfigFile {
     pub region: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
     pub max_share_expiry_secs: Option<u64>,
+    pub share_resume_grace_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -70,6 +74,7 @@ impl ServerConfig {
             region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
+            share_resume_grace: Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600)),
         })
     }
 }

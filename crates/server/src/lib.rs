@@ -24,7 +24,7 @@ use latchkey_meta::{MetaStore, SqliteStore};
 use latchkey_object::ObjectService;
 use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front};
 use latchkey_share::http::{SharesApi, redemption_routes};
-use latchkey_share::{ShareKey, ShareService};
+use latchkey_share::{ShareKey, SharePolicy, ShareService};
 use latchkey_storage::BlobStore;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -69,7 +69,8 @@ impl Server {
         let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
         let share_key = ShareKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
-        let shares = Arc::new(ShareService::new(objects.clone(), share_key, config.max_share_expiry));
+        let policy = SharePolicy { max_expiry: config.max_share_expiry, resume_grace: config.share_resume_grace };
+        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_auth(KeyAuth::new(root, meta.clone()));
         s3.set_access(Authorizer);

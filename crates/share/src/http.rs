@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use s3s::dto::Range as RangeHeader;
+
 use crate::service::{CreateError, Denial, NewShare, RedeemError, Redeemer, ShareService, refusal};
 
 const API_PREFIX: &str = "/-/shares";
@@ -253,9 +255,26 @@ async fn access_object(
 ) -> Response {
     let from_header = headers.get("x-latchkey-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let Some(token) = from_header.or(query.nonce) else { return refused() };
-    match shares.redeem(&token, &redeemer(peer, &headers)).await {
-        Ok((share, read)) => download(&share, read),
-        Err(RedeemError::Denied(_)) => refused(),
+    redeem_response(&shares, &token, peer, &headers, refused).await
+}
+
+/// Redeems and answers: the download, or `refusal()` (an API 403 or the landing page).
+pub(crate) async fn redeem_response(
+    shares: &ShareService,
+    token: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    refusal: fn() -> Response,
+) -> Response {
+    let range = match headers.get(header::RANGE).map(|v| v.to_str().ok().and_then(|r| RangeHeader::parse(r).ok())) {
+        None => None,
+        Some(Some(range)) => Some(range),
+        Some(None) => return StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
+    };
+    match shares.redeem(token, &redeemer(peer, headers), range.as_ref()).await {
+        Ok(granted) => download(&granted.share, granted.read),
+        Err(RedeemError::Denied(_)) => refusal(),
+        Err(RedeemError::BadRange) => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
         Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -268,16 +287,24 @@ pub(crate) fn redeemer(peer: SocketAddr, headers: &HeaderMap) -> Redeemer {
 }
 
 /// The object as a download: its type and length, and a Content-Disposition naming the file.
-pub(crate) fn download(share: &Share, read: latchkey_object::ObjectRead) -> Response {
+fn download(share: &Share, read: latchkey_object::ObjectRead) -> Response {
     let record = &read.record;
     let content_type = record.headers.content_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
     let name = record.key.rsplit('/').next().unwrap_or(&record.key);
+    let partial = read.range != (0..record.size);
     let mut resp = Response::new(axum::body::Body::from_stream(read.body));
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(read.range.end - read.range.start));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if partial {
+        let range = format!("bytes {}-{}/{}", read.range.start, read.range.end.saturating_sub(1), record.size);
+        if let Ok(v) = HeaderValue::from_str(&range) {
+            headers.insert(header::CONTENT_RANGE, v);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&content_disposition(&share.disposition, name)) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -286,6 +313,9 @@ pub(crate) fn download(share: &Share, read: latchkey_object::ObjectRead) -> Resp
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    if partial {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
     resp
 }
 

@@ -14,7 +14,7 @@ use html_escape::encode_text;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use time::macros::format_description;
 
-use crate::http::{download, redeemer};
+use crate::http::{redeem_response, redeemer};
 use crate::service::{RedeemError, ShareService};
 
 /// No scripts, no third-party anything, no referrer (the URL is the secret), no framing, no
@@ -74,7 +74,7 @@ pub(crate) async fn show(
 ) -> Response {
     let (share, record) = match shares.inspect(&token, &redeemer(peer, &headers)).await {
         Ok(found) => found,
-        Err(RedeemError::Denied(_)) => return refused_page(),
+        Err(RedeemError::Denied(_) | RedeemError::BadRange) => return refused_page(),
         Err(RedeemError::Internal(_)) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let name = record.key.rsplit('/').next().unwrap_or(&record.key);
@@ -101,11 +101,7 @@ pub(crate) async fn take(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match shares.redeem(&token, &redeemer(peer, &headers)).await {
-        Ok((share, read)) => download(&share, read),
-        Err(RedeemError::Denied(_)) => refused_page(),
-        Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    redeem_response(&shares, &token, peer, &headers, refused_page).await
 }
 
 #[cfg(test)]

@@ -12,5 +12,5 @@ mod landing;
 pub mod service;
 pub mod token;
 
-pub use service::ShareService;
+pub use service::{SharePolicy, ShareService};
 pub use token::ShareKey;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use latchkey_meta::{AuditEvent, MetaError, ObjectRecord, Share, ShareFilter};
 use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
+use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
 
 use crate::token::{ShareKey, new_share_id, new_token};
@@ -71,6 +72,9 @@ pub struct Redeemer {
 pub enum RedeemError {
     #[error("refused: {}", .0.as_str())]
     Denied(Denial),
+    /// The Range cannot be satisfied; nothing was consumed.
+    #[error("the requested range is not satisfiable")]
+    BadRange,
     #[error(transparent)]
     Internal(#[from] ObjectError),
 }
@@ -81,10 +85,28 @@ impl From<MetaError> for RedeemError {
     }
 }
 
+/// The server's rules for links.
+#[derive(Debug, Clone, Copy)]
+pub struct SharePolicy {
+    /// The longest lifetime a link may be given.
+    pub max_expiry: Duration,
+    /// How long after a use was granted the same address may resume the transfer with a Range
+    /// request without consuming another use.
+    pub resume_grace: Duration,
+}
+
 pub struct ShareService {
     objects: Arc<ObjectService>,
     key: ShareKey,
-    max_expiry: Duration,
+    policy: SharePolicy,
+}
+
+/// A granted download: the share, the object bytes to send, and whether this continues a
+/// transfer granted earlier (no use consumed).
+pub struct Redemption {
+    pub share: Share,
+    pub read: ObjectRead,
+    pub resumed: bool,
 }
 
 /// A link's lifetime when the request names none (as for `aws s3 presign`).
@@ -92,8 +114,8 @@ pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 const MAX_USES: u32 = 1_000_000;
 
 impl ShareService {
-    pub fn new(objects: Arc<ObjectService>, key: ShareKey, max_expiry: Duration) -> Self {
-        Self { objects, key, max_expiry }
+    pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy) -> Self {
+        Self { objects, key, policy }
     }
 
     pub fn objects(&self) -> &ObjectService {
@@ -104,10 +126,10 @@ impl ShareService {
     /// token, which exists nowhere else: it is shown once, to the caller.
     pub async fn create(&self, principal: &str, req: NewShare) -> Result<(Share, String), CreateError> {
         let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY);
-        if expires_in.is_zero() || expires_in > self.max_expiry {
+        if expires_in.is_zero() || expires_in > self.policy.max_expiry {
             return Err(CreateError::Invalid(format!(
                 "expires_in must be between 1 and {} seconds",
-                self.max_expiry.as_secs()
+                self.policy.max_expiry.as_secs()
             )));
         }
         let max_uses = req.max_uses.unwrap_or(1);
@@ -193,22 +215,38 @@ impl ShareService {
         }
     }
 
-    /// Validates a token, consumes one use atomically and durably, and opens the object.
-    pub async fn redeem(&self, token: &str, who: &Redeemer) -> Result<(Share, ObjectRead), RedeemError> {
+    /// Validates a token, consumes one use atomically and durably, and opens the object (or the
+    /// requested `range` of it). A Range request from an address that was granted a use within
+    /// the resume grace continues that transfer instead of consuming another use.
+    pub async fn redeem(
+        &self,
+        token: &str,
+        who: &Redeemer,
+        range: Option<&RangeHeader>,
+    ) -> Result<Redemption, RedeemError> {
         let hash = self.key.hash(token);
-        let result = self.try_redeem(&hash, who).await;
+        let result = self.try_redeem(&hash, who, range).await;
         match &result {
-            Ok((share, _)) => self.audit("share.redeemed", Some(&share.id), None, Some(who), None).await,
+            Ok(r) => {
+                let event = if r.resumed { "share.resumed" } else { "share.redeemed" };
+                self.audit(event, Some(&r.share.id), None, Some(who), None).await;
+            }
             Err(RedeemError::Denied(denial)) => {
                 let id = self.objects.meta().find_share(&hash).await.ok().flatten().map(|s| s.id);
                 self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
             }
+            Err(RedeemError::BadRange) => {}
             Err(RedeemError::Internal(e)) => tracing::error!(error = %e, "redemption failed"),
         }
         result
     }
 
-    async fn try_redeem(&self, hash: &[u8], who: &Redeemer) -> Result<(Share, ObjectRead), RedeemError> {
+    async fn try_redeem(
+        &self,
+        hash: &[u8],
+        who: &Redeemer,
+        range: Option<&RangeHeader>,
+    ) -> Result<Redemption, RedeemError> {
         let meta = self.objects.meta();
         let now = OffsetDateTime::now_utc();
         let Some(share) = meta.find_share(hash).await? else {
@@ -218,11 +256,27 @@ impl ShareService {
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
         }
-        let Some(share) = meta.consume_share(hash, now).await? else {
-            // Nothing was consumed; read the share again to say why.
-            let current = meta.find_share(hash).await?;
-            let denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
-            return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
+        if let (Some(range), Some(size)) = (range, share.size)
+            && range.check(size).is_err()
+        {
+            return Err(RedeemError::BadRange);
+        }
+        let ip = who.ip.to_string();
+        let resumed = range.is_some()
+            && share.revoked.is_none()
+            && meta.has_grant(&share.id, &ip, now - self.policy.resume_grace).await?;
+        let share = if resumed {
+            share
+        } else {
+            match meta.consume_share(hash, now, &ip).await? {
+                Some(share) => share,
+                None => {
+                    // Nothing was consumed; read the share again to say why.
+                    let current = meta.find_share(hash).await?;
+                    let denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
+                    return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
+                }
+            }
         };
         let version = share.version_id.clone();
         let read = self
@@ -231,7 +285,7 @@ impl ShareService {
                 if version.as_deref().is_some_and(|v| v != record.version_id) {
                     return Err(Denial::ObjectChanged);
                 }
-                Ok(0..record.size)
+                range.map_or(Ok(0..record.size), |r| r.check(record.size).map_err(|_| Denial::ObjectChanged))
             })
             .await
             .map_err(|e| match e {
@@ -241,7 +295,7 @@ impl ShareService {
                 }
                 ReadError::Object(e) => RedeemError::Internal(e),
             })?;
-        Ok((share, read))
+        Ok(Redemption { share, read, resumed })
     }
 
     /// Stores the event and emits it as one JSON log line. Audit failures are logged, never
