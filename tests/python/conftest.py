@@ -76,6 +76,10 @@ class Server:
     def kill9(self):
         return self.stop(signal.SIGKILL)
 
+    def tmp_files(self):
+        """Temporary files of uploads in progress or abandoned, in every process's tmp dir."""
+        return [f for d in (self.data_dir / "tmp").iterdir() if d.is_dir() for f in d.iterdir()]
+
     def stderr_text(self):
         return (self.data_dir.parent / f"{self.data_dir.name}.stderr.log").read_text(errors="replace")
 

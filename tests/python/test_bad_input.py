@@ -149,9 +149,9 @@ def test_truncated_upload_leaves_no_object(server, s3, bucket):
         sock.sendall(b"x" * 300_000)
     # The server notices the disconnect, discards the partial blob and commits nothing.
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any((server.data_dir / "tmp").iterdir()):
+    while time.monotonic() < deadline and server.tmp_files():
         time.sleep(0.05)
-    assert not any((server.data_dir / "tmp").iterdir())
+    assert not server.tmp_files()
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="half")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -7,12 +7,17 @@
 //! behind the same trait.
 
 mod cache;
+#[cfg(test)]
+mod conformance;
 mod model;
+mod postgres;
+mod rows;
 mod sqlite;
 
 pub use model::{
     AccessKey, AuditEvent, Bucket, ContentHeaders, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -51,6 +56,43 @@ pub struct KeyRange<'a> {
     pub prefix: &'a str,
     pub after: Option<&'a str>,
     pub limit: u32,
+}
+
+/// Runs `$body` (an async block's statements, using `$tx` as the connection) in a transaction:
+/// commits when it yields `Ok`, rolls back at once when it yields `Err`, so a refused operation
+/// never leaves a session idle in a transaction, holding locks.
+macro_rules! transaction {
+    ($pool:expr, |$tx:ident| $body:block) => {{
+        let mut $tx = $pool.begin().await?;
+        let outcome: $crate::MetaResult<_> = async { $body }.await;
+        match outcome {
+            Ok(value) => {
+                $tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                $tx.rollback().await?;
+                Err(e)
+            }
+        }
+    }};
+}
+pub(crate) use transaction;
+
+/// The smallest string greater than every string that starts with `prefix` (in byte order, which
+/// for UTF-8 is code-point order), or `None` when there is no such bound (empty prefix, or only
+/// `char::MAX`s). Stores scan `key >= prefix AND key < bound`.
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap.
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 #[async_trait]
@@ -116,4 +158,23 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Waits for in-flight statements and closes the connections.
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_bounds_sort_after_every_extension() {
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        let bound = prefix_successor("logs/").unwrap();
+        for key in ["logs/", "logs/\u{10FFFF}\u{10FFFF}", "logs/zzz"] {
+            assert!(key < bound.as_str(), "{key:?}");
+        }
+        assert!("logs0" >= bound.as_str());
+    }
 }

@@ -13,14 +13,19 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
 use crate::cache::ObjectCache;
+use crate::rows::{
+    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_i64, to_ms,
+    upload_from_row,
+};
+use crate::transaction;
 use crate::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
+    PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -112,112 +117,6 @@ impl SqliteStore {
     }
 }
 
-fn to_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-/// The smallest byte string greater than every string that starts with `prefix`, or `None` when
-/// the prefix is empty (no upper bound). UTF-8 never contains 0xFF, so bumping the last byte works.
-fn prefix_upper_bound(prefix: &str) -> Option<Vec<u8>> {
-    let mut bytes = prefix.as_bytes().to_vec();
-    let last = bytes.last_mut()?;
-    *last += 1;
-    Some(bytes)
-}
-
-fn bucket_from_row(row: &SqliteRow) -> MetaResult<Bucket> {
-    Ok(Bucket {
-        name: row.try_get("name")?,
-        region: row.try_get("region")?,
-        created: from_ms(row.try_get("created_ms")?),
-    })
-}
-
-fn object_from_row(row: &SqliteRow) -> MetaResult<ObjectRecord> {
-    let headers: String = row.try_get("headers")?;
-    let user_meta: String = row.try_get("user_meta")?;
-    let tags: String = row.try_get("tags")?;
-    let parts: Option<i64> = row.try_get("parts_count")?;
-    Ok(ObjectRecord {
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        version_id: row.try_get("version_id")?,
-        blob_id: row.try_get("blob_id")?,
-        size: to_u64(row.try_get("size")?),
-        etag: row.try_get("etag")?,
-        last_modified: from_ms(row.try_get("modified_ms")?),
-        headers: serde_json::from_str(&headers)?,
-        user_meta: serde_json::from_str(&user_meta)?,
-        tags: serde_json::from_str(&tags)?,
-        parts_count: parts.and_then(|n| u32::try_from(n).ok()),
-    })
-}
-
-fn upload_from_row(row: &SqliteRow) -> MetaResult<MultipartUpload> {
-    let headers: String = row.try_get("headers")?;
-    let user_meta: String = row.try_get("user_meta")?;
-    let tags: String = row.try_get("tags")?;
-    Ok(MultipartUpload {
-        upload_id: row.try_get("upload_id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        initiated: from_ms(row.try_get("initiated_ms")?),
-        headers: serde_json::from_str::<ContentHeaders>(&headers)?,
-        user_meta: serde_json::from_str::<BTreeMap<String, String>>(&user_meta)?,
-        tags: serde_json::from_str::<Vec<Tag>>(&tags)?,
-    })
-}
-
-fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
-    let cidrs: String = row.try_get("allow_cidrs")?;
-    let size: Option<i64> = row.try_get("size")?;
-    let revoked: Option<i64> = row.try_get("revoked_ms")?;
-    let max_uses: i64 = row.try_get("max_uses")?;
-    let uses_left: i64 = row.try_get("uses_left")?;
-    Ok(Share {
-        id: row.try_get("id")?,
-        token_hash: row.try_get("token_hash")?,
-        method: row.try_get("method")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        version_id: row.try_get("version_id")?,
-        etag: row.try_get("etag")?,
-        size: size.map(to_u64),
-        created: from_ms(row.try_get("created_ms")?),
-        expires: from_ms(row.try_get("expires_ms")?),
-        max_uses: u32::try_from(max_uses).unwrap_or(0),
-        uses_left: u32::try_from(uses_left).unwrap_or(0),
-        allow_cidrs: serde_json::from_str(&cidrs)?,
-        disposition: row.try_get("disposition")?,
-        label: row.try_get("label")?,
-        principal: row.try_get("principal")?,
-        revoked: revoked.map(from_ms),
-    })
-}
-
-fn part_from_row(row: &SqliteRow) -> MetaResult<PartRecord> {
-    Ok(PartRecord {
-        upload_id: row.try_get("upload_id")?,
-        part_number: row.try_get("part_number")?,
-        blob_id: row.try_get("blob_id")?,
-        size: to_u64(row.try_get("size")?),
-        etag: row.try_get("etag")?,
-        last_modified: from_ms(row.try_get("modified_ms")?),
-    })
-}
-
 const UPSERT_OBJECT: &str =
     "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -283,24 +182,25 @@ impl MetaStore for SqliteStore {
     }
 
     async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
-        let mut tx = self.writer.begin().await?;
-        let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if any.is_some() {
-            return Err(MetaError::BucketNotEmpty);
-        }
-        sqlx::query("DELETE FROM upload_parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket = ?)")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM uploads WHERE bucket = ?").bind(name).execute(&mut *tx).await?;
-        let done = sqlx::query("DELETE FROM buckets WHERE name = ?").bind(name).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Err(MetaError::NoSuchBucket);
-        }
-        tx.commit().await?;
+        transaction!(self.writer, |tx| {
+            let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if any.is_some() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            sqlx::query("DELETE FROM upload_parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket = ?)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM uploads WHERE bucket = ?").bind(name).execute(&mut *tx).await?;
+            let done = sqlx::query("DELETE FROM buckets WHERE name = ?").bind(name).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(MetaError::NoSuchBucket);
+            }
+            Ok(())
+        })?;
         self.buckets_mut().remove(name);
         self.objects.invalidate_bucket(name);
         Ok(())
@@ -349,12 +249,12 @@ impl MetaStore for SqliteStore {
 
     async fn list_objects(&self, bucket: &str, range: KeyRange<'_>) -> MetaResult<Vec<ObjectRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM objects WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < CAST(?3 AS TEXT))
+            "SELECT * FROM objects WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
              AND (?4 IS NULL OR key > ?4) ORDER BY key LIMIT ?5",
         )
         .bind(bucket)
         .bind(range.prefix)
-        .bind(prefix_upper_bound(range.prefix))
+        .bind(prefix_successor(range.prefix))
         .bind(range.after)
         .bind(i64::from(range.limit))
         .fetch_all(&self.reader)
@@ -435,13 +335,13 @@ impl MetaStore for SqliteStore {
         upload_id_marker: Option<&str>,
     ) -> MetaResult<Vec<MultipartUpload>> {
         let rows = sqlx::query(
-            "SELECT * FROM uploads WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < CAST(?3 AS TEXT))
+            "SELECT * FROM uploads WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
              AND (?4 IS NULL OR key > ?4 OR (key = ?4 AND ?5 IS NOT NULL AND upload_id > ?5))
              ORDER BY key, upload_id LIMIT ?6",
         )
         .bind(bucket)
         .bind(range.prefix)
-        .bind(prefix_upper_bound(range.prefix))
+        .bind(prefix_successor(range.prefix))
         .bind(range.after)
         .bind(upload_id_marker)
         .bind(i64::from(range.limit))
@@ -451,17 +351,19 @@ impl MetaStore for SqliteStore {
     }
 
     async fn abort_upload(&self, upload_id: &str) -> MetaResult<()> {
-        let mut tx = self.writer.begin().await?;
-        drop_upload(&mut tx, upload_id).await?;
-        tx.commit().await?;
+        transaction!(self.writer, |tx| {
+            drop_upload(&mut tx, upload_id).await?;
+            Ok(())
+        })?;
         Ok(())
     }
 
     async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
-        let mut tx = self.writer.begin().await?;
-        drop_upload(&mut tx, upload_id).await?;
-        upsert_object(&mut *tx, record).await?;
-        tx.commit().await?;
+        transaction!(self.writer, |tx| {
+            drop_upload(&mut tx, upload_id).await?;
+            upsert_object(&mut *tx, record).await?;
+            Ok(())
+        })?;
         self.objects.invalidate(&record.bucket, &record.key);
         Ok(())
     }
@@ -475,11 +377,12 @@ impl MetaStore for SqliteStore {
     }
 
     async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()> {
-        let mut tx = self.writer.begin().await?;
-        for id in blob_ids {
-            sqlx::query("DELETE FROM released_blobs WHERE blob_id = ?").bind(id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        transaction!(self.writer, |tx| {
+            for id in blob_ids {
+                sqlx::query("DELETE FROM released_blobs WHERE blob_id = ?").bind(id).execute(&mut *tx).await?;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -528,13 +431,13 @@ impl MetaStore for SqliteStore {
         let prefix = filter.prefix.as_deref().unwrap_or_default();
         let rows = sqlx::query(
             "SELECT * FROM shares WHERE (?1 IS NULL OR bucket = ?1) AND key >= ?2
-               AND (?3 IS NULL OR key < CAST(?3 AS TEXT))
+               AND (?3 IS NULL OR key < ?3)
                AND (?4 IS NULL OR (revoked_ms IS NULL AND expires_ms > ?4 AND uses_left > 0))
              ORDER BY created_ms, id",
         )
         .bind(&filter.bucket)
         .bind(prefix)
-        .bind(prefix_upper_bound(prefix))
+        .bind(prefix_successor(prefix))
         .bind(filter.active_at.map(to_ms))
         .fetch_all(&self.reader)
         .await?;
@@ -556,31 +459,31 @@ impl MetaStore for SqliteStore {
         now: OffsetDateTime,
         source_ip: &str,
     ) -> MetaResult<Option<Share>> {
-        let mut tx = self.writer.begin().await?;
-        // One statement: the checks and the decrement cannot be separated by another redeemer.
-        let row = sqlx::query(
-            "UPDATE shares SET uses_left = uses_left - 1
-             WHERE token_hash = ?1 AND revoked_ms IS NULL AND expires_ms > ?2 AND uses_left > 0
-               AND (version_id IS NULL OR EXISTS (
-                     SELECT 1 FROM objects o
-                     WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
-             RETURNING *",
-        )
-        .bind(token_hash)
-        .bind(to_ms(now))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
-            return Ok(None);
-        };
-        sqlx::query("INSERT INTO share_grants (share_id, source_ip, granted_ms) VALUES (?, ?, ?)")
-            .bind(&share.id)
-            .bind(source_ip)
+        transaction!(self.writer, |tx| {
+            // One statement: the checks and the decrement cannot be separated by another redeemer.
+            let row = sqlx::query(
+                "UPDATE shares SET uses_left = uses_left - 1
+                 WHERE token_hash = ?1 AND revoked_ms IS NULL AND expires_ms > ?2 AND uses_left > 0
+                   AND (version_id IS NULL OR EXISTS (
+                         SELECT 1 FROM objects o
+                         WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+                 RETURNING *",
+            )
+            .bind(token_hash)
             .bind(to_ms(now))
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(Some(share))
+            let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
+                return Ok(None);
+            };
+            sqlx::query("INSERT INTO share_grants (share_id, source_ip, granted_ms) VALUES (?, ?, ?)")
+                .bind(&share.id)
+                .bind(source_ip)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await?;
+            Ok(Some(share))
+        })
     }
 
     async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
@@ -617,15 +520,7 @@ impl MetaStore for SqliteStore {
             .bind(access_key_id)
             .fetch_optional(&self.reader)
             .await?;
-        row.map(|row| {
-            Ok(AccessKey {
-                access_key_id: row.try_get("access_key_id")?,
-                secret_key: row.try_get("secret_key")?,
-                principal: row.try_get("principal")?,
-                created: from_ms(row.try_get("created_ms")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(access_key_from_row).transpose()
     }
 
     async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()> {
@@ -650,49 +545,18 @@ impl MetaStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::conformance::conformance_tests;
 
-    fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
-        ObjectRecord {
-            bucket: bucket.into(),
-            key: key.into(),
-            version_id: format!("v-{blob}"),
-            blob_id: blob.into(),
-            size: 3,
-            etag: "abc".into(),
-            last_modified: OffsetDateTime::now_utc(),
-            headers: ContentHeaders::default(),
-            user_meta: BTreeMap::new(),
-            tags: vec![],
-            parts_count: None,
-        }
-    }
-
-    async fn store_with_bucket(dir: &tempfile::TempDir) -> SqliteStore {
-        let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
-        let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
-        store.create_bucket(&bucket).await.unwrap();
-        store
-    }
-
-    #[tokio::test]
-    async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded() {
+    async fn open() -> Option<(Arc<dyn MetaStore>, tempfile::TempDir)> {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_with_bucket(&dir).await;
-        store.put_object(&record("b", "a/1", "x1")).await.unwrap();
-        assert!(store.released_blobs(10).await.unwrap().is_empty());
-        store.put_object(&record("b", "a/1", "x2")).await.unwrap();
-        assert_eq!(store.released_blobs(10).await.unwrap(), ["x1"]);
-        store.forget_released(&["x1".to_string()]).await.unwrap();
-        assert!(store.released_blobs(10).await.unwrap().is_empty());
-        store.put_object(&record("b", "a0", "x3")).await.unwrap();
-        store.put_object(&record("b", "a/\u{10FFFF}", "x4")).await.unwrap();
-        let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, limit: 10 }).await.unwrap();
-        let keys: Vec<_> = page.iter().map(|r| r.key.as_str()).collect();
-        assert_eq!(keys, ["a/1", "a/\u{10FFFF}"]);
-        let after = store.list_objects("b", KeyRange { prefix: "", after: Some("a/1"), limit: 10 }).await.unwrap();
-        assert_eq!(after.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a/\u{10FFFF}", "a0"]);
+        let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        Some((Arc::new(store), dir))
     }
+
+    conformance_tests!(open());
 
     #[tokio::test]
     async fn a_second_store_on_the_same_database_is_refused() {
@@ -700,136 +564,5 @@ mod tests {
         let _first = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
         let second = SqliteStore::open(&dir.path().join("meta.db")).await;
         assert!(matches!(second, Err(MetaError::Locked { .. })), "{:?}", second.err());
-    }
-
-    #[tokio::test]
-    async fn reads_see_every_acknowledged_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with_bucket(&dir).await;
-        store.put_object(&record("b", "k", "x1")).await.unwrap();
-        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x1");
-        store.put_object(&record("b", "k", "x2")).await.unwrap();
-        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
-        store.set_object_tags("b", "k", &[Tag { key: "a".into(), value: "b".into() }]).await.unwrap();
-        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().tags.len(), 1);
-        store.delete_object("b", "k").await.unwrap();
-        assert!(store.get_object("b", "k").await.unwrap().is_none());
-    }
-
-    fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
-        let now = OffsetDateTime::now_utc();
-        Share {
-            id: id.into(),
-            token_hash: hash.to_vec(),
-            method: "GET".into(),
-            bucket: "b".into(),
-            key: "k".into(),
-            version_id: Some(version.into()),
-            etag: Some("abc".into()),
-            size: Some(3),
-            created: now,
-            expires: now + time::Duration::hours(1),
-            max_uses: uses,
-            uses_left: uses,
-            allow_cidrs: vec![],
-            disposition: "attachment".into(),
-            label: None,
-            principal: "root".into(),
-            revoked: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn shares_are_consumed_atomically_and_only_while_valid() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(store_with_bucket(&dir).await);
-        store.put_object(&record("b", "k", "x1")).await.unwrap();
-        let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
-        store.create_share(&share("s5", b"h5", 5, &version)).await.unwrap();
-        let now = OffsetDateTime::now_utc();
-        let attempts: Vec<_> = (0..40)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.consume_share(b"h5", now, "10.0.0.1").await.unwrap().is_some() })
-            })
-            .collect();
-        let mut granted = 0;
-        for attempt in attempts {
-            granted += usize::from(attempt.await.unwrap());
-        }
-        assert_eq!(granted, 5);
-        assert_eq!(store.get_share("s5").await.unwrap().unwrap().uses_left, 0);
-        let minute_ago = now - time::Duration::minutes(1);
-        assert!(store.has_grant("s5", "10.0.0.1", minute_ago).await.unwrap());
-        assert!(!store.has_grant("s5", "10.0.0.2", minute_ago).await.unwrap());
-        assert!(!store.has_grant("s5", "10.0.0.1", now + time::Duration::seconds(1)).await.unwrap());
-
-        store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
-        let later = now + time::Duration::hours(2);
-        assert!(store.consume_share(b"h1", later, "10.0.0.1").await.unwrap().is_none(), "expired");
-        assert!(store.revoke_share("s1", now).await.unwrap());
-        assert!(!store.revoke_share("s1", now).await.unwrap());
-        assert!(store.consume_share(b"h1", now, "10.0.0.1").await.unwrap().is_none(), "revoked");
-
-        store.create_share(&share("s2", b"h2", 1, &version)).await.unwrap();
-        store.put_object(&record("b", "k", "x2")).await.unwrap();
-        assert!(store.consume_share(b"h2", now, "10.0.0.1").await.unwrap().is_none(), "object replaced");
-        assert_eq!(store.get_share("s2").await.unwrap().unwrap().uses_left, 1, "a refusal consumes nothing");
-        assert!(store.consume_share(b"unknown", now, "10.0.0.1").await.unwrap().is_none());
-
-        let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
-        assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);
-        assert_eq!(store.list_shares(&ShareFilter::default()).await.unwrap().len(), 3);
-    }
-
-    #[tokio::test]
-    async fn bucket_rules() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with_bucket(&dir).await;
-        let again = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
-        assert!(matches!(store.create_bucket(&again).await, Err(MetaError::BucketAlreadyExists)));
-        assert!(matches!(store.put_object(&record("nope", "k", "x")).await, Err(MetaError::NoSuchBucket)));
-        store.put_object(&record("b", "k", "x")).await.unwrap();
-        assert!(matches!(store.delete_bucket("b").await, Err(MetaError::BucketNotEmpty)));
-        assert!(store.delete_object("b", "k").await.unwrap());
-        assert!(!store.delete_object("b", "k").await.unwrap());
-        assert_eq!(store.released_blobs(10).await.unwrap(), ["x"]);
-        store.delete_bucket("b").await.unwrap();
-        assert!(store.get_bucket("b").await.unwrap().is_none());
-        assert!(matches!(store.put_object(&record("b", "k", "y")).await, Err(MetaError::NoSuchBucket)));
-    }
-
-    #[tokio::test]
-    async fn completing_an_upload_is_one_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with_bucket(&dir).await;
-        let upload = MultipartUpload {
-            upload_id: "u1".into(),
-            bucket: "b".into(),
-            key: "big".into(),
-            initiated: OffsetDateTime::now_utc(),
-            headers: ContentHeaders::default(),
-            user_meta: BTreeMap::new(),
-            tags: vec![],
-        };
-        store.create_upload(&upload).await.unwrap();
-        for n in 1..=2 {
-            let part = PartRecord {
-                upload_id: "u1".into(),
-                part_number: n,
-                blob_id: format!("p{n}"),
-                size: 5,
-                etag: "e".into(),
-                last_modified: OffsetDateTime::now_utc(),
-            };
-            store.put_part(&part).await.unwrap();
-        }
-        store.put_object(&record("b", "big", "old")).await.unwrap();
-        store.complete_upload("u1", &record("b", "big", "new")).await.unwrap();
-        let mut released = store.released_blobs(10).await.unwrap();
-        released.sort();
-        assert_eq!(released, ["old", "p1", "p2"]);
-        assert!(store.get_upload("u1").await.unwrap().is_none());
-        assert!(matches!(store.abort_upload("u1").await, Err(MetaError::NoSuchUpload)));
     }
 }

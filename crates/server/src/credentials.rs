@@ -2,9 +2,6 @@
 //! on first start and kept in `<data dir>/root-credentials` (mode 0600, AWS credentials-file
 //! format, so `AWS_SHARED_CREDENTIALS_FILE` can point at it).
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -40,23 +37,18 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(RootCredentials, RootS
         (None, None) => {}
     }
     let path = data_dir.join(FILE_NAME);
-    if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        return Ok((
-            parse(&text).with_context(|| format!("{} is malformed", path.display()))?,
-            RootSource::Stored(path),
-        ));
+    if !path.exists() {
+        let creds = generate();
+        let created = latchkey_storage::create_private_file(&path, render(&creds).as_bytes())
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        if created {
+            return Ok((creds, RootSource::Generated(path)));
+        }
+        // Another server sharing this data dir created it first; use theirs.
     }
-    let creds = generate();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(render(&creds).as_bytes())?;
-    file.sync_all()?;
-    Ok((creds, RootSource::Generated(path)))
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let creds = parse(&text).with_context(|| format!("{} is malformed", path.display()))?;
+    Ok((creds, RootSource::Stored(path)))
 }
 
 /// An AWS-style key pair: a 20-character upper-case id and a 40-character secret, from the OS

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use latchkey_meta::{MetaStore, SqliteStore};
+use latchkey_meta::{MetaStore, PgStore, SqliteStore};
 use latchkey_object::ObjectService;
 use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front};
 use latchkey_share::http::{SharesApi, redemption_routes};
@@ -144,15 +144,13 @@ impl Server {
 }
 
 async fn open_meta(config: &ServerConfig) -> anyhow::Result<Arc<dyn MetaStore>> {
-    let store = match config.meta_url.as_deref() {
-        None => SqliteStore::open(&config.data_dir.join("meta.db")).await,
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
+    let failed = "cannot open the metadata store";
+    Ok(match config.meta_url.as_deref() {
+        None => Arc::new(SqliteStore::open(&config.data_dir.join("meta.db")).await.context(failed)?),
+        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url).await.context(failed)?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            bail!(
-                "the PostgreSQL metadata store is not available in this build yet; use sqlite:PATH or omit --meta-url"
-            )
+            Arc::new(PgStore::open(url).await.context(failed)?)
         }
         Some(other) => bail!("unsupported --meta-url {other:?}: expected sqlite:PATH or postgres://..."),
-    };
-    Ok(Arc::new(store.context("cannot open the metadata store")?))
+    })
 }

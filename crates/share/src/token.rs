@@ -2,9 +2,7 @@
 //! store only ever sees HMAC-SHA256(share key, token), so a copy of the database redeems nothing.
 //! Lookups go by that hash through an index, so no comparison runs over secret bytes.
 
-use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
 use std::path::Path;
 
 use base64::Engine;
@@ -36,23 +34,19 @@ fn random<const N: usize>() -> [u8; N] {
 }
 
 impl ShareKey {
-    /// Reads the key, creating it on first use. `create_new` makes concurrent first starts agree.
+    /// Reads the key, creating it on first use. Servers starting together on one data dir
+    /// agree on one key: the file appears atomically and only the first creation wins.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
         let path = data_dir.join(KEY_FILE);
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(mut file) => {
-                let key = random::<KEY_BYTES>();
-                file.write_all(&key)?;
-                file.sync_all()?;
-                Ok(Self(key))
+        if !path.exists() {
+            let key = random::<KEY_BYTES>();
+            if latchkey_storage::create_private_file(&path, &key)? {
+                return Ok(Self(key));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mut key = [0u8; KEY_BYTES];
-                std::fs::File::open(&path)?.read_exact(&mut key)?;
-                Ok(Self(key))
-            }
-            Err(e) => Err(e),
         }
+        let mut key = [0u8; KEY_BYTES];
+        std::fs::File::open(&path)?.read_exact(&mut key)?;
+        Ok(Self(key))
     }
 
     pub fn hash(&self, token: &str) -> Vec<u8> {

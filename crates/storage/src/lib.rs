@@ -67,7 +67,11 @@ pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync
 
 pub struct BlobStore {
     blobs: PathBuf,
+    /// This process's own temporary directory, `tmp/<id>/`.
     tmp: PathBuf,
+    /// Held, not read: the lock on `tmp/<id>.lock` tells other processes sharing the data dir
+    /// that `tmp/<id>/` is alive.
+    _tmp_lock: std::fs::File,
 }
 
 /// Removes a temporary file unless the write that owns it reached its rename.
@@ -97,17 +101,21 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl BlobStore {
-    /// Opens the store under `data_dir`, creating its folders and removing temporary files left
-    /// by a crash.
+    /// Opens the store under `data_dir`, creating its folders. Several processes may share a
+    /// data dir: each writes its temporary files in a directory of its own, and on start removes
+    /// those of processes that are gone (a crash's leftovers), never those of live ones.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let blobs = data_dir.join("blobs");
-        let tmp = data_dir.join("tmp");
+        let tmp_root = data_dir.join("tmp");
         std::fs::create_dir_all(&blobs)?;
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
-        std::fs::create_dir_all(&tmp)?;
-        Ok(Self { blobs, tmp })
+        std::fs::create_dir_all(&tmp_root)?;
+        remove_abandoned_tmp(&tmp_root)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let lock = std::fs::File::create(tmp_root.join(format!("{id}.lock")))?;
+        lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock a fresh temporary directory: {e}")))?;
+        let tmp = tmp_root.join(&id);
+        std::fs::create_dir(&tmp)?;
+        Ok(Self { blobs, tmp, _tmp_lock: lock })
     }
 
     fn blob_path(&self, id: &str) -> io::Result<PathBuf> {
@@ -205,6 +213,47 @@ impl BlobStore {
                 Err(e) => tracing::warn!(blob = %id, error = %e, "could not delete released blob"),
             }
         }
+    }
+}
+
+/// Removes `tmp/<id>/` directories whose `<id>.lock` no live process holds.
+fn remove_abandoned_tmp(tmp_root: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(tmp_root)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|ext| ext != "lock") {
+            continue;
+        }
+        let lock = std::fs::File::open(&path)?;
+        if lock.try_lock().is_ok() {
+            let dir = path.with_extension("");
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` with `contents`, readable by the owner only, atomically: a concurrent reader
+/// sees no file or the whole file. Returns `false`, changing nothing, when the file exists
+/// already (another process won the race; read its file instead).
+pub fn create_private_file(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let staging = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&staging)?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    let linked = written.and_then(|()| std::fs::hard_link(&staging, path));
+    std::fs::remove_file(&staging)?;
+    match linked {
+        Ok(()) => {
+            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -324,8 +373,34 @@ mod tests {
         assert!(matches!(store.write(body(&[b"abc"]), capped).await, Err(StorageError::TooLarge { .. })));
         let wrong_md5 = WriteLimits { expected_md5: Some([0; 16]), ..WriteLimits::default() };
         assert!(matches!(store.write(body(&[b"abc"]), wrong_md5).await, Err(StorageError::BadDigest)));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&store.tmp).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn processes_sharing_a_data_dir_keep_their_own_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = BlobStore::open(dir.path()).unwrap();
+        std::fs::write(first.tmp.join("in-flight"), b"upload in progress").unwrap();
+        let second = BlobStore::open(dir.path()).unwrap();
+        assert!(first.tmp.join("in-flight").exists(), "a live process's temporary file was removed");
+        let abandoned = first.tmp.clone();
+        drop(first);
+        let _third = BlobStore::open(dir.path()).unwrap();
+        assert!(!abandoned.exists(), "a dead process's temporary files were kept");
+        assert!(second.tmp.exists());
+    }
+
+    #[test]
+    fn private_files_are_created_once_and_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        assert!(create_private_file(&path, b"first").unwrap());
+        assert!(!create_private_file(&path, b"second").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "staging files are cleaned up");
     }
 
     #[tokio::test]

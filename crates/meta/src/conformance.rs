@@ -1,0 +1,217 @@
+//! Behaviour every `MetaStore` must show, run against each backend by `conformance_tests!`.
+//! Each check gets a fresh, empty store with one bucket, `b`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::{
+    Bucket, ContentHeaders, KeyRange, MetaError, MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share,
+    ShareFilter, Tag,
+};
+
+pub async fn with_bucket(store: Arc<dyn MetaStore>) -> Arc<dyn MetaStore> {
+    let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+    store.create_bucket(&bucket).await.unwrap();
+    store
+}
+
+pub fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
+    ObjectRecord {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: format!("v-{blob}"),
+        blob_id: blob.into(),
+        size: 3,
+        etag: "abc".into(),
+        last_modified: OffsetDateTime::now_utc(),
+        headers: ContentHeaders::default(),
+        user_meta: BTreeMap::new(),
+        tags: vec![],
+        parts_count: None,
+    }
+}
+
+pub async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "a/1", "x1")).await.unwrap();
+    assert!(store.released_blobs(10).await.unwrap().is_empty());
+    store.put_object(&record("b", "a/1", "x2")).await.unwrap();
+    assert_eq!(store.released_blobs(10).await.unwrap(), ["x1"]);
+    store.forget_released(&["x1".to_string()]).await.unwrap();
+    assert!(store.released_blobs(10).await.unwrap().is_empty());
+    store.put_object(&record("b", "a0", "x3")).await.unwrap();
+    store.put_object(&record("b", "a/\u{10FFFF}", "x4")).await.unwrap();
+    let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, limit: 10 }).await.unwrap();
+    let keys: Vec<_> = page.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["a/1", "a/\u{10FFFF}"]);
+    let after = store.list_objects("b", KeyRange { prefix: "", after: Some("a/1"), limit: 10 }).await.unwrap();
+    assert_eq!(after.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a/\u{10FFFF}", "a0"]);
+}
+
+pub async fn reads_see_every_acknowledged_write(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x1");
+    store.put_object(&record("b", "k", "x2")).await.unwrap();
+    assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
+    store.set_object_tags("b", "k", &[Tag { key: "a".into(), value: "b".into() }]).await.unwrap();
+    assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().tags.len(), 1);
+    store.delete_object("b", "k").await.unwrap();
+    assert!(store.get_object("b", "k").await.unwrap().is_none());
+}
+
+fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
+    let now = OffsetDateTime::now_utc();
+    Share {
+        id: id.into(),
+        token_hash: hash.to_vec(),
+        method: "GET".into(),
+        bucket: "b".into(),
+        key: "k".into(),
+        version_id: Some(version.into()),
+        etag: Some("abc".into()),
+        size: Some(3),
+        created: now,
+        expires: now + time::Duration::hours(1),
+        max_uses: uses,
+        uses_left: uses,
+        allow_cidrs: vec![],
+        disposition: "attachment".into(),
+        label: None,
+        principal: "root".into(),
+        revoked: None,
+    }
+}
+
+pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    store.create_share(&share("s5", b"h5", 5, &version)).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let attempts: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_share(b"h5", now, "10.0.0.1").await.unwrap().is_some() })
+        })
+        .collect();
+    let mut granted = 0;
+    for attempt in attempts {
+        granted += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(granted, 5);
+    assert_eq!(store.get_share("s5").await.unwrap().unwrap().uses_left, 0);
+    let minute_ago = now - time::Duration::minutes(1);
+    assert!(store.has_grant("s5", "10.0.0.1", minute_ago).await.unwrap());
+    assert!(!store.has_grant("s5", "10.0.0.2", minute_ago).await.unwrap());
+    assert!(!store.has_grant("s5", "10.0.0.1", now + time::Duration::seconds(1)).await.unwrap());
+
+    store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
+    let later = now + time::Duration::hours(2);
+    assert!(store.consume_share(b"h1", later, "10.0.0.1").await.unwrap().is_none(), "expired");
+    assert!(store.revoke_share("s1", now).await.unwrap());
+    assert!(!store.revoke_share("s1", now).await.unwrap());
+    assert!(store.consume_share(b"h1", now, "10.0.0.1").await.unwrap().is_none(), "revoked");
+
+    store.create_share(&share("s2", b"h2", 1, &version)).await.unwrap();
+    store.put_object(&record("b", "k", "x2")).await.unwrap();
+    assert!(store.consume_share(b"h2", now, "10.0.0.1").await.unwrap().is_none(), "object replaced");
+    assert_eq!(store.get_share("s2").await.unwrap().unwrap().uses_left, 1, "a refusal consumes nothing");
+    assert!(store.consume_share(b"unknown", now, "10.0.0.1").await.unwrap().is_none());
+
+    let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
+    assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);
+    assert_eq!(store.list_shares(&ShareFilter::default()).await.unwrap().len(), 3);
+}
+
+pub async fn bucket_rules(store: Arc<dyn MetaStore>) {
+    let again = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+    assert!(matches!(store.create_bucket(&again).await, Err(MetaError::BucketAlreadyExists)));
+    assert!(matches!(store.put_object(&record("nope", "k", "x")).await, Err(MetaError::NoSuchBucket)));
+    store.put_object(&record("b", "k", "x")).await.unwrap();
+    assert!(matches!(store.delete_bucket("b").await, Err(MetaError::BucketNotEmpty)));
+    assert!(store.delete_object("b", "k").await.unwrap());
+    assert!(!store.delete_object("b", "k").await.unwrap());
+    assert_eq!(store.released_blobs(10).await.unwrap(), ["x"]);
+    store.delete_bucket("b").await.unwrap();
+    assert!(store.get_bucket("b").await.unwrap().is_none());
+    assert!(matches!(store.put_object(&record("b", "k", "y")).await, Err(MetaError::NoSuchBucket)));
+}
+
+pub async fn completing_an_upload_is_one_transaction(store: Arc<dyn MetaStore>) {
+    let upload = MultipartUpload {
+        upload_id: "u1".into(),
+        bucket: "b".into(),
+        key: "big".into(),
+        initiated: OffsetDateTime::now_utc(),
+        headers: ContentHeaders::default(),
+        user_meta: BTreeMap::new(),
+        tags: vec![],
+    };
+    store.create_upload(&upload).await.unwrap();
+    for n in 1..=2 {
+        let part = PartRecord {
+            upload_id: "u1".into(),
+            part_number: n,
+            blob_id: format!("p{n}"),
+            size: 5,
+            etag: "e".into(),
+            last_modified: OffsetDateTime::now_utc(),
+        };
+        store.put_part(&part).await.unwrap();
+    }
+    store.put_object(&record("b", "big", "old")).await.unwrap();
+    store.complete_upload("u1", &record("b", "big", "new")).await.unwrap();
+    let mut released = store.released_blobs(10).await.unwrap();
+    released.sort();
+    assert_eq!(released, ["old", "p1", "p2"]);
+    assert!(store.get_upload("u1").await.unwrap().is_none());
+    assert!(matches!(store.abort_upload("u1").await, Err(MetaError::NoSuchUpload)));
+}
+
+/// One `#[tokio::test]` per check, each with a store from `$open` (an async expression giving
+/// `Option<(Arc<dyn MetaStore>, guard)>`; `None` skips, with a message, when the backend is absent).
+macro_rules! conformance_tests {
+    ($open:expr) => {
+        #[tokio::test]
+        async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::overwrite_releases_the_old_blob_and_prefix_listing_is_bounded(
+                    crate::conformance::with_bucket(store).await,
+                )
+                .await;
+            }
+        }
+        #[tokio::test]
+        async fn reads_see_every_acknowledged_write() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::reads_see_every_acknowledged_write(crate::conformance::with_bucket(store).await)
+                    .await;
+            }
+        }
+        #[tokio::test]
+        async fn shares_are_consumed_atomically_and_only_while_valid() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::shares_are_consumed_atomically_and_only_while_valid(
+                    crate::conformance::with_bucket(store).await,
+                )
+                .await;
+            }
+        }
+        #[tokio::test]
+        async fn bucket_rules() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::bucket_rules(crate::conformance::with_bucket(store).await).await;
+            }
+        }
+        #[tokio::test]
+        async fn completing_an_upload_is_one_transaction() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::completing_an_upload_is_one_transaction(
+                    crate::conformance::with_bucket(store).await,
+                )
+                .await;
+            }
+        }
+    };
+}
+pub(crate) use conformance_tests;

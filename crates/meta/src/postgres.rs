@@ -1,0 +1,508 @@
+//! The PostgreSQL metadata store, for several `latchkey serve` replicas sharing one database.
+//!
+//! Unlike the SQLite store it caches nothing and takes no exclusive lock: other replicas write
+//! the same rows. Atomicity comes from single statements and row locks: a share's use is
+//! consumed by one `UPDATE ... WHERE uses_left > 0`, which PostgreSQL re-checks against the
+//! latest row version when concurrent redeemers queue on the row lock, so N racing redeemers of
+//! a k-use link get exactly k grants across all replicas. Commits are durable
+//! (`synchronous_commit` is left on).
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use time::OffsetDateTime;
+
+use crate::rows::{
+    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_i64, to_ms,
+    upload_from_row,
+};
+use crate::transaction;
+use crate::{
+    AccessKey, AuditEvent, Bucket, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
+    PartRecord, Share, ShareFilter, Tag, prefix_successor,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects and brings the schema up to date (migrations take an advisory lock, so replicas
+    /// starting together do not race).
+    pub async fn open(url: &str) -> MetaResult<Self> {
+        let pool = PgPoolOptions::new().max_connections(32).connect(url).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => missing_parent,
+        _ => MetaError::Backend(e),
+    }
+}
+
+const UPSERT_OBJECT: &str =
+    "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT (bucket, key) DO UPDATE SET
+       version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
+       etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
+       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count";
+
+async fn upsert_object(conn: impl sqlx::PgExecutor<'_>, record: &ObjectRecord) -> MetaResult<()> {
+    sqlx::query(UPSERT_OBJECT)
+        .bind(&record.bucket)
+        .bind(&record.key)
+        .bind(&record.version_id)
+        .bind(&record.blob_id)
+        .bind(to_i64(record.size))
+        .bind(&record.etag)
+        .bind(to_ms(record.last_modified))
+        .bind(serde_json::to_string(&record.headers)?)
+        .bind(serde_json::to_string(&record.user_meta)?)
+        .bind(serde_json::to_string(&record.tags)?)
+        .bind(record.parts_count.map(i64::from))
+        .execute(conn)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    Ok(())
+}
+
+async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult<()> {
+    sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1").bind(upload_id).execute(&mut *tx).await?;
+    let done = sqlx::query("DELETE FROM uploads WHERE upload_id = $1").bind(upload_id).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Err(MetaError::NoSuchUpload);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MetaStore for PgStore {
+    async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
+        let done =
+            sqlx::query("INSERT INTO buckets (name, region, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(&bucket.name)
+                .bind(&bucket.region)
+                .bind(to_ms(bucket.created))
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetaError::BucketAlreadyExists);
+        }
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
+        transaction!(self.pool, |tx| {
+            // Lock the bucket row so that no object lands in it while it is being deleted.
+            let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM buckets WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(MetaError::NoSuchBucket);
+            }
+            let any: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = $1 LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if any.is_some() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            sqlx::query(
+                "DELETE FROM upload_parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket = $1)",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM uploads WHERE bucket = $1").bind(name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM buckets WHERE name = $1").bind(name).execute(&mut *tx).await?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
+        let row = sqlx::query("SELECT name, region, created_ms FROM buckets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(bucket_from_row).transpose()
+    }
+
+    async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
+        let rows =
+            sqlx::query("SELECT name, region, created_ms FROM buckets ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(bucket_from_row).collect()
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>> {
+        let row = sqlx::query("SELECT * FROM objects WHERE bucket = $1 AND key = $2")
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
+    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
+        upsert_object(&self.pool, record).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<bool> {
+        let done = sqlx::query("DELETE FROM objects WHERE bucket = $1 AND key = $2")
+            .bind(bucket)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_objects(&self, bucket: &str, range: KeyRange<'_>) -> MetaResult<Vec<ObjectRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
+             AND ($4::text IS NULL OR key > $4) ORDER BY key LIMIT $5",
+        )
+        .bind(bucket)
+        .bind(range.prefix)
+        .bind(prefix_successor(range.prefix))
+        .bind(range.after)
+        .bind(i64::from(range.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn set_object_tags(&self, bucket: &str, key: &str, tags: &[Tag]) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3")
+            .bind(serde_json::to_string(tags)?)
+            .bind(bucket)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_upload(&self, upload: &MultipartUpload) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&upload.upload_id)
+        .bind(&upload.bucket)
+        .bind(&upload.key)
+        .bind(to_ms(upload.initiated))
+        .bind(serde_json::to_string(&upload.headers)?)
+        .bind(serde_json::to_string(&upload.user_meta)?)
+        .bind(serde_json::to_string(&upload.tags)?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> MetaResult<Option<MultipartUpload>> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE upload_id = $1")
+            .bind(upload_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(upload_from_row).transpose()
+    }
+
+    async fn put_part(&self, part: &PartRecord) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO upload_parts (upload_id, part_number, blob_id, size, etag, modified_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (upload_id, part_number) DO UPDATE SET
+               blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, modified_ms = excluded.modified_ms",
+        )
+        .bind(&part.upload_id)
+        .bind(i64::from(part.part_number))
+        .bind(&part.blob_id)
+        .bind(to_i64(part.size))
+        .bind(&part.etag)
+        .bind(to_ms(part.last_modified))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchUpload))?;
+        Ok(())
+    }
+
+    async fn list_parts(&self, upload_id: &str, after_part: i32, limit: u32) -> MetaResult<Vec<PartRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM upload_parts WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3",
+        )
+        .bind(upload_id)
+        .bind(i64::from(after_part))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(part_from_row).collect()
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        range: KeyRange<'_>,
+        upload_id_marker: Option<&str>,
+    ) -> MetaResult<Vec<MultipartUpload>> {
+        let rows = sqlx::query(
+            "SELECT * FROM uploads WHERE bucket = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
+             AND ($4::text IS NULL OR key > $4 OR (key = $4 AND $5::text IS NOT NULL AND upload_id > $5))
+             ORDER BY key, upload_id LIMIT $6",
+        )
+        .bind(bucket)
+        .bind(range.prefix)
+        .bind(prefix_successor(range.prefix))
+        .bind(range.after)
+        .bind(upload_id_marker)
+        .bind(i64::from(range.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> MetaResult<()> {
+        transaction!(self.pool, |tx| {
+            drop_upload(&mut tx, upload_id).await?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
+        transaction!(self.pool, |tx| {
+            drop_upload(&mut tx, upload_id).await?;
+            upsert_object(&mut *tx, record).await?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM released_blobs LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(b,)| b).collect())
+    }
+
+    async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()> {
+        sqlx::query("DELETE FROM released_blobs WHERE blob_id = ANY($1)").bind(blob_ids).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_share(&self, share: &Share) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO shares (id, token_hash, method, bucket, key, version_id, etag, size, created_ms, expires_ms,
+               max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(&share.id)
+        .bind(&share.token_hash)
+        .bind(&share.method)
+        .bind(&share.bucket)
+        .bind(&share.key)
+        .bind(&share.version_id)
+        .bind(&share.etag)
+        .bind(share.size.map(to_i64))
+        .bind(to_ms(share.created))
+        .bind(to_ms(share.expires))
+        .bind(i64::from(share.max_uses))
+        .bind(i64::from(share.uses_left))
+        .bind(serde_json::to_string(&share.allow_cidrs)?)
+        .bind(&share.disposition)
+        .bind(&share.label)
+        .bind(&share.principal)
+        .bind(share.revoked.map(to_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_share(&self, id: &str) -> MetaResult<Option<Share>> {
+        let row = sqlx::query("SELECT * FROM shares WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(share_from_row).transpose()
+    }
+
+    async fn find_share(&self, token_hash: &[u8]) -> MetaResult<Option<Share>> {
+        let row = sqlx::query("SELECT * FROM shares WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(share_from_row).transpose()
+    }
+
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>> {
+        let prefix = filter.prefix.as_deref().unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT * FROM shares WHERE ($1::text IS NULL OR bucket = $1) AND key >= $2
+               AND ($3::text IS NULL OR key < $3)
+               AND ($4::bigint IS NULL OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0))
+             ORDER BY created_ms, id",
+        )
+        .bind(&filter.bucket)
+        .bind(prefix)
+        .bind(prefix_successor(prefix))
+        .bind(filter.active_at.map(to_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(share_from_row).collect()
+    }
+
+    async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE shares SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+            .bind(to_ms(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn consume_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        source_ip: &str,
+    ) -> MetaResult<Option<Share>> {
+        // One statement: decrement and grant together, or neither.
+        let row = sqlx::query(
+            "WITH consumed AS (
+               UPDATE shares SET uses_left = uses_left - 1
+               WHERE token_hash = $1 AND revoked_ms IS NULL AND expires_ms > $2 AND uses_left > 0
+                 AND (version_id IS NULL OR EXISTS (
+                       SELECT 1 FROM objects o
+                       WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+               RETURNING *
+             ), granted AS (
+               INSERT INTO share_grants (share_id, source_ip, granted_ms) SELECT id, $3, $2 FROM consumed
+             )
+             SELECT * FROM consumed",
+        )
+        .bind(token_hash)
+        .bind(to_ms(now))
+        .bind(source_ip)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(share_from_row).transpose()
+    }
+
+    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
+        let found: Option<(i32,)> = sqlx::query_as(
+            "SELECT 1 FROM share_grants WHERE share_id = $1 AND source_ip = $2 AND granted_ms >= $3 LIMIT 1",
+        )
+        .bind(share_id)
+        .bind(source_ip)
+        .bind(to_ms(since))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at_ms, event, share_id, principal, source_ip, user_agent, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(to_ms(event.at))
+        .bind(&event.event)
+        .bind(&event.share_id)
+        .bind(&event.principal)
+        .bind(&event.source_ip)
+        .bind(&event.user_agent)
+        .bind(&event.reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
+        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(access_key_from_row).transpose()
+    }
+
+    async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, secret_key, principal, created_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (access_key_id) DO UPDATE SET secret_key = excluded.secret_key, principal = excluded.principal",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.secret_key)
+        .bind(&key.principal)
+        .bind(to_ms(key.created))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::conformance::conformance_tests;
+
+    /// The server tests use; `LATCHKEY_TEST_PG_URL` overrides it.
+    fn base_url() -> String {
+        std::env::var("LATCHKEY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    /// Drops the test's schema when the test ends.
+    struct Schema {
+        url: String,
+        name: String,
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let (url, name) = (self.url.clone(), self.name.clone());
+            // Drop runs inside the test's runtime; the cleanup gets a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect(&url).await {
+                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&pool).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+
+    async fn open() -> Option<(Arc<dyn MetaStore>, Schema)> {
+        let url = base_url();
+        let admin = match PgPoolOptions::new().max_connections(1).connect(&url).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                eprintln!(
+                    "\n!!! SKIPPED: no PostgreSQL reachable at {url} ({e}); the PostgreSQL store was NOT tested !!!\n"
+                );
+                return None;
+            }
+        };
+        let name = format!("lk_test_{}", uuid_like());
+        sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&admin).await.unwrap();
+        let scoped = format!("{url}?options=-c%20search_path%3D{name}");
+        let store = PgStore::open(&scoped).await.unwrap();
+        Some((Arc::new(store), Schema { url, name }))
+    }
+
+    fn uuid_like() -> String {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        format!("{:x}_{}", nanos, std::process::id())
+    }
+
+    conformance_tests!(open());
+}

@@ -1,0 +1,144 @@
+//! Decoding rows into records, the same for every SQL backend; and how times and sizes are
+//! stored (milliseconds and sizes as signed 64-bit integers, which both backends have).
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+
+use crate::{AccessKey, Bucket, MetaResult, MultipartUpload, ObjectRecord, PartRecord, Share};
+
+/// Typed column access that both backends' rows provide.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> MetaResult<String>;
+    fn opt_text(&self, column: &str) -> MetaResult<Option<String>>;
+    fn int(&self, column: &str) -> MetaResult<i64>;
+    fn opt_int(&self, column: &str) -> MetaResult<Option<i64>>;
+    fn bytes(&self, column: &str) -> MetaResult<Vec<u8>>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> MetaResult<String> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> MetaResult<Option<String>> {
+                Ok(self.try_get(column)?)
+            }
+            fn int(&self, column: &str) -> MetaResult<i64> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> MetaResult<Option<i64>> {
+                Ok(self.try_get(column)?)
+            }
+            fn bytes(&self, column: &str) -> MetaResult<Vec<u8>> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    };
+}
+columns_for!(SqliteRow);
+columns_for!(PgRow);
+
+pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub(crate) fn bucket_from_row(row: &impl Columns) -> MetaResult<Bucket> {
+    Ok(Bucket { name: row.text("name")?, region: row.text("region")?, created: from_ms(row.int("created_ms")?) })
+}
+
+pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
+    let headers = row.text("headers")?;
+    let user_meta = row.text("user_meta")?;
+    let tags = row.text("tags")?;
+    let parts = row.opt_int("parts_count")?;
+    Ok(ObjectRecord {
+        bucket: row.text("bucket")?,
+        key: row.text("key")?,
+        version_id: row.text("version_id")?,
+        blob_id: row.text("blob_id")?,
+        size: to_u64(row.int("size")?),
+        etag: row.text("etag")?,
+        last_modified: from_ms(row.int("modified_ms")?),
+        headers: serde_json::from_str(&headers)?,
+        user_meta: serde_json::from_str(&user_meta)?,
+        tags: serde_json::from_str(&tags)?,
+        parts_count: parts.and_then(|n| u32::try_from(n).ok()),
+    })
+}
+
+pub(crate) fn upload_from_row(row: &impl Columns) -> MetaResult<MultipartUpload> {
+    let headers = row.text("headers")?;
+    let user_meta = row.text("user_meta")?;
+    let tags = row.text("tags")?;
+    Ok(MultipartUpload {
+        upload_id: row.text("upload_id")?,
+        bucket: row.text("bucket")?,
+        key: row.text("key")?,
+        initiated: from_ms(row.int("initiated_ms")?),
+        headers: serde_json::from_str(&headers)?,
+        user_meta: serde_json::from_str(&user_meta)?,
+        tags: serde_json::from_str(&tags)?,
+    })
+}
+
+pub(crate) fn share_from_row(row: &impl Columns) -> MetaResult<Share> {
+    let cidrs = row.text("allow_cidrs")?;
+    let size = row.opt_int("size")?;
+    let revoked = row.opt_int("revoked_ms")?;
+    let max_uses = row.int("max_uses")?;
+    let uses_left = row.int("uses_left")?;
+    Ok(Share {
+        id: row.text("id")?,
+        token_hash: row.bytes("token_hash")?,
+        method: row.text("method")?,
+        bucket: row.text("bucket")?,
+        key: row.text("key")?,
+        version_id: row.opt_text("version_id")?,
+        etag: row.opt_text("etag")?,
+        size: size.map(to_u64),
+        created: from_ms(row.int("created_ms")?),
+        expires: from_ms(row.int("expires_ms")?),
+        max_uses: u32::try_from(max_uses).unwrap_or(0),
+        uses_left: u32::try_from(uses_left).unwrap_or(0),
+        allow_cidrs: serde_json::from_str(&cidrs)?,
+        disposition: row.text("disposition")?,
+        label: row.opt_text("label")?,
+        principal: row.text("principal")?,
+        revoked: revoked.map(from_ms),
+    })
+}
+
+pub(crate) fn part_from_row(row: &impl Columns) -> MetaResult<PartRecord> {
+    Ok(PartRecord {
+        upload_id: row.text("upload_id")?,
+        part_number: i32::try_from(row.int("part_number")?).unwrap_or(0),
+        blob_id: row.text("blob_id")?,
+        size: to_u64(row.int("size")?),
+        etag: row.text("etag")?,
+        last_modified: from_ms(row.int("modified_ms")?),
+    })
+}
+
+pub(crate) fn access_key_from_row(row: &impl Columns) -> MetaResult<AccessKey> {
+    Ok(AccessKey {
+        access_key_id: row.text("access_key_id")?,
+        secret_key: row.text("secret_key")?,
+        principal: row.text("principal")?,
+        created: from_ms(row.int("created_ms")?),
+    })
+}
