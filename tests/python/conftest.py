@@ -27,9 +27,10 @@ def free_port():
 class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
-    def __init__(self, data_dir, env_credentials=True, config=None):
+    def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None):
         self.data_dir = Path(data_dir)
         self.config = config
+        self.meta_url = meta_url
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.env_credentials = env_credentials
@@ -43,6 +44,8 @@ class Server:
             env["LATCHKEY_ROOT_SECRET_KEY"] = SECRET_KEY
         self.stderr = open(self.data_dir.parent / f"{self.data_dir.name}.stderr.log", "ab")
         args = [BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
+        if self.meta_url:
+            args += ["--meta-url", self.meta_url]
         if self.config:
             config_file = self.data_dir.parent / f"{self.data_dir.name}.toml"
             config_file.write_text("".join(f"{k} = {v!r}\n" for k, v in self.config.items()))
@@ -76,6 +79,10 @@ class Server:
     def kill9(self):
         return self.stop(signal.SIGKILL)
 
+    def schema(self):
+        """The PostgreSQL schema this server keeps its metadata in, or None (SQLite)."""
+        return self.meta_url.rsplit("search_path%3D", 1)[1] if self.meta_url else None
+
     def tmp_files(self):
         """Temporary files of uploads in progress or abandoned, in every process's tmp dir."""
         return [f for d in (self.data_dir / "tmp").iterdir() if d.is_dir() for f in d.iterdir()]
@@ -106,11 +113,19 @@ class Server:
         return env
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("shared") / "data").start()
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(request, tmp_path_factory):
+    """One server per metadata backend; every test that uses it runs against both."""
+    schema = None
+    meta_url = None
+    if request.param == "postgres":
+        schema = new_pg_schema()
+        meta_url = pg_schema_url(schema)
+    srv = Server(tmp_path_factory.mktemp(request.param) / "data", meta_url=meta_url).start()
     yield srv
     assert srv.stop() == 0, "latchkey did not shut down cleanly on SIGTERM"
+    if schema:
+        psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
@@ -130,3 +145,36 @@ def bucket(s3):
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+PG_URL = os.environ.get("LATCHKEY_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def psql(sql):
+    return subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+                          capture_output=True, text=True, timeout=30)
+
+
+def new_pg_schema():
+    """A fresh schema on the local PostgreSQL; skips (loudly) when there is none."""
+    try:
+        reachable = psql("SELECT 1").returncode == 0
+    except FileNotFoundError:
+        reachable = False
+    if not reachable:
+        pytest.skip(f"!!! no PostgreSQL reachable at {PG_URL} (or no psql): PostgreSQL tests did NOT run !!!")
+    schema = f"lk_py_{uuid.uuid4().hex[:12]}"
+    assert psql(f"CREATE SCHEMA {schema}").returncode == 0
+    return schema
+
+
+def pg_schema_url(schema):
+    return f"{PG_URL}?options=-c%20search_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the local PostgreSQL, as a --meta-url."""
+    schema = new_pg_schema()
+    yield pg_schema_url(schema)
+    psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -4,6 +4,7 @@
 import hashlib
 import json
 import sqlite3
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY
+from conftest import ACCESS_KEY, PG_URL, REGION, SECRET_KEY, psql
 
 
 def api(server, method, path, body=None, signed=True):
@@ -148,9 +149,17 @@ def test_tokens_never_reach_the_database_or_the_logs(server, s3, bucket):
     requests.get(link["url"], timeout=10)
     time.sleep(0.5)
     token = link["token"].encode()
-    for path in server.data_dir.glob("meta.db*"):
-        assert token not in path.read_bytes(), f"token in clear in {path.name}"
-    db = sqlite3.connect(f"file:{server.data_dir / 'meta.db'}?mode=ro", uri=True)
-    rows = db.execute("SELECT token_hash FROM shares WHERE id = ?", (link["id"],)).fetchall()
-    assert len(rows) == 1 and len(rows[0][0]) == 32 and token not in rows[0][0]
+    if server.schema():
+        dump = subprocess.run(["pg_dump", "--data-only", "--schema", server.schema(), PG_URL],
+                              capture_output=True, timeout=60)
+        assert dump.returncode == 0 and link["id"].encode() in dump.stdout
+        assert token not in dump.stdout, "token in clear in PostgreSQL"
+        hashed = psql(f"SELECT length(token_hash) FROM {server.schema()}.shares WHERE id = '{link['id']}'")
+        assert hashed.stdout.strip() == "32"
+    else:
+        for path in server.data_dir.glob("meta.db*"):
+            assert token not in path.read_bytes(), f"token in clear in {path.name}"
+        db = sqlite3.connect(f"file:{server.data_dir / 'meta.db'}?mode=ro", uri=True)
+        rows = db.execute("SELECT token_hash FROM shares WHERE id = ?", (link["id"],)).fetchall()
+        assert len(rows) == 1 and len(rows[0][0]) == 32 and token not in rows[0][0]
     assert link["token"] not in server.stderr_text()

@@ -63,6 +63,17 @@ impl S3Auth for KeyAuth {
     }
 }
 
+/// Whether the request names a key, prefix, marker or copy source containing U+0000, which no
+/// metadata backend can store as text (PostgreSQL refuses it), so no backend accepts it.
+fn carries_nul(cx: &S3AccessContext<'_>) -> bool {
+    let encoded = |s: &str| s.contains("%00");
+    let key_has_nul = matches!(cx.s3_path(), s3s::path::S3Path::Object { key, .. } if key.contains('\0'));
+    key_has_nul
+        || encoded(cx.uri().path())
+        || cx.uri().query().is_some_and(encoded)
+        || cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()).is_some_and(encoded)
+}
+
 /// S3's bucket naming rules, plus `-`: the reserved first path segment of Latchkey's own
 /// endpoints, admitted so that s3s parses `/-/shares` and hands it to its custom route after
 /// checking the signature. No bucket can be named `-` (CreateBucket refuses it).
@@ -85,6 +96,12 @@ impl S3Access for Authorizer {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        if carries_nul(cx) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Object keys, prefixes and markers cannot contain the NUL character"
+            ));
         }
         if let Some(query) = cx.uri().query() {
             let expires = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "X-Amz-Expires");

@@ -140,6 +140,9 @@ impl ShareService {
             cidr.parse::<IpNet>()
                 .map_err(|_| CreateError::Invalid(format!("{cidr:?} is not a CIDR block such as 203.0.113.0/24")))?;
         }
+        if req.key.contains('\0') || req.bucket.contains('\0') {
+            return Err(CreateError::Invalid("bucket and key cannot contain the NUL character".to_owned()));
+        }
         let disposition = req.disposition.unwrap_or_else(|| "attachment".to_owned());
         if !matches!(disposition.as_str(), "attachment" | "inline") {
             return Err(CreateError::Invalid("disposition must be \"attachment\" or \"inline\"".to_owned()));
