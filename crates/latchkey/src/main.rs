@@ -1,6 +1,5 @@
 //! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally.
 
-mod aws_env;
 mod logging;
 mod presign;
 mod serve;

@@ -8,7 +8,7 @@ use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::presigning::PresigningConfig;
 use clap::{Args, ValueEnum};
 
-use crate::aws_env;
+use latchkey::aws_env;
 
 /// S3's (and Latchkey's) longest presigned URL lifetime: seven days.
 const MAX_EXPIRES_IN: u64 = 604_800;

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
-    Bucket, ContentHeaders, KeyRange, MetaError, MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share,
+    Bucket, ContentHeaders, Grantee, KeyRange, MetaError, MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share,
     ShareFilter, Tag,
 };
+
+fn grantee() -> Grantee {
+    Grantee { source_ip: "10.0.0.1".into(), user_agent: Some("test".into()) }
+}
 
 pub async fn with_bucket(store: Arc<dyn MetaStore>) -> Arc<dyn MetaStore> {
     let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
@@ -91,7 +95,7 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
     let attempts: Vec<_> = (0..40)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.consume_share(b"h5", now, "10.0.0.1").await.unwrap().is_some() })
+            tokio::spawn(async move { store.consume_share(b"h5", now, &grantee()).await.unwrap().is_some() })
         })
         .collect();
     let mut granted = 0;
@@ -107,16 +111,16 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
 
     store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
     let later = now + time::Duration::hours(2);
-    assert!(store.consume_share(b"h1", later, "10.0.0.1").await.unwrap().is_none(), "expired");
+    assert!(store.consume_share(b"h1", later, &grantee()).await.unwrap().is_none(), "expired");
     assert!(store.revoke_share("s1", now).await.unwrap());
     assert!(!store.revoke_share("s1", now).await.unwrap());
-    assert!(store.consume_share(b"h1", now, "10.0.0.1").await.unwrap().is_none(), "revoked");
+    assert!(store.consume_share(b"h1", now, &grantee()).await.unwrap().is_none(), "revoked");
 
     store.create_share(&share("s2", b"h2", 1, &version)).await.unwrap();
     store.put_object(&record("b", "k", "x2")).await.unwrap();
-    assert!(store.consume_share(b"h2", now, "10.0.0.1").await.unwrap().is_none(), "object replaced");
+    assert!(store.consume_share(b"h2", now, &grantee()).await.unwrap().is_none(), "object replaced");
     assert_eq!(store.get_share("s2").await.unwrap().unwrap().uses_left, 1, "a refusal consumes nothing");
-    assert!(store.consume_share(b"unknown", now, "10.0.0.1").await.unwrap().is_none());
+    assert!(store.consume_share(b"unknown", now, &grantee()).await.unwrap().is_none());
 
     let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
     assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);

@@ -6,6 +6,7 @@
 //! implementation ([`SqliteStore`]) is the embedded default; a PostgreSQL one joins it later
 //! behind the same trait.
 
+mod batch;
 mod cache;
 #[cfg(test)]
 mod conformance;
@@ -15,7 +16,8 @@ mod rows;
 mod sqlite;
 
 pub use model::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, ContentHeaders, Grantee, MultipartUpload, ObjectRecord, PartRecord, Share,
+    ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -45,6 +47,11 @@ pub enum MetaError {
     Locked { path: String },
     #[error("cannot lock {path}: {source}")]
     Lock { path: String, source: std::io::Error },
+    /// The group commit this write was part of failed; nothing of it was written.
+    #[error("batched write failed: {0}")]
+    Batch(String),
+    #[error("the metadata store is closed")]
+    Closed,
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
@@ -145,10 +152,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Marks the share revoked; `false` when there is no such share or it was revoked already.
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
     /// Consumes one use, atomically and durably, if at `now` the share exists, is not revoked or
-    /// expired, has uses left, and its object is still the version it was made for; the grant
-    /// to `source_ip` is recorded in the same transaction. `None` otherwise: then nothing changed.
-    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, source_ip: &str)
-    -> MetaResult<Option<Share>>;
+    /// expired, has uses left, and its object is still the version it was made for. The grant
+    /// and its `share.redeemed` audit event are recorded in the same transaction: no use is
+    /// consumed without its audit record. `None` otherwise: then nothing changed.
+    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>>;
     /// Whether `source_ip` was granted a use of the share at or after `since`.
     async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;

@@ -143,3 +143,26 @@ pub struct AuditEvent {
     /// For denials, the true reason (never shown to the caller).
     pub reason: Option<String>,
 }
+
+/// Who receives a consumed use: recorded with it, in the same transaction, as a grant (for
+/// resuming) and as a `share.redeemed` audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grantee {
+    pub source_ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl Grantee {
+    /// The audit event of a use granted to this grantee at `at`.
+    pub fn redeemed(&self, share_id: &str, at: OffsetDateTime) -> AuditEvent {
+        AuditEvent {
+            at,
+            event: "share.redeemed".to_owned(),
+            share_id: Some(share_id.to_owned()),
+            principal: None,
+            source_ip: Some(self.source_ip.clone()),
+            user_agent: self.user_agent.clone(),
+            reason: None,
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::rows::{
 };
 use crate::transaction;
 use crate::{
-    AccessKey, AuditEvent, Bucket, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
+    AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
 
@@ -364,13 +364,8 @@ impl MetaStore for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn consume_share(
-        &self,
-        token_hash: &[u8],
-        now: OffsetDateTime,
-        source_ip: &str,
-    ) -> MetaResult<Option<Share>> {
-        // One statement: decrement and grant together, or neither.
+    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>> {
+        // One statement: decrement, grant and audit event together, or none of them.
         let row = sqlx::query(
             "WITH consumed AS (
                UPDATE shares SET uses_left = uses_left - 1
@@ -381,12 +376,16 @@ impl MetaStore for PgStore {
                RETURNING *
              ), granted AS (
                INSERT INTO share_grants (share_id, source_ip, granted_ms) SELECT id, $3, $2 FROM consumed
+             ), audited AS (
+               INSERT INTO audit_events (at_ms, event, share_id, source_ip, user_agent)
+               SELECT $2, 'share.redeemed', id, $3, $4 FROM consumed
              )
              SELECT * FROM consumed",
         )
         .bind(token_hash)
         .bind(to_ms(now))
-        .bind(source_ip)
+        .bind(&to.source_ip)
+        .bind(&to.user_agent)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(share_from_row).transpose()

@@ -17,6 +17,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
+use crate::batch::Batcher;
 use crate::cache::ObjectCache;
 use crate::rows::{
     access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_i64, to_ms,
@@ -24,7 +25,7 @@ use crate::rows::{
 };
 use crate::transaction;
 use crate::{
-    AccessKey, AuditEvent, Bucket, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
+    AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
 
@@ -34,6 +35,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     objects: ObjectCache,
+    /// Group commit for share consumption and audit events.
+    batcher: Batcher,
     /// Every bucket, loaded at open; only this process changes the set (see the lock).
     buckets: RwLock<BTreeMap<String, Bucket>>,
     /// Held, not read: the exclusive lock lives as long as the store.
@@ -98,10 +101,12 @@ impl SqliteStore {
         let rows = sqlx::query("SELECT name, region, created_ms FROM buckets").fetch_all(&writer).await?;
         let buckets =
             rows.iter().map(bucket_from_row).map(|b| b.map(|b| (b.name.clone(), b))).collect::<MetaResult<_>>()?;
+        let batcher = Batcher::start(writer.clone());
         Ok(Self {
             writer,
             reader,
             objects: ObjectCache::new(CACHED_OBJECTS),
+            batcher,
             buckets: RwLock::new(buckets),
             _lock: lock,
         })
@@ -453,37 +458,8 @@ impl MetaStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn consume_share(
-        &self,
-        token_hash: &[u8],
-        now: OffsetDateTime,
-        source_ip: &str,
-    ) -> MetaResult<Option<Share>> {
-        transaction!(self.writer, |tx| {
-            // One statement: the checks and the decrement cannot be separated by another redeemer.
-            let row = sqlx::query(
-                "UPDATE shares SET uses_left = uses_left - 1
-                 WHERE token_hash = ?1 AND revoked_ms IS NULL AND expires_ms > ?2 AND uses_left > 0
-                   AND (version_id IS NULL OR EXISTS (
-                         SELECT 1 FROM objects o
-                         WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
-                 RETURNING *",
-            )
-            .bind(token_hash)
-            .bind(to_ms(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
-                return Ok(None);
-            };
-            sqlx::query("INSERT INTO share_grants (share_id, source_ip, granted_ms) VALUES (?, ?, ?)")
-                .bind(&share.id)
-                .bind(source_ip)
-                .bind(to_ms(now))
-                .execute(&mut *tx)
-                .await?;
-            Ok(Some(share))
-        })
+    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>> {
+        self.batcher.consume(token_hash, now, to).await
     }
 
     async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
@@ -499,20 +475,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at_ms, event, share_id, principal, source_ip, user_agent, reason)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(to_ms(event.at))
-        .bind(&event.event)
-        .bind(&event.share_id)
-        .bind(&event.principal)
-        .bind(&event.source_ip)
-        .bind(&event.user_agent)
-        .bind(&event.reason)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.batcher.audit(event).await
     }
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use latchkey_meta::{AuditEvent, MetaError, ObjectRecord, Share, ShareFilter};
+use latchkey_meta::{AuditEvent, Grantee, MetaError, ObjectRecord, Share, ShareFilter};
 use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
 use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
@@ -66,6 +66,12 @@ impl Denial {
 pub struct Redeemer {
     pub ip: IpAddr,
     pub user_agent: Option<String>,
+}
+
+impl Redeemer {
+    fn grantee(&self) -> Grantee {
+        Grantee { source_ip: self.ip.to_string(), user_agent: self.user_agent.clone() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,10 +236,9 @@ impl ShareService {
         let hash = self.key.hash(token);
         let result = self.try_redeem(&hash, who, range).await;
         match &result {
-            Ok(r) => {
-                let event = if r.resumed { "share.resumed" } else { "share.redeemed" };
-                self.audit(event, Some(&r.share.id), None, Some(who), None).await;
-            }
+            // A redemption's audit event was stored with the use it consumed; only log it here.
+            Ok(r) if !r.resumed => emit(&who.grantee().redeemed(&r.share.id, OffsetDateTime::now_utc())),
+            Ok(r) => self.audit("share.resumed", Some(&r.share.id), None, Some(who), None).await,
             Err(RedeemError::Denied(denial)) => {
                 let id = self.objects.meta().find_share(&hash).await.ok().flatten().map(|s| s.id);
                 self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
@@ -271,7 +276,7 @@ impl ShareService {
         let share = if resumed {
             share
         } else {
-            match meta.consume_share(hash, now, &ip).await? {
+            match meta.consume_share(hash, now, &who.grantee()).await? {
                 Some(share) => share,
                 None => {
                     // Nothing was consumed; read the share again to say why.
@@ -320,20 +325,25 @@ impl ShareService {
             user_agent: who.and_then(|w| w.user_agent.clone()),
             reason: reason.map(str::to_owned),
         };
-        let line = serde_json::json!({
-            "at": record.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "event": record.event,
-            "share_id": record.share_id,
-            "principal": record.principal,
-            "source_ip": record.source_ip,
-            "user_agent": record.user_agent,
-            "reason": record.reason,
-        });
-        tracing::info!(target: "latchkey::audit", "{line}");
+        emit(&record);
         if let Err(e) = self.objects.meta().record_audit(&record).await {
             tracing::error!(error = %e, event, "could not store an audit event");
         }
     }
+}
+
+/// Emits an audit event as one JSON log line.
+fn emit(event: &AuditEvent) {
+    let line = serde_json::json!({
+        "at": event.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "event": event.event,
+        "share_id": event.share_id,
+        "principal": event.principal,
+        "source_ip": event.source_ip,
+        "user_agent": event.user_agent,
+        "reason": event.reason,
+    });
+    tracing::info!(target: "latchkey::audit", "{line}");
 }
 
 /// Why a share cannot be redeemed at `now` on its own terms (the object version aside).

@@ -6,8 +6,7 @@
 //! the run: a fast server that drops writes must not look good.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
@@ -15,9 +14,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use latchkey_loadgen::{http_client, report, run};
 
 #[derive(Parser)]
 struct Args {
@@ -64,49 +61,21 @@ async fn main() -> anyhow::Result<()> {
     }
     let body = Bytes::from((0..args.size).map(|_| rand::random::<u8>()).collect::<Vec<_>>());
 
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<_, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency).build(connector);
-    let urls = Arc::new(urls);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            let (client, urls, next, body) = (client.clone(), urls.clone(), next.clone(), body.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(url) = urls.get(i) else { break };
-                    let req = hyper::Request::put(url.as_str()).body(Full::new(body.clone()))?;
-                    let t0 = Instant::now();
-                    let resp = client.request(req).await?;
-                    let status = resp.status();
-                    resp.into_body().collect().await?;
-                    if status != hyper::StatusCode::OK {
-                        bail!("PUT {i} answered {status}");
-                    }
-                    latencies.push(t0.elapsed());
-                }
-                Ok::<_, anyhow::Error>(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(args.count);
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    println!(
-        "objects_per_sec={:.1} count={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        args.count as f64 / elapsed.as_secs_f64(),
-        args.count,
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-    );
+    let client = http_client(args.concurrency);
+    let (latencies, elapsed) = run(urls, args.concurrency, move |urls: Arc<Vec<String>>, i| {
+        let (client, body) = (client.clone(), body.clone());
+        async move {
+            let req = hyper::Request::put(urls[i].as_str()).body(Full::new(body))?;
+            let resp = client.request(req).await?;
+            let status = resp.status();
+            resp.into_body().collect().await?;
+            if status != hyper::StatusCode::OK {
+                bail!("PUT {i} answered {status}");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    println!("{}", report("objects", latencies, elapsed));
     Ok(())
 }

@@ -1,0 +1,159 @@
+//! Group commit for the SQLite store's hottest writes: share consumption and audit events.
+//!
+//! Callers hand a job to one writer task and wait. The task takes every job that is waiting (up
+//! to a batch), runs them in order in one transaction, commits once (one fsync), and only then
+//! answers each caller, so a consumed use is still durable before the caller sends a byte. Jobs
+//! in a batch see each other's effects, exactly as if they had committed one by one in that
+//! order. If the transaction fails, every caller in the batch gets the error and nothing of it
+//! was written.
+
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::rows::{share_from_row, to_ms};
+use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
+
+/// Jobs that share one commit, at most.
+const MAX_BATCH: usize = 512;
+
+pub(crate) enum Job {
+    Consume { token_hash: Vec<u8>, now: OffsetDateTime, to: Grantee, reply: oneshot::Sender<MetaResult<Option<Share>>> },
+    Audit { event: AuditEvent, reply: oneshot::Sender<MetaResult<()>> },
+}
+
+#[derive(Clone)]
+pub(crate) struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// What a job produced inside the transaction, delivered after the commit.
+enum Done {
+    Consumed(Option<Box<Share>>),
+    Audited,
+}
+
+impl Batcher {
+    /// Starts the writer task on the current runtime.
+    pub(crate) fn start(writer: SqlitePool) -> Self {
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_batches(writer, queue));
+        Self { jobs }
+    }
+
+    async fn submit<T>(&self, job: Job, answer: oneshot::Receiver<MetaResult<T>>) -> MetaResult<T> {
+        self.jobs.send(job).await.map_err(|_| MetaError::Closed)?;
+        answer.await.map_err(|_| MetaError::Closed)?
+    }
+
+    pub(crate) async fn consume(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+    ) -> MetaResult<Option<Share>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Consume { token_hash: token_hash.to_vec(), now, to: to.clone(), reply };
+        self.submit(job, answer).await
+    }
+
+    pub(crate) async fn audit(&self, event: &AuditEvent) -> MetaResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Audit { event: event.clone(), reply }, answer).await
+    }
+}
+
+async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match run_batch(&writer, &batch).await {
+            Ok(done) => {
+                for (job, done) in batch.drain(..).zip(done) {
+                    match (job, done) {
+                        (Job::Consume { reply, .. }, Done::Consumed(share)) => drop(reply.send(Ok(share.map(|s| *s)))),
+                        (Job::Audit { reply, .. }, Done::Audited) => drop(reply.send(Ok(()))),
+                        _ => unreachable!("results follow the jobs one to one"),
+                    }
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for job in batch.drain(..) {
+                    let failed = || MetaError::Batch(message.clone());
+                    match job {
+                        Job::Consume { reply, .. } => drop(reply.send(Err(failed()))),
+                        Job::Audit { reply, .. } => drop(reply.send(Err(failed()))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> {
+    crate::transaction!(writer, |tx| {
+        let mut done = Vec::with_capacity(batch.len());
+        for job in batch {
+            done.push(match job {
+                Job::Consume { token_hash, now, to, .. } => {
+                    Done::Consumed(consume(&mut tx, token_hash, *now, to).await?.map(Box::new))
+                }
+                Job::Audit { event, .. } => {
+                    record_audit(&mut tx, event).await?;
+                    Done::Audited
+                }
+            });
+        }
+        Ok(done)
+    })
+}
+
+/// One statement decides and decrements, so no other redeemer can come between the check and
+/// the use; the grant and its audit event are recorded in the same transaction.
+async fn consume(
+    tx: &mut sqlx::SqliteConnection,
+    token_hash: &[u8],
+    now: OffsetDateTime,
+    to: &Grantee,
+) -> MetaResult<Option<Share>> {
+    let row = sqlx::query(
+        "UPDATE shares SET uses_left = uses_left - 1
+         WHERE token_hash = ?1 AND revoked_ms IS NULL AND expires_ms > ?2 AND uses_left > 0
+           AND (version_id IS NULL OR EXISTS (
+                 SELECT 1 FROM objects o
+                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+         RETURNING *",
+    )
+    .bind(token_hash)
+    .bind(to_ms(now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
+        return Ok(None);
+    };
+    sqlx::query("INSERT INTO share_grants (share_id, source_ip, granted_ms) VALUES (?, ?, ?)")
+        .bind(&share.id)
+        .bind(&to.source_ip)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+    record_audit(&mut *tx, &to.redeemed(&share.id, now)).await?;
+    Ok(Some(share))
+}
+
+async fn record_audit(tx: &mut sqlx::SqliteConnection, event: &AuditEvent) -> MetaResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (at_ms, event, share_id, principal, source_ip, user_agent, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(to_ms(event.at))
+    .bind(&event.event)
+    .bind(&event.share_id)
+    .bind(&event.principal)
+    .bind(&event.source_ip)
+    .bind(&event.user_agent)
+    .bind(&event.reason)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
