@@ -172,6 +172,29 @@ pub async fn completing_an_upload_is_one_transaction(store: Arc<dyn MetaStore>) 
     assert!(matches!(store.abort_upload("u1").await, Err(MetaError::NoSuchUpload)));
 }
 
+pub async fn spent_links_are_purged_after_retention(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    let now = OffsetDateTime::now_utc();
+    let mut expired = share("expired", b"he", 1, &version);
+    expired.expires = now - time::Duration::minutes(5);
+    store.create_share(&expired).await.unwrap();
+    store.create_share(&share("revoked", b"hr", 1, &version)).await.unwrap();
+    store.revoke_share("revoked", now - time::Duration::minutes(5)).await.unwrap();
+    store.create_share(&share("spent", b"hs", 1, &version)).await.unwrap();
+    store.consume_share(b"hs", now - time::Duration::minutes(5), &grantee()).await.unwrap().unwrap();
+    store.create_share(&share("resumable", b"hu", 1, &version)).await.unwrap();
+    store.consume_share(b"hu", now, &grantee()).await.unwrap().unwrap();
+    store.create_share(&share("live", b"hl", 2, &version)).await.unwrap();
+
+    let purged = store.purge_shares(now - time::Duration::minutes(1)).await.unwrap();
+    assert_eq!(purged, 3);
+    let left: Vec<String> =
+        store.list_shares(&ShareFilter::default()).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(left, ["resumable", "live"]);
+    assert!(store.has_grant("resumable", "10.0.0.1", now - time::Duration::minutes(1)).await.unwrap());
+}
+
 /// One `#[tokio::test]` per check, each with a store from `$open` (an async expression giving
 /// `Option<(Arc<dyn MetaStore>, guard)>`; `None` skips, with a message, when the backend is absent).
 macro_rules! conformance_tests {
@@ -196,6 +219,15 @@ macro_rules! conformance_tests {
         async fn shares_are_consumed_atomically_and_only_while_valid() {
             if let Some((store, _guard)) = $open.await {
                 crate::conformance::shares_are_consumed_atomically_and_only_while_valid(
+                    crate::conformance::with_bucket(store).await,
+                )
+                .await;
+            }
+        }
+        #[tokio::test]
+        async fn spent_links_are_purged_after_retention() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::spent_links_are_purged_after_retention(
                     crate::conformance::with_bucket(store).await,
                 )
                 .await;

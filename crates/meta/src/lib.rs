@@ -156,6 +156,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// and its `share.redeemed` audit event are recorded in the same transaction: no use is
     /// consumed without its audit record. `None` otherwise: then nothing changed.
     async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>>;
+    /// Deletes shares that stopped being redeemable before `before`: expired then, revoked then,
+    /// or used up with no grant since (a transfer still within its resume grace keeps its
+    /// share). Their grants go with them; audit events stay. Returns how many were deleted.
+    async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64>;
     /// Whether `source_ip` was granted a use of the share at or after `since`.
     async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;

@@ -391,6 +391,19 @@ impl MetaStore for PgStore {
         row.as_ref().map(share_from_row).transpose()
     }
 
+    async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        // Grants go with their share (ON DELETE CASCADE).
+        let done = sqlx::query(
+            "DELETE FROM shares WHERE expires_ms <= $1 OR (revoked_ms IS NOT NULL AND revoked_ms <= $1)
+               OR (uses_left = 0 AND NOT EXISTS (
+                     SELECT 1 FROM share_grants g WHERE g.share_id = shares.id AND g.granted_ms > $1))",
+        )
+        .bind(to_ms(before))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
         let found: Option<(i32,)> = sqlx::query_as(
             "SELECT 1 FROM share_grants WHERE share_id = $1 AND source_ip = $2 AND granted_ms >= $3 LIMIT 1",

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     /// How long a broken share download may be resumed (Range, same address) without using
     /// another use.
     pub share_resume_grace: Duration,
+    /// How long spent share links stay listed before the sweeper purges them.
+    pub share_retention: Duration,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -41,6 +43,7 @@ pub struct ConfigFile {
     pub shutdown_grace_secs: Option<u64>,
     pub max_share_expiry_secs: Option<u64>,
     pub share_resume_grace_secs: Option<u64>,
+    pub share_retention_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -75,6 +78,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
             share_resume_grace: Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600)),
+            share_retention: Duration::from_secs(file.share_retention_secs.unwrap_or(24 * 3600)),
         })
     }
 }

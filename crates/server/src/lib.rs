@@ -40,6 +40,7 @@ pub struct Server {
     listener: TcpListener,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
+    shares: Arc<ShareService>,
     meta: Arc<dyn MetaStore>,
     config: ServerConfig,
 }
@@ -69,7 +70,11 @@ impl Server {
         let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
         let share_key = ShareKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
-        let policy = SharePolicy { max_expiry: config.max_share_expiry, resume_grace: config.share_resume_grace };
+        let policy = SharePolicy {
+            max_expiry: config.max_share_expiry,
+            resume_grace: config.share_resume_grace,
+            retention: config.share_retention,
+        };
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_auth(KeyAuth::new(root, meta.clone()));
@@ -78,8 +83,8 @@ impl Server {
         s3.set_route(SharesApi::new(shares.clone()));
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares));
-        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, meta, config })
+        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares.clone()));
+        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, config })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -93,16 +98,22 @@ impl Server {
         http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
-        // The blob collector starts with a pass over whatever an earlier run left queued.
-        let (stop_collector, collector_stopped) = tokio::sync::oneshot::channel::<()>();
+        // Background work: the blob collector (starting with whatever an earlier run left queued)
+        // and the share sweeper. Both stop when `stop_background` is dropped.
+        let (stop_background, stopped) = tokio::sync::watch::channel(());
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.changed().await;
+            }
+        };
         let objects = self.objects.clone();
-        let collector = tokio::spawn(async move {
-            objects
-                .run_collector(async move {
-                    let _ = collector_stopped.await;
-                })
-                .await;
+        let collector = tokio::spawn({
+            let until = until_stopped.clone();
+            async move { objects.run_collector(until()).await }
         });
+        let shares = self.shares.clone();
+        let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -136,8 +147,9 @@ impl Server {
                 tracing::warn!("grace period over; closing remaining connections");
             }
         }
-        let _ = stop_collector.send(());
+        drop(stop_background);
         let _ = collector.await;
+        let _ = sweeper.await;
         self.meta.close().await;
         Ok(())
     }

@@ -99,6 +99,9 @@ pub struct SharePolicy {
     /// How long after a use was granted the same address may resume the transfer with a Range
     /// request without consuming another use.
     pub resume_grace: Duration,
+    /// How long links stay listed after they expire, are revoked or are used up (never less
+    /// than `resume_grace`); then the sweeper purges them. Their audit events stay.
+    pub retention: Duration,
 }
 
 pub struct ShareService {
@@ -304,6 +307,25 @@ impl ShareService {
                 ReadError::Object(e) => RedeemError::Internal(e),
             })?;
         Ok(Redemption { share, read, resumed })
+    }
+
+    /// Purges links that stopped being redeemable more than the retention period ago, every
+    /// minute (or more often for a short retention), until `shutdown` resolves.
+    pub async fn run_sweeper(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let retention = self.policy.retention.max(self.policy.resume_grace);
+        let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            match self.objects.meta().purge_shares(OffsetDateTime::now_utc() - retention).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged spent share links"),
+                Err(e) => tracing::warn!(error = %e, "share sweep failed; will retry"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = &mut shutdown => return,
+            }
+        }
     }
 
     /// Stores the event and emits it as one JSON log line. Audit failures are logged, never
