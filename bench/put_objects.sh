@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PUT throughput of 64 KiB objects over 8 keep-alive connections, driven by bench/putload (a
+# PUT throughput of 64 KiB objects over 8 keep-alive connections, driven by bench/loadgen's putload (a
 # Rust load generator, so the client is not the bottleneck), for Latchkey beside s3s-fs 0.14.1
 # with the same generator in the same run. Runs alternate between the servers (ROUNDS each) and
 # the median is reported, because run-to-run noise on a 2-core machine is large.
@@ -16,7 +16,7 @@ DISK_DIR=${DISK_DIR:-$REPO/target/bench-disk}
 
 need_debian_packages curl
 build_latchkey
-(cd "$REPO" && cargo build --release --locked -p latchkey-putload >&2)
+(cd "$REPO" && cargo build --release --locked -p latchkey-loadgen >&2)
 PUTLOAD="$REPO/target/release/putload"
 if ! command -v s3s-fs >/dev/null || ! s3s-fs --version | grep -q '0.14.1'; then
   echo "installing s3s-fs 0.14.1 (cargo install; a few minutes)" >&2

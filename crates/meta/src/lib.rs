@@ -165,7 +165,6 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
-    async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()>;
 
     /// Waits for in-flight statements and closes the connections.
     async fn close(&self);

@@ -499,20 +499,6 @@ impl MetaStore for SqliteStore {
         row.as_ref().map(access_key_from_row).transpose()
     }
 
-    async fn put_access_key(&self, key: &AccessKey) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, secret_key, principal, created_ms) VALUES (?, ?, ?, ?)
-             ON CONFLICT (access_key_id) DO UPDATE SET secret_key = excluded.secret_key, principal = excluded.principal",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.secret_key)
-        .bind(&key.principal)
-        .bind(to_ms(key.created))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

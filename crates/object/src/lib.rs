@@ -8,7 +8,7 @@ mod list;
 mod multipart;
 
 pub use list::{ListEntry, ListPage, ListRequest};
-pub use multipart::{CompletedPart, MIN_PART_SIZE, MultipartError};
+pub use multipart::{CompletedPart, MultipartError};
 
 use std::collections::BTreeMap;
 use std::io;

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::{Commit, ObjectAttributes, ObjectError, ObjectResult, ObjectService, new_version_id};
 
 /// S3's minimum size for every part but the last.
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// S3's part-number range.
 const PART_NUMBERS: std::ops::RangeInclusive<i32> = 1..=10_000;

@@ -127,10 +127,6 @@ impl ShareService {
         Self { objects, key, policy }
     }
 
-    pub fn objects(&self) -> &ObjectService {
-        &self.objects
-    }
-
     /// Mints a link for the current version of an object. Returns the stored share and the
     /// token, which exists nowhere else: it is shown once, to the caller.
     pub async fn create(&self, principal: &str, req: NewShare) -> Result<(Share, String), CreateError> {
