@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{share_from_row, to_ms};
+use crate::statements::insert_audit;
 use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
 
 /// Jobs that share one commit, at most.
@@ -142,18 +143,6 @@ async fn consume(
 }
 
 async fn record_audit(tx: &mut sqlx::SqliteConnection, event: &AuditEvent) -> MetaResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (at_ms, event, share_id, principal, source_ip, user_agent, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(to_ms(event.at))
-    .bind(&event.event)
-    .bind(&event.share_id)
-    .bind(&event.principal)
-    .bind(&event.source_ip)
-    .bind(&event.user_agent)
-    .bind(&event.reason)
-    .execute(&mut *tx)
-    .await?;
+    insert_audit!(event).execute(&mut *tx).await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ mod model;
 mod postgres;
 mod rows;
 mod sqlite;
+mod statements;
 
 pub use model::{
     AccessKey, AuditEvent, Bucket, ContentHeaders, Grantee, MultipartUpload, ObjectRecord, PartRecord, Share,
@@ -85,6 +86,14 @@ macro_rules! transaction {
     }};
 }
 pub(crate) use transaction;
+
+/// A foreign-key failure names a missing parent (bucket, upload); anything else is a backend error.
+pub(crate) fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => missing_parent,
+        _ => MetaError::Backend(e),
+    }
+}
 
 /// The smallest string greater than every string that starts with `prefix` (in byte order, which
 /// for UTF-8 is code-point order), or `None` when there is no such bound (empty prefix, or only

@@ -13,14 +13,14 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use crate::rows::{
-    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_i64, to_ms,
-    upload_from_row,
+    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
-use crate::transaction;
+use crate::statements::{insert_audit, insert_share, insert_upload, upsert_object, upsert_part};
 use crate::{
     AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
+use crate::{foreign_key_means, transaction};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -38,37 +38,8 @@ impl PgStore {
     }
 }
 
-fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => missing_parent,
-        _ => MetaError::Backend(e),
-    }
-}
-
-const UPSERT_OBJECT: &str =
-    "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-     ON CONFLICT (bucket, key) DO UPDATE SET
-       version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
-       etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
-       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count";
-
 async fn upsert_object(conn: impl sqlx::PgExecutor<'_>, record: &ObjectRecord) -> MetaResult<()> {
-    sqlx::query(UPSERT_OBJECT)
-        .bind(&record.bucket)
-        .bind(&record.key)
-        .bind(&record.version_id)
-        .bind(&record.blob_id)
-        .bind(to_i64(record.size))
-        .bind(&record.etag)
-        .bind(to_ms(record.last_modified))
-        .bind(serde_json::to_string(&record.headers)?)
-        .bind(serde_json::to_string(&record.user_meta)?)
-        .bind(serde_json::to_string(&record.tags)?)
-        .bind(record.parts_count.map(i64::from))
-        .execute(conn)
-        .await
-        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    upsert_object!(record).execute(conn).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
     Ok(())
 }
 
@@ -189,20 +160,7 @@ impl MetaStore for PgStore {
     }
 
     async fn create_upload(&self, upload: &MultipartUpload) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&upload.upload_id)
-        .bind(&upload.bucket)
-        .bind(&upload.key)
-        .bind(to_ms(upload.initiated))
-        .bind(serde_json::to_string(&upload.headers)?)
-        .bind(serde_json::to_string(&upload.user_meta)?)
-        .bind(serde_json::to_string(&upload.tags)?)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+        insert_upload!(upload).execute(&self.pool).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -215,21 +173,7 @@ impl MetaStore for PgStore {
     }
 
     async fn put_part(&self, part: &PartRecord) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO upload_parts (upload_id, part_number, blob_id, size, etag, modified_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (upload_id, part_number) DO UPDATE SET
-               blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, modified_ms = excluded.modified_ms",
-        )
-        .bind(&part.upload_id)
-        .bind(i64::from(part.part_number))
-        .bind(&part.blob_id)
-        .bind(to_i64(part.size))
-        .bind(&part.etag)
-        .bind(to_ms(part.last_modified))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| foreign_key_means(e, MetaError::NoSuchUpload))?;
+        upsert_part!(part).execute(&self.pool).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchUpload))?;
         Ok(())
     }
 
@@ -298,30 +242,7 @@ impl MetaStore for PgStore {
     }
 
     async fn create_share(&self, share: &Share) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO shares (id, token_hash, method, bucket, key, version_id, etag, size, created_ms, expires_ms,
-               max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(&share.id)
-        .bind(&share.token_hash)
-        .bind(&share.method)
-        .bind(&share.bucket)
-        .bind(&share.key)
-        .bind(&share.version_id)
-        .bind(&share.etag)
-        .bind(share.size.map(to_i64))
-        .bind(to_ms(share.created))
-        .bind(to_ms(share.expires))
-        .bind(i64::from(share.max_uses))
-        .bind(i64::from(share.uses_left))
-        .bind(serde_json::to_string(&share.allow_cidrs)?)
-        .bind(&share.disposition)
-        .bind(&share.label)
-        .bind(&share.principal)
-        .bind(share.revoked.map(to_ms))
-        .execute(&self.pool)
-        .await?;
+        insert_share!(share).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -417,19 +338,7 @@ impl MetaStore for PgStore {
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at_ms, event, share_id, principal, source_ip, user_agent, reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(to_ms(event.at))
-        .bind(&event.event)
-        .bind(&event.share_id)
-        .bind(&event.principal)
-        .bind(&event.source_ip)
-        .bind(&event.user_agent)
-        .bind(&event.reason)
-        .execute(&self.pool)
-        .await?;
+        insert_audit!(event).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -20,14 +20,14 @@ use time::OffsetDateTime;
 use crate::batch::Batcher;
 use crate::cache::ObjectCache;
 use crate::rows::{
-    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_i64, to_ms,
-    upload_from_row,
+    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
-use crate::transaction;
+use crate::statements::{insert_share, insert_upload, upsert_object, upsert_part};
 use crate::{
     AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
+use crate::{foreign_key_means, transaction};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -122,41 +122,11 @@ impl SqliteStore {
     }
 }
 
-const UPSERT_OBJECT: &str =
-    "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (bucket, key) DO UPDATE SET
-       version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
-       etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
-       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count";
-
 /// Writes an object record in one statement; the replaced blob is queued by a trigger and a
 /// missing bucket fails the foreign key.
 async fn upsert_object(conn: impl sqlx::SqliteExecutor<'_>, record: &ObjectRecord) -> MetaResult<()> {
-    sqlx::query(UPSERT_OBJECT)
-        .bind(&record.bucket)
-        .bind(&record.key)
-        .bind(&record.version_id)
-        .bind(&record.blob_id)
-        .bind(to_i64(record.size))
-        .bind(&record.etag)
-        .bind(to_ms(record.last_modified))
-        .bind(serde_json::to_string(&record.headers)?)
-        .bind(serde_json::to_string(&record.user_meta)?)
-        .bind(serde_json::to_string(&record.tags)?)
-        .bind(record.parts_count.map(i64::from))
-        .execute(conn)
-        .await
-        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    upsert_object!(record).execute(conn).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
     Ok(())
-}
-
-/// A foreign-key failure names a missing parent (bucket, upload); anything else is a backend error.
-fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => missing_parent,
-        _ => MetaError::Backend(e),
-    }
 }
 
 /// Deletes an upload and its parts inside `tx` (the part blobs are queued by a trigger).
@@ -279,19 +249,10 @@ impl MetaStore for SqliteStore {
     }
 
     async fn create_upload(&self, upload: &MultipartUpload) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&upload.upload_id)
-        .bind(&upload.bucket)
-        .bind(&upload.key)
-        .bind(to_ms(upload.initiated))
-        .bind(serde_json::to_string(&upload.headers)?)
-        .bind(serde_json::to_string(&upload.user_meta)?)
-        .bind(serde_json::to_string(&upload.tags)?)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+        insert_upload!(upload)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -304,20 +265,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn put_part(&self, part: &PartRecord) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO upload_parts (upload_id, part_number, blob_id, size, etag, modified_ms) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (upload_id, part_number) DO UPDATE SET
-               blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, modified_ms = excluded.modified_ms",
-        )
-        .bind(&part.upload_id)
-        .bind(part.part_number)
-        .bind(&part.blob_id)
-        .bind(to_i64(part.size))
-        .bind(&part.etag)
-        .bind(to_ms(part.last_modified))
-        .execute(&self.writer)
-        .await
-        .map_err(|e| foreign_key_means(e, MetaError::NoSuchUpload))?;
+        upsert_part!(part).execute(&self.writer).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchUpload))?;
         Ok(())
     }
 
@@ -392,30 +340,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn create_share(&self, share: &Share) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO shares (id, token_hash, method, bucket, key, version_id, etag, size, created_ms, expires_ms,
-               max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&share.id)
-        .bind(&share.token_hash)
-        .bind(&share.method)
-        .bind(&share.bucket)
-        .bind(&share.key)
-        .bind(&share.version_id)
-        .bind(&share.etag)
-        .bind(share.size.map(to_i64))
-        .bind(to_ms(share.created))
-        .bind(to_ms(share.expires))
-        .bind(i64::from(share.max_uses))
-        .bind(i64::from(share.uses_left))
-        .bind(serde_json::to_string(&share.allow_cidrs)?)
-        .bind(&share.disposition)
-        .bind(&share.label)
-        .bind(&share.principal)
-        .bind(share.revoked.map(to_ms))
-        .execute(&self.writer)
-        .await?;
+        insert_share!(share).execute(&self.writer).await?;
         Ok(())
     }
 
