@@ -87,3 +87,30 @@ def test_a_browser_renders_the_page_and_downloads_with_the_button(server, s3, bu
         assert "This link is not valid" in chrome.page_source
     finally:
         chrome.quit()
+
+
+def test_a_browser_uploads_through_an_upload_links_form(server, s3, bucket, tmp_path):
+    webdriver, options, service = browser()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    resp = api(server, "POST", "/-/shares", {"method": "PUT", "bucket": bucket, "prefix": "requests/",
+                                             "content_types": ["text/csv"]})
+    link = resp.json()
+    report = tmp_path / "expenses.csv"
+    report.write_bytes(b"date,amount\n" + b"2026-11-21,12.50\n" * 5000)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    chrome = webdriver.Chrome(service=service, options=options)
+    try:
+        chrome.get(link["url"])
+        assert chrome.find_element(By.ID, "uses").text == "1 of 1"
+        chrome.find_element(By.ID, "file").send_keys(str(report))
+        chrome.find_element(By.ID, "upload").click()
+        received = WebDriverWait(chrome, 20).until(lambda c: c.find_element(By.ID, "received"))
+        assert received.text.startswith("expenses.csv (")
+        stored = s3.get_object(Bucket=bucket, Key="requests/expenses.csv")
+        assert stored["Body"].read() == report.read_bytes() and stored["ContentType"] == "text/csv"
+        chrome.get(link["url"])
+        assert "This link is not valid" in chrome.page_source
+    finally:
+        chrome.quit()

@@ -64,3 +64,26 @@ def test_mistakes_are_explained(server, s3, bucket, tmp_path):
                               env={"HOME": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"},
                               capture_output=True, text=True, timeout=30)
     assert no_creds.returncode != 0 and "no AWS credentials found" in no_creds.stderr
+
+
+def test_upload_links(server, s3, bucket, tmp_path):
+    env = server.cli_env(tmp_path / "home")
+    made = share(server, env, "create", f"s3://{bucket}/incoming/", "--upload", "--max-size", "1KiB",
+                 "--content-type", "text/csv", "--json")
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert (created["method"], created["max_size"], created["content_types"]) == ("PUT", 1024, ["text/csv"])
+    sent = requests.put(created["api_url"], params={"name": "rows.csv"}, data=b"a,b\n",
+                        headers={"Content-Type": "text/csv"}, timeout=10)
+    assert sent.status_code == 201
+    assert s3.get_object(Bucket=bucket, Key="incoming/rows.csv")["Body"].read() == b"a,b\n"
+
+    keyed = share(server, env, "create", f"s3://{bucket}/exact.txt", "--upload")
+    fields = dict(line.split(": ", 1) for line in keyed.stdout.strip().splitlines())
+    assert requests.put(fields["api_url"], data=b"exact", timeout=10).status_code == 201
+    assert s3.get_object(Bucket=bucket, Key="exact.txt")["Body"].read() == b"exact"
+
+    not_upload = share(server, env, "create", f"s3://{bucket}/exact.txt", "--max-size", "1KiB")
+    assert not_upload.returncode != 0 and "--upload" in not_upload.stderr
+    vague = share(server, env, "create", f"s3://{bucket}/in/", "--upload", "--max-size", "lots")
+    assert vague.returncode != 0 and "such as 10MiB" in vague.stderr

@@ -28,9 +28,11 @@ pub struct ShareArgs {
 
 #[derive(Subcommand)]
 enum ShareCommand {
-    /// Mint a one-time download link for an object (the token appears only inside the URLs)
+    /// Mint a one-time link (the token appears only inside the URLs): a download link for an
+    /// object, or with --upload a link that accepts one file
     Create {
-        /// The object, as s3://BUCKET/KEY
+        /// The object, as s3://BUCKET/KEY; with --upload, s3://BUCKET/PREFIX/ (ending in /) lets the
+        /// uploader name the file under PREFIX/
         target: String,
         /// How long the link lives: 90s, 15m, 1h, 2d... (at most the server's limit, 7 days by default)
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
@@ -44,6 +46,18 @@ enum ShareCommand {
         /// A note for yourself, shown by `share list`
         #[arg(long)]
         label: Option<String>,
+        /// Make an upload link ("file request") instead of a download link
+        #[arg(long)]
+        upload: bool,
+        /// Upload links: the largest file accepted, such as 10MiB or 2GB [default: 5GiB]
+        #[arg(long, requires = "upload", value_parser = parse_size, value_name = "SIZE")]
+        max_size: Option<u64>,
+        /// Upload links: an accepted media type, such as application/pdf or image/* (repeatable)
+        #[arg(long = "content-type", requires = "upload", value_name = "TYPE")]
+        content_types: Vec<String>,
+        /// Download links: answer with a redirect to a presigned URL valid for at most 60 s
+        #[arg(long, conflicts_with = "upload")]
+        redirect: bool,
     },
     /// List links, newest last
     List {
@@ -57,6 +71,13 @@ enum ShareCommand {
     Revoke { id: String },
 }
 
+/// `1048576`, `512KiB`, `10MiB`, `2GB`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("{e}: write a size such as 10MiB, 500KB or 2GiB"))
+}
+
 /// `90`, `90s`, `15m`, `1h`, `2d`, `1h 30m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.parse::<u64>() {
@@ -68,12 +89,33 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn run(args: ShareArgs) -> anyhow::Result<()> {
     let env = aws_env::load(args.profile.as_deref(), args.endpoint_url.as_deref()).await?;
     let output = match args.command {
-        ShareCommand::Create { target, expires_in, max_uses, allow_cidrs, label } => {
-            let (bucket, key) = parse_target(&target)?;
-            let body = serde_json::json!({
-                "bucket": bucket, "key": key, "expires_in": expires_in.as_secs(),
-                "max_uses": max_uses, "allow_cidrs": allow_cidrs, "label": label,
+        ShareCommand::Create {
+            target,
+            expires_in,
+            max_uses,
+            allow_cidrs,
+            label,
+            upload,
+            max_size,
+            content_types,
+            redirect,
+        } => {
+            let mut body = serde_json::json!({
+                "expires_in": expires_in.as_secs(), "max_uses": max_uses, "allow_cidrs": allow_cidrs, "label": label,
             });
+            if upload {
+                let (bucket, key) = parse_upload_target(&target)?;
+                body["method"] = "PUT".into();
+                body["bucket"] = bucket.into();
+                body[if key.is_empty() || key.ends_with('/') { "prefix" } else { "key" }] = key.into();
+                body["max_size"] = max_size.into();
+                body["content_types"] = content_types.into();
+            } else {
+                let (bucket, key) = parse_target(&target)?;
+                body["bucket"] = bucket.into();
+                body["key"] = key.into();
+                body["redirect"] = redirect.into();
+            }
             let created = call(&env, "POST", "/-/shares", Some(&body)).await?;
             if args.json {
                 created.to_string()
@@ -116,6 +158,15 @@ pub async fn run(args: ShareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `s3://BUCKET/KEY`, or `s3://BUCKET/PREFIX/` and `s3://BUCKET/` for uploads named by the uploader.
+fn parse_upload_target(target: &str) -> anyhow::Result<(&str, &str)> {
+    let rest = target.strip_prefix("s3://").context("expected s3://BUCKET/KEY or s3://BUCKET/PREFIX/")?;
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() => Ok((bucket, key)),
+        _ => anyhow::bail!("{target:?} names no bucket: expected s3://BUCKET/KEY or s3://BUCKET/PREFIX/"),
+    }
+}
+
 fn plain(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
@@ -140,6 +191,17 @@ fn urlencode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_upload_targets() {
+        assert_eq!(parse_size("10MiB").unwrap(), 10 * 1024 * 1024);
+        assert_eq!(parse_size("2GB").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").unwrap_err().contains("such as 10MiB"));
+        assert_eq!(parse_upload_target("s3://b/in/").unwrap(), ("b", "in/"));
+        assert_eq!(parse_upload_target("s3://b/").unwrap(), ("b", ""));
+        assert!(parse_upload_target("s3://b").is_err());
+    }
 
     #[test]
     fn durations_read_like_people_write_them() {

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{share_from_row, to_ms};
-use crate::statements::insert_audit;
+use crate::statements::{consume_use, insert_audit};
 use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
 
 /// Jobs that share one commit, at most.
@@ -97,7 +97,7 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
         for job in batch {
             done.push(match job {
                 Job::Consume { token_hash, now, to, .. } => {
-                    Done::Consumed(consume(&mut tx, token_hash, *now, to).await?.map(Box::new))
+                    Done::Consumed(consume(&mut tx, token_hash, "GET", *now, to).await?.map(Box::new))
                 }
                 Job::Audit { event, .. } => {
                     record_audit(&mut tx, event).await?;
@@ -109,26 +109,17 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
     })
 }
 
-/// One statement decides and decrements, so no other redeemer can come between the check and
-/// the use; the grant and its audit event are recorded in the same transaction.
-async fn consume(
+/// Takes a use of a `method` link (`consume_use!`); the grant and its audit event are recorded
+/// in the same transaction.
+pub(crate) async fn consume(
     tx: &mut sqlx::SqliteConnection,
     token_hash: &[u8],
+    method: &str,
     now: OffsetDateTime,
     to: &Grantee,
 ) -> MetaResult<Option<Share>> {
-    let row = sqlx::query(
-        "UPDATE shares SET uses_left = uses_left - 1
-         WHERE token_hash = ?1 AND revoked_ms IS NULL AND expires_ms > ?2 AND uses_left > 0
-           AND (version_id IS NULL OR EXISTS (
-                 SELECT 1 FROM objects o
-                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
-         RETURNING *",
-    )
-    .bind(token_hash)
-    .bind(to_ms(now))
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row =
+        sqlx::query(consume_use!()).bind(token_hash).bind(to_ms(now)).bind(method).fetch_optional(&mut *tx).await?;
     let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
         return Ok(None);
     };

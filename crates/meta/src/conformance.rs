@@ -72,6 +72,7 @@ fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
         method: "GET".into(),
         bucket: "b".into(),
         key: "k".into(),
+        key_is_prefix: false,
         version_id: Some(version.into()),
         etag: Some("abc".into()),
         size: Some(3),
@@ -84,6 +85,22 @@ fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
         label: None,
         principal: "root".into(),
         revoked: None,
+        max_size: None,
+        content_types: vec![],
+        redirect: false,
+    }
+}
+
+/// An upload link for `key` (a prefix when it ends with `/`).
+fn upload_share(id: &str, hash: &[u8], uses: u32, key: &str) -> Share {
+    Share {
+        method: "PUT".into(),
+        key: key.into(),
+        key_is_prefix: key.ends_with('/'),
+        version_id: None,
+        etag: None,
+        size: None,
+        ..share(id, hash, uses, "")
     }
 }
 
@@ -125,6 +142,52 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
     let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
     assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);
     assert_eq!(store.list_shares(&ShareFilter::default()).await.unwrap().len(), 3);
+}
+
+pub async fn upload_links_write_the_object_with_the_use(store: Arc<dyn MetaStore>) {
+    let now = OffsetDateTime::now_utc();
+    let blob_of = async |key: &str| store.get_object("b", key).await.unwrap().map(|r| r.blob_id);
+    store.create_share(&upload_share("u2", b"u2", 2, "in/")).await.unwrap();
+    assert!(store.consume_share(b"u2", now, &grantee()).await.unwrap().is_none(), "a download of an upload link");
+    let first = store.consume_upload_share(b"u2", now, &grantee(), &record("b", "in/a", "y1"), false).await;
+    assert_eq!(first.unwrap().unwrap().id, "u2");
+    assert_eq!(blob_of("in/a").await.as_deref(), Some("y1"));
+    let clash = store.consume_upload_share(b"u2", now, &grantee(), &record("b", "in/a", "y2"), false).await;
+    assert!(matches!(clash, Err(MetaError::ObjectExists)), "{clash:?}");
+    let gone = store.consume_upload_share(b"u2", now, &grantee(), &record("nope", "in/b", "y3"), false).await;
+    assert!(matches!(gone, Err(MetaError::NoSuchBucket)), "{gone:?}");
+    assert_eq!(store.get_share("u2").await.unwrap().unwrap().uses_left, 1, "refused writes consume nothing");
+    assert_eq!(blob_of("in/a").await.as_deref(), Some("y1"));
+    assert!(
+        store.consume_upload_share(b"u2", now, &grantee(), &record("b", "in/b", "y4"), false).await.unwrap().is_some()
+    );
+    let spent = store.consume_upload_share(b"u2", now, &grantee(), &record("b", "in/c", "y5"), false).await;
+    assert!(spent.unwrap().is_none());
+    assert_eq!(blob_of("in/c").await, None, "no use, no object");
+
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    store.create_share(&share("g1", b"g1", 1, &version)).await.unwrap();
+    let upload_via_download = store.consume_upload_share(b"g1", now, &grantee(), &record("b", "k", "y6"), true).await;
+    assert!(upload_via_download.unwrap().is_none());
+    assert_eq!(blob_of("k").await.as_deref(), Some("x1"));
+
+    store.create_share(&upload_share("u1", b"u1", 1, "k")).await.unwrap();
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let record = record("b", "k", &format!("r{i}"));
+                store.consume_upload_share(b"u1", now, &grantee(), &record, true).await.unwrap().map(|_| record.blob_id)
+            })
+        })
+        .collect();
+    let mut winners = vec![];
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(blob_of("k").await, winners.pop(), "the one granted upload replaced the object");
 }
 
 pub async fn bucket_rules(store: Arc<dyn MetaStore>) {
@@ -230,6 +293,15 @@ macro_rules! conformance_tests {
         async fn spent_links_are_purged_after_retention() {
             if let Some((store, _guard)) = $open.await {
                 crate::conformance::spent_links_are_purged_after_retention(
+                    crate::conformance::with_bucket(store).await,
+                )
+                .await;
+            }
+        }
+        #[tokio::test]
+        async fn upload_links_write_the_object_with_the_use() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::upload_links_write_the_object_with_the_use(
                     crate::conformance::with_bucket(store).await,
                 )
                 .await;

@@ -38,6 +38,8 @@ pub enum MetaError {
     BucketNotEmpty,
     #[error("the multipart upload does not exist")]
     NoSuchUpload,
+    #[error("an object with this key exists")]
+    ObjectExists,
     #[error("metadata backend: {0}")]
     Backend(#[from] sqlx::Error),
     #[error("metadata encoding: {0}")]
@@ -86,6 +88,25 @@ macro_rules! transaction {
     }};
 }
 pub(crate) use transaction;
+
+/// [`MetaStore::consume_upload_share`] for a SQL store, from the store's own `$consume` (a use of
+/// a link) and `$write` (an object statement) functions.
+macro_rules! consume_upload_share {
+    ($pool:expr, $consume:path, $write:path, $token_hash:expr, $now:expr, $to:expr, $record:expr, $replace:expr) => {{
+        use $crate::statements::{INSERT_NEW_OBJECT, UPSERT_OBJECT};
+        let statement = if $replace { UPSERT_OBJECT } else { INSERT_NEW_OBJECT };
+        $crate::transaction!($pool, |tx| {
+            let Some(share) = $consume(&mut *tx, $token_hash, "PUT", $now, $to).await? else {
+                return Ok(None);
+            };
+            if !$write(&mut *tx, statement, $record).await? {
+                return Err($crate::MetaError::ObjectExists);
+            }
+            Ok(Some(share))
+        })
+    }};
+}
+pub(crate) use consume_upload_share;
 
 /// A foreign-key failure names a missing parent (bucket, upload); anything else is a backend error.
 pub(crate) fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
@@ -160,11 +181,24 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>>;
     /// Marks the share revoked; `false` when there is no such share or it was revoked already.
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
-    /// Consumes one use, atomically and durably, if at `now` the share exists, is not revoked or
-    /// expired, has uses left, and its object is still the version it was made for. The grant
-    /// and its `share.redeemed` audit event are recorded in the same transaction: no use is
-    /// consumed without its audit record. `None` otherwise: then nothing changed.
+    /// Consumes one use of a download (`GET`) link, atomically and durably, if at `now` the
+    /// share exists, is not revoked or expired, has uses left, and its object is still the
+    /// version it was made for. The grant and its `share.redeemed` audit event are recorded in
+    /// the same transaction: no use is consumed without its audit record. `None` otherwise: then
+    /// nothing changed.
     async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>>;
+    /// Redeems an upload (`PUT`) link: in one transaction, consumes one use on the terms of
+    /// [`MetaStore::consume_share`] and writes `record`, so the object appears exactly when the
+    /// use is spent. With `replace` false the record is written only if its key has no object
+    /// (`ObjectExists` otherwise). `None` or an error: nothing changed.
+    async fn consume_upload_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+        record: &ObjectRecord,
+        replace: bool,
+    ) -> MetaResult<Option<Share>>;
     /// Deletes shares that stopped being redeemable before `before`: expired then, revoked then,
     /// or used up with no grant since (a transfer still within its resume grace keeps its
     /// share). Their grants go with them; audit events stay. Returns how many were deleted.

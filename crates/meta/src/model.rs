@@ -100,10 +100,13 @@ impl std::fmt::Debug for AccessKey {
 pub struct Share {
     pub id: String,
     pub token_hash: Vec<u8>,
-    /// `GET` (download link).
+    /// `GET` (download link) or `PUT` (upload link).
     pub method: String,
     pub bucket: String,
+    /// The object's key; for an upload link with `key_is_prefix`, the prefix under which the
+    /// uploader names the object.
     pub key: String,
+    pub key_is_prefix: bool,
     /// The object version the link was made for; a later overwrite invalidates the link.
     pub version_id: Option<String>,
     pub etag: Option<String>,
@@ -119,6 +122,13 @@ pub struct Share {
     /// The access key that made the link.
     pub principal: String,
     pub revoked: Option<OffsetDateTime>,
+    /// Upload links: the largest body accepted.
+    pub max_size: Option<u64>,
+    /// Upload links: the accepted media types (`image/png`, `image/*`); empty accepts any.
+    pub content_types: Vec<String>,
+    /// Download links: answer a redemption with a redirect to a short-lived presigned URL
+    /// instead of the bytes.
+    pub redirect: bool,
 }
 
 /// Which shares a listing returns.

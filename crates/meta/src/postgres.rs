@@ -15,12 +15,14 @@ use time::OffsetDateTime;
 use crate::rows::{
     access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
-use crate::statements::{insert_audit, insert_share, insert_upload, upsert_object, upsert_part};
+use crate::statements::{
+    UPSERT_OBJECT, consume_use, insert_audit, insert_share, insert_upload, upsert_part, write_object,
+};
 use crate::{
     AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
-use crate::{foreign_key_means, transaction};
+use crate::{consume_upload_share, foreign_key_means, transaction};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -38,9 +40,44 @@ impl PgStore {
     }
 }
 
-async fn upsert_object(conn: impl sqlx::PgExecutor<'_>, record: &ObjectRecord) -> MetaResult<()> {
-    upsert_object!(record).execute(conn).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
-    Ok(())
+/// Writes an object record in one statement (`UPSERT_OBJECT` or `INSERT_NEW_OBJECT`); `false`
+/// when nothing was written.
+async fn write_object(conn: impl sqlx::PgExecutor<'_>, statement: &str, record: &ObjectRecord) -> MetaResult<bool> {
+    let done = write_object!(statement, record)
+        .execute(conn)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Takes a use of a `method` link (`consume_use!`) in one statement: decrement, grant and audit
+/// event together, or none of them.
+async fn consume(
+    conn: impl sqlx::PgExecutor<'_>,
+    token_hash: &[u8],
+    method: &str,
+    now: OffsetDateTime,
+    to: &Grantee,
+) -> MetaResult<Option<Share>> {
+    let row = sqlx::query(concat!(
+        "WITH consumed AS (",
+        consume_use!(),
+        "), granted AS (
+           INSERT INTO share_grants (share_id, source_ip, granted_ms) SELECT id, $4, $2 FROM consumed
+         ), audited AS (
+           INSERT INTO audit_events (at_ms, event, share_id, source_ip, user_agent)
+           SELECT $2, 'share.redeemed', id, $4, $5 FROM consumed
+         )
+         SELECT * FROM consumed"
+    ))
+    .bind(token_hash)
+    .bind(to_ms(now))
+    .bind(method)
+    .bind(&to.source_ip)
+    .bind(&to.user_agent)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(share_from_row).transpose()
 }
 
 async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult<()> {
@@ -122,7 +159,7 @@ impl MetaStore for PgStore {
     }
 
     async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
-        upsert_object(&self.pool, record).await
+        write_object(&self.pool, UPSERT_OBJECT, record).await.map(drop)
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<bool> {
@@ -222,7 +259,7 @@ impl MetaStore for PgStore {
     async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
         transaction!(self.pool, |tx| {
             drop_upload(&mut tx, upload_id).await?;
-            upsert_object(&mut *tx, record).await?;
+            write_object(&mut *tx, UPSERT_OBJECT, record).await?;
             Ok(())
         })?;
         Ok(())
@@ -286,30 +323,18 @@ impl MetaStore for PgStore {
     }
 
     async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>> {
-        // One statement: decrement, grant and audit event together, or none of them.
-        let row = sqlx::query(
-            "WITH consumed AS (
-               UPDATE shares SET uses_left = uses_left - 1
-               WHERE token_hash = $1 AND revoked_ms IS NULL AND expires_ms > $2 AND uses_left > 0
-                 AND (version_id IS NULL OR EXISTS (
-                       SELECT 1 FROM objects o
-                       WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
-               RETURNING *
-             ), granted AS (
-               INSERT INTO share_grants (share_id, source_ip, granted_ms) SELECT id, $3, $2 FROM consumed
-             ), audited AS (
-               INSERT INTO audit_events (at_ms, event, share_id, source_ip, user_agent)
-               SELECT $2, 'share.redeemed', id, $3, $4 FROM consumed
-             )
-             SELECT * FROM consumed",
-        )
-        .bind(token_hash)
-        .bind(to_ms(now))
-        .bind(&to.source_ip)
-        .bind(&to.user_agent)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(share_from_row).transpose()
+        consume(&self.pool, token_hash, "GET", now, to).await
+    }
+
+    async fn consume_upload_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+        record: &ObjectRecord,
+        replace: bool,
+    ) -> MetaResult<Option<Share>> {
+        consume_upload_share!(self.pool, consume, write_object, token_hash, now, to, record, replace)
     }
 
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {

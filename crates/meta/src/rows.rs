@@ -15,6 +15,7 @@ pub(crate) trait Columns {
     fn int(&self, column: &str) -> MetaResult<i64>;
     fn opt_int(&self, column: &str) -> MetaResult<Option<i64>>;
     fn bytes(&self, column: &str) -> MetaResult<Vec<u8>>;
+    fn flag(&self, column: &str) -> MetaResult<bool>;
 }
 
 macro_rules! columns_for {
@@ -33,6 +34,9 @@ macro_rules! columns_for {
                 Ok(self.try_get(column)?)
             }
             fn bytes(&self, column: &str) -> MetaResult<Vec<u8>> {
+                Ok(self.try_get(column)?)
+            }
+            fn flag(&self, column: &str) -> MetaResult<bool> {
                 Ok(self.try_get(column)?)
             }
         }
@@ -98,6 +102,7 @@ pub(crate) fn upload_from_row(row: &impl Columns) -> MetaResult<MultipartUpload>
 
 pub(crate) fn share_from_row(row: &impl Columns) -> MetaResult<Share> {
     let cidrs = row.text("allow_cidrs")?;
+    let content_types = row.text("content_types")?;
     let size = row.opt_int("size")?;
     let revoked = row.opt_int("revoked_ms")?;
     let max_uses = row.int("max_uses")?;
@@ -108,6 +113,7 @@ pub(crate) fn share_from_row(row: &impl Columns) -> MetaResult<Share> {
         method: row.text("method")?,
         bucket: row.text("bucket")?,
         key: row.text("key")?,
+        key_is_prefix: row.flag("key_is_prefix")?,
         version_id: row.opt_text("version_id")?,
         etag: row.opt_text("etag")?,
         size: size.map(to_u64),
@@ -120,6 +126,9 @@ pub(crate) fn share_from_row(row: &impl Columns) -> MetaResult<Share> {
         label: row.opt_text("label")?,
         principal: row.text("principal")?,
         revoked: revoked.map(from_ms),
+        max_size: row.opt_int("max_size")?.map(to_u64),
+        content_types: serde_json::from_str(&content_types)?,
+        redirect: row.flag("redirect")?,
     })
 }
 

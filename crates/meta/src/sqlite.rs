@@ -17,17 +17,17 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
-use crate::batch::Batcher;
+use crate::batch::{self, Batcher};
 use crate::cache::ObjectCache;
 use crate::rows::{
     access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
-use crate::statements::{insert_share, insert_upload, upsert_object, upsert_part};
+use crate::statements::{UPSERT_OBJECT, insert_share, insert_upload, upsert_part, write_object};
 use crate::{
     AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
     PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
-use crate::{foreign_key_means, transaction};
+use crate::{consume_upload_share, foreign_key_means, transaction};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -122,11 +122,15 @@ impl SqliteStore {
     }
 }
 
-/// Writes an object record in one statement; the replaced blob is queued by a trigger and a
-/// missing bucket fails the foreign key.
-async fn upsert_object(conn: impl sqlx::SqliteExecutor<'_>, record: &ObjectRecord) -> MetaResult<()> {
-    upsert_object!(record).execute(conn).await.map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
-    Ok(())
+/// Writes an object record in one statement (`UPSERT_OBJECT` or `INSERT_NEW_OBJECT`); a
+/// replaced blob is queued by a trigger and a missing bucket fails the foreign key. `false` when
+/// nothing was written.
+async fn write_object(conn: impl sqlx::SqliteExecutor<'_>, statement: &str, record: &ObjectRecord) -> MetaResult<bool> {
+    let done = write_object!(statement, record)
+        .execute(conn)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Deletes an upload and its parts inside `tx` (the part blobs are queued by a trigger).
@@ -207,7 +211,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
-        upsert_object(&self.writer, record).await?;
+        write_object(&self.writer, UPSERT_OBJECT, record).await?;
         self.objects.invalidate(&record.bucket, &record.key);
         Ok(())
     }
@@ -314,7 +318,7 @@ impl MetaStore for SqliteStore {
     async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
         transaction!(self.writer, |tx| {
             drop_upload(&mut tx, upload_id).await?;
-            upsert_object(&mut *tx, record).await?;
+            write_object(&mut *tx, UPSERT_OBJECT, record).await?;
             Ok(())
         })?;
         self.objects.invalidate(&record.bucket, &record.key);
@@ -385,6 +389,20 @@ impl MetaStore for SqliteStore {
 
     async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>> {
         self.batcher.consume(token_hash, now, to).await
+    }
+
+    async fn consume_upload_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+        record: &ObjectRecord,
+        replace: bool,
+    ) -> MetaResult<Option<Share>> {
+        let share =
+            consume_upload_share!(self.writer, batch::consume, write_object, token_hash, now, to, record, replace)?;
+        self.objects.invalidate(&record.bucket, &record.key);
+        Ok(share)
     }
 
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {

@@ -4,19 +4,32 @@
 //! text serves SQLite and PostgreSQL as long as each `$N` first appears in order. The macros
 //! expand to a `sqlx::query` whose backend is fixed by the executor it is run on.
 
-pub(crate) const UPSERT_OBJECT: &str =
-    "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-     ON CONFLICT (bucket, key) DO UPDATE SET
+macro_rules! insert_object_values {
+    () => {
+        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags,
+           parts_count)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    };
+}
+
+/// Writes an object record, replacing the key's current one.
+pub(crate) const UPSERT_OBJECT: &str = concat!(
+    insert_object_values!(),
+    " ON CONFLICT (bucket, key) DO UPDATE SET
        version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
        etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
-       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count";
+       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count"
+);
 
-/// `sqlx::query(UPSERT_OBJECT)` bound to an `&ObjectRecord`; `?` on encoding errors.
-macro_rules! upsert_object {
-    ($record:expr) => {{
+/// Writes an object record only if the key has none (no row affected otherwise).
+pub(crate) const INSERT_NEW_OBJECT: &str = concat!(insert_object_values!(), " ON CONFLICT (bucket, key) DO NOTHING");
+
+/// `sqlx::query(statement)` (one of the object inserts above) bound to an `&ObjectRecord`; `?`
+/// on encoding errors.
+macro_rules! write_object {
+    ($statement:expr, $record:expr) => {{
         let record: &$crate::ObjectRecord = $record;
-        sqlx::query($crate::statements::UPSERT_OBJECT)
+        sqlx::query($statement)
             .bind(&record.bucket)
             .bind(&record.key)
             .bind(&record.version_id)
@@ -30,7 +43,7 @@ macro_rules! upsert_object {
             .bind(record.parts_count.map(i64::from))
     }};
 }
-pub(crate) use upsert_object;
+pub(crate) use write_object;
 
 pub(crate) const INSERT_UPLOAD: &str = "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -70,8 +83,9 @@ pub(crate) use upsert_part;
 
 pub(crate) const INSERT_SHARE: &str =
     "INSERT INTO shares (id, token_hash, method, bucket, key, version_id, etag, size, created_ms, expires_ms,
-       max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+       max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms, key_is_prefix, max_size,
+       content_types, redirect)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
 
 macro_rules! insert_share {
     ($share:expr) => {{
@@ -94,6 +108,10 @@ macro_rules! insert_share {
             .bind(&share.label)
             .bind(&share.principal)
             .bind(share.revoked.map($crate::rows::to_ms))
+            .bind(share.key_is_prefix)
+            .bind(share.max_size.map($crate::rows::to_i64))
+            .bind(serde_json::to_string(&share.content_types)?)
+            .bind(share.redirect)
     }};
 }
 pub(crate) use insert_share;
@@ -116,3 +134,19 @@ macro_rules! insert_audit {
     }};
 }
 pub(crate) use insert_audit;
+
+/// Takes one use of the `$3`-method link whose token hash is `$1`, if at `$2` (ms) it is not
+/// revoked or expired, has uses left, and its object is still the version it was made for;
+/// returns the share. One statement decides and decrements, so no other redeemer can come
+/// between the check and the use.
+macro_rules! consume_use {
+    () => {
+        "UPDATE shares SET uses_left = uses_left - 1
+         WHERE token_hash = $1 AND expires_ms > $2 AND method = $3 AND revoked_ms IS NULL AND uses_left > 0
+           AND (version_id IS NULL OR EXISTS (
+                 SELECT 1 FROM objects o
+                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+         RETURNING *"
+    };
+}
+pub(crate) use consume_use;

@@ -163,10 +163,54 @@ impl ObjectService {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let record = self.write_blob(bucket, key, body, limits, attrs).await?;
+        self.commit(record, Commit::Put).await
+    }
+
+    /// Stores bytes as a new version of `bucket/key` like [`ObjectService::put`], but the record
+    /// is written by `write`, which writes it in one transaction with whatever else it changes
+    /// and returns `false` when it declined to write. A refused or failed write deletes the
+    /// bytes again, so nothing is left behind; `Ok(None)` means declined.
+    pub async fn put_with<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        limits: WriteLimits,
+        attrs: ObjectAttributes,
+        write: impl AsyncFnOnce(&ObjectRecord) -> Result<bool, MetaError>,
+    ) -> ObjectResult<Option<ObjectRecord>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let record = self.write_blob(bucket, key, body, limits, attrs).await?;
+        match write(&record).await {
+            Ok(true) => Ok(Some(record)),
+            outcome => {
+                self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
+                Ok(outcome.map(|_| None)?)
+            }
+        }
+    }
+
+    /// Writes the bytes of a new version durably and returns the record that will name them.
+    async fn write_blob<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        limits: WriteLimits,
+        attrs: ObjectAttributes,
+    ) -> ObjectResult<ObjectRecord>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // Refuse early rather than store the bytes of a request that cannot succeed.
         self.bucket(bucket).await?;
         let blob = self.blobs.write(body, limits).await?;
-        let record = ObjectRecord {
+        Ok(ObjectRecord {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id: new_version_id(),
@@ -178,8 +222,7 @@ impl ObjectService {
             user_meta: attrs.user_meta,
             tags: attrs.tags,
             parts_count: None,
-        };
-        self.commit(record, Commit::Put).await
+        })
     }
 
     /// Copies the current version of a source object to `bucket/key` with the given attributes.

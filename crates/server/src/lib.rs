@@ -24,7 +24,7 @@ use latchkey_meta::{MetaStore, PgStore, SqliteStore};
 use latchkey_object::ObjectService;
 use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front};
 use latchkey_share::http::{SharesApi, redemption_routes};
-use latchkey_share::{ShareKey, SharePolicy, ShareService};
+use latchkey_share::{ShareKey, SharePolicy, ShareService, UrlSigner};
 use latchkey_storage::BlobStore;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -75,7 +75,9 @@ impl Server {
             resume_grace: config.share_resume_grace,
             retention: config.share_retention,
         };
-        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy));
+        // Redirect-mode links send clients to URLs presigned with the root key.
+        let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
+        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_auth(KeyAuth::new(root, meta.clone()));
         s3.set_access(Authorizer);

@@ -3,14 +3,15 @@
 //! - `/-/shares`: the JSON management API. It runs as an s3s custom route, after s3s has verified
 //!   the request's SigV4 signature, so an access key is the identity, as for any S3 call.
 //! - `/-/access-object?nonce=TOKEN` (or the `X-Latchkey-Nonce` header): redemption for machine
-//!   clients, public, on axum. Every refusal is the same 403; the reason goes to the audit trail.
+//!   clients, public, on axum: GET downloads, PUT or POST of the raw bytes uploads through an
+//!   upload link. Every refusal is the same 403; the reason goes to the audit trail.
 //! - `/-/s/{token}`: the browser landing page (`landing.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use latchkey_meta::{Share, ShareFilter};
@@ -22,7 +23,10 @@ use time::format_description::well_known::Rfc3339;
 
 use s3s::dto::Range as RangeHeader;
 
-use crate::service::{CreateError, Denial, NewShare, RedeemError, Redeemer, ShareService, refusal};
+use crate::service::{
+    CreateError, Delivery, Denial, NewShare, RedeemError, Redeemer, ShareMethod, ShareService, UploadError,
+    UploadRequest, refusal,
+};
 
 const API_PREFIX: &str = "/-/shares";
 const MAX_API_BODY: usize = 64 * 1024;
@@ -43,21 +47,62 @@ impl SharesApi {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
+    /// `GET` (download link, the default) or `PUT` (upload link).
+    method: Option<String>,
     bucket: String,
-    key: String,
+    key: Option<String>,
+    /// Upload links only, instead of `key`: uploads are stored as `prefix` + file name.
+    prefix: Option<String>,
     expires_in: Option<u64>,
     max_uses: Option<u32>,
     #[serde(default)]
     allow_cidrs: Vec<String>,
     disposition: Option<String>,
     label: Option<String>,
+    max_size: Option<u64>,
+    #[serde(default)]
+    content_types: Vec<String>,
+    #[serde(default)]
+    redirect: bool,
+}
+
+impl CreateRequest {
+    fn into_new_share(self) -> Result<NewShare, String> {
+        let method = match self.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("GET") => ShareMethod::Get,
+            Some("PUT") => ShareMethod::Put,
+            Some(other) => return Err(format!("method must be \"GET\" or \"PUT\", not {other:?}")),
+        };
+        let (key, key_is_prefix) = match (self.key, self.prefix) {
+            (Some(key), None) => (key, false),
+            (None, Some(prefix)) => (prefix, true),
+            (Some(_), Some(_)) => return Err("give key or prefix, not both".into()),
+            (None, None) => return Err("missing field `key`".into()),
+        };
+        Ok(NewShare {
+            method,
+            bucket: self.bucket,
+            key,
+            key_is_prefix,
+            expires_in: self.expires_in.map(Duration::from_secs),
+            max_uses: self.max_uses,
+            allow_cidrs: self.allow_cidrs,
+            disposition: self.disposition,
+            label: self.label,
+            max_size: self.max_size,
+            content_types: self.content_types,
+            redirect: self.redirect,
+        })
+    }
 }
 
 #[derive(Serialize)]
 struct ShareView {
     id: String,
+    method: String,
     bucket: String,
     key: String,
+    key_is_prefix: bool,
     etag: Option<String>,
     size: Option<u64>,
     created_at: String,
@@ -69,6 +114,9 @@ struct ShareView {
     label: Option<String>,
     principal: String,
     state: &'static str,
+    max_size: Option<u64>,
+    content_types: Vec<String>,
+    redirect: bool,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -79,8 +127,10 @@ fn view(share: Share) -> ShareView {
     let state = refusal(&share, OffsetDateTime::now_utc()).map_or("active", Denial::as_str);
     ShareView {
         id: share.id,
+        method: share.method,
         bucket: share.bucket,
         key: share.key,
+        key_is_prefix: share.key_is_prefix,
         etag: share.etag,
         size: share.size,
         created_at: rfc3339(share.created),
@@ -92,6 +142,9 @@ fn view(share: Share) -> ShareView {
         label: share.label,
         principal: share.principal,
         state,
+        max_size: share.max_size,
+        content_types: share.content_types,
+        redirect: share.redirect,
     }
 }
 
@@ -107,7 +160,7 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> S3Result<S3Respon
 }
 
 /// `http://host` as the client addressed this server, for the links it is given.
-fn base_url(headers: &HeaderMap) -> String {
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
     format!("http://{host}")
 }
@@ -128,18 +181,12 @@ impl S3Route for SharesApi {
                 let body = req.input.store_all_limited(MAX_API_BODY).await.map_err(|_| {
                     s3_error!(MaxMessageLengthExceeded, "the request body exceeds {MAX_API_BODY} bytes")
                 })?;
-                let parsed: CreateRequest = match serde_json::from_slice(&body) {
-                    Ok(parsed) => parsed,
-                    Err(e) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e.to_string()),
-                };
-                let new = NewShare {
-                    bucket: parsed.bucket,
-                    key: parsed.key,
-                    expires_in: parsed.expires_in.map(Duration::from_secs),
-                    max_uses: parsed.max_uses,
-                    allow_cidrs: parsed.allow_cidrs,
-                    disposition: parsed.disposition,
-                    label: parsed.label,
+                let new = match serde_json::from_slice::<CreateRequest>(&body)
+                    .map_err(|e| e.to_string())
+                    .and_then(CreateRequest::into_new_share)
+                {
+                    Ok(new) => new,
+                    Err(message) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message),
                 };
                 match self.shares.create(&principal, new).await {
                     Ok((share, token)) => {
@@ -154,6 +201,10 @@ impl S3Route for SharesApi {
                                 "expires_at": rfc3339(share.expires),
                                 "max_uses": share.max_uses,
                                 "etag": share.etag,
+                                "method": share.method,
+                                "max_size": share.max_size,
+                                "content_types": share.content_types,
+                                "redirect": share.redirect,
                             }),
                         )
                     }
@@ -162,6 +213,9 @@ impl S3Route for SharesApi {
                     }
                     Err(CreateError::NoSuchObject) => {
                         api_error(StatusCode::NOT_FOUND, "NoSuchKey", "the object to share does not exist")
+                    }
+                    Err(CreateError::NoSuchBucket) => {
+                        api_error(StatusCode::NOT_FOUND, "NoSuchBucket", "the bucket to upload to does not exist")
                     }
                     Err(CreateError::Object(e)) => Err(internal(e)),
                 }
@@ -225,17 +279,26 @@ fn internal(e: impl std::fmt::Display) -> s3s::S3Error {
     s3_error!(InternalError)
 }
 
-/// Public redemption routes, merged into the server's `/-/` router.
+/// Public redemption routes, merged into the server's `/-/` router. Upload links enforce their
+/// own size limit, so axum's default body limit is off.
 pub fn redemption_routes(shares: Arc<ShareService>) -> axum::Router {
     axum::Router::new()
-        .route("/-/access-object", axum::routing::get(access_object))
+        .route("/-/access-object", axum::routing::get(access_object).put(upload_object).post(upload_object))
         .route("/-/s/{token}", axum::routing::get(crate::landing::show).post(crate::landing::take))
+        .layer(DefaultBodyLimit::disable())
         .with_state(shares)
 }
 
 #[derive(Deserialize)]
 struct NonceQuery {
     nonce: Option<String>,
+    /// Upload through a prefix link: the file's name.
+    name: Option<String>,
+}
+
+/// The token from `X-Latchkey-Nonce`, else from `?nonce=`.
+fn nonce(headers: &HeaderMap, query: Option<String>) -> Option<String> {
+    headers.get("x-latchkey-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned).or(query)
 }
 
 pub(crate) fn refused() -> Response {
@@ -253,9 +316,51 @@ async fn access_object(
     Query(query): Query<NonceQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let from_header = headers.get("x-latchkey-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let Some(token) = from_header.or(query.nonce) else { return refused() };
+    let Some(token) = nonce(&headers, query.nonce) else { return refused() };
     redeem_response(&shares, &token, peer, &headers, refused).await
+}
+
+/// `PUT` or `POST /-/access-object`: the body is the file.
+async fn upload_object(
+    State(shares): State<Arc<ShareService>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<NonceQuery>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let Some(token) = nonce(&headers, query.nonce) else { return refused() };
+    let request = UploadRequest {
+        name: query.name.as_deref(),
+        content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        content_length: headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()),
+    };
+    match shares.upload(&token, &redeemer(peer, &headers), request, body.into_data_stream()).await {
+        Ok((_, record)) => {
+            let name = record.key.rsplit('/').next().unwrap_or(&record.key);
+            let receipt = serde_json::json!({ "name": name, "size": record.size, "etag": record.etag });
+            (StatusCode::CREATED, axum::Json(receipt)).into_response()
+        }
+        Err(e) => match upload_failure(&e) {
+            Some((status, message)) => {
+                (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
+            }
+            None => refused(),
+        },
+    }
+}
+
+/// The status and message for an upload the link's holder can correct; `None` for a refusal of
+/// the link itself (answered with the uniform refusal).
+pub(crate) fn upload_failure(e: &UploadError) -> Option<(StatusCode, String)> {
+    let status = match e {
+        UploadError::Denied(_) => return None,
+        UploadError::Invalid(_) => StatusCode::BAD_REQUEST,
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        UploadError::Exists => StatusCode::CONFLICT,
+        UploadError::Internal(_) => return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())),
+    };
+    Some((status, e.to_string()))
 }
 
 /// Redeems and answers: the download, or `refusal()` (an API 403 or the landing page).
@@ -271,8 +376,11 @@ pub(crate) async fn redeem_response(
         Some(Some(range)) => Some(range),
         Some(None) => return StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
     };
-    match shares.redeem(token, &redeemer(peer, headers), range.as_ref()).await {
-        Ok(granted) => download(&granted.share, granted.read),
+    match shares.redeem(token, &redeemer(peer, headers), range.as_ref(), &base_url(headers)).await {
+        Ok(granted) => match granted.delivery {
+            Delivery::Stream(read) => download(&granted.share, *read),
+            Delivery::Redirect(url) => redirect(&url),
+        },
         Err(RedeemError::Denied(_)) => refusal(),
         Err(RedeemError::BadRange) => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
         Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -283,6 +391,17 @@ pub(crate) fn redeemer(peer: SocketAddr, headers: &HeaderMap) -> Redeemer {
     Redeemer {
         ip: peer.ip(),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    }
+}
+
+/// A redirect-mode answer: `302 Found` (browsers follow the landing page's POST with a GET).
+fn redirect(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => {
+            let no_store = HeaderValue::from_static("no-store");
+            (StatusCode::FOUND, [(header::LOCATION, location), (header::CACHE_CONTROL, no_store)]).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 

@@ -9,8 +9,10 @@
 
 pub mod http;
 mod landing;
+pub mod presign;
 pub mod service;
 pub mod token;
 
+pub use presign::UrlSigner;
 pub use service::{SharePolicy, ShareService};
 pub use token::ShareKey;

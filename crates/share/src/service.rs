@@ -1,5 +1,10 @@
 //! The share service: minting, listing, revoking and redeeming links. It is the only code that
-//! consumes uses, and every outcome leaves an audit event.
+//! consumes uses, and every outcome leaves an audit event. Upload links are redeemed in
+//! [`upload`].
+
+mod upload;
+
+pub use upload::{UploadError, UploadRequest};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,18 +16,46 @@ use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
 use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
 
+use crate::presign::UrlSigner;
 use crate::token::{ShareKey, new_share_id, new_token};
 
-/// What a caller asks for when minting a download link.
+/// What a link lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareMethod {
+    /// Download one object version.
+    Get,
+    /// Upload one object, to a key or under a prefix.
+    Put,
+}
+
+impl ShareMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Put => "PUT",
+        }
+    }
+}
+
+/// What a caller asks for when minting a link.
 #[derive(Debug, Clone)]
 pub struct NewShare {
+    pub method: ShareMethod,
     pub bucket: String,
+    /// The object's key, or for an upload link with `key_is_prefix` the prefix it stores under.
     pub key: String,
+    pub key_is_prefix: bool,
     pub expires_in: Option<Duration>,
     pub max_uses: Option<u32>,
     pub allow_cidrs: Vec<String>,
     pub disposition: Option<String>,
     pub label: Option<String>,
+    /// Upload links: the largest file accepted (default and cap [`MAX_UPLOAD_SIZE`]).
+    pub max_size: Option<u64>,
+    /// Upload links: accepted media types (`image/png`, `image/*`); empty accepts any.
+    pub content_types: Vec<String>,
+    /// Download links: redeem with a redirect to a presigned URL instead of the bytes.
+    pub redirect: bool,
 }
 
 /// Why a mint request was refused; shown to the (authenticated) caller.
@@ -32,6 +65,8 @@ pub enum CreateError {
     Invalid(String),
     #[error("the object does not exist")]
     NoSuchObject,
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
     #[error(transparent)]
     Object(#[from] ObjectError),
 }
@@ -46,6 +81,8 @@ pub enum Denial {
     Revoked,
     IpDenied,
     ObjectChanged,
+    /// A download link used to upload, or the other way round.
+    WrongMethod,
 }
 
 impl Denial {
@@ -57,6 +94,7 @@ impl Denial {
             Self::Revoked => "revoked",
             Self::IpDenied => "ip_denied",
             Self::ObjectChanged => "object_changed",
+            Self::WrongMethod => "wrong_method",
         }
     }
 }
@@ -108,23 +146,34 @@ pub struct ShareService {
     objects: Arc<ObjectService>,
     key: ShareKey,
     policy: SharePolicy,
+    signer: UrlSigner,
 }
 
-/// A granted download: the share, the object bytes to send, and whether this continues a
+/// A granted download: the share, how the bytes reach the client, and whether this continues a
 /// transfer granted earlier (no use consumed).
 pub struct Redemption {
     pub share: Share,
-    pub read: ObjectRead,
+    pub delivery: Delivery,
     pub resumed: bool,
+}
+
+pub enum Delivery {
+    /// The object bytes (or the requested range), to stream.
+    Stream(Box<ObjectRead>),
+    /// A redirect-mode link: send the client this presigned URL.
+    Redirect(String),
 }
 
 /// A link's lifetime when the request names none (as for `aws s3 presign`).
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 const MAX_USES: u32 = 1_000_000;
+/// The largest upload a link accepts (S3's limit for one PUT).
+pub const MAX_UPLOAD_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 impl ShareService {
-    pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy) -> Self {
-        Self { objects, key, policy }
+    /// `signer` signs the presigned URLs of redirect-mode links.
+    pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy, signer: UrlSigner) -> Self {
+        Self { objects, key, policy, signer }
     }
 
     /// Mints a link for the current version of an object. Returns the stored share and the
@@ -148,14 +197,29 @@ impl ShareService {
         if req.key.contains('\0') || req.bucket.contains('\0') {
             return Err(CreateError::Invalid("bucket and key cannot contain the NUL character".to_owned()));
         }
-        let disposition = req.disposition.unwrap_or_else(|| "attachment".to_owned());
+        let disposition = req.disposition.clone().unwrap_or_else(|| "attachment".to_owned());
         if !matches!(disposition.as_str(), "attachment" | "inline") {
             return Err(CreateError::Invalid("disposition must be \"attachment\" or \"inline\"".to_owned()));
         }
-        let record = match self.objects.head(&req.bucket, &req.key).await {
-            Ok(record) => record,
-            Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => return Err(CreateError::NoSuchObject),
-            Err(e) => return Err(e.into()),
+        // What the link is bound to: an object version to download, or where an upload goes.
+        let (version_id, etag, size) = match req.method {
+            ShareMethod::Get => {
+                upload::refuse_upload_terms(&req)?;
+                let record = match self.objects.head(&req.bucket, &req.key).await {
+                    Ok(record) => record,
+                    Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => return Err(CreateError::NoSuchObject),
+                    Err(e) => return Err(e.into()),
+                };
+                (Some(record.version_id), Some(record.etag), Some(record.size))
+            }
+            ShareMethod::Put => {
+                upload::check_upload_terms(&req)?;
+                match self.objects.bucket(&req.bucket).await {
+                    Ok(_) => (None, None, None),
+                    Err(ObjectError::NoSuchBucket) => return Err(CreateError::NoSuchBucket),
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         let token = new_token();
         // Stored with millisecond precision; answer with exactly what is stored.
@@ -164,12 +228,13 @@ impl ShareService {
         let share = Share {
             id: new_share_id(),
             token_hash: self.key.hash(&token),
-            method: "GET".to_owned(),
-            bucket: record.bucket,
-            key: record.key,
-            version_id: Some(record.version_id),
-            etag: Some(record.etag),
-            size: Some(record.size),
+            method: req.method.as_str().to_owned(),
+            bucket: req.bucket,
+            key: req.key,
+            key_is_prefix: req.key_is_prefix,
+            version_id,
+            etag,
+            size,
             created: now,
             expires: now + expires_in,
             max_uses,
@@ -179,6 +244,9 @@ impl ShareService {
             label: req.label,
             principal: principal.to_owned(),
             revoked: None,
+            max_size: (req.method == ShareMethod::Put).then_some(req.max_size.unwrap_or(MAX_UPLOAD_SIZE)),
+            content_types: req.content_types,
+            redirect: req.redirect,
         };
         self.objects.meta().create_share(&share).await.map_err(ObjectError::from)?;
         self.audit("share.created", Some(&share.id), Some(principal), None, None).await;
@@ -203,13 +271,17 @@ impl ShareService {
     }
 
     /// Checks a token as redemption would, without consuming anything: what a landing page
-    /// shows. Refusals are not audited here (nothing was attempted).
-    pub async fn inspect(&self, token: &str, who: &Redeemer) -> Result<(Share, ObjectRecord), RedeemError> {
+    /// shows, with the object a download link holds (`None` for an upload link). Refusals are
+    /// not audited here (nothing was attempted).
+    pub async fn inspect(&self, token: &str, who: &Redeemer) -> Result<(Share, Option<ObjectRecord>), RedeemError> {
         let now = OffsetDateTime::now_utc();
         let share = self.objects.meta().find_share(&self.key.hash(token)).await?;
         let Some(share) = share else { return Err(RedeemError::Denied(Denial::Unknown)) };
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
+        }
+        if share.method == ShareMethod::Put.as_str() {
+            return refusal(&share, now).map_or(Ok((share, None)), |denial| Err(RedeemError::Denied(denial)));
         }
         let current = match self.objects.head(&share.bucket, &share.key).await {
             Ok(record) if share.version_id.as_ref().is_none_or(|v| *v == record.version_id) => Some(record),
@@ -219,29 +291,29 @@ impl ShareService {
         match (refusal(&share, now), current) {
             (Some(denial), _) => Err(RedeemError::Denied(denial)),
             (None, None) => Err(RedeemError::Denied(Denial::ObjectChanged)),
-            (None, Some(record)) => Ok((share, record)),
+            (None, Some(record)) => Ok((share, Some(record))),
         }
     }
 
     /// Validates a token, consumes one use atomically and durably, and opens the object (or the
-    /// requested `range` of it). A Range request from an address that was granted a use within
-    /// the resume grace continues that transfer instead of consuming another use.
+    /// requested `range` of it), or for a redirect-mode link signs a URL on `base_url` (the
+    /// scheme and authority the client addressed). A Range request from an address that was
+    /// granted a use within the resume grace continues that transfer instead of consuming
+    /// another use.
     pub async fn redeem(
         &self,
         token: &str,
         who: &Redeemer,
         range: Option<&RangeHeader>,
+        base_url: &str,
     ) -> Result<Redemption, RedeemError> {
         let hash = self.key.hash(token);
-        let result = self.try_redeem(&hash, who, range).await;
+        let result = self.try_redeem(&hash, who, range, base_url).await;
         match &result {
             // A redemption's audit event was stored with the use it consumed; only log it here.
             Ok(r) if !r.resumed => emit(&who.grantee().redeemed(&r.share.id, OffsetDateTime::now_utc())),
             Ok(r) => self.audit("share.resumed", Some(&r.share.id), None, Some(who), None).await,
-            Err(RedeemError::Denied(denial)) => {
-                let id = self.objects.meta().find_share(&hash).await.ok().flatten().map(|s| s.id);
-                self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
-            }
+            Err(RedeemError::Denied(denial)) => self.deny(&hash, who, *denial).await,
             Err(RedeemError::BadRange) => {}
             Err(RedeemError::Internal(e)) => tracing::error!(error = %e, "redemption failed"),
         }
@@ -253,6 +325,7 @@ impl ShareService {
         hash: &[u8],
         who: &Redeemer,
         range: Option<&RangeHeader>,
+        base_url: &str,
     ) -> Result<Redemption, RedeemError> {
         let meta = self.objects.meta();
         let now = OffsetDateTime::now_utc();
@@ -260,6 +333,9 @@ impl ShareService {
             return Err(RedeemError::Denied(Denial::Unknown));
         };
         // Checks that do not depend on racing redeemers come first, so they consume nothing.
+        if share.method != ShareMethod::Get.as_str() {
+            return Err(RedeemError::Denied(Denial::WrongMethod));
+        }
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
         }
@@ -285,6 +361,11 @@ impl ShareService {
                 }
             }
         };
+        if share.redirect {
+            let url =
+                self.redirect_url(&share, base_url, now).map_err(|e| ObjectError::from(std::io::Error::other(e)))?;
+            return Ok(Redemption { share, delivery: Delivery::Redirect(url), resumed });
+        }
         let version = share.version_id.clone();
         let read = self
             .objects
@@ -302,7 +383,25 @@ impl ShareService {
                 }
                 ReadError::Object(e) => RedeemError::Internal(e),
             })?;
-        Ok(Redemption { share, read, resumed })
+        Ok(Redemption { share, delivery: Delivery::Stream(Box::new(read)), resumed })
+    }
+
+    /// A presigned GET of the share's object, valid for a minute at most and never past the
+    /// link's own expiry.
+    fn redirect_url(
+        &self,
+        share: &Share,
+        base_url: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let left = Duration::try_from(share.expires - now).unwrap_or_default();
+        self.signer.presigned_get(base_url, &share.bucket, &share.key, left)
+    }
+
+    /// Audits a refused redemption with its true reason.
+    async fn deny(&self, token_hash: &[u8], who: &Redeemer, denial: Denial) {
+        let id = self.objects.meta().find_share(token_hash).await.ok().flatten().map(|s| s.id);
+        self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
     }
 
     /// Purges links that stopped being redeemable more than the retention period ago, every
@@ -351,7 +450,7 @@ impl ShareService {
 }
 
 /// Emits an audit event as one JSON log line.
-fn emit(event: &AuditEvent) {
+pub(crate) fn emit(event: &AuditEvent) {
     let line = serde_json::json!({
         "at": event.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "event": event.event,
@@ -389,6 +488,34 @@ fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A download link with placeholder terms, for tests to adjust.
+    pub(super) fn sample_share() -> Share {
+        let now = OffsetDateTime::now_utc();
+        Share {
+            id: "s".into(),
+            token_hash: vec![0; 32],
+            method: "GET".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            key_is_prefix: false,
+            version_id: None,
+            etag: None,
+            size: None,
+            created: now,
+            expires: now + Duration::from_secs(60),
+            max_uses: 1,
+            uses_left: 1,
+            allow_cidrs: vec![],
+            disposition: "attachment".into(),
+            label: None,
+            principal: "root".into(),
+            revoked: None,
+            max_size: None,
+            content_types: vec![],
+            redirect: false,
+        }
+    }
 
     #[test]
     fn allow_lists() {
