@@ -48,7 +48,7 @@ if psql "$PG_URL" -tAc 'SELECT 1' >/dev/null 2>&1; then
   wait_for_port 9484
   report "PostgreSQL" "$(redeem)" 3000
   kill "$LATCHKEY_PID"; wait "$LATCHKEY_PID" 2>/dev/null || true
-  psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE"
+  psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null
 else
   echo "!!! no PostgreSQL at $PG_URL: the PostgreSQL figure was NOT measured !!!"
 fi

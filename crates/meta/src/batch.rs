@@ -11,16 +11,25 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::rows::{share_from_row, to_ms};
-use crate::statements::{consume_use, insert_audit};
+use crate::rows::share_from_row;
+use crate::statements::{CONSUME_USE, consume_use, insert_audit};
 use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
 
 /// Jobs that share one commit, at most.
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum Job {
-    Consume { token_hash: Vec<u8>, now: OffsetDateTime, to: Grantee, reply: oneshot::Sender<MetaResult<Option<Share>>> },
-    Audit { event: AuditEvent, reply: oneshot::Sender<MetaResult<()>> },
+    Consume {
+        token_hash: Vec<u8>,
+        now: OffsetDateTime,
+        to: Grantee,
+        address_checked: bool,
+        reply: oneshot::Sender<MetaResult<Option<Share>>>,
+    },
+    Audit {
+        event: AuditEvent,
+        reply: oneshot::Sender<MetaResult<()>>,
+    },
 }
 
 #[derive(Clone)]
@@ -52,9 +61,10 @@ impl Batcher {
         token_hash: &[u8],
         now: OffsetDateTime,
         to: &Grantee,
+        address_checked: bool,
     ) -> MetaResult<Option<Share>> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Consume { token_hash: token_hash.to_vec(), now, to: to.clone(), reply };
+        let job = Job::Consume { token_hash: token_hash.to_vec(), now, to: to.clone(), address_checked, reply };
         self.submit(job, answer).await
     }
 
@@ -96,8 +106,9 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
         let mut done = Vec::with_capacity(batch.len());
         for job in batch {
             done.push(match job {
-                Job::Consume { token_hash, now, to, .. } => {
-                    Done::Consumed(consume(&mut tx, token_hash, "GET", *now, to).await?.map(Box::new))
+                Job::Consume { token_hash, now, to, address_checked, .. } => {
+                    let share = consume(&mut tx, token_hash, "GET", *now, to, *address_checked).await?;
+                    Done::Consumed(share.map(Box::new))
                 }
                 Job::Audit { event, .. } => {
                     record_audit(&mut tx, event).await?;
@@ -109,28 +120,18 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
     })
 }
 
-/// Takes a use of a `method` link (`consume_use!`); the grant and its audit event are recorded
-/// in the same transaction.
+/// Takes a use of a `method` link (`CONSUME_USE`, which also records the grant and its audit
+/// event).
 pub(crate) async fn consume(
     tx: &mut sqlx::SqliteConnection,
     token_hash: &[u8],
     method: &str,
     now: OffsetDateTime,
     to: &Grantee,
+    address_checked: bool,
 ) -> MetaResult<Option<Share>> {
-    let row =
-        sqlx::query(consume_use!()).bind(token_hash).bind(to_ms(now)).bind(method).fetch_optional(&mut *tx).await?;
-    let Some(share) = row.as_ref().map(share_from_row).transpose()? else {
-        return Ok(None);
-    };
-    sqlx::query("INSERT INTO share_grants (share_id, source_ip, granted_ms) VALUES (?, ?, ?)")
-        .bind(&share.id)
-        .bind(&to.source_ip)
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await?;
-    record_audit(&mut *tx, &to.redeemed(&share.id, now)).await?;
-    Ok(Some(share))
+    let row = consume_use!(CONSUME_USE, token_hash, method, now, to, address_checked).fetch_optional(&mut *tx).await?;
+    row.as_ref().map(share_from_row).transpose()
 }
 
 async fn record_audit(tx: &mut sqlx::SqliteConnection, event: &AuditEvent) -> MetaResult<()> {

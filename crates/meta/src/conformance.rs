@@ -112,7 +112,7 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
     let attempts: Vec<_> = (0..40)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.consume_share(b"h5", now, &grantee()).await.unwrap().is_some() })
+            tokio::spawn(async move { store.consume_share(b"h5", now, &grantee(), false).await.unwrap().is_some() })
         })
         .collect();
     let mut granted = 0;
@@ -128,27 +128,41 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
 
     store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
     let later = now + time::Duration::hours(2);
-    assert!(store.consume_share(b"h1", later, &grantee()).await.unwrap().is_none(), "expired");
+    assert!(store.consume_share(b"h1", later, &grantee(), false).await.unwrap().is_none(), "expired");
     assert!(store.revoke_share("s1", now).await.unwrap());
     assert!(!store.revoke_share("s1", now).await.unwrap());
-    assert!(store.consume_share(b"h1", now, &grantee()).await.unwrap().is_none(), "revoked");
+    assert!(store.consume_share(b"h1", now, &grantee(), false).await.unwrap().is_none(), "revoked");
 
     store.create_share(&share("s2", b"h2", 1, &version)).await.unwrap();
     store.put_object(&record("b", "k", "x2")).await.unwrap();
-    assert!(store.consume_share(b"h2", now, &grantee()).await.unwrap().is_none(), "object replaced");
+    assert!(store.consume_share(b"h2", now, &grantee(), false).await.unwrap().is_none(), "object replaced");
     assert_eq!(store.get_share("s2").await.unwrap().unwrap().uses_left, 1, "a refusal consumes nothing");
-    assert!(store.consume_share(b"unknown", now, &grantee()).await.unwrap().is_none());
+    assert!(store.consume_share(b"unknown", now, &grantee(), false).await.unwrap().is_none());
 
     let active = store.list_shares(&ShareFilter { active_at: Some(now), ..Default::default() }).await.unwrap();
     assert_eq!(active.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s2"]);
     assert_eq!(store.list_shares(&ShareFilter::default()).await.unwrap().len(), 3);
+
+    let current = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    let listed = Share { allow_cidrs: vec!["10.0.0.0/8".into()], ..share("s3", b"h3", 1, &current) };
+    store.create_share(&listed).await.unwrap();
+    assert!(store.consume_share(b"h3", now, &grantee(), false).await.unwrap().is_none(), "allow-list unchecked");
+    let granted = store.consume_share(b"h3", now, &grantee(), true).await.unwrap().expect("allow-list checked");
+    assert_eq!(granted.share.uses_left, 0);
+    if let Some(object) = granted.object {
+        assert_eq!(Some(object), store.get_object("b", "k").await.unwrap(), "the version the use was granted for");
+    }
+    assert!(store.has_grant("s3", "10.0.0.1", now).await.unwrap());
 }
 
 pub async fn upload_links_write_the_object_with_the_use(store: Arc<dyn MetaStore>) {
     let now = OffsetDateTime::now_utc();
     let blob_of = async |key: &str| store.get_object("b", key).await.unwrap().map(|r| r.blob_id);
     store.create_share(&upload_share("u2", b"u2", 2, "in/")).await.unwrap();
-    assert!(store.consume_share(b"u2", now, &grantee()).await.unwrap().is_none(), "a download of an upload link");
+    assert!(
+        store.consume_share(b"u2", now, &grantee(), false).await.unwrap().is_none(),
+        "a download of an upload link"
+    );
     let first = store.consume_upload_share(b"u2", now, &grantee(), &record("b", "in/a", "y1"), false).await;
     assert_eq!(first.unwrap().unwrap().id, "u2");
     assert_eq!(blob_of("in/a").await.as_deref(), Some("y1"));
@@ -245,9 +259,9 @@ pub async fn spent_links_are_purged_after_retention(store: Arc<dyn MetaStore>) {
     store.create_share(&share("revoked", b"hr", 1, &version)).await.unwrap();
     store.revoke_share("revoked", now - time::Duration::minutes(5)).await.unwrap();
     store.create_share(&share("spent", b"hs", 1, &version)).await.unwrap();
-    store.consume_share(b"hs", now - time::Duration::minutes(5), &grantee()).await.unwrap().unwrap();
+    store.consume_share(b"hs", now - time::Duration::minutes(5), &grantee(), false).await.unwrap().unwrap();
     store.create_share(&share("resumable", b"hu", 1, &version)).await.unwrap();
-    store.consume_share(b"hu", now, &grantee()).await.unwrap().unwrap();
+    store.consume_share(b"hu", now, &grantee(), false).await.unwrap().unwrap();
     store.create_share(&share("live", b"hl", 2, &version)).await.unwrap();
 
     let purged = store.purge_shares(now - time::Duration::minutes(1)).await.unwrap();

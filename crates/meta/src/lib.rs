@@ -17,8 +17,8 @@ mod sqlite;
 mod statements;
 
 pub use model::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, Grantee, MultipartUpload, ObjectRecord, PartRecord, Share,
-    ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantedUse, Grantee, MultipartUpload, ObjectRecord, PartRecord,
+    Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -96,7 +96,7 @@ macro_rules! consume_upload_share {
         use $crate::statements::{INSERT_NEW_OBJECT, UPSERT_OBJECT};
         let statement = if $replace { UPSERT_OBJECT } else { INSERT_NEW_OBJECT };
         $crate::transaction!($pool, |tx| {
-            let Some(share) = $consume(&mut *tx, $token_hash, "PUT", $now, $to).await? else {
+            let Some(share) = $consume(&mut *tx, $token_hash, "PUT", $now, $to, true).await? else {
                 return Ok(None);
             };
             if !$write(&mut *tx, statement, $record).await? {
@@ -183,12 +183,20 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
     /// Consumes one use of a download (`GET`) link, atomically and durably, if at `now` the
     /// share exists, is not revoked or expired, has uses left, and its object is still the
-    /// version it was made for. The grant and its `share.redeemed` audit event are recorded in
-    /// the same transaction: no use is consumed without its audit record. `None` otherwise: then
-    /// nothing changed.
-    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>>;
-    /// Redeems an upload (`PUT`) link: in one transaction, consumes one use on the terms of
-    /// [`MetaStore::consume_share`] and writes `record`, so the object appears exactly when the
+    /// version it was made for. `address_checked` says the caller has checked `to.source_ip`
+    /// against the link's allow-list; without that, only a link with no allow-list is consumed.
+    /// The grant and its `share.redeemed` audit event are recorded in the same statement: no use
+    /// is consumed without its audit record. `None` otherwise: then nothing changed.
+    async fn consume_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+        address_checked: bool,
+    ) -> MetaResult<Option<GrantedUse>>;
+    /// Redeems an upload (`PUT`) link whose allow-list the caller has checked: in one
+    /// transaction, consumes one use on the terms of [`MetaStore::consume_share`] and writes
+    /// `record`, so the object appears exactly when the
     /// use is spent. With `replace` false the record is written only if its key has no object
     /// (`ObjectExists` otherwise). `None` or an error: nothing changed.
     async fn consume_upload_share(

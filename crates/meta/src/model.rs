@@ -131,6 +131,14 @@ pub struct Share {
     pub redirect: bool,
 }
 
+/// A use of a download link, granted: the share after the use, and the object record its version
+/// check matched when the store read that in the same statement (`None`: look it up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedUse {
+    pub share: Share,
+    pub object: Option<ObjectRecord>,
+}
+
 /// Which shares a listing returns.
 #[derive(Debug, Clone, Default)]
 pub struct ShareFilter {

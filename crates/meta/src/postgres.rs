@@ -13,14 +13,16 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use crate::rows::{
-    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
+    Columns, Prefixed, access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms,
+    upload_from_row,
 };
 use crate::statements::{
-    UPSERT_OBJECT, consume_use, insert_audit, insert_share, insert_upload, upsert_part, write_object,
+    CONSUME_USE, UPSERT_OBJECT, consume_use, consume_use_sql, insert_audit, insert_share, insert_upload, upsert_part,
+    write_object,
 };
 use crate::{
-    AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
-    PartRecord, Share, ShareFilter, Tag, prefix_successor,
+    AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
+    ObjectRecord, PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -50,35 +52,32 @@ async fn write_object(conn: impl sqlx::PgExecutor<'_>, statement: &str, record: 
     Ok(done.rows_affected() > 0)
 }
 
-/// Takes a use of a `method` link (`consume_use!`) in one statement: decrement, grant and audit
-/// event together, or none of them.
+/// Takes a use of a `method` link (`CONSUME_USE`, which also records the grant and its audit
+/// event).
 async fn consume(
     conn: impl sqlx::PgExecutor<'_>,
     token_hash: &[u8],
     method: &str,
     now: OffsetDateTime,
     to: &Grantee,
+    address_checked: bool,
 ) -> MetaResult<Option<Share>> {
-    let row = sqlx::query(concat!(
-        "WITH consumed AS (",
-        consume_use!(),
-        "), granted AS (
-           INSERT INTO share_grants (share_id, source_ip, granted_ms) SELECT id, $4, $2 FROM consumed
-         ), audited AS (
-           INSERT INTO audit_events (at_ms, event, share_id, source_ip, user_agent)
-           SELECT $2, 'share.redeemed', id, $4, $5 FROM consumed
-         )
-         SELECT * FROM consumed"
-    ))
-    .bind(token_hash)
-    .bind(to_ms(now))
-    .bind(method)
-    .bind(&to.source_ip)
-    .bind(&to.user_agent)
-    .fetch_optional(conn)
-    .await?;
+    let row = consume_use!(CONSUME_USE, token_hash, method, now, to, address_checked).fetch_optional(conn).await?;
     row.as_ref().map(share_from_row).transpose()
 }
+
+/// `CONSUME_USE` for a download link, returning with the share the object record its version
+/// check matched (as `object_*` columns), so that the download needs no second query.
+const CONSUME_DOWNLOAD: &str = concat!(
+    "WITH consumed AS (",
+    consume_use_sql!(),
+    ") SELECT c.*, c.bucket AS object_bucket, c.key AS object_key, o.version_id AS object_version_id,
+         o.blob_id AS object_blob_id, o.size AS object_size, o.etag AS object_etag,
+         o.modified_ms AS object_modified_ms, o.headers AS object_headers, o.user_meta AS object_user_meta,
+         o.tags AS object_tags, o.parts_count AS object_parts_count
+       FROM consumed c
+       LEFT JOIN objects o ON o.bucket = c.bucket AND o.key = c.key AND o.version_id = c.version_id"
+);
 
 async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult<()> {
     sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1").bind(upload_id).execute(&mut *tx).await?;
@@ -322,8 +321,23 @@ impl MetaStore for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>> {
-        consume(&self.pool, token_hash, "GET", now, to).await
+    async fn consume_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+        address_checked: bool,
+    ) -> MetaResult<Option<GrantedUse>> {
+        let row = consume_use!(CONSUME_DOWNLOAD, token_hash, "GET", now, to, address_checked)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let share = share_from_row(&row)?;
+        let object = match row.opt_text("object_blob_id")? {
+            Some(_) => Some(object_from_row(&Prefixed(&row, "object_"))?),
+            None => None,
+        };
+        Ok(Some(GrantedUse { share, object }))
     }
 
     async fn consume_upload_share(
@@ -404,7 +418,7 @@ mod tests {
             // Drop runs inside the test's runtime; the cleanup gets a runtime of its own.
             let _ = std::thread::spawn(move || {
                 tokio::runtime::Runtime::new().unwrap().block_on(async {
-                    if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect(&url).await {
+                    if let Ok(pool) = PgPoolOptions::new().max_connections(32).connect(&url).await {
                         let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&pool).await;
                     }
                 });
@@ -415,7 +429,7 @@ mod tests {
 
     async fn open() -> Option<(Arc<dyn MetaStore>, Schema)> {
         let url = base_url();
-        let admin = match PgPoolOptions::new().max_connections(1).connect(&url).await {
+        let admin = match PgPoolOptions::new().max_connections(32).connect(&url).await {
             Ok(pool) => pool,
             Err(e) => {
                 eprintln!(

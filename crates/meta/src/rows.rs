@@ -45,6 +45,31 @@ macro_rules! columns_for {
 columns_for!(SqliteRow);
 columns_for!(PgRow);
 
+/// A row's columns under a name prefix: `Prefixed(row, "object_")` reads `object_size` as `size`,
+/// so that one row can carry two records.
+pub(crate) struct Prefixed<'a, R>(pub &'a R, pub &'static str);
+
+impl<R: Columns> Columns for Prefixed<'_, R> {
+    fn text(&self, column: &str) -> MetaResult<String> {
+        self.0.text(&format!("{}{column}", self.1))
+    }
+    fn opt_text(&self, column: &str) -> MetaResult<Option<String>> {
+        self.0.opt_text(&format!("{}{column}", self.1))
+    }
+    fn int(&self, column: &str) -> MetaResult<i64> {
+        self.0.int(&format!("{}{column}", self.1))
+    }
+    fn opt_int(&self, column: &str) -> MetaResult<Option<i64>> {
+        self.0.opt_int(&format!("{}{column}", self.1))
+    }
+    fn bytes(&self, column: &str) -> MetaResult<Vec<u8>> {
+        self.0.bytes(&format!("{}{column}", self.1))
+    }
+    fn flag(&self, column: &str) -> MetaResult<bool> {
+        self.0.flag(&format!("{}{column}", self.1))
+    }
+}
+
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

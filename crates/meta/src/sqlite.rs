@@ -24,8 +24,8 @@ use crate::rows::{
 };
 use crate::statements::{UPSERT_OBJECT, insert_share, insert_upload, upsert_part, write_object};
 use crate::{
-    AccessKey, AuditEvent, Bucket, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload, ObjectRecord,
-    PartRecord, Share, ShareFilter, Tag, prefix_successor,
+    AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
+    ObjectRecord, PartRecord, Share, ShareFilter, Tag, prefix_successor,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -387,8 +387,16 @@ impl MetaStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn consume_share(&self, token_hash: &[u8], now: OffsetDateTime, to: &Grantee) -> MetaResult<Option<Share>> {
-        self.batcher.consume(token_hash, now, to).await
+    async fn consume_share(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        to: &Grantee,
+        address_checked: bool,
+    ) -> MetaResult<Option<GrantedUse>> {
+        // The object record is left to the caller's lookup, which the record cache answers.
+        let share = self.batcher.consume(token_hash, now, to, address_checked).await?;
+        Ok(share.map(|share| GrantedUse { share, object: None }))
     }
 
     async fn consume_upload_share(

@@ -135,18 +135,39 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
-/// Takes one use of the `$3`-method link whose token hash is `$1`, if at `$2` (ms) it is not
-/// revoked or expired, has uses left, and its object is still the version it was made for;
-/// returns the share. One statement decides and decrements, so no other redeemer can come
-/// between the check and the use.
-macro_rules! consume_use {
+/// Takes one use of a link and returns the share, in one statement, so no other redeemer can come
+/// between the check and the use. The link must not be revoked or expired, must have uses left,
+/// and its object must still be the version it was made for. The grantee columns it sets feed the
+/// `share_use_recorded` trigger, which records the grant and its `share.redeemed` audit event in
+/// the same statement. `$6`: the caller has checked the address against the link's allow-list;
+/// if not, only a link without one is taken.
+macro_rules! consume_use_sql {
     () => {
-        "UPDATE shares SET uses_left = uses_left - 1
-         WHERE token_hash = $1 AND expires_ms > $2 AND method = $3 AND revoked_ms IS NULL AND uses_left > 0
+        "UPDATE shares SET uses_left = uses_left - 1, grant_ms = $1, grant_ip = $2, grant_ua = $3
+         WHERE token_hash = $4 AND expires_ms > $1 AND method = $5 AND ($6 OR allow_cidrs = '[]')
+           AND revoked_ms IS NULL AND uses_left > 0
            AND (version_id IS NULL OR EXISTS (
                  SELECT 1 FROM objects o
                  WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
          RETURNING *"
     };
+}
+pub(crate) use consume_use_sql;
+
+pub(crate) const CONSUME_USE: &str = consume_use_sql!();
+
+/// `sqlx::query($statement)` (`CONSUME_USE`, or a statement built around it) bound to
+/// `(token_hash, method, now, &Grantee, address_checked)`.
+macro_rules! consume_use {
+    ($statement:expr, $token_hash:expr, $method:expr, $now:expr, $to:expr, $address_checked:expr) => {{
+        let to: &$crate::Grantee = $to;
+        sqlx::query($statement)
+            .bind($crate::rows::to_ms($now))
+            .bind(&to.source_ip)
+            .bind(&to.user_agent)
+            .bind($token_hash)
+            .bind($method)
+            .bind($address_checked)
+    }};
 }
 pub(crate) use consume_use;

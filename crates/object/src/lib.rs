@@ -136,10 +136,25 @@ impl ObjectService {
         key: &str,
         plan: impl Fn(&ObjectRecord) -> Result<Range<u64>, E>,
     ) -> Result<ObjectRead, ReadError<E>> {
+        self.read_from(bucket, key, None, plan).await
+    }
+
+    /// [`ObjectService::read`], starting from `known`, a record the caller has just read from
+    /// the store, if any: then the first attempt needs no lookup.
+    pub async fn read_from<E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut known: Option<ObjectRecord>,
+        plan: impl Fn(&ObjectRecord) -> Result<Range<u64>, E>,
+    ) -> Result<ObjectRead, ReadError<E>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let record = self.head(bucket, key).await.map_err(ReadError::Object)?;
+            let record = match known.take() {
+                Some(record) => record,
+                None => self.head(bucket, key).await.map_err(ReadError::Object)?,
+            };
             let range = plan(&record).map_err(ReadError::Refused)?;
             match self.blobs.read(&record.blob_id, range.clone()).await {
                 Ok(body) => return Ok(ObjectRead { record, range, body }),
