@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import Server
+from conftest import Server, psql
 from test_shares import api, mint
 
 
@@ -74,3 +74,19 @@ def test_redemptions_spread_over_two_replicas_grant_exactly_max_uses(replicas, u
     assert len(granted) == uses and all(body == b"y" * 1024 for _, body in granted)
     assert len(refused) == 1 and next(iter(refused))[0] == 403
     assert api(second, "GET", f"/-/shares/{link['id']}").json()["uses_left"] == 0
+
+
+def test_each_replica_keeps_to_its_connection_limit(tmp_path, pg_url):
+    name = f"lk-pool-{os.getpid()}"
+    srv = Server(tmp_path / "data", meta_url=f"{pg_url}&application_name={name}",
+                 config={"meta_max_connections": 3}).start()
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="pool")
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            list(pool.map(lambda i: s3.put_object(Bucket="pool", Key=f"k{i}", Body=b"x"), range(200)))
+        assert s3.list_objects_v2(Bucket="pool")["KeyCount"] == 200
+        count = psql(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'")
+        assert 1 <= int(count.stdout) <= 3, count
+    finally:
+        srv.stop()

@@ -31,9 +31,10 @@ pub struct ServeArgs {
     /// Region the server reports and expects in signatures [default: us-east-1]
     #[arg(long, env = "LATCHKEY_REGION")]
     region: Option<String>,
-    /// TOML file with any of: data_dir, listen, meta_url, region, shutdown_grace_secs,
-    /// max_share_expiry_secs (default 604800), share_resume_grace_secs (600),
-    /// share_retention_secs (86400). Flags and environment variables override it.
+    /// TOML file with any of: data_dir, listen, meta_url, meta_max_connections (PostgreSQL,
+    /// default 32), region, shutdown_grace_secs, max_share_expiry_secs (default 604800),
+    /// share_resume_grace_secs (600), share_retention_secs (86400). Flags and environment
+    /// variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

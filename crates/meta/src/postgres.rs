@@ -33,10 +33,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects and brings the schema up to date (migrations take an advisory lock, so replicas
-    /// starting together do not race).
-    pub async fn open(url: &str) -> MetaResult<Self> {
-        let pool = PgPoolOptions::new().max_connections(32).connect(url).await?;
+    /// Connects (with at most `max_connections` connections) and brings the schema up to date
+    /// (migrations take an advisory lock, so replicas starting together do not race).
+    pub async fn open(url: &str, max_connections: u32) -> MetaResult<Self> {
+        let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -441,7 +441,7 @@ mod tests {
         let name = format!("lk_test_{}", uuid_like());
         sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&admin).await.unwrap();
         let scoped = format!("{url}?options=-c%20search_path%3D{name}");
-        let store = PgStore::open(&scoped).await.unwrap();
+        let store = PgStore::open(&scoped, 8).await.unwrap();
         Some((Arc::new(store), Schema { url, name }))
     }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -12,6 +12,9 @@ pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Share links live at most seven days unless the config file says otherwise.
 pub const DEFAULT_MAX_SHARE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Connections each server opens to PostgreSQL at most. PostgreSQL's default
+/// `max_connections` is 100: three replicas fit with room for administration.
+pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -20,6 +23,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `None`: SQLite inside the data dir.
     pub meta_url: Option<String>,
+    /// PostgreSQL: the most connections this server opens.
+    pub meta_max_connections: u32,
     pub region: String,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
@@ -39,6 +44,7 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub meta_url: Option<String>,
+    pub meta_max_connections: Option<u32>,
     pub region: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
     pub max_share_expiry_secs: Option<u64>,
@@ -70,10 +76,15 @@ impl ServerConfig {
         let listen = listen.parse().with_context(|| {
             format!("invalid listen address {listen:?}: expected IP:PORT, for example 127.0.0.1:9000")
         })?;
+        let meta_max_connections = file.meta_max_connections.unwrap_or(DEFAULT_META_MAX_CONNECTIONS);
+        if meta_max_connections == 0 {
+            bail!("meta_max_connections must be at least 1");
+        }
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
             meta_url: cli.meta_url.or(file.meta_url),
+            meta_max_connections,
             region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
@@ -103,5 +114,8 @@ mod tests {
         let cli = Overrides { listen: Some("localhost".into()), ..Default::default() };
         let err = ServerConfig::resolve(cli, ConfigFile::default()).unwrap_err().to_string();
         assert!(err.contains("expected IP:PORT"), "{err}");
+        let file: ConfigFile = toml::from_str("meta_max_connections = 0").unwrap();
+        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(err.contains("meta_max_connections must be at least 1"), "{err}");
     }
 }

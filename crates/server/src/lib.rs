@@ -163,7 +163,7 @@ async fn open_meta(config: &ServerConfig) -> anyhow::Result<Arc<dyn MetaStore>> 
         None => Arc::new(SqliteStore::open(&config.data_dir.join("meta.db")).await.context(failed)?),
         Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url).await.context(failed)?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgStore::open(url).await.context(failed)?)
+            Arc::new(PgStore::open(url, config.meta_max_connections).await.context(failed)?)
         }
         Some(other) => bail!("unsupported --meta-url {other:?}: expected sqlite:PATH or postgres://..."),
     })
