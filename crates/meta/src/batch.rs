@@ -11,8 +11,8 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::rows::share_from_row;
-use crate::statements::{CONSUME_USE, consume_use, insert_audit};
+use crate::rows::{share_from_row, to_ms};
+use crate::statements::{insert_audit, take_uses_sql};
 use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
 
 /// Jobs that share one commit, at most.
@@ -120,8 +120,12 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
     })
 }
 
-/// Takes a use of a `method` link (`CONSUME_USE`, which also records the grant and its audit
-/// event).
+/// Takes one use of a link: `take_uses_sql!` over bound parameters (a plain indexed UPDATE;
+/// measured faster on SQLite than a join with a one-row job table).
+const TAKE_USE: &str = take_uses_sql!(from: "", now_ms: "$1", ip: "$2", ua: "$3", token_hash: "$4", method: "$5",
+    address_checked: "$6", returning: "*");
+
+/// Takes a use of a `method` link (and records its grant and audit event).
 pub(crate) async fn consume(
     tx: &mut sqlx::SqliteConnection,
     token_hash: &[u8],
@@ -130,7 +134,15 @@ pub(crate) async fn consume(
     to: &Grantee,
     address_checked: bool,
 ) -> MetaResult<Option<Share>> {
-    let row = consume_use!(CONSUME_USE, token_hash, method, now, to, address_checked).fetch_optional(&mut *tx).await?;
+    let row = sqlx::query(TAKE_USE)
+        .bind(to_ms(now))
+        .bind(&to.source_ip)
+        .bind(&to.user_agent)
+        .bind(token_hash)
+        .bind(method)
+        .bind(address_checked)
+        .fetch_optional(&mut *tx)
+        .await?;
     row.as_ref().map(share_from_row).transpose()
 }
 

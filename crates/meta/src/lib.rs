@@ -11,6 +11,7 @@ mod cache;
 #[cfg(test)]
 mod conformance;
 mod model;
+mod pg_batch;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -12,14 +12,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
+use crate::pg_batch::{PgBatcher, UseJob, take_uses};
 use crate::rows::{
-    Columns, Prefixed, access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms,
-    upload_from_row,
+    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
-use crate::statements::{
-    CONSUME_USE, UPSERT_OBJECT, consume_use, consume_use_sql, insert_audit, insert_share, insert_upload, upsert_part,
-    write_object,
-};
+use crate::statements::{UPSERT_OBJECT, insert_audit, insert_share, insert_upload, upsert_part, write_object};
 use crate::{
     AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
     ObjectRecord, PartRecord, Share, ShareFilter, Tag, prefix_successor,
@@ -30,6 +27,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgStore {
     pool: PgPool,
+    batcher: PgBatcher,
 }
 
 impl PgStore {
@@ -38,7 +36,8 @@ impl PgStore {
     pub async fn open(url: &str, max_connections: u32) -> MetaResult<Self> {
         let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let batcher = PgBatcher::start(pool.clone());
+        Ok(Self { pool, batcher })
     }
 }
 
@@ -52,32 +51,18 @@ async fn write_object(conn: impl sqlx::PgExecutor<'_>, statement: &str, record: 
     Ok(done.rows_affected() > 0)
 }
 
-/// Takes a use of a `method` link (`CONSUME_USE`, which also records the grant and its audit
-/// event).
+/// Takes a use of a `method` link (and records its grant and audit event), unbatched.
 async fn consume(
     conn: impl sqlx::PgExecutor<'_>,
     token_hash: &[u8],
-    method: &str,
+    method: &'static str,
     now: OffsetDateTime,
     to: &Grantee,
     address_checked: bool,
 ) -> MetaResult<Option<Share>> {
-    let row = consume_use!(CONSUME_USE, token_hash, method, now, to, address_checked).fetch_optional(conn).await?;
-    row.as_ref().map(share_from_row).transpose()
+    let job = UseJob { token_hash: token_hash.to_vec(), method, now, to: to.clone(), address_checked };
+    Ok(take_uses(conn, &[&job]).await?.remove(token_hash).map(|granted| granted.share))
 }
-
-/// `CONSUME_USE` for a download link, returning with the share the object record its version
-/// check matched (as `object_*` columns), so that the download needs no second query.
-const CONSUME_DOWNLOAD: &str = concat!(
-    "WITH consumed AS (",
-    consume_use_sql!(),
-    ") SELECT c.*, c.bucket AS object_bucket, c.key AS object_key, o.version_id AS object_version_id,
-         o.blob_id AS object_blob_id, o.size AS object_size, o.etag AS object_etag,
-         o.modified_ms AS object_modified_ms, o.headers AS object_headers, o.user_meta AS object_user_meta,
-         o.tags AS object_tags, o.parts_count AS object_parts_count
-       FROM consumed c
-       LEFT JOIN objects o ON o.bucket = c.bucket AND o.key = c.key AND o.version_id = c.version_id"
-);
 
 async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult<()> {
     sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1").bind(upload_id).execute(&mut *tx).await?;
@@ -328,16 +313,8 @@ impl MetaStore for PgStore {
         to: &Grantee,
         address_checked: bool,
     ) -> MetaResult<Option<GrantedUse>> {
-        let row = consume_use!(CONSUME_DOWNLOAD, token_hash, "GET", now, to, address_checked)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let share = share_from_row(&row)?;
-        let object = match row.opt_text("object_blob_id")? {
-            Some(_) => Some(object_from_row(&Prefixed(&row, "object_"))?),
-            None => None,
-        };
-        Ok(Some(GrantedUse { share, object }))
+        let job = UseJob { token_hash: token_hash.to_vec(), method: "GET", now, to: to.clone(), address_checked };
+        self.batcher.take(job).await
     }
 
     async fn consume_upload_share(

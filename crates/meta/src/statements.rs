@@ -135,39 +135,44 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
-/// Takes one use of a link and returns the share, in one statement, so no other redeemer can come
-/// between the check and the use. The link must not be revoked or expired, must have uses left,
-/// and its object must still be the version it was made for. The grantee columns it sets feed the
-/// `share_use_recorded` trigger, which records the grant and its `share.redeemed` audit event in
-/// the same statement. `$6`: the caller has checked the address against the link's allow-list;
-/// if not, only a link without one is taken.
-macro_rules! consume_use_sql {
-    () => {
-        "UPDATE shares SET uses_left = uses_left - 1, grant_ms = $1, grant_ip = $2, grant_ua = $3
-         WHERE token_hash = $4 AND expires_ms > $1 AND method = $5 AND ($6 OR allow_cidrs = '[]')
-           AND revoked_ms IS NULL AND uses_left > 0
-           AND (version_id IS NULL OR EXISTS (
-                 SELECT 1 FROM objects o
-                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
-         RETURNING *"
+/// The statement that takes one use of a link per job and returns the shares it took a use of.
+/// Each store says where a job's values come from: bound parameters (SQLite, one job) or the
+/// columns of a row `j` named in `from` (PostgreSQL, arrays of jobs). One statement decides and
+/// decrements, so no other redeemer can come between the check and the use. The link must have
+/// the job's method, must not be revoked or expired, must have uses left, and its object must
+/// still be the version it was made for; unless the caller has checked the address against the
+/// link's allow-list (`address_checked`), only a link without one is taken. The grantee columns
+/// it sets feed the `share_use_recorded` trigger, which records the grant and its
+/// `share.redeemed` audit event within the statement. `returning` names the share's columns:
+/// `*` on SQLite (which refuses `shares.*`), `shares.*` on PostgreSQL (whose `*` would add the
+/// job's).
+macro_rules! take_uses_sql {
+    (from: $from:literal, now_ms: $now:literal, ip: $ip:literal, ua: $ua:literal, token_hash: $hash:literal,
+     method: $method:literal, address_checked: $checked:literal, returning: $returning:literal) => {
+        concat!(
+            "UPDATE shares SET uses_left = shares.uses_left - 1, grant_ms = ",
+            $now,
+            ", grant_ip = ",
+            $ip,
+            ", grant_ua = ",
+            $ua,
+            $from,
+            " WHERE shares.token_hash = ",
+            $hash,
+            " AND shares.expires_ms > ",
+            $now,
+            " AND shares.method = ",
+            $method,
+            " AND (",
+            $checked,
+            " OR shares.allow_cidrs = '[]') AND shares.revoked_ms IS NULL
+               AND shares.uses_left > 0
+               AND (shares.version_id IS NULL OR EXISTS (
+                     SELECT 1 FROM objects o
+                     WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+             RETURNING ",
+            $returning
+        )
     };
 }
-pub(crate) use consume_use_sql;
-
-pub(crate) const CONSUME_USE: &str = consume_use_sql!();
-
-/// `sqlx::query($statement)` (`CONSUME_USE`, or a statement built around it) bound to
-/// `(token_hash, method, now, &Grantee, address_checked)`.
-macro_rules! consume_use {
-    ($statement:expr, $token_hash:expr, $method:expr, $now:expr, $to:expr, $address_checked:expr) => {{
-        let to: &$crate::Grantee = $to;
-        sqlx::query($statement)
-            .bind($crate::rows::to_ms($now))
-            .bind(&to.source_ip)
-            .bind(&to.user_agent)
-            .bind($token_hash)
-            .bind($method)
-            .bind($address_checked)
-    }};
-}
-pub(crate) use consume_use;
+pub(crate) use take_uses_sql;

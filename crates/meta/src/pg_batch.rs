@@ -1,0 +1,139 @@
+//! Group redemption for the PostgreSQL store. Download redemptions that wait at the same moment
+//! are taken by one statement over arrays of jobs (`TAKE_USES`) and one commit, instead of a
+//! statement, a round trip and a commit each; the caller is answered after the commit, so a use
+//! is still durable before its first byte is sent.
+//!
+//! A statement updates a row at most once, so a link named twice in one batch is taken in
+//! order, in a second round. Rows from several replicas' batches lock in no fixed order; if
+//! PostgreSQL breaks a deadlock by failing a batch, its jobs are retried one by one.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::rows::{Columns, Prefixed, object_from_row, share_from_row, to_ms};
+use crate::statements::take_uses_sql;
+use crate::{GrantedUse, Grantee, MetaError, MetaResult};
+
+/// Jobs in one statement, at most.
+const MAX_BATCH: usize = 256;
+
+/// `take_uses_sql!` over arrays of jobs, returning with each share the object record its version
+/// check matched (as `object_*` columns), so that a download needs no second query.
+const TAKE_USES: &str = concat!(
+    "WITH taken AS (",
+    take_uses_sql!(
+        from: " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bool[])
+                 AS j(now_ms, ip, ua, token_hash, method, address_checked)",
+        now_ms: "j.now_ms", ip: "j.ip", ua: "j.ua", token_hash: "j.token_hash", method: "j.method",
+        address_checked: "j.address_checked", returning: "shares.*"
+    ),
+    ") SELECT t.*, t.bucket AS object_bucket, t.key AS object_key, o.version_id AS object_version_id,
+         o.blob_id AS object_blob_id, o.size AS object_size, o.etag AS object_etag,
+         o.modified_ms AS object_modified_ms, o.headers AS object_headers, o.user_meta AS object_user_meta,
+         o.tags AS object_tags, o.parts_count AS object_parts_count
+       FROM taken t
+       LEFT JOIN objects o ON o.bucket = t.bucket AND o.key = t.key AND o.version_id = t.version_id"
+);
+
+/// One request for a use of a link.
+#[derive(Debug, Clone)]
+pub(crate) struct UseJob {
+    pub token_hash: Vec<u8>,
+    pub method: &'static str,
+    pub now: OffsetDateTime,
+    pub to: Grantee,
+    pub address_checked: bool,
+}
+
+/// Takes a use of each job's link (distinct links) in one statement; returns what was granted,
+/// by token hash.
+pub(crate) async fn take_uses(
+    conn: impl sqlx::PgExecutor<'_>,
+    jobs: &[&UseJob],
+) -> MetaResult<HashMap<Vec<u8>, GrantedUse>> {
+    let rows = sqlx::query(TAKE_USES)
+        .bind(jobs.iter().map(|j| to_ms(j.now)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.to.source_ip.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.to.user_agent.as_deref()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.token_hash.as_slice()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.method).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.address_checked).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(granted_from_row).collect()
+}
+
+fn granted_from_row(row: &PgRow) -> MetaResult<(Vec<u8>, GrantedUse)> {
+    let share = share_from_row(row)?;
+    let object = match row.opt_text("object_blob_id")? {
+        Some(_) => Some(object_from_row(&Prefixed(row, "object_"))?),
+        None => None,
+    };
+    Ok((share.token_hash.clone(), GrantedUse { share, object }))
+}
+
+type Reply = oneshot::Sender<MetaResult<Option<GrantedUse>>>;
+
+#[derive(Clone)]
+pub(crate) struct PgBatcher {
+    jobs: mpsc::Sender<(UseJob, Reply)>,
+}
+
+impl PgBatcher {
+    /// Starts the batching task on the current runtime.
+    pub(crate) fn start(pool: PgPool) -> Self {
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(take_batches(pool, queue));
+        Self { jobs }
+    }
+
+    pub(crate) async fn take(&self, job: UseJob) -> MetaResult<Option<GrantedUse>> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send((job, reply)).await.map_err(|_| MetaError::Closed)?;
+        answer.await.map_err(|_| MetaError::Closed)?
+    }
+}
+
+async fn take_batches(pool: PgPool, mut queue: mpsc::Receiver<(UseJob, Reply)>) {
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+        while !waiting.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<_>, Vec<_>) =
+                waiting.drain(..).partition(|(job, _)| seen.insert(job.token_hash.clone()));
+            waiting = later;
+            take_round(&pool, round).await;
+        }
+    }
+}
+
+/// Runs one round (distinct links) and answers its callers.
+async fn take_round(pool: &PgPool, round: Vec<(UseJob, Reply)>) {
+    let jobs: Vec<&UseJob> = round.iter().map(|(job, _)| job).collect();
+    match take_uses(pool, &jobs).await {
+        Ok(mut granted) => {
+            for (job, reply) in round {
+                drop(reply.send(Ok(granted.remove(&job.token_hash))));
+            }
+        }
+        Err(MetaError::Backend(sqlx::Error::Database(e)))
+            if round.len() > 1 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+        {
+            // A deadlock with another replica's batch: nothing of this one was written.
+            for (job, reply) in round {
+                let granted = take_uses(pool, &[&job]).await.map(|mut g| g.remove(&job.token_hash));
+                drop(reply.send(granted));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for (_, reply) in round {
+                drop(reply.send(Err(MetaError::Batch(message.clone()))));
+            }
+        }
+    }
+}
