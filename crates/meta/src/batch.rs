@@ -1,11 +1,14 @@
 //! Group commit for the SQLite store's hottest writes: share consumption and audit events.
 //!
 //! Callers hand a job to one writer task and wait. The task takes every job that is waiting (up
-//! to a batch), runs them in order in one transaction, commits once (one fsync), and only then
-//! answers each caller, so a consumed use is still durable before the caller sends a byte. Jobs
-//! in a batch see each other's effects, exactly as if they had committed one by one in that
-//! order. If the transaction fails, every caller in the batch gets the error and nothing of it
-//! was written.
+//! to a batch), runs them in one transaction, commits once (one fsync), and only then answers
+//! each caller, so a consumed use is still durable before the caller sends a byte. The uses are
+//! taken by one statement per round of distinct links (a link named twice in a batch is taken
+//! again in the next round, in arrival order), so a batch costs a few statements, not one per
+//! job. If the transaction fails, every caller in the batch gets the error and nothing of it was
+//! written.
+
+use std::collections::{HashMap, HashSet};
 
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
@@ -103,21 +106,64 @@ async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
 
 async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> {
     crate::transaction!(writer, |tx| {
-        let mut done = Vec::with_capacity(batch.len());
-        for job in batch {
-            done.push(match job {
-                Job::Consume { token_hash, now, to, address_checked, .. } => {
-                    let share = consume(&mut tx, token_hash, "GET", *now, to, *address_checked).await?;
-                    Done::Consumed(share.map(Box::new))
-                }
+        let mut done: Vec<Option<Done>> = batch.iter().map(|_| None).collect();
+        let mut pending = Vec::new();
+        for (i, job) in batch.iter().enumerate() {
+            match job {
                 Job::Audit { event, .. } => {
                     record_audit(&mut tx, event).await?;
-                    Done::Audited
+                    done[i] = Some(Done::Audited);
                 }
-            });
+                Job::Consume { .. } => pending.push(i),
+            }
         }
-        Ok(done)
+        // One statement per round of distinct links, in arrival order: a statement updates a
+        // row once, so a link named twice is taken again in the next round.
+        while !pending.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) =
+                pending.into_iter().partition(|&i| seen.insert(consume_hash(&batch[i])));
+            pending = later;
+            let mut taken = take_uses(&mut tx, round.iter().map(|&i| &batch[i])).await?;
+            for i in round {
+                done[i] = Some(Done::Consumed(taken.remove(consume_hash(&batch[i])).map(Box::new)));
+            }
+        }
+        done.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| MetaError::Batch("a job was not run".into()))
     })
+}
+
+fn consume_hash(job: &Job) -> &[u8] {
+    match job {
+        Job::Consume { token_hash, .. } => token_hash,
+        Job::Audit { .. } => &[],
+    }
+}
+
+/// Takes a use of each of a round's links (all distinct) in one statement: `take_uses_sql!` over
+/// a JSON array of the jobs. Returns the shares taken, by token hash.
+async fn take_uses(
+    tx: &mut sqlx::SqliteConnection,
+    round: impl Iterator<Item = &Job>,
+) -> MetaResult<HashMap<Vec<u8>, Share>> {
+    const TAKE_USES: &str = take_uses_sql!(
+        from: " FROM (SELECT value ->> 'n' AS now_ms, value ->> 'i' AS ip, value ->> 'u' AS ua,
+                   unhex(value ->> 'h') AS token_hash, 'GET' AS method, value ->> 'c' AS address_checked
+                 FROM json_each($1)) AS j",
+        now_ms: "j.now_ms", ip: "j.ip", ua: "j.ua", token_hash: "j.token_hash", method: "j.method",
+        address_checked: "j.address_checked", returning: "*"
+    );
+    let jobs: Vec<serde_json::Value> = round
+        .filter_map(|job| match job {
+            Job::Consume { token_hash, now, to, address_checked, .. } => Some(serde_json::json!({
+                "n": to_ms(*now), "i": to.source_ip, "u": to.user_agent,
+                "h": hex::encode(token_hash), "c": address_checked,
+            })),
+            Job::Audit { .. } => None,
+        })
+        .collect();
+    let rows = sqlx::query(TAKE_USES).bind(serde_json::Value::Array(jobs).to_string()).fetch_all(&mut *tx).await?;
+    rows.iter().map(|row| share_from_row(row).map(|share| (share.token_hash.clone(), share))).collect()
 }
 
 /// Takes one use of a link: `take_uses_sql!` over bound parameters (a plain indexed UPDATE;
