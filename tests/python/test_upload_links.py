@@ -109,7 +109,8 @@ def test_prefix_links_name_files_and_never_overwrite(server, s3, bucket):
     assert put("a.txt", b"first").status_code == 201
     assert put("a.txt", b"second").status_code == 409, "a second uploader cannot replace the first"
     assert uses_left(server, link) == 1
-    assert put("b.txt", b"third").status_code == 201
+    posted = requests.post(link["api_url"], params={"name": "b.txt"}, data=b"third", timeout=10)
+    assert posted.status_code == 201, "a raw POST uploads like a PUT"
     assert put("c.txt", b"fourth").status_code == 403
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="drop/")["Contents"]
     assert [o["Key"] for o in listed] == ["drop/a.txt", "drop/b.txt", "drop/existing.txt"]
