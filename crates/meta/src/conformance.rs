@@ -64,7 +64,7 @@ pub async fn reads_see_every_acknowledged_write(store: Arc<dyn MetaStore>) {
     assert!(store.get_object("b", "k").await.unwrap().is_none());
 }
 
-fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
+pub fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
     let now = OffsetDateTime::now_utc();
     Share {
         id: id.into(),

@@ -405,6 +405,13 @@ mod tests {
     }
 
     async fn open() -> Option<(Arc<dyn MetaStore>, Schema)> {
+        let (scoped, schema) = fresh_schema().await?;
+        let store = PgStore::open(&scoped, 8).await.unwrap();
+        Some((Arc::new(store), schema))
+    }
+
+    /// A URL scoped to a fresh schema (`None`, with a loud message, when PostgreSQL is absent).
+    async fn fresh_schema() -> Option<(String, Schema)> {
         let url = base_url();
         let admin = match PgPoolOptions::new().max_connections(32).connect(&url).await {
             Ok(pool) => pool,
@@ -418,8 +425,51 @@ mod tests {
         let name = format!("lk_test_{}", uuid_like());
         sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&admin).await.unwrap();
         let scoped = format!("{url}?options=-c%20search_path%3D{name}");
-        let store = PgStore::open(&scoped, 8).await.unwrap();
-        Some((Arc::new(store), Schema { url, name }))
+        Some((scoped, Schema { url, name }))
+    }
+
+    /// Two replicas batch redemptions of the same links in different orders: every use is granted
+    /// exactly once, with its grant and audit event, whatever deadlocks the batches run into.
+    #[tokio::test]
+    async fn replicas_batching_the_same_links_grant_each_use_once() {
+        let Some((scoped, _schema)) = fresh_schema().await else { return };
+        let replicas = [PgStore::open(&scoped, 8).await.unwrap(), PgStore::open(&scoped, 8).await.unwrap()];
+        let replicas: Vec<Arc<dyn MetaStore>> = replicas.into_iter().map(|r| Arc::new(r) as _).collect();
+        let store = crate::conformance::with_bucket(replicas[0].clone()).await;
+        store.put_object(&crate::conformance::record("b", "k", "x")).await.unwrap();
+        let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+        const LINKS: usize = 20;
+        const USES: u32 = 10;
+        for i in 0..LINKS {
+            let share = crate::conformance::share(&format!("s{i}"), format!("h{i}").as_bytes(), USES, &version);
+            store.create_share(&share).await.unwrap();
+        }
+        let now = OffsetDateTime::now_utc();
+        let to = Grantee { source_ip: "10.0.0.1".into(), user_agent: None };
+        let attempts: Vec<_> = (0..LINKS * USES as usize * 2)
+            .map(|n| {
+                let (replica, link) = (replicas[n % 2].clone(), (n * 7 + n / LINKS) % LINKS);
+                let to = to.clone();
+                tokio::spawn(async move {
+                    let granted = replica.consume_share(format!("h{link}").as_bytes(), now, &to, false).await;
+                    (link, granted.unwrap().is_some())
+                })
+            })
+            .collect();
+        let mut granted = [0u32; LINKS];
+        for attempt in attempts {
+            let (link, ok) = attempt.await.unwrap();
+            granted[link] += u32::from(ok);
+        }
+        assert_eq!(granted, [USES; LINKS]);
+        let pool = PgPoolOptions::new().max_connections(1).connect(&scoped).await.unwrap();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+        };
+        let total = i64::from(USES) * LINKS as i64;
+        assert_eq!(count("SELECT count(*) FROM share_grants").await, total);
+        assert_eq!(count("SELECT count(*) FROM audit_events WHERE event = 'share.redeemed'").await, total);
     }
 
     fn uuid_like() -> String {
