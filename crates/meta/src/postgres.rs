@@ -16,10 +16,13 @@ use crate::pg_batch::{PgBatcher, UseJob, take_uses};
 use crate::rows::{
     access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
-use crate::statements::{UPSERT_OBJECT, insert_audit, insert_share, insert_upload, upsert_part, write_object};
+use crate::statements::{
+    UPSERT_OBJECT, find_grant, insert_audit, insert_share, insert_upload, list_objects, list_parts, list_shares,
+    list_uploads, purge_shares, revoke_share, set_object_tags, upsert_part, write_object,
+};
 use crate::{
     AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, Tag, prefix_successor,
+    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -156,27 +159,12 @@ impl MetaStore for PgStore {
     }
 
     async fn list_objects(&self, bucket: &str, range: KeyRange<'_>) -> MetaResult<Vec<ObjectRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
-             AND ($4::text IS NULL OR key > $4) ORDER BY key LIMIT $5",
-        )
-        .bind(bucket)
-        .bind(range.prefix)
-        .bind(prefix_successor(range.prefix))
-        .bind(range.after)
-        .bind(i64::from(range.limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = list_objects!(bucket, range).fetch_all(&self.pool).await?;
         rows.iter().map(object_from_row).collect()
     }
 
     async fn set_object_tags(&self, bucket: &str, key: &str, tags: &[Tag]) -> MetaResult<bool> {
-        let done = sqlx::query("UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3")
-            .bind(serde_json::to_string(tags)?)
-            .bind(bucket)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        let done = set_object_tags!(bucket, key, tags).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -199,14 +187,7 @@ impl MetaStore for PgStore {
     }
 
     async fn list_parts(&self, upload_id: &str, after_part: i32, limit: u32) -> MetaResult<Vec<PartRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM upload_parts WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3",
-        )
-        .bind(upload_id)
-        .bind(i64::from(after_part))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = list_parts!(upload_id, after_part, limit).fetch_all(&self.pool).await?;
         rows.iter().map(part_from_row).collect()
     }
 
@@ -216,19 +197,7 @@ impl MetaStore for PgStore {
         range: KeyRange<'_>,
         upload_id_marker: Option<&str>,
     ) -> MetaResult<Vec<MultipartUpload>> {
-        let rows = sqlx::query(
-            "SELECT * FROM uploads WHERE bucket = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
-             AND ($4::text IS NULL OR key > $4 OR (key = $4 AND $5::text IS NOT NULL AND upload_id > $5))
-             ORDER BY key, upload_id LIMIT $6",
-        )
-        .bind(bucket)
-        .bind(range.prefix)
-        .bind(prefix_successor(range.prefix))
-        .bind(range.after)
-        .bind(upload_id_marker)
-        .bind(i64::from(range.limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = list_uploads!(bucket, range, upload_id_marker).fetch_all(&self.pool).await?;
         rows.iter().map(upload_from_row).collect()
     }
 
@@ -281,29 +250,12 @@ impl MetaStore for PgStore {
     }
 
     async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>> {
-        let prefix = filter.prefix.as_deref().unwrap_or_default();
-        let rows = sqlx::query(
-            "SELECT * FROM shares WHERE ($1::text IS NULL OR bucket = $1) AND key >= $2
-               AND ($3::text IS NULL OR key < $3)
-               AND ($4::bigint IS NULL OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0))
-             ORDER BY created_ms, id",
-        )
-        .bind(&filter.bucket)
-        .bind(prefix)
-        .bind(prefix_successor(prefix))
-        .bind(filter.active_at.map(to_ms))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = list_shares!(filter).fetch_all(&self.pool).await?;
         rows.iter().map(share_from_row).collect()
     }
 
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool> {
-        let done = sqlx::query("UPDATE shares SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
-            .bind(to_ms(at))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(revoke_share!(id, at).execute(&self.pool).await?.rows_affected() > 0)
     }
 
     async fn consume_share(
@@ -329,28 +281,11 @@ impl MetaStore for PgStore {
     }
 
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {
-        // Grants go with their share (ON DELETE CASCADE).
-        let done = sqlx::query(
-            "DELETE FROM shares WHERE expires_ms <= $1 OR (revoked_ms IS NOT NULL AND revoked_ms <= $1)
-               OR (uses_left = 0 AND NOT EXISTS (
-                     SELECT 1 FROM share_grants g WHERE g.share_id = shares.id AND g.granted_ms > $1))",
-        )
-        .bind(to_ms(before))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        Ok(purge_shares!(before).execute(&self.pool).await?.rows_affected())
     }
 
     async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
-        let found: Option<(i32,)> = sqlx::query_as(
-            "SELECT 1 FROM share_grants WHERE share_id = $1 AND source_ip = $2 AND granted_ms >= $3 LIMIT 1",
-        )
-        .bind(share_id)
-        .bind(source_ip)
-        .bind(to_ms(since))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(found.is_some())
+        Ok(find_grant!(share_id, source_ip, since).fetch_optional(&self.pool).await?.is_some())
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {

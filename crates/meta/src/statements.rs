@@ -1,8 +1,10 @@
-//! Write statements both SQL stores run verbatim, with their bind chains.
+//! Statements both SQL stores run verbatim, with their bind chains.
 //!
 //! SQLite reads `$N` as a named parameter and numbers parameters by first appearance, so one
-//! text serves SQLite and PostgreSQL as long as each `$N` first appears in order. The macros
-//! expand to a `sqlx::query` whose backend is fixed by the executor it is run on.
+//! text serves SQLite and PostgreSQL as long as each `$N` first appears in order. A parameter
+//! that may be NULL is first written `CAST($N AS type)`, which both parse and which gives
+//! PostgreSQL its type. The macros expand to a `sqlx::query` whose backend is fixed by the
+//! executor it is run on.
 
 macro_rules! insert_object_values {
     () => {
@@ -176,3 +178,129 @@ macro_rules! take_uses_sql {
     };
 }
 pub(crate) use take_uses_sql;
+
+/// `sqlx::query` with `$text`, each `$arg` bound in order.
+macro_rules! bound {
+    ($text:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query($text)$(.bind($arg))*
+    };
+}
+pub(crate) use bound;
+
+/// Objects of `$bucket` in `$range: KeyRange`, in key order.
+macro_rules! list_objects {
+    ($bucket:expr, $range:expr) => {{
+        let range: $crate::KeyRange<'_> = $range;
+        $crate::statements::bound!(
+            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND (CAST($3 AS TEXT) IS NULL OR key < $3)
+             AND (CAST($4 AS TEXT) IS NULL OR key > $4) ORDER BY key LIMIT $5",
+            $bucket,
+            range.prefix,
+            $crate::prefix_successor(range.prefix),
+            range.after,
+            i64::from(range.limit),
+        )
+    }};
+}
+pub(crate) use list_objects;
+
+macro_rules! set_object_tags {
+    ($bucket:expr, $key:expr, $tags:expr) => {
+        $crate::statements::bound!(
+            "UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3",
+            serde_json::to_string($tags)?,
+            $bucket,
+            $key,
+        )
+    };
+}
+pub(crate) use set_object_tags;
+
+/// Parts of `$upload_id` numbered above `$after`, at most `$limit`.
+macro_rules! list_parts {
+    ($upload_id:expr, $after:expr, $limit:expr) => {
+        $crate::statements::bound!(
+            "SELECT * FROM upload_parts WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3",
+            $upload_id,
+            i64::from($after),
+            i64::from($limit),
+        )
+    };
+}
+pub(crate) use list_parts;
+
+/// Open uploads of `$bucket` in `$range: KeyRange`, after the (key, upload id) marker.
+macro_rules! list_uploads {
+    ($bucket:expr, $range:expr, $upload_id_marker:expr) => {{
+        let range: $crate::KeyRange<'_> = $range;
+        $crate::statements::bound!(
+            "SELECT * FROM uploads WHERE bucket = $1 AND key >= $2 AND (CAST($3 AS TEXT) IS NULL OR key < $3)
+             AND (CAST($4 AS TEXT) IS NULL OR key > $4
+                  OR (key = $4 AND CAST($5 AS TEXT) IS NOT NULL AND upload_id > $5))
+             ORDER BY key, upload_id LIMIT $6",
+            $bucket,
+            range.prefix,
+            $crate::prefix_successor(range.prefix),
+            range.after,
+            $upload_id_marker,
+            i64::from(range.limit),
+        )
+    }};
+}
+pub(crate) use list_uploads;
+
+/// Shares that `$filter: &ShareFilter` selects, oldest first.
+macro_rules! list_shares {
+    ($filter:expr) => {{
+        let filter: &$crate::ShareFilter = $filter;
+        let prefix = filter.prefix.as_deref().unwrap_or_default();
+        $crate::statements::bound!(
+            "SELECT * FROM shares WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
+               AND (CAST($3 AS TEXT) IS NULL OR key < $3)
+               AND (CAST($4 AS BIGINT) IS NULL OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0))
+             ORDER BY created_ms, id",
+            &filter.bucket,
+            prefix,
+            $crate::prefix_successor(prefix),
+            filter.active_at.map($crate::rows::to_ms),
+        )
+    }};
+}
+pub(crate) use list_shares;
+
+macro_rules! revoke_share {
+    ($id:expr, $at:expr) => {
+        $crate::statements::bound!(
+            "UPDATE shares SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL",
+            $crate::rows::to_ms($at),
+            $id,
+        )
+    };
+}
+pub(crate) use revoke_share;
+
+/// Deletes shares that stopped being redeemable before `$before` (their grants cascade).
+macro_rules! purge_shares {
+    ($before:expr) => {
+        $crate::statements::bound!(
+            "DELETE FROM shares WHERE expires_ms <= $1 OR (revoked_ms IS NOT NULL AND revoked_ms <= $1)
+               OR (uses_left = 0 AND NOT EXISTS (
+                     SELECT 1 FROM share_grants g WHERE g.share_id = shares.id AND g.granted_ms > $1))",
+            $crate::rows::to_ms($before),
+        )
+    };
+}
+pub(crate) use purge_shares;
+
+/// A grant of `$share_id` to `$source_ip` at or after `$since` (a row, or none).
+macro_rules! find_grant {
+    ($share_id:expr, $source_ip:expr, $since:expr) => {
+        $crate::statements::bound!(
+            "SELECT share_id FROM share_grants WHERE share_id = $1 AND source_ip = $2 AND granted_ms >= $3 LIMIT 1",
+            $share_id,
+            $source_ip,
+            $crate::rows::to_ms($since),
+        )
+    };
+}
+pub(crate) use find_grant;
