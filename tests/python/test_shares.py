@@ -147,19 +147,28 @@ def test_tokens_never_reach_the_database_or_the_logs(server, s3, bucket):
     link = mint(server, bucket, "secret")
     assert requests.get(link["api_url"], timeout=10).status_code == 200
     requests.get(link["url"], timeout=10)
+    upload = api(server, "POST", "/-/shares", {"method": "PUT", "bucket": bucket, "prefix": "in/", "max_uses": 2})
+    upload = upload.json()
+    assert requests.put(upload["api_url"], params={"name": "a"}, data=b"a", timeout=10).status_code == 201
+    assert requests.post(upload["url"], files={"file": ("b", b"b")}, timeout=10).status_code == 200
+    redirect = mint(server, bucket, "secret", redirect=True)
+    assert requests.get(redirect["api_url"], timeout=10).status_code == 200
     time.sleep(0.5)
-    token = link["token"].encode()
+    links = [link, upload, redirect]
     if server.schema():
         dump = subprocess.run(["pg_dump", "--data-only", "--schema", server.schema(), PG_URL],
                               capture_output=True, timeout=60)
         assert dump.returncode == 0 and link["id"].encode() in dump.stdout
-        assert token not in dump.stdout, "token in clear in PostgreSQL"
+        for each in links:
+            assert each["token"].encode() not in dump.stdout, "token in clear in PostgreSQL"
         hashed = psql(f"SELECT length(token_hash) FROM {server.schema()}.shares WHERE id = '{link['id']}'")
         assert hashed.stdout.strip() == "32"
     else:
         for path in server.data_dir.glob("meta.db*"):
-            assert token not in path.read_bytes(), f"token in clear in {path.name}"
+            for each in links:
+                assert each["token"].encode() not in path.read_bytes(), f"token in clear in {path.name}"
         db = sqlite3.connect(f"file:{server.data_dir / 'meta.db'}?mode=ro", uri=True)
         rows = db.execute("SELECT token_hash FROM shares WHERE id = ?", (link["id"],)).fetchall()
-        assert len(rows) == 1 and len(rows[0][0]) == 32 and token not in rows[0][0]
-    assert link["token"] not in server.stderr_text()
+        assert len(rows) == 1 and len(rows[0][0]) == 32 and link["token"].encode() not in rows[0][0]
+    for each in links:
+        assert each["token"] not in server.stderr_text()
