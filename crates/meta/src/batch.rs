@@ -8,7 +8,7 @@
 //! job. If the transaction fails, every caller in the batch gets the error and nothing of it was
 //! written.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
@@ -16,23 +16,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{share_from_row, to_ms};
 use crate::statements::{insert_audit, take_uses_sql};
+use crate::uses::{UseJob, next_round};
 use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
 
 /// Jobs that share one commit, at most.
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum Job {
-    Consume {
-        token_hash: Vec<u8>,
-        now: OffsetDateTime,
-        to: Grantee,
-        address_checked: bool,
-        reply: oneshot::Sender<MetaResult<Option<Share>>>,
-    },
-    Audit {
-        event: AuditEvent,
-        reply: oneshot::Sender<MetaResult<()>>,
-    },
+    Consume { job: UseJob, reply: oneshot::Sender<MetaResult<Option<Share>>> },
+    Audit { event: AuditEvent, reply: oneshot::Sender<MetaResult<()>> },
 }
 
 #[derive(Clone)]
@@ -67,8 +59,8 @@ impl Batcher {
         address_checked: bool,
     ) -> MetaResult<Option<Share>> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Consume { token_hash: token_hash.to_vec(), now, to: to.clone(), address_checked, reply };
-        self.submit(job, answer).await
+        let job = UseJob { token_hash: token_hash.to_vec(), method: "GET", now, to: to.clone(), address_checked };
+        self.submit(Job::Consume { job, reply }, answer).await
     }
 
     pub(crate) async fn audit(&self, event: &AuditEvent) -> MetaResult<()> {
@@ -114,52 +106,39 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
                     record_audit(&mut tx, event).await?;
                     done[i] = Some(Done::Audited);
                 }
-                Job::Consume { .. } => pending.push(i),
+                Job::Consume { job, .. } => pending.push((i, job)),
             }
         }
-        // One statement per round of distinct links, in arrival order: a statement updates a
-        // row once, so a link named twice is taken again in the next round.
+        // One statement per round of distinct links, in arrival order.
         while !pending.is_empty() {
-            let mut seen = HashSet::new();
-            let (round, later): (Vec<usize>, Vec<usize>) =
-                pending.into_iter().partition(|&i| seen.insert(consume_hash(&batch[i])));
-            pending = later;
-            let mut taken = take_uses(&mut tx, round.iter().map(|&i| &batch[i])).await?;
-            for i in round {
-                done[i] = Some(Done::Consumed(taken.remove(consume_hash(&batch[i])).map(Box::new)));
+            let round = next_round(&mut pending, |(_, job)| job);
+            let jobs: Vec<&UseJob> = round.iter().map(|(_, job)| *job).collect();
+            let mut taken = take_uses(&mut tx, &jobs).await?;
+            for (i, job) in round {
+                done[i] = Some(Done::Consumed(taken.remove(&job.token_hash).map(Box::new)));
             }
         }
         done.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| MetaError::Batch("a job was not run".into()))
     })
 }
 
-fn consume_hash(job: &Job) -> &[u8] {
-    match job {
-        Job::Consume { token_hash, .. } => token_hash,
-        Job::Audit { .. } => &[],
-    }
-}
-
 /// Takes a use of each of a round's links (all distinct) in one statement: `take_uses_sql!` over
 /// a JSON array of the jobs. Returns the shares taken, by token hash.
-async fn take_uses(
-    tx: &mut sqlx::SqliteConnection,
-    round: impl Iterator<Item = &Job>,
-) -> MetaResult<HashMap<Vec<u8>, Share>> {
+async fn take_uses(tx: &mut sqlx::SqliteConnection, jobs: &[&UseJob]) -> MetaResult<HashMap<Vec<u8>, Share>> {
     const TAKE_USES: &str = take_uses_sql!(
         from: " FROM (SELECT value ->> 'n' AS now_ms, value ->> 'i' AS ip, value ->> 'u' AS ua,
-                   unhex(value ->> 'h') AS token_hash, 'GET' AS method, value ->> 'c' AS address_checked
+                   unhex(value ->> 'h') AS token_hash, value ->> 'm' AS method, value ->> 'c' AS address_checked
                  FROM json_each($1)) AS j",
         now_ms: "j.now_ms", ip: "j.ip", ua: "j.ua", token_hash: "j.token_hash", method: "j.method",
         address_checked: "j.address_checked", returning: "*"
     );
-    let jobs: Vec<serde_json::Value> = round
-        .filter_map(|job| match job {
-            Job::Consume { token_hash, now, to, address_checked, .. } => Some(serde_json::json!({
-                "n": to_ms(*now), "i": to.source_ip, "u": to.user_agent,
-                "h": hex::encode(token_hash), "c": address_checked,
-            })),
-            Job::Audit { .. } => None,
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            serde_json::json!({
+                "n": to_ms(job.now), "i": job.to.source_ip, "u": job.to.user_agent,
+                "h": hex::encode(&job.token_hash), "m": job.method, "c": job.address_checked,
+            })
         })
         .collect();
     let rows = sqlx::query(TAKE_USES).bind(serde_json::Value::Array(jobs).to_string()).fetch_all(&mut *tx).await?;

@@ -16,6 +16,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod statements;
+mod uses;
 
 pub use model::{
     AccessKey, AuditEvent, Bucket, ContentHeaders, GrantedUse, Grantee, MultipartUpload, ObjectRecord, PartRecord,

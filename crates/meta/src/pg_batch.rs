@@ -4,19 +4,19 @@
 //! is still durable before its first byte is sent.
 //!
 //! A statement updates a row at most once, so a link named twice in one batch is taken in
-//! order, in a second round. Rows from several replicas' batches lock in no fixed order; if
+//! order, in a second round (`uses::next_round`). Rows from several replicas' batches lock in no fixed order; if
 //! PostgreSQL breaks a deadlock by failing a batch, its jobs are retried one by one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
-use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{Columns, Prefixed, object_from_row, share_from_row, to_ms};
 use crate::statements::take_uses_sql;
-use crate::{GrantedUse, Grantee, MetaError, MetaResult};
+use crate::uses::{UseJob, next_round};
+use crate::{GrantedUse, MetaError, MetaResult};
 
 /// Jobs in one statement, at most.
 const MAX_BATCH: usize = 256;
@@ -38,16 +38,6 @@ const TAKE_USES: &str = concat!(
        FROM taken t
        LEFT JOIN objects o ON o.bucket = t.bucket AND o.key = t.key AND o.version_id = t.version_id"
 );
-
-/// One request for a use of a link.
-#[derive(Debug, Clone)]
-pub(crate) struct UseJob {
-    pub token_hash: Vec<u8>,
-    pub method: &'static str,
-    pub now: OffsetDateTime,
-    pub to: Grantee,
-    pub address_checked: bool,
-}
 
 /// Takes a use of each job's link (distinct links) in one statement; returns what was granted,
 /// by token hash.
@@ -102,10 +92,7 @@ async fn take_batches(pool: PgPool, mut queue: mpsc::Receiver<(UseJob, Reply)>) 
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         while !waiting.is_empty() {
-            let mut seen = HashSet::new();
-            let (round, later): (Vec<_>, Vec<_>) =
-                waiting.drain(..).partition(|(job, _)| seen.insert(job.token_hash.clone()));
-            waiting = later;
+            let round = next_round(&mut waiting, |(job, _)| job);
             take_round(&pool, round).await;
         }
     }

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
-use crate::pg_batch::{PgBatcher, UseJob, take_uses};
+use crate::pg_batch::{PgBatcher, take_uses};
 use crate::rows::{
     access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
 };
@@ -20,6 +20,7 @@ use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_audit, insert_share, insert_upload, list_objects, list_parts, list_shares,
     list_uploads, purge_shares, revoke_share, set_object_tags, upsert_part, write_object,
 };
+use crate::uses::UseJob;
 use crate::{
     AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
     ObjectRecord, PartRecord, Share, ShareFilter, Tag,
