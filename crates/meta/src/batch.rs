@@ -1,12 +1,17 @@
-//! Group commit for the SQLite store's hottest writes: share consumption and audit events.
+//! Group commit for the SQLite store's hottest writes: object records, share consumption and
+//! audit events.
 //!
 //! Callers hand a job to one writer task and wait. The task takes every job that is waiting (up
 //! to a batch), runs them in one transaction, commits once (one fsync), and only then answers
-//! each caller, so a consumed use is still durable before the caller sends a byte. The uses are
-//! taken by one statement per round of distinct links (a link named twice in a batch is taken
-//! again in the next round, in arrival order), so a batch costs a few statements, not one per
-//! job. If the transaction fails, every caller in the batch gets the error and nothing of it was
-//! written.
+//! each caller, so a record or a consumed use is durable before the caller sends a byte. The
+//! batch costs a few statements, not one per job: the object records go in one statement over a
+//! JSON array, and the uses are taken by one statement per round of distinct links (a link named
+//! twice in a batch is taken again in the next round, in arrival order). A batch that is one
+//! statement runs without `BEGIN`/`COMMIT`, which are round trips to the connection's thread too.
+//!
+//! If a batch fails, nothing of it was written, and each of its jobs is run again alone, so a
+//! job that cannot succeed (a record for a bucket deleted meanwhile) fails only its own caller,
+//! with its own error.
 
 use std::collections::HashMap;
 
@@ -14,15 +19,16 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::rows::{share_from_row, to_ms};
-use crate::statements::{insert_audit, take_uses_sql};
+use crate::rows::{share_from_row, to_i64, to_ms};
+use crate::statements::{UPSERT_OBJECTS_JSON, insert_audit, take_uses_sql};
 use crate::uses::{UseJob, next_round};
-use crate::{AuditEvent, Grantee, MetaError, MetaResult, Share};
+use crate::{AuditEvent, Grantee, MetaError, MetaResult, ObjectRecord, Share, foreign_key_means};
 
 /// Jobs that share one commit, at most.
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum Job {
+    PutObject { record: ObjectRecord, reply: oneshot::Sender<MetaResult<()>> },
     Consume { job: UseJob, reply: oneshot::Sender<MetaResult<Option<Share>>> },
     Audit { event: AuditEvent, reply: oneshot::Sender<MetaResult<()>> },
 }
@@ -34,6 +40,7 @@ pub(crate) struct Batcher {
 
 /// What a job produced inside the transaction, delivered after the commit.
 enum Done {
+    Written,
     Consumed(Option<Box<Share>>),
     Audited,
 }
@@ -49,6 +56,13 @@ impl Batcher {
     async fn submit<T>(&self, job: Job, answer: oneshot::Receiver<MetaResult<T>>) -> MetaResult<T> {
         self.jobs.send(job).await.map_err(|_| MetaError::Closed)?;
         answer.await.map_err(|_| MetaError::Closed)?
+    }
+
+    /// Writes an object record, replacing the key's current one (whose blob a trigger queues
+    /// for collection).
+    pub(crate) async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::PutObject { record: record.clone(), reply }, answer).await
     }
 
     pub(crate) async fn consume(
@@ -73,35 +87,52 @@ async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match run_batch(&writer, &batch).await {
-            Ok(done) => {
-                for (job, done) in batch.drain(..).zip(done) {
-                    match (job, done) {
-                        (Job::Consume { reply, .. }, Done::Consumed(share)) => drop(reply.send(Ok(share.map(|s| *s)))),
-                        (Job::Audit { reply, .. }, Done::Audited) => drop(reply.send(Ok(()))),
-                        _ => unreachable!("results follow the jobs one to one"),
-                    }
-                }
-            }
+            Ok(done) => batch.drain(..).zip(done).for_each(|(job, done)| answer(job, Ok(done))),
+            Err(e) if batch.len() == 1 => answer(batch.remove(0), Err(e)),
             Err(e) => {
-                let message = e.to_string();
+                tracing::warn!(error = %e, jobs = batch.len(), "batched write failed; running its jobs one by one");
                 for job in batch.drain(..) {
-                    let failed = || MetaError::Batch(message.clone());
-                    match job {
-                        Job::Consume { reply, .. } => drop(reply.send(Err(failed()))),
-                        Job::Audit { reply, .. } => drop(reply.send(Err(failed()))),
-                    }
+                    let alone = run_batch(&writer, std::slice::from_ref(&job)).await;
+                    answer(job, alone.map(|mut done| done.remove(0)));
                 }
             }
         }
     }
 }
 
+/// Sends a job's outcome to its caller (who may have gone away: then nobody is told).
+fn answer(job: Job, outcome: MetaResult<Done>) {
+    match job {
+        Job::PutObject { reply, .. } => drop(reply.send(outcome.map(|_| ()))),
+        Job::Consume { reply, .. } => drop(reply.send(outcome.map(|done| match done {
+            Done::Consumed(share) => share.map(|s| *s),
+            Done::Written | Done::Audited => unreachable!("a consume job yields what it consumed"),
+        }))),
+        Job::Audit { reply, .. } => drop(reply.send(outcome.map(|_| ()))),
+    }
+}
+
 async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> {
+    let records: Vec<&ObjectRecord> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::PutObject { record, .. } => Some(record),
+            _ => None,
+        })
+        .collect();
+    if records.len() == batch.len() {
+        put_objects(writer, &records).await?;
+        return Ok(batch.iter().map(|_| Done::Written).collect());
+    }
     crate::transaction!(writer, |tx| {
+        if !records.is_empty() {
+            put_objects(&mut *tx, &records).await?;
+        }
         let mut done: Vec<Option<Done>> = batch.iter().map(|_| None).collect();
         let mut pending = Vec::new();
         for (i, job) in batch.iter().enumerate() {
             match job {
+                Job::PutObject { .. } => done[i] = Some(Done::Written),
                 Job::Audit { event, .. } => {
                     record_audit(&mut tx, event).await?;
                     done[i] = Some(Done::Audited);
@@ -120,6 +151,29 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
         }
         done.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| MetaError::Batch("a job was not run".into()))
     })
+}
+
+/// Writes object records in one statement (`UPSERT_OBJECTS_JSON`); a missing bucket fails the
+/// foreign key.
+async fn put_objects(conn: impl sqlx::SqliteExecutor<'_>, records: &[&ObjectRecord]) -> MetaResult<()> {
+    let records = records.iter().map(|record| object_json(record)).collect::<MetaResult<Vec<_>>>()?;
+    sqlx::query(UPSERT_OBJECTS_JSON)
+        .bind(serde_json::Value::Array(records).to_string())
+        .execute(conn)
+        .await
+        .map_err(|e| foreign_key_means(e, MetaError::NoSuchBucket))?;
+    Ok(())
+}
+
+/// An object record as one element of `UPSERT_OBJECTS_JSON`'s array; the JSON columns travel as
+/// strings, so they are stored exactly as the one-record insert stores them.
+fn object_json(record: &ObjectRecord) -> MetaResult<serde_json::Value> {
+    Ok(serde_json::json!({
+        "b": record.bucket, "k": record.key, "v": record.version_id, "o": record.blob_id,
+        "s": to_i64(record.size), "e": record.etag, "m": to_ms(record.last_modified),
+        "h": serde_json::to_string(&record.headers)?, "u": serde_json::to_string(&record.user_meta)?,
+        "t": serde_json::to_string(&record.tags)?, "p": record.parts_count,
+    }))
 }
 
 /// Takes a use of each of a round's links (all distinct) in one statement: `take_uses_sql!` over

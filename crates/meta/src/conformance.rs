@@ -218,6 +218,55 @@ pub async fn bucket_rules(store: Arc<dyn MetaStore>) {
     assert!(matches!(store.put_object(&record("b", "k", "y")).await, Err(MetaError::NoSuchBucket)));
 }
 
+/// Writes racing each other (which the SQLite store commits in batches) each get their own
+/// outcome: one that cannot succeed fails alone, and a key written twice keeps one record and
+/// releases the other's blob.
+pub async fn racing_writes_fail_alone(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x0")).await.unwrap();
+    let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    store.create_share(&share("one-use", b"h1", 1, &version)).await.unwrap();
+    let mut writes = Vec::new();
+    for i in 0..60 {
+        let (store, bucket) = (store.clone(), if i % 3 == 0 { "nope" } else { "b" });
+        writes.push(tokio::spawn(async move {
+            (bucket, store.put_object(&record(bucket, &format!("k{}", i / 2), &format!("blob{i}"))).await)
+        }));
+    }
+    let consumes: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_share(b"h1", OffsetDateTime::now_utc(), &grantee(), false).await })
+        })
+        .collect();
+    for write in writes {
+        match write.await.unwrap() {
+            ("b", outcome) => outcome.unwrap(),
+            (_, outcome) => assert!(matches!(outcome, Err(MetaError::NoSuchBucket)), "{outcome:?}"),
+        }
+    }
+    let mut granted = 0;
+    for consume in consumes {
+        granted += usize::from(consume.await.unwrap().unwrap().is_some());
+    }
+    assert_eq!(granted, 1, "a one-use link granted once");
+    // Key k{k} had writes i = 2k and 2k + 1; at most one of two neighbours is a multiple of 3, so
+    // every key got a record, and those where neither is were written twice.
+    let records = store.list_objects("b", KeyRange { prefix: "k", after: Some("k"), limit: 100 }).await.unwrap();
+    assert_eq!(records.len(), 30);
+    let twice: Vec<usize> = (0..30).filter(|k| (2 * k) % 3 != 0 && (2 * k + 1) % 3 != 0).collect();
+    let released = store.released_blobs(100).await.unwrap();
+    assert_eq!(released.len(), twice.len(), "one blob released per key written twice: {released:?}");
+    for record in &records {
+        let k: usize = record.key[1..].parse().unwrap();
+        let written = [format!("blob{}", 2 * k), format!("blob{}", 2 * k + 1)];
+        assert!(written.contains(&record.blob_id), "{record:?}");
+        if twice.contains(&k) {
+            let replaced = written.iter().find(|blob| **blob != record.blob_id).unwrap();
+            assert!(released.contains(replaced), "{replaced} was replaced, so it is released");
+        }
+    }
+}
+
 pub async fn completing_an_upload_is_one_transaction(store: Arc<dyn MetaStore>) {
     let upload = MultipartUpload {
         upload_id: "u1".into(),
@@ -325,6 +374,12 @@ macro_rules! conformance_tests {
         async fn bucket_rules() {
             if let Some((store, _guard)) = $open.await {
                 crate::conformance::bucket_rules(crate::conformance::with_bucket(store).await).await;
+            }
+        }
+        #[tokio::test]
+        async fn racing_writes_fail_alone() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::racing_writes_fail_alone(crate::conformance::with_bucket(store).await).await;
             }
         }
         #[tokio::test]

@@ -38,7 +38,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     objects: ObjectCache,
-    /// Group commit for share consumption and audit events.
+    /// Group commit for object records, share consumption and audit events.
     batcher: Batcher,
     /// Every bucket, loaded at open; only this process changes the set (see the lock).
     buckets: RwLock<BTreeMap<String, Bucket>>,
@@ -97,10 +97,12 @@ impl SqliteStore {
         } else {
             Some(lock_database(file)?)
         };
-        let writer =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        // A connection to a local file cannot go stale, so the pools skip sqlx's ping before each
+        // checkout: it is a round trip to the connection's worker thread per query.
+        let pool = || SqlitePoolOptions::new().test_before_acquire(false);
+        let writer = pool().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
+        let reader = pool().max_connections(8).connect_with(options.read_only(true)).await?;
         let rows = sqlx::query("SELECT name, region, created_ms FROM buckets").fetch_all(&writer).await?;
         let buckets =
             rows.iter().map(bucket_from_row).map(|b| b.map(|b| (b.name.clone(), b))).collect::<MetaResult<_>>()?;
@@ -214,7 +216,7 @@ impl MetaStore for SqliteStore {
     }
 
     async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
-        write_object(&self.writer, UPSERT_OBJECT, record).await?;
+        self.batcher.put_object(record).await?;
         self.objects.invalidate(&record.bucket, &record.key);
         Ok(())
     }

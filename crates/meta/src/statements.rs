@@ -6,25 +6,46 @@
 //! PostgreSQL its type. The macros expand to a `sqlx::query` whose backend is fixed by the
 //! executor it is run on.
 
-macro_rules! insert_object_values {
+macro_rules! insert_object {
     () => {
         "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags,
-           parts_count)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+           parts_count)"
+    };
+}
+
+macro_rules! object_values {
+    () => {
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    };
+}
+
+/// The tail that makes an object insert replace the key's current record.
+macro_rules! replace_object {
+    () => {
+        " ON CONFLICT (bucket, key) DO UPDATE SET
+           version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
+           etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
+           user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count"
     };
 }
 
 /// Writes an object record, replacing the key's current one.
-pub(crate) const UPSERT_OBJECT: &str = concat!(
-    insert_object_values!(),
-    " ON CONFLICT (bucket, key) DO UPDATE SET
-       version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
-       etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
-       user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count"
-);
+pub(crate) const UPSERT_OBJECT: &str = concat!(insert_object!(), object_values!(), replace_object!());
 
 /// Writes an object record only if the key has none (no row affected otherwise).
-pub(crate) const INSERT_NEW_OBJECT: &str = concat!(insert_object_values!(), " ON CONFLICT (bucket, key) DO NOTHING");
+pub(crate) const INSERT_NEW_OBJECT: &str =
+    concat!(insert_object!(), object_values!(), " ON CONFLICT (bucket, key) DO NOTHING");
+
+/// SQLite: writes the object records of a JSON array (see `batch::object_json`), each replacing
+/// its key's current one, in array order (so of two records for one key, the later stays). The
+/// `WHERE true` tells SQLite's parser that `ON CONFLICT` belongs to the insert, not to a join.
+pub(crate) const UPSERT_OBJECTS_JSON: &str = concat!(
+    insert_object!(),
+    " SELECT value ->> 'b', value ->> 'k', value ->> 'v', value ->> 'o', value ->> 's', value ->> 'e',
+       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p'
+     FROM json_each($1) WHERE true",
+    replace_object!()
+);
 
 /// `sqlx::query(statement)` (one of the object inserts above) bound to an `&ObjectRecord`; `?`
 /// on encoding errors.
