@@ -16,7 +16,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+mod cache;
+
 use bytes::Bytes;
+use cache::{SMALL_BLOB, SmallBlobs};
 use futures::{Stream, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
@@ -67,6 +70,7 @@ pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync
 
 pub struct BlobStore {
     blobs: PathBuf,
+    small: SmallBlobs,
     /// This process's own temporary directory, `tmp/<id>/`.
     tmp: PathBuf,
     /// Held, not read: the lock on `tmp/<id>.lock` tells other processes sharing the data dir
@@ -115,7 +119,7 @@ impl BlobStore {
         lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock a fresh temporary directory: {e}")))?;
         let tmp = tmp_root.join(&id);
         std::fs::create_dir(&tmp)?;
-        Ok(Self { blobs, tmp, _tmp_lock: lock })
+        Ok(Self { blobs, small: SmallBlobs::new(), tmp, _tmp_lock: lock })
     }
 
     fn blob_path(&self, id: &str) -> io::Result<PathBuf> {
@@ -188,15 +192,30 @@ impl BlobStore {
 
     /// Streams the bytes of `range` (already checked against the blob's size). Opening the file
     /// and reading the first chunk share one trip to the blocking pool, so a small object costs
-    /// one; a missing blob is reported here, not in the middle of a response.
+    /// one, and a small blob read whole is kept in memory for the next read; a missing blob is
+    /// reported here, not in the middle of a response.
     pub async fn read(&self, id: &str, range: Range<u64>) -> io::Result<BlobStream> {
         let path = self.blob_path(id)?;
-        let (file, first) = blocking(move || {
+        if let Some(blob) = self.small.get(id) {
+            // Ranges were checked against the record, whose size is the blob's.
+            let (start, end) = (range.start as usize, range.end as usize);
+            let bytes = blob
+                .get(start..end)
+                .map(|_| blob.slice(start..end))
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"))?;
+            return Ok(Box::pin(futures::stream::iter((!bytes.is_empty()).then_some(Ok(bytes)))));
+        }
+        let whole_and_small = range.start == 0 && range.end <= SMALL_BLOB;
+        let (file, first, whole) = blocking(move || {
             let mut file = std::fs::File::open(&path)?;
             let first = read_chunk(&mut file, range.start, range.end)?;
-            Ok((file, first))
+            let whole = whole_and_small && file.metadata()?.len() == range.end;
+            Ok((file, first, whole))
         })
         .await?;
+        if whole {
+            self.small.insert(id, first.clone());
+        }
         let rest = range.start + first.len() as u64..range.end;
         let first = (!first.is_empty()).then_some(Ok(first));
         Ok(Box::pin(futures::stream::iter(first).chain(chunks(file, rest))))
@@ -207,6 +226,7 @@ impl BlobStore {
     pub async fn delete(&self, ids: &[String]) {
         for id in ids {
             let Ok(path) = self.blob_path(id) else { continue };
+            self.small.remove(id);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -356,6 +376,32 @@ mod tests {
         assert_eq!(collect(store.read(&blob.blob_id, 6..9).await.unwrap()).await, b"wor");
         let joined = store.concat(&[blob.blob_id.clone(), blob.blob_id.clone()]).await.unwrap();
         assert_eq!(collect(store.read(&joined.blob_id, 0..22).await.unwrap()).await, b"hello worldhello world");
+    }
+
+    #[tokio::test]
+    async fn small_blobs_read_whole_are_served_from_memory_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let small = store.write(body(&[b"hello ", b"world"]), WriteLimits::default()).await.unwrap();
+        let path = store.blob_path(&small.blob_id).unwrap();
+        // A part of a blob is not kept; the whole blob is.
+        assert_eq!(collect(store.read(&small.blob_id, 6..9).await.unwrap()).await, b"wor");
+        assert!(store.small.get(&small.blob_id).is_none());
+        assert_eq!(collect(store.read(&small.blob_id, 0..11).await.unwrap()).await, b"hello world");
+        // With the file gone behind the store's back, reads are served from memory...
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(collect(store.read(&small.blob_id, 0..11).await.unwrap()).await, b"hello world");
+        assert_eq!(collect(store.read(&small.blob_id, 6..9).await.unwrap()).await, b"wor");
+        assert_eq!(store.read(&small.blob_id, 6..12).await.err().unwrap().kind(), io::ErrorKind::UnexpectedEof);
+        // ...until the store deletes the blob.
+        store.delete(std::slice::from_ref(&small.blob_id)).await;
+        assert_eq!(store.read(&small.blob_id, 0..11).await.err().unwrap().kind(), io::ErrorKind::NotFound);
+
+        let big = vec![1u8; SMALL_BLOB as usize + 1];
+        let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from(big.clone()))]);
+        let big_blob = store.write(stream, WriteLimits::default()).await.unwrap();
+        assert_eq!(collect(store.read(&big_blob.blob_id, 0..big.len() as u64).await.unwrap()).await, big);
+        assert!(store.small.get(&big_blob.blob_id).is_none(), "blobs over the limit stay on disk only");
     }
 
     #[tokio::test]
