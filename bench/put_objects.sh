@@ -53,10 +53,12 @@ measure() {
     lk+=("$(run_one latchkey "$base" 2>&1 | tee /dev/stderr | sed -n 's/.*objects_per_sec=\([0-9.]*\).*/\1/p')")
     fs+=("$(run_one s3s-fs "$base" 2>&1 | tee /dev/stderr | sed -n 's/.*objects_per_sec=\([0-9.]*\).*/\1/p')")
   done
-  local lk_med fs_med
+  local lk_med fs_med paired=()
   lk_med=$(printf '%s\n' "${lk[@]}" | median)
   fs_med=$(printf '%s\n' "${fs[@]}" | median)
-  printf '%-28s latchkey %8s obj/s   s3s-fs %8s obj/s   ratio %s\n' "$label" "$lk_med" "$fs_med" "$(ratio "$lk_med" "$fs_med")"
+  for i in "${!lk[@]}"; do paired+=("$(ratio "${lk[$i]}" "${fs[$i]}")"); done
+  printf '%-28s latchkey %8s obj/s   s3s-fs %8s obj/s   ratio %s   (round by round: %s)\n' \
+    "$label" "$lk_med" "$fs_med" "$(ratio "$lk_med" "$fs_med")" "${paired[*]}"
 }
 
 mkdir -p "$DISK_DIR"
