@@ -76,6 +76,28 @@ async fn buckets_objects_ranges_copy_and_tags() {
     assert_eq!(gone.raw_response().map(|r| r.status().as_u16()), Some(404));
 }
 
+/// Small objects are served from memory once read whole; overwrites and deletes must still show
+/// at once, whole and in ranges.
+#[tokio::test]
+async fn small_objects_read_back_their_latest_bytes() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("rust-small").send().await.unwrap();
+    for seed in [1, 2] {
+        let data = pattern(4096, seed);
+        s3.put_object().bucket("rust-small").key("k").body(ByteStream::from(data.clone())).send().await.unwrap();
+        for _ in 0..2 {
+            let whole = s3.get_object().bucket("rust-small").key("k").send().await.unwrap();
+            assert_eq!(body_of(whole).await, data, "version {seed}");
+        }
+        let ranged = s3.get_object().bucket("rust-small").key("k").range("bytes=100-199").send().await.unwrap();
+        assert_eq!(body_of(ranged).await, &data[100..200]);
+    }
+    s3.delete_object().bucket("rust-small").key("k").send().await.unwrap();
+    let gone = s3.get_object().bucket("rust-small").key("k").send().await.unwrap_err();
+    assert_eq!(gone.code(), Some("NoSuchKey"));
+}
+
 #[tokio::test]
 async fn listing_with_delimiter_and_continuation() {
     let server = Server::start();
