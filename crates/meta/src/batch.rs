@@ -65,15 +65,8 @@ impl Batcher {
         self.submit(Job::PutObject { record: record.clone(), reply }, answer).await
     }
 
-    pub(crate) async fn consume(
-        &self,
-        token_hash: &[u8],
-        now: OffsetDateTime,
-        to: &Grantee,
-        address_checked: bool,
-    ) -> MetaResult<Option<Share>> {
+    pub(crate) async fn consume(&self, job: UseJob) -> MetaResult<Option<Share>> {
         let (reply, answer) = oneshot::channel();
-        let job = UseJob { token_hash: token_hash.to_vec(), method: "GET", now, to: to.clone(), address_checked };
         self.submit(Job::Consume { job, reply }, answer).await
     }
 

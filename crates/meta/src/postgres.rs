@@ -64,7 +64,7 @@ async fn consume(
     to: &Grantee,
     address_checked: bool,
 ) -> MetaResult<Option<Share>> {
-    let job = UseJob { token_hash: token_hash.to_vec(), method, now, to: to.clone(), address_checked };
+    let job = UseJob::new(token_hash, method, now, to, address_checked);
     Ok(take_uses(conn, &[&job]).await?.remove(token_hash).map(|granted| granted.share))
 }
 
@@ -266,8 +266,7 @@ impl MetaStore for PgStore {
         to: &Grantee,
         address_checked: bool,
     ) -> MetaResult<Option<GrantedUse>> {
-        let job = UseJob { token_hash: token_hash.to_vec(), method: "GET", now, to: to.clone(), address_checked };
-        self.batcher.take(job).await
+        self.batcher.take(UseJob::new(token_hash, "GET", now, to, address_checked)).await
     }
 
     async fn consume_upload_share(

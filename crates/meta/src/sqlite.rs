@@ -26,6 +26,7 @@ use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_share, insert_upload, list_objects, list_parts, list_shares, list_uploads,
     purge_shares, revoke_share, set_object_tags, upsert_part, write_object,
 };
+use crate::uses::UseJob;
 use crate::{
     AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
     ObjectRecord, PartRecord, Share, ShareFilter, Tag,
@@ -349,7 +350,7 @@ impl MetaStore for SqliteStore {
         address_checked: bool,
     ) -> MetaResult<Option<GrantedUse>> {
         // The object record is left to the caller's lookup, which the record cache answers.
-        let share = self.batcher.consume(token_hash, now, to, address_checked).await?;
+        let share = self.batcher.consume(UseJob::new(token_hash, "GET", now, to, address_checked)).await?;
         Ok(share.map(|share| GrantedUse { share, object: None }))
     }
 

@@ -17,6 +17,18 @@ pub(crate) struct UseJob {
     pub address_checked: bool,
 }
 
+impl UseJob {
+    pub(crate) fn new(
+        token_hash: &[u8],
+        method: &'static str,
+        now: OffsetDateTime,
+        to: &Grantee,
+        address_checked: bool,
+    ) -> Self {
+        Self { token_hash: token_hash.to_vec(), method, now, to: to.clone(), address_checked }
+    }
+}
+
 /// Takes the next round out of `waiting`: the first job for each link, in arrival order. A
 /// statement updates a row once, so a link named twice in a batch stays in `waiting` for the
 /// round after.

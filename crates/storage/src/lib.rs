@@ -199,10 +199,10 @@ impl BlobStore {
         if let Some(blob) = self.small.get(id) {
             // Ranges were checked against the record, whose size is the blob's.
             let (start, end) = (range.start as usize, range.end as usize);
-            let bytes = blob
-                .get(start..end)
-                .map(|_| blob.slice(start..end))
-                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"))?;
+            if start > end || end > blob.len() {
+                return Err(shorter_than_record());
+            }
+            let bytes = blob.slice(start..end);
             return Ok(Box::pin(futures::stream::iter((!bytes.is_empty()).then_some(Ok(bytes)))));
         }
         let whole_and_small = range.start == 0 && range.end <= SMALL_BLOB;
@@ -332,6 +332,10 @@ fn chunks(file: std::fs::File, range: Range<u64>) -> impl Stream<Item = io::Resu
     })
 }
 
+fn shorter_than_record() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record")
+}
+
 /// Reads up to one chunk of `pos..end` (blocking).
 fn read_chunk(file: &mut std::fs::File, pos: u64, end: u64) -> io::Result<Bytes> {
     let want = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX).min(READ_CHUNK);
@@ -342,7 +346,7 @@ fn read_chunk(file: &mut std::fs::File, pos: u64, end: u64) -> io::Result<Bytes>
     let mut buf = Vec::with_capacity(want);
     file.take(want as u64).read_to_end(&mut buf)?;
     if buf.len() < want {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"));
+        return Err(shorter_than_record());
     }
     Ok(Bytes::from(buf))
 }
