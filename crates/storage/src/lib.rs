@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 mod cache;
+mod md5_block;
+mod md5_lanes;
 
 use bytes::Bytes;
 use cache::{SMALL_BLOB, SmallBlobs};
 use futures::{Stream, StreamExt, TryStreamExt};
-use md5::{Digest, Md5};
+use md5_block::Md5Stream;
+use md5_lanes::Md5Lanes;
 
 /// Size of the chunks blobs are read in: large enough to keep system calls and thread hops rare,
 /// small enough that many concurrent downloads stay within a small memory budget.
@@ -71,6 +74,7 @@ pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync
 pub struct BlobStore {
     blobs: PathBuf,
     small: SmallBlobs,
+    md5: Md5Lanes,
     /// This process's own temporary directory, `tmp/<id>/`.
     tmp: PathBuf,
     /// Held, not read: the lock on `tmp/<id>.lock` tells other processes sharing the data dir
@@ -78,7 +82,8 @@ pub struct BlobStore {
     _tmp_lock: std::fs::File,
 }
 
-/// Removes a temporary file unless the write that owns it reached its rename.
+/// Removes the file of a write that failed: its temporary file, or its blob when it was found
+/// wrong after its rename.
 struct TempGuard {
     path: PathBuf,
     armed: bool,
@@ -119,7 +124,7 @@ impl BlobStore {
         lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock a fresh temporary directory: {e}")))?;
         let tmp = tmp_root.join(&id);
         std::fs::create_dir(&tmp)?;
-        Ok(Self { blobs, small: SmallBlobs::new(), tmp, _tmp_lock: lock })
+        Ok(Self { blobs, small: SmallBlobs::new(), md5: Md5Lanes::default(), tmp, _tmp_lock: lock })
     }
 
     fn blob_path(&self, id: &str) -> io::Result<PathBuf> {
@@ -141,7 +146,7 @@ impl BlobStore {
         let mut file: Option<std::fs::File> = None;
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0;
-        let mut md5 = Md5::new();
+        let mut md5 = Md5Stream::default();
         let mut size: u64 = 0;
         let cap = limits.max_size.into_iter().chain(limits.expected_size).min();
         let mut body = std::pin::pin!(body);
@@ -153,12 +158,14 @@ impl BlobStore {
             {
                 return Err(StorageError::TooLarge { limit });
             }
-            md5.update(&chunk);
             pending_len += chunk.len();
             pending.push(chunk);
             if pending_len >= WRITE_BATCH {
+                // The batch is hashed while the blocking pool writes it.
                 let (tmp, batch) = (tmp_path.clone(), std::mem::take(&mut pending));
-                file = Some(blocking(move || append(file, &tmp, &batch)).await?);
+                let hashed = self.md5.update(md5, batch.clone());
+                let (hashed, written) = tokio::join!(hashed, blocking(move || append(file, &tmp, &batch)));
+                (md5, file) = (hashed?, Some(written?));
                 pending_len = 0;
             }
         }
@@ -167,13 +174,20 @@ impl BlobStore {
         {
             return Err(StorageError::Incomplete { got: size, expected });
         }
-        let md5: [u8; 16] = md5.finalize().into();
+        let final_path = self.blob_path(&blob_id)?;
+        let (tmp, dest) = (tmp_path.clone(), final_path.clone());
+        let hashed = self.md5.update(md5, pending.clone());
+        let (hashed, persisted) =
+            tokio::join!(hashed, blocking(move || persist(append(file, &tmp, &pending)?, &tmp, &dest)));
+        if persisted.is_ok() {
+            // Past the rename, a failure must remove the blob itself.
+            guard.path = final_path;
+        }
+        persisted?;
+        let md5 = hashed?.finish();
         if limits.expected_md5.is_some_and(|declared| declared != md5) {
             return Err(StorageError::BadDigest);
         }
-        let final_path = self.blob_path(&blob_id)?;
-        let tmp = tmp_path.clone();
-        blocking(move || persist(append(file, &tmp, &pending)?, &tmp, &final_path)).await?;
         guard.armed = false;
         Ok(WrittenBlob { blob_id, size, md5 })
     }
@@ -424,7 +438,12 @@ mod tests {
         let wrong_md5 = WriteLimits { expected_md5: Some([0; 16]), ..WriteLimits::default() };
         assert!(matches!(store.write(body(&[b"abc"]), wrong_md5).await, Err(StorageError::BadDigest)));
         assert_eq!(std::fs::read_dir(&store.tmp).unwrap().count(), 0);
-        assert_eq!(std::fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+        // A body found wrong after its rename leaves at most an empty fan-out directory.
+        let blobs: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .flat_map(|fan_out| std::fs::read_dir(fan_out.unwrap().path()).unwrap())
+            .collect();
+        assert!(blobs.is_empty(), "left behind: {blobs:?}");
     }
 
     #[test]
