@@ -15,6 +15,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
 mod cache;
 mod md5_block;
@@ -72,7 +73,7 @@ pub struct WriteLimits {
 pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
 
 pub struct BlobStore {
-    blobs: PathBuf,
+    fan_out: Arc<FanOut>,
     small: SmallBlobs,
     md5: Md5Lanes,
     /// This process's own temporary directory, `tmp/<id>/`.
@@ -124,14 +125,15 @@ impl BlobStore {
         lock.try_lock().map_err(|e| io::Error::other(format!("cannot lock a fresh temporary directory: {e}")))?;
         let tmp = tmp_root.join(&id);
         std::fs::create_dir(&tmp)?;
-        Ok(Self { blobs, small: SmallBlobs::new(), md5: Md5Lanes::default(), tmp, _tmp_lock: lock })
+        let fan_out = Arc::new(FanOut { blobs, dirs: std::array::from_fn(|_| OnceLock::new()) });
+        Ok(Self { fan_out, small: SmallBlobs::new(), md5: Md5Lanes::default(), tmp, _tmp_lock: lock })
     }
 
     fn blob_path(&self, id: &str) -> io::Result<PathBuf> {
         if !valid_blob_id(id) {
             return Err(invalid_id(id));
         }
-        Ok(self.blobs.join(&id[..2]).join(id))
+        Ok(self.fan_out.blobs.join(&id[..2]).join(id))
     }
 
     /// Streams `body` into a new blob and makes it durable. On any error nothing is left behind.
@@ -175,10 +177,11 @@ impl BlobStore {
             return Err(StorageError::Incomplete { got: size, expected });
         }
         let final_path = self.blob_path(&blob_id)?;
-        let (tmp, dest) = (tmp_path.clone(), final_path.clone());
+        let (tmp, dest, fan_out, id) =
+            (tmp_path.clone(), final_path.clone(), Arc::clone(&self.fan_out), blob_id.clone());
         let hashed = self.md5.update(md5, pending.clone());
-        let (hashed, persisted) =
-            tokio::join!(hashed, blocking(move || persist(append(file, &tmp, &pending)?, &tmp, &dest)));
+        let persist = move || persist(append(file, &tmp, &pending)?, &tmp, &dest, fan_out.dir(&id)?);
+        let (hashed, persisted) = tokio::join!(hashed, blocking(persist));
         if persisted.is_ok() {
             // Past the rename, a failure must remove the blob itself.
             guard.path = final_path;
@@ -309,16 +312,40 @@ fn append(file: Option<std::fs::File>, tmp: &Path, chunks: &[Bytes]) -> io::Resu
 }
 
 /// fsync the file, move it into place, fsync the directory that now names it.
-fn persist(file: std::fs::File, tmp: &Path, dest: &Path) -> io::Result<()> {
+fn persist(file: std::fs::File, tmp: &Path, dest: &Path, dir: &std::fs::File) -> io::Result<()> {
     file.sync_all()?;
     drop(file);
-    let dir = dest.parent().expect("blob paths have a fan-out directory");
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        sync_dir(dir.parent().expect("fan-out directories live under blobs/"))?;
-    }
     std::fs::rename(tmp, dest)?;
-    sync_dir(dir)
+    dir.sync_all()
+}
+
+/// `blobs/` and open handles on its 256 fan-out directories (`blobs/<id[..2]>/`), so making a
+/// rename durable costs one fsync, not also an open and a close.
+struct FanOut {
+    blobs: PathBuf,
+    dirs: [OnceLock<std::fs::File>; 256],
+}
+
+impl FanOut {
+    /// The directory that names blob `id` (a valid id), created on first use.
+    fn dir(&self, id: &str) -> io::Result<&std::fs::File> {
+        let slot = u8::from_str_radix(&id[..2], 16).map_err(|_| invalid_id(id))?;
+        let slot = &self.dirs[usize::from(slot)];
+        if let Some(dir) = slot.get() {
+            return Ok(dir);
+        }
+        let path = self.blobs.join(&id[..2]);
+        let dir = match std::fs::File::open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&path)?;
+                sync_dir(&self.blobs)?;
+                std::fs::File::open(&path)?
+            }
+            opened => opened?,
+        };
+        // Another thread may have opened it meanwhile: either handle names the same directory.
+        Ok(slot.get_or_init(|| dir))
+    }
 }
 
 fn read_stream(path: PathBuf, range: Range<u64>) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync {
