@@ -90,7 +90,7 @@ impl Md5Lanes {
             let lanes = self.clone();
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn(async move { lanes.next_round().await })),
-                // Dropped outside any runtime (at shutdown): nobody else can run it.
+                // Outside any runtime (a drop at shutdown): nobody else would run it.
                 Err(_) => lanes.round(),
             }
         }
