@@ -1,6 +1,7 @@
 """Shared fixtures: a real `latchkey serve` process on 127.0.0.1 and clients pointed at it."""
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -27,8 +28,9 @@ def free_port():
 class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
-    def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None):
+    def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None, open_files=None):
         self.data_dir = Path(data_dir)
+        self.open_files = open_files
         self.config = config
         self.meta_url = meta_url
         self.port = free_port()
@@ -56,6 +58,7 @@ class Server:
             stderr=self.stderr,
             env=env,
             text=True,
+            preexec_fn=self._limit_open_files if self.open_files else None,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -66,6 +69,9 @@ class Server:
             if "listening on" in line:
                 return self
         raise RuntimeError("latchkey did not start within 30 s")
+
+    def _limit_open_files(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:

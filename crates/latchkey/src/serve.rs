@@ -17,7 +17,8 @@ otherwise they are generated on the first start, printed once, and stored (mode 
 DATA_DIR/root-credentials in AWS credentials-file format (profile \"latchkey\").
 
 Logs go to stderr; RUST_LOG filters them (default: info). SIGINT or SIGTERM stops accepting \
-connections and lets in-flight requests finish (shutdown_grace_secs in the config file, default 30).")]
+connections and lets in-flight requests finish (shutdown_grace_secs in the config file, default 30). \
+At start the open-file soft limit is raised to the hard limit (each client connection is a file).")]
 pub struct ServeArgs {
     /// Directory for objects, metadata and the root credentials [default: ./latchkey-data]
     #[arg(long, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
@@ -44,6 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, _flush_on_exit) = BufferedStderr::start();
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer).init();
+    raise_open_file_limit();
 
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();
     let overrides =
@@ -55,6 +57,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("latchkey listening on http://{addr}");
     std::io::stdout().flush()?;
     server.serve(shutdown_signal()).await
+}
+
+/// Every connection, blob being streamed and held fan-out directory is a file descriptor, and
+/// the usual default soft limit (1024) would cap the server at a few hundred clients. Raise the
+/// soft limit as far as the hard limit allows, as servers commonly do.
+fn raise_open_file_limit() {
+    const LOW: u64 = 4096;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < LOW => {
+            tracing::warn!(limit, "the open-file limit is low for a server; raise the hard limit (ulimit -Hn)")
+        }
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 async fn shutdown_signal() {
