@@ -4,12 +4,13 @@
 //! (`../`, absolute paths, NUL, 1024 bytes of anything) can reach the file system. Blobs are
 //! written once and never modified:
 //!
-//! 1. stream into `tmp/<id>` (memory stays bounded by the chunk size),
+//! 1. stream into `tmp/<id>` in batches of up to 256 KiB (memory stays bounded by the batch),
+//!    each hashed for the ETag (`md5_lanes`) while the blocking pool writes it,
 //! 2. `fsync` the file, `rename` it to `blobs/<id[..2]>/<id>`, `fsync` that directory,
 //! 3. only then does the caller commit a metadata record naming the blob.
 //!
-//! A crash before step 3 leaves an unreferenced file, never a torn object; `tmp/` is emptied on
-//! start. Readers stream fixed-size chunks, so memory does not grow with object size.
+//! A crash before step 3 leaves an unreferenced file, never a torn object. `tmp/` is emptied on
+//! start; a blob renamed into `blobs/` whose record never committed is not swept yet. Readers stream fixed-size chunks, so memory does not grow with object size.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -85,12 +86,12 @@ pub struct BlobStore {
 
 /// Removes the file of a write that failed: its temporary file, or its blob when it was found
 /// wrong after its rename.
-struct TempGuard {
+struct FailedWriteGuard {
     path: PathBuf,
     armed: bool,
 }
 
-impl Drop for TempGuard {
+impl Drop for FailedWriteGuard {
     fn drop(&mut self) {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
@@ -144,7 +145,7 @@ impl BlobStore {
     {
         let blob_id = uuid::Uuid::new_v4().simple().to_string();
         let tmp_path = self.tmp.join(&blob_id);
-        let mut guard = TempGuard { path: tmp_path.clone(), armed: true };
+        let mut guard = FailedWriteGuard { path: tmp_path.clone(), armed: true };
         let mut file: Option<std::fs::File> = None;
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0;
