@@ -25,6 +25,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def toml_value(value):
+    """A Python value as TOML (repr() spells booleans and strings the Python way)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
 class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
@@ -50,7 +59,7 @@ class Server:
             args += ["--meta-url", self.meta_url]
         if self.config:
             config_file = self.data_dir.parent / f"{self.data_dir.name}.toml"
-            config_file.write_text("".join(f"{k} = {v!r}\n" for k, v in self.config.items()))
+            config_file.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in self.config.items()))
             args += ["--config", str(config_file)]
         self.proc = subprocess.Popen(
             args,

@@ -32,10 +32,16 @@ pub struct ServeArgs {
     /// Region the server reports and expects in signatures [default: us-east-1]
     #[arg(long, env = "LATCHKEY_REGION")]
     region: Option<String>,
+    /// Base of every absolute URL handed out (share links, redirects), e.g.
+    /// https://files.example.com [default: the address of the listener a request came on; never
+    /// the request's Host header]
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// TOML file with any of: data_dir, listen, meta_url, meta_max_connections (PostgreSQL,
-    /// default 32), region, shutdown_grace_secs, max_share_expiry_secs (default 604800),
-    /// share_resume_grace_secs (600), share_retention_secs (86400). Flags and environment
-    /// variables override it.
+    /// default 32), region, public_url, shutdown_grace_secs, max_share_expiry_secs (default
+    /// 604800), share_resume_grace_secs (600), share_retention_secs (86400),
+    /// max_presigned_expiry_secs (604800, SigV4 and SigV2 alike), sigv2 (true; false refuses
+    /// SigV2). Flags and environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -48,8 +54,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
 
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();
-    let overrides =
-        Overrides { data_dir: args.data_dir, listen: args.listen, meta_url: args.meta_url, region: args.region };
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        meta_url: args.meta_url,
+        region: args.region,
+        public_url: args.public_url,
+    };
     let config = ServerConfig::resolve(overrides, file)?;
     let server = Server::bind(config).await?;
     let addr = server.local_addr()?;

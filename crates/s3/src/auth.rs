@@ -1,9 +1,9 @@
 //! Who is calling: secret lookup for signature verification, and the gate every S3 call passes.
 //!
-//! s3s verifies signatures (SigV4 header, presigned and aws-chunked; SigV2) with the secret
-//! [`KeyAuth`] returns and compares in constant time. [`Authorizer`] then refuses anonymous
-//! callers and presigned URLs that outlive S3's one-week cap. Per-principal policies will plug
-//! in here.
+//! The envelope (`envelope.rs`) has already refused anonymous, wrongly scoped and overlong
+//! requests. s3s verifies signatures (SigV4 header, presigned and aws-chunked; SigV2) with the
+//! secret [`KeyAuth`] returns. [`Authorizer`] then refuses what no backend can store.
+//! Per-principal policies will plug in here.
 
 use std::sync::Arc;
 
@@ -12,9 +12,6 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 use subtle::ConstantTimeEq;
-
-/// S3 refuses presigned URLs valid for longer than seven days; so does Latchkey (s3s does not).
-pub const MAX_PRESIGNED_EXPIRY_SECS: u64 = 604_800;
 
 /// The root access key pair, which exists outside the metadata store so that a fresh server
 /// can be administered.
@@ -103,17 +100,6 @@ impl S3Access for Authorizer {
                 "Object keys, prefixes and markers cannot contain the NUL character"
             ));
         }
-        if let Some(query) = cx.uri().query() {
-            let expires = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "X-Amz-Expires");
-            if let Some((_, value)) = expires
-                && value.parse::<u64>().map_or(true, |secs| secs > MAX_PRESIGNED_EXPIRY_SECS)
-            {
-                return Err(s3_error!(
-                    AuthorizationQueryParametersError,
-                    "X-Amz-Expires must be less than a week (in seconds) that is 604800"
-                ));
-            }
-        }
-        Ok(())
+        crate::sse::refuse_encryption_headers(cx.headers())
     }
 }

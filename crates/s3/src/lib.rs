@@ -10,13 +10,16 @@ mod attributes;
 mod auth;
 mod bucket;
 mod conditional;
+mod envelope;
 mod error;
 mod list;
 mod multipart;
 mod object;
+mod sse;
 mod tagging;
 
-pub use auth::{Authorizer, BucketNames, KeyAuth, MAX_PRESIGNED_EXPIRY_SECS, RESERVED_SEGMENT, RootCredentials};
+pub use auth::{Authorizer, BucketNames, KeyAuth, RESERVED_SEGMENT, RootCredentials};
+pub use envelope::{MAX_PRESIGNED_EXPIRY_SECS, SigningRules};
 
 use std::sync::Arc;
 
@@ -55,6 +58,12 @@ impl S3 for S3Front {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::get_bucket_location(self, req).await
+    }
+    async fn put_bucket_encryption(
+        &self,
+        _req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        Err(sse::not_available("A bucket encryption configuration"))
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {

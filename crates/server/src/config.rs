@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -35,6 +36,15 @@ pub struct ServerConfig {
     pub share_resume_grace: Duration,
     /// How long spent share links stay listed before the sweeper purges them.
     pub share_retention: Duration,
+    /// The base of every absolute URL handed out (share links, redirects), such as
+    /// `https://files.example.com`. `None`: the address of the listener the request came on;
+    /// never the request's Host header.
+    pub public_url: Option<String>,
+    /// The longest lifetime a presigned URL may claim, SigV4 `X-Amz-Expires` and SigV2 `Expires`
+    /// alike.
+    pub max_presigned_expiry: Duration,
+    /// Whether SigV2 (header and presigned) is accepted at all.
+    pub sigv2: bool,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -50,6 +60,9 @@ pub struct ConfigFile {
     pub max_share_expiry_secs: Option<u64>,
     pub share_resume_grace_secs: Option<u64>,
     pub share_retention_secs: Option<u64>,
+    pub public_url: Option<String>,
+    pub max_presigned_expiry_secs: Option<u64>,
+    pub sigv2: Option<bool>,
 }
 
 impl ConfigFile {
@@ -68,6 +81,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub meta_url: Option<String>,
     pub region: Option<String>,
+    pub public_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -80,6 +94,13 @@ impl ServerConfig {
         if meta_max_connections == 0 {
             bail!("meta_max_connections must be at least 1");
         }
+        let public_url = cli.public_url.or(file.public_url).map(|url| parse_public_url(&url)).transpose()?;
+        let max_presigned_expiry = file.max_presigned_expiry_secs.unwrap_or(MAX_PRESIGNED_EXPIRY_SECS);
+        if !(1..=MAX_PRESIGNED_EXPIRY_SECS).contains(&max_presigned_expiry) {
+            bail!(
+                "max_presigned_expiry_secs must be between 1 and {MAX_PRESIGNED_EXPIRY_SECS} (seven days, S3's limit)"
+            );
+        }
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
@@ -90,8 +111,26 @@ impl ServerConfig {
             max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
             share_resume_grace: Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600)),
             share_retention: Duration::from_secs(file.share_retention_secs.unwrap_or(24 * 3600)),
+            public_url,
+            max_presigned_expiry: Duration::from_secs(max_presigned_expiry),
+            sigv2: file.sigv2.unwrap_or(true),
         })
     }
+}
+
+/// `public_url` is a scheme and an authority, nothing else: presigned redirects are signed for
+/// the path the server itself sees, so a path prefix (which a proxy would strip) cannot work.
+/// It is returned without a trailing slash so that paths can be appended.
+fn parse_public_url(url: &str) -> anyhow::Result<String> {
+    let explain =
+        || format!("invalid public_url {url:?}: expected http(s)://HOST[:PORT], for example https://files.example.com");
+    let uri: http::Uri = url.parse().with_context(explain)?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    if !scheme_ok || !host_ok || uri.query().is_some() || !matches!(uri.path(), "" | "/") {
+        bail!(explain());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -117,5 +156,30 @@ mod tests {
         let file: ConfigFile = toml::from_str("meta_max_connections = 0").unwrap();
         let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
         assert!(err.contains("meta_max_connections must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn public_urls_are_a_scheme_and_a_host() {
+        let resolve = |url: &str| {
+            let cli = Overrides { public_url: Some(url.into()), ..Default::default() };
+            ServerConfig::resolve(cli, ConfigFile::default()).map(|c| c.public_url.unwrap())
+        };
+        assert_eq!(resolve("https://files.example.com/").unwrap(), "https://files.example.com");
+        assert_eq!(resolve("http://10.0.0.5:9000").unwrap(), "http://10.0.0.5:9000");
+        for bad in ["files.example.com", "ftp://x", "https://user@x", "https://x/?a=b", "/relative", "https://x/prefix"]
+        {
+            let err = resolve(bad).unwrap_err().to_string();
+            assert!(err.contains("expected http(s)://HOST[:PORT]"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn presigned_expiry_is_capped_at_seven_days() {
+        let file: ConfigFile = toml::from_str("max_presigned_expiry_secs = 604801").unwrap();
+        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(err.contains("between 1 and 604800"), "{err}");
+        let file: ConfigFile = toml::from_str("max_presigned_expiry_secs = 3600\nsigv2 = false").unwrap();
+        let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
+        assert_eq!((config.max_presigned_expiry, config.sigv2), (Duration::from_secs(3600), false));
     }
 }

@@ -6,8 +6,10 @@
 //! or Latchkey's own `/-/` routes. On shutdown the listener closes first; in-flight requests
 //! get a grace period to finish, and nothing is torn because every write commits atomically.
 
+mod access_path;
 pub mod config;
 pub mod credentials;
+mod error_body;
 mod router;
 
 use std::future::Future;
@@ -22,10 +24,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_meta::{MetaStore, PgStore, SqliteStore};
 use latchkey_object::ObjectService;
-use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front};
+use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
-use latchkey_share::{ShareKey, SharePolicy, ShareService, UrlSigner};
+use latchkey_share::{PublicBase, ShareKey, SharePolicy, ShareService, UrlSigner};
 use latchkey_storage::BlobStore;
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
@@ -79,13 +82,19 @@ impl Server {
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
+        s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
         s3.set_auth(KeyAuth::new(root, meta.clone()));
         s3.set_access(Authorizer);
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares.clone()));
+        let signing = SigningRules {
+            region: config.region.clone(),
+            max_presigned_expiry: config.max_presigned_expiry,
+            sigv2: config.sigv2,
+        };
+        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares.clone()), signing);
         Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, config })
     }
 
@@ -97,7 +106,10 @@ impl Server {
     /// grace period for in-flight requests.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_headers(router::PARSER_MAX_HEADERS);
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         // Background work: the blob collector (starting with whatever an earlier run left queued)
@@ -132,7 +144,8 @@ impl Server {
             // Small responses must not wait for Nagle's algorithm (~40 ms per request).
             let _ = stream.set_nodelay(true);
             let dispatch = self.dispatch.clone();
-            let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, peer));
+            let conn = Arc::new(router::Connection { peer, public_base: self.public_base(&stream) });
+            let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, conn.clone()));
             let conn = http.serve_connection(TokioIo::new(stream), service).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
@@ -155,6 +168,27 @@ impl Server {
         self.meta.close().await;
         Ok(())
     }
+}
+
+impl Server {
+    /// Links handed out on a connection start with `public_url`, or else with the address the
+    /// client connected to (its listener's address as seen on this connection).
+    fn public_base(&self, stream: &tokio::net::TcpStream) -> PublicBase {
+        let base = match (&self.config.public_url, stream.local_addr()) {
+            (Some(url), _) => url.clone(),
+            (None, Ok(local)) => format!("http://{local}"),
+            (None, Err(_)) => format!("http://{}", self.config.listen),
+        };
+        PublicBase(base.into())
+    }
+}
+
+/// s3s's limits for what it buffers. PostObject forms never reach s3s (the router refuses them
+/// unread), so their limit is S3's own form-field limit rather than s3s's 5 GiB default.
+fn s3_config() -> S3Config {
+    let mut config = S3Config::default();
+    config.post_object_max_file_size = 1024 * 1024;
+    config
 }
 
 async fn open_meta(config: &ServerConfig) -> anyhow::Result<Arc<dyn MetaStore>> {

@@ -1,7 +1,10 @@
 //! Every HTTP request enters here: a request id is assigned, oversized header sections are
 //! refused, `/-/shares` goes through s3s (signed), other `/-/...` paths to Latchkey's public
-//! routes, and everything else to the S3 front. Each request leaves one access-log line, never
-//! with its query string or a share token: presigned URLs and tokens travel there.
+//! routes, and everything else to the S3 front. Requests for s3s pass the signature envelope
+//! first (`SigningRules`: anonymous, wrong region, overlong presigned URLs) before s3s reads a
+//! byte of their body, and their S3 error bodies are completed (`error_body.rs`). Each request
+//! leaves one access-log line, never with its query string or a share token
+//! (`access_path.rs`): presigned URLs and tokens travel there.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,12 +16,24 @@ use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use latchkey_s3::SigningRules;
+use latchkey_share::PublicBase;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
+use crate::{access_path, error_body};
+
 /// S3 refuses request header sections over 8 KiB; so do we, before any parsing.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// More header fields than this are refused with an S3 error. hyper's own parser takes up to
+/// [`PARSER_MAX_HEADERS`], so the refusal is ours (S3 XML), not hyper's bare 431.
+pub const MAX_HEADER_COUNT: usize = 100;
+
+/// Fields hyper parses at most; a section with more cannot fit in [`MAX_HEADER_BYTES`] anyway
+/// (every field takes at least four bytes).
+pub const PARSER_MAX_HEADERS: usize = MAX_HEADER_BYTES / 4;
 
 /// Latchkey's own endpoints live under this prefix; no bucket name can start with `-`.
 const RESERVED_PREFIX: &str = "/-/";
@@ -29,29 +44,39 @@ const SIGNED_API: &str = "/-/shares";
 pub struct Dispatch {
     s3: S3Service,
     routes: Router,
+    signing: SigningRules,
     request_ids: RequestIds,
+}
+
+/// What a connection tells every request on it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    /// The base of absolute URLs handed out on this connection.
+    pub public_base: PublicBase,
 }
 
 impl Dispatch {
     /// `public` holds the unsigned `/-/` endpoints (share redemption); health is added here.
-    pub fn new(s3: S3Service, public: Router) -> Self {
+    pub fn new(s3: S3Service, public: Router, signing: SigningRules) -> Self {
         let routes = Router::new().route("/-/health", get(|| async { "ok\n" })).merge(public);
-        Self { s3, routes, request_ids: RequestIds::new() }
+        Self { s3, routes, signing, request_ids: RequestIds::new() }
     }
 
     pub async fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        conn: Arc<Connection>,
     ) -> Result<Response<Body>, Infallible> {
-        // The public share routes read the client address from here (axum's ConnectInfo).
-        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        // The public share routes read the client address from here (axum's ConnectInfo), and
+        // share links their base URL.
+        req.extensions_mut().insert(axum::extract::ConnectInfo(conn.peer));
+        req.extensions_mut().insert(conn.public_base.clone());
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let logged_path = loggable(&path);
-        let mut resp = if header_bytes(&req) > MAX_HEADER_BYTES {
+        let mut resp = if req.headers().len() > MAX_HEADER_COUNT || header_bytes(&req) > MAX_HEADER_BYTES {
             s3_error_response(S3Error::with_message(
                 S3ErrorCode::RequestHeaderSectionTooLarge,
                 "Your request header section exceeds the maximum allowed size.",
@@ -60,14 +85,15 @@ impl Dispatch {
             let resp = self.routes.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
             resp.map(Body::http_body_unsync)
         } else {
-            match self.s3.call(req.map(Body::from)).await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    tracing::error!(error = ?e, "S3 service failed");
-                    s3_error_response(S3Error::new(S3ErrorCode::InternalError))
-                }
-            }
+            self.s3(req).await
         };
+        if resp.status().as_u16() >= 400
+            && let Some(body) = resp.body().bytes()
+            && let Some(completed) = error_body::complete(&body, &request_id)
+        {
+            resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(completed.len()));
+            *resp.body_mut() = Body::from(completed);
+        }
         let headers = resp.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             headers.insert("x-amz-request-id", value.clone());
@@ -77,9 +103,9 @@ impl Dispatch {
         tracing::info!(
             target: "latchkey::access",
             request_id,
-            %peer,
+            peer = %conn.peer,
             %method,
-            path = logged_path,
+            path = %access_path::loggable(&path),
             status = resp.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
         );
@@ -87,11 +113,38 @@ impl Dispatch {
     }
 }
 
-/// Share-link paths carry the token; the log gets the path without it.
-const TOKEN_PATH: &str = "/-/s/";
+impl Dispatch {
+    /// The S3 front (and the signed API): the envelope first, so that nothing of a request that
+    /// cannot be authenticated is read; then s3s.
+    async fn s3(&self, req: Request<Incoming>) -> Response<Body> {
+        if let Err(e) = self.signing.check(req.uri(), req.headers(), time::OffsetDateTime::now_utc()) {
+            return s3_error_response(e);
+        }
+        if is_post_form(&req) {
+            // s3s would read the whole form into memory to find its signature.
+            return s3_error_response(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "POST uploads (PostObject) are not supported; upload with PUT or a share upload link.",
+            ));
+        }
+        match self.s3.call(req.map(Body::from)).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(error = ?e, "S3 service failed");
+                s3_error_response(S3Error::new(S3ErrorCode::InternalError))
+            }
+        }
+    }
+}
 
-fn loggable(path: &str) -> &str {
-    if path.starts_with(TOKEN_PATH) { "/-/s/<token>" } else { path }
+/// A browser-style form upload (S3's PostObject).
+fn is_post_form<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::POST
+        && req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
 fn is_signed_api(path: &str) -> bool {

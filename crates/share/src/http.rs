@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use latchkey_meta::{Share, ShareFilter};
@@ -159,10 +159,17 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> S3Result<S3Respon
     json(status, &serde_json::json!({ "error": code, "message": message }))
 }
 
-/// `http://host` as the client addressed this server, for the links it is given.
-pub(crate) fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:9000");
-    format!("http://{host}")
+/// The scheme and authority of every absolute URL handed out (share links, redirects): the
+/// configured `public_url`, or the address of the listener the request came on. The server puts
+/// it in each request's extensions; the Host header is never used, so a forged Host cannot
+/// point a link or a signed redirect elsewhere.
+#[derive(Debug, Clone)]
+pub struct PublicBase(pub Arc<str>);
+
+impl PublicBase {
+    fn of(extensions: &http::Extensions) -> S3Result<&str> {
+        extensions.get::<Self>().map(|b| &*b.0).ok_or_else(|| internal("no public base URL for this request"))
+    }
 }
 
 #[async_trait::async_trait]
@@ -190,7 +197,7 @@ impl S3Route for SharesApi {
                 };
                 match self.shares.create(&principal, new).await {
                     Ok((share, token)) => {
-                        let base = base_url(&req.headers);
+                        let base = PublicBase::of(&req.extensions)?;
                         json(
                             StatusCode::CREATED,
                             &serde_json::json!({
@@ -313,11 +320,12 @@ pub(crate) fn refused() -> Response {
 async fn access_object(
     State(shares): State<Arc<ShareService>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(base): Extension<PublicBase>,
     Query(query): Query<NonceQuery>,
     headers: HeaderMap,
 ) -> Response {
     let Some(token) = nonce(&headers, query.nonce) else { return refused() };
-    redeem_response(&shares, &token, peer, &headers, refused).await
+    redeem_response(&shares, &token, peer, &base, &headers, refused).await
 }
 
 /// `PUT` or `POST /-/access-object`: the body is the file.
@@ -368,6 +376,7 @@ pub(crate) async fn redeem_response(
     shares: &ShareService,
     token: &str,
     peer: SocketAddr,
+    base: &PublicBase,
     headers: &HeaderMap,
     refusal: fn() -> Response,
 ) -> Response {
@@ -376,7 +385,7 @@ pub(crate) async fn redeem_response(
         Some(Some(range)) => Some(range),
         Some(None) => return StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
     };
-    match shares.redeem(token, &redeemer(peer, headers), range.as_ref(), &base_url(headers)).await {
+    match shares.redeem(token, &redeemer(peer, headers), range.as_ref(), &base.0).await {
         Ok(granted) => match granted.delivery {
             Delivery::Stream(read) => download(&granted.share, *read),
             Delivery::Redirect(url) => redirect(&url),

@@ -9,13 +9,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{ConnectInfo, Extension, FromRequest, Multipart, Path, Request, State};
 use axum::response::{Html, IntoResponse, Response};
 use html_escape::encode_text;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use time::macros::format_description;
 
-use crate::http::{redeem_response, redeemer, upload_failure};
+use crate::http::{PublicBase, redeem_response, redeemer, upload_failure};
 use crate::service::{RedeemError, ShareService, UploadError, UploadRequest};
 use latchkey_meta::{ObjectRecord, Share};
 
@@ -143,6 +143,7 @@ fn upload_page(share: &Share) -> Response {
 pub(crate) async fn take(
     State(shares): State<Arc<ShareService>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(base): Extension<PublicBase>,
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
@@ -152,7 +153,7 @@ pub(crate) async fn take(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_form {
-        return redeem_response(&shares, &token, peer, &headers, refused_page).await;
+        return redeem_response(&shares, &token, peer, &base, &headers, refused_page).await;
     }
     let outcome = match Multipart::from_request(request, &()).await {
         Ok(form) => upload_from_form(&shares, &token, peer, &headers, form).await,

@@ -13,6 +13,7 @@ pub mod presign;
 pub mod service;
 pub mod token;
 
+pub use http::PublicBase;
 pub use presign::UrlSigner;
 pub use service::{SharePolicy, ShareService};
 pub use token::ShareKey;

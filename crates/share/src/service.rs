@@ -297,7 +297,7 @@ impl ShareService {
 
     /// Validates a token, consumes one use atomically and durably, and opens the object (or the
     /// requested `range` of it), or for a redirect-mode link signs a URL on `base_url` (the
-    /// scheme and authority the client addressed). A Range request from an address that was
+    /// public base of the listener the redemption came on, never the Host header). A Range request from an address that was
     /// granted a use within the resume grace continues that transfer instead of consuming
     /// another use.
     pub async fn redeem(

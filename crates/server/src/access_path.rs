@@ -1,0 +1,120 @@
+//! What of a request path the access log may show. Share tokens travel in paths, and clients
+//! and proxies spell one path many ways (`//-/s/T`, `/-/./s/T`, `/%2D/s/T`), so the path is
+//! first read as a router could read it (percent-decoded, empty and dot segments resolved); a
+//! path that reads as one of Latchkey's own routes is logged as that route's pattern, a path
+//! into an S3 bucket as it came, and anything else only as a placeholder.
+
+use std::borrow::Cow;
+
+use s3s::validation::{AwsNameValidation, NameValidation};
+
+/// Longer paths are cut here: a log line must not be a place to store data.
+const MAX_LOGGED_BYTES: usize = 256;
+
+/// The path as the access log may show it.
+pub fn loggable(raw: &str) -> Cow<'_, str> {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let segments = resolve(&decoded);
+    if segments.first() == Some(&"-") {
+        return Cow::Borrowed(own_route(&segments[1..]));
+    }
+    let first = raw.trim_start_matches('/').split('/').next().unwrap_or_default();
+    if raw == "/" || (raw.starts_with('/') && AwsNameValidation::new().validate_bucket_name(first)) {
+        return cap(raw);
+    }
+    Cow::Borrowed("/<redacted>")
+}
+
+/// The segments of `path` after removing empty and `.` segments and applying `..`.
+fn resolve(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for segment in path.split(['/', '\\']) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A `/-/...` path as its route's pattern: share ids and fixed names are kept, tokens and
+/// anything unknown are not.
+fn own_route(rest: &[&str]) -> &'static str {
+    match rest {
+        ["health"] => "/-/health",
+        ["access-object"] => "/-/access-object",
+        ["shares"] => "/-/shares",
+        ["shares", _] => "/-/shares/<id>",
+        ["s", ..] => "/-/s/<token>",
+        _ => "/-/<redacted>",
+    }
+}
+
+fn cap(path: &str) -> Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_BYTES {
+        return Cow::Borrowed(path);
+    }
+    let mut end = MAX_LOGGED_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}...", &path[..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "Qm9ndXNUb2tlbkZvclRlc3RpbmdPbmx5XzAxMjM0NTY3";
+
+    #[test]
+    fn every_spelling_of_a_token_path_is_masked() {
+        let spellings = [
+            "/-/s/T",
+            "//-/s/T",
+            "/-//s/T",
+            "/-/./s/T",
+            "/-/%73/T",
+            "/%2D/s/T",
+            "/%2d/%73/T",
+            "/x/../-/s/T",
+            "/-/s/./T",
+            "/-/s/T/extra",
+            "/%2F-%2Fs%2FT",
+            "/-/%2573/T",
+            "/-/unknown/T",
+            "/T",
+            "//T",
+            "/-\\s\\T",
+        ];
+        for spelling in spellings {
+            let path = spelling.replace('T', TOKEN);
+            let logged = loggable(&path);
+            assert!(!logged.contains(TOKEN), "{path} logged as {logged}");
+        }
+        assert_eq!(loggable(&format!("//-/s/{TOKEN}")), "/-/s/<token>");
+        assert_eq!(loggable(&format!("/-/%73/{TOKEN}")), "/-/s/<token>");
+        assert_eq!(loggable(&format!("/-/%2573/{TOKEN}")), "/-/<redacted>");
+    }
+
+    #[test]
+    fn s3_paths_and_known_routes_stay_readable() {
+        assert_eq!(loggable("/"), "/");
+        assert_eq!(loggable("/reports/q3%20final.pdf"), "/reports/q3%20final.pdf");
+        assert_eq!(loggable("/reports//a/./b"), "/reports//a/./b");
+        assert_eq!(loggable("/-/health"), "/-/health");
+        assert_eq!(loggable("/-/access-object"), "/-/access-object");
+        assert_eq!(loggable("/-/shares/shr_abc"), "/-/shares/<id>");
+        assert_eq!(loggable("/-/shares"), "/-/shares");
+    }
+
+    #[test]
+    fn long_paths_are_cut() {
+        let long = format!("/bucket/{}", "é".repeat(400));
+        let logged = loggable(&long);
+        assert!(logged.len() <= MAX_LOGGED_BYTES + 3 && logged.ends_with("..."), "{}", logged.len());
+    }
+}

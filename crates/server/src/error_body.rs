@@ -1,0 +1,119 @@
+//! S3 error bodies made complete: s3s leaves `<Message>` out of many errors it raises itself
+//! (the AWS CLI then prints "Unknown") and never writes `<RequestId>`. Every S3 error body that
+//! leaves the server names the request id of its `x-amz-request-id` header and carries a message.
+
+use bytes::Bytes;
+
+/// The error body with a `<Message>` and a `<RequestId>` added where missing; `None` when the
+/// body is not an S3 error document.
+pub fn complete(body: &[u8], request_id: &str) -> Option<Bytes> {
+    let text = std::str::from_utf8(body).ok()?;
+    let close = text.rfind("</Error>")?;
+    let code_end = text.find("</Code>")?;
+    let code = text[..code_end].rsplit_once("<Code>")?.1;
+    let mut out = String::with_capacity(text.len() + 128);
+    out.push_str(&text[..code_end + "</Code>".len()]);
+    if !text.contains("<Message>") {
+        out.push_str("<Message>");
+        out.push_str(&xml_escape(&default_message(code)));
+        out.push_str("</Message>");
+    }
+    out.push_str(&text[code_end + "</Code>".len()..close]);
+    if !text.contains("<RequestId>") {
+        out.push_str("<RequestId>");
+        out.push_str(&xml_escape(request_id));
+        out.push_str("</RequestId>");
+    }
+    out.push_str(&text[close..]);
+    Some(Bytes::from(out))
+}
+
+/// AWS's wording for the codes s3s raises without a message; other codes read as a sentence.
+fn default_message(code: &str) -> String {
+    let known = match code {
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "MalformedXML" => "The XML you provided was not well-formed or did not validate against our published schema.",
+        "KeyTooLongError" => "Your key is too long.",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "AccessDenied" => "Access Denied",
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "NoSuchKey" => "The specified key does not exist.",
+        "NoSuchUpload" => "The specified multipart upload does not exist.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header or operation you provided implies functionality that is not implemented.",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "InvalidRange" => "The requested range is not satisfiable",
+        "PreconditionFailed" => "At least one of the preconditions you specified did not hold.",
+        "InvalidDigest" => "The Content-MD5 you specified is not valid.",
+        "BadDigest" => "The Content-MD5 you specified did not match what we received.",
+        "XAmzContentSHA256Mismatch" => "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        "RequestTimeTooSkewed" => "The difference between the request time and the current time is too large.",
+        "ExpiredToken" | "AccessDeniedExpired" => "Request has expired",
+        "InternalError" => "We encountered an internal error. Please try again.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidRequest" => "Invalid Request",
+        "MalformedPOSTRequest" => "The body of your POST request is not well-formed multipart/form-data.",
+        "RequestHeaderSectionTooLarge" => "Your request header section exceeds the maximum allowed size.",
+        _ => return words(code),
+    };
+    known.to_owned()
+}
+
+/// `InvalidPartOrder` -> "Invalid part order."
+fn words(code: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 8);
+    for (i, c) in code.chars().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() {
+            out.push(' ');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('.');
+    out
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+
+    #[test]
+    fn missing_messages_and_request_ids_are_added() {
+        let body = format!("{DECL}<Error><Code>SignatureDoesNotMatch</Code></Error>");
+        let done = complete(body.as_bytes(), "0A1B").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&done).unwrap(),
+            format!(
+                "{DECL}<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match \
+                 the signature you provided. Check your key and signing method.</Message><RequestId>0A1B</RequestId></Error>"
+            )
+        );
+    }
+
+    #[test]
+    fn present_messages_are_kept_and_unknown_codes_read_as_words() {
+        let body = format!("{DECL}<Error><Code>NoSuchKey</Code><Message>a &amp; b</Message></Error>");
+        let done = complete(body.as_bytes(), "R").unwrap();
+        assert!(
+            std::str::from_utf8(&done)
+                .unwrap()
+                .ends_with("<Message>a &amp; b</Message><RequestId>R</RequestId></Error>")
+        );
+        let body = format!("{DECL}<Error><Code>InvalidPartOrder</Code></Error>");
+        let done = complete(body.as_bytes(), "R").unwrap();
+        assert!(std::str::from_utf8(&done).unwrap().contains("<Message>Invalid part order.</Message>"));
+        assert!(complete(b"not xml", "R").is_none());
+        assert!(complete(b"", "R").is_none());
+    }
+}
