@@ -261,3 +261,20 @@ def test_anonymous_requests_are_refused_before_their_key_or_body_is_judged(serve
     resp = requests.request(method, server.endpoint + path.format(bucket=bucket), data=body, timeout=10)
     assert resp.status_code == 403, resp.text
     assert error_of(resp)[:2] == ("AccessDenied", "Access Denied")
+
+
+def test_sigv2_signatures_are_checked_before_s3s_compares_them(server, s3, bucket):
+    """SigV2 requests with content types and amz headers verify through the constant-time check
+    (it builds the same string to sign as s3s); forged ones get the S3 error."""
+    v2 = client(server, signature_version="s3")
+    v2.put_object(Bucket=bucket, Key="v2", Body=b"signed", ContentType="text/plain", Metadata={"owner": "ops"})
+    assert s3.get_object(Bucket=bucket, Key="v2")["Metadata"] == {"owner": "ops"}
+    forged = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=ACCESS_KEY,
+                          aws_secret_access_key="forged", region_name=REGION,
+                          config=Config(signature_version="s3", s3={"addressing_style": "path"},
+                                        retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as e:
+        forged.get_object(Bucket=bucket, Key="v2")
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    url = forged.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "v2"}, ExpiresIn=60)
+    assert error_of(requests.get(url, timeout=10))[0] == "SignatureDoesNotMatch"

@@ -30,6 +30,7 @@ impl std::fmt::Debug for RootCredentials {
     }
 }
 
+#[derive(Clone)]
 pub struct KeyAuth {
     root: RootCredentials,
     meta: Arc<dyn MetaStore>,

@@ -24,7 +24,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_meta::{MetaStore, PgStore, SqliteStore};
 use latchkey_object::ObjectService;
-use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front, SigningRules};
+use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
 use latchkey_share::{PublicBase, ShareKey, SharePolicy, ShareService, UrlSigner};
 use latchkey_storage::BlobStore;
@@ -83,7 +83,8 @@ impl Server {
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
-        s3.set_auth(KeyAuth::new(root, meta.clone()));
+        let keys = KeyAuth::new(root, meta.clone());
+        s3.set_auth(keys.clone());
         s3.set_access(Authorizer);
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
@@ -94,7 +95,8 @@ impl Server {
             max_presigned_expiry: config.max_presigned_expiry,
             sigv2: config.sigv2,
         };
-        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares.clone()), signing);
+        let dispatch =
+            router::Dispatch::new(s3.build(), redemption_routes(shares.clone()), signing, SigV2Verifier::new(keys));
         Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, config })
     }
 

@@ -1,8 +1,8 @@
 //! Every HTTP request enters here: a request id is assigned, oversized header sections are
 //! refused, `/-/shares` goes through s3s (signed), other `/-/...` paths to Latchkey's public
 //! routes, and everything else to the S3 front. Requests for s3s pass the signature envelope
-//! first (`SigningRules`: anonymous, wrong region, overlong presigned URLs) before s3s reads a
-//! byte of their body, and their S3 error bodies are completed (`error_body.rs`). Each request
+//! first (`SigningRules`: anonymous, wrong region, overlong presigned URLs) and a constant-time
+//! SigV2 check (`SigV2Verifier`) before s3s reads a byte of their body, and their S3 error bodies are completed (`error_body.rs`). Each request
 //! leaves one access-log line, never with its query string or a share token
 //! (`access_path.rs`): presigned URLs and tokens travel there.
 
@@ -16,7 +16,7 @@ use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use latchkey_s3::SigningRules;
+use latchkey_s3::{SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
@@ -45,6 +45,7 @@ pub struct Dispatch {
     s3: S3Service,
     routes: Router,
     signing: SigningRules,
+    sigv2: SigV2Verifier,
     request_ids: RequestIds,
 }
 
@@ -58,9 +59,9 @@ pub struct Connection {
 
 impl Dispatch {
     /// `public` holds the unsigned `/-/` endpoints (share redemption); health is added here.
-    pub fn new(s3: S3Service, public: Router, signing: SigningRules) -> Self {
+    pub fn new(s3: S3Service, public: Router, signing: SigningRules, sigv2: SigV2Verifier) -> Self {
         let routes = Router::new().route("/-/health", get(|| async { "ok\n" })).merge(public);
-        Self { s3, routes, signing, request_ids: RequestIds::new() }
+        Self { s3, routes, signing, sigv2, request_ids: RequestIds::new() }
     }
 
     pub async fn handle(
@@ -118,6 +119,9 @@ impl Dispatch {
     /// cannot be authenticated is read; then s3s.
     async fn s3(&self, req: Request<Incoming>) -> Response<Body> {
         if let Err(e) = self.signing.check(req.uri(), req.headers(), time::OffsetDateTime::now_utc()) {
+            return s3_error_response(e);
+        }
+        if let Err(e) = self.sigv2.verify(req.method(), req.uri(), req.headers()).await {
             return s3_error_response(e);
         }
         if is_post_form(&req) {
