@@ -152,7 +152,7 @@ def test_the_landing_page_form_uploads(server, s3, bucket):
     assert uses_left(server, link) == 1, "viewing the form spends nothing"
     sent = requests.post(link["url"], files={"file": ("C:\\Users\\ann\\notes.txt", b"hello", "text/plain")},
                          timeout=10)
-    assert sent.status_code == 200 and "notes.txt (5 bytes) was received" in sent.text
+    assert sent.status_code == 200 and "notes.txt (5 B) was received" in sent.text
     stored = s3.get_object(Bucket=bucket, Key="forms/notes.txt")
     assert stored["Body"].read() == b"hello" and stored["ContentType"] == "text/plain"
     again = requests.post(link["url"], files={"file": ("more.txt", b"again", "text/plain")}, timeout=10)

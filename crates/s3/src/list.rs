@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_object::{ListEntry, ListPage, ListRequest};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -33,8 +34,12 @@ pub(crate) fn encode_key(key: String, url: bool) -> String {
     if !url {
         return key;
     }
-    urlencoding::encode(&key).replace("%2F", "/")
+    utf8_percent_encode(&key, UNRESERVED_AND_SLASH).to_string()
 }
+
+/// What `encode_key` leaves as it is: RFC 3986 unreserved characters and `/`.
+const UNRESERVED_AND_SLASH: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Continuation tokens are opaque to clients: the position to resume after, base64url.
 fn encode_token(position: &str) -> String {

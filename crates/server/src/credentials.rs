@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use latchkey_s3::RootCredentials;
+use rand::RngExt;
 use rand::distr::{Alphanumeric, SampleString};
-use rand::rngs::OsRng;
-use rand::{Rng, TryRngCore};
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
 
 pub const ACCESS_KEY_ENV: &str = "LATCHKEY_ROOT_ACCESS_KEY";
 pub const SECRET_KEY_ENV: &str = "LATCHKEY_ROOT_SECRET_KEY";
@@ -54,7 +55,7 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(RootCredentials, RootS
 /// An AWS-style key pair: a 20-character upper-case id and a 40-character secret, from the OS
 /// random source.
 fn generate() -> RootCredentials {
-    let mut rng = OsRng.unwrap_err();
+    let mut rng = UnwrapErr(SysRng);
     let id_tail: String = (0..18)
         .map(|_| {
             let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

@@ -56,16 +56,9 @@ fn refused_page() -> Response {
     harden((StatusCode::FORBIDDEN, Html(page("Link not valid", body))).into_response())
 }
 
-/// Sizes as people read them.
+/// Sizes as people read them (binary units, as file managers show them).
 fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} bytes") } else { format!("{value:.1} {}", UNITS[unit]) }
+    bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 pub(crate) async fn show(
@@ -208,7 +201,7 @@ mod tests {
 
     #[test]
     fn sizes_and_escaping() {
-        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(20 * 1024 * 1024), "20.0 MiB");
         assert!(page("<script>x</script>", "").contains("&lt;script&gt;x&lt;/script&gt; · Latchkey"));
     }

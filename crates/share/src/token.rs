@@ -8,8 +8,8 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use rand::TryRngCore;
-use rand::rngs::OsRng;
+use rand::TryRng;
+use rand::rngs::SysRng;
 use sha2::Sha256;
 
 const KEY_FILE: &str = "share-key";
@@ -29,7 +29,7 @@ impl std::fmt::Debug for ShareKey {
 
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    OsRng.try_fill_bytes(&mut bytes).expect("the OS random source is available");
+    SysRng.try_fill_bytes(&mut bytes).expect("the OS random source is available");
     bytes
 }
 
