@@ -18,7 +18,8 @@ struct Cli {
 enum Command {
     /// Run the server (embedded defaults: objects and SQLite metadata in ./latchkey-data).
     Serve(serve::ServeArgs),
-    /// Print a presigned URL for an object, signed locally with your AWS-style credentials.
+    /// Print a SigV4 presigned URL for an object, signed locally with your AWS-style credentials
+    /// (AWS CLI v1's `aws s3 presign` makes SigV2 URLs in us-east-1; this always makes SigV4).
     Presign(presign::PresignArgs),
     /// Mint, list and revoke one-time share links.
     Share(share::ShareArgs),

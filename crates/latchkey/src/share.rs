@@ -37,7 +37,7 @@ enum ShareCommand {
         /// How long the link lives: 90s, 15m, 1h, 2d... (at most the server's limit, 7 days by default)
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         expires_in: Duration,
-        /// How many downloads the link allows
+        /// How many uses the link allows: downloads, or for an upload link, uploaded files
         #[arg(long, default_value_t = 1)]
         max_uses: u32,
         /// Only clients in this CIDR block may redeem it (repeatable)

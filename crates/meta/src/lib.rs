@@ -1,10 +1,11 @@
 //! The metadata store: every row Latchkey keeps (buckets, object records, multipart uploads,
-//! access keys) behind one async interface, [`MetaStore`].
+//! access keys, share links and their grants, audit events) behind one async interface,
+//! [`MetaStore`].
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
-//! implementation ([`SqliteStore`]) is the embedded default; a PostgreSQL one joins it later
-//! behind the same trait.
+//! implementation ([`SqliteStore`]) is the embedded default; [`PgStore`] serves replicas that
+//! share one PostgreSQL database. Both run the same conformance suite.
 
 mod batch;
 mod cache;
@@ -171,7 +172,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// In one transaction: writes `record`, drops the upload and its parts.
     async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()>;
 
-    /// Blobs that no record names any more, oldest first. Every change that stops naming a blob
+    /// Blobs that no record names any more, in no particular order. Every change that stops naming a blob
     /// (replace, delete, abort, complete) queues it in the same transaction, so none is lost to
     /// a crash. The caller deletes the files, then calls [`MetaStore::forget_released`].
     async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>>;

@@ -24,7 +24,7 @@ use tower::ServiceExt;
 
 use crate::{access_path, error_body};
 
-/// S3 refuses request header sections over 8 KiB; so do we, before any parsing.
+/// S3 refuses request header sections over 8 KiB; so do we, before s3s or a route reads them.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// More header fields than this are refused with an S3 error. hyper's own parser takes up to
