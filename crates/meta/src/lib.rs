@@ -61,12 +61,14 @@ pub enum MetaError {
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
-/// One page request over keys in a bucket: keys that start with `prefix` and sort strictly
-/// after `after`, at most `limit` of them, in byte order.
+/// One page request over keys in a bucket: keys that start with `prefix`, sort strictly after
+/// `after` and at or after `from`, at most `limit` of them, in byte order.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRange<'a> {
     pub prefix: &'a str,
     pub after: Option<&'a str>,
+    /// An inclusive lower bound: a listing skips a common prefix by starting at its successor.
+    pub from: Option<&'a str>,
     pub limit: u32,
 }
 
