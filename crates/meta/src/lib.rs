@@ -59,6 +59,35 @@ pub enum MetaError {
     Closed,
 }
 
+impl MetaError {
+    /// Whether the store certainly changed nothing: a refusal (a domain outcome, an error the
+    /// database answered with, which rolls the transaction back) or a failure before anything was
+    /// sent. `false` when the write may have committed all the same: the connection broke around
+    /// the commit, or the writer went away before answering (`Closed`, `Batch`).
+    pub fn wrote_nothing(&self) -> bool {
+        match self {
+            Self::Backend(e) => matches!(
+                e,
+                sqlx::Error::Database(_)
+                    | sqlx::Error::Configuration(_)
+                    | sqlx::Error::Encode(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+            ),
+            Self::Batch(_) | Self::Closed => false,
+            Self::NoSuchBucket
+            | Self::BucketAlreadyExists
+            | Self::BucketNotEmpty
+            | Self::NoSuchUpload
+            | Self::ObjectExists
+            | Self::Encoding(_)
+            | Self::Migration(_)
+            | Self::Locked { .. }
+            | Self::Lock { .. } => true,
+        }
+    }
+}
+
 pub type MetaResult<T> = Result<T, MetaError>;
 
 /// One page request over keys in a bucket: keys that start with `prefix`, sort strictly after

@@ -184,8 +184,9 @@ impl ObjectService {
 
     /// Stores bytes as a new version of `bucket/key` like [`ObjectService::put`], but the record
     /// is written by `write`, which writes it in one transaction with whatever else it changes
-    /// and returns `false` when it declined to write. A refused or failed write deletes the
-    /// bytes again, so nothing is left behind; `Ok(None)` means declined.
+    /// and returns `false` when it declined to write. A declined or refused write deletes the
+    /// bytes again, so nothing is left behind; `Ok(None)` means declined. A failure that may
+    /// have committed is settled as [`ObjectService::settle_failed_write`] says.
     pub async fn put_with<S, E>(
         &self,
         bucket: &str,
@@ -202,10 +203,11 @@ impl ObjectService {
         let record = self.write_blob(bucket, key, body, limits, attrs).await?;
         match write(&record).await {
             Ok(true) => Ok(Some(record)),
-            outcome => {
+            Ok(false) => {
                 self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
-                Ok(outcome.map(|_| None)?)
+                Ok(None)
             }
+            Err(e) => self.settle_failed_write(record, e).await.map(Some),
         }
     }
 
@@ -276,8 +278,8 @@ impl ObjectService {
         self.head(bucket, key).await.map(|_| ())
     }
 
-    /// Commits a record naming a fresh blob. If the commit fails the blob is deleted again, so a
-    /// failed write leaves nothing behind; blobs the commit released go to the collector.
+    /// Commits a record naming a fresh blob; blobs the commit released go to the collector. A
+    /// failed commit is settled by [`ObjectService::settle_failed_write`].
     async fn commit(&self, record: ObjectRecord, how: Commit<'_>) -> ObjectResult<ObjectRecord> {
         let result = match how {
             Commit::Put => self.meta.put_object(&record).await,
@@ -285,11 +287,37 @@ impl ObjectService {
         };
         match result {
             Ok(()) => Ok(record),
-            Err(e) => {
-                self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
-                Err(e.into())
-            }
+            Err(e) => self.settle_failed_write(record, e).await,
         }
+    }
+
+    /// After the write of `record` failed with `e`. A refusal deletes its fresh blob, so it
+    /// leaves nothing behind. Any other error may have come after the commit, when the record
+    /// names the blob (and the one it replaced is queued for release): deleting the blob then
+    /// would lose the object. So the record is read back; if it is ours, the write succeeded.
+    /// Otherwise the blob stays, logged, for an orphan sweep.
+    async fn settle_failed_write(&self, record: ObjectRecord, e: MetaError) -> ObjectResult<ObjectRecord> {
+        if self.discard_blob(&record.blob_id, &e).await {
+            return Err(e.into());
+        }
+        match self.meta.get_object(&record.bucket, &record.key).await {
+            Ok(Some(current)) if current.version_id == record.version_id => {
+                tracing::warn!(error = %e, blob_id = %record.blob_id, "a write failed after its commit; it stands");
+                Ok(record)
+            }
+            _ => Err(e.into()),
+        }
+    }
+
+    /// Deletes the blob of a write that failed with `e` if the store certainly wrote nothing,
+    /// and says whether it did. Otherwise a committed record may name the blob: it is kept.
+    async fn discard_blob(&self, blob_id: &str, e: &MetaError) -> bool {
+        if e.wrote_nothing() {
+            self.blobs.delete(&[blob_id.to_owned()]).await;
+            return true;
+        }
+        tracing::error!(error = %e, blob_id, "a write's outcome is unknown; its blob is kept for an orphan sweep");
+        false
     }
 
     /// Deletes the files of released blobs, then forgets them; returns how many. A crash in
