@@ -33,6 +33,9 @@ pub enum ObjectError {
     Storage(#[from] StorageError),
     #[error("multipart: {0}")]
     Multipart(#[from] multipart::MultipartError),
+    /// The version a copy was asked for was replaced and its bytes are gone.
+    #[error("the copy source changed")]
+    SourceChanged,
 }
 
 impl From<MetaError> for ObjectError {
@@ -242,7 +245,9 @@ impl ObjectService {
         })
     }
 
-    /// Copies the current version of a source object to `bucket/key` with the given attributes.
+    /// Copies exactly the version `source` (the record the caller checked its conditions
+    /// against) to `bucket/key` with the given attributes. `SourceChanged` when that version was
+    /// replaced and its bytes are gone: a newer version is never copied in its place.
     pub async fn copy(
         &self,
         source: &ObjectRecord,
@@ -250,13 +255,14 @@ impl ObjectService {
         key: &str,
         attrs: ObjectAttributes,
     ) -> ObjectResult<ObjectRecord> {
+        let same = |r: &ObjectRecord| match r.version_id == source.version_id {
+            true => Ok(0..r.size),
+            false => Err(ObjectError::SourceChanged),
+        };
         let read = self
-            .read(&source.bucket, &source.key, |r| Ok::<_, std::convert::Infallible>(0..r.size))
+            .read_from(&source.bucket, &source.key, Some(source.clone()), same)
             .await
-            .map_err(|e| match e {
-                ReadError::Object(e) => e,
-                ReadError::Refused(never) => match never {},
-            })?;
+            .map_err(|(ReadError::Object(e) | ReadError::Refused(e))| e)?;
         let limits = WriteLimits { expected_size: Some(read.record.size), ..WriteLimits::default() };
         self.put(bucket, key, read.body, limits, attrs).await
     }
@@ -391,5 +397,36 @@ mod tests {
         service.delete("b", "k").await.unwrap();
         assert_eq!(service.collect_released().await.unwrap(), 1);
         assert_eq!(blob_files(dir.path()), 0);
+    }
+
+    async fn put(service: &ObjectService, key: &str, body: &'static [u8]) -> ObjectRecord {
+        let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from_static(body))]);
+        service.put("b", key, stream, WriteLimits::default(), ObjectAttributes::default()).await.unwrap()
+    }
+
+    async fn bytes_of(service: &ObjectService, key: &str) -> Vec<u8> {
+        let read = service.read("b", key, |r| Ok::<_, ()>(0..r.size)).await.unwrap();
+        let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(read.body).await.unwrap();
+        chunks.concat()
+    }
+
+    /// The source is replaced between the caller's condition check (on `approved`) and the
+    /// copy: the copy has the approved bytes while they exist, and is refused once they are
+    /// gone; it never has the newer bytes.
+    #[tokio::test]
+    async fn a_copy_takes_the_approved_version_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
+        service.create_bucket("b", "us-east-1").await.unwrap();
+        let approved = put(&service, "src", b"approved").await;
+        put(&service, "src", b"newer").await;
+        let copied = service.copy(&approved, "b", "dst", ObjectAttributes::default()).await.unwrap();
+        assert_eq!(copied.etag, approved.etag);
+        assert_eq!(bytes_of(&service, "dst").await, b"approved");
+        service.collect_released().await.unwrap();
+        let refused = service.copy(&approved, "b", "dst2", ObjectAttributes::default()).await;
+        assert!(matches!(refused, Err(ObjectError::SourceChanged)), "{refused:?}");
+        assert!(matches!(service.head("b", "dst2").await, Err(ObjectError::NoSuchKey)));
     }
 }
