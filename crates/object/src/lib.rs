@@ -379,15 +379,20 @@ mod tests {
             .sum()
     }
 
-    #[tokio::test]
-    async fn replaced_and_deleted_blobs_are_collected() {
+    /// A service over a fresh data dir, with bucket `b`.
+    async fn service() -> (tempfile::TempDir, ObjectService) {
         let dir = tempfile::tempdir().unwrap();
         let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
         let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
         service.create_bucket("b", "us-east-1").await.unwrap();
+        (dir, service)
+    }
+
+    #[tokio::test]
+    async fn replaced_and_deleted_blobs_are_collected() {
+        let (dir, service) = service().await;
         for body in [&b"one"[..], b"two"] {
-            let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from_static(body))]);
-            service.put("b", "k", stream, WriteLimits::default(), ObjectAttributes::default()).await.unwrap();
+            put(&service, "k", body).await;
         }
         assert_eq!(blob_files(dir.path()), 2);
         assert_eq!(service.collect_released().await.unwrap(), 1);
@@ -415,10 +420,7 @@ mod tests {
     /// gone; it never has the newer bytes.
     #[tokio::test]
     async fn a_copy_takes_the_approved_version_or_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
-        let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
-        service.create_bucket("b", "us-east-1").await.unwrap();
+        let (_dir, service) = service().await;
         let approved = put(&service, "src", b"approved").await;
         put(&service, "src", b"newer").await;
         let copied = service.copy(&approved, "b", "dst", ObjectAttributes::default()).await.unwrap();
