@@ -111,6 +111,25 @@ fn upload_share(id: &str, hash: &[u8], uses: u32, key: &str) -> Share {
     }
 }
 
+/// A batch of the writer task panics: its caller gets `Closed`, later redemptions are granted
+/// (the writer goes on), and health reports ok until the store is closed.
+pub async fn the_writer_survives_a_panicking_batch(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    store.create_share(&share("s1", b"h1", 2, &version)).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    store.panic_next_batch();
+    let lost = store.consume_share(b"h1", now, &grantee(), false).await;
+    assert!(matches!(lost, Err(MetaError::Closed)), "{lost:?}");
+    for _ in 0..2 {
+        assert!(store.consume_share(b"h1", now, &grantee(), false).await.unwrap().is_some());
+    }
+    store.put_object(&record("b", "k2", "x2")).await.unwrap();
+    store.health().await.unwrap();
+    store.close().await;
+    assert!(store.health().await.is_err(), "a closed store is not healthy");
+}
+
 pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn MetaStore>) {
     store.put_object(&record("b", "k", "x1")).await.unwrap();
     let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
@@ -348,6 +367,13 @@ macro_rules! conformance_tests {
         async fn reads_see_every_acknowledged_write() {
             if let Some((store, _guard)) = $open.await {
                 crate::conformance::reads_see_every_acknowledged_write(crate::conformance::with_bucket(store).await)
+                    .await;
+            }
+        }
+        #[tokio::test]
+        async fn the_writer_survives_a_panicking_batch() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::the_writer_survives_a_panicking_batch(crate::conformance::with_bucket(store).await)
                     .await;
             }
         }

@@ -16,6 +16,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod statements;
+mod supervise;
 mod uses;
 
 pub use model::{
@@ -250,8 +251,16 @@ pub trait MetaStore: Send + Sync + 'static {
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
 
+    /// Whether the store can serve: its writer task is running and its database answers.
+    /// `Closed` when the writer is gone; the database's error when it does not answer.
+    async fn health(&self) -> MetaResult<()>;
+
     /// Waits for in-flight statements and closes the connections.
     async fn close(&self);
+
+    /// Test hook: the next batch of the store's writer task panics.
+    #[cfg(test)]
+    fn panic_next_batch(&self);
 }
 
 #[cfg(test)]

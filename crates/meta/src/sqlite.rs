@@ -391,9 +391,22 @@ impl MetaStore for SqliteStore {
         row.as_ref().map(access_key_from_row).transpose()
     }
 
+    async fn health(&self) -> MetaResult<()> {
+        if !self.batcher.queue.is_running() {
+            return Err(MetaError::Closed);
+        }
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    #[cfg(test)]
+    fn panic_next_batch(&self) {
+        self.batcher.queue.supervisor.panic_next.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -150,6 +150,9 @@ impl MetaStore for Faulty {
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
         self.inner.get_access_key(access_key_id).await
     }
+    async fn health(&self) -> MetaResult<()> {
+        self.inner.health().await
+    }
     async fn close(&self) {
         self.inner.close().await;
     }

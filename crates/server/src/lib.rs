@@ -85,7 +85,7 @@ impl Server {
         s3.set_route(SharesApi::new(shares.clone()));
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares.clone()));
+        let dispatch = router::Dispatch::new(s3.build(), redemption_routes(shares.clone()), meta.clone());
         Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, config })
     }
 

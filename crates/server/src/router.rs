@@ -7,15 +7,33 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use latchkey_meta::{MetaError, MetaStore};
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
+
+/// How long `/-/health` waits for the metadata store before calling it down.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `200 ok`, or `503` with a short reason when the metadata store cannot take writes (its
+/// writer task is gone, its database does not answer). The cause is logged, not shown.
+async fn health(meta: Arc<dyn MetaStore>) -> (StatusCode, &'static str) {
+    match tokio::time::timeout(HEALTH_TIMEOUT, meta.health()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n"),
+        Ok(Err(MetaError::Closed)) => (StatusCode::SERVICE_UNAVAILABLE, "down: metadata writer stopped\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: the metadata database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database unreachable\n")
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database not answering\n"),
+    }
+}
 
 /// S3 refuses request header sections over 8 KiB; so do we, before any parsing.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -33,9 +51,10 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// `public` holds the unsigned `/-/` endpoints (share redemption); health is added here.
-    pub fn new(s3: S3Service, public: Router) -> Self {
-        let routes = Router::new().route("/-/health", get(|| async { "ok\n" })).merge(public);
+    /// `public` holds the unsigned `/-/` endpoints (share redemption); health, which asks
+    /// `meta`, is added here.
+    pub fn new(s3: S3Service, public: Router, meta: Arc<dyn MetaStore>) -> Self {
+        let routes = Router::new().route("/-/health", get(move || health(meta.clone()))).merge(public);
         Self { s3, routes, request_ids: RequestIds::new() }
     }
 
