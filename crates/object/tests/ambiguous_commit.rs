@@ -9,7 +9,7 @@ use latchkey_meta::{
     AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
     ObjectRecord, PartRecord, Share, ShareFilter, SqliteStore, Tag,
 };
-use latchkey_object::{ObjectAttributes, ObjectError, ObjectService};
+use latchkey_object::{CompletedPart, ObjectAttributes, ObjectError, ObjectService};
 use latchkey_storage::{BlobStore, WriteLimits};
 use time::OffsetDateTime;
 
@@ -24,28 +24,38 @@ enum Fault {
     BucketDeleted,
 }
 
-/// A SQLite store whose next `put_object` suffers `fault`.
+/// A SQLite store whose next `put_object` or `complete_upload` suffers `fault`.
 struct Faulty {
     inner: SqliteStore,
     fault: Mutex<Option<Fault>>,
 }
 
-#[async_trait]
-impl MetaStore for Faulty {
-    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
+impl Faulty {
+    /// Runs `write` (of `record`) with the pending fault, if any.
+    async fn faulty(&self, record: &ObjectRecord, write: impl Future<Output = MetaResult<()>>) -> MetaResult<()> {
         let fault = self.fault.lock().unwrap().take();
         match fault {
-            None => self.inner.put_object(record).await,
+            None => write.await,
             Some(Fault::CommitThenClosed) => {
-                self.inner.put_object(record).await?;
+                write.await?;
                 Err(MetaError::Closed)
             }
             Some(Fault::ClosedUnwritten) => Err(MetaError::Closed),
             Some(Fault::BucketDeleted) => {
                 self.inner.delete_bucket(&record.bucket).await?;
-                self.inner.put_object(record).await
+                write.await
             }
         }
+    }
+}
+
+#[async_trait]
+impl MetaStore for Faulty {
+    async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
+        self.faulty(record, self.inner.put_object(record)).await
+    }
+    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
+        self.faulty(record, self.inner.complete_upload(upload_id, record)).await
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
@@ -94,9 +104,6 @@ impl MetaStore for Faulty {
     }
     async fn abort_upload(&self, upload_id: &str) -> MetaResult<()> {
         self.inner.abort_upload(upload_id).await
-    }
-    async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
-        self.inner.complete_upload(upload_id, record).await
     }
     async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>> {
         self.inner.released_blobs(limit).await
@@ -188,7 +195,7 @@ impl Setup {
     }
 
     async fn read(&self) -> Vec<u8> {
-        let read = self.service.read("b", "k", |r| Ok::<_, ()>(0..r.size)).await.unwrap();
+        let read = self.service.read("b", "k", |r| Ok::<_, ()>(0..r.size)).await.expect("the object reads back");
         let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(read.body).await.unwrap();
         chunks.concat()
     }
@@ -218,4 +225,30 @@ async fn a_refused_write_removes_its_blob() {
     let outcome = s.put(Fault::BucketDeleted, b"refused").await;
     assert!(matches!(outcome, Err(ObjectError::NoSuchBucket)), "{outcome:?}");
     assert_eq!(s.blob_files(), 0);
+}
+
+#[tokio::test]
+async fn an_error_after_a_multipart_commit_keeps_the_object() {
+    let s = setup().await;
+    let upload = s.service.create_upload("b", "k", ObjectAttributes::default()).await.unwrap();
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"one part"))]);
+    let part = s.service.upload_part("b", "k", &upload.upload_id, 1, body, WriteLimits::default()).await.unwrap();
+    *s.store.fault.lock().unwrap() = Some(Fault::CommitThenClosed);
+    let parts = [CompletedPart { part_number: 1, etag: part.etag }];
+    s.service.complete_upload("b", "k", &upload.upload_id, &parts).await.expect("the committed completion stands");
+    assert_eq!(s.read().await, b"one part");
+}
+
+/// A share upload's write (`put_with`) that commits and then reports an error.
+#[tokio::test]
+async fn an_error_after_a_put_with_commit_keeps_the_object() {
+    let s = setup().await;
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"uploaded"))]);
+    let write = async |record: &ObjectRecord| {
+        s.store.inner.put_object(record).await?;
+        Err(MetaError::Closed)
+    };
+    let stored = s.service.put_with("b", "k", body, WriteLimits::default(), ObjectAttributes::default(), write).await;
+    assert!(stored.expect("the committed write stands").is_some());
+    assert_eq!(s.read().await, b"uploaded");
 }

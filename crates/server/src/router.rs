@@ -146,3 +146,18 @@ impl RequestIds {
         format!("{:016X}", self.base.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_is_down_when_the_store_cannot_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetaStore> =
+            Arc::new(latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
+        assert_eq!(health(store.clone()).await, (StatusCode::OK, "ok\n"));
+        store.close().await;
+        assert_eq!(health(store).await, (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database unreachable\n"));
+    }
+}
