@@ -322,7 +322,7 @@ impl ObjectService {
             self.blobs.delete(&[blob_id.to_owned()]).await;
             return true;
         }
-        tracing::error!(error = %e, blob_id, "a write's outcome is unknown; its blob is kept for an orphan sweep");
+        tracing::error!(error = %e, blob_id, "a write failed after it may have committed; its blob is kept (for an orphan sweep if no record names it)");
         false
     }
 
