@@ -11,9 +11,11 @@
 //!
 //! If a batch fails, nothing of it was written, and each of its jobs is run again alone, so a
 //! job that cannot succeed (a record for a bucket deleted meanwhile) fails only its own caller,
-//! with its own error.
+//! with its own error. If a batch panics, its callers get `Closed` and the writer goes on
+//! (`supervise.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{share_from_row, to_i64, to_ms};
 use crate::statements::{UPSERT_OBJECTS_JSON, insert_audit, take_uses_sql};
+use crate::supervise::{Supervisor, WriterQueue};
 use crate::uses::{UseJob, next_round};
 use crate::{AuditEvent, Grantee, MetaError, MetaResult, ObjectRecord, Share, foreign_key_means};
 
@@ -33,9 +36,8 @@ pub(crate) enum Job {
     Audit { event: AuditEvent, reply: oneshot::Sender<MetaResult<()>> },
 }
 
-#[derive(Clone)]
 pub(crate) struct Batcher {
-    jobs: mpsc::Sender<Job>,
+    pub(crate) queue: WriterQueue<Job>,
 }
 
 /// What a job produced inside the transaction, delivered after the commit.
@@ -48,46 +50,49 @@ enum Done {
 impl Batcher {
     /// Starts the writer task on the current runtime.
     pub(crate) fn start(writer: SqlitePool) -> Self {
-        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_batches(writer, queue));
-        Self { jobs }
-    }
-
-    async fn submit<T>(&self, job: Job, answer: oneshot::Receiver<MetaResult<T>>) -> MetaResult<T> {
-        self.jobs.send(job).await.map_err(|_| MetaError::Closed)?;
-        answer.await.map_err(|_| MetaError::Closed)?
+        let queue = WriterQueue::start("sqlite group commit", 4 * MAX_BATCH, |queue, supervisor| {
+            write_batches(writer, queue, supervisor)
+        });
+        Self { queue }
     }
 
     /// Writes an object record, replacing the key's current one (whose blob a trigger queues
     /// for collection).
     pub(crate) async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::PutObject { record: record.clone(), reply }, answer).await
+        self.queue.submit(Job::PutObject { record: record.clone(), reply }, answer).await
     }
 
     pub(crate) async fn consume(&self, job: UseJob) -> MetaResult<Option<Share>> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Consume { job, reply }, answer).await
+        self.queue.submit(Job::Consume { job, reply }, answer).await
     }
 
     pub(crate) async fn audit(&self, event: &AuditEvent) -> MetaResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Audit { event: event.clone(), reply }, answer).await
+        self.queue.submit(Job::Audit { event: event.clone(), reply }, answer).await
     }
 }
 
-async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn write_batches(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, supervisor: Arc<Supervisor>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match run_batch(&writer, &batch).await {
-            Ok(done) => batch.drain(..).zip(done).for_each(|(job, done)| answer(job, Ok(done))),
-            Err(e) if batch.len() == 1 => answer(batch.remove(0), Err(e)),
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = batch.len(), "batched write failed; running its jobs one by one");
-                for job in batch.drain(..) {
-                    let alone = run_batch(&writer, std::slice::from_ref(&job)).await;
-                    answer(job, alone.map(|mut done| done.remove(0)));
-                }
+        if !supervisor.run_batch(write_batch(&writer, &mut batch)).await {
+            batch.clear();
+        }
+    }
+}
+
+/// Runs a batch and answers its jobs, taking them out of `batch`.
+async fn write_batch(writer: &SqlitePool, batch: &mut Vec<Job>) {
+    match run_batch(writer, batch).await {
+        Ok(done) => batch.drain(..).zip(done).for_each(|(job, done)| answer(job, Ok(done))),
+        Err(e) if batch.len() == 1 => answer(batch.remove(0), Err(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = batch.len(), "batched write failed; running its jobs one by one");
+            for job in batch.drain(..) {
+                let alone = run_batch(writer, std::slice::from_ref(&job)).await;
+                answer(job, alone.map(|mut done| done.remove(0)));
             }
         }
     }

@@ -46,11 +46,18 @@ pub async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded(store
     assert!(store.released_blobs(10).await.unwrap().is_empty());
     store.put_object(&record("b", "a0", "x3")).await.unwrap();
     store.put_object(&record("b", "a/\u{10FFFF}", "x4")).await.unwrap();
-    let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, limit: 10 }).await.unwrap();
+    let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, from: None, limit: 10 }).await.unwrap();
     let keys: Vec<_> = page.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys, ["a/1", "a/\u{10FFFF}"]);
-    let after = store.list_objects("b", KeyRange { prefix: "", after: Some("a/1"), limit: 10 }).await.unwrap();
+    let after =
+        store.list_objects("b", KeyRange { prefix: "", after: Some("a/1"), from: None, limit: 10 }).await.unwrap();
     assert_eq!(after.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a/\u{10FFFF}", "a0"]);
+    // An inclusive lower bound at the successor of `a/` skips every key under it, U+10FFFF too.
+    let skip = crate::prefix_successor("a/");
+    let from = store.list_objects("b", KeyRange { prefix: "", after: None, from: skip.as_deref(), limit: 10 }).await;
+    assert_eq!(from.unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a0"]);
+    let at = store.list_objects("b", KeyRange { prefix: "", after: None, from: Some("a0"), limit: 10 }).await;
+    assert_eq!(at.unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["a0"]);
 }
 
 pub async fn reads_see_every_acknowledged_write(store: Arc<dyn MetaStore>) {
@@ -102,6 +109,25 @@ fn upload_share(id: &str, hash: &[u8], uses: u32, key: &str) -> Share {
         size: None,
         ..share(id, hash, uses, "")
     }
+}
+
+/// A batch of the writer task panics: its caller gets `Closed`, later redemptions are granted
+/// (the writer goes on), and health reports ok until the store is closed.
+pub async fn the_writer_survives_a_panicking_batch(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    let version = store.get_object("b", "k").await.unwrap().unwrap().version_id;
+    store.create_share(&share("s1", b"h1", 2, &version)).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    store.panic_next_batch();
+    let lost = store.consume_share(b"h1", now, &grantee(), false).await;
+    assert!(matches!(lost, Err(MetaError::Closed)), "{lost:?}");
+    for _ in 0..2 {
+        assert!(store.consume_share(b"h1", now, &grantee(), false).await.unwrap().is_some());
+    }
+    store.put_object(&record("b", "k2", "x2")).await.unwrap();
+    store.health().await.unwrap();
+    store.close().await;
+    assert!(store.health().await.is_err(), "a closed store is not healthy");
 }
 
 pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn MetaStore>) {
@@ -251,7 +277,8 @@ pub async fn racing_writes_fail_alone(store: Arc<dyn MetaStore>) {
     assert_eq!(granted, 1, "a one-use link granted once");
     // Key k{k} had writes i = 2k and 2k + 1; at most one of two neighbours is a multiple of 3, so
     // every key got a record, and those where neither is were written twice.
-    let records = store.list_objects("b", KeyRange { prefix: "k", after: Some("k"), limit: 100 }).await.unwrap();
+    let records =
+        store.list_objects("b", KeyRange { prefix: "k", after: Some("k"), from: None, limit: 100 }).await.unwrap();
     assert_eq!(records.len(), 30);
     let twice: Vec<usize> = (0..30).filter(|k| (2 * k) % 3 != 0 && (2 * k + 1) % 3 != 0).collect();
     let released = store.released_blobs(100).await.unwrap();
@@ -340,6 +367,13 @@ macro_rules! conformance_tests {
         async fn reads_see_every_acknowledged_write() {
             if let Some((store, _guard)) = $open.await {
                 crate::conformance::reads_see_every_acknowledged_write(crate::conformance::with_bucket(store).await)
+                    .await;
+            }
+        }
+        #[tokio::test]
+        async fn the_writer_survives_a_panicking_batch() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::the_writer_survives_a_panicking_batch(crate::conformance::with_bucket(store).await)
                     .await;
             }
         }

@@ -17,6 +17,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod statements;
+mod supervise;
 mod uses;
 
 pub use model::{
@@ -60,14 +61,45 @@ pub enum MetaError {
     Closed,
 }
 
+impl MetaError {
+    /// Whether the store certainly changed nothing: a refusal (a domain outcome, an error the
+    /// database answered with, which rolls the transaction back) or a failure before anything was
+    /// sent. `false` when the write may have committed all the same: the connection broke around
+    /// the commit, or the writer went away before answering (`Closed`, `Batch`).
+    pub fn wrote_nothing(&self) -> bool {
+        match self {
+            Self::Backend(e) => matches!(
+                e,
+                sqlx::Error::Database(_)
+                    | sqlx::Error::Configuration(_)
+                    | sqlx::Error::Encode(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+            ),
+            Self::Batch(_) | Self::Closed => false,
+            Self::NoSuchBucket
+            | Self::BucketAlreadyExists
+            | Self::BucketNotEmpty
+            | Self::NoSuchUpload
+            | Self::ObjectExists
+            | Self::Encoding(_)
+            | Self::Migration(_)
+            | Self::Locked { .. }
+            | Self::Lock { .. } => true,
+        }
+    }
+}
+
 pub type MetaResult<T> = Result<T, MetaError>;
 
-/// One page request over keys in a bucket: keys that start with `prefix` and sort strictly
-/// after `after`, at most `limit` of them, in byte order.
+/// One page request over keys in a bucket: keys that start with `prefix`, sort strictly after
+/// `after` and at or after `from`, at most `limit` of them, in byte order.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRange<'a> {
     pub prefix: &'a str,
     pub after: Option<&'a str>,
+    /// An inclusive lower bound: a listing skips a common prefix by starting at its successor.
+    pub from: Option<&'a str>,
     pub limit: u32,
 }
 
@@ -220,8 +252,16 @@ pub trait MetaStore: Send + Sync + 'static {
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
 
+    /// Whether the store can serve: its writer task is running and its database answers.
+    /// `Closed` when the writer is gone; the database's error when it does not answer.
+    async fn health(&self) -> MetaResult<()>;
+
     /// Waits for in-flight statements and closes the connections.
     async fn close(&self);
+
+    /// Test hook: the next batch of the store's writer task panics.
+    #[cfg(test)]
+    fn panic_next_batch(&self);
 }
 
 #[cfg(test)]

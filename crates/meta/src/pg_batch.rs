@@ -5,9 +5,11 @@
 //!
 //! A statement updates a row at most once, so a link named twice in one batch is taken in
 //! order, in a second round (`uses::next_round`). Rows from several replicas' batches lock in no fixed order; if
-//! PostgreSQL breaks a deadlock by failing a batch, its jobs are retried one by one.
+//! PostgreSQL breaks a deadlock by failing a batch, its jobs are retried one by one. If a round
+//! panics, its callers get `Closed` and the task goes on (`supervise.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
@@ -15,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::rows::{Columns, Prefixed, object_from_row, share_from_row, to_ms};
 use crate::statements::take_uses_sql;
+use crate::supervise::{Supervisor, WriterQueue};
 use crate::uses::{UseJob, next_round};
 use crate::{GrantedUse, MetaError, MetaResult};
 
@@ -68,32 +71,31 @@ fn granted_from_row(row: &PgRow) -> MetaResult<(Vec<u8>, GrantedUse)> {
 
 type Reply = oneshot::Sender<MetaResult<Option<GrantedUse>>>;
 
-#[derive(Clone)]
 pub(crate) struct PgBatcher {
-    jobs: mpsc::Sender<(UseJob, Reply)>,
+    pub(crate) queue: WriterQueue<(UseJob, Reply)>,
 }
 
 impl PgBatcher {
     /// Starts the batching task on the current runtime.
     pub(crate) fn start(pool: PgPool) -> Self {
-        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(take_batches(pool, queue));
-        Self { jobs }
+        let queue = WriterQueue::start("postgres redemption batcher", 4 * MAX_BATCH, |queue, supervisor| {
+            take_batches(pool, queue, supervisor)
+        });
+        Self { queue }
     }
 
     pub(crate) async fn take(&self, job: UseJob) -> MetaResult<Option<GrantedUse>> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send((job, reply)).await.map_err(|_| MetaError::Closed)?;
-        answer.await.map_err(|_| MetaError::Closed)?
+        self.queue.submit((job, reply), answer).await
     }
 }
 
-async fn take_batches(pool: PgPool, mut queue: mpsc::Receiver<(UseJob, Reply)>) {
+async fn take_batches(pool: PgPool, mut queue: mpsc::Receiver<(UseJob, Reply)>, supervisor: Arc<Supervisor>) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         while !waiting.is_empty() {
             let round = next_round(&mut waiting, |(job, _)| job);
-            take_round(&pool, round).await;
+            supervisor.run_batch(take_round(&pool, round)).await;
         }
     }
 }

@@ -301,8 +301,21 @@ impl MetaStore for PgStore {
         row.as_ref().map(access_key_from_row).transpose()
     }
 
+    async fn health(&self) -> MetaResult<()> {
+        if !self.batcher.queue.is_running() {
+            return Err(MetaError::Closed);
+        }
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    #[cfg(test)]
+    fn panic_next_batch(&self) {
+        self.batcher.queue.supervisor.panic_next.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -217,9 +217,10 @@ impl MetaStore for SqliteStore {
     }
 
     async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
-        self.batcher.put_object(record).await?;
+        let written = self.batcher.put_object(record).await;
+        // Even on an error: the record may have committed before the writer failed to answer.
         self.objects.invalidate(&record.bucket, &record.key);
-        Ok(())
+        written
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<bool> {
@@ -288,13 +289,14 @@ impl MetaStore for SqliteStore {
     }
 
     async fn complete_upload(&self, upload_id: &str, record: &ObjectRecord) -> MetaResult<()> {
-        transaction!(self.writer, |tx| {
+        let written = transaction!(self.writer, |tx| {
             drop_upload(&mut tx, upload_id).await?;
             write_object(&mut *tx, UPSERT_OBJECT, record).await?;
             Ok(())
-        })?;
+        });
+        // Even on an error: a commit whose answer was lost may have written the record.
         self.objects.invalidate(&record.bucket, &record.key);
-        Ok(())
+        written
     }
 
     async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>> {
@@ -363,9 +365,10 @@ impl MetaStore for SqliteStore {
         replace: bool,
     ) -> MetaResult<Option<Share>> {
         let share =
-            consume_upload_share!(self.writer, batch::consume, write_object, token_hash, now, to, record, replace)?;
+            consume_upload_share!(self.writer, batch::consume, write_object, token_hash, now, to, record, replace);
+        // Even on an error: a commit whose answer was lost may have written the record.
         self.objects.invalidate(&record.bucket, &record.key);
-        Ok(share)
+        share
     }
 
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {
@@ -388,9 +391,22 @@ impl MetaStore for SqliteStore {
         row.as_ref().map(access_key_from_row).transpose()
     }
 
+    async fn health(&self) -> MetaResult<()> {
+        if !self.batcher.queue.is_running() {
+            return Err(MetaError::Closed);
+        }
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    #[cfg(test)]
+    fn panic_next_batch(&self) {
+        self.batcher.queue.supervisor.panic_next.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -214,11 +214,13 @@ macro_rules! list_objects {
         let range: $crate::KeyRange<'_> = $range;
         $crate::statements::bound!(
             "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND (CAST($3 AS TEXT) IS NULL OR key < $3)
-             AND (CAST($4 AS TEXT) IS NULL OR key > $4) ORDER BY key LIMIT $5",
+             AND (CAST($4 AS TEXT) IS NULL OR key > $4) AND (CAST($5 AS TEXT) IS NULL OR key >= $5)
+             ORDER BY key LIMIT $6",
             $bucket,
             range.prefix,
             $crate::prefix_successor(range.prefix),
             range.after,
+            range.from,
             i64::from(range.limit),
         )
     }};
@@ -258,12 +260,14 @@ macro_rules! list_uploads {
             "SELECT * FROM uploads WHERE bucket = $1 AND key >= $2 AND (CAST($3 AS TEXT) IS NULL OR key < $3)
              AND (CAST($4 AS TEXT) IS NULL OR key > $4
                   OR (key = $4 AND CAST($5 AS TEXT) IS NOT NULL AND upload_id > $5))
-             ORDER BY key, upload_id LIMIT $6",
+             AND (CAST($6 AS TEXT) IS NULL OR key >= $6)
+             ORDER BY key, upload_id LIMIT $7",
             $bucket,
             range.prefix,
             $crate::prefix_successor(range.prefix),
             range.after,
             $upload_id_marker,
+            range.from,
             i64::from(range.limit),
         )
     }};

@@ -33,6 +33,9 @@ pub enum ObjectError {
     Storage(#[from] StorageError),
     #[error("multipart: {0}")]
     Multipart(#[from] multipart::MultipartError),
+    /// The version a copy was asked for was replaced and its bytes are gone.
+    #[error("the copy source changed")]
+    SourceChanged,
 }
 
 impl From<MetaError> for ObjectError {
@@ -184,8 +187,9 @@ impl ObjectService {
 
     /// Stores bytes as a new version of `bucket/key` like [`ObjectService::put`], but the record
     /// is written by `write`, which writes it in one transaction with whatever else it changes
-    /// and returns `false` when it declined to write. A refused or failed write deletes the
-    /// bytes again, so nothing is left behind; `Ok(None)` means declined.
+    /// and returns `false` when it declined to write. A declined or refused write deletes the
+    /// bytes again, so nothing is left behind; `Ok(None)` means declined. A failure that may
+    /// have committed is settled as [`ObjectService::settle_failed_write`] says.
     pub async fn put_with<S, E>(
         &self,
         bucket: &str,
@@ -202,10 +206,11 @@ impl ObjectService {
         let record = self.write_blob(bucket, key, body, limits, attrs).await?;
         match write(&record).await {
             Ok(true) => Ok(Some(record)),
-            outcome => {
+            Ok(false) => {
                 self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
-                Ok(outcome.map(|_| None)?)
+                Ok(None)
             }
+            Err(e) => self.settle_failed_write(record, e).await.map(Some),
         }
     }
 
@@ -240,7 +245,9 @@ impl ObjectService {
         })
     }
 
-    /// Copies the current version of a source object to `bucket/key` with the given attributes.
+    /// Copies exactly the version `source` (the record the caller checked its conditions
+    /// against) to `bucket/key` with the given attributes. `SourceChanged` when that version was
+    /// replaced and its bytes are gone: a newer version is never copied in its place.
     pub async fn copy(
         &self,
         source: &ObjectRecord,
@@ -248,13 +255,14 @@ impl ObjectService {
         key: &str,
         attrs: ObjectAttributes,
     ) -> ObjectResult<ObjectRecord> {
+        let same = |r: &ObjectRecord| match r.version_id == source.version_id {
+            true => Ok(0..r.size),
+            false => Err(ObjectError::SourceChanged),
+        };
         let read = self
-            .read(&source.bucket, &source.key, |r| Ok::<_, std::convert::Infallible>(0..r.size))
+            .read_from(&source.bucket, &source.key, Some(source.clone()), same)
             .await
-            .map_err(|e| match e {
-                ReadError::Object(e) => e,
-                ReadError::Refused(never) => match never {},
-            })?;
+            .map_err(|(ReadError::Object(e) | ReadError::Refused(e))| e)?;
         let limits = WriteLimits { expected_size: Some(read.record.size), ..WriteLimits::default() };
         self.put(bucket, key, read.body, limits, attrs).await
     }
@@ -276,8 +284,8 @@ impl ObjectService {
         self.head(bucket, key).await.map(|_| ())
     }
 
-    /// Commits a record naming a fresh blob. If the commit fails the blob is deleted again, so a
-    /// failed write leaves nothing behind; blobs the commit released go to the collector.
+    /// Commits a record naming a fresh blob; blobs the commit released go to the collector. A
+    /// failed commit is settled by [`ObjectService::settle_failed_write`].
     async fn commit(&self, record: ObjectRecord, how: Commit<'_>) -> ObjectResult<ObjectRecord> {
         let result = match how {
             Commit::Put => self.meta.put_object(&record).await,
@@ -285,11 +293,37 @@ impl ObjectService {
         };
         match result {
             Ok(()) => Ok(record),
-            Err(e) => {
-                self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
-                Err(e.into())
-            }
+            Err(e) => self.settle_failed_write(record, e).await,
         }
+    }
+
+    /// After the write of `record` failed with `e`. A refusal deletes its fresh blob, so it
+    /// leaves nothing behind. Any other error may have come after the commit, when the record
+    /// names the blob (and the one it replaced is queued for release): deleting the blob then
+    /// would lose the object. So the record is read back; if it is ours, the write succeeded.
+    /// Otherwise the blob stays, logged, for an orphan sweep.
+    async fn settle_failed_write(&self, record: ObjectRecord, e: MetaError) -> ObjectResult<ObjectRecord> {
+        if self.discard_blob(&record.blob_id, &e).await {
+            return Err(e.into());
+        }
+        match self.meta.get_object(&record.bucket, &record.key).await {
+            Ok(Some(current)) if current.version_id == record.version_id => {
+                tracing::warn!(error = %e, blob_id = %record.blob_id, "a write failed after its commit; it stands");
+                Ok(record)
+            }
+            _ => Err(e.into()),
+        }
+    }
+
+    /// Deletes the blob of a write that failed with `e` if the store certainly wrote nothing,
+    /// and says whether it did. Otherwise a committed record may name the blob: it is kept.
+    async fn discard_blob(&self, blob_id: &str, e: &MetaError) -> bool {
+        if e.wrote_nothing() {
+            self.blobs.delete(&[blob_id.to_owned()]).await;
+            return true;
+        }
+        tracing::error!(error = %e, blob_id, "a write failed after it may have committed; its blob is kept (for an orphan sweep if no record names it)");
+        false
     }
 
     /// Deletes the files of released blobs, then forgets them; returns how many. A crash in
@@ -345,15 +379,20 @@ mod tests {
             .sum()
     }
 
-    #[tokio::test]
-    async fn replaced_and_deleted_blobs_are_collected() {
+    /// A service over a fresh data dir, with bucket `b`.
+    async fn service() -> (tempfile::TempDir, ObjectService) {
         let dir = tempfile::tempdir().unwrap();
         let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
         let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
         service.create_bucket("b", "us-east-1").await.unwrap();
+        (dir, service)
+    }
+
+    #[tokio::test]
+    async fn replaced_and_deleted_blobs_are_collected() {
+        let (dir, service) = service().await;
         for body in [&b"one"[..], b"two"] {
-            let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from_static(body))]);
-            service.put("b", "k", stream, WriteLimits::default(), ObjectAttributes::default()).await.unwrap();
+            put(&service, "k", body).await;
         }
         assert_eq!(blob_files(dir.path()), 2);
         assert_eq!(service.collect_released().await.unwrap(), 1);
@@ -363,5 +402,33 @@ mod tests {
         service.delete("b", "k").await.unwrap();
         assert_eq!(service.collect_released().await.unwrap(), 1);
         assert_eq!(blob_files(dir.path()), 0);
+    }
+
+    async fn put(service: &ObjectService, key: &str, body: &'static [u8]) -> ObjectRecord {
+        let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from_static(body))]);
+        service.put("b", key, stream, WriteLimits::default(), ObjectAttributes::default()).await.unwrap()
+    }
+
+    async fn bytes_of(service: &ObjectService, key: &str) -> Vec<u8> {
+        let read = service.read("b", key, |r| Ok::<_, ()>(0..r.size)).await.unwrap();
+        let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(read.body).await.unwrap();
+        chunks.concat()
+    }
+
+    /// The source is replaced between the caller's condition check (on `approved`) and the
+    /// copy: the copy has the approved bytes while they exist, and is refused once they are
+    /// gone; it never has the newer bytes.
+    #[tokio::test]
+    async fn a_copy_takes_the_approved_version_or_none() {
+        let (_dir, service) = service().await;
+        let approved = put(&service, "src", b"approved").await;
+        put(&service, "src", b"newer").await;
+        let copied = service.copy(&approved, "b", "dst", ObjectAttributes::default()).await.unwrap();
+        assert_eq!(copied.etag, approved.etag);
+        assert_eq!(bytes_of(&service, "dst").await, b"approved");
+        service.collect_released().await.unwrap();
+        let refused = service.copy(&approved, "b", "dst2", ObjectAttributes::default()).await;
+        assert!(matches!(refused, Err(ObjectError::SourceChanged)), "{refused:?}");
+        assert!(matches!(service.head("b", "dst2").await, Err(ObjectError::NoSuchKey)));
     }
 }

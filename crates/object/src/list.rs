@@ -1,14 +1,11 @@
 //! Listing keys with a prefix and a delimiter, page by page, in S3's byte order.
 
-use latchkey_meta::{KeyRange, ObjectRecord};
+use latchkey_meta::{KeyRange, ObjectRecord, prefix_successor};
 
 use crate::{ObjectResult, ObjectService};
 
 /// Rows fetched from the store per round trip while a page is assembled.
 const BATCH: u32 = 1000;
-
-/// Sorts after every key that starts with a common prefix, so one query can skip all of them.
-const AFTER_ALL: char = char::MAX;
 
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest<'a> {
@@ -42,6 +39,26 @@ pub struct ListPage {
     pub truncated: bool,
 }
 
+/// Where a store query starts: at `key` or strictly after it. Ordered by key, then exclusive
+/// after inclusive, so that the listing loop can check that every query starts later than the
+/// one before and therefore ends.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Lower {
+    key: String,
+    exclusive: bool,
+}
+
+impl Lower {
+    fn range<'a>(lower: Option<&'a Self>, prefix: &'a str) -> KeyRange<'a> {
+        let (after, from) = match lower {
+            Some(Self { key, exclusive: true }) => (Some(key.as_str()), None),
+            Some(Self { key, exclusive: false }) => (None, Some(key.as_str())),
+            None => (None, None),
+        };
+        KeyRange { prefix, after, from, limit: BATCH }
+    }
+}
+
 impl ObjectService {
     /// One page of at most `max_keys` entries (objects and rolled-up common prefixes together,
     /// as S3 counts them). A common prefix at or before `after` is never returned again, so
@@ -52,56 +69,64 @@ impl ObjectService {
         if req.max_keys == 0 {
             return Ok(page);
         }
+        let delimiter = req.delimiter.filter(|d| !d.is_empty());
         let mut floor = req.after.map(str::to_owned);
-        let mut cursor = floor.clone();
+        let mut lower = req.after.map(|key| Lower { key: key.to_owned(), exclusive: true });
         loop {
-            let range = KeyRange { prefix: req.prefix, after: cursor.as_deref(), limit: BATCH };
-            let batch = self.meta().list_objects(bucket, range).await?;
+            let batch = self.meta().list_objects(bucket, Lower::range(lower.as_ref(), req.prefix)).await?;
             let exhausted = batch.len() < BATCH as usize;
-            let mut rolled_up = false;
+            let mut next = None;
             for record in batch {
-                let common = req.delimiter.filter(|d| !d.is_empty()).and_then(|d| {
+                let common = delimiter.and_then(|d| {
                     let rest = &record.key[req.prefix.len()..];
                     rest.find(d).map(|at| record.key[..req.prefix.len() + at + d.len()].to_owned())
                 });
-                let entry = match common {
-                    Some(prefix) if floor.as_deref().is_some_and(|f| prefix.as_str() <= f) => {
-                        cursor = Some(format!("{prefix}{AFTER_ALL}"));
-                        rolled_up = true;
-                        break;
+                let full = page.entries.len() == req.max_keys as usize;
+                let Some(prefix) = common else {
+                    if full {
+                        page.truncated = true;
+                        return Ok(page);
                     }
-                    Some(prefix) => ListEntry::CommonPrefix(prefix),
-                    None => ListEntry::Object(Box::new(record)),
+                    floor = Some(record.key.clone());
+                    next = Some(Lower { key: record.key.clone(), exclusive: true });
+                    page.entries.push(ListEntry::Object(Box::new(record)));
+                    continue;
                 };
-                if page.entries.len() == req.max_keys as usize {
-                    page.truncated = true;
-                    return Ok(page);
+                if floor.as_deref().is_none_or(|f| prefix.as_str() > f) {
+                    if full {
+                        page.truncated = true;
+                        return Ok(page);
+                    }
+                    floor = Some(prefix.clone());
+                    page.entries.push(ListEntry::CommonPrefix(prefix.clone()));
                 }
-                let position = entry.position().to_owned();
-                let is_prefix = matches!(entry, ListEntry::CommonPrefix(_));
-                page.entries.push(entry);
-                if is_prefix {
-                    cursor = Some(format!("{position}{AFTER_ALL}"));
-                    floor = Some(position);
-                    rolled_up = true;
-                    break;
-                }
-                cursor = Some(position.clone());
-                floor = Some(position);
+                // Every key under the prefix rolls up into it: go on at the first key past them
+                // all. Without one (the prefix is all U+10FFFF), no key is left to list.
+                let Some(successor) = prefix_successor(&prefix) else { return Ok(page) };
+                next = Some(Lower { key: successor, exclusive: false });
+                break;
             }
-            if exhausted && !rolled_up {
+            let skipped = next.as_ref().is_some_and(|n| !n.exclusive);
+            if exhausted && !skipped {
                 return Ok(page);
             }
+            // Keys come back past `lower`, and a successor sorts past its prefix's keys.
+            assert!(next.as_ref() > lower.as_ref(), "a listing query must start past the one before");
+            lower = next;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     use latchkey_meta::SqliteStore;
     use latchkey_storage::{BlobStore, WriteLimits};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
     use super::*;
     use crate::ObjectAttributes;
@@ -138,5 +163,92 @@ mod tests {
         assert_eq!(positions(&service.list("b", &req).await.unwrap()), ["b", "c/"]);
         let nested = ListRequest { prefix: "c/", delimiter: Some("/"), after: None, max_keys: 10 };
         assert_eq!(positions(&service.list("b", &nested).await.unwrap()), ["c/x/", "c/y"]);
+    }
+
+    /// `in/\u{10FFFF}x` sorts after `in/` followed by U+10FFFF, so skipping the prefix to that
+    /// string met the key again, rolled it up again, and queried again, forever.
+    #[tokio::test]
+    async fn a_prefix_with_a_key_past_char_max_is_skipped_once() {
+        let (_dir, service) = service_with(&["in/\u{10FFFF}x", "in/a", "z"]).await;
+        let req = ListRequest { prefix: "", delimiter: Some("/"), after: None, max_keys: 1000 };
+        let page = tokio::time::timeout(std::time::Duration::from_secs(10), service.list("b", &req))
+            .await
+            .expect("the listing ends")
+            .unwrap();
+        assert_eq!(positions(&page), ["in/", "z"]);
+        assert!(!page.truncated);
+        // A prefix of U+10FFFF alone has no successor: the listing stops after it.
+        let (_dir, service) = service_with(&["a", "\u{10FFFF}/1", "\u{10FFFF}/\u{10FFFF}"]).await;
+        let page = tokio::time::timeout(std::time::Duration::from_secs(10), service.list("b", &req)).await.unwrap();
+        assert_eq!(positions(&page.unwrap()), ["a", "\u{10FFFF}/"]);
+    }
+
+    /// S3 delimiter listing, directly: the keys under `prefix` past `after`, each rolled up to its
+    /// common prefix, without repeats and without common prefixes at or before `after`.
+    fn model(keys: &BTreeSet<String>, req: &ListRequest<'_>) -> (Vec<(String, bool)>, bool) {
+        let delimiter = req.delimiter.filter(|d| !d.is_empty());
+        let mut entries: Vec<(String, bool)> = Vec::new();
+        for key in keys.iter().filter(|k| k.starts_with(req.prefix) && req.after.is_none_or(|a| k.as_str() > a)) {
+            let entry = match delimiter.and_then(|d| key[req.prefix.len()..].find(d).map(|at| (at, d))) {
+                Some((at, d)) => (key[..req.prefix.len() + at + d.len()].to_owned(), true),
+                None => (key.clone(), false),
+            };
+            if req.after.is_none_or(|a| entry.0.as_str() > a) && entries.last() != Some(&entry) {
+                entries.push(entry);
+            }
+        }
+        let truncated = entries.len() > req.max_keys as usize;
+        entries.truncate(req.max_keys as usize);
+        (entries, truncated)
+    }
+
+    fn unicode_text(max_chars: usize) -> impl Strategy<Value = String> {
+        static CHARS: [char; 10] = ['a', 'b', '/', '\u{FFFF}', '\u{10FFFF}', '\u{E000}', '\u{D7FF}', 'é', '日', '😀'];
+        prop::collection::vec(prop::sample::select(&CHARS[..]), 0..=max_chars).prop_map(String::from_iter)
+    }
+
+    /// Every page of every listing, paged to the end, is the model's page.
+    #[test]
+    fn delimiter_listings_page_like_the_model() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (_dir, service) = runtime.block_on(service_with(&[]));
+        let cases = (
+            prop::collection::btree_set(unicode_text(5).prop_filter("keys are not empty", |k| !k.is_empty()), 0..16),
+            unicode_text(2),
+            prop::option::of(prop::sample::select(&["/", "\u{10FFFF}", "é/", "b", "\u{FFFF}"][..])),
+            prop::option::of(unicode_text(3)),
+            1u32..5,
+        );
+        let buckets = std::sync::atomic::AtomicUsize::new(0);
+        let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+        let outcome = runner.run(&cases, |(keys, prefix, delimiter, mut after, max_keys)| {
+            runtime.block_on(async {
+                let bucket = format!("p{}", buckets.fetch_add(1, Ordering::Relaxed));
+                service.create_bucket(&bucket, "us-east-1").await.unwrap();
+                let puts = keys.iter().map(|key| {
+                    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]);
+                    service.put(&bucket, key, body, WriteLimits::default(), ObjectAttributes::default())
+                });
+                futures::future::try_join_all(puts).await.unwrap();
+                for _ in 0..=keys.len() {
+                    let req = ListRequest { prefix: &prefix, delimiter, after: after.as_deref(), max_keys };
+                    let listing = service.list(&bucket, &req);
+                    let page = tokio::time::timeout(std::time::Duration::from_secs(10), listing).await;
+                    let page = page.map_err(|_| TestCaseError::fail("the listing did not end"))?.unwrap();
+                    let entries: Vec<(String, bool)> = page
+                        .entries
+                        .iter()
+                        .map(|e| (e.position().to_owned(), matches!(e, ListEntry::CommonPrefix(_))))
+                        .collect();
+                    prop_assert_eq!((entries, page.truncated), model(&keys, &req));
+                    if !page.truncated {
+                        return Ok(());
+                    }
+                    after = page.entries.last().map(|e| e.position().to_owned());
+                }
+                Err(TestCaseError::fail("more pages than keys"))
+            })
+        });
+        outcome.unwrap();
     }
 }

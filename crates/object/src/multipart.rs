@@ -97,7 +97,7 @@ impl ObjectService {
         match self.meta().put_part(&part).await {
             Ok(()) => Ok(part),
             Err(e) => {
-                self.blobs.delete(std::slice::from_ref(&part.blob_id)).await;
+                self.discard_blob(&part.blob_id, &e).await;
                 Err(no_such_upload(e.into()))
             }
         }

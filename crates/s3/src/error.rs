@@ -32,6 +32,9 @@ pub(crate) fn s3_error(e: ObjectError) -> S3Error {
         ObjectError::Multipart(e @ (M::InvalidPartNumber | M::NoParts)) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
         }
+        ObjectError::SourceChanged => {
+            s3_error!(PreconditionFailed, "The copy source was replaced while it was being copied; try again.")
+        }
         ObjectError::Storage(StorageError::TooLarge { .. }) => {
             s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size")
         }

@@ -121,7 +121,7 @@ pub(crate) async fn list_multipart_uploads(
     front.objects.bucket(&input.bucket).await.or_s3()?;
     let limit = max_keys(input.max_uploads)?;
     let prefix = input.prefix.as_deref().unwrap_or_default();
-    let range = KeyRange { prefix, after: input.key_marker.as_deref(), limit: limit + 1 };
+    let range = KeyRange { prefix, after: input.key_marker.as_deref(), from: None, limit: limit + 1 };
     let mut uploads = front
         .objects
         .meta()

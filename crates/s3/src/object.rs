@@ -1,7 +1,7 @@
 //! Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use base64::Engine;
-use latchkey_object::{ObjectAttributes, ReadError};
+use latchkey_object::{ObjectAttributes, ObjectError, ReadError};
 use latchkey_storage::WriteLimits;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -125,6 +125,10 @@ pub(crate) async fn delete_object(
 /// S3's limit on keys in one DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
 
+/// How often CopyObject checks its conditions and copies when the source keeps being replaced
+/// between the two; each attempt sees a newer version.
+const COPY_ATTEMPTS: usize = 3;
+
 pub(crate) async fn delete_objects(
     front: &S3Front,
     req: S3Request<DeleteObjectsInput>,
@@ -166,30 +170,38 @@ pub(crate) async fn copy_object(
     if version_id.is_some() {
         return Err(s3_error!(NotImplemented, "Copying a specific version is not supported"));
     }
-    let source = front.objects.head(src_bucket, src_key).await.or_s3()?;
+    let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let pre = Preconditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     };
-    conditional::check(&pre, &source, Reading::CopySource)?;
-
-    let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-    if !replace_metadata && !replace_tags && **src_bucket == *input.bucket && **src_key == *input.key {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
-    }
     let requested = attributes(write_headers!(input))?;
-    let attrs = ObjectAttributes {
-        headers: if replace_metadata { requested.headers } else { source.headers.clone() },
-        user_meta: if replace_metadata { requested.user_meta } else { source.user_meta.clone() },
-        tags: if replace_tags { requested.tags } else { source.tags.clone() },
+    let mut attempt = 0;
+    let record = loop {
+        attempt += 1;
+        let source = front.objects.head(src_bucket, src_key).await.or_s3()?;
+        conditional::check(&pre, &source, Reading::CopySource)?;
+        if !replace_metadata && !replace_tags && **src_bucket == *input.bucket && **src_key == *input.key {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let attrs = ObjectAttributes {
+            headers: if replace_metadata { requested.headers.clone() } else { source.headers.clone() },
+            user_meta: if replace_metadata { requested.user_meta.clone() } else { source.user_meta.clone() },
+            tags: if replace_tags { requested.tags.clone() } else { source.tags.clone() },
+        };
+        // The service copies exactly the version checked above; if that one was replaced
+        // meanwhile, the conditions are checked again on the new one.
+        match front.objects.copy(&source, &input.bucket, &input.key, attrs).await {
+            Err(ObjectError::SourceChanged) if attempt < COPY_ATTEMPTS => continue,
+            outcome => break outcome.or_s3()?,
+        }
     };
-    let record = front.objects.copy(&source, &input.bucket, &input.key, attrs).await.or_s3()?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&record.etag)),

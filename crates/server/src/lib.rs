@@ -95,8 +95,13 @@ impl Server {
             max_presigned_expiry: config.max_presigned_expiry,
             sigv2: config.sigv2,
         };
-        let dispatch =
-            router::Dispatch::new(s3.build(), redemption_routes(shares.clone()), signing, SigV2Verifier::new(keys));
+        let dispatch = router::Dispatch::new(
+            s3.build(),
+            redemption_routes(shares.clone()),
+            meta.clone(),
+            signing,
+            SigV2Verifier::new(keys),
+        );
         Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, config })
     }
 

@@ -10,12 +10,13 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use latchkey_meta::{MetaError, MetaStore};
 use latchkey_s3::{SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
@@ -23,6 +24,23 @@ use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
 use crate::{access_path, error_body};
+
+/// How long `/-/health` waits for the metadata store before calling it down.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `200 ok`, or `503` with a short reason when the metadata store cannot take writes (its
+/// writer task is gone, its database does not answer). The cause is logged, not shown.
+async fn health(meta: Arc<dyn MetaStore>) -> (StatusCode, &'static str) {
+    match tokio::time::timeout(HEALTH_TIMEOUT, meta.health()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n"),
+        Ok(Err(MetaError::Closed)) => (StatusCode::SERVICE_UNAVAILABLE, "down: metadata writer stopped\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: the metadata database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database unreachable\n")
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database not answering\n"),
+    }
+}
 
 /// S3 refuses request header sections over 8 KiB; so do we, before s3s or a route reads them.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -58,9 +76,16 @@ pub struct Connection {
 }
 
 impl Dispatch {
-    /// `public` holds the unsigned `/-/` endpoints (share redemption); health is added here.
-    pub fn new(s3: S3Service, public: Router, signing: SigningRules, sigv2: SigV2Verifier) -> Self {
-        let routes = Router::new().route("/-/health", get(|| async { "ok\n" })).merge(public);
+    /// `public` holds the unsigned `/-/` endpoints (share redemption); health, which asks
+    /// `meta`, is added here.
+    pub fn new(
+        s3: S3Service,
+        public: Router,
+        meta: Arc<dyn MetaStore>,
+        signing: SigningRules,
+        sigv2: SigV2Verifier,
+    ) -> Self {
+        let routes = Router::new().route("/-/health", get(move || health(meta.clone()))).merge(public);
         Self { s3, routes, signing, sigv2, request_ids: RequestIds::new() }
     }
 
@@ -182,5 +207,20 @@ impl RequestIds {
     fn next(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         format!("{:016X}", self.base.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_is_down_when_the_store_cannot_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetaStore> =
+            Arc::new(latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
+        assert_eq!(health(store.clone()).await, (StatusCode::OK, "ok\n"));
+        store.close().await;
+        assert_eq!(health(store).await, (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database unreachable\n"));
     }
 }
