@@ -7,8 +7,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
-    Bucket, ContentHeaders, Grantee, KeyRange, MetaError, MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share,
-    ShareFilter, Tag,
+    Bucket, ContentHeaders, GrantRequest, Grantee, KeyRange, MetaError, MetaStore, MultipartUpload, ObjectRecord,
+    PartRecord, Share, ShareFilter, Tag,
 };
 
 fn grantee() -> Grantee {
@@ -122,9 +122,12 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
     assert_eq!(granted, 5);
     assert_eq!(store.get_share("s5").await.unwrap().unwrap().uses_left, 0);
     let minute_ago = now - time::Duration::minutes(1);
-    assert!(store.has_grant("s5", "10.0.0.1", minute_ago).await.unwrap());
-    assert!(!store.has_grant("s5", "10.0.0.2", minute_ago).await.unwrap());
-    assert!(!store.has_grant("s5", "10.0.0.1", now + time::Duration::seconds(1)).await.unwrap());
+    assert!(store.has_grant("s5", &grantee(), minute_ago).await.unwrap());
+    let elsewhere = Grantee { source_ip: "10.0.0.2".into(), ..grantee() };
+    assert!(!store.has_grant("s5", &elsewhere, minute_ago).await.unwrap());
+    let other_agent = Grantee { user_agent: None, ..grantee() };
+    assert!(!store.has_grant("s5", &other_agent, minute_ago).await.unwrap());
+    assert!(!store.has_grant("s5", &grantee(), now + time::Duration::seconds(1)).await.unwrap());
 
     store.create_share(&share("s1", b"h1", 1, &version)).await.unwrap();
     let later = now + time::Duration::hours(2);
@@ -152,7 +155,7 @@ pub async fn shares_are_consumed_atomically_and_only_while_valid(store: Arc<dyn 
     if let Some(object) = granted.object {
         assert_eq!(Some(object), store.get_object("b", "k").await.unwrap(), "the version the use was granted for");
     }
-    assert!(store.has_grant("s3", "10.0.0.1", now).await.unwrap());
+    assert!(store.has_grant("s3", &grantee(), now).await.unwrap());
 }
 
 pub async fn upload_links_write_the_object_with_the_use(store: Arc<dyn MetaStore>) {
@@ -320,7 +323,36 @@ pub async fn spent_links_are_purged_after_retention(store: Arc<dyn MetaStore>) {
         store.list_shares(&ShareFilter::default()).await.unwrap().into_iter().map(|s| s.id).collect();
     left.sort();
     assert_eq!(left, ["live", "resumable"]);
-    assert!(store.has_grant("resumable", "10.0.0.1", now - time::Duration::minutes(1)).await.unwrap());
+    assert!(store.has_grant("resumable", &grantee(), now - time::Duration::minutes(1)).await.unwrap());
+}
+
+pub async fn a_grant_serves_its_budget_once(store: Arc<dyn MetaStore>) {
+    store.put_object(&record("b", "k", "x1")).await.unwrap();
+    let object = store.get_object("b", "k").await.unwrap().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let since = now - time::Duration::minutes(1);
+    store.create_share(&Share { size: Some(100), ..share("g", b"hg", 1, &object.version_id) }).await.unwrap();
+    store.consume_share(b"hg", now, &grantee(), false).await.unwrap().unwrap();
+    // The first transfer counted the size (100); the budget is 130.
+    let reserve = async |to: &Grantee, bytes| {
+        let request = GrantRequest { share_id: "g", to, since, now, bytes, budget: 130 };
+        store.reserve_grant(&request).await.unwrap()
+    };
+    assert_eq!(reserve(&grantee(), 31).await, None, "past the budget");
+    let elsewhere = Grantee { source_ip: "10.0.0.2".into(), ..grantee() };
+    assert_eq!(reserve(&elsewhere, 1).await, None, "another address");
+    let granted = reserve(&grantee(), 30).await.expect("within the budget");
+    assert_eq!(reserve(&grantee(), 1).await, None, "spent");
+    store.refund_grant("g", &grantee(), granted, 60).await.unwrap();
+    assert_eq!(reserve(&grantee(), 60).await, Some(granted), "refunded bytes can be served again");
+    assert_eq!(reserve(&grantee(), 1).await, None);
+    store.refund_grant("g", &grantee(), granted, 10).await.unwrap();
+    let later = now + time::Duration::hours(2);
+    let client = grantee();
+    let expired = GrantRequest { share_id: "g", to: &client, since, now: later, bytes: 1, budget: 130 };
+    assert_eq!(store.reserve_grant(&expired).await.unwrap(), None, "expired");
+    store.revoke_share("g", now).await.unwrap();
+    assert_eq!(reserve(&grantee(), 1).await, None, "revoked");
 }
 
 /// One `#[tokio::test]` per check, each with a store from `$open` (an async expression giving
@@ -368,6 +400,12 @@ macro_rules! conformance_tests {
                     crate::conformance::with_bucket(store).await,
                 )
                 .await;
+            }
+        }
+        #[tokio::test]
+        async fn a_grant_serves_its_budget_once() {
+            if let Some((store, _guard)) = $open.await {
+                crate::conformance::a_grant_serves_its_budget_once(crate::conformance::with_bucket(store).await).await;
             }
         }
         #[tokio::test]

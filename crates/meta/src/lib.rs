@@ -19,8 +19,8 @@ mod statements;
 mod uses;
 
 pub use model::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantedUse, Grantee, MultipartUpload, ObjectRecord, PartRecord,
-    Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, MultipartUpload, ObjectRecord,
+    PartRecord, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -213,8 +213,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// or used up with no grant since (a transfer still within its resume grace keeps its
     /// share). Their grants go with them; audit events stay. Returns how many were deleted.
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64>;
-    /// Whether `source_ip` was granted a use of the share at or after `since`.
-    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool>;
+    /// Whether `to` (the same address and User-Agent) was granted a use of the share at or after
+    /// `since`.
+    async fn has_grant(&self, share_id: &str, to: &Grantee, since: OffsetDateTime) -> MetaResult<bool>;
+    /// Continues a transfer: atomically adds `bytes` to the bytes served under the latest grant
+    /// of the share to `to` made at or after `since` that stays within `budget` with them, if the
+    /// share is neither revoked nor expired at `now`. Returns when that grant was made (its key
+    /// for [`MetaStore::refund_grant`]), or `None`: then nothing changed.
+    async fn reserve_grant(&self, request: &GrantRequest<'_>) -> MetaResult<Option<OffsetDateTime>>;
+    /// Gives back `bytes` that were counted for the grant made to `to` at `granted` but never sent.
+    async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;

@@ -20,16 +20,17 @@ use time::OffsetDateTime;
 use crate::batch::{self, Batcher};
 use crate::cache::ObjectCache;
 use crate::rows::{
-    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
+    Columns, access_key_from_row, bucket_from_row, from_ms, object_from_row, part_from_row, share_from_row, to_ms,
+    upload_from_row,
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_share, insert_upload, list_objects, list_parts, list_shares, list_uploads,
-    purge_shares, revoke_share, set_object_tags, upsert_part, write_object,
+    purge_shares, refund_grant, reserve_grant, revoke_share, set_object_tags, upsert_part, write_object,
 };
 use crate::uses::UseJob;
 use crate::{
-    AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore,
+    MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -372,8 +373,18 @@ impl MetaStore for SqliteStore {
         Ok(purge_shares!(before).execute(&self.writer).await?.rows_affected())
     }
 
-    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
-        Ok(find_grant!(share_id, source_ip, since).fetch_optional(&self.reader).await?.is_some())
+    async fn has_grant(&self, share_id: &str, to: &Grantee, since: OffsetDateTime) -> MetaResult<bool> {
+        Ok(find_grant!(share_id, to, since).fetch_optional(&self.reader).await?.is_some())
+    }
+
+    async fn reserve_grant(&self, request: &GrantRequest<'_>) -> MetaResult<Option<OffsetDateTime>> {
+        let row = reserve_grant!(request).fetch_optional(&self.writer).await?;
+        Ok(row.as_ref().map(|row| row.int("granted_ms")).transpose()?.map(from_ms))
+    }
+
+    async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()> {
+        refund_grant!(share_id, to, granted, bytes).execute(&self.writer).await?;
+        Ok(())
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {

@@ -313,15 +313,66 @@ macro_rules! purge_shares {
 }
 pub(crate) use purge_shares;
 
-/// A grant of `$share_id` to `$source_ip` at or after `$since` (a row, or none).
+/// The grant `$to: &Grantee` (same address and User-Agent) received of `$share_id` at or after
+/// `$since` (a row, or none).
 macro_rules! find_grant {
-    ($share_id:expr, $source_ip:expr, $since:expr) => {
+    ($share_id:expr, $to:expr, $since:expr) => {{
+        let to: &$crate::Grantee = $to;
         $crate::statements::bound!(
-            "SELECT share_id FROM share_grants WHERE share_id = $1 AND source_ip = $2 AND granted_ms >= $3 LIMIT 1",
+            "SELECT share_id FROM share_grants
+             WHERE share_id = $1 AND source_ip = $2 AND COALESCE(user_agent, '') = $3 AND granted_ms >= $4 LIMIT 1",
             $share_id,
-            $source_ip,
+            &to.source_ip,
+            to.user_agent.as_deref().unwrap_or_default(),
             $crate::rows::to_ms($since),
         )
-    };
+    }};
 }
 pub(crate) use find_grant;
+
+/// Adds `bytes` to the bytes served under the latest grant of `share_id` to `to` made at or
+/// after `since` that stays within `budget` with them, while the share is neither revoked nor
+/// expired at `now` (all from `$request: &GrantRequest`); returns that grant's `granted_ms` (or
+/// no row). The budget is re-checked on the row itself, so racing resumes cannot overdraw it.
+macro_rules! reserve_grant {
+    ($request:expr) => {{
+        let request: &$crate::GrantRequest<'_> = $request;
+        let to = request.to;
+        $crate::statements::bound!(
+            "UPDATE share_grants SET bytes_served = bytes_served + $1
+             WHERE share_id = $2 AND source_ip = $3 AND COALESCE(user_agent, '') = $4
+               AND bytes_served + $1 <= $5
+               AND granted_ms = (SELECT MAX(g.granted_ms) FROM share_grants g
+                   WHERE g.share_id = $2 AND g.source_ip = $3 AND COALESCE(g.user_agent, '') = $4
+                     AND g.granted_ms >= $6 AND g.bytes_served + $1 <= $5)
+               AND EXISTS (SELECT 1 FROM shares s WHERE s.id = $2 AND s.revoked_ms IS NULL AND s.expires_ms > $7)
+             RETURNING granted_ms",
+            $crate::rows::to_i64(request.bytes),
+            request.share_id,
+            &to.source_ip,
+            to.user_agent.as_deref().unwrap_or_default(),
+            $crate::rows::to_i64(request.budget),
+            $crate::rows::to_ms(request.since),
+            $crate::rows::to_ms(request.now),
+        )
+    }};
+}
+pub(crate) use reserve_grant;
+
+/// Gives back `$bytes` reserved under the grant of `$share_id` to `$to` made at `$granted` but
+/// never sent.
+macro_rules! refund_grant {
+    ($share_id:expr, $to:expr, $granted:expr, $bytes:expr) => {{
+        let to: &$crate::Grantee = $to;
+        $crate::statements::bound!(
+            "UPDATE share_grants SET bytes_served = bytes_served - $1
+             WHERE share_id = $2 AND source_ip = $3 AND COALESCE(user_agent, '') = $4 AND granted_ms = $5",
+            $crate::rows::to_i64($bytes),
+            $share_id,
+            &to.source_ip,
+            to.user_agent.as_deref().unwrap_or_default(),
+            $crate::rows::to_ms($granted),
+        )
+    }};
+}
+pub(crate) use refund_grant;

@@ -12,6 +12,10 @@ pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Share links live at most seven days unless the config file says otherwise.
 pub const DEFAULT_MAX_SHARE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest resume grace a config may set: a grant is looked up that far back.
+pub const MAX_SHARE_RESUME_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// How far one use may exceed the object's size in all, by default.
+pub const DEFAULT_SHARE_RESUME_OVERLAP: u64 = 1024 * 1024;
 /// Connections each server opens to PostgreSQL at most. PostgreSQL's default
 /// `max_connections` is 100: three replicas fit with room for administration.
 pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
@@ -30,9 +34,12 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The longest lifetime a share link may be given.
     pub max_share_expiry: Duration,
-    /// How long a broken share download may be resumed (Range, same address) without using
-    /// another use.
+    /// How long a broken share download may be resumed (Range, same address and User-Agent)
+    /// without using another use.
     pub share_resume_grace: Duration,
+    /// How many bytes beyond the object's size one use may serve, first transfer and resumes
+    /// together.
+    pub share_resume_overlap_bytes: u64,
     /// How long spent share links stay listed before the sweeper purges them.
     pub share_retention: Duration,
 }
@@ -49,6 +56,7 @@ pub struct ConfigFile {
     pub shutdown_grace_secs: Option<u64>,
     pub max_share_expiry_secs: Option<u64>,
     pub share_resume_grace_secs: Option<u64>,
+    pub share_resume_overlap_bytes: Option<u64>,
     pub share_retention_secs: Option<u64>,
 }
 
@@ -80,6 +88,10 @@ impl ServerConfig {
         if meta_max_connections == 0 {
             bail!("meta_max_connections must be at least 1");
         }
+        let share_resume_grace = Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600));
+        if share_resume_grace > MAX_SHARE_RESUME_GRACE {
+            bail!("share_resume_grace_secs must be at most {} (one day)", MAX_SHARE_RESUME_GRACE.as_secs());
+        }
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
@@ -88,7 +100,8 @@ impl ServerConfig {
             region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
-            share_resume_grace: Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600)),
+            share_resume_grace,
+            share_resume_overlap_bytes: file.share_resume_overlap_bytes.unwrap_or(DEFAULT_SHARE_RESUME_OVERLAP),
             share_retention: Duration::from_secs(file.share_retention_secs.unwrap_or(24 * 3600)),
         })
     }
@@ -117,5 +130,8 @@ mod tests {
         let file: ConfigFile = toml::from_str("meta_max_connections = 0").unwrap();
         let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
         assert!(err.contains("meta_max_connections must be at least 1"), "{err}");
+        let file: ConfigFile = toml::from_str("share_resume_grace_secs = 18446744073709551615").unwrap();
+        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(err.contains("share_resume_grace_secs must be at most 86400"), "{err}");
     }
 }

@@ -73,6 +73,7 @@ impl Server {
         let policy = SharePolicy {
             max_expiry: config.max_share_expiry,
             resume_grace: config.share_resume_grace,
+            resume_overlap: config.share_resume_overlap_bytes,
             retention: config.share_retention,
         };
         // Redirect-mode links send clients to URLs presigned with the root key.

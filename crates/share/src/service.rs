@@ -2,6 +2,7 @@
 //! consumes uses, and every outcome leaves an audit event. Upload links are redeemed in
 //! [`upload`].
 
+mod budget;
 mod upload;
 
 pub use upload::{UploadError, UploadRequest};
@@ -11,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use latchkey_meta::{AuditEvent, Grantee, MetaError, ObjectRecord, Share, ShareFilter};
+use latchkey_meta::{AuditEvent, GrantRequest, GrantedUse, Grantee, MetaError, ObjectRecord, Share, ShareFilter};
 use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
 use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
 
+use self::budget::{Budgets, Reservation};
 use crate::presign::UrlSigner;
 use crate::token::{ShareKey, new_share_id, new_token};
 
@@ -83,6 +85,8 @@ pub enum Denial {
     ObjectChanged,
     /// A download link used to upload, or the other way round.
     WrongMethod,
+    /// A Range request continuing a spent use whose bytes were all served (with the overlap).
+    ResumeExhausted,
 }
 
 impl Denial {
@@ -95,6 +99,7 @@ impl Denial {
             Self::IpDenied => "ip_denied",
             Self::ObjectChanged => "object_changed",
             Self::WrongMethod => "wrong_method",
+            Self::ResumeExhausted => "resume_exhausted",
         }
     }
 }
@@ -134,9 +139,12 @@ impl From<MetaError> for RedeemError {
 pub struct SharePolicy {
     /// The longest lifetime a link may be given.
     pub max_expiry: Duration,
-    /// How long after a use was granted the same address may resume the transfer with a Range
-    /// request without consuming another use.
+    /// How long after a use was granted the same client (address and User-Agent) may resume
+    /// the transfer with a Range request without consuming another use.
     pub resume_grace: Duration,
+    /// How many bytes beyond the object's size one use may serve in all, its first transfer
+    /// and every resume together: what a broken connection had in flight is sent again.
+    pub resume_overlap: u64,
     /// How long links stay listed after they expire, are revoked or are used up (never less
     /// than `resume_grace`); then the sweeper purges them. Their audit events stay.
     pub retention: Duration,
@@ -147,6 +155,7 @@ pub struct ShareService {
     key: ShareKey,
     policy: SharePolicy,
     signer: UrlSigner,
+    budgets: Arc<Budgets>,
 }
 
 /// A granted download: the share, how the bytes reach the client, and whether this continues a
@@ -173,7 +182,8 @@ pub const MAX_UPLOAD_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 impl ShareService {
     /// `signer` signs the presigned URLs of redirect-mode links.
     pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy, signer: UrlSigner) -> Self {
-        Self { objects, key, policy, signer }
+        let budgets = Budgets::new(objects.clone());
+        Self { objects, key, policy, signer, budgets }
     }
 
     /// Mints a link for the current version of an object. Returns the stored share and the
@@ -329,12 +339,14 @@ impl ShareService {
     ) -> Result<Redemption, RedeemError> {
         let meta = self.objects.meta();
         let now = OffsetDateTime::now_utc();
+        let to = who.grantee();
         // The common case, a whole download of a link without an allow-list, needs no check
         // before the statement that takes the use, which makes it one statement.
         if range.is_none()
-            && let Some(granted) = meta.consume_share(hash, now, &who.grantee(), false).await?
+            && let Some(granted) = meta.consume_share(hash, now, &to, false).await?
         {
-            return self.deliver(granted.share, granted.object, None, base_url, now, false).await;
+            let reservation = self.reservation(&granted.share, to, now, None);
+            return self.deliver(granted, None, base_url, now, reservation, false).await;
         }
         let Some(share) = meta.find_share(hash).await? else {
             return Err(RedeemError::Denied(Denial::Unknown));
@@ -346,40 +358,61 @@ impl ShareService {
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
         }
-        if let (Some(range), Some(size)) = (range, share.size)
-            && range.check(size).is_err()
-        {
-            return Err(RedeemError::BadRange);
-        }
-        let ip = who.ip.to_string();
-        let resumed = range.is_some()
-            && share.revoked.is_none()
-            && meta.has_grant(&share.id, &ip, now - self.policy.resume_grace).await?;
-        let (share, object) = if resumed {
-            (share, None)
-        } else {
-            match meta.consume_share(hash, now, &who.grantee(), true).await? {
-                Some(granted) => (granted.share, granted.object),
-                None => {
-                    // Nothing was consumed; read the share again to say why.
-                    let current = meta.find_share(hash).await?;
-                    let denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
-                    return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
-                }
-            }
+        let size = share.size.unwrap_or_default();
+        let wanted =
+            range.map(|r| r.check(size).map(|r| r.end - r.start)).transpose().map_err(|_| RedeemError::BadRange)?;
+        // A resume continues the grant this client got within the grace, on that grant's budget.
+        let since = before(now, self.policy.resume_grace);
+        let budget = size.saturating_add(self.policy.resume_overlap);
+        let reserve = async |bytes| {
+            meta.reserve_grant(&GrantRequest { share_id: &share.id, to: &to, since, now, bytes, budget }).await
         };
-        self.deliver(share, object, range, base_url, now, resumed).await
+        let mut resumed = None;
+        if let Some(bytes) = wanted {
+            resumed = reserve(bytes).await?;
+            // The transfer it continues may not have given back its unsent bytes yet.
+            if resumed.is_none() && self.budgets.settled(&share.id, &to).await {
+                resumed = reserve(bytes).await?;
+            }
+        }
+        if let (Some(granted), Some(bytes)) = (resumed, wanted) {
+            let reservation = Reservation { share_id: share.id.clone(), to, granted, bytes };
+            return self
+                .deliver(GrantedUse { share, object: None }, range, base_url, now, Some(reservation), true)
+                .await;
+        }
+        let Some(granted) = meta.consume_share(hash, now, &to, true).await? else {
+            // Nothing was consumed; read the share again to say why.
+            let current = meta.find_share(hash).await?;
+            let mut denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
+            if denial == Some(Denial::Used) && wanted.is_some() && meta.has_grant(&share.id, &to, since).await? {
+                denial = Some(Denial::ResumeExhausted);
+            }
+            return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
+        };
+        // The new grant counted the whole object; a Range counts only its length.
+        if let Some(bytes) = wanted {
+            self.budgets.refund(&share.id, &to, now, size - bytes).await;
+        }
+        let reservation = self.reservation(&granted.share, to, now, wanted);
+        self.deliver(granted, range, base_url, now, reservation, false).await
+    }
+
+    /// What a use granted to `to` at `now` counted: `bytes`, or the whole object.
+    fn reservation(&self, share: &Share, to: Grantee, now: OffsetDateTime, bytes: Option<u64>) -> Option<Reservation> {
+        let bytes = bytes.or(share.size)?;
+        Some(Reservation { share_id: share.id.clone(), to, granted: now, bytes })
     }
 
     /// Opens the granted object (or `range` of it), starting from its record when the store
     /// returned it with the use, or for a redirect-mode link signs a URL.
     async fn deliver(
         &self,
-        share: Share,
-        object: Option<ObjectRecord>,
+        GrantedUse { share, object }: GrantedUse,
         range: Option<&RangeHeader>,
         base_url: &str,
         now: OffsetDateTime,
+        reservation: Option<Reservation>,
         resumed: bool,
     ) -> Result<Redemption, RedeemError> {
         if share.redirect {
@@ -404,6 +437,10 @@ impl ShareService {
                 }
                 ReadError::Object(e) => RedeemError::Internal(e),
             })?;
+        let read = match reservation {
+            Some(reservation) => ObjectRead { body: Box::pin(self.budgets.meter(read.body, reservation)), ..read },
+            None => read,
+        };
         Ok(Redemption { share, delivery: Delivery::Stream(Box::new(read)), resumed })
     }
 
@@ -432,7 +469,7 @@ impl ShareService {
         let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            match self.objects.meta().purge_shares(OffsetDateTime::now_utc() - retention).await {
+            match self.objects.meta().purge_shares(before(OffsetDateTime::now_utc(), retention)).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged spent share links"),
                 Err(e) => tracing::warn!(error = %e, "share sweep failed; will retry"),
@@ -495,6 +532,11 @@ pub(crate) fn refusal(share: &Share, now: OffsetDateTime) -> Option<Denial> {
     } else {
         None
     }
+}
+
+/// `now` less `span`, or the epoch for a span longer than that (no config value can panic here).
+fn before(now: OffsetDateTime, span: Duration) -> OffsetDateTime {
+    time::Duration::try_from(span).ok().and_then(|span| now.checked_sub(span)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
