@@ -19,8 +19,8 @@ mod statements;
 mod uses;
 
 pub use model::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, MultipartUpload, ObjectRecord,
-    PartRecord, Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload,
+    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -180,7 +180,7 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn create_share(&self, share: &Share) -> MetaResult<()>;
     async fn get_share(&self, id: &str) -> MetaResult<Option<Share>>;
     async fn find_share(&self, token_hash: &[u8]) -> MetaResult<Option<Share>>;
-    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>>;
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<ListedShare>>;
     /// Marks the share revoked; `false` when there is no such share or it was revoked already.
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
     /// Consumes one use of a download (`GET`) link, atomically and durably, if at `now` the

@@ -162,6 +162,14 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
+/// A share as listed: with whether its object is still the version it was made for (always
+/// true for an upload link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedShare {
+    pub share: Share,
+    pub object_current: bool,
+}
+
 /// Bytes a client asks to be served under a grant it holds (see `MetaStore::reserve_grant`).
 #[derive(Debug, Clone, Copy)]
 pub struct GrantRequest<'a> {

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use crate::pg_batch::{PgBatcher, take_uses};
 use crate::rows::{
-    Columns, access_key_from_row, bucket_from_row, from_ms, object_from_row, part_from_row, share_from_row, to_ms,
-    upload_from_row,
+    Columns, access_key_from_row, bucket_from_row, from_ms, listed_share_from_row, object_from_row, part_from_row,
+    share_from_row, to_ms, upload_from_row,
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_audit, insert_share, insert_upload, list_objects, list_parts, list_shares,
@@ -23,8 +23,8 @@ use crate::statements::{
 };
 use crate::uses::UseJob;
 use crate::{
-    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore,
-    MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult,
+    MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -251,9 +251,9 @@ impl MetaStore for PgStore {
         row.as_ref().map(share_from_row).transpose()
     }
 
-    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>> {
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<ListedShare>> {
         let rows = list_shares!(filter).fetch_all(&self.pool).await?;
-        rows.iter().map(share_from_row).collect()
+        rows.iter().map(listed_share_from_row).collect()
     }
 
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool> {

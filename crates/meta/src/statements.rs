@@ -270,15 +270,21 @@ macro_rules! list_uploads {
 }
 pub(crate) use list_uploads;
 
-/// Shares that `$filter: &ShareFilter` selects, oldest first.
+/// Shares that `$filter: &ShareFilter` selects, oldest first, each with `object_current`: whether
+/// its object is still the version it was made for (always, for upload links). An active share
+/// also has its object.
 macro_rules! list_shares {
     ($filter:expr) => {{
         let filter: &$crate::ShareFilter = $filter;
         let prefix = filter.prefix.as_deref().unwrap_or_default();
         $crate::statements::bound!(
-            "SELECT * FROM shares WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
+            "SELECT * FROM (SELECT *, (version_id IS NULL OR EXISTS (SELECT 1 FROM objects o
+                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+                 AS object_current FROM shares) s
+             WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
                AND (CAST($3 AS TEXT) IS NULL OR key < $3)
-               AND (CAST($4 AS BIGINT) IS NULL OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0))
+               AND (CAST($4 AS BIGINT) IS NULL
+                    OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0 AND object_current))
              ORDER BY created_ms, id",
             &filter.bucket,
             prefix,

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use latchkey_meta::{AuditEvent, GrantRequest, GrantedUse, Grantee, MetaError, ObjectRecord, Share, ShareFilter};
+use latchkey_meta::{
+    AuditEvent, GrantRequest, GrantedUse, Grantee, ListedShare, MetaError, ObjectRecord, Share, ShareFilter,
+};
 use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
 use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
@@ -263,12 +265,21 @@ impl ShareService {
         Ok((share, token))
     }
 
-    pub async fn list(&self, filter: &ShareFilter) -> Result<Vec<Share>, ObjectError> {
+    pub async fn list(&self, filter: &ShareFilter) -> Result<Vec<ListedShare>, ObjectError> {
         Ok(self.objects.meta().list_shares(filter).await?)
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Share>, ObjectError> {
-        Ok(self.objects.meta().get_share(id).await?)
+    pub async fn get(&self, id: &str) -> Result<Option<ListedShare>, ObjectError> {
+        let Some(share) = self.objects.meta().get_share(id).await? else { return Ok(None) };
+        let object_current = match &share.version_id {
+            None => true,
+            Some(version) => match self.objects.head(&share.bucket, &share.key).await {
+                Ok(record) => record.version_id == *version,
+                Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => false,
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Some(ListedShare { share, object_current }))
     }
 
     /// Revokes a link; `false` when there is none (or it was revoked already).
