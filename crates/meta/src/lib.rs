@@ -224,6 +224,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Gives back `bytes` that were counted for the grant made to `to` at `granted` but never sent.
     async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
+    /// Deletes audit events recorded before `before`; returns how many.
+    async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
 

@@ -19,7 +19,8 @@ use crate::rows::{
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_audit, insert_share, insert_upload, list_objects, list_parts, list_shares,
-    list_uploads, purge_shares, refund_grant, reserve_grant, revoke_share, set_object_tags, upsert_part, write_object,
+    list_uploads, purge_audit, purge_shares, refund_grant, reserve_grant, revoke_share, set_object_tags, upsert_part,
+    write_object,
 };
 use crate::uses::UseJob;
 use crate::{
@@ -279,6 +280,10 @@ impl MetaStore for PgStore {
         replace: bool,
     ) -> MetaResult<Option<Share>> {
         consume_upload_share!(self.pool, consume, write_object, token_hash, now, to, record, replace)
+    }
+
+    async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        Ok(purge_audit!(before).execute(&self.pool).await?.rows_affected())
     }
 
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {

@@ -25,7 +25,7 @@ use crate::rows::{
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_share, insert_upload, list_objects, list_parts, list_shares, list_uploads,
-    purge_shares, refund_grant, reserve_grant, revoke_share, set_object_tags, upsert_part, write_object,
+    purge_audit, purge_shares, refund_grant, reserve_grant, revoke_share, set_object_tags, upsert_part, write_object,
 };
 use crate::uses::UseJob;
 use crate::{
@@ -367,6 +367,10 @@ impl MetaStore for SqliteStore {
             consume_upload_share!(self.writer, batch::consume, write_object, token_hash, now, to, record, replace)?;
         self.objects.invalidate(&record.bucket, &record.key);
         Ok(share)
+    }
+
+    async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        Ok(purge_audit!(before).execute(&self.writer).await?.rows_affected())
     }
 
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {

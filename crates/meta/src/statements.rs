@@ -319,6 +319,14 @@ macro_rules! purge_shares {
 }
 pub(crate) use purge_shares;
 
+/// Deletes audit events recorded before `$before`.
+macro_rules! purge_audit {
+    ($before:expr) => {
+        $crate::statements::bound!("DELETE FROM audit_events WHERE at_ms < $1", $crate::rows::to_ms($before))
+    };
+}
+pub(crate) use purge_audit;
+
 /// The grant `$to: &Grantee` (same address and User-Agent) received of `$share_id` at or after
 /// `$since` (a row, or none).
 macro_rules! find_grant {

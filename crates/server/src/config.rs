@@ -16,6 +16,10 @@ pub const DEFAULT_MAX_SHARE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600
 pub const MAX_SHARE_RESUME_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How far one use may exceed the object's size in all, by default.
 pub const DEFAULT_SHARE_RESUME_OVERLAP: u64 = 1024 * 1024;
+/// How long audit events are kept, by default.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How often redemptions of unknown share tokens are written to the audit trail, by default.
+pub const DEFAULT_UNKNOWN_TOKENS_FLUSH: Duration = Duration::from_secs(60);
 /// Connections each server opens to PostgreSQL at most. PostgreSQL's default
 /// `max_connections` is 100: three replicas fit with room for administration.
 pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
@@ -42,6 +46,11 @@ pub struct ServerConfig {
     pub share_resume_overlap_bytes: u64,
     /// How long spent share links stay listed before the sweeper purges them.
     pub share_retention: Duration,
+    /// How long audit events are kept before the sweeper purges them.
+    pub audit_retention: Duration,
+    /// How often redemptions of unknown share tokens are written to the audit trail, as one
+    /// aggregate event.
+    pub audit_unknown_tokens_flush: Duration,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -58,6 +67,8 @@ pub struct ConfigFile {
     pub share_resume_grace_secs: Option<u64>,
     pub share_resume_overlap_bytes: Option<u64>,
     pub share_retention_secs: Option<u64>,
+    pub audit_retention_secs: Option<u64>,
+    pub audit_unknown_tokens_flush_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -92,6 +103,11 @@ impl ServerConfig {
         if share_resume_grace > MAX_SHARE_RESUME_GRACE {
             bail!("share_resume_grace_secs must be at most {} (one day)", MAX_SHARE_RESUME_GRACE.as_secs());
         }
+        let audit_unknown_tokens_flush =
+            file.audit_unknown_tokens_flush_secs.map_or(DEFAULT_UNKNOWN_TOKENS_FLUSH, Duration::from_secs);
+        if audit_unknown_tokens_flush.is_zero() {
+            bail!("audit_unknown_tokens_flush_secs must be at least 1");
+        }
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
@@ -103,6 +119,8 @@ impl ServerConfig {
             share_resume_grace,
             share_resume_overlap_bytes: file.share_resume_overlap_bytes.unwrap_or(DEFAULT_SHARE_RESUME_OVERLAP),
             share_retention: Duration::from_secs(file.share_retention_secs.unwrap_or(24 * 3600)),
+            audit_retention: file.audit_retention_secs.map_or(DEFAULT_AUDIT_RETENTION, Duration::from_secs),
+            audit_unknown_tokens_flush,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! [`upload`].
 
 mod budget;
+mod unknown;
 mod upload;
 
 pub use upload::{UploadError, UploadRequest};
@@ -20,6 +21,7 @@ use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
 
 use self::budget::{Budgets, Reservation};
+use self::unknown::UnknownTokens;
 use crate::presign::UrlSigner;
 use crate::token::{ShareKey, new_share_id, new_token};
 
@@ -150,6 +152,10 @@ pub struct SharePolicy {
     /// How long links stay listed after they expire, are revoked or are used up (never less
     /// than `resume_grace`); then the sweeper purges them. Their audit events stay.
     pub retention: Duration,
+    /// How long audit events are kept; then the sweeper purges them.
+    pub audit_retention: Duration,
+    /// How often redemptions of unknown tokens are written to the audit trail, as one event.
+    pub unknown_tokens_every: Duration,
 }
 
 pub struct ShareService {
@@ -158,6 +164,7 @@ pub struct ShareService {
     policy: SharePolicy,
     signer: UrlSigner,
     budgets: Arc<Budgets>,
+    unknown: UnknownTokens,
 }
 
 /// A granted download: the share, how the bytes reach the client, and whether this continues a
@@ -185,7 +192,7 @@ impl ShareService {
     /// `signer` signs the presigned URLs of redirect-mode links.
     pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy, signer: UrlSigner) -> Self {
         let budgets = Budgets::new(objects.clone());
-        Self { objects, key, policy, signer, budgets }
+        Self { objects, key, policy, signer, budgets, unknown: UnknownTokens::default() }
     }
 
     /// Mints a link for the current version of an object. Returns the stored share and the
@@ -467,28 +474,52 @@ impl ShareService {
         self.signer.presigned_get(base_url, &share.bucket, &share.key, left)
     }
 
-    /// Audits a refused redemption with its true reason.
+    /// Audits a refused redemption with its true reason; an unknown token is only counted.
     async fn deny(&self, token_hash: &[u8], who: &Redeemer, denial: Denial) {
+        if denial == Denial::Unknown {
+            self.unknown.count(who.ip);
+            return;
+        }
         let id = self.objects.meta().find_share(token_hash).await.ok().flatten().map(|s| s.id);
         self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
     }
 
-    /// Purges links that stopped being redeemable more than the retention period ago, every
-    /// minute (or more often for a short retention), until `shutdown` resolves.
+    /// Purges links that stopped being redeemable more than the retention period ago and audit
+    /// events older than theirs, and writes the count of unknown tokens, every minute (or more
+    /// often for a short retention or count interval), until `shutdown` resolves; then writes
+    /// the last count.
     pub async fn run_sweeper(&self, shutdown: impl std::future::Future<Output = ()>) {
         let retention = self.policy.retention.max(self.policy.resume_grace);
-        let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = (retention / 2).min(self.policy.unknown_tokens_every);
+        let every = every.clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            match self.objects.meta().purge_shares(before(OffsetDateTime::now_utc(), retention)).await {
+            let now = OffsetDateTime::now_utc();
+            match self.objects.meta().purge_shares(before(now, retention)).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged spent share links"),
                 Err(e) => tracing::warn!(error = %e, "share sweep failed; will retry"),
             }
+            match self.objects.meta().purge_audit(before(now, self.policy.audit_retention)).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged old audit events"),
+                Err(e) => tracing::warn!(error = %e, "audit sweep failed; will retry"),
+            }
+            self.record_unknown_tokens().await;
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
             }
+        }
+        self.record_unknown_tokens().await;
+    }
+
+    /// Writes the count of unknown tokens since the last call, if there were any.
+    async fn record_unknown_tokens(&self) {
+        let Some(event) = self.unknown.take() else { return };
+        emit(&event);
+        if let Err(e) = self.objects.meta().record_audit(&event).await {
+            tracing::error!(error = %e, "could not store the count of unknown share tokens");
         }
     }
 
