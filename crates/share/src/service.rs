@@ -325,9 +325,10 @@ impl ShareService {
 
     /// Validates a token, consumes one use atomically and durably, and opens the object (or the
     /// requested `range` of it), or for a redirect-mode link signs a URL on `base_url` (the
-    /// scheme and authority the client addressed). A Range request from an address that was
-    /// granted a use within the resume grace continues that transfer instead of consuming
-    /// another use.
+    /// scheme and authority the client addressed). A Range request from a client (address and
+    /// User-Agent) that was granted a use within the resume grace continues that transfer
+    /// instead of consuming another use, as long as the use has served no more than the object's
+    /// size plus the overlap allowance in all (see `budget`).
     pub async fn redeem(
         &self,
         token: &str,
