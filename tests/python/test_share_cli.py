@@ -7,6 +7,7 @@ import time
 import requests
 
 from conftest import BIN
+from test_shares import api
 
 
 def share(server, env, *args):
@@ -47,6 +48,28 @@ def test_create_list_revoke(server, s3, bucket, tmp_path):
     everything = share(server, env, "list", f"s3://{bucket}", "--all", "--json")
     states = {s["id"]: s["state"] for s in json.loads(everything.stdout)["shares"]}
     assert states == {fields["id"]: "active", created["id"]: "revoked"}
+
+
+def test_links_to_a_changed_object_are_listed_as_changed(server, s3, bucket, tmp_path):
+    env = server.cli_env(tmp_path / "home")
+    for key in ["changed/overwritten.txt", "changed/deleted.txt", "changed/kept.txt"]:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"version one")
+    made = {key: json.loads(share(server, env, "create", f"s3://{bucket}/changed/{key}", "--json").stdout)["id"]
+            for key in ["overwritten.txt", "deleted.txt", "kept.txt"]}
+    s3.put_object(Bucket=bucket, Key="changed/overwritten.txt", Body=b"version two")
+    s3.delete_object(Bucket=bucket, Key="changed/deleted.txt")
+
+    everything = share(server, env, "list", f"s3://{bucket}/changed/", "--all", "--json")
+    assert everything.returncode == 0, everything.stderr
+    states = {s["id"]: s["state"] for s in json.loads(everything.stdout)["shares"]}
+    assert states == {made["overwritten.txt"]: "object_changed", made["deleted.txt"]: "object_changed",
+                      made["kept.txt"]: "active"}
+    active = json.loads(share(server, env, "list", f"s3://{bucket}/changed/", "--json").stdout)["shares"]
+    assert [s["id"] for s in active] == [made["kept.txt"]]
+    one = share(server, env, "list", f"s3://{bucket}/changed/overwritten.txt", "--all", "--json")
+    assert [s["state"] for s in json.loads(one.stdout)["shares"]] == ["object_changed"]
+    assert api(server, "GET", f"/-/shares/{made['deleted.txt']}").json()["state"] == "object_changed"
+    assert api(server, "GET", f"/-/shares/{made['kept.txt']}").json()["state"] == "active"
 
 
 def test_mistakes_are_explained(server, s3, bucket, tmp_path):

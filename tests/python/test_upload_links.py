@@ -93,7 +93,7 @@ def test_a_partial_upload_leaves_no_object(server, s3, bucket):
 
 def test_prefix_links_name_files_and_never_overwrite(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="drop/existing.txt", Body=b"keep me")
-    link = mint_upload(server, bucket, prefix="drop/", max_uses=2)
+    link = mint_upload(server, bucket, prefix="drop/", max_uses=4)
 
     def put(name, body):
         return requests.put(link["api_url"], params={"name": name} if name is not None else None, data=body,
@@ -103,18 +103,23 @@ def test_prefix_links_name_files_and_never_overwrite(server, s3, bucket):
     for bad in ["../escape", "a/b", ".."]:
         resp = put(bad, b"x")
         assert resp.status_code == 400 and "not a file name" in resp.text, bad
-    clash = put("existing.txt", b"overwrite")
-    assert clash.status_code == 409
+    # A taken name is neither replaced nor revealed: the file goes under the next free name.
+    clash = put("existing.txt", b"not an overwrite")
+    assert (clash.status_code, clash.json()["name"]) == (201, "existing (1).txt")
     assert object_body(s3, bucket, "drop/existing.txt") == b"keep me"
-    assert put("a.txt", b"first").status_code == 201
-    assert put("a.txt", b"second").status_code == 409, "a second uploader cannot replace the first"
+    assert put("report.pdf", b"first").json()["name"] == "report.pdf"
+    assert put("report.pdf", b"second").json()["name"] == "report (1).pdf"
     assert uses_left(server, link) == 1
     posted = requests.post(link["api_url"], params={"name": "b.txt"}, data=b"third", timeout=10)
     assert posted.status_code == 201, "a raw POST uploads like a PUT"
     assert put("c.txt", b"fourth").status_code == 403
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="drop/")["Contents"]
-    assert [o["Key"] for o in listed] == ["drop/a.txt", "drop/b.txt", "drop/existing.txt"]
-    assert object_body(s3, bucket, "drop/a.txt") == b"first"
+    assert [o["Key"] for o in listed] == [
+        "drop/b.txt", "drop/existing (1).txt", "drop/existing.txt", "drop/report (1).pdf", "drop/report.pdf",
+    ]
+    assert object_body(s3, bucket, "drop/report.pdf") == b"first"
+    assert object_body(s3, bucket, "drop/report (1).pdf") == b"second"
+    assert object_body(s3, bucket, "drop/existing (1).txt") == b"not an overwrite"
 
 
 def test_racing_uploads_of_a_one_use_link_store_exactly_one(server, s3, bucket):

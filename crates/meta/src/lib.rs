@@ -21,8 +21,8 @@ mod supervise;
 mod uses;
 
 pub use model::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantedUse, Grantee, MultipartUpload, ObjectRecord, PartRecord,
-    Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload,
+    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -213,7 +213,7 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn create_share(&self, share: &Share) -> MetaResult<()>;
     async fn get_share(&self, id: &str) -> MetaResult<Option<Share>>;
     async fn find_share(&self, token_hash: &[u8]) -> MetaResult<Option<Share>>;
-    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>>;
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<ListedShare>>;
     /// Marks the share revoked; `false` when there is no such share or it was revoked already.
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool>;
     /// Consumes one use of a download (`GET`) link, atomically and durably, if at `now` the
@@ -246,9 +246,19 @@ pub trait MetaStore: Send + Sync + 'static {
     /// or used up with no grant since (a transfer still within its resume grace keeps its
     /// share). Their grants go with them; audit events stay. Returns how many were deleted.
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64>;
-    /// Whether `source_ip` was granted a use of the share at or after `since`.
-    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool>;
+    /// Whether `to` (the same address and User-Agent) was granted a use of the share at or after
+    /// `since`.
+    async fn has_grant(&self, share_id: &str, to: &Grantee, since: OffsetDateTime) -> MetaResult<bool>;
+    /// Continues a transfer: atomically adds `bytes` to the bytes served under the latest grant
+    /// of the share to `to` made at or after `since` that stays within `budget` with them, if the
+    /// share is neither revoked nor expired at `now`. Returns when that grant was made (its key
+    /// for [`MetaStore::refund_grant`]), or `None`: then nothing changed.
+    async fn reserve_grant(&self, request: &GrantRequest<'_>) -> MetaResult<Option<OffsetDateTime>>;
+    /// Gives back `bytes` that were counted for the grant made to `to` at `granted` but never sent.
+    async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
+    /// Deletes audit events recorded before `before`; returns how many.
+    async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64>;
 
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
 

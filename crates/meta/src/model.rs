@@ -162,9 +162,30 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
+/// A share as listed: with whether its object is still the version it was made for (always
+/// true for an upload link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedShare {
+    pub share: Share,
+    pub object_current: bool,
+}
+
+/// Bytes a client asks to be served under a grant it holds (see `MetaStore::reserve_grant`).
+#[derive(Debug, Clone, Copy)]
+pub struct GrantRequest<'a> {
+    pub share_id: &'a str,
+    pub to: &'a Grantee,
+    /// The earliest grant that may be continued.
+    pub since: OffsetDateTime,
+    pub now: OffsetDateTime,
+    pub bytes: u64,
+    /// The most bytes one grant may serve in all.
+    pub budget: u64,
+}
+
 /// Who receives a consumed use: recorded with it, in the same transaction, as a grant (for
 /// resuming) and as a `share.redeemed` audit event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Grantee {
     pub source_ip: String,
     pub user_agent: Option<String>,

@@ -4,11 +4,13 @@
 //! is still durable before its first byte is sent.
 //!
 //! A statement updates a row at most once, so a link named twice in one batch is taken in
-//! order, in a second round (`uses::next_round`). Rows from several replicas' batches lock in no fixed order; if
-//! PostgreSQL breaks a deadlock by failing a batch, its jobs are retried one by one. If a round
-//! panics, its callers get `Closed` and the task goes on (`supervise.rs`).
+//! order, in a second round (`uses::next_round`), unless the first round took its last use: then
+//! its repeats are refused without a statement (`uses::take_spent`). Rows from several
+//! replicas' batches lock in no fixed order; if PostgreSQL breaks a deadlock by failing a batch,
+//! its jobs are retried one by one. If a round panics, its callers get `Closed` and the task
+//! goes on (`supervise.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -18,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::rows::{Columns, Prefixed, object_from_row, share_from_row, to_ms};
 use crate::statements::take_uses_sql;
 use crate::supervise::{Supervisor, WriterQueue};
-use crate::uses::{UseJob, next_round};
+use crate::uses::{UseJob, next_round, take_spent};
 use crate::{GrantedUse, MetaError, MetaResult};
 
 /// Jobs in one statement, at most.
@@ -95,19 +97,26 @@ async fn take_batches(pool: PgPool, mut queue: mpsc::Receiver<(UseJob, Reply)>, 
     while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         while !waiting.is_empty() {
             let round = next_round(&mut waiting, |(job, _)| job);
-            supervisor.run_batch(take_round(&pool, round)).await;
+            let mut spent = HashSet::new();
+            supervisor.run_batch(async { spent = take_round(&pool, round).await }).await;
+            for (_, reply) in take_spent(&mut waiting, &spent, |(job, _)| job) {
+                drop(reply.send(Ok(None)));
+            }
         }
     }
 }
 
-/// Runs one round (distinct links) and answers its callers.
-async fn take_round(pool: &PgPool, round: Vec<(UseJob, Reply)>) {
+/// Runs one round (distinct links) and answers its callers; returns the links whose last use
+/// it took, whose repeats later in the batch need no statement to be refused.
+async fn take_round(pool: &PgPool, round: Vec<(UseJob, Reply)>) -> HashSet<Vec<u8>> {
     let jobs: Vec<&UseJob> = round.iter().map(|(job, _)| job).collect();
     match take_uses(pool, &jobs).await {
         Ok(mut granted) => {
+            let spent = granted.iter().filter(|(_, g)| g.share.uses_left == 0).map(|(hash, _)| hash.clone()).collect();
             for (job, reply) in round {
                 drop(reply.send(Ok(granted.remove(&job.token_hash))));
             }
+            spent
         }
         Err(MetaError::Backend(sqlx::Error::Database(e)))
             if round.len() > 1 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
@@ -117,12 +126,14 @@ async fn take_round(pool: &PgPool, round: Vec<(UseJob, Reply)>) {
                 let granted = take_uses(pool, &[&job]).await.map(|mut g| g.remove(&job.token_hash));
                 drop(reply.send(granted));
             }
+            HashSet::new()
         }
         Err(e) => {
             let message = e.to_string();
             for (_, reply) in round {
                 drop(reply.send(Err(MetaError::Batch(message.clone()))));
             }
+            HashSet::new()
         }
     }
 }

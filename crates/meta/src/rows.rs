@@ -6,7 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
-use crate::{AccessKey, Bucket, MetaResult, MultipartUpload, ObjectRecord, PartRecord, Share};
+use crate::{AccessKey, Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, PartRecord, Share};
 
 /// Typed column access that both backends' rows provide.
 pub(crate) trait Columns {
@@ -155,6 +155,10 @@ pub(crate) fn share_from_row(row: &impl Columns) -> MetaResult<Share> {
         content_types: serde_json::from_str(&content_types)?,
         redirect: row.flag("redirect")?,
     })
+}
+
+pub(crate) fn listed_share_from_row(row: &impl Columns) -> MetaResult<ListedShare> {
+    Ok(ListedShare { share: share_from_row(row)?, object_current: row.flag("object_current")? })
 }
 
 pub(crate) fn part_from_row(row: &impl Columns) -> MetaResult<PartRecord> {

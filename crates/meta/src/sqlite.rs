@@ -20,16 +20,17 @@ use time::OffsetDateTime;
 use crate::batch::{self, Batcher};
 use crate::cache::ObjectCache;
 use crate::rows::{
-    access_key_from_row, bucket_from_row, object_from_row, part_from_row, share_from_row, to_ms, upload_from_row,
+    Columns, access_key_from_row, bucket_from_row, from_ms, listed_share_from_row, object_from_row, part_from_row,
+    share_from_row, to_ms, upload_from_row,
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_share, insert_upload, list_objects, list_parts, list_shares, list_uploads,
-    purge_shares, revoke_share, set_object_tags, upsert_part, write_object,
+    purge_audit, purge_shares, refund_grant, reserve_grant, revoke_share, set_object_tags, upsert_part, write_object,
 };
 use crate::uses::UseJob;
 use crate::{
-    AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult,
+    MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -335,9 +336,9 @@ impl MetaStore for SqliteStore {
         row.as_ref().map(share_from_row).transpose()
     }
 
-    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>> {
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<ListedShare>> {
         let rows = list_shares!(filter).fetch_all(&self.reader).await?;
-        rows.iter().map(share_from_row).collect()
+        rows.iter().map(listed_share_from_row).collect()
     }
 
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool> {
@@ -371,12 +372,26 @@ impl MetaStore for SqliteStore {
         share
     }
 
+    async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        Ok(purge_audit!(before).execute(&self.writer).await?.rows_affected())
+    }
+
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {
         Ok(purge_shares!(before).execute(&self.writer).await?.rows_affected())
     }
 
-    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
-        Ok(find_grant!(share_id, source_ip, since).fetch_optional(&self.reader).await?.is_some())
+    async fn has_grant(&self, share_id: &str, to: &Grantee, since: OffsetDateTime) -> MetaResult<bool> {
+        Ok(find_grant!(share_id, to, since).fetch_optional(&self.reader).await?.is_some())
+    }
+
+    async fn reserve_grant(&self, request: &GrantRequest<'_>) -> MetaResult<Option<OffsetDateTime>> {
+        let row = reserve_grant!(request).fetch_optional(&self.writer).await?;
+        Ok(row.as_ref().map(|row| row.int("granted_ms")).transpose()?.map(from_ms))
+    }
+
+    async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()> {
+        refund_grant!(share_id, to, granted, bytes).execute(&self.writer).await?;
+        Ok(())
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {

@@ -274,15 +274,21 @@ macro_rules! list_uploads {
 }
 pub(crate) use list_uploads;
 
-/// Shares that `$filter: &ShareFilter` selects, oldest first.
+/// Shares that `$filter: &ShareFilter` selects, oldest first, each with `object_current`: whether
+/// its object is still the version it was made for (always, for upload links). An active share
+/// also has its object.
 macro_rules! list_shares {
     ($filter:expr) => {{
         let filter: &$crate::ShareFilter = $filter;
         let prefix = filter.prefix.as_deref().unwrap_or_default();
         $crate::statements::bound!(
-            "SELECT * FROM shares WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
+            "SELECT * FROM (SELECT *, (version_id IS NULL OR EXISTS (SELECT 1 FROM objects o
+                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+                 AS object_current FROM shares) s
+             WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
                AND (CAST($3 AS TEXT) IS NULL OR key < $3)
-               AND (CAST($4 AS BIGINT) IS NULL OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0))
+               AND (CAST($4 AS BIGINT) IS NULL
+                    OR (revoked_ms IS NULL AND expires_ms > $4 AND uses_left > 0 AND object_current))
              ORDER BY created_ms, id",
             &filter.bucket,
             prefix,
@@ -317,15 +323,74 @@ macro_rules! purge_shares {
 }
 pub(crate) use purge_shares;
 
-/// A grant of `$share_id` to `$source_ip` at or after `$since` (a row, or none).
-macro_rules! find_grant {
-    ($share_id:expr, $source_ip:expr, $since:expr) => {
-        $crate::statements::bound!(
-            "SELECT share_id FROM share_grants WHERE share_id = $1 AND source_ip = $2 AND granted_ms >= $3 LIMIT 1",
-            $share_id,
-            $source_ip,
-            $crate::rows::to_ms($since),
-        )
+/// Deletes audit events recorded before `$before`.
+macro_rules! purge_audit {
+    ($before:expr) => {
+        $crate::statements::bound!("DELETE FROM audit_events WHERE at_ms < $1", $crate::rows::to_ms($before))
     };
 }
+pub(crate) use purge_audit;
+
+/// The grant `$to: &Grantee` (same address and User-Agent) received of `$share_id` at or after
+/// `$since` (a row, or none).
+macro_rules! find_grant {
+    ($share_id:expr, $to:expr, $since:expr) => {{
+        let to: &$crate::Grantee = $to;
+        $crate::statements::bound!(
+            "SELECT share_id FROM share_grants
+             WHERE share_id = $1 AND source_ip = $2 AND COALESCE(user_agent, '') = $3 AND granted_ms >= $4 LIMIT 1",
+            $share_id,
+            &to.source_ip,
+            to.user_agent.as_deref().unwrap_or_default(),
+            $crate::rows::to_ms($since),
+        )
+    }};
+}
 pub(crate) use find_grant;
+
+/// Adds `bytes` to the bytes served under the latest grant of `share_id` to `to` made at or
+/// after `since` that stays within `budget` with them, while the share is neither revoked nor
+/// expired at `now` (all from `$request: &GrantRequest`); returns that grant's `granted_ms` (or
+/// no row). The budget is re-checked on the row itself, so racing resumes cannot overdraw it.
+macro_rules! reserve_grant {
+    ($request:expr) => {{
+        let request: &$crate::GrantRequest<'_> = $request;
+        let to = request.to;
+        $crate::statements::bound!(
+            "UPDATE share_grants SET bytes_served = bytes_served + $1
+             WHERE share_id = $2 AND source_ip = $3 AND COALESCE(user_agent, '') = $4
+               AND bytes_served + $1 <= $5
+               AND granted_ms = (SELECT MAX(g.granted_ms) FROM share_grants g
+                   WHERE g.share_id = $2 AND g.source_ip = $3 AND COALESCE(g.user_agent, '') = $4
+                     AND g.granted_ms >= $6 AND g.bytes_served + $1 <= $5)
+               AND EXISTS (SELECT 1 FROM shares s WHERE s.id = $2 AND s.revoked_ms IS NULL AND s.expires_ms > $7)
+             RETURNING granted_ms",
+            $crate::rows::to_i64(request.bytes),
+            request.share_id,
+            &to.source_ip,
+            to.user_agent.as_deref().unwrap_or_default(),
+            $crate::rows::to_i64(request.budget),
+            $crate::rows::to_ms(request.since),
+            $crate::rows::to_ms(request.now),
+        )
+    }};
+}
+pub(crate) use reserve_grant;
+
+/// Gives back `$bytes` reserved under the grant of `$share_id` to `$to` made at `$granted` but
+/// never sent.
+macro_rules! refund_grant {
+    ($share_id:expr, $to:expr, $granted:expr, $bytes:expr) => {{
+        let to: &$crate::Grantee = $to;
+        $crate::statements::bound!(
+            "UPDATE share_grants SET bytes_served = bytes_served - $1
+             WHERE share_id = $2 AND source_ip = $3 AND COALESCE(user_agent, '') = $4 AND granted_ms = $5",
+            $crate::rows::to_i64($bytes),
+            $share_id,
+            &to.source_ip,
+            to.user_agent.as_deref().unwrap_or_default(),
+            $crate::rows::to_ms($granted),
+        )
+    }};
+}
+pub(crate) use refund_grant;

@@ -13,6 +13,14 @@ pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Share links live at most seven days unless the config file says otherwise.
 pub const DEFAULT_MAX_SHARE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest resume grace a config may set: a grant is looked up that far back.
+pub const MAX_SHARE_RESUME_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// How far one use may exceed the object's size in all, by default.
+pub const DEFAULT_SHARE_RESUME_OVERLAP: u64 = 1024 * 1024;
+/// How long audit events are kept, by default.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How often redemptions of unknown share tokens are written to the audit trail, by default.
+pub const DEFAULT_UNKNOWN_TOKENS_FLUSH: Duration = Duration::from_secs(60);
 /// Connections each server opens to PostgreSQL at most. PostgreSQL's default
 /// `max_connections` is 100: three replicas fit with room for administration.
 pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
@@ -31,9 +39,12 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The longest lifetime a share link may be given.
     pub max_share_expiry: Duration,
-    /// How long a broken share download may be resumed (Range, same address) without using
-    /// another use.
+    /// How long a broken share download may be resumed (Range, same address and User-Agent)
+    /// without using another use.
     pub share_resume_grace: Duration,
+    /// How many bytes beyond the object's size one use may serve, first transfer and resumes
+    /// together.
+    pub share_resume_overlap_bytes: u64,
     /// How long spent share links stay listed before the sweeper purges them.
     pub share_retention: Duration,
     /// The base of every absolute URL handed out (share links, redirects), such as
@@ -45,6 +56,11 @@ pub struct ServerConfig {
     pub max_presigned_expiry: Duration,
     /// Whether SigV2 (header and presigned) is accepted at all.
     pub sigv2: bool,
+    /// How long audit events are kept before the sweeper purges them.
+    pub audit_retention: Duration,
+    /// How often redemptions of unknown share tokens are written to the audit trail, as one
+    /// aggregate event.
+    pub audit_unknown_tokens_flush: Duration,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -59,10 +75,13 @@ pub struct ConfigFile {
     pub shutdown_grace_secs: Option<u64>,
     pub max_share_expiry_secs: Option<u64>,
     pub share_resume_grace_secs: Option<u64>,
+    pub share_resume_overlap_bytes: Option<u64>,
     pub share_retention_secs: Option<u64>,
     pub public_url: Option<String>,
     pub max_presigned_expiry_secs: Option<u64>,
     pub sigv2: Option<bool>,
+    pub audit_retention_secs: Option<u64>,
+    pub audit_unknown_tokens_flush_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -101,6 +120,15 @@ impl ServerConfig {
                 "max_presigned_expiry_secs must be between 1 and {MAX_PRESIGNED_EXPIRY_SECS} (seven days, S3's limit)"
             );
         }
+        let share_resume_grace = Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600));
+        if share_resume_grace > MAX_SHARE_RESUME_GRACE {
+            bail!("share_resume_grace_secs must be at most {} (one day)", MAX_SHARE_RESUME_GRACE.as_secs());
+        }
+        let audit_unknown_tokens_flush =
+            file.audit_unknown_tokens_flush_secs.map_or(DEFAULT_UNKNOWN_TOKENS_FLUSH, Duration::from_secs);
+        if audit_unknown_tokens_flush.is_zero() {
+            bail!("audit_unknown_tokens_flush_secs must be at least 1");
+        }
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
@@ -109,11 +137,14 @@ impl ServerConfig {
             region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             max_share_expiry: file.max_share_expiry_secs.map_or(DEFAULT_MAX_SHARE_EXPIRY, Duration::from_secs),
-            share_resume_grace: Duration::from_secs(file.share_resume_grace_secs.unwrap_or(600)),
+            share_resume_grace,
+            share_resume_overlap_bytes: file.share_resume_overlap_bytes.unwrap_or(DEFAULT_SHARE_RESUME_OVERLAP),
             share_retention: Duration::from_secs(file.share_retention_secs.unwrap_or(24 * 3600)),
             public_url,
             max_presigned_expiry: Duration::from_secs(max_presigned_expiry),
             sigv2: file.sigv2.unwrap_or(true),
+            audit_retention: file.audit_retention_secs.map_or(DEFAULT_AUDIT_RETENTION, Duration::from_secs),
+            audit_unknown_tokens_flush,
         })
     }
 }
@@ -156,6 +187,9 @@ mod tests {
         let file: ConfigFile = toml::from_str("meta_max_connections = 0").unwrap();
         let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
         assert!(err.contains("meta_max_connections must be at least 1"), "{err}");
+        let file: ConfigFile = toml::from_str("share_resume_grace_secs = 18446744073709551615").unwrap();
+        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(err.contains("share_resume_grace_secs must be at most 86400"), "{err}");
     }
 
     #[test]

@@ -76,7 +76,10 @@ impl Server {
         let policy = SharePolicy {
             max_expiry: config.max_share_expiry,
             resume_grace: config.share_resume_grace,
+            resume_overlap: config.share_resume_overlap_bytes,
             retention: config.share_retention,
+            audit_retention: config.audit_retention,
+            unknown_tokens_every: config.audit_unknown_tokens_flush,
         };
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);

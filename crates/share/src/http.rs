@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use latchkey_meta::{Share, ShareFilter};
+use latchkey_meta::{ListedShare, Share, ShareFilter};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
@@ -123,8 +123,12 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-fn view(share: Share) -> ShareView {
-    let state = refusal(&share, OffsetDateTime::now_utc()).map_or("active", Denial::as_str);
+fn view(ListedShare { share, object_current }: ListedShare) -> ShareView {
+    let state = match refusal(&share, OffsetDateTime::now_utc()) {
+        Some(denial) => denial.as_str(),
+        None if object_current => "active",
+        None => Denial::ObjectChanged.as_str(),
+    };
     ShareView {
         id: share.id,
         method: share.method,

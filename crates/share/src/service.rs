@@ -2,6 +2,8 @@
 //! consumes uses, and every outcome leaves an audit event. Upload links are redeemed in
 //! [`upload`].
 
+mod budget;
+mod unknown;
 mod upload;
 
 pub use upload::{UploadError, UploadRequest};
@@ -11,11 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use latchkey_meta::{AuditEvent, Grantee, MetaError, ObjectRecord, Share, ShareFilter};
+use latchkey_meta::{
+    AuditEvent, GrantRequest, GrantedUse, Grantee, ListedShare, MetaError, ObjectRecord, Share, ShareFilter,
+};
 use latchkey_object::{ObjectError, ObjectRead, ObjectService, ReadError};
 use s3s::dto::Range as RangeHeader;
 use time::OffsetDateTime;
 
+use self::budget::{Budgets, Reservation};
+use self::unknown::UnknownTokens;
 use crate::presign::UrlSigner;
 use crate::token::{ShareKey, new_share_id, new_token};
 
@@ -83,6 +89,8 @@ pub enum Denial {
     ObjectChanged,
     /// A download link used to upload, or the other way round.
     WrongMethod,
+    /// A Range request continuing a spent use whose bytes were all served (with the overlap).
+    ResumeExhausted,
 }
 
 impl Denial {
@@ -95,6 +103,7 @@ impl Denial {
             Self::IpDenied => "ip_denied",
             Self::ObjectChanged => "object_changed",
             Self::WrongMethod => "wrong_method",
+            Self::ResumeExhausted => "resume_exhausted",
         }
     }
 }
@@ -134,12 +143,19 @@ impl From<MetaError> for RedeemError {
 pub struct SharePolicy {
     /// The longest lifetime a link may be given.
     pub max_expiry: Duration,
-    /// How long after a use was granted the same address may resume the transfer with a Range
-    /// request without consuming another use.
+    /// How long after a use was granted the same client (address and User-Agent) may resume
+    /// the transfer with a Range request without consuming another use.
     pub resume_grace: Duration,
+    /// How many bytes beyond the object's size one use may serve in all, its first transfer
+    /// and every resume together: what a broken connection had in flight is sent again.
+    pub resume_overlap: u64,
     /// How long links stay listed after they expire, are revoked or are used up (never less
     /// than `resume_grace`); then the sweeper purges them. Their audit events stay.
     pub retention: Duration,
+    /// How long audit events are kept; then the sweeper purges them.
+    pub audit_retention: Duration,
+    /// How often redemptions of unknown tokens are written to the audit trail, as one event.
+    pub unknown_tokens_every: Duration,
 }
 
 pub struct ShareService {
@@ -147,6 +163,8 @@ pub struct ShareService {
     key: ShareKey,
     policy: SharePolicy,
     signer: UrlSigner,
+    budgets: Arc<Budgets>,
+    unknown: UnknownTokens,
 }
 
 /// A granted download: the share, how the bytes reach the client, and whether this continues a
@@ -173,7 +191,8 @@ pub const MAX_UPLOAD_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 impl ShareService {
     /// `signer` signs the presigned URLs of redirect-mode links.
     pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy, signer: UrlSigner) -> Self {
-        Self { objects, key, policy, signer }
+        let budgets = Budgets::new(objects.clone());
+        Self { objects, key, policy, signer, budgets, unknown: UnknownTokens::default() }
     }
 
     /// Mints a link for the current version of an object. Returns the stored share and the
@@ -253,12 +272,21 @@ impl ShareService {
         Ok((share, token))
     }
 
-    pub async fn list(&self, filter: &ShareFilter) -> Result<Vec<Share>, ObjectError> {
+    pub async fn list(&self, filter: &ShareFilter) -> Result<Vec<ListedShare>, ObjectError> {
         Ok(self.objects.meta().list_shares(filter).await?)
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Share>, ObjectError> {
-        Ok(self.objects.meta().get_share(id).await?)
+    pub async fn get(&self, id: &str) -> Result<Option<ListedShare>, ObjectError> {
+        let Some(share) = self.objects.meta().get_share(id).await? else { return Ok(None) };
+        let object_current = match &share.version_id {
+            None => true,
+            Some(version) => match self.objects.head(&share.bucket, &share.key).await {
+                Ok(record) => record.version_id == *version,
+                Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => false,
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Some(ListedShare { share, object_current }))
     }
 
     /// Revokes a link; `false` when there is none (or it was revoked already).
@@ -297,9 +325,10 @@ impl ShareService {
 
     /// Validates a token, consumes one use atomically and durably, and opens the object (or the
     /// requested `range` of it), or for a redirect-mode link signs a URL on `base_url` (the
-    /// public base of the listener the redemption came on, never the Host header). A Range request from an address that was
-    /// granted a use within the resume grace continues that transfer instead of consuming
-    /// another use.
+    /// public base of the listener the redemption came on, never the Host header). A Range
+    /// request from a client (address and User-Agent) that was granted a use within the resume
+    /// grace continues that transfer instead of consuming another use, as long as the use has
+    /// served no more than the object's size plus the overlap allowance in all (see `budget`).
     pub async fn redeem(
         &self,
         token: &str,
@@ -329,12 +358,14 @@ impl ShareService {
     ) -> Result<Redemption, RedeemError> {
         let meta = self.objects.meta();
         let now = OffsetDateTime::now_utc();
+        let to = who.grantee();
         // The common case, a whole download of a link without an allow-list, needs no check
         // before the statement that takes the use, which makes it one statement.
         if range.is_none()
-            && let Some(granted) = meta.consume_share(hash, now, &who.grantee(), false).await?
+            && let Some(granted) = meta.consume_share(hash, now, &to, false).await?
         {
-            return self.deliver(granted.share, granted.object, None, base_url, now, false).await;
+            let reservation = self.reservation(&granted.share, to, now, None);
+            return self.deliver(granted, None, base_url, now, reservation, false).await;
         }
         let Some(share) = meta.find_share(hash).await? else {
             return Err(RedeemError::Denied(Denial::Unknown));
@@ -346,40 +377,61 @@ impl ShareService {
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
         }
-        if let (Some(range), Some(size)) = (range, share.size)
-            && range.check(size).is_err()
-        {
-            return Err(RedeemError::BadRange);
-        }
-        let ip = who.ip.to_string();
-        let resumed = range.is_some()
-            && share.revoked.is_none()
-            && meta.has_grant(&share.id, &ip, now - self.policy.resume_grace).await?;
-        let (share, object) = if resumed {
-            (share, None)
-        } else {
-            match meta.consume_share(hash, now, &who.grantee(), true).await? {
-                Some(granted) => (granted.share, granted.object),
-                None => {
-                    // Nothing was consumed; read the share again to say why.
-                    let current = meta.find_share(hash).await?;
-                    let denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
-                    return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
-                }
-            }
+        let size = share.size.unwrap_or_default();
+        let wanted =
+            range.map(|r| r.check(size).map(|r| r.end - r.start)).transpose().map_err(|_| RedeemError::BadRange)?;
+        // A resume continues the grant this client got within the grace, on that grant's budget.
+        let since = before(now, self.policy.resume_grace);
+        let budget = size.saturating_add(self.policy.resume_overlap);
+        let reserve = async |bytes| {
+            meta.reserve_grant(&GrantRequest { share_id: &share.id, to: &to, since, now, bytes, budget }).await
         };
-        self.deliver(share, object, range, base_url, now, resumed).await
+        let mut resumed = None;
+        if let Some(bytes) = wanted {
+            resumed = reserve(bytes).await?;
+            // The transfer it continues may not have given back its unsent bytes yet.
+            if resumed.is_none() && self.budgets.settled(&share.id, &to).await {
+                resumed = reserve(bytes).await?;
+            }
+        }
+        if let (Some(granted), Some(bytes)) = (resumed, wanted) {
+            let reservation = Reservation { share_id: share.id.clone(), to, granted, bytes };
+            return self
+                .deliver(GrantedUse { share, object: None }, range, base_url, now, Some(reservation), true)
+                .await;
+        }
+        let Some(granted) = meta.consume_share(hash, now, &to, true).await? else {
+            // Nothing was consumed; read the share again to say why.
+            let current = meta.find_share(hash).await?;
+            let mut denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
+            if denial == Some(Denial::Used) && wanted.is_some() && meta.has_grant(&share.id, &to, since).await? {
+                denial = Some(Denial::ResumeExhausted);
+            }
+            return Err(RedeemError::Denied(denial.unwrap_or(Denial::ObjectChanged)));
+        };
+        // The new grant counted the whole object; a Range counts only its length.
+        if let Some(bytes) = wanted {
+            self.budgets.refund(&share.id, &to, now, size - bytes).await;
+        }
+        let reservation = self.reservation(&granted.share, to, now, wanted);
+        self.deliver(granted, range, base_url, now, reservation, false).await
+    }
+
+    /// What a use granted to `to` at `now` counted: `bytes`, or the whole object.
+    fn reservation(&self, share: &Share, to: Grantee, now: OffsetDateTime, bytes: Option<u64>) -> Option<Reservation> {
+        let bytes = bytes.or(share.size)?;
+        Some(Reservation { share_id: share.id.clone(), to, granted: now, bytes })
     }
 
     /// Opens the granted object (or `range` of it), starting from its record when the store
     /// returned it with the use, or for a redirect-mode link signs a URL.
     async fn deliver(
         &self,
-        share: Share,
-        object: Option<ObjectRecord>,
+        GrantedUse { share, object }: GrantedUse,
         range: Option<&RangeHeader>,
         base_url: &str,
         now: OffsetDateTime,
+        reservation: Option<Reservation>,
         resumed: bool,
     ) -> Result<Redemption, RedeemError> {
         if share.redirect {
@@ -404,6 +456,10 @@ impl ShareService {
                 }
                 ReadError::Object(e) => RedeemError::Internal(e),
             })?;
+        let read = match reservation {
+            Some(reservation) => ObjectRead { body: Box::pin(self.budgets.meter(read.body, reservation)), ..read },
+            None => read,
+        };
         Ok(Redemption { share, delivery: Delivery::Stream(Box::new(read)), resumed })
     }
 
@@ -419,28 +475,52 @@ impl ShareService {
         self.signer.presigned_get(base_url, &share.bucket, &share.key, left)
     }
 
-    /// Audits a refused redemption with its true reason.
+    /// Audits a refused redemption with its true reason; an unknown token is only counted.
     async fn deny(&self, token_hash: &[u8], who: &Redeemer, denial: Denial) {
+        if denial == Denial::Unknown {
+            self.unknown.count(who.ip);
+            return;
+        }
         let id = self.objects.meta().find_share(token_hash).await.ok().flatten().map(|s| s.id);
         self.audit("share.denied", id.as_deref(), None, Some(who), Some(denial.as_str())).await;
     }
 
-    /// Purges links that stopped being redeemable more than the retention period ago, every
-    /// minute (or more often for a short retention), until `shutdown` resolves.
+    /// Purges links that stopped being redeemable more than the retention period ago and audit
+    /// events older than theirs, and writes the count of unknown tokens, every minute (or more
+    /// often for a short retention or count interval), until `shutdown` resolves; then writes
+    /// the last count.
     pub async fn run_sweeper(&self, shutdown: impl std::future::Future<Output = ()>) {
         let retention = self.policy.retention.max(self.policy.resume_grace);
-        let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = (retention / 2).min(self.policy.unknown_tokens_every);
+        let every = every.clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            match self.objects.meta().purge_shares(OffsetDateTime::now_utc() - retention).await {
+            let now = OffsetDateTime::now_utc();
+            match self.objects.meta().purge_shares(before(now, retention)).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged spent share links"),
                 Err(e) => tracing::warn!(error = %e, "share sweep failed; will retry"),
             }
+            match self.objects.meta().purge_audit(before(now, self.policy.audit_retention)).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged old audit events"),
+                Err(e) => tracing::warn!(error = %e, "audit sweep failed; will retry"),
+            }
+            self.record_unknown_tokens().await;
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
             }
+        }
+        self.record_unknown_tokens().await;
+    }
+
+    /// Writes the count of unknown tokens since the last call, if there were any.
+    async fn record_unknown_tokens(&self) {
+        let Some(event) = self.unknown.take() else { return };
+        emit(&event);
+        if let Err(e) = self.objects.meta().record_audit(&event).await {
+            tracing::error!(error = %e, "could not store the count of unknown share tokens");
         }
     }
 
@@ -495,6 +575,11 @@ pub(crate) fn refusal(share: &Share, now: OffsetDateTime) -> Option<Denial> {
     } else {
         None
     }
+}
+
+/// `now` less `span`, or the epoch for a span longer than that (no config value can panic here).
+fn before(now: OffsetDateTime, span: Duration) -> OffsetDateTime {
+    time::Duration::try_from(span).ok().and_then(|span| now.checked_sub(span)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {

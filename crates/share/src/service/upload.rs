@@ -36,7 +36,7 @@ pub enum UploadError {
     TooLarge { limit: u64 },
     #[error("this link does not accept files of type {0:?}")]
     MediaType(String),
-    #[error("a file with this name was uploaded already; choose another name")]
+    #[error("too many files with this name were uploaded already; choose another name")]
     Exists,
     #[error(transparent)]
     Internal(ObjectError),
@@ -118,12 +118,23 @@ impl ShareService {
             .objects
             .put_with(&share.bucket, &key, body, limits, attrs, async |record| {
                 let now = OffsetDateTime::now_utc();
-                granted = meta.consume_upload_share(hash, now, &grantee, record, replace).await?;
-                Ok(granted.is_some())
+                // A prefix link never replaces, nor says which names are taken: a taken name gets
+                // the next free `name (n).ext`, each try one atomic insert-if-free.
+                for n in 0..NAME_ATTEMPTS {
+                    let record = ObjectRecord { key: numbered(&record.key, n), ..record.clone() };
+                    match meta.consume_upload_share(hash, now, &grantee, &record, replace).await {
+                        Err(MetaError::ObjectExists) => continue,
+                        outcome => {
+                            granted = outcome?.map(|share| (share, record));
+                            return Ok(granted.is_some());
+                        }
+                    }
+                }
+                Err(MetaError::ObjectExists)
             })
             .await;
         match (written, granted) {
-            (Ok(Some(record)), Some(share)) => Ok((share, record)),
+            (Ok(Some(_)), Some(stored)) => Ok(stored),
             (Ok(_), _) => {
                 // Nothing was consumed; read the share again to say why.
                 let current = meta.find_share(hash).await?;
@@ -139,6 +150,20 @@ impl ShareService {
             (Err(e), _) => Err(UploadError::Internal(e)),
         }
     }
+}
+
+/// How many names a prefix link's upload tries: `name.ext`, then `name (1).ext` and so on.
+const NAME_ATTEMPTS: u32 = 100;
+
+/// `key` with ` (n)` added to its file name before the extension (`key` itself for 0).
+fn numbered(key: &str, n: u32) -> String {
+    if n == 0 {
+        return key.to_owned();
+    }
+    let name_at = key.rfind('/').map_or(0, |i| i + 1);
+    // A leading dot starts a hidden file's name, not an extension.
+    let stem_end = key[name_at..].rfind('.').filter(|&i| i > 0).map_or(key.len(), |i| name_at + i);
+    format!("{} ({n}){}", &key[..stem_end], &key[stem_end..])
 }
 
 /// The key an upload is stored under: the link's key, or the file's name under its prefix.
@@ -219,6 +244,15 @@ pub(super) fn check_upload_terms(req: &NewShare) -> Result<(), CreateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taken_names_are_numbered_before_the_extension() {
+        assert_eq!(numbered("in/report.pdf", 0), "in/report.pdf");
+        assert_eq!(numbered("in/report.pdf", 1), "in/report (1).pdf");
+        assert_eq!(numbered("in.box/notes", 2), "in.box/notes (2)");
+        assert_eq!(numbered("in/.env", 3), "in/.env (3)");
+        assert_eq!(numbered("a.tar.gz", 1), "a.tar (1).gz");
+    }
 
     #[test]
     fn media_types() {
