@@ -173,7 +173,10 @@ def bucket(s3):
     return name
 
 
-PG_URL = os.environ.get("LATCHKEY_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+# Set (scripts/test and CI set it), it names a PostgreSQL that must be there; unset or empty, the
+# local default is tried and its absence skips the PostgreSQL tests.
+PG_REQUIRED = bool(os.environ.get("LATCHKEY_TEST_PG_URL"))
+PG_URL = os.environ.get("LATCHKEY_TEST_PG_URL") or "postgres://postgres@127.0.0.1:5432/test"
 
 
 AUDIT_COLUMNS = ("seq", "at_ms", "event", "share_id", "principal", "source_ip", "user_agent", "reason")
@@ -206,6 +209,13 @@ def psql(sql):
                           capture_output=True, text=True, timeout=30)
 
 
+def pg_unavailable(required, why):
+    """Fails the test when the run requires PostgreSQL; otherwise skips it (pytest -rs lists skips)."""
+    if required:
+        pytest.fail(f"LATCHKEY_TEST_PG_URL is set but {why}", pytrace=False)
+    pytest.skip(f"!!! {why}: PostgreSQL tests did NOT run !!!")
+
+
 def new_pg_schema():
     """A fresh schema on the local PostgreSQL; skips (loudly) when there is none."""
     try:
@@ -213,7 +223,7 @@ def new_pg_schema():
     except FileNotFoundError:
         reachable = False
     if not reachable:
-        pytest.skip(f"!!! no PostgreSQL reachable at {PG_URL} (or no psql): PostgreSQL tests did NOT run !!!")
+        pg_unavailable(PG_REQUIRED, f"no PostgreSQL reachable at {PG_URL} (or no psql)")
     schema = f"lk_py_{uuid.uuid4().hex[:12]}"
     assert psql(f"CREATE SCHEMA {schema}").returncode == 0
     return schema
