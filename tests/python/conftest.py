@@ -32,9 +32,10 @@ class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
     def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None, open_files=None, env=None,
-                 log_pipe=False):
+                 log_pipe=False, wrapper=()):
         self.data_dir = Path(data_dir)
         self.log_pipe = log_pipe
+        self.wrapper = list(wrapper)
         self.extra_env = env or {}
         self.open_files = open_files
         self.config = config
@@ -53,7 +54,8 @@ class Server:
         env.update(self.extra_env)
         # With log_pipe, the log goes to a pipe (proc.stderr) that only the test reads.
         self.stderr = None if self.log_pipe else open(self.data_dir.parent / f"{self.data_dir.name}.stderr.log", "ab")
-        args = [BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
+        # A wrapper (such as strace) runs the server as its child.
+        args = [*self.wrapper, BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
         if self.meta_url:
             args += ["--meta-url", self.meta_url]
         if self.config:
