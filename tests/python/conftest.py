@@ -1,9 +1,11 @@
 """Shared fixtures: a real `latchkey serve` process on 127.0.0.1 and clients pointed at it."""
 
+import json
 import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 
 BIN = os.environ.get("LATCHKEY_BIN", str(Path(__file__).resolve().parents[2] / "target/release/latchkey"))
@@ -37,8 +40,12 @@ def toml_value(value):
 class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
-    def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None, open_files=None):
+    def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None, open_files=None, env=None,
+                 log_pipe=False, wrapper=()):
         self.data_dir = Path(data_dir)
+        self.log_pipe = log_pipe
+        self.wrapper = list(wrapper)
+        self.extra_env = env or {}
         self.open_files = open_files
         self.config = config
         self.meta_url = meta_url
@@ -53,8 +60,11 @@ class Server:
         if self.env_credentials:
             env["LATCHKEY_ROOT_ACCESS_KEY"] = ACCESS_KEY
             env["LATCHKEY_ROOT_SECRET_KEY"] = SECRET_KEY
-        self.stderr = open(self.data_dir.parent / f"{self.data_dir.name}.stderr.log", "ab")
-        args = [BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
+        env.update(self.extra_env)
+        # With log_pipe, the log goes to a pipe (proc.stderr) that only the test reads.
+        self.stderr = None if self.log_pipe else open(self.data_dir.parent / f"{self.data_dir.name}.stderr.log", "ab")
+        # A wrapper (such as strace) runs the server as its child.
+        args = [*self.wrapper, BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
         if self.meta_url:
             args += ["--meta-url", self.meta_url]
         if self.config:
@@ -64,7 +74,7 @@ class Server:
         self.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
-            stderr=self.stderr,
+            stderr=subprocess.PIPE if self.log_pipe else self.stderr,
             env=env,
             text=True,
             preexec_fn=self._limit_open_files if self.open_files else None,
@@ -88,7 +98,8 @@ class Server:
             self.proc.wait(timeout=timeout)
         if self.proc:
             self.proc.stdout.close()
-        self.stderr.close()
+        if self.stderr:
+            self.stderr.close()
         return self.proc.returncode
 
     def kill9(self):
@@ -104,6 +115,17 @@ class Server:
 
     def stderr_text(self):
         return (self.data_dir.parent / f"{self.data_dir.name}.stderr.log").read_text(errors="replace")
+
+    def log_text(self, timeout=10):
+        """The log with every line of the requests made so far: lines are written in order, so once a
+        marker request's access-log line is in the file, so is everything logged before it."""
+        marker = f"/log-marker-{uuid.uuid4().hex}"
+        requests.get(self.endpoint + marker, timeout=10)
+        deadline = time.monotonic() + timeout
+        while marker not in (text := self.stderr_text()):
+            assert time.monotonic() < deadline, f"the log marker {marker} was not written within {timeout} s"
+            time.sleep(0.02)
+        return text
 
     def client(self, **config):
         return boto3.client(
@@ -162,12 +184,47 @@ def bucket(s3):
     return name
 
 
-PG_URL = os.environ.get("LATCHKEY_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+# Set (scripts/test and CI set it), it names a PostgreSQL that must be there; unset or empty, the
+# local default is tried and its absence skips the PostgreSQL tests.
+PG_REQUIRED = bool(os.environ.get("LATCHKEY_TEST_PG_URL"))
+PG_URL = os.environ.get("LATCHKEY_TEST_PG_URL") or "postgres://postgres@127.0.0.1:5432/test"
+
+
+AUDIT_COLUMNS = ("seq", "at_ms", "event", "share_id", "principal", "source_ip", "user_agent", "reason")
+
+
+def audit_rows(server, event=None, share_id=None):
+    """Stored audit events, oldest first, as dicts; optionally only one event kind or one link's."""
+    where = [(column, value) for column, value in (("event", event), ("share_id", share_id)) if value is not None]
+    columns = ", ".join(AUDIT_COLUMNS)
+    schema = server.schema()
+    if schema:
+        condition = "".join(f" AND {c} = '{v.replace(chr(39), chr(39) * 2)}'" for c, v in where)
+        out = psql(f"SELECT coalesce(json_agg(row_to_json(a) ORDER BY seq), '[]') FROM "
+                   f"(SELECT {columns} FROM {schema}.audit_events WHERE true{condition}) a")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+    condition = "".join(f" AND {c} = ?" for c, _ in where)
+    # Read-only next to the running server: the database is in WAL mode.
+    db = sqlite3.connect(f"file:{server.data_dir / 'meta.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute(f"SELECT {columns} FROM audit_events WHERE 1 = 1{condition} ORDER BY seq",
+                          [v for _, v in where]).fetchall()
+    finally:
+        db.close()
+    return [dict(zip(AUDIT_COLUMNS, row)) for row in rows]
 
 
 def psql(sql):
     return subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
                           capture_output=True, text=True, timeout=30)
+
+
+def pg_unavailable(required, why):
+    """Fails the test when the run requires PostgreSQL; otherwise skips it (pytest -rs lists skips)."""
+    if required:
+        pytest.fail(f"LATCHKEY_TEST_PG_URL is set but {why}", pytrace=False)
+    pytest.skip(f"!!! {why}: PostgreSQL tests did NOT run !!!")
 
 
 def new_pg_schema():
@@ -177,7 +234,7 @@ def new_pg_schema():
     except FileNotFoundError:
         reachable = False
     if not reachable:
-        pytest.skip(f"!!! no PostgreSQL reachable at {PG_URL} (or no psql): PostgreSQL tests did NOT run !!!")
+        pg_unavailable(PG_REQUIRED, f"no PostgreSQL reachable at {PG_URL} (or no psql)")
     schema = f"lk_py_{uuid.uuid4().hex[:12]}"
     assert psql(f"CREATE SCHEMA {schema}").returncode == 0
     return schema

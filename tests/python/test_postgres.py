@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from conftest import Server, psql
 from test_shares import api, mint
@@ -50,8 +51,9 @@ def test_s3_basics_on_postgres(replicas):
     # An overwrite through one replica is what the other serves next.
     b.put_object(Bucket="pg-bucket", Key="dir/one", Body=b"replaced")
     assert a.get_object(Bucket="pg-bucket", Key="dir/one")["Body"].read() == b"replaced"
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError) as e:
         a.delete_bucket(Bucket="pg-bucket")
+    assert e.value.response["Error"]["Code"] == "BucketNotEmpty"
 
 
 @pytest.mark.parametrize("uses", [1, 5])

@@ -1,77 +1,84 @@
-//! Log output: one buffer in front of stderr, flushed every 200 ms and on exit.
+//! Log output for `serve`: which events may be logged at all, and a writer that never blocks a request.
 //!
-//! An access-log line per request must not cost a system call per request: measured with
-//! `bench/presigned_get.sh`, a direct write per line took 14% off small-GET throughput and a
-//! writer thread woken per line (tracing-appender) took more. A `kill -9` can lose the last
-//! 200 ms of lines; security events that must survive a crash belong in the audit trail, which
-//! is stored, not logged.
+//! Requests hand each formatted line to tracing-appender's bounded, lossy channel; a writer
+//! thread owns stderr. When stderr is slow and the channel is full, lines are dropped and
+//! counted (the count is printed at exit) instead of stalling the async workers. The thread
+//! writes into a buffer and flushes whenever the channel is momentarily empty (tracing-appender's
+//! worker does that), so a burst costs one system call and a quiet server's lines appear at once.
+//! Security events that must survive a crash belong in the audit trail, which is stored, not logged.
 
-use std::io::{self, BufWriter, Stderr, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::io::{self, BufWriter};
 
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Metadata, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
 
+/// Lines waiting for the writer thread; about 4 MiB at typical access-log line lengths.
+const QUEUED_LINES: usize = 16 * 1024;
 const BUFFER: usize = 64 * 1024;
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-#[derive(Clone)]
-pub struct BufferedStderr {
-    inner: Arc<Mutex<BufWriter<Stderr>>>,
+/// Targets that log request secrets: s3s logs the signature it computed (which forges the
+/// refused request) and the string to sign at debug level; aws-sigv4, which presigns share
+/// redirects, logs canonical requests and signatures. No `RUST_LOG` may turn them on.
+const SECRET_TARGETS: [&str; 2] = ["s3s", "aws_sigv4"];
+
+/// `RUST_LOG` (default: info, with sqlx at warn), except that no secret-bearing target ever passes.
+///
+/// Two global filter layers, both of which must pass an event: appended directives would not
+/// do, as span-scoped ones such as `RUST_LOG=[request]=trace` enable any target inside the span.
+/// Not per-layer filters: with them (tracing-subscriber 0.3.23), a server on PostgreSQL lost
+/// every line until shutdown.
+pub fn filter<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let wanted = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    FilterFn::new(|meta: &Metadata<'_>| !is_secret_target(meta.target())).and_then(wanted)
 }
 
-/// Flushes the buffer when dropped (at the end of `serve`).
-pub struct FlushOnDrop(BufferedStderr);
+fn is_secret_target(target: &str) -> bool {
+    SECRET_TARGETS.iter().any(|t| target.strip_prefix(t).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
+}
 
-impl Drop for FlushOnDrop {
+/// Flushes the queued lines when dropped (at the end of `serve`) and reports lines dropped.
+pub struct LogGuard {
+    worker: Option<WorkerGuard>,
+    dropped: ErrorCounter,
+}
+
+impl Drop for LogGuard {
     fn drop(&mut self) {
-        let _ = self.0.lock().flush();
+        drop(self.worker.take());
+        let dropped = self.dropped.dropped_lines();
+        if dropped > 0 {
+            eprintln!("latchkey: {dropped} log lines were dropped because stderr could not keep up");
+        }
     }
 }
 
-impl BufferedStderr {
-    /// The writer, and the guard that flushes it when the program is done. A background thread
-    /// flushes it periodically.
-    pub fn start() -> (Self, FlushOnDrop) {
-        let writer = Self { inner: Arc::new(Mutex::new(BufWriter::with_capacity(BUFFER, io::stderr()))) };
-        let flusher = writer.clone();
-        std::thread::Builder::new()
-            .name("log-flush".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(FLUSH_EVERY);
-                    let _ = flusher.lock().flush();
-                }
-            })
-            .expect("spawn the log flusher thread");
-        (writer.clone(), FlushOnDrop(writer))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, BufWriter<Stderr>> {
-        // A panic mid-write leaves at worst a partial line; the buffer itself stays usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// The writer for the log subscriber, and the guard to hold until the program is done.
+pub fn start() -> (NonBlocking, LogGuard) {
+    let (writer, worker) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(BUFFER, io::stderr()));
+    let dropped = writer.error_counter();
+    (writer, LogGuard { worker: Some(worker), dropped })
 }
 
-impl Write for &BufferedStderr {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.lock().write(buf)
-    }
+#[cfg(test)]
+mod tests {
+    use super::is_secret_target;
 
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        // One lock per formatted event keeps lines whole.
-        self.lock().write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.lock().flush()
-    }
-}
-
-impl<'a> MakeWriter<'a> for BufferedStderr {
-    type Writer = &'a BufferedStderr;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self
+    #[test]
+    fn secret_targets_and_their_modules_are_matched_and_nothing_else() {
+        for target in ["s3s", "s3s::ops::signature", "aws_sigv4", "aws_sigv4::http_request::sign"] {
+            assert!(is_secret_target(target), "{target}");
+        }
+        for target in ["s3s_fs", "latchkey::audit", "aws_sigv4a", "hyper"] {
+            assert!(!is_secret_target(target), "{target}");
+        }
     }
 }

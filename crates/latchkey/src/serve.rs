@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 use latchkey_server::config::{ConfigFile, Overrides};
 use latchkey_server::{Server, ServerConfig};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::logging::BufferedStderr;
+use crate::logging;
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -16,7 +18,7 @@ Root credentials come from LATCHKEY_ROOT_ACCESS_KEY and LATCHKEY_ROOT_SECRET_KEY
 otherwise they are generated on the first start, printed once, and stored (mode 0600) in \
 DATA_DIR/root-credentials in AWS credentials-file format (profile \"latchkey\").
 
-Logs go to stderr; RUST_LOG filters them (default: info). SIGINT or SIGTERM stops accepting \
+Logs go to stderr; RUST_LOG filters them (default: info); s3s and aws_sigv4, which log signatures, stay off. SIGINT or SIGTERM stops accepting \
 connections and lets in-flight requests finish (shutdown_grace_secs in the config file, default 30). \
 At start the open-file soft limit is raised to the hard limit (each client connection is a file).")]
 pub struct ServeArgs {
@@ -47,10 +49,11 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,s3s=off,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, _flush_on_exit) = BufferedStderr::start();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer).init();
+    // Held to the end of `run`: dropping it writes out the lines still queued.
+    let (writer, _log) = logging::start();
+    let output = fmt::layer().with_ansi(ansi).with_writer(writer);
+    tracing_subscriber::registry().with(logging::filter()).with(output).init();
     raise_open_file_limit();
 
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();

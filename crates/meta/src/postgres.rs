@@ -337,14 +337,52 @@ impl MetaStore for PgStore {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::conformance::conformance_tests;
 
-    /// The server tests use; `LATCHKEY_TEST_PG_URL` overrides it.
-    fn base_url() -> String {
-        std::env::var("LATCHKEY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    /// The server to test against, and whether the run requires it: `LATCHKEY_TEST_PG_URL`
+    /// (scripts/test and CI set it) names a server that must be there; otherwise the local
+    /// default is tried and its absence only skips.
+    fn target() -> (String, bool) {
+        match std::env::var("LATCHKEY_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => (url, true),
+            _ => ("postgres://postgres@127.0.0.1:5432/test".to_owned(), false),
+        }
+    }
+
+    /// What an unreachable PostgreSQL means for a test: a failure (the message) when the run
+    /// requires it; otherwise a skip, announced on `out`.
+    fn unreachable(
+        required: bool,
+        url: &str,
+        error: &dyn std::fmt::Display,
+        out: &mut dyn Write,
+    ) -> Result<(), String> {
+        if required {
+            return Err(format!("LATCHKEY_TEST_PG_URL is set but PostgreSQL at {url} is unreachable: {error}"));
+        }
+        let _ = writeln!(
+            out,
+            "!!! SKIPPED: no PostgreSQL reachable at {url} ({error}); the PostgreSQL store was NOT tested; \
+             set LATCHKEY_TEST_PG_URL to make this a failure !!!"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unreachable_postgres_fails_the_run_that_requires_it_and_skips_otherwise() {
+        let (url, refused) = ("postgres://127.0.0.1:1/test", "connection refused");
+        let mut said = Vec::new();
+        let failed = unreachable(true, url, &refused, &mut said).unwrap_err();
+        assert!(failed.contains("LATCHKEY_TEST_PG_URL is set") && failed.contains("127.0.0.1:1"), "{failed}");
+        assert!(said.is_empty());
+        assert_eq!(unreachable(false, url, &refused, &mut said), Ok(()));
+        let said = String::from_utf8(said).unwrap();
+        assert!(said.starts_with("!!! SKIPPED: no PostgreSQL reachable at postgres://127.0.0.1:1/test"), "{said}");
     }
 
     /// Drops the test's schema when the test ends.
@@ -374,15 +412,18 @@ mod tests {
         Some((Arc::new(store), schema))
     }
 
-    /// A URL scoped to a fresh schema (`None`, with a loud message, when PostgreSQL is absent).
+    /// A URL scoped to a fresh schema; `None` when PostgreSQL is absent and the run allows that.
     async fn fresh_schema() -> Option<(String, Schema)> {
-        let url = base_url();
-        let admin = match PgPoolOptions::new().max_connections(32).connect(&url).await {
+        let (url, required) = target();
+        // A few seconds, not the default 30: a missing server should fail the run promptly.
+        let connecting = PgPoolOptions::new().max_connections(32).acquire_timeout(Duration::from_secs(3));
+        let admin = match connecting.connect(&url).await {
             Ok(pool) => pool,
             Err(e) => {
-                eprintln!(
-                    "\n!!! SKIPPED: no PostgreSQL reachable at {url} ({e}); the PostgreSQL store was NOT tested !!!\n"
-                );
+                // Straight to stderr: libtest hides what a passing test prints with `eprintln!`.
+                if let Err(failure) = unreachable(required, &url, &e, &mut std::io::stderr()) {
+                    panic!("{failure}");
+                }
                 return None;
             }
         };
