@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use latchkey_meta::{
-    AccessKey, AuditEvent, Bucket, GrantedUse, Grantee, KeyRange, MetaError, MetaResult, MetaStore, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, SqliteStore, Tag,
+    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult,
+    MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, SqliteStore, Tag,
 };
 use latchkey_object::{CompletedPart, ObjectAttributes, ObjectError, ObjectService};
 use latchkey_storage::{BlobStore, WriteLimits};
@@ -120,7 +120,7 @@ impl MetaStore for Faulty {
     async fn find_share(&self, token_hash: &[u8]) -> MetaResult<Option<Share>> {
         self.inner.find_share(token_hash).await
     }
-    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<Share>> {
+    async fn list_shares(&self, filter: &ShareFilter) -> MetaResult<Vec<ListedShare>> {
         self.inner.list_shares(filter).await
     }
     async fn revoke_share(&self, id: &str, at: OffsetDateTime) -> MetaResult<bool> {
@@ -148,11 +148,20 @@ impl MetaStore for Faulty {
     async fn purge_shares(&self, before: OffsetDateTime) -> MetaResult<u64> {
         self.inner.purge_shares(before).await
     }
-    async fn has_grant(&self, share_id: &str, source_ip: &str, since: OffsetDateTime) -> MetaResult<bool> {
-        self.inner.has_grant(share_id, source_ip, since).await
+    async fn has_grant(&self, share_id: &str, to: &Grantee, since: OffsetDateTime) -> MetaResult<bool> {
+        self.inner.has_grant(share_id, to, since).await
+    }
+    async fn reserve_grant(&self, request: &GrantRequest<'_>) -> MetaResult<Option<OffsetDateTime>> {
+        self.inner.reserve_grant(request).await
+    }
+    async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()> {
+        self.inner.refund_grant(share_id, to, granted, bytes).await
     }
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()> {
         self.inner.record_audit(event).await
+    }
+    async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        self.inner.purge_audit(before).await
     }
     async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
         self.inner.get_access_key(access_key_id).await
