@@ -131,7 +131,7 @@ impl Dispatch {
             request_id,
             peer = %conn.peer,
             %method,
-            path = %access_path::loggable(&path),
+            path = &*access_path::loggable(&path),
             status = resp.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
         );

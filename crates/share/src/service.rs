@@ -494,6 +494,8 @@ impl ShareService {
         let every = (retention / 2).min(self.policy.unknown_tokens_every);
         let every = every.clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut shutdown = std::pin::pin!(shutdown);
+        // Counted from the start, so the first pass does not write the first few refusals alone.
+        let mut counted_since = tokio::time::Instant::now();
         loop {
             let now = OffsetDateTime::now_utc();
             match self.objects.meta().purge_shares(before(now, retention)).await {
@@ -506,7 +508,10 @@ impl ShareService {
                 Ok(purged) => tracing::info!(purged, "purged old audit events"),
                 Err(e) => tracing::warn!(error = %e, "audit sweep failed; will retry"),
             }
-            self.record_unknown_tokens().await;
+            if counted_since.elapsed() >= self.policy.unknown_tokens_every {
+                self.record_unknown_tokens().await;
+                counted_since = tokio::time::Instant::now();
+            }
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = &mut shutdown => break,
