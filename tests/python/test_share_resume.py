@@ -166,3 +166,25 @@ def test_no_resume_after_the_grace(tmp_path):
         assert audit_reasons(srv, link["id"])[-1] == ("share.denied", "used")
     finally:
         srv.kill9()
+
+
+def test_a_small_object_is_not_served_again_and_again(server, s3, bucket):
+    """The overlap allowance never exceeds the object: a 100 kB file spent by one download is
+    not handed out whole again on each `Range: bytes=0-`."""
+    payload = os.urandom(100_000)
+    s3.put_object(Bucket=bucket, Key="small.bin", Body=payload)
+    link = mint(server, bucket, "small.bin")
+    agent = requests.utils.default_user_agent()
+    assert requests.get(link["api_url"], headers={"User-Agent": agent}, timeout=10).content == payload
+    served = [ranged_get(server, link, 0, agent=agent)[0] for _ in range(5)]
+    # bytes=0- is the whole object (200); it fits the overlap once, never again.
+    assert served == [200, 403, 403, 403, 403], served
+
+
+def test_a_refused_link_does_not_tell_its_size_through_the_range(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="sized.bin", Body=os.urandom(SIZE))
+    link = mint(server, bucket, "sized.bin")
+    assert api(server, "DELETE", f"/-/shares/{link['id']}").status_code == 204
+    # One byte past the end would be unsatisfiable (416) on a live link; a revoked one says 403.
+    assert ranged_get(server, link, SIZE - 1)[0] == 403
+    assert ranged_get(server, link, SIZE)[0] == 403

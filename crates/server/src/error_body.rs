@@ -8,9 +8,10 @@ use bytes::Bytes;
 /// body is not an S3 error document.
 pub fn complete(body: &[u8], request_id: &str) -> Option<Bytes> {
     let text = std::str::from_utf8(body).ok()?;
-    let close = text.rfind("</Error>")?;
-    let code_end = text.find("</Code>")?;
-    let code = text[..code_end].rsplit_once("<Code>")?.1;
+    let code_start = text.find("<Error><Code>")? + "<Error><Code>".len();
+    let code_end = code_start + text[code_start..].find("</Code>")?;
+    let code = &text[code_start..code_end];
+    let close = text.rfind("</Error>").filter(|&close| close > code_end)?;
     let mut out = String::with_capacity(text.len() + 128);
     out.push_str(&text[..code_end + "</Code>".len()]);
     if !text.contains("<Message>") {
@@ -114,6 +115,9 @@ mod tests {
         let done = complete(body.as_bytes(), "R").unwrap();
         assert!(std::str::from_utf8(&done).unwrap().contains("<Message>Invalid part order.</Message>"));
         assert!(complete(b"not xml", "R").is_none());
+        // Text that only looks like an error document (a JSON body echoing a field name) is left alone.
+        assert!(complete(br#"{"message":"unknown field `</Error>x<Code>y</Code>`"}"#, "R").is_none());
+        assert!(complete(b"</Error><Error><Code>X</Code>", "R").is_none());
         assert!(complete(b"", "R").is_none());
     }
 }

@@ -378,11 +378,15 @@ impl ShareService {
             return Err(RedeemError::Denied(Denial::IpDenied));
         }
         let size = share.size.unwrap_or_default();
-        let wanted =
-            range.map(|r| r.check(size).map(|r| r.end - r.start)).transpose().map_err(|_| RedeemError::BadRange)?;
+        // A link that cannot be redeemed says so whatever the Range: a 416 would tell its size.
+        let wanted = range.map(|r| r.check(size).map(|r| r.end - r.start)).transpose().map_err(|_| {
+            refusal(&share, now).map_or(RedeemError::BadRange, RedeemError::Denied)
+        })?;
         // A resume continues the grant this client got within the grace, on that grant's budget.
+        // The overlap never exceeds the object itself, so a small object is not served whole
+        // again and again: one use serves it at most twice over.
         let since = before(now, self.policy.resume_grace);
-        let budget = size.saturating_add(self.policy.resume_overlap);
+        let budget = size.saturating_add(self.policy.resume_overlap.min(size));
         let reserve = async |bytes| {
             meta.reserve_grant(&GrantRequest { share_id: &share.id, to: &to, since, now, bytes, budget }).await
         };
