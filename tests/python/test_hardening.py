@@ -278,3 +278,15 @@ def test_sigv2_signatures_are_checked_before_s3s_compares_them(server, s3, bucke
     assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     url = forged.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "v2"}, ExpiresIn=60)
     assert error_of(requests.get(url, timeout=10))[0] == "SignatureDoesNotMatch"
+
+
+def test_a_head_request_does_not_spend_a_one_time_link(server, s3, bucket):
+    """Link checkers and download managers send HEAD first; it tells the size and uses nothing."""
+    s3.put_object(Bucket=bucket, Key="h.txt", Body=b"twelve bytes", ContentType="text/plain")
+    link = mint(server, bucket, "h.txt")
+    for _ in range(3):
+        head = requests.head(link["api_url"], timeout=10)
+        assert head.status_code == 200 and head.headers["Content-Length"] == "12"
+    assert requests.get(link["api_url"], timeout=10).content == b"twelve bytes"
+    assert requests.head(link["api_url"], timeout=10).status_code == 403
+    assert requests.get(link["api_url"], timeout=10).status_code == 403

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from test_shares import mint
+from test_shares import api, mint
 
 
 def test_a_redirect_link_is_spent_and_points_to_a_short_lived_presigned_url(server, s3, bucket):
@@ -43,3 +43,11 @@ def test_a_redirect_never_outlives_its_link(server, s3, bucket):
     link = mint(server, bucket, "k", redirect=True, expires_in=5)
     location = requests.get(link["api_url"], allow_redirects=False, timeout=10).headers["Location"]
     assert int(parse_qs(urlsplit(location).query)["X-Amz-Expires"][0]) <= 5
+
+
+def test_a_redirect_link_cannot_claim_an_allow_list(server, s3, bucket):
+    """Its presigned URL would work from any address, so the allow-list would be a false promise."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    resp = api(server, "POST", "/-/shares", {"bucket": bucket, "key": "k", "redirect": True,
+                                             "allow_cidrs": ["127.0.0.1/32"]})
+    assert resp.status_code == 400 and "allow_cidrs" in resp.json()["message"]

@@ -41,9 +41,10 @@ pub struct ServeArgs {
     public_url: Option<String>,
     /// TOML file with any of: data_dir, listen, meta_url, meta_max_connections (PostgreSQL,
     /// default 32), region, public_url, shutdown_grace_secs, max_share_expiry_secs (default
-    /// 604800), share_resume_grace_secs (600), share_retention_secs (86400),
-    /// max_presigned_expiry_secs (604800, SigV4 and SigV2 alike), sigv2 (true; false refuses
-    /// SigV2). Flags and environment variables override it.
+    /// 604800), share_resume_grace_secs (600, at most 86400), share_resume_overlap_bytes
+    /// (1048576), share_retention_secs (86400), audit_retention_secs (7776000),
+    /// audit_unknown_tokens_flush_secs (60), max_presigned_expiry_secs (604800, SigV4 and SigV2
+    /// alike), sigv2 (true; false refuses SigV2). Flags and environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

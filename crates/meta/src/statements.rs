@@ -378,12 +378,13 @@ macro_rules! reserve_grant {
 pub(crate) use reserve_grant;
 
 /// Gives back `$bytes` reserved under the grant of `$share_id` to `$to` made at `$granted` but
-/// never sent.
+/// never sent. Grants are told apart by client and millisecond only, so two grants of one client
+/// in one millisecond share refunds; never below zero, so a refund cannot add budget.
 macro_rules! refund_grant {
     ($share_id:expr, $to:expr, $granted:expr, $bytes:expr) => {{
         let to: &$crate::Grantee = $to;
         $crate::statements::bound!(
-            "UPDATE share_grants SET bytes_served = bytes_served - $1
+            "UPDATE share_grants SET bytes_served = CASE WHEN bytes_served > $1 THEN bytes_served - $1 ELSE 0 END
              WHERE share_id = $2 AND source_ip = $3 AND COALESCE(user_agent, '') = $4 AND granted_ms = $5",
             $crate::rows::to_i64($bytes),
             $share_id,

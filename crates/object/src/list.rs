@@ -110,8 +110,11 @@ impl ObjectService {
             if exhausted && !skipped {
                 return Ok(page);
             }
-            // Keys come back past `lower`, and a successor sorts past its prefix's keys.
-            assert!(next.as_ref() > lower.as_ref(), "a listing query must start past the one before");
+            // Keys come back past `lower`, and a successor sorts past its prefix's keys; a store
+            // that broke this would make the listing loop, so it fails instead.
+            if next.as_ref() <= lower.as_ref() {
+                return Err(std::io::Error::other("a listing query did not start past the one before").into());
+            }
             lower = next;
         }
     }

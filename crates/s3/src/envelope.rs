@@ -60,7 +60,11 @@ impl SigningRules {
                 if expires.is_some_and(|e| e.parse::<u64>().map_or(true, |secs| secs > max)) {
                     return Err(S3Error::with_message(
                         S3ErrorCode::AuthorizationQueryParametersError,
-                        format!("X-Amz-Expires must be less than a week (in seconds) that is {max}"),
+                        if max == MAX_PRESIGNED_EXPIRY_SECS {
+                            format!("X-Amz-Expires must be less than a week (in seconds) that is {max}")
+                        } else {
+                            format!("X-Amz-Expires must be at most {max} seconds on this server")
+                        },
                     ));
                 }
                 Ok(())
@@ -161,10 +165,14 @@ fn check_v2_date(headers: &HeaderMap, now: OffsetDateTime) -> S3Result<()> {
     Ok(())
 }
 
-/// An HTTP date (`Tue, 01 Dec 2026 10:00:00 GMT`, RFC 7231's preferred form, which RFC 2822
-/// parsing accepts).
+/// An HTTP date in any of HTTP's three forms (IMF-fixdate, RFC 850, asctime), or RFC 2822 with
+/// a numeric zone as AWS's own examples write it (`Tue, 27 Mar 2007 19:36:42 +0000`).
 fn parse_http_date(value: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(value.trim(), &Rfc2822).ok()
+    let value = value.trim();
+    httpdate::parse_http_date(value)
+        .ok()
+        .map(OffsetDateTime::from)
+        .or_else(|| OffsetDateTime::parse(value, &Rfc2822).ok())
 }
 
 #[cfg(test)]
@@ -234,7 +242,7 @@ mod tests {
         assert_eq!(err, "AuthorizationQueryParametersError: Expires must be at most 604800 seconds in the future");
         let short = SigningRules { max_presigned_expiry: Duration::from_secs(60), ..rules() };
         assert!(check(&short, &v2(now + 61), &[], NOW).is_err());
-        assert!(check(&short, &v4("61"), &[], NOW).is_err());
+        assert!(check(&short, &v4("61"), &[], NOW).unwrap_err().ends_with("at most 60 seconds on this server"));
     }
 
     #[test]
@@ -255,6 +263,9 @@ mod tests {
         assert!(at("Wed, 02 Dec 2026 11:44:00 GMT").unwrap_err().starts_with("RequestTimeTooSkewed"));
         assert!(at("Tue, 01 Dec 2026 12:00:00 GMT").unwrap_err().starts_with("RequestTimeTooSkewed"));
         assert!(at("yesterday").unwrap_err().starts_with("AccessDenied"));
+        at("Wednesday, 02-Dec-26 12:01:30 GMT").unwrap();
+        at("Wed Dec  2 12:01:30 2026").unwrap();
+        at("Wed, 02 Dec 2026 12:01:30 +0000").unwrap();
         // x-amz-date wins over Date, as in the string to sign.
         let headers = [
             ("authorization", "AWS AK:c2ln"),

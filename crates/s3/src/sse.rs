@@ -32,7 +32,9 @@ pub(crate) fn refuse_encryption_headers(headers: &HeaderMap) -> S3Result<()> {
 pub(crate) fn not_available(what: &str) -> S3Error {
     S3Error::with_message(
         S3ErrorCode::NotImplemented,
-        format!("{what} asks for server-side encryption, which this server does not provide yet; nothing was stored."),
+        format!(
+            "{what} asks for server-side encryption, which this server does not provide yet; the request was not carried out."
+        ),
     )
 }
 

@@ -1,7 +1,8 @@
 //! Share links on the wire.
 //!
 //! - `/-/shares`: the JSON management API. It runs as an s3s custom route, after s3s has verified
-//!   the request's SigV4 signature, so an access key is the identity, as for any S3 call.
+//!   the request's signature (SigV4, or SigV2 where enabled), so an access key is the identity,
+//!   as for any S3 call.
 //! - `/-/access-object?nonce=TOKEN` (or the `X-Latchkey-Nonce` header): redemption for machine
 //!   clients, public, on axum: GET downloads, PUT or POST of the raw bytes uploads through an
 //!   upload link. Every refusal is the same 403; the reason goes to the audit trail.
@@ -294,7 +295,10 @@ fn internal(e: impl std::fmt::Display) -> s3s::S3Error {
 /// own size limit, so axum's default body limit is off.
 pub fn redemption_routes(shares: Arc<ShareService>) -> axum::Router {
     axum::Router::new()
-        .route("/-/access-object", axum::routing::get(access_object).put(upload_object).post(upload_object))
+        .route(
+            "/-/access-object",
+            axum::routing::get(access_object).head(inspect_object).put(upload_object).post(upload_object),
+        )
         .route("/-/s/{token}", axum::routing::get(crate::landing::show).post(crate::landing::take))
         .layer(DefaultBodyLimit::disable())
         .with_state(shares)
@@ -330,6 +334,33 @@ async fn access_object(
 ) -> Response {
     let Some(token) = nonce(&headers, query.nonce) else { return refused() };
     redeem_response(&shares, &token, peer, &base, &headers, refused).await
+}
+
+/// `HEAD /-/access-object`: what a download would be, without using the link (link checkers and
+/// download managers ask first; a HEAD must not spend a one-time link). Refusals are the same 403.
+async fn inspect_object(
+    State(shares): State<Arc<ShareService>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<NonceQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = nonce(&headers, query.nonce) else { return refused() };
+    match shares.inspect(&token, &redeemer(peer, &headers)).await {
+        Ok((_, Some(record))) => {
+            let content_type =
+                record.headers.content_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
+            let mut resp = StatusCode::OK.into_response();
+            let out = resp.headers_mut();
+            out.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                out.insert(header::CONTENT_TYPE, v);
+            }
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+            resp
+        }
+        Ok((_, None)) | Err(RedeemError::Denied(_) | RedeemError::BadRange) => refused(),
+        Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// `PUT` or `POST /-/access-object`: the body is the file.

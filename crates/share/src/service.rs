@@ -379,9 +379,10 @@ impl ShareService {
         }
         let size = share.size.unwrap_or_default();
         // A link that cannot be redeemed says so whatever the Range: a 416 would tell its size.
-        let wanted = range.map(|r| r.check(size).map(|r| r.end - r.start)).transpose().map_err(|_| {
-            refusal(&share, now).map_or(RedeemError::BadRange, RedeemError::Denied)
-        })?;
+        let wanted = range
+            .map(|r| r.check(size).map(|r| r.end - r.start))
+            .transpose()
+            .map_err(|_| refusal(&share, now).map_or(RedeemError::BadRange, RedeemError::Denied))?;
         // A resume continues the grant this client got within the grace, on that grant's budget.
         // The overlap never exceeds the object itself, so a small object is not served whole
         // again and again: one use serves it at most twice over.

@@ -180,7 +180,10 @@ fn object_key(share: &Share, name: Option<&str>) -> Result<String, UploadError> 
         )));
     }
     let key = format!("{}{name}", share.key);
-    if key.len() > 1024 {
+    // Room for the ` (n)` a taken name gets, so that no numbered key passes S3's 1024 bytes
+    // (such an object could be neither read nor deleted).
+    let number_room = format!(" ({})", NAME_ATTEMPTS - 1).len();
+    if key.len() + number_room > 1024 {
         return Err(UploadError::Invalid("the file name is too long".into()));
     }
     Ok(key)
@@ -218,6 +221,12 @@ pub(super) fn refuse_upload_terms(req: &NewShare) -> Result<(), CreateError> {
     if req.key.is_empty() {
         return Err(CreateError::Invalid("key must name the object to share".into()));
     }
+    // A redirect hands out a presigned URL that works from any address for its minute.
+    if req.redirect && !req.allow_cidrs.is_empty() {
+        return Err(CreateError::Invalid(
+            "redirect links cannot have allow_cidrs: the presigned URL they hand out works from any address".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -252,6 +261,18 @@ mod tests {
         assert_eq!(numbered("in.box/notes", 2), "in.box/notes (2)");
         assert_eq!(numbered("in/.env", 3), "in/.env (3)");
         assert_eq!(numbered("a.tar.gz", 1), "a.tar (1).gz");
+    }
+
+    #[test]
+    fn a_numbered_name_always_fits_in_an_s3_key() {
+        let mut share = crate::service::tests::sample_share();
+        share.key = "up/".into();
+        share.key_is_prefix = true;
+        let longest = "n".repeat(1024 - 3 - " (99)".len());
+        let key = object_key(&share, Some(&longest)).unwrap();
+        assert_eq!(numbered(&key, NAME_ATTEMPTS - 1).len(), 1024);
+        let one_more = format!("{longest}n");
+        assert!(matches!(object_key(&share, Some(&one_more)), Err(UploadError::Invalid(_))));
     }
 
     #[test]
