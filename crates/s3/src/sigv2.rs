@@ -75,6 +75,13 @@ impl SigV2Verifier {
     /// `Ok` for a request that is not SigV2-signed or whose SigV2 signature is right;
     /// `SignatureDoesNotMatch` otherwise.
     pub async fn verify(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> S3Result<()> {
+        // Most requests are SigV4: tell them apart before copying the query (names are decoded,
+        // as s3s decodes them: `Sig%6Eature` is a SigV2 signature too).
+        let v2_query = uri.query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Signature"));
+        let v2_header = headers.get(header::AUTHORIZATION).is_some_and(|a| a.as_bytes().starts_with(b"AWS "));
+        if !v2_query && !v2_header {
+            return Ok(());
+        }
         let query = decoded_query(uri);
         let Some(claim) = claim(&query, headers) else { return Ok(()) };
         let secret = self.auth.get_secret_key(&claim.access_key).await?;
@@ -246,6 +253,35 @@ mod tests {
         );
     }
 
+    /// Every spelling of a SigV2 signature reaches the constant-time check, so none can reach
+    /// s3s's `!=` with a wrong signature.
+    #[tokio::test]
+    async fn every_sigv2_request_is_verified_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+        let root = crate::RootCredentials { access_key_id: "AK".into(), secret_key: "secret".into() };
+        let verifier = SigV2Verifier::new(KeyAuth::new(root, std::sync::Arc::new(meta)));
+        let refused = |uri: &str, auth: Option<&str>| {
+            let uri: Uri = uri.parse().unwrap();
+            let mut headers = HeaderMap::new();
+            if let Some(auth) = auth {
+                headers.insert(header::AUTHORIZATION, auth.parse().unwrap());
+            }
+            let verifier = &verifier;
+            async move { verifier.verify(&Method::GET, &uri, &headers).await.is_err() }
+        };
+        assert!(refused("/b/k?AWSAccessKeyId=AK&Expires=1&Signature=x", None).await);
+        assert!(refused("/b/k?AWSAccessKeyId=AK&Expires=1&Sig%6Eature=x", None).await);
+        assert!(refused("/b/k", Some("AWS AK:x")).await);
+        assert!(!refused("/b/k?X-Amz-Signature=x", Some("AWS4-HMAC-SHA256 Credential=AK/x")).await);
+        let right = sign("secret", "GET\n\n\n1\n/b/k");
+        let uri = format!(
+            "/b/k?AWSAccessKeyId=AK&Expires=1&Signature={}",
+            form_urlencoded::byte_serialize(right.as_bytes()).collect::<String>()
+        );
+        assert!(!refused(&uri, None).await);
+    }
+
     #[test]
     fn presigned_claims_decode_their_signature_twice_as_s3s_does() {
         let uri: Uri = "/b/k?AWSAccessKeyId=AK&Expires=1700000000&Signature=a%252Bb%253D".parse().unwrap();
@@ -253,5 +289,7 @@ mod tests {
         assert_eq!((claim.access_key.as_str(), claim.signature.as_str()), ("AK", "a+b="));
         assert_eq!(claim.date_line, "1700000000");
         assert!(super::claim(&decoded_query(&"/b/k?X-Amz-Signature=x".parse().unwrap()), &HeaderMap::new()).is_none());
+        let encoded: Uri = "/b/k?AWSAccessKeyId=AK&Expires=1&Sig%6Eature=x".parse().unwrap();
+        assert_eq!(super::claim(&decoded_query(&encoded), &HeaderMap::new()).unwrap().signature, "x");
     }
 }
