@@ -21,11 +21,13 @@ use crate::md5_block::{Block, MAX_LANES, Md5Stream, compress};
 /// Streams one round takes at most: as many as the widest lane group holds.
 const MAX_ROUND: usize = MAX_LANES;
 
-/// Bytes a round hashes on its async worker as if it were any other task (about 50 µs). A
-/// full round (8 write batches of 256 KiB) takes about a millisecond (measured by
-/// `a_full_round_hashes_eight_write_batches`), so a bigger round first hands the worker's other
-/// tasks to another thread (`block_in_place`), then hashes where it is.
-const INLINE_BYTES: usize = 64 * 1024;
+/// Bytes a round hashes on its async worker as if it were any other task (about 0.25 ms: a
+/// full round of 8 write batches of 256 KiB, 2 MiB, takes about a millisecond, measured by
+/// `a_full_round_hashes_eight_write_batches`). A bigger round first hands the worker's other
+/// tasks to another thread (`block_in_place`), then hashes where it is. Not lower: rounds of
+/// small PUTs (8 x 64 KiB at most) stay inline, since `block_in_place` for each of them took
+/// 64 KiB PUTs on tmpfs from 1.42 to 1.27 x s3s-fs (bench/put_objects.sh).
+const INLINE_BYTES: usize = 512 * 1024;
 
 #[derive(Clone, Default)]
 pub(crate) struct Md5Lanes {
