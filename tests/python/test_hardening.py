@@ -54,7 +54,8 @@ def test_share_tokens_never_reach_the_access_log(tmp_path):
     link = mint(server, "logs", "k")
     token = link["token"]
     spellings = ["/-/s/T", "//-/s/T", "/-//s/T", "/-/./s/T", "/-/%73/T", "/%2D/s/T", "/%2d/s/T", "/-/s/./T",
-                 "/x/../-/s/T", "/-/%2573/T", "/%2F-%2Fs%2FT", "/T", "/-/s/T/", "/-/unknown/T"]
+                 "/x/../-/s/T", "/-/%2573/T", "/%2F-%2Fs%2FT", "/T", "/-/s/T/", "/-/unknown/T",
+                 "/logs/T", "/logs/-/s/T", "/nobucket/T"]
     # Every spelling, then each with every character percent-encoded.
     encoded = ["".join(c if c == "/" else f"%{ord(c):02X}" for c in s) for s in spellings]
     for spelling in spellings + encoded:

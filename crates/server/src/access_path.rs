@@ -2,7 +2,8 @@
 //! and proxies spell one path many ways (`//-/s/T`, `/-/./s/T`, `/%2D/s/T`), so the path is
 //! first read as a router could read it (percent-decoded, empty and dot segments resolved); a
 //! path that reads as one of Latchkey's own routes is logged as that route's pattern, a path
-//! into an S3 bucket as it came, and anything else only as a placeholder.
+//! into an S3 bucket as it came but with any token-shaped segment masked, and anything else
+//! only as a placeholder.
 
 use std::borrow::Cow;
 
@@ -20,9 +21,37 @@ pub fn loggable(raw: &str) -> Cow<'_, str> {
     }
     let first = raw.trim_start_matches('/').split('/').next().unwrap_or_default();
     if raw == "/" || (raw.starts_with('/') && AwsNameValidation::new().validate_bucket_name(first)) {
-        return cap(raw);
+        return cap_owned(mask_token_shapes(raw));
     }
     Cow::Borrowed("/<redacted>")
+}
+
+/// The length of a share token: 256 bits in unpadded base64url.
+const TOKEN_CHARS: usize = 43;
+
+/// Whether a (decoded) segment could be a share token pasted into an S3 path.
+fn token_shaped(segment: &str) -> bool {
+    segment.len() == TOKEN_CHARS && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An S3 path with every token-shaped segment replaced by `<token>`; the path itself when none is.
+fn mask_token_shapes(raw: &str) -> Cow<'_, str> {
+    let decoded = |segment: &str| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned();
+    if !raw.split('/').any(|segment| token_shaped(&decoded(segment))) {
+        return Cow::Borrowed(raw);
+    }
+    let masked: Vec<String> = raw
+        .split('/')
+        .map(|segment| if token_shaped(&decoded(segment)) { "<token>".to_owned() } else { segment.to_owned() })
+        .collect();
+    Cow::Owned(masked.join("/"))
+}
+
+fn cap_owned(path: Cow<'_, str>) -> Cow<'_, str> {
+    match path {
+        Cow::Borrowed(path) => cap(path),
+        Cow::Owned(path) => Cow::Owned(cap(&path).into_owned()),
+    }
 }
 
 /// The segments of `path` after removing empty and `.` segments and applying `..`.
@@ -68,7 +97,7 @@ fn cap(path: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
-    const TOKEN: &str = "Qm9ndXNUb2tlbkZvclRlc3RpbmdPbmx5XzAxMjM0NTY3";
+    const TOKEN: &str = "Qm9ndXNUb2tlbkZvclRlc3RpbmdPbmx5XzAxMjM0NTY";
 
     #[test]
     fn every_spelling_of_a_token_path_is_masked() {
@@ -98,6 +127,9 @@ mod tests {
         assert_eq!(loggable(&format!("//-/s/{TOKEN}")), "/-/s/<token>");
         assert_eq!(loggable(&format!("/-/%73/{TOKEN}")), "/-/s/<token>");
         assert_eq!(loggable(&format!("/-/%2573/{TOKEN}")), "/-/<redacted>");
+        // Pasted into an S3-shaped path, a token-shaped segment is masked too.
+        assert_eq!(loggable(&format!("/reports/{TOKEN}")), "/reports/<token>");
+        assert_eq!(loggable(&format!("/reports/-/s/{}", TOKEN.replace('Q', "%51"))), "/reports/-/s/<token>");
     }
 
     #[test]
