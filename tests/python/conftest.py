@@ -119,7 +119,7 @@ class Server:
     def log_text(self, timeout=10):
         """The log with every line of the requests made so far: lines are written in order, so once a
         marker request's access-log line is in the file, so is everything logged before it."""
-        marker = f"/log-marker-{uuid.uuid4().hex}"
+        marker = f"/log-marker-{uuid.uuid4().hex[:16]}"
         requests.get(self.endpoint + marker, timeout=10)
         deadline = time.monotonic() + timeout
         while marker not in (text := self.stderr_text()):
