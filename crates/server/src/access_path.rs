@@ -36,15 +36,17 @@ fn token_shaped(segment: &str) -> bool {
 
 /// An S3 path with every token-shaped segment replaced by `<token>`; the path itself when none is.
 fn mask_token_shapes(raw: &str) -> Cow<'_, str> {
-    let decoded = |segment: &str| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned();
-    if !raw.split('/').any(|segment| token_shaped(&decoded(segment))) {
+    if !raw.split('/').any(could_be_token) {
         return Cow::Borrowed(raw);
     }
-    let masked: Vec<String> = raw
-        .split('/')
-        .map(|segment| if token_shaped(&decoded(segment)) { "<token>".to_owned() } else { segment.to_owned() })
-        .collect();
+    let masked: Vec<&str> = raw.split('/').map(|s| if could_be_token(s) { "<token>" } else { s }).collect();
     Cow::Owned(masked.join("/"))
+}
+
+/// Whether a raw segment decodes to a token shape. Decoding only shortens, so most segments are
+/// ruled out by their length without decoding (this runs on every S3 request).
+fn could_be_token(segment: &str) -> bool {
+    segment.len() >= TOKEN_CHARS && token_shaped(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
 }
 
 fn cap_owned(path: Cow<'_, str>) -> Cow<'_, str> {
