@@ -1,6 +1,6 @@
-//! The metadata store: every row Latchkey keeps (buckets, object records, multipart uploads,
-//! access keys, share links and their grants, audit events) behind one async interface,
-//! [`MetaStore`].
+//! The metadata store: every row Latchkey keeps, behind one async trait per domain:
+//! [`MetaStore`] (buckets, object records, multipart uploads, share links and their grants, audit
+//! events) and [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -11,6 +11,9 @@ mod batch;
 mod cache;
 #[cfg(test)]
 mod conformance;
+mod identity;
+#[cfg(test)]
+mod identity_conformance;
 mod model;
 mod pg_batch;
 mod postgres;
@@ -20,9 +23,13 @@ mod statements;
 mod supervise;
 mod uses;
 
+pub use identity::{
+    DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,
+    SessionRecord, StoredAccessKey,
+};
 pub use model::{
-    AccessKey, AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, ObjectRecord,
+    PartRecord, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -59,6 +66,9 @@ pub enum MetaError {
     Batch(String),
     #[error("the metadata store is closed")]
     Closed,
+    /// A concurrent key creation took the user's last free key slot.
+    #[error("the user has the most access keys allowed")]
+    KeyLimit,
 }
 
 impl MetaError {
@@ -85,7 +95,8 @@ impl MetaError {
             | Self::Encoding(_)
             | Self::Migration(_)
             | Self::Locked { .. }
-            | Self::Lock { .. } => true,
+            | Self::Lock { .. }
+            | Self::KeyLimit => true,
         }
     }
 }
@@ -259,8 +270,6 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
     /// Deletes audit events recorded before `before`; returns how many.
     async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64>;
-
-    async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
 
     /// Whether the store can serve: its writer task is running and its database answers.
     /// `Closed` when the writer is gone; the database's error when it does not answer.

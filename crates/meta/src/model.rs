@@ -75,26 +75,6 @@ pub struct PartRecord {
     pub last_modified: OffsetDateTime,
 }
 
-/// An access key that can sign requests. The secret must be kept retrievable: SigV4 verification
-/// recomputes the signature from it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessKey {
-    pub access_key_id: String,
-    pub secret_key: String,
-    pub principal: String,
-    pub created: OffsetDateTime,
-}
-
-impl std::fmt::Debug for AccessKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKey")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_key", &"<redacted>")
-            .field("principal", &self.principal)
-            .finish()
-    }
-}
-
 /// A share link. The token itself is never stored: `token_hash` is a keyed hash of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {

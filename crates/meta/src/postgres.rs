@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use crate::pg_batch::{PgBatcher, take_uses};
 use crate::rows::{
-    Columns, access_key_from_row, bucket_from_row, from_ms, listed_share_from_row, object_from_row, part_from_row,
-    share_from_row, to_ms, upload_from_row,
+    Columns, bucket_from_row, from_ms, listed_share_from_row, object_from_row, part_from_row, share_from_row, to_ms,
+    upload_from_row,
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_audit, insert_share, insert_upload, list_objects, list_parts, list_shares,
@@ -24,8 +24,8 @@ use crate::statements::{
 };
 use crate::uses::UseJob;
 use crate::{
-    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult,
-    MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult, MetaStore,
+    MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -34,6 +34,45 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: PgPool,
     batcher: PgBatcher,
+    /// Told of this replica's identity changes and, through `LISTEN`, of every other replica's.
+    identity_changes: tokio::sync::watch::Sender<u64>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: identity_changes);
+
+/// The channel the `iam_generation` trigger notifies (migration 0005).
+const IDENTITY_CHANNEL: &str = "latchkey_identity";
+
+/// Forwards identity notifications from other replicas to `changes`. A notification lost while
+/// the connection was down is made up for by a change signalled on every reconnect.
+async fn listen_for_identity_changes(pool: PgPool, changes: tokio::sync::watch::Sender<u64>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "identity change listener cannot connect; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(IDENTITY_CHANNEL).await {
+            tracing::warn!(error = %e, "identity change listener cannot LISTEN; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        changes.send_modify(|g| *g += 1);
+        loop {
+            match listener.try_recv().await {
+                // `None`: the connection was lost and is re-established on the next call.
+                Ok(_) => changes.send_modify(|g| *g += 1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "identity change listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -43,7 +82,9 @@ impl PgStore {
         let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let batcher = PgBatcher::start(pool.clone());
-        Ok(Self { pool, batcher })
+        let identity_changes = tokio::sync::watch::Sender::new(0);
+        let listener = tokio::spawn(listen_for_identity_changes(pool.clone(), identity_changes.clone()));
+        Ok(Self { pool, batcher, identity_changes, listener })
     }
 }
 
@@ -309,14 +350,6 @@ impl MetaStore for PgStore {
         Ok(())
     }
 
-    async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
-        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
-            .bind(access_key_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(access_key_from_row).transpose()
-    }
-
     async fn health(&self) -> MetaResult<()> {
         if !self.batcher.queue.is_running() {
             return Err(MetaError::Closed);
@@ -326,6 +359,7 @@ impl MetaStore for PgStore {
     }
 
     async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
     }
 
@@ -410,6 +444,37 @@ mod tests {
         let (scoped, schema) = fresh_schema().await?;
         let store = PgStore::open(&scoped, 8).await.unwrap();
         Some((Arc::new(store), schema))
+    }
+
+    mod identity {
+        use super::*;
+        use crate::identity_conformance::identity_conformance_tests;
+
+        async fn open() -> Option<(Arc<dyn crate::IdentityStore>, Schema)> {
+            let (scoped, schema) = fresh_schema().await?;
+            Some((Arc::new(PgStore::open(&scoped, 8).await.unwrap()), schema))
+        }
+
+        identity_conformance_tests!(open());
+
+        /// A change written through one replica reaches the other through LISTEN/NOTIFY.
+        #[tokio::test]
+        async fn another_replica_hears_of_a_change_within_a_second() {
+            use crate::{EntryKind, IdentityStore};
+            let Some((scoped, _schema)) = fresh_schema().await else { return };
+            let writer = PgStore::open(&scoped, 8).await.unwrap();
+            let other = PgStore::open(&scoped, 8).await.unwrap();
+            let mut changes = other.directory_changes();
+            // Wait until the other replica's listener is connected (it signals once it listens).
+            tokio::time::timeout(Duration::from_secs(5), changes.changed()).await.unwrap().unwrap();
+            changes.borrow_and_update();
+            writer.put_entry(EntryKind::User, "alice", "{}", None).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(1), changes.changed()).await.expect("no notification").unwrap();
+            let seen = other.load_directory().await.unwrap();
+            assert_eq!(seen.entries.len(), 1);
+            other.close().await;
+            writer.close().await;
+        }
     }
 
     /// A URL scoped to a fresh schema; `None` when PostgreSQL is absent and the run allows that.

@@ -6,7 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
-use crate::{AccessKey, Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, PartRecord, Share};
+use crate::{Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, PartRecord, Share};
 
 /// Typed column access that both backends' rows provide.
 pub(crate) trait Columns {
@@ -169,14 +169,5 @@ pub(crate) fn part_from_row(row: &impl Columns) -> MetaResult<PartRecord> {
         size: to_u64(row.int("size")?),
         etag: row.text("etag")?,
         last_modified: from_ms(row.int("modified_ms")?),
-    })
-}
-
-pub(crate) fn access_key_from_row(row: &impl Columns) -> MetaResult<AccessKey> {
-    Ok(AccessKey {
-        access_key_id: row.text("access_key_id")?,
-        secret_key: row.text("secret_key")?,
-        principal: row.text("principal")?,
-        created: from_ms(row.int("created_ms")?),
     })
 }

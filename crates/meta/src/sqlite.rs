@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use crate::batch::{self, Batcher};
 use crate::cache::ObjectCache;
 use crate::rows::{
-    Columns, access_key_from_row, bucket_from_row, from_ms, listed_share_from_row, object_from_row, part_from_row,
-    share_from_row, to_ms, upload_from_row,
+    Columns, bucket_from_row, from_ms, listed_share_from_row, object_from_row, part_from_row, share_from_row, to_ms,
+    upload_from_row,
 };
 use crate::statements::{
     UPSERT_OBJECT, find_grant, insert_share, insert_upload, list_objects, list_parts, list_shares, list_uploads,
@@ -29,8 +29,8 @@ use crate::statements::{
 };
 use crate::uses::UseJob;
 use crate::{
-    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult,
-    MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult, MetaStore,
+    MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, Tag,
 };
 use crate::{consume_upload_share, foreign_key_means, transaction};
 
@@ -46,7 +46,11 @@ pub struct SqliteStore {
     buckets: RwLock<BTreeMap<String, Bucket>>,
     /// Held, not read: the exclusive lock lives as long as the store.
     _lock: Option<std::fs::File>,
+    /// Told of every identity change; only this process writes the database (see the lock).
+    identity_changes: tokio::sync::watch::Sender<u64>,
 }
+
+crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, changes: identity_changes);
 
 /// Object records kept in memory; about 1 KiB each.
 const CACHED_OBJECTS: NonZeroUsize = NonZeroUsize::new(16 * 1024).unwrap();
@@ -116,6 +120,7 @@ impl SqliteStore {
             batcher,
             buckets: RwLock::new(buckets),
             _lock: lock,
+            identity_changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -398,14 +403,6 @@ impl MetaStore for SqliteStore {
         self.batcher.audit(event).await
     }
 
-    async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
-        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = ?")
-            .bind(access_key_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(access_key_from_row).transpose()
-    }
-
     async fn health(&self) -> MetaResult<()> {
         if !self.batcher.queue.is_running() {
             return Err(MetaError::Closed);
@@ -439,6 +436,47 @@ mod tests {
     }
 
     conformance_tests!(open());
+
+    mod identity {
+        use super::*;
+        use crate::identity_conformance::identity_conformance_tests;
+
+        async fn open() -> Option<(Arc<dyn crate::IdentityStore>, tempfile::TempDir)> {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+            Some((Arc::new(store), dir))
+        }
+
+        identity_conformance_tests!(open());
+
+        /// Keys written before IAM existed (plaintext secrets) move to the key table sealed.
+        #[tokio::test]
+        async fn legacy_plaintext_keys_are_sealed_and_moved() {
+            use crate::IdentityStore;
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+            for (id, secret) in [("AKIAOLD1", "secret-one"), ("AKIAOLD2", "secret-two")] {
+                sqlx::query("INSERT INTO access_keys VALUES (?, ?, 'ops', 0)")
+                    .bind(id)
+                    .bind(secret)
+                    .execute(&store.writer)
+                    .await
+                    .unwrap();
+            }
+            let seal = |id: &str, secret: &str| format!("sealed({id},{secret})").into_bytes();
+            assert_eq!(store.adopt_legacy_keys(&seal).await.unwrap(), 2);
+            assert_eq!(store.adopt_legacy_keys(&seal).await.unwrap(), 0, "nothing is left to move");
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM access_keys").fetch_one(&store.writer).await.unwrap();
+            assert_eq!(left, 0, "no plaintext secret stays behind");
+            let keys = store.load_directory().await.unwrap().access_keys;
+            let moved = keys.iter().find(|k| k.access_key_id == "AKIAOLD2").unwrap();
+            assert_eq!(
+                (moved.user_name.as_str(), moved.secret_sealed.as_slice()),
+                ("ops", &b"sealed(AKIAOLD2,secret-two)"[..])
+            );
+        }
+    }
 
     #[tokio::test]
     async fn a_second_store_on_the_same_database_is_refused() {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use latchkey_meta::{
-    AccessKey, AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult,
-    MetaStore, MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, SqliteStore, Tag,
+    AuditEvent, Bucket, GrantRequest, GrantedUse, Grantee, KeyRange, ListedShare, MetaError, MetaResult, MetaStore,
+    MultipartUpload, ObjectRecord, PartRecord, Share, ShareFilter, SqliteStore, Tag,
 };
 use latchkey_object::{CompletedPart, ObjectAttributes, ObjectError, ObjectService};
 use latchkey_storage::{BlobStore, WriteLimits};
@@ -162,9 +162,6 @@ impl MetaStore for Faulty {
     }
     async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64> {
         self.inner.purge_audit(before).await
-    }
-    async fn get_access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
-        self.inner.get_access_key(access_key_id).await
     }
     async fn health(&self) -> MetaResult<()> {
         self.inner.health().await

@@ -15,11 +15,12 @@ mod error;
 mod list;
 mod multipart;
 mod object;
+mod policy_request;
 mod sigv2;
 mod sse;
 mod tagging;
 
-pub use auth::{Authorizer, BucketNames, KeyAuth, RESERVED_SEGMENT, RootCredentials};
+pub use auth::{Authorizer, BucketNames, ClientAddress, KeyAuth, RESERVED_SEGMENT};
 pub use envelope::{MAX_PRESIGNED_EXPIRY_SECS, SigningRules};
 pub use sigv2::SigV2Verifier;
 

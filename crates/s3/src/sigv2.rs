@@ -259,8 +259,12 @@ mod tests {
     async fn every_sigv2_request_is_verified_here() {
         let dir = tempfile::tempdir().unwrap();
         let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
-        let root = crate::RootCredentials { access_key_id: "AK".into(), secret_key: "secret".into() };
-        let verifier = SigV2Verifier::new(KeyAuth::new(root, std::sync::Arc::new(meta)));
+        let root = latchkey_identity::RootCredentials { access_key_id: "AK".into(), secret_key: "secret".into() };
+        let master = latchkey_identity::MasterKey::from_bytes([7; 32]);
+        let account = latchkey_identity::Account { id: "000000000000".into() };
+        let identity =
+            latchkey_identity::Identity::open(std::sync::Arc::new(meta), master, account, root).await.unwrap();
+        let verifier = SigV2Verifier::new(KeyAuth::new(identity));
         let refused = |uri: &str, auth: Option<&str>| {
             let uri: Uri = uri.parse().unwrap();
             let mut headers = HeaderMap::new();

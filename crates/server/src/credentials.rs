@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use latchkey_s3::RootCredentials;
+use latchkey_identity::RootCredentials;
 use rand::RngExt;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rand_core::UnwrapErr;

@@ -22,11 +22,12 @@ use anyhow::{Context, bail};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use latchkey_meta::{MetaStore, PgStore, SqliteStore};
+use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
+use latchkey_meta::{IdentityStore, MetaStore, PgStore, SqliteStore};
 use latchkey_object::ObjectService;
 use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
-use latchkey_share::{PublicBase, ShareKey, SharePolicy, ShareService, UrlSigner};
+use latchkey_share::{PublicBase, ShareGate, ShareKey, SharePolicy, ShareService, UrlSigner};
 use latchkey_storage::BlobStore;
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
@@ -45,6 +46,7 @@ pub struct Server {
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
     meta: Arc<dyn MetaStore>,
+    identity: Arc<Identity>,
     config: ServerConfig,
 }
 
@@ -56,7 +58,7 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let meta = open_meta(&config).await?;
+        let (meta, identity_store) = open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
         let (root, source) = credentials::load_or_create(&config.data_dir)?;
@@ -70,6 +72,12 @@ impl Server {
             RootSource::Stored(path) => tracing::info!(file = %path.display(), "using stored root credentials"),
             RootSource::Environment => tracing::info!("using root credentials from the environment"),
         }
+        let master =
+            MasterKey::load(&config.data_dir, std::env::var(MASTER_KEY_ENV).ok().as_deref()).with_context(|| {
+                format!("cannot load the master key (data dir {}, or {MASTER_KEY_ENV})", config.data_dir.display())
+            })?;
+        let account = Account { id: ACCOUNT_ID.to_owned() };
+        let identity = Identity::open(identity_store, master, account, root.clone()).await?;
         let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
         let share_key = ShareKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
@@ -83,12 +91,13 @@ impl Server {
         };
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
-        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer));
+        let gate = Arc::new(ShareGate::new(identity.clone()));
+        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
-        let keys = KeyAuth::new(root, meta.clone());
+        let keys = KeyAuth::new(identity.clone());
         s3.set_auth(keys.clone());
-        s3.set_access(Authorizer);
+        s3.set_access(Authorizer::new(identity.clone(), meta.clone()));
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
         let listener =
@@ -101,11 +110,12 @@ impl Server {
         let dispatch = router::Dispatch::new(
             s3.build(),
             redemption_routes(shares.clone()),
+            QueryApi::new(identity.clone(), config.region.clone()),
             meta.clone(),
             signing,
             SigV2Verifier::new(keys),
         );
-        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, config })
+        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, identity, config })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -137,6 +147,11 @@ impl Server {
             async move { objects.run_collector(until()).await }
         });
         let shares = self.shares.clone();
+        let identity = self.identity.clone();
+        let maintainer = tokio::spawn({
+            let until = until_stopped.clone();
+            async move { identity.maintain(until()).await }
+        });
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
         loop {
             let (stream, peer) = tokio::select! {
@@ -175,6 +190,7 @@ impl Server {
         drop(stop_background);
         let _ = collector.await;
         let _ = sweeper.await;
+        let _ = maintainer.await;
         self.meta.close().await;
         Ok(())
     }
@@ -201,13 +217,25 @@ fn s3_config() -> S3Config {
     config
 }
 
-async fn open_meta(config: &ServerConfig) -> anyhow::Result<Arc<dyn MetaStore>> {
+/// The account every principal of this server belongs to (Latchkey is one account).
+const ACCOUNT_ID: &str = "000000000000";
+
+/// The environment variable that carries the master key (else `<data dir>/master-key`).
+pub const MASTER_KEY_ENV: &str = "LATCHKEY_MASTER_KEY";
+
+/// One store, seen through each of its domain traits.
+fn views<S: MetaStore + IdentityStore>(store: S) -> (Arc<dyn MetaStore>, Arc<dyn IdentityStore>) {
+    let store = Arc::new(store);
+    (store.clone(), store)
+}
+
+async fn open_meta(config: &ServerConfig) -> anyhow::Result<(Arc<dyn MetaStore>, Arc<dyn IdentityStore>)> {
     let failed = "cannot open the metadata store";
     Ok(match config.meta_url.as_deref() {
-        None => Arc::new(SqliteStore::open(&config.data_dir.join("meta.db")).await.context(failed)?),
-        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url).await.context(failed)?),
+        None => views(SqliteStore::open(&config.data_dir.join("meta.db")).await.context(failed)?),
+        Some(url) if url.starts_with("sqlite:") => views(SqliteStore::open_url(url).await.context(failed)?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgStore::open(url, config.meta_max_connections).await.context(failed)?)
+            views(PgStore::open(url, config.meta_max_connections).await.context(failed)?)
         }
         Some(other) => bail!("unsupported --meta-url {other:?}: expected sqlite:PATH or postgres://..."),
     })

@@ -16,8 +16,9 @@ use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use latchkey_identity::QueryApi;
 use latchkey_meta::{MetaError, MetaStore};
-use latchkey_s3::{SigV2Verifier, SigningRules};
+use latchkey_s3::{ClientAddress, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
@@ -62,6 +63,7 @@ const SIGNED_API: &str = "/-/shares";
 pub struct Dispatch {
     s3: S3Service,
     routes: Router,
+    query: QueryApi,
     signing: SigningRules,
     sigv2: SigV2Verifier,
     request_ids: RequestIds,
@@ -81,12 +83,13 @@ impl Dispatch {
     pub fn new(
         s3: S3Service,
         public: Router,
+        query: QueryApi,
         meta: Arc<dyn MetaStore>,
         signing: SigningRules,
         sigv2: SigV2Verifier,
     ) -> Self {
         let routes = Router::new().route("/-/health", get(move || health(meta.clone()))).merge(public);
-        Self { s3, routes, signing, sigv2, request_ids: RequestIds::new() }
+        Self { s3, routes, query, signing, sigv2, request_ids: RequestIds::new() }
     }
 
     pub async fn handle(
@@ -98,6 +101,7 @@ impl Dispatch {
         // share links their base URL.
         req.extensions_mut().insert(axum::extract::ConnectInfo(conn.peer));
         req.extensions_mut().insert(conn.public_base.clone());
+        req.extensions_mut().insert(ClientAddress(conn.peer.ip()));
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
@@ -112,6 +116,8 @@ impl Dispatch {
                 S3ErrorCode::RequestHeaderSectionTooLarge,
                 "Your request header section exceeds the maximum allowed size.",
             ))
+        } else if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
+            self.query_api(req, conn.peer, &request_id).await
         } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
             let resp = self.routes.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
             resp.map(Body::http_body_unsync)
@@ -146,6 +152,18 @@ impl Dispatch {
 }
 
 impl Dispatch {
+    /// The IAM and STS query APIs: the form body is read (up to the APIs' limit) before the
+    /// signature can be checked, since it is part of what is signed.
+    async fn query_api(&self, req: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let limited = http_body_util::Limited::new(body, QueryApi::MAX_BODY);
+        let resp = match http_body_util::BodyExt::collect(limited).await {
+            Ok(collected) => self.query.handle(&parts, &collected.to_bytes(), peer.ip(), request_id).await,
+            Err(_) => self.query.too_large(request_id),
+        };
+        resp.map(Body::from)
+    }
+
     /// The S3 front (and the signed API): the envelope first, so that nothing of a request that
     /// cannot be authenticated is read; then s3s.
     async fn s3(&self, req: Request<Incoming>) -> Response<Body> {

@@ -185,8 +185,13 @@ impl S3Route for SharesApi {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let principal =
+        let access_key =
             req.credentials.as_ref().map(|c| c.access_key.clone()).ok_or_else(|| s3_error!(AccessDenied))?;
+        let token = req.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
+        let gate = self.shares.gate();
+        let caller = gate.identity().caller(&access_key, token).await.map_err(|_| s3_error!(InvalidAccessKeyId))?;
+        let source_ip = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let who = gate.caller(caller, source_ip);
         let id = req.uri.path().strip_prefix("/-/shares/").map(str::to_owned);
         match (req.method.clone(), id) {
             (Method::POST, None) => {
@@ -200,7 +205,7 @@ impl S3Route for SharesApi {
                     Ok(new) => new,
                     Err(message) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message),
                 };
-                match self.shares.create(&principal, new).await {
+                match self.shares.create(&who, new).await {
                     Ok((share, token)) => {
                         let base = PublicBase::of(&req.extensions)?;
                         json(
@@ -229,6 +234,7 @@ impl S3Route for SharesApi {
                     Err(CreateError::NoSuchBucket) => {
                         api_error(StatusCode::NOT_FOUND, "NoSuchBucket", "the bucket to upload to does not exist")
                     }
+                    Err(CreateError::AccessDenied) => Err(s3_error!(AccessDenied, "Access Denied")),
                     Err(CreateError::Object(e)) => Err(internal(e)),
                 }
             }
@@ -246,14 +252,22 @@ impl S3Route for SharesApi {
                     active_at: (query.state.as_deref() == Some("active")).then(OffsetDateTime::now_utc),
                 };
                 let shares = self.shares.list(&filter).await.map_err(internal)?;
-                json(StatusCode::OK, &serde_json::json!({ "shares": shares.into_iter().map(view).collect::<Vec<_>>() }))
+                let visible = shares.into_iter().filter(|s| gate.may_manage(&who, "latchkey:ListShares", &s.share));
+                json(StatusCode::OK, &serde_json::json!({ "shares": visible.map(view).collect::<Vec<_>>() }))
             }
+            // Another's link the caller may not see does not exist, as far as it can tell.
             (Method::GET, Some(id)) => match self.shares.get(&id).await.map_err(internal)? {
-                Some(share) => json(StatusCode::OK, &view(share)),
-                None => api_error(StatusCode::NOT_FOUND, "NoSuchShare", "no share has this id"),
+                Some(share) if gate.may_manage(&who, "latchkey:ListShares", &share.share) => {
+                    json(StatusCode::OK, &view(share))
+                }
+                _ => api_error(StatusCode::NOT_FOUND, "NoSuchShare", "no share has this id"),
             },
             (Method::DELETE, Some(id)) => {
-                if self.shares.revoke(&principal, &id).await.map_err(internal)? {
+                let revocable = match self.shares.get(&id).await.map_err(internal)? {
+                    Some(share) => gate.may_manage(&who, "latchkey:RevokeShare", &share.share),
+                    None => false,
+                };
+                if revocable && self.shares.revoke(&who, &id).await.map_err(internal)? {
                     Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT))
                 } else {
                     api_error(StatusCode::NOT_FOUND, "NoSuchShare", "no active share has this id")

@@ -7,12 +7,14 @@
 //! refusal looks the same to the caller; the audit trail records the true reason. The HTTP
 //! surface is in [`http`].
 
+pub mod gate;
 pub mod http;
 mod landing;
 pub mod presign;
 pub mod service;
 pub mod token;
 
+pub use gate::ShareGate;
 pub use http::PublicBase;
 pub use presign::UrlSigner;
 pub use service::{SharePolicy, ShareService};

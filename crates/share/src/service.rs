@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 
 use self::budget::{Budgets, Reservation};
 use self::unknown::UnknownTokens;
+use crate::gate::{ShareCaller, ShareGate};
 use crate::presign::UrlSigner;
 use crate::token::{ShareKey, new_share_id, new_token};
 
@@ -73,6 +74,9 @@ pub enum CreateError {
     NoSuchObject,
     #[error("the bucket does not exist")]
     NoSuchBucket,
+    /// The caller's policies do not let it mint this link.
+    #[error("access denied")]
+    AccessDenied,
     #[error(transparent)]
     Object(#[from] ObjectError),
 }
@@ -91,6 +95,8 @@ pub enum Denial {
     WrongMethod,
     /// A Range request continuing a spent use whose bytes were all served (with the overlap).
     ResumeExhausted,
+    /// The link's creator can no longer read (or write) its object, or is deleted.
+    CreatorDenied,
 }
 
 impl Denial {
@@ -104,6 +110,7 @@ impl Denial {
             Self::ObjectChanged => "object_changed",
             Self::WrongMethod => "wrong_method",
             Self::ResumeExhausted => "resume_exhausted",
+            Self::CreatorDenied => "creator_denied",
         }
     }
 }
@@ -165,6 +172,7 @@ pub struct ShareService {
     signer: UrlSigner,
     budgets: Arc<Budgets>,
     unknown: UnknownTokens,
+    gate: Arc<ShareGate>,
 }
 
 /// A granted download: the share, how the bytes reach the client, and whether this continues a
@@ -190,14 +198,25 @@ pub const MAX_UPLOAD_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 impl ShareService {
     /// `signer` signs the presigned URLs of redirect-mode links.
-    pub fn new(objects: Arc<ObjectService>, key: ShareKey, policy: SharePolicy, signer: UrlSigner) -> Self {
+    pub fn new(
+        objects: Arc<ObjectService>,
+        key: ShareKey,
+        policy: SharePolicy,
+        signer: UrlSigner,
+        gate: Arc<ShareGate>,
+    ) -> Self {
         let budgets = Budgets::new(objects.clone());
-        Self { objects, key, policy, signer, budgets, unknown: UnknownTokens::default() }
+        Self { objects, key, policy, signer, budgets, unknown: UnknownTokens::default(), gate }
+    }
+
+    pub fn gate(&self) -> &ShareGate {
+        &self.gate
     }
 
     /// Mints a link for the current version of an object. Returns the stored share and the
     /// token, which exists nowhere else: it is shown once, to the caller.
-    pub async fn create(&self, principal: &str, req: NewShare) -> Result<(Share, String), CreateError> {
+    pub async fn create(&self, who: &ShareCaller, req: NewShare) -> Result<(Share, String), CreateError> {
+        let principal = who.arn.as_str();
         let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY);
         if expires_in.is_zero() || expires_in > self.policy.max_expiry {
             return Err(CreateError::Invalid(format!(
@@ -208,6 +227,11 @@ impl ShareService {
         let max_uses = req.max_uses.unwrap_or(1);
         if max_uses == 0 || max_uses > MAX_USES {
             return Err(CreateError::Invalid(format!("max_uses must be between 1 and {MAX_USES}")));
+        }
+        if !self.gate.may_create(who, &req, expires_in.as_secs(), max_uses) {
+            self.audit("share.create_denied", None, Some(principal), None, Some("no policy allows minting this link"))
+                .await;
+            return Err(CreateError::AccessDenied);
         }
         for cidr in &req.allow_cidrs {
             cidr.parse::<IpNet>()
@@ -290,7 +314,8 @@ impl ShareService {
     }
 
     /// Revokes a link; `false` when there is none (or it was revoked already).
-    pub async fn revoke(&self, principal: &str, id: &str) -> Result<bool, ObjectError> {
+    pub async fn revoke(&self, who: &ShareCaller, id: &str) -> Result<bool, ObjectError> {
+        let principal = who.arn.as_str();
         let revoked = self.objects.meta().revoke_share(id, OffsetDateTime::now_utc()).await?;
         if revoked {
             self.audit("share.revoked", Some(id), Some(principal), None, None).await;
@@ -307,6 +332,9 @@ impl ShareService {
         let Some(share) = share else { return Err(RedeemError::Denied(Denial::Unknown)) };
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
+        }
+        if !self.gate.creator_may(&share) {
+            return Err(RedeemError::Denied(Denial::CreatorDenied));
         }
         if share.method == ShareMethod::Put.as_str() {
             return refusal(&share, now).map_or(Ok((share, None)), |denial| Err(RedeemError::Denied(denial)));
@@ -364,6 +392,11 @@ impl ShareService {
         if range.is_none()
             && let Some(granted) = meta.consume_share(hash, now, &to, false).await?
         {
+            // Checked after the use is taken, to keep the common case one statement: a link
+            // whose creator lost access is dead, so the use it spends is worth nothing.
+            if !self.gate.creator_may(&granted.share) {
+                return Err(RedeemError::Denied(Denial::CreatorDenied));
+            }
             let reservation = self.reservation(&granted.share, to, now, None);
             return self.deliver(granted, None, base_url, now, reservation, false).await;
         }
@@ -373,6 +406,9 @@ impl ShareService {
         // Checks that do not depend on racing redeemers come first, so they consume nothing.
         if share.method != ShareMethod::Get.as_str() {
             return Err(RedeemError::Denied(Denial::WrongMethod));
+        }
+        if !self.gate.creator_may(&share) {
+            return Err(RedeemError::Denied(Denial::CreatorDenied));
         }
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));

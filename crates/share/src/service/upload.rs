@@ -94,6 +94,9 @@ impl ShareService {
         if share.method != ShareMethod::Put.as_str() {
             return Err(UploadError::Denied(Denial::WrongMethod));
         }
+        if !self.gate.creator_may(&share) {
+            return Err(UploadError::Denied(Denial::CreatorDenied));
+        }
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(UploadError::Denied(Denial::IpDenied));
         }

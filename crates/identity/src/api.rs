@@ -1,0 +1,177 @@
+//! The IAM and STS query APIs: `POST /` with a form body `Action=...&Version=...`, SigV4-signed
+//! for service `iam` or `sts`. Authenticates, authorises `iam:{Action}` / `sts:{Action}` through
+//! the policy engine, and dispatches to the action's handler (`iam/*.rs`, `sts.rs`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use latchkey_policy::{Effect, RequestContext};
+use time::OffsetDateTime;
+
+use crate::query::{Api, QueryError, QueryParams, ResponseWriter};
+use crate::service::{Caller, Identity, Refusal, SessionKind};
+use crate::{iam, sigv4, sts};
+
+/// One authenticated query API call.
+pub struct Call<'a> {
+    pub identity: &'a Identity,
+    pub caller: Caller,
+    pub params: QueryParams,
+    pub context: RequestContext,
+    pub region: &'a str,
+}
+
+impl Call<'_> {
+    /// Refuses unless the caller may perform `action` on `resource`, with AWS's wording.
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), QueryError> {
+        let decision = self.identity.authorize(&self.caller, action, resource, &self.context, None);
+        if decision.effect == Effect::Allow {
+            return Ok(());
+        }
+        let arn = self.caller.principal(self.identity.account()).arn;
+        let because = match decision.effect {
+            Effect::ExplicitDeny => "with an explicit deny in an identity-based policy",
+            _ => "because no identity-based policy allows the action",
+        };
+        Err(QueryError::access_denied(format!(
+            "User: {arn} is not authorized to perform: {action} on resource: {resource} {because}"
+        )))
+    }
+}
+
+pub type QueryResult = Result<ResponseWriter, QueryError>;
+
+#[derive(Clone)]
+pub struct QueryApi {
+    identity: Arc<Identity>,
+    region: String,
+}
+
+impl QueryApi {
+    /// Form bodies beyond this are refused unread: the largest IAM parameter is a 20 KiB policy.
+    pub const MAX_BODY: usize = 256 * 1024;
+
+    pub fn new(identity: Arc<Identity>, region: String) -> QueryApi {
+        QueryApi { identity, region }
+    }
+
+    /// Whether a request is for the query APIs: a form POST to `/`. No S3 operation is one.
+    pub fn accepts(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        method == Method::POST
+            && uri.path() == "/"
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+    }
+
+    pub fn too_large(&self, request_id: &str) -> Response<Bytes> {
+        let error = QueryError::validation(format!("The request body exceeds {} bytes.", Self::MAX_BODY));
+        render_error(Api::Iam, &error, request_id)
+    }
+
+    pub async fn handle(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        source_ip: IpAddr,
+        request_id: &str,
+    ) -> Response<Bytes> {
+        // Which API is asked decides the error format, so find it before anything can fail.
+        let signed = sigv4::parse(&parts.method, &parts.uri, &parts.headers);
+        let api = signed.as_ref().ok().and_then(|s| Api::from_service(&s.service)).unwrap_or(Api::Sts);
+        match self.call(parts, body, source_ip, signed).await {
+            Ok((action, writer)) => {
+                let _ = action;
+                render(StatusCode::OK, writer.finish(request_id))
+            }
+            Err(error) => render_error(api, &error, request_id),
+        }
+    }
+
+    async fn call(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        source_ip: IpAddr,
+        signed: Result<sigv4::SignedQuery, sigv4::QueryAuthError>,
+    ) -> Result<(String, ResponseWriter), QueryError> {
+        let signed = signed?;
+        let api = Api::from_service(&signed.service).ok_or_else(|| {
+            QueryError::from(sigv4::QueryAuthError::IncompleteSignature(format!(
+                "Credential should be scoped to a valid service: 'iam' or 'sts', not '{}'.",
+                signed.service
+            )))
+        })?;
+        // IAM is global and signed for us-east-1; STS is signed for this server's region.
+        let region_ok = signed.region == self.region || (api == Api::Iam && signed.region == "us-east-1");
+        if !region_ok {
+            return Err(QueryError::from(sigv4::QueryAuthError::IncompleteSignature(format!(
+                "Credential should be scoped to a valid region, not '{}'.",
+                signed.region
+            ))));
+        }
+        let service = match api {
+            Api::Iam => "iam",
+            Api::Sts => "sts",
+        };
+        let secret = self.identity.secret(&signed.access_key_id, service).await.map_err(refused)?;
+        sigv4::verify(&parts.method, &parts.uri, &parts.headers, body, &signed, &secret, OffsetDateTime::now_utc())?;
+        let caller =
+            self.identity.caller(&signed.access_key_id, signed.session_token.as_deref()).await.map_err(refused)?;
+        let params = QueryParams::parse(body);
+        let action = params.action()?.to_owned();
+        if let Some(version) = params.get("Version")
+            && version != api.version()
+        {
+            return Err(QueryError::invalid_action(&action, version));
+        }
+        let mut context = RequestContext::new();
+        context.insert("aws:SourceIp", source_ip.to_string());
+        context.insert("aws:SecureTransport", "false");
+        self.identity.caller_context(&caller, &mut context);
+        // AWS: credentials from GetSessionToken call IAM only when MFA was used to get them,
+        // and call STS only for AssumeRole and GetCallerIdentity.
+        if let Caller::Session { session, .. } = &caller
+            && session.body.kind == SessionKind::User
+        {
+            let allowed = match api {
+                Api::Iam => session.body.mfa_at.is_some(),
+                Api::Sts => matches!(action.as_str(), "AssumeRole" | "GetCallerIdentity"),
+            };
+            if !allowed {
+                return Err(QueryError::access_denied(format!(
+                    "Cannot call {action} with session credentials{}",
+                    if api == Api::Iam { " obtained without MFA" } else { "" }
+                )));
+            }
+        }
+        let call = Call { identity: &self.identity, caller, params, context, region: &self.region };
+        let writer = match api {
+            Api::Iam => iam::dispatch(&call, &action).await?,
+            Api::Sts => sts::dispatch(&call, &action).await?,
+        };
+        Ok((action, writer))
+    }
+}
+
+/// The query API error for refused credentials.
+fn refused(refusal: Refusal) -> QueryError {
+    match refusal {
+        Refusal::Expired => QueryError::expired_token(),
+        Refusal::UnknownKey | Refusal::BadToken => QueryError::invalid_client_token_id(),
+    }
+}
+
+fn render(status: StatusCode, xml: String) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(xml));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    resp
+}
+
+fn render_error(api: Api, error: &QueryError, request_id: &str) -> Response<Bytes> {
+    render(error.status, error.to_xml(api, request_id))
+}

@@ -1,0 +1,236 @@
+//! The in-memory directory: every user, group, role, managed policy and access key, with each
+//! principal's policies compiled once, so that a request is authorised without I/O.
+//!
+//! Built from an `IdentityStore` snapshot; replaced whole when the store announces a change
+//! (see `service.rs`). A policy that no longer compiles (it was written by a newer version, or
+//! by hand) poisons only the principals that carry it: they are refused everything, since
+//! dropping a Deny would grant more than intended.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use latchkey_meta::{DirectorySnapshot, EntryKind};
+use latchkey_policy::{NamedPolicy, PolicyKind, PolicySource, Principal, PrincipalKind};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::model::{Account, Attached, Group, ManagedPolicy, Role, Tag, User};
+use crate::seal::{MasterKey, Purpose};
+
+/// The most a stored policy document may hold: the largest any IAM API accepts.
+pub const MAX_STORED_POLICY: usize = 20_480;
+
+/// A user or role with its policies compiled.
+#[derive(Debug)]
+pub struct PrincipalPolicies {
+    pub principal: Principal,
+    /// Identity policies: own inline and managed, then each group's.
+    pub identity: Vec<NamedPolicy>,
+    pub boundary: Option<NamedPolicy>,
+    pub tags: Vec<Tag>,
+    /// The unique id (`aws:userid`).
+    pub unique_id: String,
+    /// A policy failed to compile: refuse everything.
+    pub poisoned: bool,
+}
+
+/// An access key as the request path needs it.
+pub struct KeyEntry {
+    /// Lower-cased user name.
+    pub user: String,
+    pub active: bool,
+    pub secret: Zeroizing<String>,
+    pub created: OffsetDateTime,
+    pub last_used: Option<OffsetDateTime>,
+    pub last_used_service: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    pub generation: i64,
+    pub users: HashMap<String, (User, Arc<PrincipalPolicies>)>,
+    pub groups: HashMap<String, Group>,
+    pub roles: HashMap<String, (Role, Arc<PrincipalPolicies>)>,
+    /// By ARN.
+    pub policies: HashMap<String, ManagedPolicy>,
+    pub keys: HashMap<String, KeyEntry>,
+}
+
+impl Directory {
+    pub fn build(snapshot: DirectorySnapshot, account: &Account, master: &MasterKey) -> Directory {
+        let mut directory = Directory { generation: snapshot.generation, ..Directory::default() };
+        let mut users = Vec::new();
+        let mut roles = Vec::new();
+        for entry in &snapshot.entries {
+            let malformed = |e: serde_json::Error| {
+                tracing::error!(kind = entry.kind.as_str(), name = %entry.name, error = %e, "unreadable directory entry");
+            };
+            match entry.kind {
+                EntryKind::User => match serde_json::from_str::<User>(&entry.body) {
+                    Ok(user) => users.push(user),
+                    Err(e) => malformed(e),
+                },
+                EntryKind::Group => match serde_json::from_str::<Group>(&entry.body) {
+                    Ok(group) => {
+                        directory.groups.insert(group.name.to_lowercase(), group);
+                    }
+                    Err(e) => malformed(e),
+                },
+                EntryKind::Role => match serde_json::from_str::<Role>(&entry.body) {
+                    Ok(role) => roles.push(role),
+                    Err(e) => malformed(e),
+                },
+                EntryKind::Policy => match serde_json::from_str::<ManagedPolicy>(&entry.body) {
+                    Ok(policy) => {
+                        directory.policies.insert(account.iam_arn("policy", &policy.path, &policy.name), policy);
+                    }
+                    Err(e) => malformed(e),
+                },
+            }
+        }
+        for user in users {
+            let compiled = directory.compile_user(&user, account);
+            directory.users.insert(user.name.to_lowercase(), (user, Arc::new(compiled)));
+        }
+        for role in roles {
+            let compiled = directory.compile_role(&role, account);
+            directory.roles.insert(role.name.to_lowercase(), (role, Arc::new(compiled)));
+        }
+        for key in snapshot.access_keys {
+            let secret = match master.open(Purpose::AccessKeySecret, &key.access_key_id, &key.secret_sealed) {
+                Ok(secret) => secret,
+                Err(e) => {
+                    tracing::error!(access_key_id = %key.access_key_id, error = %e, "cannot open an access key's secret");
+                    continue;
+                }
+            };
+            let Ok(secret) = String::from_utf8(secret.to_vec()) else { continue };
+            directory.keys.insert(
+                key.access_key_id,
+                KeyEntry {
+                    user: key.user_name.to_lowercase(),
+                    active: key.active,
+                    secret: Zeroizing::new(secret),
+                    created: key.created,
+                    last_used: key.last_used,
+                    last_used_service: key.last_used_service,
+                },
+            );
+        }
+        directory
+    }
+
+    pub fn user(&self, name: &str) -> Option<&(User, Arc<PrincipalPolicies>)> {
+        self.users.get(&name.to_lowercase())
+    }
+
+    pub fn role(&self, name: &str) -> Option<&(Role, Arc<PrincipalPolicies>)> {
+        self.roles.get(&name.to_lowercase())
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(&name.to_lowercase())
+    }
+
+    /// Compiles `attached` into `out`; `false` when one of them does not compile or is missing.
+    fn compile_attached(
+        &self,
+        attached: &Attached,
+        inline: PolicySource,
+        managed: PolicySource,
+        out: &mut Vec<NamedPolicy>,
+    ) -> bool {
+        let mut whole = true;
+        for (name, document) in &attached.inline {
+            match compile(name, inline, document, PolicyKind::Identity) {
+                Some(policy) => out.push(policy),
+                None => whole = false,
+            }
+        }
+        for arn in &attached.managed {
+            match self.policies.get(arn).and_then(|p| p.default_document().map(|d| (p, d))) {
+                Some((policy, document)) => match compile(&policy.name, managed, document, PolicyKind::Identity) {
+                    Some(policy) => out.push(policy),
+                    None => whole = false,
+                },
+                // A managed policy deleted while attached (a race) grants nothing.
+                None => tracing::warn!(policy = %arn, "attached policy not found"),
+            }
+        }
+        whole
+    }
+
+    fn boundary(&self, arn: Option<&str>) -> (Option<NamedPolicy>, bool) {
+        let Some(arn) = arn else { return (None, true) };
+        match self.policies.get(arn).and_then(|p| p.default_document().map(|d| (p, d))) {
+            Some((policy, document)) => {
+                let compiled = compile(&policy.name, PolicySource::Boundary, document, PolicyKind::Boundary);
+                let ok = compiled.is_some();
+                (compiled, ok)
+            }
+            // A boundary that is gone allows nothing: keep the principal bounded.
+            None => (None, false),
+        }
+    }
+
+    fn compile_user(&self, user: &User, account: &Account) -> PrincipalPolicies {
+        let mut identity = Vec::new();
+        let mut whole =
+            self.compile_attached(&user.policies, PolicySource::UserInline, PolicySource::UserManaged, &mut identity);
+        for group in &user.groups {
+            if let Some(group) = self.groups.get(&group.to_lowercase()) {
+                whole &= self.compile_attached(
+                    &group.policies,
+                    PolicySource::GroupInline,
+                    PolicySource::GroupManaged,
+                    &mut identity,
+                );
+            }
+        }
+        let (boundary, boundary_ok) = self.boundary(user.boundary.as_deref());
+        PrincipalPolicies {
+            principal: Principal {
+                kind: PrincipalKind::User,
+                account: account.id.clone(),
+                arn: account.iam_arn("user", &user.path, &user.name),
+                role_arn: None,
+            },
+            identity,
+            boundary,
+            tags: user.tags.clone(),
+            unique_id: user.id.clone(),
+            poisoned: !(whole && boundary_ok),
+        }
+    }
+
+    fn compile_role(&self, role: &Role, account: &Account) -> PrincipalPolicies {
+        let mut identity = Vec::new();
+        let whole =
+            self.compile_attached(&role.policies, PolicySource::RoleInline, PolicySource::RoleManaged, &mut identity);
+        let (boundary, boundary_ok) = self.boundary(role.boundary.as_deref());
+        PrincipalPolicies {
+            principal: Principal {
+                kind: PrincipalKind::AssumedRole,
+                account: account.id.clone(),
+                arn: account.iam_arn("role", &role.path, &role.name),
+                role_arn: Some(account.iam_arn("role", &role.path, &role.name)),
+            },
+            identity,
+            boundary,
+            tags: role.tags.clone(),
+            unique_id: role.id.clone(),
+            poisoned: !(whole && boundary_ok),
+        }
+    }
+}
+
+/// Compiles a stored document; `None` (logged) when it does not parse.
+pub fn compile(name: &str, source: PolicySource, document: &str, kind: PolicyKind) -> Option<NamedPolicy> {
+    match latchkey_policy::parse(document, kind, MAX_STORED_POLICY) {
+        Ok(policy) => Some(NamedPolicy { name: name.to_owned(), source, policy: Arc::new(policy) }),
+        Err(e) => {
+            tracing::error!(policy = name, error = %e, "a stored policy does not compile");
+            None
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! What an S3 request asks for in IAM terms: the action (`s3:GetObject`...), the resource ARN and
+//! the S3 condition keys, as AWS's "Actions, resources, and condition keys for Amazon S3" lists them.
+
+use latchkey_policy::RequestContext;
+use s3s::access::S3AccessContext;
+use s3s::path::S3Path;
+use time::OffsetDateTime;
+
+/// The IAM action of an S3 operation (by s3s's operation name). Operations that AWS authorises
+/// under another operation's action say so here (HEAD is GET, listing is `s3:ListBucket`...).
+pub fn action(operation: &str) -> String {
+    let mapped = match operation {
+        "HeadObject" | "GetObject" | "GetObjectAttributes" => "s3:GetObject",
+        "CopyObject" | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload" => {
+            "s3:PutObject"
+        }
+        "DeleteObjects" => "s3:DeleteObject",
+        "ListObjects" | "ListObjectsV2" | "HeadBucket" => "s3:ListBucket",
+        "ListObjectVersions" => "s3:ListBucketVersions",
+        "ListBuckets" => "s3:ListAllMyBuckets",
+        "ListParts" => "s3:ListMultipartUploadParts",
+        "ListMultipartUploads" => "s3:ListBucketMultipartUploads",
+        "GetBucketPolicyStatus" => "s3:GetBucketPolicyStatus",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "s3:PutBucketPublicAccessBlock",
+        "GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock",
+        "DeleteBucketTagging" => "s3:PutBucketTagging",
+        "DeleteObjectTagging" => "s3:DeleteObjectTagging",
+        other => return format!("s3:{other}"),
+    };
+    mapped.to_owned()
+}
+
+/// The ARN the request acts on: `arn:aws:s3:::bucket/key`, `arn:aws:s3:::bucket`, or `*` for
+/// the service (ListBuckets).
+pub fn resource(path: &S3Path) -> String {
+    match path {
+        S3Path::Root => "*".to_owned(),
+        S3Path::Bucket { bucket } => format!("arn:aws:s3:::{bucket}"),
+        S3Path::Object { bucket, key } => format!("arn:aws:s3:::{bucket}/{key}"),
+    }
+}
+
+/// The source of CopyObject / UploadPartCopy as an object ARN (`x-amz-copy-source`, URL-encoded,
+/// optionally with a leading `/` and a `?versionId=`).
+pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<String> {
+    let raw = cx.headers().get("x-amz-copy-source")?.to_str().ok()?;
+    let raw = raw.split('?').next()?;
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let trimmed = decoded.trim_start_matches('/');
+    trimmed.contains('/').then(|| format!("arn:aws:s3:::{trimmed}"))
+}
+
+/// The S3 condition keys of the request: how it was signed (`s3:authType`,
+/// `s3:signatureversion`, `s3:signatureAge`), listing parameters (`s3:prefix`, `s3:delimiter`,
+/// `s3:max-keys`), the requested server-side encryption, and the caller's address, transport
+/// and user agent.
+pub fn s3_context(
+    cx: &S3AccessContext<'_>,
+    source_ip: Option<std::net::IpAddr>,
+    now: OffsetDateTime,
+) -> RequestContext {
+    let mut context = RequestContext::new();
+    let query: Vec<(String, String)> =
+        cx.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
+
+    let presigned_v4 = param("X-Amz-Signature").is_some();
+    let presigned_v2 = param("Signature").is_some() && param("AWSAccessKeyId").is_some();
+    let auth_header = header("authorization").unwrap_or_default();
+    let (auth_type, version) = if presigned_v4 {
+        ("REST-QUERY-STRING", "AWS4-HMAC-SHA256")
+    } else if presigned_v2 {
+        ("REST-QUERY-STRING", "AWS")
+    } else if auth_header.starts_with("AWS4-HMAC-SHA256") {
+        ("REST-HEADER", "AWS4-HMAC-SHA256")
+    } else {
+        ("REST-HEADER", "AWS")
+    };
+    context.insert("s3:authType", auth_type);
+    context.insert("s3:signatureversion", version);
+    // Milliseconds since the signature was made (SigV4: X-Amz-Date, in the query or a header).
+    let signed_at = param("X-Amz-Date").or_else(|| header("x-amz-date")).and_then(parse_amz_date);
+    if let Some(signed_at) = signed_at {
+        let age = (now - signed_at).whole_milliseconds().max(0);
+        context.insert("s3:signatureAge", age.to_string());
+    }
+    for (key, name) in [("s3:prefix", "prefix"), ("s3:delimiter", "delimiter"), ("s3:max-keys", "max-keys")] {
+        if let Some(value) = param(name) {
+            context.insert(key, value);
+        }
+    }
+    if let Some(sse) = header("x-amz-server-side-encryption") {
+        context.insert("s3:x-amz-server-side-encryption", sse);
+    }
+    if let Some(ip) = source_ip {
+        context.insert("aws:SourceIp", ip.to_string());
+    }
+    // TLS termination arrives with the guard (#12); until then every request is plain HTTP.
+    context.insert("aws:SecureTransport", "false");
+    if let Some(agent) = header("user-agent") {
+        context.insert("aws:UserAgent", agent);
+    }
+    context
+}
+
+/// `20261205T101500Z` as an instant.
+fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(value, format).ok().map(|t| t.assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_map_to_the_actions_aws_authorises_them_under() {
+        assert_eq!(action("HeadObject"), "s3:GetObject");
+        assert_eq!(action("ListObjectsV2"), "s3:ListBucket");
+        assert_eq!(action("UploadPart"), "s3:PutObject");
+        assert_eq!(action("DeleteObject"), "s3:DeleteObject");
+        assert_eq!(action("ListBuckets"), "s3:ListAllMyBuckets");
+        assert_eq!(action("PutObjectTagging"), "s3:PutObjectTagging");
+    }
+
+    #[test]
+    fn resources_are_s3_arns() {
+        assert_eq!(resource(&S3Path::Root), "*");
+        assert_eq!(resource(&S3Path::Bucket { bucket: "b".into() }), "arn:aws:s3:::b");
+        assert_eq!(resource(&S3Path::Object { bucket: "b".into(), key: "a/b c".into() }), "arn:aws:s3:::b/a/b c");
+    }
+
+    #[test]
+    fn amz_dates_parse() {
+        let at = parse_amz_date("20261205T101500Z").unwrap();
+        assert_eq!(at.unix_timestamp(), 1_796_465_700);
+        assert!(parse_amz_date("2026-12-05").is_none());
+    }
+}

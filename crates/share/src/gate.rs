@@ -1,0 +1,94 @@
+//! Who may mint, see and revoke links, and whether a link's creator still may: the share API and
+//! redemption ask the identity service, the same gate every S3 operation passes.
+//!
+//! Minting needs `latchkey:CreateShare` on the object (with `latchkey:ShareMethod`,
+//! `latchkey:ShareMaxUses`, `latchkey:ShareExpiresIn` and `latchkey:ShareAllowCidrs` in the
+//! request context, so a policy can cap links) and the caller's own `s3:GetObject` (download
+//! links) or `s3:PutObject` (upload links) on it. A caller always sees and revokes its own
+//! links; others' need `latchkey:ListShares` / `latchkey:RevokeShare` on their object.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use latchkey_identity::{Caller, Identity};
+use latchkey_meta::Share;
+use latchkey_policy::{Effect, RequestContext};
+
+use crate::service::{NewShare, ShareMethod};
+
+/// A caller of the share API, with the condition keys of its request.
+pub struct ShareCaller {
+    pub caller: Caller,
+    /// The ARN links are recorded under.
+    pub arn: String,
+    context: RequestContext,
+}
+
+pub struct ShareGate {
+    identity: Arc<Identity>,
+}
+
+/// The ARN of what a link reads or writes: its object, or for a prefix upload link every key
+/// under the prefix.
+pub fn object_arn(bucket: &str, key: &str, key_is_prefix: bool) -> String {
+    format!("arn:aws:s3:::{bucket}/{key}{}", if key_is_prefix { "*" } else { "" })
+}
+
+/// What using a link does to its object.
+fn object_action(method: &str) -> &'static str {
+    if method == ShareMethod::Put.as_str() { "s3:PutObject" } else { "s3:GetObject" }
+}
+
+impl ShareGate {
+    pub fn new(identity: Arc<Identity>) -> ShareGate {
+        ShareGate { identity }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn caller(&self, caller: Caller, source_ip: Option<IpAddr>) -> ShareCaller {
+        let mut context = RequestContext::new();
+        if let Some(ip) = source_ip {
+            context.insert("aws:SourceIp", ip.to_string());
+        }
+        context.insert("aws:SecureTransport", "false");
+        self.identity.caller_context(&caller, &mut context);
+        let arn = caller.principal(self.identity.account()).arn;
+        ShareCaller { caller, arn, context }
+    }
+
+    fn allows(&self, who: &ShareCaller, action: &str, resource: &str, context: &RequestContext) -> bool {
+        self.identity.authorize(&who.caller, action, resource, context, None).effect == Effect::Allow
+    }
+
+    /// Whether `who` may mint `new`, which expires in `expires_in` seconds with `max_uses` uses.
+    pub fn may_create(&self, who: &ShareCaller, new: &NewShare, expires_in: u64, max_uses: u32) -> bool {
+        let resource = object_arn(&new.bucket, &new.key, new.key_is_prefix);
+        let mut context = who.context.clone();
+        context.insert("latchkey:ShareMethod", new.method.as_str());
+        context.insert("latchkey:ShareMaxUses", max_uses.to_string());
+        context.insert("latchkey:ShareExpiresIn", expires_in.to_string());
+        context.insert_multi("latchkey:ShareAllowCidrs", new.allow_cidrs.iter().cloned());
+        self.allows(who, "latchkey:CreateShare", &resource, &context)
+            && self.allows(who, object_action(new.method.as_str()), &resource, &who.context)
+    }
+
+    /// Whether `who` may see (`latchkey:ListShares`) or revoke (`latchkey:RevokeShare`) `share`.
+    pub fn may_manage(&self, who: &ShareCaller, action: &str, share: &Share) -> bool {
+        share.principal == who.arn
+            || self.allows(who, action, &object_arn(&share.bucket, &share.key, share.key_is_prefix), &who.context)
+    }
+
+    /// A link carries its creator's permission at the time of use: `false` once the creator
+    /// could no longer read (download links) or write (upload links) its object, or is gone.
+    pub fn creator_may(&self, share: &Share) -> bool {
+        let Some(creator) = self.identity.principal_caller(&share.principal) else { return false };
+        let mut context = RequestContext::new();
+        self.identity.caller_context(&creator, &mut context);
+        let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);
+        self.identity.authorize(&creator, object_action(&share.method), &resource, &context, None).effect
+            == Effect::Allow
+    }
+}

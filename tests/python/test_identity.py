@@ -1,0 +1,395 @@
+"""Identity and policy: IAM users, keys and inline policies through the unmodified AWS CLI and
+boto3, virtual MFA with `aws sts get-session-token`, policies enforced on every S3 request and
+presigned URL, share links scoped to their creator, and changes reaching another replica."""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import struct
+import subprocess
+import time
+import uuid
+from urllib.parse import quote
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, Server, audit_rows, psql
+from test_shares import api
+
+
+def totp(seed_base32, at):
+    """RFC 6238 (SHA-1, 6 digits, 30 s), computed here, independently of the server."""
+    key = base64.b32decode(seed_base32 + "=" * (-len(seed_base32) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 15
+    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+def client(server, service, key_id=ACCESS_KEY, secret=SECRET_KEY, token=None):
+    return boto3.client(service, endpoint_url=server.endpoint, aws_access_key_id=key_id,
+                        aws_secret_access_key=secret, aws_session_token=token, region_name=REGION,
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+def error_code(call):
+    with pytest.raises(ClientError) as refused:
+        call()
+    return refused.value.response["Error"]["Code"]
+
+
+def new_user(server, policy=None, tags=()):
+    """A user with one access key (and an inline policy): (name, key id, secret)."""
+    iam = client(server, "iam")
+    name = f"u-{uuid.uuid4().hex[:10]}"
+    iam.create_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in tags])
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    if policy:
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    return name, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def allow(actions, resources, **extra):
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources,
+                                                    **extra}]}
+
+
+def set_session_expiry(server, access_key_id, expires_at):
+    """Moves a stored session's expiry (the server reads a session from the store on first use)."""
+    ms = int(expires_at * 1000)
+    schema = server.schema()
+    if schema:
+        out = psql(f"UPDATE {schema}.sts_sessions SET expires_ms = {ms} WHERE access_key_id = '{access_key_id}'")
+        assert out.returncode == 0 and out.stdout.strip() == "UPDATE 1", (out.stdout, out.stderr)
+        return
+    db = sqlite3.connect(server.data_dir / "meta.db", timeout=10)
+    try:
+        with db:
+            assert db.execute("UPDATE sts_sessions SET expires_ms = ? WHERE access_key_id = ?",
+                              (ms, access_key_id)).rowcount == 1
+    finally:
+        db.close()
+
+
+def aws(server, home, profile, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LATCHKEY_"))}
+    env["HOME"] = str(home)
+    out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "--profile", profile, "--output", "json", *args],
+                         capture_output=True, text=True, env=env, timeout=60)
+    return out
+
+
+def write_profiles(home, profiles):
+    credentials = "".join(
+        f"[{name}]\naws_access_key_id = {k}\naws_secret_access_key = {s}\n"
+        + (f"aws_session_token = {t}\n" if t else "")
+        for name, (k, s, t) in profiles.items()
+    )
+    (home / ".aws").mkdir(parents=True, exist_ok=True)
+    (home / ".aws" / "credentials").write_text(credentials)
+    (home / ".aws" / "config").write_text("".join(f"[profile {n}]\nregion = {REGION}\n" for n in profiles)
+                                         + f"[default]\nregion = {REGION}\n")
+
+
+def test_the_mfa_walkthrough_with_the_aws_cli(server, bucket, s3, tmp_path):
+    """The seed's walkthrough: reads with long-term keys, deletes only with an MFA session."""
+    s3.put_object(Bucket=bucket, Key="report.csv", Body=b"q3")
+    s3.put_object(Bucket=bucket, Key="later.csv", Body=b"q4")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+        {"Sid": "NoDeleteWithoutMFA", "Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*",
+         "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}},
+    ]}
+    name, key_id, secret = new_user(server, policy)
+    home = tmp_path / "home"
+    write_profiles(home, {"root": (ACCESS_KEY, SECRET_KEY, None), "user": (key_id, secret, None)})
+
+    assert aws(server, home, "user", "s3", "cp", f"s3://{bucket}/report.csv", str(tmp_path / "r")).returncode == 0
+    refused = aws(server, home, "user", "s3", "rm", f"s3://{bucket}/report.csv")
+    assert refused.returncode != 0 and "AccessDenied" in refused.stderr
+
+    seed_file = tmp_path / "seed.txt"
+    created = aws(server, home, "root", "iam", "create-virtual-mfa-device", "--virtual-mfa-device-name",
+                  f"{name}-phone", "--outfile", str(seed_file), "--bootstrap-method", "Base32StringSeed")
+    assert created.returncode == 0, created.stderr
+    serial = json.loads(created.stdout)["VirtualMFADevice"]["SerialNumber"]
+    assert serial.endswith(f":mfa/{name}-phone")
+    seed = seed_file.read_text().strip()
+    now = time.time()
+    enabled = aws(server, home, "root", "iam", "enable-mfa-device", "--user-name", name, "--serial-number", serial,
+                  "--authentication-code1", totp(seed, now - 30), "--authentication-code2", totp(seed, now))
+    assert enabled.returncode == 0, enabled.stderr
+    listed = json.loads(aws(server, home, "root", "iam", "list-mfa-devices", "--user-name", name).stdout)
+    assert [d["SerialNumber"] for d in listed["MFADevices"]] == [serial]
+
+    # The enabling codes spent the current step; the next step's code is still within the window.
+    code = totp(seed, now + 30)
+    got = aws(server, home, "user", "sts", "get-session-token", "--serial-number", serial, "--token-code", code,
+              "--duration-seconds", "900")
+    assert got.returncode == 0, got.stderr
+    creds = json.loads(got.stdout)["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    replayed = aws(server, home, "user", "sts", "get-session-token", "--serial-number", serial, "--token-code", code)
+    assert replayed.returncode != 0 and "AccessDenied" in replayed.stderr, "a code is accepted once"
+
+    # The session expires 5 s from now (moved in the store before its first use).
+    set_session_expiry(server, creds["AccessKeyId"], time.time() + 5)
+    write_profiles(home, {"root": (ACCESS_KEY, SECRET_KEY, None), "user": (key_id, secret, None),
+                          "mfa": (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])})
+    who = json.loads(aws(server, home, "mfa", "sts", "get-caller-identity").stdout)
+    assert who["Arn"].endswith(f":user/{name}")
+    deleted = aws(server, home, "mfa", "s3", "rm", f"s3://{bucket}/report.csv")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="report.csv")
+    time.sleep(5.5)
+    expired = aws(server, home, "mfa", "s3", "rm", f"s3://{bucket}/later.csv")
+    assert expired.returncode != 0 and "ExpiredToken" in expired.stderr, expired.stderr
+    assert s3.get_object(Bucket=bucket, Key="later.csv")["Body"].read() == b"q4"
+
+    denials = [row for row in audit_rows(server, event="policy.denied") if row["principal"].endswith(f"/{name}")]
+    assert any("s3:DeleteObject" in row["reason"] and "NoDeleteWithoutMFA" in row["reason"] for row in denials)
+    assert not any(secret in json.dumps(row) for row in denials)
+
+
+def test_a_session_without_mfa_and_a_wrong_token_are_refused(server, bucket, s3):
+    policy = allow(["s3:DeleteObject", "s3:PutObject"], f"arn:aws:s3:::{bucket}/*",
+                   Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}})
+    _, key_id, secret = new_user(server, policy)
+    creds = client(server, "sts", key_id, secret).get_session_token(DurationSeconds=900)["Credentials"]
+    plain = client(server, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert error_code(lambda: plain.put_object(Bucket=bucket, Key="k", Body=b"x")) == "AccessDenied"
+    forged = client(server, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"][:-4] + "AAAA")
+    assert error_code(lambda: forged.list_objects_v2(Bucket=bucket)) == "InvalidToken"
+    missing = client(server, "s3", creds["AccessKeyId"], creds["SecretAccessKey"])
+    assert error_code(lambda: missing.list_objects_v2(Bucket=bucket)) == "InvalidToken"
+    # Sessions from GetSessionToken without MFA cannot call IAM.
+    iam = client(server, "iam", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert error_code(lambda: iam.list_users()) == "AccessDenied"
+    assert error_code(lambda: client(server, "sts", "ASIANOSUCHSESSION000", "x").get_caller_identity()) \
+        == "InvalidClientTokenId"
+
+
+def test_a_deactivated_or_deleted_key_stops_its_presigned_urls_at_once(server, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="doc.txt", Body=b"hello")
+    name, key_id, secret = new_user(server, allow("s3:GetObject", f"arn:aws:s3:::{bucket}/*"))
+    user_s3 = client(server, "s3", key_id, secret)
+    url = user_s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "doc.txt"}, ExpiresIn=600)
+    assert requests.get(url, timeout=10).content == b"hello"
+    iam = client(server, "iam")
+    iam.update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
+    assert requests.get(url, timeout=10).status_code == 403
+    assert error_code(lambda: user_s3.get_object(Bucket=bucket, Key="doc.txt")) == "InvalidAccessKeyId"
+    listed = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+    assert [(k["AccessKeyId"], k["Status"]) for k in listed] == [(key_id, "Inactive")]
+    iam.update_access_key(UserName=name, AccessKeyId=key_id, Status="Active")
+    assert requests.get(url, timeout=10).status_code == 200
+    # A policy change applies to the next request, presigned or not.
+    iam.delete_user_policy(UserName=name, PolicyName="p")
+    assert requests.get(url, timeout=10).status_code == 403
+    iam.put_user_policy(UserName=name, PolicyName="p",
+                        PolicyDocument=json.dumps(allow("s3:GetObject", f"arn:aws:s3:::{bucket}/*")))
+    assert requests.get(url, timeout=10).status_code == 200
+    iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+    assert requests.get(url, timeout=10).status_code == 403
+    assert error_code(lambda: iam.delete_access_key(UserName=name, AccessKeyId=key_id)) == "NoSuchEntity"
+
+
+def test_home_prefixes_by_user_name(server, bucket, s3):
+    """Per-user home prefixes with ${aws:username}, in resources and in an s3:prefix condition."""
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": f"arn:aws:s3:::{bucket}/home/${{aws:username}}/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": "home/${aws:username}/*"}}},
+    ]}
+    alice, alice_key, alice_secret = new_user(server, policy)
+    bob, _, _ = new_user(server, policy)
+    mine = client(server, "s3", alice_key, alice_secret)
+    mine.put_object(Bucket=bucket, Key=f"home/{alice}/notes.txt", Body=b"mine")
+    assert mine.get_object(Bucket=bucket, Key=f"home/{alice}/notes.txt")["Body"].read() == b"mine"
+    listed = mine.list_objects_v2(Bucket=bucket, Prefix=f"home/{alice}/")
+    assert [o["Key"] for o in listed["Contents"]] == [f"home/{alice}/notes.txt"]
+    assert error_code(lambda: mine.put_object(Bucket=bucket, Key=f"home/{bob}/x", Body=b"x")) == "AccessDenied"
+    assert error_code(lambda: mine.list_objects_v2(Bucket=bucket, Prefix=f"home/{bob}/")) == "AccessDenied"
+    assert error_code(lambda: mine.list_objects_v2(Bucket=bucket)) == "AccessDenied"
+
+
+def presign_at(key_id, signed_at, expires=900):
+    """A SigV4 presigned GET URL as if signed at `signed_at` (a datetime), computed here."""
+    amz_date = signed_at.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{signed_at:%Y%m%d}/{REGION}/s3/aws4_request"
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted({
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": f"{key_id}/{scope}", "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(expires), "X-Amz-SignedHeaders": "host"}.items()))
+    return query, amz_date, scope
+
+
+def test_signature_age_and_query_string_auth_can_be_forbidden(server, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    young = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+         "Condition": {"NumericGreaterThan": {"s3:signatureAge": "600000"}}},
+    ]}
+    _, key_id, secret = new_user(server, young)
+    host = server.endpoint.removeprefix("http://")
+
+    def signed_url(age_seconds):
+        at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age_seconds)
+        query, amz_date, scope = presign_at(key_id, at)
+        canonical = f"GET\n/{bucket}/k\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD"
+        to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        k = ("AWS4" + secret).encode()
+        for part in (at.strftime("%Y%m%d"), REGION, "s3", "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+        return f"{server.endpoint}/{bucket}/k?{query}&X-Amz-Signature={signature}"
+
+    assert requests.get(signed_url(60), timeout=10).content == b"v"
+    assert requests.get(signed_url(660), timeout=10).status_code == 403, "a URL signed 11 minutes ago"
+
+    no_query_auth = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+         "Condition": {"StringEquals": {"s3:authType": "REST-QUERY-STRING"}}},
+    ]}
+    _, key_id, secret = new_user(server, no_query_auth)
+    user_s3 = client(server, "s3", key_id, secret)
+    assert user_s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    url = user_s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
+    assert requests.get(url, timeout=10).status_code == 403
+
+
+def test_share_links_are_minted_within_policy_and_scoped_to_their_creator(server, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="plan.pdf", Body=b"%PDF")
+    minting = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Action": "latchkey:CreateShare", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"NumericLessThanEquals": {"latchkey:ShareExpiresIn": "3600"},
+                       "Bool": {"aws:MultiFactorAuthPresent": "true"}}},
+    ]}
+    name, key_id, secret = new_user(server, minting)
+    other, other_key, other_secret = new_user(server, allow("s3:GetObject", f"arn:aws:s3:::{bucket}/*"))
+
+    long_term = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "plan.pdf"}, key_id, secret)
+    assert long_term.status_code == 403, "minting requires MFA by policy"
+    creds = client(server, "sts", key_id, secret).get_session_token(DurationSeconds=900)["Credentials"]
+    session = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "plan.pdf"}, *session).status_code == 403
+
+    # With an MFA session the cap on lifetimes applies.
+    iam = client(server, "iam")
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-mfa")["VirtualMFADevice"]
+    seed = serial["Base32StringSeed"].decode()
+    now = time.time()
+    iam.enable_mfa_device(UserName=name, SerialNumber=serial["SerialNumber"],
+                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    creds = client(server, "sts", key_id, secret).get_session_token(
+        SerialNumber=serial["SerialNumber"], TokenCode=totp(seed, now + 30), DurationSeconds=900)["Credentials"]
+    mfa = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    too_long = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "plan.pdf", "expires_in": 7200}, *mfa)
+    assert too_long.status_code == 403
+    made = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "plan.pdf", "expires_in": 600,
+                                                    "max_uses": 5}, *mfa)
+    assert made.status_code == 201, made.text
+    link = made.json()
+
+    # Another user neither sees nor revokes it; its creator and root do.
+    theirs = signed_api(server, "GET", "/-/shares", None, other_key, other_secret).json()["shares"]
+    assert link["id"] not in [s["id"] for s in theirs]
+    assert signed_api(server, "GET", f"/-/shares/{link['id']}", None, other_key, other_secret).status_code == 404
+    assert signed_api(server, "DELETE", f"/-/shares/{link['id']}", None, other_key, other_secret).status_code == 404
+    mine = signed_api(server, "GET", "/-/shares", None, key_id, secret).json()["shares"]
+    assert [s["id"] for s in mine] == [link["id"]] and mine[0]["principal"].endswith(f":user/{name}")
+    assert link["id"] in [s["id"] for s in api(server, "GET", "/-/shares").json()["shares"]]
+
+    assert requests.get(link["api_url"], timeout=10).content == b"%PDF"
+    # The creator loses read access: the link stops, and the audit trail says why.
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}))
+    assert requests.get(link["api_url"], timeout=10).status_code == 403
+    reasons = [row["reason"] for row in audit_rows(server, share_id=link["id"]) if row["event"] == "share.denied"]
+    assert reasons == ["creator_denied"]
+
+
+def signed_api(server, method, path, body, key_id, secret, token=None):
+    """The share API, signed with the given (possibly temporary) credentials."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = json.dumps(body).encode() if body is not None else b""
+    headers = {"Content-Type": "application/json", "x-amz-content-sha256": hashlib.sha256(data).hexdigest()}
+    request = AWSRequest(method=method, url=f"{server.endpoint}{path}", data=data, headers=headers)
+    SigV4Auth(Credentials(key_id, secret, token), "s3", REGION).add_auth(request)
+    return requests.request(method, request.url, data=data, headers=dict(request.headers), timeout=10)
+
+
+def test_iam_errors_are_aws_errors(server):
+    iam = client(server, "iam")
+    name, key_id, secret = new_user(server)
+    assert error_code(lambda: iam.create_user(UserName=name.upper())) == "EntityAlreadyExists"
+    assert error_code(lambda: iam.get_user(UserName="nobody-" + name)) == "NoSuchEntity"
+    iam.create_access_key(UserName=name)
+    assert error_code(lambda: iam.create_access_key(UserName=name)) == "LimitExceeded"
+    with pytest.raises(ClientError) as bad:
+        iam.put_user_policy(UserName=name, PolicyName="bad", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject"}]}))
+    assert bad.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    assert "Statement[0]" in bad.value.response["Error"]["Message"]
+    assert error_code(lambda: iam.delete_user(UserName=name)) == "DeleteConflict"
+    assert error_code(lambda: client(server, "iam", "AKIANOSUCHKEY0000000", "x").list_users()) \
+        == "InvalidClientTokenId"
+    assert error_code(lambda: client(server, "iam", key_id, "wrong-secret").list_users()) == "SignatureDoesNotMatch"
+    user = client(server, "iam", key_id, secret)
+    with pytest.raises(ClientError) as denied:
+        user.list_users()
+    message = denied.value.response["Error"]["Message"]
+    assert f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: iam:ListUsers" in message
+
+
+def test_a_deactivation_through_one_replica_refuses_on_the_other_within_a_second(pg_url, tmp_path):
+    master = {"LATCHKEY_MASTER_KEY": "ab" * 32}
+    # Replicas share the blob storage (here one data dir) and the database.
+    first = Server(tmp_path / "data", meta_url=pg_url, env=master).start()
+    second = Server(tmp_path / "data", meta_url=pg_url, env=master).start()
+    try:
+        s3 = first.client()
+        s3.create_bucket(Bucket="replicated")
+        s3.put_object(Bucket="replicated", Key="k", Body=b"v")
+        name, key_id, secret = new_user(first, allow("s3:GetObject", "arn:aws:s3:::replicated/*"))
+        on_second = client(second, "s3", key_id, secret)
+        deadline = time.monotonic() + 5
+        while True:  # the creation reaches the second replica the same way
+            try:
+                assert on_second.get_object(Bucket="replicated", Key="k")["Body"].read() == b"v"
+                break
+            except ClientError:
+                assert time.monotonic() < deadline, "the new key never worked on the other replica"
+                time.sleep(0.05)
+        client(first, "iam").update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
+        changed = time.monotonic()
+        while True:
+            try:
+                on_second.get_object(Bucket="replicated", Key="k")
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "InvalidAccessKeyId"
+                break
+            assert time.monotonic() - changed < 1.0, "the other replica still accepts the key after 1 s"
+            time.sleep(0.02)
+        # A replica with another master key could open no secret: it refuses to start, saying why.
+        stranger = Server(tmp_path / "other", meta_url=pg_url, env={"LATCHKEY_MASTER_KEY": "cd" * 32}, log_pipe=True)
+        with pytest.raises(RuntimeError, match="exited early"):
+            stranger.start()
+        assert "master key does not match" in stranger.proc.stderr.read()
+    finally:
+        first.stop()
+        second.stop()
