@@ -393,3 +393,43 @@ def test_a_deactivation_through_one_replica_refuses_on_the_other_within_a_second
     finally:
         first.stop()
         second.stop()
+
+
+def test_roles_are_assumed_only_as_their_trust_policy_says(server, bucket):
+    iam = client(server, "iam")
+    trusted, trusted_key, trusted_secret = new_user(server)
+    stranger, stranger_key, stranger_secret = new_user(server)
+    role = f"r-{uuid.uuid4().hex[:8]}"
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{trusted}"},
+        "Condition": {"StringLike": {"sts:RoleSessionName": "ci-*"}}}]}
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=7200,
+                          Tags=[{"Key": "team", "Value": "ops"}])["Role"]["Arn"]
+    assert arn == f"arn:aws:iam::000000000000:role/{role}"
+    assert json.loads(json.dumps(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"])) == trust
+
+    sts = client(server, "sts", trusted_key, trusted_secret)
+    got = sts.assume_role(RoleArn=arn, RoleSessionName="ci-42", DurationSeconds=1800)
+    assert got["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::000000000000:assumed-role/{role}/ci-42"
+    creds = got["Credentials"]
+    as_role = client(server, "sts", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert as_role.get_caller_identity()["Arn"].endswith(f":assumed-role/{role}/ci-42")
+    # The role has no policy yet: its sessions may do nothing.
+    role_s3 = client(server, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert error_code(lambda: role_s3.list_objects_v2(Bucket=bucket)) == "AccessDenied"
+
+    assert error_code(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="manual")) == "AccessDenied"
+    assert error_code(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="ci-1", DurationSeconds=9000)) \
+        == "ValidationError"
+    other = client(server, "sts", stranger_key, stranger_secret)
+    assert error_code(lambda: other.assume_role(RoleArn=arn, RoleSessionName="ci-1")) == "AccessDenied"
+    assert error_code(lambda: client(server, "sts").assume_role(RoleArn=arn, RoleSessionName="ci-1")) \
+        == "AccessDenied", "root cannot assume roles"
+    bad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
+    assert error_code(lambda: iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(bad))) \
+        == "MalformedPolicyDocument"
+    assert error_code(lambda: iam.delete_role(RoleName="no-" + role)) == "NoSuchEntity"
+    iam.delete_role(RoleName=role)
+    assert error_code(lambda: as_role.get_caller_identity()) == "InvalidClientTokenId", \
+        "a deleted role's sessions end"

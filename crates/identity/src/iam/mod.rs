@@ -1,9 +1,10 @@
 //! The IAM query API's actions, one file per family: users and tags (`users.rs`), access keys
-//! (`keys.rs`), inline policies (`inline.rs`), virtual MFA devices (`mfa.rs`).
+//! (`keys.rs`), inline policies (`inline.rs`), virtual MFA devices (`mfa.rs`), roles (`roles.rs`).
 
 mod inline;
 mod keys;
 mod mfa;
+mod roles;
 mod users;
 
 use latchkey_meta::{EntryKind, EntryWrite};
@@ -38,6 +39,15 @@ pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
         "ListMFADevices" => mfa::list(call).await,
         "ListVirtualMFADevices" => mfa::list_virtual(call).await,
         "DeleteVirtualMFADevice" => mfa::delete(call).await,
+        "CreateRole" => roles::create(call).await,
+        "GetRole" => roles::get(call),
+        "ListRoles" => roles::list(call),
+        "UpdateRole" => roles::update(call).await,
+        "DeleteRole" => roles::delete(call).await,
+        "UpdateAssumeRolePolicy" => roles::update_trust(call).await,
+        "TagRole" => roles::tag(call).await,
+        "UntagRole" => roles::untag(call).await,
+        "ListRoleTags" => roles::list_tags(call),
         other => Err(QueryError::invalid_action(other, crate::query::Api::Iam.version())),
     }
 }
