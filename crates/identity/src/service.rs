@@ -253,10 +253,14 @@ impl Identity {
         if !key.active || !directory.users.contains_key(&key.user) {
             return Err(Refusal::UnknownKey);
         }
-        self.key_uses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(access_key_id.to_owned(), (OffsetDateTime::now_utc(), service));
+        let used = (OffsetDateTime::now_utc(), service);
+        let mut uses = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
+        match uses.get_mut(access_key_id) {
+            Some(last) => *last = used,
+            None => {
+                uses.insert(access_key_id.to_owned(), used);
+            }
+        }
         Ok(key.secret.clone())
     }
 

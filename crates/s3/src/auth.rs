@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use latchkey_identity::{Caller, Identity, Refusal};
 use latchkey_meta::{AuditEvent, MetaStore};
-use latchkey_policy::Effect;
+use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
@@ -95,30 +95,67 @@ impl Authorizer {
     pub fn new(identity: Arc<Identity>, meta: Arc<dyn MetaStore>) -> Self {
         Self { identity, meta }
     }
+}
 
-    /// Refuses with S3's `AccessDenied`, recording why (never shown to the caller).
-    async fn deny(
-        &self,
-        caller: &Caller,
-        action: &str,
-        resource: &str,
-        why: String,
-        source_ip: Option<String>,
-    ) -> S3Error {
-        let principal = caller.principal(self.identity.account()).arn;
+/// One caller's permission on the objects of one request, for operations that name their
+/// objects in the body (DeleteObjects: AWS authorises `s3:DeleteObject` per key). The
+/// Authorizer leaves it in the request's extensions; an operation without one refuses.
+#[derive(Clone)]
+pub struct ObjectPermission {
+    identity: Arc<Identity>,
+    meta: Arc<dyn MetaStore>,
+    caller: Caller,
+    context: Arc<RequestContext>,
+    source_ip: Option<String>,
+}
+
+impl ObjectPermission {
+    /// Whether `action` on `bucket/key` is allowed; a refusal is audited.
+    pub async fn allows(&self, action: &str, bucket: &str, key: &str) -> bool {
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let decision = self.identity.authorize(&self.caller, action, &resource, &self.context, None);
+        if decision.effect == Effect::Allow {
+            return true;
+        }
+        let denial = Denial { caller: &self.caller, action, resource: &resource, decision: &decision };
+        denial.audit(&self.identity, self.meta.as_ref(), self.source_ip.clone()).await;
+        false
+    }
+}
+
+/// A refused request, as the audit trail records it.
+struct Denial<'a> {
+    caller: &'a Caller,
+    action: &'a str,
+    resource: &'a str,
+    decision: &'a Decision,
+}
+
+impl Denial<'_> {
+    /// Records why (never shown to the caller): who, what, on which resource, and the deciding
+    /// statement or that none allows it.
+    async fn audit(&self, identity: &Identity, meta: &dyn MetaStore, source_ip: Option<String>) {
+        let why = match (&self.decision.effect, &self.decision.deciding) {
+            (Effect::ExplicitDeny, Some(statement)) => format!(
+                "explicit deny in {:?} policy {:?}, statement {}",
+                statement.source,
+                statement.policy_name,
+                statement.sid.clone().unwrap_or_else(|| statement.index.to_string())
+            ),
+            _ => "no policy allows it".to_owned(),
+        };
         let event = AuditEvent {
             at: OffsetDateTime::now_utc(),
             event: "policy.denied".into(),
             share_id: None,
-            principal: Some(principal),
+            principal: Some(self.caller.principal(identity.account()).arn),
             source_ip,
             user_agent: None,
-            reason: Some(format!("{action} on {resource}: {why}")),
+            reason: Some(format!("{} on {}: {why}", self.action, self.resource)),
         };
-        if let Err(e) = self.meta.record_audit(&event).await {
+        if let Err(e) = meta.record_audit(&event).await {
             tracing::error!(error = %e, "cannot record a policy denial");
         }
-        s3_error!(AccessDenied, "Access Denied")
     }
 }
 
@@ -127,15 +164,16 @@ impl Authorizer {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub std::net::IpAddr);
 
-/// The session token of a request: the `X-Amz-Security-Token` header or query parameter.
-fn session_token(cx: &S3AccessContext<'_>) -> Option<String> {
+/// The session token of a request: the `X-Amz-Security-Token` header or query parameter. Only
+/// session keys (`ASIA...`) have one, so no other request looks for it.
+fn session_token(cx: &S3AccessContext<'_>, access_key: &str) -> Option<String> {
+    if !access_key.starts_with("ASIA") {
+        return None;
+    }
     if let Some(token) = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
         return Some(token.to_owned());
     }
-    let query = cx.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Security-Token"))
-        .map(|(_, v)| v.into_owned())
+    policy_request::query_param(cx.uri().query()?, "X-Amz-Security-Token")
 }
 
 #[async_trait::async_trait]
@@ -152,31 +190,39 @@ impl S3Access for Authorizer {
             ));
         }
         crate::sse::refuse_encryption_headers(cx.headers())?;
-        let caller = self.identity.caller(&access_key, session_token(cx).as_deref()).await.map_err(refused)?;
+        let caller =
+            self.identity.caller(&access_key, session_token(cx, &access_key).as_deref()).await.map_err(refused)?;
         let source_ip = cx.extensions_mut().get::<ClientAddress>().map(|address| address.0);
         let operation = cx.s3_op().name();
         let mut context = policy_request::s3_context(cx, source_ip, OffsetDateTime::now_utc());
         self.identity.caller_context(&caller, &mut context);
-        let mut checks = vec![(policy_request::action(operation), policy_request::resource(cx.s3_path()))];
+        let mut checks = Vec::with_capacity(2);
+        // DeleteObjects names its keys in the body: each is authorised there (ObjectPermission).
+        if operation != "DeleteObjects" {
+            checks.push((policy_request::action(operation), policy_request::resource(cx.s3_path())));
+        }
         if matches!(operation, "CopyObject" | "UploadPartCopy")
             && let Some(source) = policy_request::copy_source(cx)
         {
             checks.push(("s3:GetObject".to_owned(), source));
         }
+        let source_ip = source_ip.map(|ip| ip.to_string());
         for (action, resource) in checks {
             let decision = self.identity.authorize(&caller, &action, &resource, &context, None);
             if decision.effect != Effect::Allow {
-                let why = match (&decision.effect, &decision.deciding) {
-                    (Effect::ExplicitDeny, Some(statement)) => format!(
-                        "explicit deny in {:?} policy {:?}, statement {}",
-                        statement.source,
-                        statement.policy_name,
-                        statement.sid.clone().unwrap_or_else(|| statement.index.to_string())
-                    ),
-                    _ => "no policy allows it".to_owned(),
-                };
-                return Err(self.deny(&caller, &action, &resource, why, source_ip.map(|ip| ip.to_string())).await);
+                let denial = Denial { caller: &caller, action: &action, resource: &resource, decision: &decision };
+                denial.audit(&self.identity, self.meta.as_ref(), source_ip).await;
+                return Err(s3_error!(AccessDenied, "Access Denied"));
             }
+        }
+        if operation == "DeleteObjects" {
+            cx.extensions_mut().insert(ObjectPermission {
+                identity: self.identity.clone(),
+                meta: self.meta.clone(),
+                caller: caller.clone(),
+                context: Arc::new(context),
+                source_ip,
+            });
         }
         cx.extensions_mut().insert(caller);
         Ok(())

@@ -133,6 +133,7 @@ pub(crate) async fn delete_objects(
     front: &S3Front,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let permission = req.extensions.get::<crate::auth::ObjectPermission>().cloned();
     let input = req.input;
     if input.delete.objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(MalformedXML, "A DeleteObjects request may name at most 1000 keys"));
@@ -142,6 +143,20 @@ pub(crate) async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in input.delete.objects {
+        // Each key is authorised on its own, as AWS does; without a permission, none is.
+        let allowed = match &permission {
+            Some(permission) => permission.allows("s3:DeleteObject", &input.bucket, &object.key).await,
+            None => false,
+        };
+        if !allowed {
+            errors.push(Error {
+                code: Some("AccessDenied".to_owned()),
+                key: Some(object.key),
+                message: Some("Access Denied".to_owned()),
+                version_id: None,
+            });
+            continue;
+        }
         match front.objects.delete(&input.bucket, &object.key).await {
             Ok(()) if quiet => {}
             Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),

@@ -60,13 +60,11 @@ pub fn s3_context(
     now: OffsetDateTime,
 ) -> RequestContext {
     let mut context = RequestContext::new();
-    let query: Vec<(String, String)> =
-        cx.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let query = cx.uri().query().unwrap_or_default();
     let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
 
-    let presigned_v4 = param("X-Amz-Signature").is_some();
-    let presigned_v2 = param("Signature").is_some() && param("AWSAccessKeyId").is_some();
+    let presigned_v4 = query_param(query, "X-Amz-Signature").is_some();
+    let presigned_v2 = query_param(query, "Signature").is_some() && query_param(query, "AWSAccessKeyId").is_some();
     let auth_header = header("authorization").unwrap_or_default();
     let (auth_type, version) = if presigned_v4 {
         ("REST-QUERY-STRING", "AWS4-HMAC-SHA256")
@@ -80,13 +78,16 @@ pub fn s3_context(
     context.insert("s3:authType", auth_type);
     context.insert("s3:signatureversion", version);
     // Milliseconds since the signature was made (SigV4: X-Amz-Date, in the query or a header).
-    let signed_at = param("X-Amz-Date").or_else(|| header("x-amz-date")).and_then(parse_amz_date);
+    let signed_at = match query_param(query, "X-Amz-Date") {
+        Some(date) => parse_amz_date(&date),
+        None => header("x-amz-date").and_then(parse_amz_date),
+    };
     if let Some(signed_at) = signed_at {
         let age = (now - signed_at).whole_milliseconds().max(0);
         context.insert("s3:signatureAge", age.to_string());
     }
     for (key, name) in [("s3:prefix", "prefix"), ("s3:delimiter", "delimiter"), ("s3:max-keys", "max-keys")] {
-        if let Some(value) = param(name) {
+        if let Some(value) = query_param(query, name) {
             context.insert(key, value);
         }
     }
@@ -102,6 +103,19 @@ pub fn s3_context(
         context.insert("aws:UserAgent", agent);
     }
     context
+}
+
+/// The value of one query parameter (its name matched without case, as S3 matches
+/// `X-Amz-*`), percent-decoded only when it is the one asked for: every request builds its
+/// context, so the rest of the query string is not decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key.eq_ignore_ascii_case(name).then(|| {
+            let value = value.replace('+', " ");
+            percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned()
+        })
+    })
 }
 
 /// `20261205T101500Z` as an instant.
@@ -129,6 +143,16 @@ mod tests {
         assert_eq!(resource(&S3Path::Root), "*");
         assert_eq!(resource(&S3Path::Bucket { bucket: "b".into() }), "arn:aws:s3:::b");
         assert_eq!(resource(&S3Path::Object { bucket: "b".into(), key: "a/b c".into() }), "arn:aws:s3:::b/a/b c");
+    }
+
+    #[test]
+    fn query_parameters_are_found_without_case_and_decoded() {
+        let query = "prefix=home%2Falice%2F&X-Amz-Date=20261205T101500Z&delimiter=%2F&q=a+b";
+        assert_eq!(query_param(query, "prefix").as_deref(), Some("home/alice/"));
+        assert_eq!(query_param(query, "x-amz-date").as_deref(), Some("20261205T101500Z"));
+        assert_eq!(query_param(query, "q").as_deref(), Some("a b"));
+        assert_eq!(query_param(query, "max-keys"), None);
+        assert_eq!(query_param("flag&x=1", "flag").as_deref(), Some(""));
     }
 
     #[test]
