@@ -169,6 +169,10 @@ pub trait IdentityStore: Send + Sync + 'static {
     -> MetaResult<EntryWrite>;
     /// Deletes the entry if its revision is `expected`; `false` otherwise.
     async fn delete_entry(&self, kind: EntryKind, name: &str, expected: i64) -> MetaResult<bool>;
+    /// Renames user `old` (at revision `expected`) to `new` with `body`, in one transaction that
+    /// also moves its access keys and MFA devices, which name their user. `Conflict` when the
+    /// user is not at `expected` (or gone) or another user has the new name (any case).
+    async fn rename_user(&self, old: &str, new: &str, body: &str, expected: i64) -> MetaResult<EntryWrite>;
 
     /// Creates a key; refused when its user has two keys already or the id exists.
     async fn create_access_key(&self, key: &StoredAccessKey) -> MetaResult<Result<(), KeyRefusal>>;
@@ -320,6 +324,56 @@ macro_rules! identity_store {
                 })?;
                 self.$changes.send_modify(|g| *g += 1);
                 Ok(deleted)
+            }
+
+            async fn rename_user(
+                &self,
+                old: &str,
+                new: &str,
+                body: &str,
+                expected: i64,
+            ) -> $crate::MetaResult<$crate::identity::EntryWrite> {
+                use $crate::identity::EntryWrite;
+                let written = $crate::transaction!(self.$writer, |tx| {
+                    let (old_key, new_key) = (old.to_lowercase(), new.to_lowercase());
+                    // Nothing is written before both checks pass, so a refusal commits nothing.
+                    if old_key != new_key {
+                        let taken = sqlx::query_scalar::<_, i64>(
+                            "SELECT count(*) FROM iam_directory WHERE kind = 'user' AND name_key = $1",
+                        )
+                        .bind(&new_key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        if taken > 0 {
+                            return Ok(EntryWrite::Conflict);
+                        }
+                    }
+                    // The row keeps its place and its revision count; only its name moves.
+                    let done = sqlx::query(
+                        "UPDATE iam_directory SET name_key = $1, name = $2, body = $3, revision = revision + 1
+                         WHERE kind = 'user' AND name_key = $4 AND revision = $5",
+                    )
+                    .bind(&new_key)
+                    .bind(new)
+                    .bind(body)
+                    .bind(&old_key)
+                    .bind(expected)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Ok(EntryWrite::Conflict);
+                    }
+                    for statement in [
+                        "UPDATE iam_access_keys SET user_name = $1 WHERE lower(user_name) = $2",
+                        "UPDATE iam_mfa_devices SET user_name = $1 WHERE lower(user_name) = $2",
+                    ] {
+                        sqlx::query(statement).bind(new).bind(&old_key).execute(&mut *tx).await?;
+                    }
+                    sqlx::query($crate::identity::BUMP_GENERATION).execute(&mut *tx).await?;
+                    Ok(EntryWrite::Written(expected + 1))
+                })?;
+                self.$changes.send_modify(|g| *g += 1);
+                Ok(written)
             }
 
             async fn create_access_key(

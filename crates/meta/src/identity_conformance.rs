@@ -44,6 +44,42 @@ pub async fn directory_entries_are_written_only_at_the_revision_expected(store: 
     assert_eq!(store.put_entry(EntryKind::User, "Alice", "{}", Some(2)).await.unwrap(), EntryWrite::Conflict);
 }
 
+pub async fn a_renamed_user_keeps_its_keys_and_devices(store: Arc<dyn IdentityStore>) {
+    assert_eq!(store.put_entry(EntryKind::User, "alice", "{\"v\":1}", None).await.unwrap(), EntryWrite::Written(1));
+    assert_eq!(store.put_entry(EntryKind::User, "bob", "{}", None).await.unwrap(), EntryWrite::Written(1));
+    assert_eq!(store.create_access_key(&key("AKIA1", "alice")).await.unwrap(), Ok(()));
+    assert_eq!(store.create_access_key(&key("AKIA2", "bob")).await.unwrap(), Ok(()));
+    let device = MfaDevice {
+        serial: "arn:aws:iam::000000000000:mfa/phone".into(),
+        seed_sealed: b"sealed".to_vec(),
+        created: OffsetDateTime::now_utc(),
+        user_name: None,
+        enabled: None,
+        last_step: 0,
+    };
+    assert!(store.create_mfa_device(&device).await.unwrap());
+    assert!(store.enable_mfa_device(&device.serial, "alice", OffsetDateTime::now_utc(), 1).await.unwrap());
+    // Taken in another case, or a stale revision: nothing moves.
+    assert_eq!(store.rename_user("alice", "BOB", "{}", 1).await.unwrap(), EntryWrite::Conflict);
+    assert_eq!(store.rename_user("alice", "carol", "{}", 7).await.unwrap(), EntryWrite::Conflict);
+    assert!(store.get_entry(EntryKind::User, "carol").await.unwrap().is_none());
+    let generation = store.load_directory().await.unwrap().generation;
+    assert_eq!(store.rename_user("ALICE", "Carol", "{\"v\":2}", 1).await.unwrap(), EntryWrite::Written(2));
+    assert!(store.get_entry(EntryKind::User, "alice").await.unwrap().is_none());
+    let entry = store.get_entry(EntryKind::User, "carol").await.unwrap().unwrap();
+    assert_eq!((entry.name.as_str(), entry.body.as_str(), entry.revision), ("Carol", "{\"v\":2}", 2));
+    let snapshot = store.load_directory().await.unwrap();
+    assert!(snapshot.generation > generation);
+    let owners: Vec<(&str, &str)> =
+        snapshot.access_keys.iter().map(|k| (k.access_key_id.as_str(), k.user_name.as_str())).collect();
+    assert!(owners.contains(&("AKIA1", "Carol")) && owners.contains(&("AKIA2", "bob")), "{owners:?}");
+    let device = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
+    assert_eq!(device.user_name.as_deref(), Some("Carol"));
+    // A change of case only is a rename too.
+    assert_eq!(store.rename_user("carol", "CAROL", "{}", 2).await.unwrap(), EntryWrite::Written(3));
+    assert_eq!(store.get_entry(EntryKind::User, "carol").await.unwrap().unwrap().name, "CAROL");
+}
+
 pub async fn a_user_has_at_most_two_access_keys(store: Arc<dyn IdentityStore>) {
     assert_eq!(store.create_access_key(&key("AKIA1", "bob")).await.unwrap(), Ok(()));
     assert_eq!(store.create_access_key(&key("AKIA2", "bob")).await.unwrap(), Ok(()));
@@ -140,6 +176,7 @@ macro_rules! identity_conformance_tests {
         identity_conformance_tests!(
             $open,
             directory_entries_are_written_only_at_the_revision_expected,
+            a_renamed_user_keeps_its_keys_and_devices,
             a_user_has_at_most_two_access_keys,
             each_mfa_step_is_spent_once,
             sessions_live_until_purged_after_expiry,

@@ -9,6 +9,9 @@ use crate::model::{new_id, new_secret};
 use crate::query::{Api, ResponseWriter};
 use crate::seal::Purpose;
 
+/// AWS's quota of access keys per user; the store keeps two slots per user.
+pub const MAX_KEYS_PER_USER: usize = 2;
+
 pub async fn create(call: &Call<'_>) -> QueryResult {
     let user = target_user(call)?;
     call.authorize("iam:CreateAccessKey", &user_arn(call, &user))?;
@@ -27,7 +30,9 @@ pub async fn create(call: &Call<'_>) -> QueryResult {
     match call.identity.store().create_access_key(&key).await.map_err(internal)? {
         Ok(()) => {}
         Err(KeyRefusal::LimitExceeded) => {
-            return Err(QueryError::limit_exceeded("Cannot exceed quota for AccessKeysPerUser: 2"));
+            return Err(QueryError::limit_exceeded(format!(
+                "Cannot exceed quota for AccessKeysPerUser: {MAX_KEYS_PER_USER}"
+            )));
         }
         Err(KeyRefusal::DuplicateId) => return Err(QueryError::service_failure()),
     }

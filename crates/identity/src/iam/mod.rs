@@ -1,8 +1,18 @@
 //! The IAM query API's actions, one file per family: users and tags (`users.rs`), access keys
-//! (`keys.rs`), inline policies (`inline.rs`), virtual MFA devices (`mfa.rs`), roles (`roles.rs`).
+//! (`keys.rs`), inline policies of users, groups and roles (`inline.rs`), virtual MFA devices
+//! (`mfa.rs`), groups and membership (`groups.rs`), roles and their trust policies
+//! (`roles.rs`), managed policies and their versions (`managed.rs`), managed policy attachments
+//! (`attach.rs`), permissions boundaries (`boundaries.rs`) and the account summary
+//! (`account.rs`). The principals that carry policies are reached through `holder.rs`.
 
+mod account;
+mod attach;
+mod boundaries;
+mod groups;
+mod holder;
 mod inline;
 mod keys;
+mod managed;
 mod mfa;
 mod roles;
 mod users;
@@ -12,8 +22,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{Call, QueryResult};
-use crate::model::User;
+use crate::model::{ManagedPolicy, User};
 use crate::query::QueryError;
+use holder::Holder;
 
 pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
     match action {
@@ -29,10 +40,54 @@ pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
         "UpdateAccessKey" => keys::update(call).await,
         "DeleteAccessKey" => keys::delete(call).await,
         "GetAccessKeyLastUsed" => keys::last_used(call),
-        "PutUserPolicy" => inline::put(call).await,
-        "GetUserPolicy" => inline::get(call),
-        "ListUserPolicies" => inline::list(call),
-        "DeleteUserPolicy" => inline::delete(call).await,
+        "UpdateUser" => users::update(call).await,
+        "PutUserPolicy" => inline::put(call, Holder::User, "PutUserPolicy").await,
+        "GetUserPolicy" => inline::get(call, Holder::User, "GetUserPolicy"),
+        "ListUserPolicies" => inline::list(call, Holder::User, "ListUserPolicies"),
+        "DeleteUserPolicy" => inline::delete(call, Holder::User, "DeleteUserPolicy").await,
+        "PutGroupPolicy" => inline::put(call, Holder::Group, "PutGroupPolicy").await,
+        "GetGroupPolicy" => inline::get(call, Holder::Group, "GetGroupPolicy"),
+        "ListGroupPolicies" => inline::list(call, Holder::Group, "ListGroupPolicies"),
+        "DeleteGroupPolicy" => inline::delete(call, Holder::Group, "DeleteGroupPolicy").await,
+        "PutRolePolicy" => inline::put(call, Holder::Role, "PutRolePolicy").await,
+        "GetRolePolicy" => inline::get(call, Holder::Role, "GetRolePolicy"),
+        "ListRolePolicies" => inline::list(call, Holder::Role, "ListRolePolicies"),
+        "DeleteRolePolicy" => inline::delete(call, Holder::Role, "DeleteRolePolicy").await,
+        "CreateGroup" => groups::create(call).await,
+        "GetGroup" => groups::get(call),
+        "ListGroups" => groups::list(call),
+        "DeleteGroup" => groups::delete(call).await,
+        "AddUserToGroup" => groups::add_user(call).await,
+        "RemoveUserFromGroup" => groups::remove_user(call).await,
+        "ListGroupsForUser" => groups::list_for_user(call),
+        "CreatePolicy" => managed::create(call).await,
+        "GetPolicy" => managed::get(call),
+        "ListPolicies" => managed::list(call),
+        "DeletePolicy" => managed::delete(call).await,
+        "CreatePolicyVersion" => managed::create_version(call).await,
+        "GetPolicyVersion" => managed::get_version(call),
+        "ListPolicyVersions" => managed::list_versions(call),
+        "SetDefaultPolicyVersion" => managed::set_default_version(call).await,
+        "DeletePolicyVersion" => managed::delete_version(call).await,
+        "ListEntitiesForPolicy" => managed::list_entities(call),
+        "AttachUserPolicy" => attach::attach(call, Holder::User, "AttachUserPolicy").await,
+        "DetachUserPolicy" => attach::detach(call, Holder::User, "DetachUserPolicy").await,
+        "ListAttachedUserPolicies" => attach::list(call, Holder::User, "ListAttachedUserPolicies"),
+        "AttachGroupPolicy" => attach::attach(call, Holder::Group, "AttachGroupPolicy").await,
+        "DetachGroupPolicy" => attach::detach(call, Holder::Group, "DetachGroupPolicy").await,
+        "ListAttachedGroupPolicies" => attach::list(call, Holder::Group, "ListAttachedGroupPolicies"),
+        "AttachRolePolicy" => attach::attach(call, Holder::Role, "AttachRolePolicy").await,
+        "DetachRolePolicy" => attach::detach(call, Holder::Role, "DetachRolePolicy").await,
+        "ListAttachedRolePolicies" => attach::list(call, Holder::Role, "ListAttachedRolePolicies"),
+        "PutUserPermissionsBoundary" => boundaries::put(call, Holder::User, "PutUserPermissionsBoundary").await,
+        "DeleteUserPermissionsBoundary" => {
+            boundaries::delete(call, Holder::User, "DeleteUserPermissionsBoundary").await
+        }
+        "PutRolePermissionsBoundary" => boundaries::put(call, Holder::Role, "PutRolePermissionsBoundary").await,
+        "DeleteRolePermissionsBoundary" => {
+            boundaries::delete(call, Holder::Role, "DeleteRolePermissionsBoundary").await
+        }
+        "GetAccountSummary" => account::summary(call).await,
         "CreateVirtualMFADevice" => mfa::create(call).await,
         "EnableMFADevice" => mfa::enable(call).await,
         "DeactivateMFADevice" => mfa::deactivate(call).await,
@@ -113,6 +168,43 @@ async fn create<T: Serialize>(call: &Call<'_>, kind: EntryKind, name: &str, valu
     }
 }
 
+/// Deletes an entry as read now; `DeleteConflict` if it changed meanwhile (the caller's checks
+/// were made on what it was).
+async fn remove(call: &Call<'_>, kind: EntryKind, name: &str) -> Result<(), QueryError> {
+    let store = call.identity.store();
+    let entry = store.get_entry(kind, name).await.map_err(internal)?.ok_or_else(|| {
+        QueryError::no_such_entity(format!("The {} with name {name} cannot be found.", kind.as_str()))
+    })?;
+    if !store.delete_entry(kind, name, entry.revision).await.map_err(internal)? {
+        return Err(QueryError::delete_conflict(format!(
+            "The {} changed while it was being deleted; try again.",
+            kind.as_str()
+        )));
+    }
+    reload(call).await
+}
+
+/// A policy document as AWS returns it: URL-encoded (RFC 3986, so spaces are `%20`); the CLI
+/// and SDKs decode it.
+fn url_encoded(document: &str) -> String {
+    let encoded: String = form_urlencoded::byte_serialize(document.as_bytes()).collect();
+    encoded.replace('+', "%20")
+}
+
+fn policy_arn(call: &Call<'_>, policy: &ManagedPolicy) -> String {
+    call.identity.account().iam_arn("policy", &policy.path, &policy.name)
+}
+
+/// The managed policy `arn` names, as AWS refuses an unknown one.
+fn policy_by_arn(call: &Call<'_>, arn: &str) -> Result<ManagedPolicy, QueryError> {
+    call.identity
+        .directory()
+        .policies
+        .get(arn)
+        .cloned()
+        .ok_or_else(|| QueryError::no_such_entity(format!("Policy {arn} does not exist or is not attachable.")))
+}
+
 async fn reload(call: &Call<'_>) -> Result<(), QueryError> {
     call.identity.reload().await.map_err(internal)
 }
@@ -140,6 +232,24 @@ fn check_name(param: &str, value: &str, max: usize) -> Result<(), QueryError> {
             lower_first(param)
         )))
     }
+}
+
+/// The name (`param`, at most `max` characters) and `Path` (by default `/`) of an entity to
+/// create, both checked.
+fn name_and_path<'c>(call: &'c Call<'_>, param: &str, max: usize) -> Result<(&'c str, &'c str), QueryError> {
+    let name = call.params.required(param)?;
+    check_name(param, name, max)?;
+    let path = call.params.get("Path").unwrap_or("/");
+    check_path(path)?;
+    Ok((name, path))
+}
+
+/// Refuses to create one more of `what` (`Users`, ...) when the account has `max` already.
+fn within_quota(count: usize, max: usize, what: &str) -> Result<(), QueryError> {
+    if count >= max {
+        return Err(QueryError::limit_exceeded(format!("Cannot exceed quota for {what}PerAccount: {max}")));
+    }
+    Ok(())
 }
 
 /// IAM paths: `/`, or `/` + segments + `/`.
