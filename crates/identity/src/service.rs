@@ -434,6 +434,20 @@ impl Identity {
         let set = PolicySet { identity, resource: resource_policy, boundary, session };
         latchkey_policy::evaluate(&set, &request)
     }
+
+    /// Decides whether an unsigned request may perform `action` on `resource`: only a resource
+    /// policy that grants to everyone can allow it (the engine's rule for anonymous callers).
+    pub fn authorize_anonymous(
+        &self,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+        resource_policy: Option<&NamedPolicy>,
+    ) -> Decision {
+        let principal = Principal::anonymous();
+        let request = Request { principal: &principal, action, resource, context };
+        latchkey_policy::evaluate(&PolicySet { resource: resource_policy, ..PolicySet::default() }, &request)
+    }
 }
 
 impl Identity {

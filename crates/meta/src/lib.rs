@@ -1,6 +1,7 @@
 //! The metadata store: every row Latchkey keeps, behind one async trait per domain:
 //! [`MetaStore`] (buckets, object records, multipart uploads, share links and their grants, audit
-//! events) and [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions).
+//! events), [`BucketConfigStore`] (bucket policies, public access blocks, bucket tags) and
+//! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -8,6 +9,9 @@
 //! share one PostgreSQL database. Both run the same conformance suite.
 
 mod batch;
+mod bucket_config;
+#[cfg(test)]
+mod bucket_config_conformance;
 mod cache;
 #[cfg(test)]
 mod conformance;
@@ -23,6 +27,7 @@ mod statements;
 mod supervise;
 mod uses;
 
+pub use bucket_config::{BucketConfig, BucketConfigSnapshot, BucketConfigStore, BucketSetting, PublicAccessBlock};
 pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,
     SessionRecord, StoredAccessKey,

@@ -36,38 +36,57 @@ pub struct PgStore {
     batcher: PgBatcher,
     /// Told of this replica's identity changes and, through `LISTEN`, of every other replica's.
     identity_changes: tokio::sync::watch::Sender<u64>,
+    /// The same for bucket settings.
+    config_changes: tokio::sync::watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
 }
 
 crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: identity_changes);
+crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
 
 /// The channel the `iam_generation` trigger notifies (migration 0005).
 const IDENTITY_CHANNEL: &str = "latchkey_identity";
+/// The channel the `bucket_config_generation` trigger notifies (migration 0006).
+const BUCKET_CONFIG_CHANNEL: &str = "latchkey_bucket_config";
 
-/// Forwards identity notifications from other replicas to `changes`. A notification lost while
-/// the connection was down is made up for by a change signalled on every reconnect.
-async fn listen_for_identity_changes(pool: PgPool, changes: tokio::sync::watch::Sender<u64>) {
+/// Forwards notifications from other replicas to `identity` and `configs`, by channel. A
+/// notification lost while the connection was down is made up for by a change signalled to both
+/// on every reconnect.
+async fn listen_for_changes(
+    pool: PgPool,
+    identity: tokio::sync::watch::Sender<u64>,
+    configs: tokio::sync::watch::Sender<u64>,
+) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(e) => {
-                tracing::warn!(error = %e, "identity change listener cannot connect; retrying");
+                tracing::warn!(error = %e, "change listener cannot connect; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if let Err(e) = listener.listen(IDENTITY_CHANNEL).await {
-            tracing::warn!(error = %e, "identity change listener cannot LISTEN; retrying");
+        if let Err(e) = listener.listen_all([IDENTITY_CHANNEL, BUCKET_CONFIG_CHANNEL]).await {
+            tracing::warn!(error = %e, "change listener cannot LISTEN; retrying");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
-        changes.send_modify(|g| *g += 1);
+        identity.send_modify(|g| *g += 1);
+        configs.send_modify(|g| *g += 1);
         loop {
             match listener.try_recv().await {
-                // `None`: the connection was lost and is re-established on the next call.
-                Ok(_) => changes.send_modify(|g| *g += 1),
+                Ok(Some(notification)) if notification.channel() == BUCKET_CONFIG_CHANNEL => {
+                    configs.send_modify(|g| *g += 1);
+                }
+                Ok(Some(_)) => identity.send_modify(|g| *g += 1),
+                // The connection was lost and is re-established on the next call: whatever was
+                // sent meanwhile is unknown.
+                Ok(None) => {
+                    identity.send_modify(|g| *g += 1);
+                    configs.send_modify(|g| *g += 1);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "identity change listener failed; reconnecting");
+                    tracing::warn!(error = %e, "change listener failed; reconnecting");
                     break;
                 }
             }
@@ -83,8 +102,9 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         let batcher = PgBatcher::start(pool.clone());
         let identity_changes = tokio::sync::watch::Sender::new(0);
-        let listener = tokio::spawn(listen_for_identity_changes(pool.clone(), identity_changes.clone()));
-        Ok(Self { pool, batcher, identity_changes, listener })
+        let config_changes = tokio::sync::watch::Sender::new(0);
+        let listener = tokio::spawn(listen_for_changes(pool.clone(), identity_changes.clone(), config_changes.clone()));
+        Ok(Self { pool, batcher, identity_changes, config_changes, listener })
     }
 }
 
@@ -163,6 +183,8 @@ impl MetaStore for PgStore {
             sqlx::query("DELETE FROM buckets WHERE name = $1").bind(name).execute(&mut *tx).await?;
             Ok(())
         })?;
+        // Its settings went with it (other replicas hear of it through the trigger's NOTIFY).
+        self.config_changes.send_modify(|g| *g += 1);
         Ok(())
     }
 
@@ -444,6 +466,39 @@ mod tests {
         let (scoped, schema) = fresh_schema().await?;
         let store = PgStore::open(&scoped, 8).await.unwrap();
         Some((Arc::new(store), schema))
+    }
+
+    mod bucket_config {
+        use super::*;
+        use crate::bucket_config_conformance::bucket_config_conformance_tests;
+
+        async fn open() -> Option<(Arc<PgStore>, Schema)> {
+            let (scoped, schema) = fresh_schema().await?;
+            Some((Arc::new(PgStore::open(&scoped, 8).await.unwrap()), schema))
+        }
+
+        bucket_config_conformance_tests!(open());
+
+        /// A settings change written through one replica reaches the other through NOTIFY.
+        #[tokio::test]
+        async fn another_replica_hears_of_a_change_within_a_second() {
+            use crate::{BucketConfigStore, BucketSetting};
+            let Some((scoped, _schema)) = fresh_schema().await else { return };
+            let writer = PgStore::open(&scoped, 8).await.unwrap();
+            let other = PgStore::open(&scoped, 8).await.unwrap();
+            let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+            writer.create_bucket(&bucket).await.unwrap();
+            let mut changes = other.config_changes();
+            // Wait until the other replica's listener is connected (it signals once it listens).
+            tokio::time::timeout(Duration::from_secs(5), changes.changed()).await.unwrap().unwrap();
+            changes.borrow_and_update();
+            writer.set_bucket_setting("b", &BucketSetting::Policy(Some("{}".into()))).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(1), changes.changed()).await.expect("no notification").unwrap();
+            let seen = other.load_bucket_configs().await.unwrap();
+            assert_eq!(seen.configs.len(), 1);
+            other.close().await;
+            writer.close().await;
+        }
     }
 
     mod identity {

@@ -48,9 +48,12 @@ pub struct SqliteStore {
     _lock: Option<std::fs::File>,
     /// Told of every identity change; only this process writes the database (see the lock).
     identity_changes: tokio::sync::watch::Sender<u64>,
+    /// Told of every bucket settings change, a bucket's deletion included.
+    config_changes: tokio::sync::watch::Sender<u64>,
 }
 
 crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, changes: identity_changes);
+crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
 
 /// Object records kept in memory; about 1 KiB each.
 const CACHED_OBJECTS: NonZeroUsize = NonZeroUsize::new(16 * 1024).unwrap();
@@ -121,6 +124,7 @@ impl SqliteStore {
             buckets: RwLock::new(buckets),
             _lock: lock,
             identity_changes: tokio::sync::watch::Sender::new(0),
+            config_changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -194,6 +198,8 @@ impl MetaStore for SqliteStore {
         })?;
         self.buckets_mut().remove(name);
         self.objects.invalidate_bucket(name);
+        // Its settings went with it.
+        self.config_changes.send_modify(|g| *g += 1);
         Ok(())
     }
 
@@ -436,6 +442,19 @@ mod tests {
     }
 
     conformance_tests!(open());
+
+    mod bucket_config {
+        use super::*;
+        use crate::bucket_config_conformance::bucket_config_conformance_tests;
+
+        async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+            Some((Arc::new(store), dir))
+        }
+
+        bucket_config_conformance_tests!(open());
+    }
 
     mod identity {
         use super::*;

@@ -111,3 +111,95 @@ pub(crate) enum PrincipalEntry {
     /// `Service`, `Federated` or `CanonicalUser`: parsed, but no Latchkey principal is one.
     Foreign,
 }
+
+/// Condition keys that tie a statement to known callers or networks, so that a grant to `*`
+/// guarded by one is not a grant to the public. Folded to lowercase, as keys are stored.
+const NARROWING_KEYS: &[&str] = &[
+    "aws:sourceip",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceowner",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:principalorgid",
+    "aws:userid",
+    "aws:username",
+];
+
+impl Policy {
+    /// Whether the policy is public in S3's sense (GetBucketPolicyStatus `IsPublic`, and what
+    /// BlockPublicPolicy and RestrictPublicBuckets act on), simplified: some `Allow` statement
+    /// names everyone (`"*"`, `{"AWS": "*"}`, or any `NotPrincipal`) and none of its conditions
+    /// tests a key that narrows the callers to known ones ([`NARROWING_KEYS`]: source address,
+    /// VPC, account, ARN, organisation, user). Unlike AWS, the narrowing condition's values are
+    /// not inspected (`aws:SourceIp` `0.0.0.0/0` still counts as narrowing).
+    pub fn is_public(&self) -> bool {
+        self.statements.iter().any(|s| {
+            s.effect == StatementEffect::Allow
+                && s.grants_everyone()
+                && !s.conditions.iter().any(|c| NARROWING_KEYS.contains(&&*c.key))
+        })
+    }
+
+    /// Whether some `Allow` statement names everyone, whatever its conditions: the only
+    /// statements that can grant anything to an anonymous caller.
+    pub fn may_grant_anonymous(&self) -> bool {
+        self.statements.iter().any(|s| s.effect == StatementEffect::Allow && s.grants_everyone())
+    }
+}
+
+impl Statement {
+    /// Whether the Principal element covers every caller: `*` named, or a `NotPrincipal`.
+    fn grants_everyone(&self) -> bool {
+        self.principals
+            .as_ref()
+            .is_some_and(|p| p.negated || p.entries.iter().any(|e| matches!(e, PrincipalEntry::Everyone)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{PolicyKind, parse};
+
+    fn bucket_policy(statement: &str) -> crate::Policy {
+        let json = format!(r#"{{"Version": "2012-10-17", "Statement": [{statement}]}}"#);
+        parse(&json, PolicyKind::Resource, crate::MAX_POLICY_BYTES).unwrap()
+    }
+
+    const READ: &str = r#""Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*""#;
+
+    #[test]
+    fn a_grant_to_everyone_is_public_unless_narrowed() {
+        let public = bucket_policy(&format!(r#"{{"Effect": "Allow", "Principal": "*", {READ}}}"#));
+        assert!(public.is_public() && public.may_grant_anonymous());
+        let aws_star = bucket_policy(&format!(r#"{{"Effect": "Allow", "Principal": {{"AWS": "*"}}, {READ}}}"#));
+        assert!(aws_star.is_public());
+        let not_principal = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "NotPrincipal": {{"AWS": "arn:aws:iam::123456789012:user/a"}}, {READ}}}"#
+        ));
+        assert!(not_principal.is_public());
+        let narrowed = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "Principal": "*", {READ},
+                "Condition": {{"IpAddress": {{"AWS:SourceIp": "10.0.0.0/8"}}}}}}"#
+        ));
+        assert!(!narrowed.is_public() && narrowed.may_grant_anonymous());
+        // A condition on another key narrows nothing.
+        let agent = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "Principal": "*", {READ},
+                "Condition": {{"StringLike": {{"aws:UserAgent": "curl*"}}}}}}"#
+        ));
+        assert!(agent.is_public());
+    }
+
+    #[test]
+    fn denials_and_named_principals_are_not_public() {
+        let deny = bucket_policy(&format!(r#"{{"Effect": "Deny", "Principal": "*", {READ}}}"#));
+        assert!(!deny.is_public() && !deny.may_grant_anonymous());
+        let user = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::123456789012:user/a"}}, {READ}}}"#
+        ));
+        assert!(!user.is_public() && !user.may_grant_anonymous());
+    }
+}

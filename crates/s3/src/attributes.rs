@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use latchkey_meta::{ContentHeaders, ObjectRecord, Tag};
 use latchkey_object::ObjectAttributes;
 use s3s::dto::{ETag, Metadata, Timestamp, TimestampFormat};
-use s3s::{S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 /// S3's limit on user metadata: keys and values together, in bytes.
 const MAX_USER_METADATA: usize = 2048;
-/// S3's limits on object tags.
-const MAX_TAGS: usize = 10;
+/// S3's limits on tags: at most 10 on an object, 50 on a bucket.
+pub(crate) const MAX_OBJECT_TAGS: usize = 10;
+pub(crate) const MAX_BUCKET_TAGS: usize = 50;
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
 
@@ -69,12 +70,29 @@ fn parse_tagging_header(header: &str) -> S3Result<Vec<Tag>> {
     let tags = form_urlencoded::parse(header.as_bytes())
         .map(|(k, v)| Tag { key: k.into_owned(), value: v.into_owned() })
         .collect();
-    validate_tags(tags)
+    validate_tags(tags, MAX_OBJECT_TAGS)
 }
 
-pub(crate) fn validate_tags(tags: Vec<Tag>) -> S3Result<Vec<Tag>> {
-    if tags.len() > MAX_TAGS {
-        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+/// A Tagging document's tags as stored, checked against S3's limits (at most `max` tags).
+pub(crate) fn tag_set(tag_set: Vec<s3s::dto::Tag>, max: usize) -> S3Result<Vec<Tag>> {
+    let tags = tag_set
+        .into_iter()
+        .map(|t| match (t.key, t.value) {
+            (Some(key), Some(value)) => Ok(Tag { key, value }),
+            _ => Err(s3_error!(MalformedXML, "Every Tag needs a Key and a Value")),
+        })
+        .collect::<S3Result<Vec<_>>>()?;
+    validate_tags(tags, max)
+}
+
+/// Stored tags as a Tagging document's tag set.
+pub(crate) fn wire_tags(tags: Vec<Tag>) -> Vec<s3s::dto::Tag> {
+    tags.into_iter().map(|t| s3s::dto::Tag { key: Some(t.key), value: Some(t.value) }).collect()
+}
+
+fn validate_tags(tags: Vec<Tag>, max: usize) -> S3Result<Vec<Tag>> {
+    if tags.len() > max {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidTag, format!("Tags cannot be greater than {max}")));
     }
     for (i, tag) in tags.iter().enumerate() {
         if tag.key.is_empty() || tag.key.chars().count() > MAX_TAG_KEY {

@@ -1,20 +1,22 @@
 //! Who is calling: secret lookup for signature verification, and the gate every S3 call passes.
 //!
-//! The envelope (`envelope.rs`) has already refused anonymous, wrongly scoped and overlong
-//! requests. s3s verifies signatures (SigV4 header, presigned and aws-chunked; SigV2) with the
-//! secret [`KeyAuth`] returns. [`Authorizer`] then refuses what no backend can store and asks the
-//! identity service whether the caller's policies allow the operation.
+//! The envelope (`envelope.rs`) has already refused wrongly scoped and overlong requests, and
+//! unsigned ones except GETs and HEADs of buckets whose policy may grant them. s3s verifies
+//! signatures (SigV4 header, presigned and aws-chunked; SigV2) with the secret [`KeyAuth`]
+//! returns. [`Authorizer`] then refuses what no backend can store and asks the identity service
+//! whether the caller's policies and the bucket's policy allow the operation.
 
 use std::sync::Arc;
 
 use latchkey_identity::{Caller, Identity, Refusal};
-use latchkey_meta::{AuditEvent, MetaStore};
+use latchkey_meta::{AuditEvent, MetaStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use time::OffsetDateTime;
 
+use crate::bucket_configs::{BucketConfigs, BucketRules, CompiledPolicy};
 use crate::policy_request;
 
 /// Secrets for signature verification: the root key, IAM users' active keys and STS sessions'.
@@ -83,17 +85,90 @@ impl s3s::validation::NameValidation for BucketNames {
 }
 
 /// The gate in front of every S3 operation: refuses what no backend can store, then asks the
-/// identity service whether the caller may do it, with the S3 condition keys of the request.
+/// identity service whether the caller may do it, with the S3 condition keys of the request, the
+/// bucket's tags (`aws:ResourceTag/KEY`) and the bucket's policy. An unsigned request is decided
+/// here too, as the anonymous principal: only a bucket policy granting to everyone can allow it.
 /// The caller is left in the request's extensions for operations that check more (copy sources,
 /// the share API).
 pub struct Authorizer {
     identity: Arc<Identity>,
     meta: Arc<dyn MetaStore>,
+    configs: Arc<BucketConfigs>,
 }
 
+/// The principal recorded for a refused unsigned request.
+const ANONYMOUS: &str = "anonymous";
+
 impl Authorizer {
-    pub fn new(identity: Arc<Identity>, meta: Arc<dyn MetaStore>) -> Self {
-        Self { identity, meta }
+    pub fn new(identity: Arc<Identity>, meta: Arc<dyn MetaStore>, configs: Arc<BucketConfigs>) -> Self {
+        Self { identity, meta, configs }
+    }
+}
+
+/// The decision for one action on one resource under a bucket's `rules` (`None` for the
+/// service): `Err` with the reason when the bucket's stored policy no longer compiles.
+fn decide(
+    identity: &Identity,
+    caller: Option<&Caller>,
+    action: &str,
+    resource: &str,
+    context: &RequestContext,
+    rules: Option<&BucketRules>,
+) -> Result<Decision, String> {
+    if let Some(rules) = rules
+        && matches!(rules.policy, CompiledPolicy::Broken)
+        && !matches!(action, "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy")
+    {
+        return Err("the bucket's stored policy does not compile".to_owned());
+    }
+    let policy = rules.and_then(|r| r.policy_for(caller.is_none()));
+    Ok(match caller {
+        Some(caller) => identity.authorize(caller, action, resource, context, policy),
+        None => identity.authorize_anonymous(action, resource, context, policy),
+    })
+}
+
+/// Why a decision refuses (never shown to the caller): the deciding statement, or that none
+/// allows it; `None` when it allows.
+fn refusal_reason(decision: Result<Decision, String>) -> Option<String> {
+    match decision {
+        Ok(decision) if decision.effect == Effect::Allow => None,
+        Ok(Decision { effect: Effect::ExplicitDeny, deciding: Some(statement) }) => Some(format!(
+            "explicit deny in {:?} policy {:?}, statement {}",
+            statement.source,
+            statement.policy_name,
+            statement.sid.clone().unwrap_or_else(|| statement.index.to_string())
+        )),
+        Ok(_) => Some("no policy allows it".to_owned()),
+        Err(why) => Some(why),
+    }
+}
+
+/// A refused request, as the audit trail records it.
+struct Denial<'a> {
+    caller: Option<&'a Caller>,
+    action: &'a str,
+    resource: &'a str,
+    why: String,
+    source_ip: Option<String>,
+}
+
+impl Denial<'_> {
+    async fn audit(self, identity: &Identity, meta: &dyn MetaStore) {
+        let principal =
+            self.caller.map_or_else(|| ANONYMOUS.to_owned(), |caller| caller.principal(identity.account()).arn);
+        let event = AuditEvent {
+            at: OffsetDateTime::now_utc(),
+            event: "policy.denied".into(),
+            share_id: None,
+            principal: Some(principal),
+            source_ip: self.source_ip,
+            user_agent: None,
+            reason: Some(format!("{} on {}: {}", self.action, self.resource, self.why)),
+        };
+        if let Err(e) = meta.record_audit(&event).await {
+            tracing::error!(error = %e, "cannot record a policy denial");
+        }
     }
 }
 
@@ -104,58 +179,45 @@ impl Authorizer {
 pub struct ObjectPermission {
     identity: Arc<Identity>,
     meta: Arc<dyn MetaStore>,
-    caller: Caller,
+    configs: Arc<BucketConfigs>,
+    caller: Option<Caller>,
     context: Arc<RequestContext>,
     source_ip: Option<String>,
 }
 
 impl ObjectPermission {
-    /// Whether `action` on `bucket/key` is allowed; a refusal is audited.
+    /// Whether `action` on `bucket/key` is allowed (with the bucket's policy); a refusal is
+    /// audited.
     pub async fn allows(&self, action: &str, bucket: &str, key: &str) -> bool {
         let resource = format!("arn:aws:s3:::{bucket}/{key}");
-        let decision = self.identity.authorize(&self.caller, action, &resource, &self.context, None);
-        if decision.effect == Effect::Allow {
-            return true;
-        }
-        let denial = Denial { caller: &self.caller, action, resource: &resource, decision: &decision };
-        denial.audit(&self.identity, self.meta.as_ref(), self.source_ip.clone()).await;
+        let rules = self.configs.get(bucket);
+        let decision = decide(&self.identity, self.caller.as_ref(), action, &resource, &self.context, Some(&rules));
+        let Some(why) = refusal_reason(decision) else { return true };
+        let denial = Denial {
+            caller: self.caller.as_ref(),
+            action,
+            resource: &resource,
+            why,
+            source_ip: self.source_ip.clone(),
+        };
+        denial.audit(&self.identity, self.meta.as_ref()).await;
         false
     }
 }
 
-/// A refused request, as the audit trail records it.
-struct Denial<'a> {
-    caller: &'a Caller,
-    action: &'a str,
-    resource: &'a str,
-    decision: &'a Decision,
+/// The bucket an ARN from `policy_request` names (`arn:aws:s3:::bucket/key` or `...:::bucket`).
+fn arn_bucket(resource: &str) -> Option<&str> {
+    let rest = resource.strip_prefix("arn:aws:s3:::")?;
+    Some(rest.split_once('/').map_or(rest, |(bucket, _)| bucket))
 }
 
-impl Denial<'_> {
-    /// Records why (never shown to the caller): who, what, on which resource, and the deciding
-    /// statement or that none allows it.
-    async fn audit(&self, identity: &Identity, meta: &dyn MetaStore, source_ip: Option<String>) {
-        let why = match (&self.decision.effect, &self.decision.deciding) {
-            (Effect::ExplicitDeny, Some(statement)) => format!(
-                "explicit deny in {:?} policy {:?}, statement {}",
-                statement.source,
-                statement.policy_name,
-                statement.sid.clone().unwrap_or_else(|| statement.index.to_string())
-            ),
-            _ => "no policy allows it".to_owned(),
-        };
-        let event = AuditEvent {
-            at: OffsetDateTime::now_utc(),
-            event: "policy.denied".into(),
-            share_id: None,
-            principal: Some(self.caller.principal(identity.account()).arn),
-            source_ip,
-            user_agent: None,
-            reason: Some(format!("{} on {}: {why}", self.action, self.resource)),
-        };
-        if let Err(e) = meta.record_audit(&event).await {
-            tracing::error!(error = %e, "cannot record a policy denial");
-        }
+/// Replaces the `aws:ResourceTag/KEY` keys of `previous` tags with those of `tags`.
+fn set_resource_tags(context: &mut RequestContext, previous: &[Tag], tags: &[Tag]) {
+    for tag in previous {
+        context.insert_multi(&format!("aws:ResourceTag/{}", tag.key), Vec::<String>::new());
+    }
+    for tag in tags {
+        context.insert(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
     }
 }
 
@@ -179,10 +241,6 @@ fn session_token(cx: &S3AccessContext<'_>, access_key: &str) -> Option<String> {
 #[async_trait::async_trait]
 impl S3Access for Authorizer {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "Access Denied"));
-        };
-        let access_key = credentials.access_key.clone();
         if carries_nul(cx) {
             return Err(s3_error!(
                 InvalidArgument,
@@ -190,12 +248,20 @@ impl S3Access for Authorizer {
             ));
         }
         crate::sse::refuse_encryption_headers(cx.headers())?;
-        let caller =
-            self.identity.caller(&access_key, session_token(cx, &access_key).as_deref()).await.map_err(refused)?;
+        let caller = match cx.credentials() {
+            Some(credentials) => {
+                let access_key = credentials.access_key.clone();
+                let token = session_token(cx, &access_key);
+                Some(self.identity.caller(&access_key, token.as_deref()).await.map_err(refused)?)
+            }
+            None => None,
+        };
         let source_ip = cx.extensions_mut().get::<ClientAddress>().map(|address| address.0);
         let operation = cx.s3_op().name();
         let mut context = policy_request::s3_context(cx, source_ip, OffsetDateTime::now_utc());
-        self.identity.caller_context(&caller, &mut context);
+        if let Some(caller) = &caller {
+            self.identity.caller_context(caller, &mut context);
+        }
         let mut checks = Vec::with_capacity(2);
         // DeleteObjects names its keys in the body: each is authorised there (ObjectPermission).
         if operation != "DeleteObjects" {
@@ -206,25 +272,34 @@ impl S3Access for Authorizer {
         {
             checks.push(("s3:GetObject".to_owned(), source));
         }
-        let source_ip = source_ip.map(|ip| ip.to_string());
-        for (action, resource) in checks {
-            let decision = self.identity.authorize(&caller, &action, &resource, &context, None);
-            if decision.effect != Effect::Allow {
-                let denial = Denial { caller: &caller, action: &action, resource: &resource, decision: &decision };
-                denial.audit(&self.identity, self.meta.as_ref(), source_ip).await;
+        // The bucket whose tags the context holds (the copy source's bucket may differ).
+        let mut previous: Option<Arc<BucketRules>> = None;
+        for (action, resource) in &checks {
+            let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
+            let tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
+            set_resource_tags(&mut context, previous.as_deref().map_or(&[][..], BucketRules::tags), tags);
+            let decision = decide(&self.identity, caller.as_ref(), action, resource, &context, rules.as_deref());
+            if let Some(why) = refusal_reason(decision) {
+                let source_ip = source_ip.map(|ip| ip.to_string());
+                let denial = Denial { caller: caller.as_ref(), action, resource, why, source_ip };
+                denial.audit(&self.identity, self.meta.as_ref()).await;
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
+            previous = rules;
         }
         if operation == "DeleteObjects" {
             cx.extensions_mut().insert(ObjectPermission {
                 identity: self.identity.clone(),
                 meta: self.meta.clone(),
+                configs: self.configs.clone(),
                 caller: caller.clone(),
                 context: Arc::new(context),
-                source_ip,
+                source_ip: source_ip.map(|ip| ip.to_string()),
             });
         }
-        cx.extensions_mut().insert(caller);
+        if let Some(caller) = caller {
+            cx.extensions_mut().insert(caller);
+        }
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
-//! Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation.
+//! Bucket operations: ListBuckets, CreateBucket (with its initial public access block),
+//! DeleteBucket, HeadBucket, GetBucketLocation.
 //! Bucket names are checked against S3's naming rules by s3s before a request gets here.
 
+use latchkey_meta::BucketSetting;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -44,6 +46,11 @@ pub(crate) async fn create_bucket(
         ));
     }
     front.objects.create_bucket(&input.bucket, &front.region).await.or_s3()?;
+    // A bucket without stored settings has every flag on; `block_public_access = false` asks for
+    // none. Should this write fail, the bucket stays blocked, which is the safe side.
+    if !front.block_public_access {
+        front.configs.set(&input.bucket, BucketSetting::PublicAccessBlock(None)).await.or_s3()?;
+    }
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
 }
 
@@ -52,6 +59,8 @@ pub(crate) async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     front.objects.delete_bucket(&req.input.bucket).await.or_s3()?;
+    // Its settings went with it; a bucket created again under the name must not inherit them.
+    front.configs.reload_after_write().await;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, Method, Uri, header};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
@@ -40,8 +40,22 @@ enum Signing<'a> {
 
 impl SigningRules {
     /// Refuses what the envelope alone says is not acceptable; s3s then verifies the signature.
-    pub fn check(&self, uri: &Uri, headers: &HeaderMap, now: OffsetDateTime) -> S3Result<()> {
+    /// `admits_anonymous(bucket)`: whether the bucket's policy may allow an unsigned request.
+    pub fn check(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        now: OffsetDateTime,
+        admits_anonymous: &dyn Fn(&str) -> bool,
+    ) -> S3Result<()> {
         match signing(uri, headers) {
+            Signing::Anonymous
+                if (method == Method::GET || method == Method::HEAD)
+                    && path_bucket(uri).is_some_and(admits_anonymous) =>
+            {
+                Ok(())
+            }
             // A POST form carries its signature in the body, which is not read before an
             // authenticated request; PostObject is not served, so it is refused unread too.
             Signing::Anonymous => Err(s3_error!(AccessDenied, "Access Denied")),
@@ -142,6 +156,13 @@ fn signing<'a>(uri: &Uri, headers: &'a HeaderMap) -> Signing<'a> {
     }
 }
 
+/// The bucket of a path-style request, as written (a bucket name has nothing to decode; an
+/// encoded one names no bucket with a policy, so it is refused).
+fn path_bucket(uri: &Uri) -> Option<&str> {
+    let bucket = uri.path().strip_prefix('/')?.split('/').next()?;
+    (!bucket.is_empty()).then_some(bucket)
+}
+
 /// The region of a SigV4 credential `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
 fn scope_region(credential: &str) -> Option<&str> {
     let mut parts = credential.rsplitn(5, '/');
@@ -188,12 +209,25 @@ mod tests {
     }
 
     fn check(rules: &SigningRules, uri: &str, headers: &[(&str, &str)], now: OffsetDateTime) -> Result<(), String> {
+        check_as(rules, &Method::GET, uri, headers, now, &|_| false)
+    }
+
+    fn check_as(
+        rules: &SigningRules,
+        method: &Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        now: OffsetDateTime,
+        public: &dyn Fn(&str) -> bool,
+    ) -> Result<(), String> {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         let uri: Uri = uri.parse().unwrap();
-        rules.check(&uri, &map, now).map_err(|e| format!("{}: {}", e.code().as_str(), e.message().unwrap_or("")))
+        rules
+            .check(method, &uri, &map, now, public)
+            .map_err(|e| format!("{}: {}", e.code().as_str(), e.message().unwrap_or("")))
     }
 
     const NOW: OffsetDateTime = time::macros::datetime!(2026-12-02 12:00:00 UTC);
@@ -202,6 +236,26 @@ mod tests {
     fn anonymous_requests_are_refused_first() {
         let err = check(&rules(), "/b/%00/x?uploads", &[], NOW).unwrap_err();
         assert_eq!(err, "AccessDenied: Access Denied");
+    }
+
+    #[test]
+    fn unsigned_reads_pass_only_for_buckets_that_may_grant_them() {
+        let public = |bucket: &str| bucket == "pub";
+        let at = |method: &Method, uri: &str| check_as(&rules(), method, uri, &[], NOW, &public);
+        at(&Method::GET, "/pub/k").unwrap();
+        at(&Method::HEAD, "/pub/a/b").unwrap();
+        at(&Method::GET, "/pub").unwrap();
+        for (method, uri) in [
+            (Method::GET, "/private/k"),
+            (Method::GET, "/"),
+            (Method::GET, "//pub/k"),
+            (Method::GET, "/%70ub/k"),
+            (Method::PUT, "/pub/k"),
+            (Method::POST, "/pub/k?uploads"),
+            (Method::DELETE, "/pub/k"),
+        ] {
+            assert_eq!(at(&method, uri).unwrap_err(), "AccessDenied: Access Denied", "{method} {uri}");
+        }
     }
 
     #[test]

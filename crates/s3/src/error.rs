@@ -76,3 +76,9 @@ impl<T> OrS3<T> for Result<T, ObjectError> {
         self.map_err(s3_error)
     }
 }
+
+impl<T> OrS3<T> for Result<T, MetaError> {
+    fn or_s3(self) -> Result<T, S3Error> {
+        self.map_err(|e| s3_error(e.into()))
+    }
+}

@@ -3,12 +3,16 @@
 //! s3s parses requests, verifies SigV4 (header, presigned, aws-chunked) and SigV2 signatures
 //! against the secrets [`KeyAuth`] looks up, routes to the [`S3`] trait and writes S3 XML. This
 //! crate supplies what the operations mean: [`S3Front`] delegates each one to the file of its
-//! family (`bucket`, `object`, `list`, `multipart`, `tagging`), and [`Authorizer`] decides who
-//! may call at all.
+//! family (`bucket`, `bucket_policy`, `public_access_block`, `bucket_tagging`, `object`, `list`,
+//! `multipart`, `tagging`), and [`Authorizer`] decides who may call at all, from memory
+//! ([`BucketConfigs`] for bucket policies, public access blocks and bucket tags).
 
 mod attributes;
 mod auth;
 mod bucket;
+mod bucket_configs;
+mod bucket_policy;
+mod bucket_tagging;
 mod conditional;
 mod envelope;
 mod error;
@@ -16,11 +20,13 @@ mod list;
 mod multipart;
 mod object;
 mod policy_request;
+mod public_access_block;
 mod sigv2;
 mod sse;
 mod tagging;
 
 pub use auth::{Authorizer, BucketNames, ClientAddress, KeyAuth, RESERVED_SEGMENT};
+pub use bucket_configs::{BucketConfigs, BucketRules};
 pub use envelope::{MAX_PRESIGNED_EXPIRY_SECS, SigningRules};
 pub use sigv2::SigV2Verifier;
 
@@ -33,12 +39,20 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 /// The S3 operations Latchkey serves. Anything not listed here answers `NotImplemented`.
 pub struct S3Front {
     objects: Arc<ObjectService>,
+    configs: Arc<BucketConfigs>,
     region: String,
+    /// Whether new buckets start with every public access flag on (else with none configured).
+    block_public_access: bool,
 }
 
 impl S3Front {
-    pub fn new(objects: Arc<ObjectService>, region: impl Into<String>) -> Self {
-        Self { objects, region: region.into() }
+    pub fn new(
+        objects: Arc<ObjectService>,
+        configs: Arc<BucketConfigs>,
+        region: impl Into<String>,
+        block_public_access: bool,
+    ) -> Self {
+        Self { objects, configs, region: region.into(), block_public_access }
     }
 }
 
@@ -61,6 +75,66 @@ impl S3 for S3Front {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::get_bucket_location(self, req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        bucket_policy::put_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        bucket_policy::get_bucket_policy(self, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        bucket_policy::delete_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        bucket_policy::get_bucket_policy_status(self, req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        public_access_block::put_public_access_block(self, req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        public_access_block::get_public_access_block(self, req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        public_access_block::delete_public_access_block(self, req).await
+    }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        bucket_tagging::put_bucket_tagging(self, req).await
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        bucket_tagging::get_bucket_tagging(self, req).await
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        bucket_tagging::delete_bucket_tagging(self, req).await
     }
     async fn put_bucket_encryption(
         &self,

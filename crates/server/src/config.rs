@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub max_presigned_expiry: Duration,
     /// Whether SigV2 (header and presigned) is accepted at all.
     pub sigv2: bool,
+    /// Whether new buckets start with all four public access block flags on (else with no
+    /// public access block), like AWS's account-level setting.
+    pub block_public_access: bool,
     /// How long audit events are kept before the sweeper purges them.
     pub audit_retention: Duration,
     /// How often redemptions of unknown share tokens are written to the audit trail, as one
@@ -80,6 +83,7 @@ pub struct ConfigFile {
     pub public_url: Option<String>,
     pub max_presigned_expiry_secs: Option<u64>,
     pub sigv2: Option<bool>,
+    pub block_public_access: Option<bool>,
     pub audit_retention_secs: Option<u64>,
     pub audit_unknown_tokens_flush_secs: Option<u64>,
 }
@@ -143,6 +147,7 @@ impl ServerConfig {
             public_url,
             max_presigned_expiry: Duration::from_secs(max_presigned_expiry),
             sigv2: file.sigv2.unwrap_or(true),
+            block_public_access: file.block_public_access.unwrap_or(true),
             audit_retention: file.audit_retention_secs.map_or(DEFAULT_AUDIT_RETENTION, Duration::from_secs),
             audit_unknown_tokens_flush,
         })
@@ -215,5 +220,8 @@ mod tests {
         let file: ConfigFile = toml::from_str("max_presigned_expiry_secs = 3600\nsigv2 = false").unwrap();
         let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
         assert_eq!((config.max_presigned_expiry, config.sigv2), (Duration::from_secs(3600), false));
+        assert!(config.block_public_access, "new buckets block public access unless told otherwise");
+        let file: ConfigFile = toml::from_str("block_public_access = false").unwrap();
+        assert!(!ServerConfig::resolve(Overrides::default(), file).unwrap().block_public_access);
     }
 }

@@ -23,9 +23,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
-use latchkey_meta::{IdentityStore, MetaStore, PgStore, SqliteStore};
+use latchkey_meta::{BucketConfigStore, IdentityStore, MetaStore, PgStore, SqliteStore};
 use latchkey_object::ObjectService;
-use latchkey_s3::{Authorizer, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
+use latchkey_s3::{Authorizer, BucketConfigs, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
 use latchkey_share::{PublicBase, ShareGate, ShareKey, SharePolicy, ShareService, UrlSigner};
 use latchkey_storage::BlobStore;
@@ -47,6 +47,7 @@ pub struct Server {
     shares: Arc<ShareService>,
     meta: Arc<dyn MetaStore>,
     identity: Arc<Identity>,
+    configs: Arc<BucketConfigs>,
     config: ServerConfig,
 }
 
@@ -58,7 +59,7 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let (meta, identity_store) = open_meta(&config).await?;
+        let Views { meta, identity: identity_store, configs: config_store } = open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
         let (root, source) = credentials::load_or_create(&config.data_dir)?;
@@ -93,11 +94,13 @@ impl Server {
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
         let gate = Arc::new(ShareGate::new(identity.clone()));
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
-        let mut s3 = S3ServiceBuilder::new(S3Front::new(objects.clone(), config.region.clone()));
+        let configs = BucketConfigs::open(config_store).await.context("cannot load bucket settings")?;
+        let front = S3Front::new(objects.clone(), configs.clone(), config.region.clone(), config.block_public_access);
+        let mut s3 = S3ServiceBuilder::new(front);
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
         let keys = KeyAuth::new(identity.clone());
         s3.set_auth(keys.clone());
-        s3.set_access(Authorizer::new(identity.clone(), meta.clone()));
+        s3.set_access(Authorizer::new(identity.clone(), meta.clone(), configs.clone()));
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
         let listener =
@@ -114,8 +117,9 @@ impl Server {
             meta.clone(),
             signing,
             SigV2Verifier::new(keys),
+            configs.clone(),
         );
-        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, identity, config })
+        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, config })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -151,6 +155,11 @@ impl Server {
         let maintainer = tokio::spawn({
             let until = until_stopped.clone();
             async move { identity.maintain(until()).await }
+        });
+        let configs = self.configs.clone();
+        let config_maintainer = tokio::spawn({
+            let until = until_stopped.clone();
+            async move { configs.maintain(until()).await }
         });
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
         loop {
@@ -191,6 +200,7 @@ impl Server {
         let _ = collector.await;
         let _ = sweeper.await;
         let _ = maintainer.await;
+        let _ = config_maintainer.await;
         self.meta.close().await;
         Ok(())
     }
@@ -224,12 +234,18 @@ const ACCOUNT_ID: &str = "000000000000";
 pub const MASTER_KEY_ENV: &str = "LATCHKEY_MASTER_KEY";
 
 /// One store, seen through each of its domain traits.
-fn views<S: MetaStore + IdentityStore>(store: S) -> (Arc<dyn MetaStore>, Arc<dyn IdentityStore>) {
-    let store = Arc::new(store);
-    (store.clone(), store)
+struct Views {
+    meta: Arc<dyn MetaStore>,
+    identity: Arc<dyn IdentityStore>,
+    configs: Arc<dyn BucketConfigStore>,
 }
 
-async fn open_meta(config: &ServerConfig) -> anyhow::Result<(Arc<dyn MetaStore>, Arc<dyn IdentityStore>)> {
+fn views<S: MetaStore + IdentityStore + BucketConfigStore>(store: S) -> Views {
+    let store = Arc::new(store);
+    Views { meta: store.clone(), identity: store.clone(), configs: store }
+}
+
+async fn open_meta(config: &ServerConfig) -> anyhow::Result<Views> {
     let failed = "cannot open the metadata store";
     Ok(match config.meta_url.as_deref() {
         None => views(SqliteStore::open(&config.data_dir.join("meta.db")).await.context(failed)?),

@@ -1,7 +1,8 @@
 //! Every HTTP request enters here: a request id is assigned, oversized header sections are
 //! refused, `/-/shares` goes through s3s (signed), other `/-/...` paths to Latchkey's public
 //! routes, and everything else to the S3 front. Requests for s3s pass the signature envelope
-//! first (`SigningRules`: anonymous, wrong region, overlong presigned URLs) and a constant-time
+//! first (`SigningRules`: anonymous except reads of buckets a policy may open to everyone, wrong
+//! region, overlong presigned URLs) and a constant-time
 //! SigV2 check (`SigV2Verifier`) before s3s reads a byte of their body, and their S3 error bodies are completed (`error_body.rs`). Each request
 //! leaves one access-log line, never with its query string or a share token
 //! (`access_path.rs`): presigned URLs and tokens travel there.
@@ -18,7 +19,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use latchkey_identity::QueryApi;
 use latchkey_meta::{MetaError, MetaStore};
-use latchkey_s3::{ClientAddress, SigV2Verifier, SigningRules};
+use latchkey_s3::{BucketConfigs, ClientAddress, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
@@ -66,6 +67,8 @@ pub struct Dispatch {
     query: QueryApi,
     signing: SigningRules,
     sigv2: SigV2Verifier,
+    /// Which buckets' policies may admit unsigned requests.
+    configs: Arc<BucketConfigs>,
     request_ids: RequestIds,
 }
 
@@ -87,9 +90,10 @@ impl Dispatch {
         meta: Arc<dyn MetaStore>,
         signing: SigningRules,
         sigv2: SigV2Verifier,
+        configs: Arc<BucketConfigs>,
     ) -> Self {
         let routes = Router::new().route("/-/health", get(move || health(meta.clone()))).merge(public);
-        Self { s3, routes, query, signing, sigv2, request_ids: RequestIds::new() }
+        Self { s3, routes, query, signing, sigv2, configs, request_ids: RequestIds::new() }
     }
 
     pub async fn handle(
@@ -167,7 +171,9 @@ impl Dispatch {
     /// The S3 front (and the signed API): the envelope first, so that nothing of a request that
     /// cannot be authenticated is read; then s3s.
     async fn s3(&self, req: Request<Incoming>) -> Response<Body> {
-        if let Err(e) = self.signing.check(req.uri(), req.headers(), time::OffsetDateTime::now_utc()) {
+        let admits_anonymous = |bucket: &str| self.configs.get(bucket).admits_anonymous();
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(e) = self.signing.check(req.method(), req.uri(), req.headers(), now, &admits_anonymous) {
             return s3_error_response(e);
         }
         if let Err(e) = self.sigv2.verify(req.method(), req.uri(), req.headers()).await {

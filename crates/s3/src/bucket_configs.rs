@@ -1,0 +1,209 @@
+//! Every bucket's settings in memory, bucket policies compiled: what the Authorizer and the
+//! envelope decide from, without a database read per request.
+//!
+//! [`BucketConfigs`] holds one snapshot of the store ([`BucketConfigStore`]), rebuilt whole when
+//! the store announces a change (`maintain`: this process's writes at once, other replicas'
+//! through PostgreSQL `LISTEN latchkey_bucket_config`), and by the operation that wrote before
+//! it answers, so that its change applies to the next request here. A snapshot older than the
+//! one in place (by the store's generation counter) never replaces it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use latchkey_meta::{BucketConfig, BucketConfigStore, BucketSetting, MetaError, Tag};
+use latchkey_policy::{MAX_POLICY_BYTES, NamedPolicy, PolicyKind, PolicySource};
+
+/// One bucket's settings, with its policy compiled.
+#[derive(Debug)]
+pub struct BucketRules {
+    pub config: BucketConfig,
+    pub policy: CompiledPolicy,
+}
+
+/// A bucket's policy as the Authorizer uses it.
+#[derive(Debug)]
+pub enum CompiledPolicy {
+    None,
+    Compiled {
+        policy: NamedPolicy,
+        public: bool,
+    },
+    /// The stored document no longer compiles (a newer server's policy, a damaged row): the
+    /// bucket refuses every request but replacing or deleting its policy, since ignoring the
+    /// policy could drop a Deny.
+    Broken,
+}
+
+impl BucketRules {
+    fn build(bucket: &str, config: BucketConfig) -> BucketRules {
+        let policy = match &config.policy {
+            None => CompiledPolicy::None,
+            Some(document) => match latchkey_policy::parse(document, PolicyKind::Resource, MAX_POLICY_BYTES) {
+                Ok(policy) => CompiledPolicy::Compiled {
+                    public: policy.is_public(),
+                    policy: NamedPolicy {
+                        name: format!("bucket policy of {bucket}"),
+                        source: PolicySource::Bucket,
+                        policy: Arc::new(policy),
+                    },
+                },
+                Err(e) => {
+                    tracing::error!(bucket, error = %e, "a stored bucket policy does not compile; the bucket refuses requests");
+                    CompiledPolicy::Broken
+                }
+            },
+        };
+        BucketRules { config, policy }
+    }
+
+    /// Whether the policy is public (see `latchkey_policy::Policy::is_public`).
+    pub fn is_public(&self) -> bool {
+        matches!(self.policy, CompiledPolicy::Compiled { public: true, .. })
+    }
+
+    /// RestrictPublicBuckets: a public policy grants nothing to anonymous callers.
+    fn restricted(&self) -> bool {
+        self.is_public() && self.config.public_access_block.is_some_and(|b| b.restrict_public_buckets)
+    }
+
+    /// The resource policy a request is evaluated with: for an anonymous caller, none while
+    /// RestrictPublicBuckets holds a public policy back.
+    pub fn policy_for(&self, anonymous: bool) -> Option<&NamedPolicy> {
+        match &self.policy {
+            CompiledPolicy::Compiled { policy, .. } if !(anonymous && self.restricted()) => Some(policy),
+            _ => None,
+        }
+    }
+
+    /// Whether an unsigned request could be allowed at all: some statement grants to everyone
+    /// and RestrictPublicBuckets does not hold it back.
+    pub fn admits_anonymous(&self) -> bool {
+        self.policy_for(true).is_some_and(|p| p.policy.may_grant_anonymous())
+    }
+
+    pub fn tags(&self) -> &[Tag] {
+        &self.config.tags
+    }
+}
+
+/// A bucket without a stored row.
+static DEFAULT_RULES: LazyLock<Arc<BucketRules>> =
+    LazyLock::new(|| Arc::new(BucketRules { config: BucketConfig::default(), policy: CompiledPolicy::None }));
+
+#[derive(Default)]
+struct Snapshot {
+    generation: i64,
+    buckets: HashMap<String, Arc<BucketRules>>,
+}
+
+pub struct BucketConfigs {
+    store: Arc<dyn BucketConfigStore>,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl BucketConfigs {
+    /// Loads every bucket's settings.
+    pub async fn open(store: Arc<dyn BucketConfigStore>) -> Result<Arc<BucketConfigs>, MetaError> {
+        let configs = Arc::new(BucketConfigs { store, current: RwLock::new(Arc::new(Snapshot::default())) });
+        configs.reload().await?;
+        Ok(configs)
+    }
+
+    /// Replaces one setting of `bucket` in the store, then reloads, so that the change applies
+    /// to this process's next request. A failed reload is logged: the write stands, and the
+    /// change still arrives through `maintain`.
+    pub async fn set(&self, bucket: &str, setting: BucketSetting) -> Result<(), MetaError> {
+        self.store.set_bucket_setting(bucket, &setting).await?;
+        self.reload_after_write().await;
+        Ok(())
+    }
+
+    /// The settings of `bucket` (the defaults for a bucket without stored settings, or none).
+    pub fn get(&self, bucket: &str) -> Arc<BucketRules> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        current.buckets.get(bucket).cloned().unwrap_or_else(|| DEFAULT_RULES.clone())
+    }
+
+    /// Reads the store and replaces the snapshot (unless a newer one is in place already).
+    pub async fn reload(&self) -> Result<(), MetaError> {
+        let loaded = self.store.load_bucket_configs().await?;
+        let buckets = loaded
+            .configs
+            .into_iter()
+            .map(|(bucket, config)| {
+                let rules = Arc::new(BucketRules::build(&bucket, config));
+                (bucket, rules)
+            })
+            .collect();
+        let built = Arc::new(Snapshot { generation: loaded.generation, buckets });
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if built.generation >= current.generation {
+            *current = built;
+        }
+        Ok(())
+    }
+
+    /// Reloads after a write of this process (a setting, a bucket's deletion), so that the change
+    /// applies to its next request; a failure is logged, and the change still arrives through
+    /// `maintain`.
+    pub async fn reload_after_write(&self) {
+        if let Err(e) = self.reload().await {
+            tracing::error!(error = %e, "cannot reload bucket settings after a change");
+        }
+    }
+
+    /// Keeps the snapshot current until `shutdown` resolves.
+    pub async fn maintain(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let mut changes = self.store.config_changes();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    changes.borrow_and_update();
+                    if let Err(e) = self.reload().await {
+                        tracing::error!(error = %e, "cannot reload bucket settings");
+                    }
+                }
+                () = &mut shutdown => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_meta::PublicAccessBlock;
+
+    fn rules(policy: &str, block: Option<PublicAccessBlock>) -> BucketRules {
+        let config = BucketConfig { policy: Some(policy.to_owned()), public_access_block: block, tags: Vec::new() };
+        BucketRules::build("b", config)
+    }
+
+    const PUBLIC_READ: &str = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*",
+        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}}"#;
+
+    #[test]
+    fn restrict_public_buckets_withholds_a_public_policy_from_anonymous_callers_only() {
+        let open = rules(PUBLIC_READ, None);
+        assert!(open.is_public() && open.admits_anonymous());
+        assert!(open.policy_for(true).is_some());
+        let restricted = rules(
+            PUBLIC_READ,
+            Some(PublicAccessBlock { restrict_public_buckets: true, ..PublicAccessBlock::all(false) }),
+        );
+        assert!(!restricted.admits_anonymous());
+        assert!(restricted.policy_for(true).is_none());
+        assert!(restricted.policy_for(false).is_some(), "signed callers still get the policy");
+    }
+
+    #[test]
+    fn a_policy_that_does_not_compile_is_broken_not_ignored() {
+        let broken = rules("{\"Statement\": 1}", None);
+        assert!(matches!(broken.policy, CompiledPolicy::Broken));
+        assert!(broken.policy_for(false).is_none() && !broken.admits_anonymous());
+    }
+}
