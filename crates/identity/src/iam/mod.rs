@@ -1,10 +1,12 @@
 //! The IAM query API's actions, one file per family: users and tags (`users.rs`), access keys
-//! (`keys.rs`), inline policies (`inline.rs`), virtual MFA devices (`mfa.rs`), roles (`roles.rs`).
+//! (`keys.rs`), inline policies (`inline.rs`), virtual MFA devices (`mfa.rs`), roles (`roles.rs`),
+//! the policy simulator (`simulate.rs`).
 
 mod inline;
 mod keys;
 mod mfa;
 mod roles;
+mod simulate;
 mod users;
 
 use latchkey_meta::{EntryKind, EntryWrite};
@@ -48,6 +50,8 @@ pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
         "TagRole" => roles::tag(call).await,
         "UntagRole" => roles::untag(call).await,
         "ListRoleTags" => roles::list_tags(call),
+        "SimulatePrincipalPolicy" => simulate::principal(call),
+        "SimulateCustomPolicy" => simulate::custom(call),
         other => Err(QueryError::invalid_action(other, crate::query::Api::Iam.version())),
     }
 }
