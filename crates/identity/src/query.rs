@@ -314,7 +314,7 @@ fn invalid(value: &str, member: &str, constraint: &str) -> QueryError {
     ))
 }
 
-fn not_null(member: &str) -> QueryError {
+pub(crate) fn not_null(member: &str) -> QueryError {
     QueryError::validation(format!(
         "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
     ))

@@ -1,9 +1,13 @@
-//! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally.
+//! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally, `share`
+//! manages share links, `policy` simulates and validates IAM policies.
 
 mod logging;
+mod policy;
 mod presign;
 mod serve;
 mod share;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -23,29 +27,34 @@ enum Command {
     Presign(presign::PresignArgs),
     /// Mint, list and revoke one-time share links.
     Share(share::ShareArgs),
+    /// Simulate a principal's IAM policies on the server, or validate a policy document locally
+    /// (exit 0: allowed / clean, 1: denied / warnings, 2: error).
+    Policy(policy::PolicyArgs),
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("latchkey: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-            Command::Presign(args) => presign::run(args).await,
-            Command::Share(args) => share::run(args).await,
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Presign(args) => presign::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Share(args) => share::run(args).await.map(|()| ExitCode::SUCCESS),
+            // Its exit code says allowed or denied (2 on error), so it reports its own errors.
+            Command::Policy(args) => Ok(policy::run(args).await),
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("latchkey: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

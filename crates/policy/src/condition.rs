@@ -304,6 +304,30 @@ impl Condition {
     }
 }
 
+/// The types of request values, as the condition operators read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    String,
+    Numeric,
+    Boolean,
+    Ip,
+    Binary,
+    Date,
+}
+
+/// Whether the operators of `value_type` can read `text` as a request value (one they cannot
+/// read matches no policy value); a policy simulator checks the values it is given with it.
+pub fn reads_as(value_type: ValueType, text: &str) -> bool {
+    match value_type {
+        ValueType::String => true,
+        ValueType::Numeric => parse_decimal(text).is_some(),
+        ValueType::Boolean => parse_bool(text).is_ok(),
+        ValueType::Ip => text.parse::<IpAddr>().is_ok(),
+        ValueType::Binary => BASE64.decode(text).is_ok(),
+        ValueType::Date => parse_date(text).is_some(),
+    }
+}
+
 fn collect<T>(values: &[String], f: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, (usize, String)> {
     values.iter().enumerate().map(|(i, v)| f(v).map_err(|m| (i, m))).collect()
 }
@@ -388,6 +412,21 @@ fn parse_date(text: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_values_read_as_their_type() {
+        for (value_type, good, bad) in [
+            (ValueType::Numeric, "-0.25", "1e3"),
+            (ValueType::Boolean, "TRUE", "yes"),
+            (ValueType::Ip, "2001:db8::1", "10.0.0.0/8"),
+            (ValueType::Binary, "aGk=", "not base64!"),
+            (ValueType::Date, "2026-12-05", "5 December"),
+        ] {
+            assert!(reads_as(value_type, good), "{value_type:?} {good}");
+            assert!(!reads_as(value_type, bad), "{value_type:?} {bad}");
+        }
+        assert!(reads_as(ValueType::String, ""));
+    }
 
     #[test]
     fn decimals_compare_exactly() {

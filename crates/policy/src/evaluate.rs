@@ -31,7 +31,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::context::{Principal, PrincipalKind, RequestContext};
+use crate::context::{Principal, PrincipalKind, RequestContext, fold_key};
 use crate::document::{Policy, PrincipalEntry, PrincipalList, Statement, StatementEffect};
 
 /// Where a policy comes from; carried into decisions so the caller can say which one decided.
@@ -122,6 +122,12 @@ pub struct Explanation {
     pub matched: Vec<StatementRef>,
     /// Every statement that did not match, with the first reason it did not.
     pub failed: Vec<(StatementRef, String)>,
+    /// The statements that applied to the action, resource and principal but whose Condition did
+    /// not hold, with the condition that failed (a subset of `failed`).
+    pub unmet_conditions: Vec<(StatementRef, String)>,
+    /// Condition keys, as written, that those statements and the matching ones test but the
+    /// request does not carry: what a simulation would need to be told (`MissingContextValues`).
+    pub missing_keys: Vec<String>,
     /// The decision in AWS's words ("no identity-based policy allows the action").
     pub reason: String,
 }
@@ -134,13 +140,16 @@ pub fn evaluate(set: &PolicySet, req: &Request) -> Decision {
 
 /// Decides a request and records why each statement did or did not match.
 pub fn explain(set: &PolicySet, req: &Request) -> Explanation {
-    let mut record = Record { req, matched: Vec::new(), failed: Vec::new() };
+    let mut record =
+        Record { req, matched: Vec::new(), failed: Vec::new(), unmet_conditions: Vec::new(), missing_keys: Vec::new() };
     let verdict = decide(set, req, &mut record);
     Explanation {
         effect: verdict.effect,
         deciding: verdict.deciding.map(|(p, i)| statement_ref(p, i)),
         matched: record.matched,
         failed: record.failed,
+        unmet_conditions: record.unmet_conditions,
+        missing_keys: record.missing_keys,
         reason: verdict.reason.to_string(),
     }
 }
@@ -257,6 +266,20 @@ struct Record<'r> {
     req: &'r Request<'r>,
     matched: Vec<StatementRef>,
     failed: Vec<(StatementRef, String)>,
+    unmet_conditions: Vec<(StatementRef, String)>,
+    missing_keys: Vec<String>,
+}
+
+impl Record<'_> {
+    /// Notes the condition keys of `statement` that the request lacks, once each (any case).
+    fn note_missing_keys(&mut self, statement: &Statement) {
+        for condition in &statement.conditions {
+            let known = |key: &String| fold_key(key) == *condition.key;
+            if self.req.context.get_folded(&condition.key).is_none() && !self.missing_keys.iter().any(known) {
+                self.missing_keys.push(condition.key_text.to_string());
+            }
+        }
+    }
 }
 
 impl<'p> Trace<'p> for Record<'_> {
@@ -264,6 +287,9 @@ impl<'p> Trace<'p> for Record<'_> {
 
     fn matched(&mut self, policy: &'p NamedPolicy, index: usize) {
         self.matched.push(statement_ref(policy, index));
+        if let Some(statement) = policy.policy.statements.get(index) {
+            self.note_missing_keys(statement);
+        }
     }
 
     fn missed(&mut self, policy: &'p NamedPolicy, index: usize, statement: &'p Statement, miss: Miss<'p>) {
@@ -286,7 +312,12 @@ impl<'p> Trace<'p> for Record<'_> {
                 };
                 format!("principal {who} is not matched by {}Principal", not(statement.has_not_principal()))
             }
-            Miss::Condition(condition) => condition.describe_failure(self.req.context),
+            Miss::Condition(condition) => {
+                let why = condition.describe_failure(self.req.context);
+                self.unmet_conditions.push((statement_ref(policy, index), why.clone()));
+                self.note_missing_keys(statement);
+                why
+            }
         };
         self.failed.push((statement_ref(policy, index), why));
     }

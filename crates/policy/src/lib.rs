@@ -4,7 +4,8 @@
 //! once by [`parse`] (wildcards pre-lowercased where AWS ignores case, condition keys folded,
 //! literals such as dates and CIDRs parsed) and then evaluated per request by [`evaluate`], which
 //! allocates nothing unless a statement decides. [`explain`] is the slow path for a policy
-//! simulator; [`validate`] lists likely mistakes in a policy that parses.
+//! simulator (with [`reads_as`] to check the values it is given); [`validate`] lists likely
+//! mistakes in a policy that parses.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -44,6 +45,7 @@ mod parse;
 mod pattern;
 mod validate;
 
+pub use condition::{ValueType, reads_as};
 pub use context::{Principal, PrincipalKind, RequestContext};
 pub use document::{Policy, Statement, StatementEffect, Version};
 pub use evaluate::{

@@ -3,7 +3,8 @@
 //! (`mfa.rs`), groups and membership (`groups.rs`), roles and their trust policies
 //! (`roles.rs`), managed policies and their versions (`managed.rs`), managed policy attachments
 //! (`attach.rs`), permissions boundaries (`boundaries.rs`) and the account summary
-//! (`account.rs`). The principals that carry policies are reached through `holder.rs`.
+//! (`account.rs`), the policy simulator (`simulate.rs`). The principals that carry policies are
+//! reached through `holder.rs`.
 
 mod account;
 mod attach;
@@ -15,6 +16,7 @@ mod keys;
 mod managed;
 mod mfa;
 mod roles;
+mod simulate;
 mod users;
 
 use latchkey_meta::{EntryKind, EntryWrite};
@@ -103,6 +105,8 @@ pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
         "TagRole" => roles::tag(call).await,
         "UntagRole" => roles::untag(call).await,
         "ListRoleTags" => roles::list_tags(call),
+        "SimulatePrincipalPolicy" => simulate::principal(call),
+        "SimulateCustomPolicy" => simulate::custom(call),
         other => Err(QueryError::invalid_action(other, crate::query::Api::Iam.version())),
     }
 }
