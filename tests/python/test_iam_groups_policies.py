@@ -2,15 +2,13 @@
 to users, groups and roles, permissions boundaries, UpdateUser and GetAccountSummary, through
 boto3 and the AWS CLI, with their effect on S3 access checked, not only their answers."""
 
-import datetime
 import json
-import sqlite3
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, SECRET_KEY, psql
+from conftest import ACCESS_KEY, SECRET_KEY
 from test_identity import allow, aws, client, error_code, new_user, write_profiles
 
 ACCOUNT = "000000000000"
@@ -52,32 +50,6 @@ def malformed_message(call):
         call()
     assert refused.value.response["Error"]["Code"] == "MalformedPolicyDocument"
     return refused.value.response["Error"]["Message"]
-
-
-def insert_role(server, name):
-    """A role written straight into the directory (this branch has no CreateRole); the caller
-    makes any IAM change afterwards so that the server reloads its directory."""
-    body = json.dumps({
-        "name": name, "id": "AROA" + uuid.uuid4().hex[:16].upper(), "path": "/",
-        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "trust_policy": json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}),
-        "max_session_duration": 3600,
-    })
-    schema = server.schema()
-    if schema:
-        literal = body.replace("'", "''")
-        out = psql(f"INSERT INTO {schema}.iam_directory (kind, name_key, name, body, revision) "
-                   f"VALUES ('role', '{name.lower()}', '{name}', '{literal}', 1)")
-        assert out.returncode == 0, out.stderr
-        return
-    db = sqlite3.connect(server.data_dir / "meta.db", timeout=10)
-    try:
-        with db:
-            db.execute("INSERT INTO iam_directory (kind, name_key, name, body, revision) VALUES ('role', ?, ?, ?, 1)",
-                       (name.lower(), name, body))
-    finally:
-        db.close()
 
 
 def test_a_group_policy_grants_its_members_until_detached(server, bucket, s3):
@@ -363,8 +335,9 @@ def test_update_user_renames_with_keys_groups_and_policies(server, bucket, s3):
 def test_roles_take_managed_policies_and_boundaries(server):
     iam = client(server, "iam")
     role = unique("role")
-    insert_role(server, role)
-    iam.create_group(GroupName=unique("reload"))  # any IAM change reloads the directory
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
     arn = new_policy(iam, allow("s3:GetObject", "*"))
     iam.attach_role_policy(RoleName=role, PolicyArn=arn)
     assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == [arn]

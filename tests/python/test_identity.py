@@ -354,6 +354,9 @@ def test_iam_errors_are_aws_errors(server):
         user.list_users()
     message = denied.value.response["Error"]["Message"]
     assert f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: iam:ListUsers" in message
+    refusals = [row["reason"] for row in audit_rows(server, event="policy.denied")
+                if row["principal"] == f"arn:aws:iam::000000000000:user/{name}"]
+    assert any(r.startswith("ListUsers: ") and "iam:ListUsers" in r for r in refusals), refusals
 
 
 def test_a_deactivation_through_one_replica_refuses_on_the_other_within_a_second(pg_url, tmp_path):
@@ -433,3 +436,34 @@ def test_roles_are_assumed_only_as_their_trust_policy_says(server, bucket):
     iam.delete_role(RoleName=role)
     assert error_code(lambda: as_role.get_caller_identity()) == "InvalidClientTokenId", \
         "a deleted role's sessions end"
+
+
+def test_role_sessions_carry_the_roles_policies_within_their_session_policy(server, bucket, s3):
+    iam = client(server, "iam")
+    user, key_id, secret = new_user(server)
+    role = f"r-{uuid.uuid4().hex[:8]}"
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{user}"}}]}
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="rw", PolicyDocument=json.dumps(
+        allow(["s3:GetObject", "s3:PutObject"], f"arn:aws:s3:::{bucket}/*")))
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["rw"]
+    sts = client(server, "sts", key_id, secret)
+
+    def session(**kwargs):
+        c = sts.assume_role(RoleArn=arn, RoleSessionName="work", **kwargs)["Credentials"]
+        return client(server, "s3", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+
+    full = session()
+    full.put_object(Bucket=bucket, Key="by-role", Body=b"r")
+    assert full.get_object(Bucket=bucket, Key="by-role")["Body"].read() == b"r"
+    # A session policy narrows the session to what both allow.
+    read_only = session(Policy=json.dumps(allow("s3:GetObject", "*")))
+    assert read_only.get_object(Bucket=bucket, Key="by-role")["Body"].read() == b"r"
+    assert error_code(lambda: read_only.put_object(Bucket=bucket, Key="x", Body=b"x")) == "AccessDenied"
+    assert error_code(lambda: session(Policy='{"Version": "2012-10-17", "Statement": []}')) \
+        == "MalformedPolicyDocument"
+    assert error_code(lambda: iam.delete_role(RoleName=role)) == "DeleteConflict"
+    # Removing the role's policy takes effect on its live sessions at once.
+    iam.delete_role_policy(RoleName=role, PolicyName="rw")
+    assert error_code(lambda: full.get_object(Bucket=bucket, Key="by-role")) == "AccessDenied"

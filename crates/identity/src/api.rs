@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use latchkey_meta::{AuditEvent, MetaStore};
 use latchkey_policy::{Effect, RequestContext};
 use time::OffsetDateTime;
 
@@ -47,14 +48,16 @@ pub type QueryResult = Result<ResponseWriter, QueryError>;
 pub struct QueryApi {
     identity: Arc<Identity>,
     region: String,
+    /// Where refusals are recorded.
+    audit: Arc<dyn MetaStore>,
 }
 
 impl QueryApi {
     /// Form bodies beyond this are refused unread: the largest IAM parameter is a 20 KiB policy.
     pub const MAX_BODY: usize = 256 * 1024;
 
-    pub fn new(identity: Arc<Identity>, region: String) -> QueryApi {
-        QueryApi { identity, region }
+    pub fn new(identity: Arc<Identity>, region: String, audit: Arc<dyn MetaStore>) -> QueryApi {
+        QueryApi { identity, region, audit }
     }
 
     /// Whether a request is for the query APIs: a form POST to `/`. No S3 operation is one.
@@ -83,10 +86,7 @@ impl QueryApi {
         let signed = sigv4::parse(&parts.method, &parts.uri, &parts.headers);
         let api = signed.as_ref().ok().and_then(|s| Api::from_service(&s.service)).unwrap_or(Api::Sts);
         match self.call(parts, body, source_ip, signed).await {
-            Ok((action, writer)) => {
-                let _ = action;
-                render(StatusCode::OK, writer.finish(request_id))
-            }
+            Ok(writer) => render(StatusCode::OK, writer.finish(request_id)),
             Err(error) => render_error(api, &error, request_id),
         }
     }
@@ -97,7 +97,7 @@ impl QueryApi {
         body: &[u8],
         source_ip: IpAddr,
         signed: Result<sigv4::SignedQuery, sigv4::QueryAuthError>,
-    ) -> Result<(String, ResponseWriter), QueryError> {
+    ) -> Result<ResponseWriter, QueryError> {
         let signed = signed?;
         let api = Api::from_service(&signed.service).ok_or_else(|| {
             QueryError::from(sigv4::QueryAuthError::IncompleteSignature(format!(
@@ -149,11 +149,33 @@ impl QueryApi {
             }
         }
         let call = Call { identity: &self.identity, caller, params, context, region: &self.region };
-        let writer = match api {
-            Api::Iam => iam::dispatch(&call, &action).await?,
-            Api::Sts => sts::dispatch(&call, &action).await?,
+        let answer = match api {
+            Api::Iam => iam::dispatch(&call, &action).await,
+            Api::Sts => sts::dispatch(&call, &action).await,
         };
-        Ok((action, writer))
+        if let Err(refused) = &answer
+            && refused.code == "AccessDenied"
+        {
+            self.audit_denial(&call, &action, &refused.message, source_ip).await;
+        }
+        answer
+    }
+
+    /// Records a refused IAM or STS action (the message names the action, the resource and
+    /// why; it never holds a secret).
+    async fn audit_denial(&self, call: &Call<'_>, action: &str, message: &str, source_ip: IpAddr) {
+        let event = AuditEvent {
+            at: OffsetDateTime::now_utc(),
+            event: "policy.denied".into(),
+            share_id: None,
+            principal: Some(call.caller.principal(self.identity.account()).arn),
+            source_ip: Some(source_ip.to_string()),
+            user_agent: None,
+            reason: Some(format!("{action}: {message}")),
+        };
+        if let Err(e) = self.audit.record_audit(&event).await {
+            tracing::error!(error = %e, "cannot record a policy denial");
+        }
     }
 }
 

@@ -113,7 +113,7 @@ impl Server {
         let dispatch = router::Dispatch::new(
             s3.build(),
             redemption_routes(shares.clone()),
-            QueryApi::new(identity.clone(), config.region.clone()),
+            QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
             meta.clone(),
             signing,
             SigV2Verifier::new(keys),
