@@ -184,6 +184,12 @@ def test_a_deactivated_or_deleted_key_stops_its_presigned_urls_at_once(server, b
     url = user_s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "doc.txt"}, ExpiresIn=600)
     assert requests.get(url, timeout=10).content == b"hello"
     iam = client(server, "iam")
+    # Uses are written every few seconds, as AWS reports them (within hours).
+    deadline = time.monotonic() + 10
+    while "LastUsedDate" not in (used := iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]):
+        assert time.monotonic() < deadline, used
+        time.sleep(0.5)
+    assert used["ServiceName"] == "s3"
     iam.update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
     assert requests.get(url, timeout=10).status_code == 403
     assert error_code(lambda: user_s3.get_object(Bucket=bucket, Key="doc.txt")) == "InvalidAccessKeyId"

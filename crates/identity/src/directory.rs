@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 
 use latchkey_meta::{DirectorySnapshot, EntryKind};
 use latchkey_policy::{NamedPolicy, PolicyKind, PolicySource, Principal, PrincipalKind};
@@ -41,8 +42,56 @@ pub struct KeyEntry {
     pub active: bool,
     pub secret: Zeroizing<String>,
     pub created: OffsetDateTime,
-    pub last_used: Option<OffsetDateTime>,
-    pub last_used_service: Option<String>,
+    /// When the key was last used (Unix seconds, 0 for never) and for which service (an index
+    /// into [`SERVICES`]): atomics, so that noting a use takes no lock on the request path.
+    last_used: AtomicI64,
+    last_service: AtomicU8,
+    /// A use noted here that the store has not been told of.
+    unwritten: AtomicBool,
+}
+
+/// The services a key is used for, as `last_service` numbers them.
+pub const SERVICES: [&str; 3] = ["s3", "iam", "sts"];
+
+impl KeyEntry {
+    fn new(user: String, active: bool, secret: Zeroizing<String>, created: OffsetDateTime) -> KeyEntry {
+        KeyEntry {
+            user,
+            active,
+            secret,
+            created,
+            last_used: AtomicI64::new(0),
+            last_service: AtomicU8::new(0),
+            unwritten: AtomicBool::new(false),
+        }
+    }
+
+    fn set_used(&self, at: i64, service: &str) {
+        let index = SERVICES.iter().position(|s| *s == service).unwrap_or(0);
+        self.last_service.store(index as u8, Ordering::Relaxed);
+        self.last_used.store(at, Ordering::Relaxed);
+    }
+
+    /// Notes a use at `now` (Unix seconds) for `service` (one of [`SERVICES`]).
+    pub fn note_use(&self, now: i64, service: &'static str) {
+        // One store per second at most: the line is shared by every request with this key.
+        if self.last_used.load(Ordering::Relaxed) < now {
+            self.set_used(now, service);
+            self.unwritten.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// When and for what the key was last used, as far as this replica knows.
+    pub fn last_used(&self) -> Option<(OffsetDateTime, &'static str)> {
+        let at = self.last_used.load(Ordering::Relaxed);
+        let service = SERVICES.get(usize::from(self.last_service.load(Ordering::Relaxed))).copied()?;
+        (at > 0).then(|| OffsetDateTime::from_unix_timestamp(at).ok().map(|t| (t, service))).flatten()
+    }
+
+    /// The last use, if the store has not been told of it yet (and now it is being told).
+    pub fn take_unwritten(&self) -> Option<(OffsetDateTime, &'static str)> {
+        if self.unwritten.swap(false, Ordering::Relaxed) { self.last_used() } else { None }
+    }
 }
 
 #[derive(Default)]
@@ -105,17 +154,11 @@ impl Directory {
                 }
             };
             let Ok(secret) = String::from_utf8(secret.to_vec()) else { continue };
-            directory.keys.insert(
-                key.access_key_id,
-                KeyEntry {
-                    user: key.user_name.to_lowercase(),
-                    active: key.active,
-                    secret: Zeroizing::new(secret),
-                    created: key.created,
-                    last_used: key.last_used,
-                    last_used_service: key.last_used_service,
-                },
-            );
+            let entry = KeyEntry::new(key.user_name.to_lowercase(), key.active, Zeroizing::new(secret), key.created);
+            if let Some(at) = key.last_used {
+                entry.set_used(at.unix_timestamp(), key.last_used_service.as_deref().unwrap_or("s3"));
+            }
+            directory.keys.insert(key.access_key_id, entry);
         }
         directory
     }

@@ -133,8 +133,6 @@ pub struct Identity {
     root: RootCredentials,
     directory: RwLock<Arc<Directory>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    /// Key uses not yet written: key id -> (when, service).
-    key_uses: Mutex<HashMap<String, (OffsetDateTime, &'static str)>>,
 }
 
 impl Identity {
@@ -164,7 +162,6 @@ impl Identity {
             root,
             directory: RwLock::new(Arc::new(Directory::default())),
             sessions: Mutex::new(HashMap::new()),
-            key_uses: Mutex::new(HashMap::new()),
         });
         identity.reload().await?;
         Ok(identity)
@@ -190,8 +187,10 @@ impl Identity {
         self.directory.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Reads the store and replaces the directory (unless a newer one is in place already).
+    /// Reads the store and replaces the directory (unless a newer one is in place already). Key
+    /// uses noted in the directory being replaced are written first.
     pub async fn reload(&self) -> Result<(), MetaError> {
+        self.flush_key_uses().await;
         let snapshot = self.store.load_directory().await?;
         let built = Arc::new(Directory::build(snapshot, &self.account, &self.master));
         let mut current = self.directory.write().unwrap_or_else(|p| p.into_inner());
@@ -217,24 +216,35 @@ impl Identity {
                         tracing::error!(error = %e, "cannot reload the identity directory");
                     }
                 }
-                _ = flush.tick() => self.flush_key_uses().await,
+                _ = flush.tick() => {
+                    self.flush_key_uses().await;
+                    self.purge_sessions().await;
+                }
                 () = &mut shutdown => break,
             }
         }
         self.flush_key_uses().await;
     }
 
+    /// Writes the key uses noted since the last flush.
     async fn flush_key_uses(&self) {
-        let uses: Vec<_> = {
-            let mut pending = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
-            pending.drain().map(|(id, (at, service))| (id, at, service.to_owned())).collect()
-        };
+        let directory = self.directory();
+        let uses: Vec<_> = directory
+            .keys
+            .iter()
+            .filter_map(|(id, key)| key.take_unwritten().map(|(at, service)| (id.clone(), at, service.to_owned())))
+            .collect();
         if uses.is_empty() {
             return;
         }
         if let Err(e) = self.store.record_key_use(&uses).await {
             tracing::warn!(error = %e, "cannot record access key use");
         }
+    }
+
+    /// Deletes sessions that expired over a day ago (a refused expired session answers
+    /// `ExpiredToken` for that day, then `InvalidClientTokenId`).
+    async fn purge_sessions(&self) {
         if let Err(e) = self.store.purge_sessions(OffsetDateTime::now_utc() - time::Duration::days(1)).await {
             tracing::warn!(error = %e, "cannot purge expired sessions");
         }
@@ -253,14 +263,7 @@ impl Identity {
         if !key.active || !directory.users.contains_key(&key.user) {
             return Err(Refusal::UnknownKey);
         }
-        let used = (OffsetDateTime::now_utc(), service);
-        let mut uses = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
-        match uses.get_mut(access_key_id) {
-            Some(last) => *last = used,
-            None => {
-                uses.insert(access_key_id.to_owned(), used);
-            }
-        }
+        key.note_use(OffsetDateTime::now_utc().unix_timestamp(), service);
         Ok(key.secret.clone())
     }
 

@@ -1,6 +1,8 @@
 //! The request side of an evaluation: who is asking ([`Principal`]) and the condition keys the
 //! request carries ([`RequestContext`]).
 
+use smallvec::SmallVec;
+
 /// What kind of identity signed the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PrincipalKind {
@@ -42,22 +44,34 @@ impl Principal {
     }
 }
 
+/// The values of one key: most keys have one, which lives inline.
+type Values = SmallVec<[String; 1]>;
+
 /// Condition keys of one request and their values. Key names are case-insensitive: they are
 /// folded to lowercase once, at insert. A sorted `Vec` keeps lookups a binary search over a
-/// few dozen entries, cheaper than hashing.
+/// few dozen entries, cheaper than hashing. Every request builds one, so it allocates little:
+/// room for a typical request's keys up front, single values inline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
-    entries: Vec<(String, Vec<String>)>,
+    entries: Vec<(String, Values)>,
 }
+
+/// What a typical S3 request carries (request, principal and time keys).
+const TYPICAL_KEYS: usize = 20;
 
 impl RequestContext {
     pub fn new() -> RequestContext {
-        RequestContext::default()
+        RequestContext { entries: Vec::with_capacity(TYPICAL_KEYS) }
     }
 
     /// Sets a single-valued key, replacing any previous values.
     pub fn insert(&mut self, key: &str, value: impl Into<String>) {
-        self.insert_multi(key, [value.into()]);
+        let key = fold_key(key);
+        let values: Values = smallvec::smallvec![value.into()];
+        match self.entries.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => self.entries[i].1 = values,
+            Err(i) => self.entries.insert(i, (key, values)),
+        }
     }
 
     /// Sets a multivalued key (`aws:TagKeys`, `aws:CalledVia`...), replacing any previous values.
@@ -68,7 +82,7 @@ impl RequestContext {
         S: Into<String>,
     {
         let key = fold_key(key);
-        let values: Vec<String> = values.into_iter().map(Into::into).collect();
+        let values: Values = values.into_iter().map(Into::into).collect();
         match (self.entries.binary_search_by(|(k, _)| k.as_str().cmp(&key)), values.is_empty()) {
             (Ok(i), true) => {
                 self.entries.remove(i);
@@ -112,6 +126,9 @@ impl RequestContext {
 
 /// Folds a condition key name to the form keys are stored and looked up in.
 pub(crate) fn fold_key(key: &str) -> String {
+    if key.is_ascii() {
+        return key.to_ascii_lowercase();
+    }
     key.chars().flat_map(char::to_lowercase).collect()
 }
 

@@ -214,6 +214,12 @@ fn match_literal(input: &str, pos: usize, literal: &str, fold_case: bool) -> Opt
     if !fold_case {
         return rest.starts_with(literal).then_some(pos + literal.len());
     }
+    // Actions are ASCII: compare bytes (the literal is folded already), no char decoding.
+    if literal.is_ascii() {
+        let head = rest.as_bytes().get(..literal.len())?;
+        return (head.eq_ignore_ascii_case(literal.as_bytes()) && rest.is_char_boundary(literal.len()))
+            .then_some(pos + literal.len());
+    }
     let mut chars = rest.char_indices();
     for want in literal.chars() {
         let (_, got) = chars.next()?;

@@ -114,12 +114,13 @@ pub fn last_used(call: &Call<'_>) -> QueryResult {
         directory.users.get(&key.user).ok_or_else(|| QueryError::no_such_entity("The key's user is gone."))?;
     call.authorize("iam:GetAccessKeyLastUsed", &user_arn(call, user))?;
     let mut w = ResponseWriter::new(Api::Iam, "GetAccessKeyLastUsed");
-    w.text("UserName", &user.name).element("AccessKeyLastUsed", |u| {
-        if let Some(at) = key.last_used {
-            u.timestamp("LastUsedDate", at);
+    w.text("UserName", &user.name).element("AccessKeyLastUsed", |u| match key.last_used() {
+        Some((at, service)) => {
+            u.timestamp("LastUsedDate", at).text("ServiceName", service).text("Region", call.region);
         }
-        u.text("ServiceName", key.last_used_service.as_deref().unwrap_or("N/A"))
-            .text("Region", if key.last_used.is_some() { call.region } else { "N/A" });
+        None => {
+            u.text("ServiceName", "N/A").text("Region", "N/A");
+        }
     });
     Ok(w)
 }
