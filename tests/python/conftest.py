@@ -245,6 +245,17 @@ def pg_schema_url(schema):
 
 
 @pytest.fixture
+def replicas(pg_url, tmp_path):
+    """Two servers on one PostgreSQL schema and one data dir (replicas share the database and the
+    blob storage) with one master key."""
+    master = {"LATCHKEY_MASTER_KEY": "ab" * 32}
+    pair = [Server(tmp_path / "data", meta_url=pg_url, env=master).start() for _ in range(2)]
+    yield pair
+    for srv in pair:
+        srv.stop()
+
+
+@pytest.fixture
 def pg_url():
     """A fresh schema on the local PostgreSQL, as a --meta-url."""
     schema = new_pg_schema()

@@ -223,25 +223,19 @@ def test_block_public_access_false_creates_buckets_without_a_block(tmp_path):
         srv.stop()
 
 
-def test_a_policy_put_through_one_replica_applies_on_the_other_within_a_second(pg_url, tmp_path):
-    master = {"LATCHKEY_MASTER_KEY": "ab" * 32}
-    first = Server(tmp_path / "data", meta_url=pg_url, env=master).start()
-    second = Server(tmp_path / "data", meta_url=pg_url, env=master).start()
-    try:
-        s3 = first.client()
-        bucket = new_bucket(s3)
-        s3.delete_public_access_block(Bucket=bucket)
-        assert unsigned_get(second, bucket).status_code == 403
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read(bucket)))
-        changed = time.monotonic()
-        while unsigned_get(second, bucket).status_code != 200:
-            assert time.monotonic() - changed < 1.0, "the other replica still refuses after 1 s"
-            time.sleep(0.02)
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={"RestrictPublicBuckets": True})
-        changed = time.monotonic()
-        while unsigned_get(second, bucket).status_code != 403:
-            assert time.monotonic() - changed < 1.0, "the other replica still grants after 1 s"
-            time.sleep(0.02)
-    finally:
-        first.stop()
-        second.stop()
+def test_a_policy_put_through_one_replica_applies_on_the_other_within_a_second(replicas):
+    first, second = replicas
+    s3 = first.client()
+    bucket = new_bucket(s3)
+    s3.delete_public_access_block(Bucket=bucket)
+    assert unsigned_get(second, bucket).status_code == 403
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read(bucket)))
+    changed = time.monotonic()
+    while unsigned_get(second, bucket).status_code != 200:
+        assert time.monotonic() - changed < 1.0, "the other replica still refuses after 1 s"
+        time.sleep(0.02)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={"RestrictPublicBuckets": True})
+    changed = time.monotonic()
+    while unsigned_get(second, bucket).status_code != 403:
+        assert time.monotonic() - changed < 1.0, "the other replica still grants after 1 s"
+        time.sleep(0.02)

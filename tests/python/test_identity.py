@@ -365,43 +365,36 @@ def test_iam_errors_are_aws_errors(server):
     assert any(r.startswith("ListUsers: ") and "iam:ListUsers" in r for r in refusals), refusals
 
 
-def test_a_deactivation_through_one_replica_refuses_on_the_other_within_a_second(pg_url, tmp_path):
-    master = {"LATCHKEY_MASTER_KEY": "ab" * 32}
-    # Replicas share the blob storage (here one data dir) and the database.
-    first = Server(tmp_path / "data", meta_url=pg_url, env=master).start()
-    second = Server(tmp_path / "data", meta_url=pg_url, env=master).start()
-    try:
-        s3 = first.client()
-        s3.create_bucket(Bucket="replicated")
-        s3.put_object(Bucket="replicated", Key="k", Body=b"v")
-        name, key_id, secret = new_user(first, allow("s3:GetObject", "arn:aws:s3:::replicated/*"))
-        on_second = client(second, "s3", key_id, secret)
-        deadline = time.monotonic() + 5
-        while True:  # the creation reaches the second replica the same way
-            try:
-                assert on_second.get_object(Bucket="replicated", Key="k")["Body"].read() == b"v"
-                break
-            except ClientError:
-                assert time.monotonic() < deadline, "the new key never worked on the other replica"
-                time.sleep(0.05)
-        client(first, "iam").update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
-        changed = time.monotonic()
-        while True:
-            try:
-                on_second.get_object(Bucket="replicated", Key="k")
-            except ClientError as e:
-                assert e.response["Error"]["Code"] == "InvalidAccessKeyId"
-                break
-            assert time.monotonic() - changed < 1.0, "the other replica still accepts the key after 1 s"
-            time.sleep(0.02)
-        # A replica with another master key could open no secret: it refuses to start, saying why.
-        stranger = Server(tmp_path / "other", meta_url=pg_url, env={"LATCHKEY_MASTER_KEY": "cd" * 32}, log_pipe=True)
-        with pytest.raises(RuntimeError, match="exited early"):
-            stranger.start()
-        assert "master key does not match" in stranger.proc.stderr.read()
-    finally:
-        first.stop()
-        second.stop()
+def test_a_deactivation_through_one_replica_refuses_on_the_other_within_a_second(replicas, pg_url, tmp_path):
+    first, second = replicas
+    s3 = first.client()
+    s3.create_bucket(Bucket="replicated")
+    s3.put_object(Bucket="replicated", Key="k", Body=b"v")
+    name, key_id, secret = new_user(first, allow("s3:GetObject", "arn:aws:s3:::replicated/*"))
+    on_second = client(second, "s3", key_id, secret)
+    deadline = time.monotonic() + 5
+    while True:  # the creation reaches the second replica the same way
+        try:
+            assert on_second.get_object(Bucket="replicated", Key="k")["Body"].read() == b"v"
+            break
+        except ClientError:
+            assert time.monotonic() < deadline, "the new key never worked on the other replica"
+            time.sleep(0.05)
+    client(first, "iam").update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
+    changed = time.monotonic()
+    while True:
+        try:
+            on_second.get_object(Bucket="replicated", Key="k")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidAccessKeyId"
+            break
+        assert time.monotonic() - changed < 1.0, "the other replica still accepts the key after 1 s"
+        time.sleep(0.02)
+    # A replica with another master key could open no secret: it refuses to start, saying why.
+    stranger = Server(tmp_path / "other", meta_url=pg_url, env={"LATCHKEY_MASTER_KEY": "cd" * 32}, log_pipe=True)
+    with pytest.raises(RuntimeError, match="exited early"):
+        stranger.start()
+    assert "master key does not match" in stranger.proc.stderr.read()
 
 
 def test_roles_are_assumed_only_as_their_trust_policy_says(server, bucket):
