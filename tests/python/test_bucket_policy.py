@@ -239,3 +239,49 @@ def test_a_policy_put_through_one_replica_applies_on_the_other_within_a_second(r
     while unsigned_get(second, bucket).status_code != 403:
         assert time.monotonic() - changed < 1.0, "the other replica still grants after 1 s"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("condition", [
+    {"Null": {"aws:userid": "true"}},
+    {"StringNotEquals": {"aws:PrincipalAccount": "999999999999"}},
+    {"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}},
+    {"NotIpAddress": {"aws:SourceIp": "10.9.9.9/32"}},
+    {"StringLikeIfExists": {"aws:PrincipalArn": "arn:aws:iam::000000000000:user/x"}},
+    {"StringLike": {"aws:PrincipalArn": "*"}},
+])
+def test_a_grant_to_everyone_is_public_unless_a_condition_fixes_who(server, s3, condition):
+    """Review finding: conditions that merely mention a caller key used to make a policy private."""
+    bucket = new_bucket(s3, b"top secret")
+    policy = public_read(bucket)
+    policy["Statement"][0]["Condition"] = condition
+    assert error_code(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))) == "AccessDenied"
+    assert unsigned_get(server, bucket).status_code == 403
+
+
+def test_restrict_public_buckets_shuts_out_anonymous_callers_whatever_the_policy(server, s3):
+    bucket = new_bucket(s3)
+    private = public_read(bucket)
+    private["Statement"][0]["Condition"] = {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}
+    s3.delete_public_access_block(Bucket=bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(private))
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False
+    assert unsigned_get(server, bucket).status_code == 200, "the policy grants callers from loopback"
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={"RestrictPublicBuckets": True})
+    assert unsigned_get(server, bucket).status_code == 403
+
+
+def test_share_links_obey_the_bucket_policy(server, s3):
+    """Review finding: minting and redemption ignored a bucket policy's Deny on the creator."""
+    from test_identity import signed_api
+    bucket = new_bucket(s3, b"top secret")
+    s3.put_object(Bucket=bucket, Key="later.txt", Body=b"later")
+    name, key_id, secret = new_user(server, allow(["s3:GetObject", "latchkey:CreateShare"], f"arn:aws:s3:::{bucket}/*"))
+    made = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "later.txt"}, key_id, secret)
+    assert made.status_code == 201, made.text
+    deny = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{name}"}, "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny))
+    assert signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "doc.txt"}, key_id, secret).status_code \
+        == 403
+    assert requests.get(made.json()["api_url"], timeout=10).status_code == 403

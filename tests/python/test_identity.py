@@ -466,3 +466,74 @@ def test_role_sessions_carry_the_roles_policies_within_their_session_policy(serv
     # Removing the role's policy takes effect on its live sessions at once.
     iam.delete_role_policy(RoleName=role, PolicyName="rw")
     assert error_code(lambda: full.get_object(Bucket=bucket, Key="by-role")) == "AccessDenied"
+
+
+def signed_request(server, method, path_and_query, key_id, secret, headers=None, body=b""):
+    """A SigV4-signed S3 request with exactly the query string given (botocore would normalise it)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    all_headers = {"x-amz-content-sha256": hashlib.sha256(body).hexdigest(), **(headers or {})}
+    request = AWSRequest(method=method, url=f"{server.endpoint}{path_and_query}", data=body, headers=all_headers)
+    SigV4Auth(Credentials(key_id, secret), "s3", REGION).add_auth(request)
+    return requests.request(method, request.url, data=body, headers=dict(request.headers), timeout=10)
+
+
+def test_conditions_judge_the_parameters_the_operation_uses(server, bucket, s3):
+    """Review findings: `Prefix=` (not `prefix=`) slipped past an s3:prefix condition, and a copy
+    source with a `?` in its key was authorised as another key."""
+    for key in ("home/alice/a.txt", "home/bob/b.txt", "pub", "pub?hidden"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": "home/alice/*"}}},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/pub"},
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": f"arn:aws:s3:::{bucket}/dst/*"},
+    ]}
+    _, key_id, secret = new_user(server, policy)
+    own = signed_request(server, "GET", f"/{bucket}?list-type=2&prefix=home%2Falice%2F", key_id, secret)
+    assert own.status_code == 200 and "home/bob" not in own.text
+    for query in ("list-type=2&Prefix=home%2Falice%2F", "list-type=2&Prefix=home%2Falice%2F&prefix=home%2Fbob%2F"):
+        assert signed_request(server, "GET", f"/{bucket}?{query}", key_id, secret).status_code == 403, query
+    copied = signed_request(server, "PUT", f"/{bucket}/dst/out", key_id, secret,
+                            headers={"x-amz-copy-source": f"{bucket}/pub%3Fhidden"})
+    assert copied.status_code == 403, copied.text
+    copied = signed_request(server, "PUT", f"/{bucket}/dst/out", key_id, secret,
+                            headers={"x-amz-copy-source": f"{bucket}/pub?hidden"})
+    assert copied.status_code == 403, copied.text
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="dst/")
+
+
+def test_a_session_dies_with_its_user_and_does_not_pass_to_a_namesake(server, bucket, s3):
+    """Review finding: a session found its principal by name, so a new user (or role) of the same
+    name revived it with the new one's permissions."""
+    iam = client(server, "iam")
+    name, key_id, secret = new_user(server)
+    creds = client(server, "sts", key_id, secret).get_session_token(DurationSeconds=900)["Credentials"]
+    old = client(server, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+    iam.delete_user(UserName=name)
+    assert error_code(lambda: old.list_objects_v2(Bucket=bucket)) == "InvalidAccessKeyId"
+    iam.create_user(UserName=name.upper())
+    iam.put_user_policy(UserName=name.upper(), PolicyName="all", PolicyDocument=json.dumps(allow("s3:*", "*")))
+    assert error_code(lambda: old.list_objects_v2(Bucket=bucket)) == "InvalidAccessKeyId"
+
+
+def test_mfa_codes_cannot_be_guessed_at_request_speed(server):
+    iam = client(server, "iam")
+    name, key_id, secret = new_user(server)
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-guard")["VirtualMFADevice"]
+    seed = device["Base32StringSeed"].decode()
+    now = time.time()
+    iam.enable_mfa_device(UserName=name, SerialNumber=device["SerialNumber"],
+                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    sts = client(server, "sts", key_id, secret)
+    right = totp(seed, now + 30)
+    wrong = [f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 6)]
+    for code in wrong:
+        assert error_code(lambda: sts.get_session_token(SerialNumber=device["SerialNumber"], TokenCode=code)) \
+            == "AccessDenied"
+    # Five failures lock the device for five minutes: now even the right code is refused.
+    assert error_code(lambda: sts.get_session_token(SerialNumber=device["SerialNumber"], TokenCode=right)) \
+        == "AccessDenied"

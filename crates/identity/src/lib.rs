@@ -7,6 +7,7 @@
 //! authenticates query requests and [`query`] reads their parameters and writes their XML.
 
 pub mod api;
+mod attempts;
 pub mod directory;
 mod iam;
 pub mod mfa;

@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::attempts::FailedAttempts;
 use crate::directory::{self, Directory, PrincipalPolicies};
 use crate::model::{Account, Tag};
 use crate::seal::{MasterKey, Purpose};
@@ -45,6 +46,10 @@ pub struct SessionBody {
     pub kind: SessionKind,
     /// The user's or the role's name.
     pub name: String,
+    /// The user's or the role's unique id (`AIDA...`, `AROA...`): a session ends with the
+    /// principal it was issued to, and does not pass to a new one given the same name.
+    #[serde(default)]
+    pub principal_id: Option<String>,
     #[serde(default)]
     pub session_name: Option<String>,
     /// When the MFA code was checked, if one was.
@@ -133,6 +138,8 @@ pub struct Identity {
     root: RootCredentials,
     directory: RwLock<Arc<Directory>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Failed MFA codes per device, so codes cannot be guessed at request speed.
+    pub(crate) mfa_attempts: FailedAttempts,
 }
 
 impl Identity {
@@ -162,6 +169,7 @@ impl Identity {
             root,
             directory: RwLock::new(Arc::new(Directory::default())),
             sessions: Mutex::new(HashMap::new()),
+            mfa_attempts: FailedAttempts::default(),
         });
         identity.reload().await?;
         Ok(identity)
@@ -280,13 +288,22 @@ impl Identity {
             if !bool::from(given.ct_eq(&session.token_hash)) {
                 return Err(Refusal::BadToken);
             }
+            let same_principal = |policies: &PrincipalPolicies| {
+                session.body.principal_id.as_deref() == Some(policies.unique_id.as_str())
+            };
             let (policies, principal) = match session.body.kind {
                 SessionKind::User => {
                     let (_, policies) = directory.user(&session.body.name).ok_or(Refusal::UnknownKey)?;
+                    if !same_principal(policies) {
+                        return Err(Refusal::UnknownKey);
+                    }
                     (policies.clone(), policies.principal.clone())
                 }
                 SessionKind::Role => {
                     let (role, policies) = directory.role(&session.body.name).ok_or(Refusal::UnknownKey)?;
+                    if !same_principal(policies) {
+                        return Err(Refusal::UnknownKey);
+                    }
                     let session_name = session.body.session_name.as_deref().unwrap_or_default();
                     let principal = Principal {
                         kind: PrincipalKind::AssumedRole,

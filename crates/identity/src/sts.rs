@@ -42,16 +42,15 @@ fn caller_identity(call: &Call<'_>) -> QueryResult {
 }
 
 async fn session_token(call: &Call<'_>) -> QueryResult {
-    let (user_name, max) = match &call.caller {
+    let (user, max) = match &call.caller {
         // AWS: root sessions last at most an hour.
         Caller::Root => (None, 3600),
-        Caller::User { policies, .. } => {
-            (Some(policies.principal.arn.rsplit('/').next().unwrap_or_default().to_owned()), 129_600)
-        }
+        Caller::User { policies, .. } => (Some(policies.clone()), 129_600),
         Caller::Session { .. } => {
             return Err(QueryError::access_denied("Cannot call GetSessionToken with session credentials"));
         }
     };
+    let user_name = user.as_ref().map(|p| p.principal.arn.rsplit('/').next().unwrap_or_default().to_owned());
     let duration = call.params.u32_in("DurationSeconds", 900, max)?.unwrap_or(max.min(43_200));
     let now = OffsetDateTime::now_utc();
     let mfa_at = match (call.params.get("SerialNumber"), call.params.get("TokenCode")) {
@@ -59,30 +58,19 @@ async fn session_token(call: &Call<'_>) -> QueryResult {
         (None, None) => None,
         _ => return Err(QueryError::validation("SerialNumber and TokenCode must be given together.")),
     };
-    let Some(user_name) = user_name else {
+    let (Some(user), Some(user_name)) = (user, user_name) else {
         return Err(QueryError::access_denied("The root user's sessions are not supported; use an IAM user."));
     };
-    let id = new_id("ASIA");
-    let secret = new_secret();
-    let token = session_token_value();
-    let expires = now + Duration::seconds(i64::from(duration));
     let body = SessionBody {
         kind: SessionKind::User,
         name: user_name,
+        principal_id: Some(user.unique_id.clone()),
         session_name: None,
         mfa_at,
         policy: None,
         tags: Vec::new(),
     };
-    let record = SessionRecord {
-        access_key_id: id.clone(),
-        secret_sealed: call.identity.master().seal(Purpose::SessionSecret, &id, secret.as_bytes()),
-        token_hash: token_hash(&token),
-        body: serde_json::to_string(&body).map_err(|_| QueryError::service_failure())?,
-        issued: now,
-        expires,
-    };
-    call.identity.store().create_session(&record).await.map_err(internal)?;
+    let (id, secret, token, expires) = store_session(call, &body, now, duration).await?;
     let mut w = ResponseWriter::new(Api::Sts, "GetSessionToken");
     w.element("Credentials", |c| {
         c.text("AccessKeyId", &id)
@@ -162,6 +150,7 @@ async fn assume_role(call: &Call<'_>) -> QueryResult {
     let body = SessionBody {
         kind: SessionKind::Role,
         name: role.name.clone(),
+        principal_id: Some(role.id.clone()),
         session_name: Some(session_name.to_owned()),
         mfa_at,
         policy,
@@ -213,7 +202,8 @@ async fn store_session(
 }
 
 /// Checks a TOTP code against the caller's enabled device and spends its time step, so the same
-/// code is refused the second time, on every replica.
+/// code is refused the second time, on every replica. A device that failed too often lately
+/// accepts nothing (`attempts.rs`).
 async fn check_mfa(
     call: &Call<'_>,
     user_name: Option<&str>,
@@ -230,12 +220,21 @@ async fn check_mfa(
     if !owner_matches {
         return Err(invalid());
     }
+    let attempts = &call.identity.mfa_attempts;
+    let unix = now.unix_timestamp();
+    if attempts.locked(&device.serial, unix) {
+        return Err(invalid());
+    }
     let seed =
         call.identity.master().open(Purpose::MfaSeed, &device.serial, &device.seed_sealed).map_err(|_| invalid())?;
     let last = u64::try_from(device.last_step).ok();
-    let step = crate::mfa::verify(&seed, code, now.unix_timestamp().max(0) as u64, last).map_err(|_| invalid())?;
-    let step = i64::try_from(step).map_err(|_| invalid())?;
-    if !call.identity.store().spend_mfa_step(&device.serial, step).await.map_err(internal)? {
+    let step = crate::mfa::verify(&seed, code, unix.max(0) as u64, last).ok().and_then(|s| i64::try_from(s).ok());
+    let spent = match step {
+        Some(step) => call.identity.store().spend_mfa_step(&device.serial, step).await.map_err(internal)?,
+        None => false,
+    };
+    if !spent {
+        attempts.failed(&device.serial, unix);
         return Err(invalid());
     }
     Ok(now)

@@ -185,6 +185,26 @@ impl Operator {
 }
 
 impl Condition {
+    /// Whether the condition holds only for requests whose key has one of a fixed set of values:
+    /// a positive test (not negated, not `IfExists`, not `ForAllValues`, which holds when the key
+    /// is absent, not `Null`) of fixed strings or ARNs (no wildcard, no variable) or of address
+    /// blocks no wider than /8 (IPv4) or /32 (IPv6). Only such a condition on a key naming the
+    /// caller or its network keeps a grant to `*` from being public.
+    pub(crate) fn fixes_values(&self) -> bool {
+        if self.op.negated || self.op.if_exists || self.op.set == SetQualifier::ForAllValues {
+            return false;
+        }
+        match &self.test {
+            Test::String(patterns) => patterns.iter().all(Pattern::is_fixed),
+            Test::Arn(patterns) => patterns.iter().all(|parts| parts.iter().all(Pattern::is_fixed)),
+            Test::Ip(blocks) => blocks.iter().all(|block| match block {
+                IpNet::V4(v4) => v4.prefix_len() >= 8,
+                IpNet::V6(v6) => v6.prefix_len() >= 32,
+            }),
+            _ => false,
+        }
+    }
+
     /// Compiles one key's values. On a bad literal, returns the index of the value and why.
     pub(crate) fn compile(
         operator_text: &str,

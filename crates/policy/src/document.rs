@@ -130,16 +130,17 @@ const NARROWING_KEYS: &[&str] = &[
 
 impl Policy {
     /// Whether the policy is public in S3's sense (GetBucketPolicyStatus `IsPublic`, and what
-    /// BlockPublicPolicy and RestrictPublicBuckets act on), simplified: some `Allow` statement
-    /// names everyone (`"*"`, `{"AWS": "*"}`, or any `NotPrincipal`) and none of its conditions
-    /// tests a key that narrows the callers to known ones ([`NARROWING_KEYS`]: source address,
-    /// VPC, account, ARN, organisation, user). Unlike AWS, the narrowing condition's values are
-    /// not inspected (`aws:SourceIp` `0.0.0.0/0` still counts as narrowing).
+    /// BlockPublicPolicy and RestrictPublicBuckets act on): some `Allow` statement names
+    /// everyone (`"*"`, `{"AWS": "*"}`, or any `NotPrincipal`) and none of its conditions ties
+    /// the callers to fixed values of a key that names them or their network
+    /// ([`NARROWING_KEYS`]: source address, VPC, account, ARN, organisation, user). A condition
+    /// ties them only if it is a positive test of fixed values (`Condition::fixes_values`):
+    /// `StringNotEquals`, `...IfExists`, `Null`, wildcards and address blocks wider than /8 do not.
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(|s| {
             s.effect == StatementEffect::Allow
                 && s.grants_everyone()
-                && !s.conditions.iter().any(|c| NARROWING_KEYS.contains(&&*c.key))
+                && !s.conditions.iter().any(|c| NARROWING_KEYS.contains(&&*c.key) && c.fixes_values())
         })
     }
 

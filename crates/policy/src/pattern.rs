@@ -84,6 +84,11 @@ impl Pattern {
         &self.source
     }
 
+    /// True when the pattern matches one fixed string (no wildcard, no variable).
+    pub(crate) fn is_fixed(&self) -> bool {
+        self.tokens.iter().all(|t| matches!(t, Token::Literal(_)))
+    }
+
     /// True for a lone `*` (matches everything, no context needed).
     pub(crate) fn is_match_all(&self) -> bool {
         matches!(&*self.tokens, [Token::AnyRun])

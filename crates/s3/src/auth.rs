@@ -128,6 +128,23 @@ fn decide(
     })
 }
 
+/// Decides `action` on `resource` (an S3 object or bucket ARN) for `caller` as the Authorizer
+/// would: with the bucket's policy, and its tags as `aws:ResourceTag/KEY` added to `context`. For
+/// what acts on objects outside the S3 front: minting and redeeming share links.
+pub fn decide_on_s3(
+    identity: &Identity,
+    configs: &BucketConfigs,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    context: &RequestContext,
+) -> Result<Decision, String> {
+    let rules = arn_bucket(resource).map(|bucket| configs.get(bucket));
+    let mut context = context.clone();
+    set_resource_tags(&mut context, &[], rules.as_deref().map_or(&[][..], BucketRules::tags));
+    decide(identity, Some(caller), action, resource, &context, rules.as_deref())
+}
+
 /// Why a decision refuses (never shown to the caller): the deciding statement, or that none
 /// allows it; `None` when it allows.
 fn refusal_reason(decision: Result<Decision, String>) -> Option<String> {

@@ -61,13 +61,15 @@ impl BucketRules {
         matches!(self.policy, CompiledPolicy::Compiled { public: true, .. })
     }
 
-    /// RestrictPublicBuckets: a public policy grants nothing to anonymous callers.
+    /// RestrictPublicBuckets: only the account's own principals get what the policy grants, so
+    /// an anonymous caller gets nothing, whether or not the policy counts as public (a policy
+    /// judged not public must not open a gap the flag closes).
     fn restricted(&self) -> bool {
-        self.is_public() && self.config.public_access_block.is_some_and(|b| b.restrict_public_buckets)
+        self.config.public_access_block.is_some_and(|b| b.restrict_public_buckets)
     }
 
     /// The resource policy a request is evaluated with: for an anonymous caller, none while
-    /// RestrictPublicBuckets holds a public policy back.
+    /// RestrictPublicBuckets is set.
     pub fn policy_for(&self, anonymous: bool) -> Option<&NamedPolicy> {
         match &self.policy {
             CompiledPolicy::Compiled { policy, .. } if !(anonymous && self.restricted()) => Some(policy),

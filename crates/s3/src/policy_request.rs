@@ -42,12 +42,14 @@ pub fn resource(path: &S3Path) -> String {
 
 /// The source of CopyObject / UploadPartCopy as an object ARN (`x-amz-copy-source`, URL-encoded,
 /// optionally with a leading `/` and a `?versionId=`).
+/// Parsed by s3s's own parser, so the object authorised is the object copied (a key may hold a
+/// `?` that is not the start of `?versionId=`).
 pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<String> {
     let raw = cx.headers().get("x-amz-copy-source")?.to_str().ok()?;
-    let raw = raw.split('?').next()?;
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
-    let trimmed = decoded.trim_start_matches('/');
-    trimmed.contains('/').then(|| format!("arn:aws:s3:::{trimmed}"))
+    match s3s::dto::CopySource::parse(raw).ok()? {
+        s3s::dto::CopySource::Bucket { bucket, key, .. } => Some(format!("arn:aws:s3:::{bucket}/{key}")),
+        _ => None,
+    }
 }
 
 /// The S3 condition keys of the request: how it was signed (`s3:authType`,
@@ -105,13 +107,14 @@ pub fn s3_context(
     context
 }
 
-/// The value of one query parameter (its name matched without case, as S3 matches
-/// `X-Amz-*`), percent-decoded only when it is the one asked for: every request builds its
-/// context, so the rest of the query string is not decoded.
+/// The value of one query parameter, percent-decoded only when it is the one asked for: every
+/// request builds its context, so the rest of the query string is not decoded. Names match
+/// exactly, as s3s matches them when it reads the operation's input (which refuses a name given
+/// twice): a condition must judge the value the operation will use, so `Prefix=` is not `prefix=`.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        key.eq_ignore_ascii_case(name).then(|| {
+        (key == name).then(|| {
             let value = value.replace('+', " ");
             percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned()
         })
@@ -146,10 +149,11 @@ mod tests {
     }
 
     #[test]
-    fn query_parameters_are_found_without_case_and_decoded() {
-        let query = "prefix=home%2Falice%2F&X-Amz-Date=20261205T101500Z&delimiter=%2F&q=a+b";
+    fn query_parameters_are_found_by_their_exact_name_and_decoded() {
+        let query = "Prefix=home%2Fbob%2F&prefix=home%2Falice%2F&X-Amz-Date=20261205T101500Z&delimiter=%2F&q=a+b";
         assert_eq!(query_param(query, "prefix").as_deref(), Some("home/alice/"));
-        assert_eq!(query_param(query, "x-amz-date").as_deref(), Some("20261205T101500Z"));
+        assert_eq!(query_param(query, "X-Amz-Date").as_deref(), Some("20261205T101500Z"));
+        assert_eq!(query_param(query, "x-amz-date"), None);
         assert_eq!(query_param(query, "q").as_deref(), Some("a b"));
         assert_eq!(query_param(query, "max-keys"), None);
         assert_eq!(query_param("flag&x=1", "flag").as_deref(), Some(""));

@@ -92,9 +92,9 @@ impl Server {
         };
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
-        let gate = Arc::new(ShareGate::new(identity.clone()));
-        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let configs = BucketConfigs::open(config_store).await.context("cannot load bucket settings")?;
+        let gate = Arc::new(ShareGate::new(identity.clone(), configs.clone()));
+        let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let front = S3Front::new(objects.clone(), configs.clone(), config.region.clone(), config.block_public_access);
         let mut s3 = S3ServiceBuilder::new(front);
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));

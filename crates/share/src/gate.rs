@@ -5,7 +5,8 @@
 //! `latchkey:ShareMaxUses`, `latchkey:ShareExpiresIn` and `latchkey:ShareAllowCidrs` in the
 //! request context, so a policy can cap links) and the caller's own `s3:GetObject` (download
 //! links) or `s3:PutObject` (upload links) on it. A caller always sees and revokes its own
-//! links; others' need `latchkey:ListShares` / `latchkey:RevokeShare` on their object.
+//! links; others' need `latchkey:ListShares` / `latchkey:RevokeShare` on their object. Every
+//! decision includes the bucket's policy and tags, as the S3 request a link stands for would.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use latchkey_identity::{Caller, Identity};
 use latchkey_meta::Share;
 use latchkey_policy::{Effect, RequestContext};
+use latchkey_s3::{BucketConfigs, decide_on_s3};
 
 use crate::service::{NewShare, ShareMethod};
 
@@ -26,6 +28,8 @@ pub struct ShareCaller {
 
 pub struct ShareGate {
     identity: Arc<Identity>,
+    /// Bucket policies and tags: a link is judged as the S3 request it stands for would be.
+    configs: Arc<BucketConfigs>,
 }
 
 /// The ARN of what a link reads or writes: its object, or for a prefix upload link every key
@@ -40,8 +44,8 @@ fn object_action(method: &str) -> &'static str {
 }
 
 impl ShareGate {
-    pub fn new(identity: Arc<Identity>) -> ShareGate {
-        ShareGate { identity }
+    pub fn new(identity: Arc<Identity>, configs: Arc<BucketConfigs>) -> ShareGate {
+        ShareGate { identity, configs }
     }
 
     pub fn identity(&self) -> &Identity {
@@ -59,8 +63,9 @@ impl ShareGate {
         ShareCaller { caller, arn, context }
     }
 
-    fn allows(&self, who: &ShareCaller, action: &str, resource: &str, context: &RequestContext) -> bool {
-        self.identity.authorize(&who.caller, action, resource, context, None).effect == Effect::Allow
+    fn allows(&self, caller: &Caller, action: &str, resource: &str, context: &RequestContext) -> bool {
+        decide_on_s3(&self.identity, &self.configs, caller, action, resource, context)
+            .is_ok_and(|decision| decision.effect == Effect::Allow)
     }
 
     /// Whether `who` may mint `new`, which expires in `expires_in` seconds with `max_uses` uses.
@@ -71,14 +76,19 @@ impl ShareGate {
         context.insert("latchkey:ShareMaxUses", max_uses.to_string());
         context.insert("latchkey:ShareExpiresIn", expires_in.to_string());
         context.insert_multi("latchkey:ShareAllowCidrs", new.allow_cidrs.iter().cloned());
-        self.allows(who, "latchkey:CreateShare", &resource, &context)
-            && self.allows(who, object_action(new.method.as_str()), &resource, &who.context)
+        self.allows(&who.caller, "latchkey:CreateShare", &resource, &context)
+            && self.allows(&who.caller, object_action(new.method.as_str()), &resource, &who.context)
     }
 
     /// Whether `who` may see (`latchkey:ListShares`) or revoke (`latchkey:RevokeShare`) `share`.
     pub fn may_manage(&self, who: &ShareCaller, action: &str, share: &Share) -> bool {
         share.principal == who.arn
-            || self.allows(who, action, &object_arn(&share.bucket, &share.key, share.key_is_prefix), &who.context)
+            || self.allows(
+                &who.caller,
+                action,
+                &object_arn(&share.bucket, &share.key, share.key_is_prefix),
+                &who.context,
+            )
     }
 
     /// A link carries its creator's permission at the time of use: `false` once the creator
@@ -88,7 +98,6 @@ impl ShareGate {
         let mut context = RequestContext::new();
         self.identity.caller_context(&creator, &mut context);
         let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);
-        self.identity.authorize(&creator, object_action(&share.method), &resource, &context, None).effect
-            == Effect::Allow
+        self.allows(&creator, object_action(&share.method), &resource, &context)
     }
 }

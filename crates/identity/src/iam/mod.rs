@@ -116,9 +116,16 @@ fn target_user(call: &Call<'_>) -> Result<User, QueryError> {
     let directory = call.identity.directory();
     let name = match call.params.get("UserName") {
         Some(name) => name.to_owned(),
+        // Only a user (or a user's session) is a user by default; a role session must name one.
         None => match &call.caller {
-            crate::Caller::User { policies, .. } | crate::Caller::Session { policies, .. } => {
+            crate::Caller::User { policies, .. } => {
                 policies.principal.arn.rsplit('/').next().unwrap_or_default().to_owned()
+            }
+            crate::Caller::Session { session, policies, .. } if session.body.kind == crate::SessionKind::User => {
+                policies.principal.arn.rsplit('/').next().unwrap_or_default().to_owned()
+            }
+            crate::Caller::Session { .. } => {
+                return Err(QueryError::validation("UserName is required when the caller is a role session."));
             }
             crate::Caller::Root => {
                 return Err(QueryError::validation("UserName is required when the caller is the root user."));
