@@ -537,3 +537,97 @@ def test_mfa_codes_cannot_be_guessed_at_request_speed(server):
     # Five failures lock the device for five minutes: now even the right code is refused.
     assert error_code(lambda: sts.get_session_token(SerialNumber=device["SerialNumber"], TokenCode=right)) \
         == "AccessDenied"
+
+
+def test_assume_role_with_mfa_and_session_tags(server, bucket, s3):
+    """AssumeRole's MFA fields make aws:MultiFactorAuthPresent true for the session, and its tags
+    are the session's principal tags (ABAC on session tags)."""
+    s3.put_object(Bucket=bucket, Key="finance/q3.csv", Body=b"q3")
+    iam = client(server, "iam")
+    user, key_id, secret = new_user(server)
+    role = f"r-{uuid.uuid4().hex[:8]}"
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{user}"}}]}
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="abac", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/${{aws:PrincipalTag/team}}/*",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}))
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-role")["VirtualMFADevice"]
+    seed = device["Base32StringSeed"].decode()
+    now = time.time()
+    iam.enable_mfa_device(UserName=user, SerialNumber=device["SerialNumber"],
+                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    sts = client(server, "sts", key_id, secret)
+
+    def session(**kwargs):
+        c = sts.assume_role(RoleArn=arn, RoleSessionName="abac", **kwargs)["Credentials"]
+        return client(server, "s3", c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+
+    finance_without_mfa = session(Tags=[{"Key": "team", "Value": "finance"}])
+    assert error_code(lambda: finance_without_mfa.get_object(Bucket=bucket, Key="finance/q3.csv")) == "AccessDenied"
+    finance = session(Tags=[{"Key": "team", "Value": "finance"}], SerialNumber=device["SerialNumber"],
+                      TokenCode=totp(seed, now + 30))
+    assert finance.get_object(Bucket=bucket, Key="finance/q3.csv")["Body"].read() == b"q3"
+    assert error_code(lambda: finance.get_object(Bucket=bucket, Key="legal/x")) == "AccessDenied"
+
+
+def test_the_qr_code_of_a_virtual_device_is_a_png(server, tmp_path):
+    home = tmp_path / "home"
+    write_profiles(home, {"root": (ACCESS_KEY, SECRET_KEY, None)})
+    png = tmp_path / "qr.png"
+    out = aws(server, home, "root", "iam", "create-virtual-mfa-device", "--virtual-mfa-device-name",
+              f"qr-{uuid.uuid4().hex[:8]}", "--outfile", str(png), "--bootstrap-method", "QRCodePNG")
+    assert out.returncode == 0, out.stderr
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 200
+
+
+def test_link_minting_policies_cap_uses_and_methods(server, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="f.txt", Body=b"f")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Action": "latchkey:CreateShare", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"NumericLessThanEquals": {"latchkey:ShareMaxUses": "3"},
+                       "StringEquals": {"latchkey:ShareMethod": "GET"}}},
+    ]}
+    _, key_id, secret = new_user(server, policy)
+    ok = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "f.txt", "max_uses": 3}, key_id, secret)
+    assert ok.status_code == 201, ok.text
+    assert signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "f.txt", "max_uses": 4},
+                      key_id, secret).status_code == 403
+    assert signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "up.txt", "method": "PUT"},
+                      key_id, secret).status_code == 403
+
+
+def test_session_tags_need_sts_tag_session_in_the_trust_policy(server):
+    iam = client(server, "iam")
+    user, key_id, secret = new_user(server)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{user}"}}]}
+    arn = iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    sts = client(server, "sts", key_id, secret)
+    assert sts.assume_role(RoleArn=arn, RoleSessionName="plain")["Credentials"]["AccessKeyId"].startswith("ASIA")
+    assert error_code(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="tagged",
+                                              Tags=[{"Key": "team", "Value": "x"}])) == "AccessDenied"
+
+
+def test_a_link_does_not_pass_to_a_namesake_of_its_creator(server, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="f.txt", Body=b"f")
+    policy = allow(["s3:GetObject", "latchkey:CreateShare"], f"arn:aws:s3:::{bucket}/*")
+    name, key_id, secret = new_user(server, policy)
+    link = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "f.txt", "max_uses": 5}, key_id, secret)
+    assert link.status_code == 201, link.text
+    url = link.json()["api_url"]
+    assert requests.get(url, timeout=10).content == b"f"
+    iam = client(server, "iam")
+    iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+    iam.delete_user_policy(UserName=name, PolicyName="p")
+    iam.delete_user(UserName=name)
+    assert requests.get(url, timeout=10).status_code == 403, "the creator is gone"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    assert requests.get(url, timeout=10).status_code == 403, "a new user of the same name is not the creator"
+    reasons = [row["reason"] for row in audit_rows(server, share_id=link.json()["id"]) if row["event"] == "share.denied"]
+    assert reasons == ["creator_denied", "creator_denied"]

@@ -471,6 +471,15 @@ impl Identity {
 }
 
 impl Identity {
+    /// The caller's unique id: the user's or role's (`AIDA...`, `AROA...`), the account id for
+    /// root.
+    pub fn unique_id(&self, caller: &Caller) -> String {
+        match caller {
+            Caller::Root => self.account.id.clone(),
+            Caller::User { policies, .. } | Caller::Session { policies, .. } => policies.unique_id.clone(),
+        }
+    }
+
     /// The caller a recorded principal ARN stands for now: the root user, or a user or role as
     /// the directory has it today (`None` once it is deleted). Share links carry their creator's
     /// permission this way. A session's ARN stands for its role; a user session's is the user's.

@@ -108,7 +108,7 @@ async fn assume_role(call: &Call<'_>) -> QueryResult {
         .role(role_name)
         .filter(|(role, _)| call.identity.account().iam_arn("role", &role.path, &role.name) == arn)
     else {
-        return Err(not_authorized(call, arn));
+        return Err(not_authorized(call, "sts:AssumeRole", arn));
     };
     let now = OffsetDateTime::now_utc();
     let mfa_at = match (call.params.get("SerialNumber"), call.params.get("TokenCode")) {
@@ -143,9 +143,13 @@ async fn assume_role(call: &Call<'_>) -> QueryResult {
         context.insert(&format!("aws:RequestTag/{}", tag.key), tag.value.as_str());
     }
     context.insert_multi("aws:TagKeys", tags.iter().map(|t| t.key.clone()));
-    let decision = call.identity.authorize(&call.caller, "sts:AssumeRole", arn, &context, Some(&trust));
-    if decision.effect != Effect::Allow {
-        return Err(not_authorized(call, arn));
+    // Passing session tags also needs sts:TagSession, in the trust policy as AWS requires.
+    let actions: &[&str] = if tags.is_empty() { &["sts:AssumeRole"] } else { &["sts:AssumeRole", "sts:TagSession"] };
+    for action in actions {
+        let decision = call.identity.authorize(&call.caller, action, arn, &context, Some(&trust));
+        if decision.effect != Effect::Allow {
+            return Err(not_authorized(call, action, arn));
+        }
     }
     let body = SessionBody {
         kind: SessionKind::Role,
@@ -171,11 +175,9 @@ async fn assume_role(call: &Call<'_>) -> QueryResult {
     Ok(w)
 }
 
-fn not_authorized(call: &Call<'_>, role_arn: &str) -> QueryError {
+fn not_authorized(call: &Call<'_>, action: &str, role_arn: &str) -> QueryError {
     let caller = call.caller.principal(call.identity.account()).arn;
-    QueryError::access_denied(format!(
-        "User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
-    ))
+    QueryError::access_denied(format!("User: {caller} is not authorized to perform: {action} on resource: {role_arn}"))
 }
 
 /// Stores a new session; returns its key id, secret, token and expiry.

@@ -91,6 +91,7 @@ pub fn share(id: &str, hash: &[u8], uses: u32, version: &str) -> Share {
         disposition: "attachment".into(),
         label: None,
         principal: "root".into(),
+        principal_id: Some("000000000000".into()),
         revoked: None,
         max_size: None,
         content_types: vec![],

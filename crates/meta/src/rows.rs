@@ -150,6 +150,7 @@ pub(crate) fn share_from_row(row: &impl Columns) -> MetaResult<Share> {
         disposition: row.text("disposition")?,
         label: row.opt_text("label")?,
         principal: row.text("principal")?,
+        principal_id: row.opt_text("principal_id")?,
         revoked: revoked.map(from_ms),
         max_size: row.opt_int("max_size")?.map(to_u64),
         content_types: serde_json::from_str(&content_types)?,

@@ -107,8 +107,9 @@ pub(crate) use upsert_part;
 pub(crate) const INSERT_SHARE: &str =
     "INSERT INTO shares (id, token_hash, method, bucket, key, version_id, etag, size, created_ms, expires_ms,
        max_uses, uses_left, allow_cidrs, disposition, label, principal, revoked_ms, key_is_prefix, max_size,
-       content_types, redirect)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+       content_types, redirect, principal_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+       CAST($22 AS TEXT))";
 
 macro_rules! insert_share {
     ($share:expr) => {{
@@ -135,6 +136,7 @@ macro_rules! insert_share {
             .bind(share.max_size.map($crate::rows::to_i64))
             .bind(serde_json::to_string(&share.content_types)?)
             .bind(share.redirect)
+            .bind(&share.principal_id)
     }};
 }
 pub(crate) use insert_share;

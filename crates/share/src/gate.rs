@@ -21,8 +21,9 @@ use crate::service::{NewShare, ShareMethod};
 /// A caller of the share API, with the condition keys of its request.
 pub struct ShareCaller {
     pub caller: Caller,
-    /// The ARN links are recorded under.
+    /// The ARN links are recorded under, and the unique id beside it.
     pub arn: String,
+    pub unique_id: String,
     context: RequestContext,
 }
 
@@ -60,7 +61,8 @@ impl ShareGate {
         context.insert("aws:SecureTransport", "false");
         self.identity.caller_context(&caller, &mut context);
         let arn = caller.principal(self.identity.account()).arn;
-        ShareCaller { caller, arn, context }
+        let unique_id = self.identity.unique_id(&caller);
+        ShareCaller { caller, arn, unique_id, context }
     }
 
     fn allows(&self, caller: &Caller, action: &str, resource: &str, context: &RequestContext) -> bool {
@@ -92,9 +94,18 @@ impl ShareGate {
     }
 
     /// A link carries its creator's permission at the time of use: `false` once the creator
-    /// could no longer read (download links) or write (upload links) its object, or is gone.
+    /// could no longer read (download links) or write (upload links) its object, or is gone
+    /// (a user or role of the same name made since is someone else: the unique ids differ).
     pub fn creator_may(&self, share: &Share) -> bool {
         let Some(creator) = self.identity.principal_caller(&share.principal) else { return false };
+        let same = match &share.principal_id {
+            Some(id) => *id == self.identity.unique_id(&creator),
+            // Links made before ids were recorded: only root's still stand.
+            None => matches!(creator, Caller::Root),
+        };
+        if !same {
+            return false;
+        }
         let mut context = RequestContext::new();
         self.identity.caller_context(&creator, &mut context);
         let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);
