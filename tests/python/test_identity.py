@@ -631,3 +631,30 @@ def test_a_link_does_not_pass_to_a_namesake_of_its_creator(server, bucket, s3):
     assert requests.get(url, timeout=10).status_code == 403, "a new user of the same name is not the creator"
     reasons = [row["reason"] for row in audit_rows(server, share_id=link.json()["id"]) if row["event"] == "share.denied"]
     assert reasons == ["creator_denied", "creator_denied"]
+
+
+def test_a_link_minted_with_temporary_credentials_ends_with_the_session(fresh_server):
+    server = fresh_server
+    s3 = server.client()
+    s3.create_bucket(Bucket="temp-links")
+    s3.put_object(Bucket="temp-links", Key="f.txt", Body=b"f")
+    iam = client(server, "iam")
+    user, key_id, secret = new_user(server)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{user}"}}]}
+    arn = iam.create_role(RoleName="minter", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="minter", PolicyName="p", PolicyDocument=json.dumps(
+        allow(["s3:GetObject", "latchkey:CreateShare"], "arn:aws:s3:::temp-links/*")))
+    c = client(server, "sts", key_id, secret).assume_role(RoleArn=arn, RoleSessionName="mint")["Credentials"]
+    made = signed_api(server, "POST", "/-/shares", {"bucket": "temp-links", "key": "f.txt", "max_uses": 5},
+                      c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    assert made.status_code == 201, made.text
+    link = made.json()
+    assert requests.get(link["api_url"], timeout=10).content == b"f"
+    # The session expires (moved in the store while the server is down: sessions are cached).
+    server.stop()
+    set_session_expiry(server, c["AccessKeyId"], time.time() - 1)
+    server.start()
+    assert requests.get(link["api_url"], timeout=10).status_code == 403
+    reasons = [row["reason"] for row in audit_rows(server, share_id=link["id"]) if row["event"] == "share.denied"]
+    assert reasons == ["creator_denied"]

@@ -288,33 +288,7 @@ impl Identity {
             if !bool::from(given.ct_eq(&session.token_hash)) {
                 return Err(Refusal::BadToken);
             }
-            let same_principal = |policies: &PrincipalPolicies| {
-                session.body.principal_id.as_deref() == Some(policies.unique_id.as_str())
-            };
-            let (policies, principal) = match session.body.kind {
-                SessionKind::User => {
-                    let (_, policies) = directory.user(&session.body.name).ok_or(Refusal::UnknownKey)?;
-                    if !same_principal(policies) {
-                        return Err(Refusal::UnknownKey);
-                    }
-                    (policies.clone(), policies.principal.clone())
-                }
-                SessionKind::Role => {
-                    let (role, policies) = directory.role(&session.body.name).ok_or(Refusal::UnknownKey)?;
-                    if !same_principal(policies) {
-                        return Err(Refusal::UnknownKey);
-                    }
-                    let session_name = session.body.session_name.as_deref().unwrap_or_default();
-                    let principal = Principal {
-                        kind: PrincipalKind::AssumedRole,
-                        account: self.account.id.clone(),
-                        arn: self.account.assumed_role_arn(&role.name, session_name),
-                        role_arn: policies.principal.role_arn.clone(),
-                    };
-                    (policies.clone(), principal)
-                }
-            };
-            return Ok(Caller::Session { session, policies, principal });
+            return self.session_caller(&directory, session);
         }
         let key = directory.keys.get(access_key_id).ok_or(Refusal::UnknownKey)?;
         let (_, policies) = directory.users.get(&key.user).ok_or(Refusal::UnknownKey)?;
@@ -322,6 +296,45 @@ impl Identity {
             return Err(Refusal::UnknownKey);
         }
         Ok(Caller::User { access_key_id: access_key_id.to_owned(), policies: policies.clone() })
+    }
+
+    /// The caller a session stands for: its user, or its role as the assumed-role principal, as
+    /// long as that is still the user or role it was issued to (same unique id).
+    fn session_caller(&self, directory: &Directory, session: Arc<Session>) -> Result<Caller, Refusal> {
+        let same_principal =
+            |policies: &PrincipalPolicies| session.body.principal_id.as_deref() == Some(policies.unique_id.as_str());
+        let (policies, principal) = match session.body.kind {
+            SessionKind::User => {
+                let (_, policies) = directory.user(&session.body.name).ok_or(Refusal::UnknownKey)?;
+                if !same_principal(policies) {
+                    return Err(Refusal::UnknownKey);
+                }
+                (policies.clone(), policies.principal.clone())
+            }
+            SessionKind::Role => {
+                let (role, policies) = directory.role(&session.body.name).ok_or(Refusal::UnknownKey)?;
+                if !same_principal(policies) {
+                    return Err(Refusal::UnknownKey);
+                }
+                let session_name = session.body.session_name.as_deref().unwrap_or_default();
+                let principal = Principal {
+                    kind: PrincipalKind::AssumedRole,
+                    account: self.account.id.clone(),
+                    arn: self.account.assumed_role_arn(&role.name, session_name),
+                    role_arn: policies.principal.role_arn.clone(),
+                };
+                (policies.clone(), principal)
+            }
+        };
+        Ok(Caller::Session { session, policies, principal })
+    }
+
+    /// The caller behind a still valid session key, without its token: for what a session made
+    /// that outlives the request (a share link minted with temporary credentials carries the
+    /// session's permission, session policy included, and dies with the session).
+    pub async fn session_holder(&self, access_key_id: &str) -> Option<Caller> {
+        let session = self.session(access_key_id).await.ok()??;
+        self.session_caller(&self.directory(), session).ok()
     }
 
     /// The session `access_key_id` names, if it is a session key; `Expired` once it has expired.

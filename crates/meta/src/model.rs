@@ -101,8 +101,9 @@ pub struct Share {
     pub label: Option<String>,
     /// The access key that made the link.
     pub principal: String,
-    /// The creator's unique id (`AIDA...`, `AROA...`, the account id for root); `None` for links
-    /// made before it was recorded.
+    /// The creator's unique id (`AIDA...`, `AROA...`, the account id for root), or the session's
+    /// key id (`ASIA...`) when it was minted with temporary credentials; `None` for links made
+    /// before it was recorded.
     pub principal_id: Option<String>,
     pub revoked: Option<OffsetDateTime>,
     /// Upload links: the largest body accepted.

@@ -61,7 +61,12 @@ impl ShareGate {
         context.insert("aws:SecureTransport", "false");
         self.identity.caller_context(&caller, &mut context);
         let arn = caller.principal(self.identity.account()).arn;
-        let unique_id = self.identity.unique_id(&caller);
+        // A link minted with temporary credentials names the session: it carries the session's
+        // permission and ends with it (as a presigned URL signed by a session does).
+        let unique_id = match &caller {
+            Caller::Session { session, .. } => session.access_key_id.clone(),
+            _ => self.identity.unique_id(&caller),
+        };
         ShareCaller { caller, arn, unique_id, context }
     }
 
@@ -96,16 +101,14 @@ impl ShareGate {
     /// A link carries its creator's permission at the time of use: `false` once the creator
     /// could no longer read (download links) or write (upload links) its object, or is gone
     /// (a user or role of the same name made since is someone else: the unique ids differ).
-    pub fn creator_may(&self, share: &Share) -> bool {
-        let Some(creator) = self.identity.principal_caller(&share.principal) else { return false };
-        let same = match &share.principal_id {
-            Some(id) => *id == self.identity.unique_id(&creator),
+    pub async fn creator_may(&self, share: &Share) -> bool {
+        let creator = match share.principal_id.as_deref() {
+            Some(session) if session.starts_with("ASIA") => self.identity.session_holder(session).await,
+            Some(id) => self.identity.principal_caller(&share.principal).filter(|c| self.identity.unique_id(c) == id),
             // Links made before ids were recorded: only root's still stand.
-            None => matches!(creator, Caller::Root),
+            None => self.identity.principal_caller(&share.principal).filter(|c| matches!(c, Caller::Root)),
         };
-        if !same {
-            return false;
-        }
+        let Some(creator) = creator else { return false };
         let mut context = RequestContext::new();
         self.identity.caller_context(&creator, &mut context);
         let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);

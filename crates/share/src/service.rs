@@ -334,7 +334,7 @@ impl ShareService {
         if !ip_allowed(&share.allow_cidrs, who.ip) {
             return Err(RedeemError::Denied(Denial::IpDenied));
         }
-        if !self.gate.creator_may(&share) {
+        if !self.gate.creator_may(&share).await {
             return Err(RedeemError::Denied(Denial::CreatorDenied));
         }
         if share.method == ShareMethod::Put.as_str() {
@@ -395,7 +395,7 @@ impl ShareService {
         {
             // Checked after the use is taken, to keep the common case one statement: a link
             // whose creator lost access is dead, so the use it spends is worth nothing.
-            if !self.gate.creator_may(&granted.share) {
+            if !self.gate.creator_may(&granted.share).await {
                 return Err(RedeemError::Denied(Denial::CreatorDenied));
             }
             let reservation = self.reservation(&granted.share, to, now, None);
@@ -408,7 +408,7 @@ impl ShareService {
         if share.method != ShareMethod::Get.as_str() {
             return Err(RedeemError::Denied(Denial::WrongMethod));
         }
-        if !self.gate.creator_may(&share) {
+        if !self.gate.creator_may(&share).await {
             return Err(RedeemError::Denied(Denial::CreatorDenied));
         }
         if !ip_allowed(&share.allow_cidrs, who.ip) {

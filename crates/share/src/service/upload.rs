@@ -94,7 +94,7 @@ impl ShareService {
         if share.method != ShareMethod::Put.as_str() {
             return Err(UploadError::Denied(Denial::WrongMethod));
         }
-        if !self.gate.creator_may(&share) {
+        if !self.gate.creator_may(&share).await {
             return Err(UploadError::Denied(Denial::CreatorDenied));
         }
         if !ip_allowed(&share.allow_cidrs, who.ip) {
