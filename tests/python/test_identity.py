@@ -658,3 +658,47 @@ def test_a_link_minted_with_temporary_credentials_ends_with_the_session(fresh_se
     assert requests.get(link["api_url"], timeout=10).status_code == 403
     reasons = [row["reason"] for row in audit_rows(server, share_id=link["id"]) if row["event"] == "share.denied"]
     assert reasons == ["creator_denied"]
+
+
+def test_object_tag_conditions(server, bucket, s3):
+    """s3:RequestObjectTag/* judges the tags a write asks for; s3:ExistingObjectTag/* the tags an
+    object has (looked up only when a policy reads them)."""
+    s3.put_object(Bucket=bucket, Key="open.txt", Body=b"open", Tagging="classification=public")
+    s3.put_object(Bucket=bucket, Key="closed.txt", Body=b"closed", Tagging="classification=secret")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/classification": "public"}}},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:RequestObjectTag/classification": "public"},
+                       "ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["classification"]}}},
+    ]}
+    _, key_id, secret = new_user(server, policy)
+    user_s3 = client(server, "s3", key_id, secret)
+    assert user_s3.get_object(Bucket=bucket, Key="open.txt")["Body"].read() == b"open"
+    assert error_code(lambda: user_s3.get_object(Bucket=bucket, Key="closed.txt")) == "AccessDenied"
+    user_s3.put_object(Bucket=bucket, Key="new.txt", Body=b"n", Tagging="classification=public")
+    assert error_code(lambda: user_s3.put_object(Bucket=bucket, Key="x.txt", Body=b"x")) == "AccessDenied"
+    assert error_code(lambda: user_s3.put_object(Bucket=bucket, Key="y.txt", Body=b"y",
+                                                 Tagging="classification=secret")) == "AccessDenied"
+    assert error_code(lambda: user_s3.put_object(Bucket=bucket, Key="z.txt", Body=b"z",
+                                                 Tagging="classification=public&owner=me")) == "AccessDenied"
+    # Retagging an object changes what the policy lets through, at once.
+    s3.put_object_tagging(Bucket=bucket, Key="closed.txt",
+                          Tagging={"TagSet": [{"Key": "classification", "Value": "public"}]})
+    assert user_s3.get_object(Bucket=bucket, Key="closed.txt")["Body"].read() == b"closed"
+
+
+def test_iam_tagging_actions_carry_their_request_tags(server):
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["iam:CreateUser", "iam:TagUser"], "Resource": "*",
+        "Condition": {"StringEquals": {"aws:RequestTag/team": "ops"},
+                      "ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}}]}
+    _, key_id, secret = new_user(server, policy)
+    iam = client(server, "iam", key_id, secret)
+    created = f"u-{uuid.uuid4().hex[:10]}"
+    iam.create_user(UserName=created, Tags=[{"Key": "team", "Value": "ops"}])
+    assert error_code(lambda: iam.create_user(UserName=created + "x", Tags=[{"Key": "team", "Value": "dev"}])) \
+        == "AccessDenied"
+    assert error_code(lambda: iam.create_user(UserName=created + "y")) == "AccessDenied"
+    assert error_code(lambda: iam.tag_user(UserName=created, Tags=[{"Key": "team", "Value": "ops"},
+                                                                   {"Key": "cost", "Value": "1"}])) == "AccessDenied"

@@ -132,6 +132,13 @@ impl QueryApi {
         context.insert("aws:SourceIp", source_ip.to_string());
         context.insert("aws:SecureTransport", "false");
         self.identity.caller_context(&caller, &mut context);
+        // Tags an action asks to set (CreateUser, TagUser, TagRole...) or to remove (Untag*).
+        let tags = params.tags("Tags")?;
+        for (key, value) in &tags {
+            context.insert(&format!("aws:RequestTag/{key}"), value.as_str());
+        }
+        let removed = params.members("TagKeys");
+        context.insert_multi("aws:TagKeys", tags.iter().map(|(key, _)| key.as_str()).chain(removed));
         // AWS: credentials from GetSessionToken call IAM only when MFA was used to get them,
         // and call STS only for AssumeRole and GetCallerIdentity.
         if let Caller::Session { session, .. } = &caller

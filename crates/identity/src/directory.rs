@@ -33,6 +33,16 @@ pub struct PrincipalPolicies {
     pub unique_id: String,
     /// A policy failed to compile: refuse everything.
     pub poisoned: bool,
+    /// Some policy tests `s3:ExistingObjectTag/*`: requests on objects need the object's tags.
+    pub reads_object_tags: bool,
+}
+
+/// The condition key prefix of an object's stored tags, folded.
+pub const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
+
+/// Whether any of `policies` tests the tags of the object a request acts on.
+pub fn reads_object_tags<'a>(policies: impl IntoIterator<Item = &'a NamedPolicy>) -> bool {
+    policies.into_iter().any(|p| p.policy.tests_key_prefix(EXISTING_OBJECT_TAG))
 }
 
 /// An access key as the request path needs it.
@@ -238,11 +248,12 @@ impl Directory {
                 arn: account.iam_arn("user", &user.path, &user.name),
                 role_arn: None,
             },
-            identity,
-            boundary,
             tags: user.tags.clone(),
             unique_id: user.id.clone(),
             poisoned: !(whole && boundary_ok),
+            reads_object_tags: reads_object_tags(identity.iter().chain(boundary.as_ref())),
+            identity,
+            boundary,
         }
     }
 
@@ -258,11 +269,12 @@ impl Directory {
                 arn: account.iam_arn("role", &role.path, &role.name),
                 role_arn: Some(account.iam_arn("role", &role.path, &role.name)),
             },
-            identity,
-            boundary,
             tags: role.tags.clone(),
             unique_id: role.id.clone(),
             poisoned: !(whole && boundary_ok),
+            reads_object_tags: reads_object_tags(identity.iter().chain(boundary.as_ref())),
+            identity,
+            boundary,
         }
     }
 }

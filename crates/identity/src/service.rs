@@ -390,6 +390,18 @@ impl Identity {
         Ok(Some(session))
     }
 
+    /// Whether the caller's policies (identity, boundary, session) test the tags of the object
+    /// a request acts on, so that the request must look them up.
+    pub fn reads_object_tags(&self, caller: &Caller) -> bool {
+        match caller {
+            Caller::Root => false,
+            Caller::User { policies, .. } => policies.reads_object_tags,
+            Caller::Session { session, policies, .. } => {
+                policies.reads_object_tags || directory::reads_object_tags(session.policy.as_ref())
+            }
+        }
+    }
+
     /// Adds the keys the caller brings to `context`: principal ARN, account and type, user name
     /// and id, principal tags, and for sessions MFA and token issue time.
     pub fn caller_context(&self, caller: &Caller, context: &mut RequestContext) {

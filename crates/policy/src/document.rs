@@ -144,6 +144,13 @@ impl Policy {
         })
     }
 
+    /// Whether some statement's condition tests a key that starts with `prefix` (lowercase, as
+    /// keys are folded): what lets a caller skip gathering values that no policy reads, such as
+    /// an object's tags (`s3:existingobjecttag/`).
+    pub fn tests_key_prefix(&self, prefix: &str) -> bool {
+        self.statements.iter().any(|s| s.conditions.iter().any(|c| c.key.starts_with(prefix)))
+    }
+
     /// Whether some `Allow` statement names everyone, whatever its conditions: the only
     /// statements that can grant anything to an anonymous caller.
     pub fn may_grant_anonymous(&self) -> bool {

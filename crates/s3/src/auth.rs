@@ -289,6 +289,21 @@ impl S3Access for Authorizer {
         {
             checks.push(("s3:GetObject".to_owned(), source));
         }
+        // s3:ExistingObjectTag/*: the object's stored tags, looked up only when a policy reads them.
+        if let s3s::path::S3Path::Object { bucket, key } = cx.s3_path() {
+            let (bucket, key) = (bucket.to_string(), key.to_string());
+            let reads = self.configs.get(&bucket).reads_object_tags()
+                || caller.as_ref().is_some_and(|caller| self.identity.reads_object_tags(caller));
+            if reads {
+                let record = self.meta.get_object(&bucket, &key).await.map_err(|e| {
+                    tracing::error!(error = %e, "cannot read an object's tags for a policy");
+                    s3_error!(InternalError)
+                })?;
+                for tag in record.map(|r| r.tags).unwrap_or_default() {
+                    context.insert(&format!("s3:ExistingObjectTag/{}", tag.key), tag.value);
+                }
+            }
+        }
         // The bucket whose tags the context holds (the copy source's bucket may differ).
         let mut previous: Option<Arc<BucketRules>> = None;
         for (action, resource) in &checks {

@@ -83,6 +83,16 @@ impl BucketRules {
         self.policy_for(true).is_some_and(|p| p.policy.may_grant_anonymous())
     }
 
+    /// Whether the bucket's policy tests the tags of the object a request acts on.
+    pub fn reads_object_tags(&self) -> bool {
+        match &self.policy {
+            CompiledPolicy::Compiled { policy, .. } => {
+                policy.policy.tests_key_prefix(latchkey_identity::directory::EXISTING_OBJECT_TAG)
+            }
+            _ => false,
+        }
+    }
+
     pub fn tags(&self) -> &[Tag] {
         &self.config.tags
     }

@@ -54,7 +54,8 @@ pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<String> {
 
 /// The S3 condition keys of the request: how it was signed (`s3:authType`,
 /// `s3:signatureversion`, `s3:signatureAge`), listing parameters (`s3:prefix`, `s3:delimiter`,
-/// `s3:max-keys`), the requested server-side encryption, and the caller's address, transport
+/// `s3:max-keys`), the tags a write asks for (`s3:RequestObjectTag/*`,
+/// `s3:RequestObjectTagKeys`), the requested server-side encryption, and the caller's address, transport
 /// and user agent.
 pub fn s3_context(
     cx: &S3AccessContext<'_>,
@@ -92,6 +93,14 @@ pub fn s3_context(
         if let Some(value) = query_param(query, name) {
             context.insert(key, value);
         }
+    }
+    // The tags a write asks to store (PutObject, CopyObject, CreateMultipartUpload).
+    if let Some(tagging) = header("x-amz-tagging") {
+        let tags: Vec<(String, String)> = form_urlencoded::parse(tagging.as_bytes()).into_owned().collect();
+        for (key, value) in &tags {
+            context.insert(&format!("s3:RequestObjectTag/{key}"), value.as_str());
+        }
+        context.insert_multi("s3:RequestObjectTagKeys", tags.into_iter().map(|(key, _)| key));
     }
     if let Some(sse) = header("x-amz-server-side-encryption") {
         context.insert("s3:x-amz-server-side-encryption", sse);
