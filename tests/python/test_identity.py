@@ -33,6 +33,18 @@ def totp(seed_base32, at):
     return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
 
 
+def enable_virtual_device(server, user):
+    """A virtual MFA device enabled for `user` with the codes of the last and the current step:
+    (serial, Base32 seed, the time used). The next step's code is the first one it accepts."""
+    iam = client(server, "iam")
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-{uuid.uuid4().hex[:6]}")["VirtualMFADevice"]
+    seed = device["Base32StringSeed"].decode()
+    now = time.time()
+    iam.enable_mfa_device(UserName=user, SerialNumber=device["SerialNumber"],
+                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    return device["SerialNumber"], seed, now
+
+
 def client(server, service, key_id=ACCESS_KEY, secret=SECRET_KEY, token=None):
     return boto3.client(service, endpoint_url=server.endpoint, aws_access_key_id=key_id,
                         aws_secret_access_key=secret, aws_session_token=token, region_name=REGION,
@@ -293,13 +305,9 @@ def test_share_links_are_minted_within_policy_and_scoped_to_their_creator(server
 
     # With an MFA session the cap on lifetimes applies.
     iam = client(server, "iam")
-    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-mfa")["VirtualMFADevice"]
-    seed = serial["Base32StringSeed"].decode()
-    now = time.time()
-    iam.enable_mfa_device(UserName=name, SerialNumber=serial["SerialNumber"],
-                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    serial, seed, now = enable_virtual_device(server, name)
     creds = client(server, "sts", key_id, secret).get_session_token(
-        SerialNumber=serial["SerialNumber"], TokenCode=totp(seed, now + 30), DurationSeconds=900)["Credentials"]
+        SerialNumber=serial, TokenCode=totp(seed, now + 30), DurationSeconds=900)["Credentials"]
     mfa = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
     too_long = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "plan.pdf", "expires_in": 7200}, *mfa)
     assert too_long.status_code == 403
@@ -521,13 +529,9 @@ def test_a_session_dies_with_its_user_and_does_not_pass_to_a_namesake(server, bu
 
 
 def test_mfa_codes_cannot_be_guessed_at_request_speed(server):
-    iam = client(server, "iam")
     name, key_id, secret = new_user(server)
-    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-guard")["VirtualMFADevice"]
-    seed = device["Base32StringSeed"].decode()
-    now = time.time()
-    iam.enable_mfa_device(UserName=name, SerialNumber=device["SerialNumber"],
-                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    serial, seed, now = enable_virtual_device(server, name)
+    device = {"SerialNumber": serial}
     sts = client(server, "sts", key_id, secret)
     right = totp(seed, now + 30)
     wrong = [f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 6)]
@@ -554,11 +558,8 @@ def test_assume_role_with_mfa_and_session_tags(server, bucket, s3):
         "Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/${{aws:PrincipalTag/team}}/*",
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}))
-    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-role")["VirtualMFADevice"]
-    seed = device["Base32StringSeed"].decode()
-    now = time.time()
-    iam.enable_mfa_device(UserName=user, SerialNumber=device["SerialNumber"],
-                          AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
+    serial, seed, now = enable_virtual_device(server, user)
+    device = {"SerialNumber": serial}
     sts = client(server, "sts", key_id, secret)
 
     def session(**kwargs):

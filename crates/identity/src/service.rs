@@ -84,7 +84,7 @@ pub struct Session {
 #[derive(Clone)]
 pub enum Caller {
     Root,
-    User { access_key_id: String, policies: Arc<PrincipalPolicies> },
+    User { policies: Arc<PrincipalPolicies> },
     Session { session: Arc<Session>, policies: Arc<PrincipalPolicies>, principal: Principal },
 }
 
@@ -99,15 +99,6 @@ impl Caller {
             },
             Caller::User { policies, .. } => policies.principal.clone(),
             Caller::Session { principal, .. } => principal.clone(),
-        }
-    }
-
-    /// The access key id that signed.
-    pub fn access_key_id<'a>(&'a self, root: &'a RootCredentials) -> &'a str {
-        match self {
-            Caller::Root => &root.access_key_id,
-            Caller::User { access_key_id, .. } => access_key_id,
-            Caller::Session { session, .. } => &session.access_key_id,
         }
     }
 }
@@ -177,10 +168,6 @@ impl Identity {
 
     pub fn account(&self) -> &Account {
         &self.account
-    }
-
-    pub fn root(&self) -> &RootCredentials {
-        &self.root
     }
 
     pub fn store(&self) -> &dyn IdentityStore {
@@ -295,7 +282,7 @@ impl Identity {
         if !key.active {
             return Err(Refusal::UnknownKey);
         }
-        Ok(Caller::User { access_key_id: access_key_id.to_owned(), policies: policies.clone() })
+        Ok(Caller::User { policies: policies.clone() })
     }
 
     /// The caller a session stands for: its user, or its role as the assumed-role principal, as
@@ -520,12 +507,12 @@ impl Identity {
         match kind {
             "user" => {
                 let (_, policies) = directory.user(rest.rsplit('/').next()?)?;
-                Some(Caller::User { access_key_id: String::new(), policies: policies.clone() })
+                Some(Caller::User { policies: policies.clone() })
             }
             "role" | "assumed-role" => {
                 let role = if kind == "role" { rest.rsplit('/').next()? } else { rest.split('/').next()? };
                 let (_, policies) = directory.role(role)?;
-                Some(Caller::User { access_key_id: String::new(), policies: policies.clone() })
+                Some(Caller::User { policies: policies.clone() })
             }
             _ => None,
         }

@@ -34,7 +34,7 @@ pub fn principal(call: &Call<'_>) -> QueryResult {
     let (principal, context) = match call.params.get("CallerArn") {
         Some(arn) => caller_user(call, arn)?,
         None => {
-            let caller = Caller::User { access_key_id: String::new(), policies: owner.clone() };
+            let caller = Caller::User { policies: owner.clone() };
             (owner.principal.clone(), own_context(call, &caller))
         }
     };
