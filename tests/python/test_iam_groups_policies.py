@@ -4,6 +4,7 @@ boto3 and the AWS CLI, with their effect on S3 access checked, not only their an
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -405,3 +406,115 @@ def test_the_aws_cli_creates_and_attaches_a_group_policy(server, bucket, s3, tmp
     out = aws(server, home, "root", "iam", "create-policy", "--policy-name", unique("bad"),
               "--policy-document", f"file://{bad}")
     assert out.returncode != 0 and "MalformedPolicyDocument" in out.stderr and "Statement[0]" in out.stderr
+
+
+def test_iam_listings_are_paged_with_max_items_and_markers(server, tmp_path):
+    """MaxItems and Marker as IAM pages them: boto3's paginators and the AWS CLI's --max-items
+    walk every listing page by page; a page that ends a listing is not truncated; a marker keeps
+    its place when what it has shown is deleted; bad paging parameters get AWS's errors."""
+    iam = client(server, "iam")
+    path = f"/{unique('paged')}/"
+    names = sorted(unique("pu") for _ in range(5))
+    group = unique("pg")
+    iam.create_group(GroupName=group, Path=path)
+    policy = new_policy(iam, allow("s3:GetObject", "*"), path)
+    for name in names:
+        iam.create_user(UserName=name, Path=path, Tags=[{"Key": f"k{i}", "Value": name} for i in range(3)])
+        iam.add_user_to_group(GroupName=group, UserName=name)
+        iam.attach_user_policy(UserName=name, PolicyArn=policy)
+    iam.attach_group_policy(GroupName=group, PolicyArn=policy)
+    for version in range(3):
+        iam.create_policy_version(PolicyArn=policy, PolicyDocument=json.dumps(allow("s3:ListBucket", f"arn:aws:s3:::b{version}")))
+
+    def walk(operation, key, **params):
+        pages = list(iam.get_paginator(operation).paginate(**params, PaginationConfig={"PageSize": 2}))
+        assert [page["IsTruncated"] for page in pages] == [True] * (len(pages) - 1) + [False], operation
+        assert all(len(page[key]) <= 2 for page in pages)
+        return len(pages), [item for page in pages for item in page[key]]
+
+    count, users = walk("list_users", "Users", PathPrefix=path)
+    assert (count, [u["UserName"] for u in users]) == (3, names)
+    _, members = walk("get_group", "Users", GroupName=group)
+    assert [u["UserName"] for u in members] == names
+    _, tags = walk("list_user_tags", "Tags", UserName=names[0])
+    assert [t["Key"] for t in tags] == ["k0", "k1", "k2"]
+    _, versions = walk("list_policy_versions", "Versions", PolicyArn=policy)
+    assert [v["VersionId"] for v in versions] == ["v4", "v3", "v2", "v1"], "newest first, across pages"
+    pages = list(iam.get_paginator("list_entities_for_policy").paginate(
+        PolicyArn=policy, PaginationConfig={"PageSize": 2}))
+    assert len(pages) == 3
+    assert sorted(u["UserName"] for p in pages for u in p["PolicyUsers"]) == names
+    assert [g["GroupName"] for p in pages for g in p["PolicyGroups"]] == [group]
+
+    # The marker names the last user shown: deleting that user does not lose the next ones.
+    first = iam.list_users(PathPrefix=path, MaxItems=2)
+    assert first["IsTruncated"] and [u["UserName"] for u in first["Users"]] == names[:2]
+    iam.detach_user_policy(UserName=names[1], PolicyArn=policy)
+    iam.remove_user_from_group(GroupName=group, UserName=names[1])
+    iam.delete_user(UserName=names[1])
+    rest = iam.list_users(PathPrefix=path, MaxItems=5, Marker=first["Marker"])
+    assert (rest["IsTruncated"], [u["UserName"] for u in rest["Users"]]) == (False, names[2:])
+    assert "Marker" not in rest
+
+    assert error_code(lambda: iam.list_users(MaxItems=1001)) == "ValidationError"
+    assert error_code(lambda: iam.list_users(Marker="%%not-ours%%")) == "InvalidInput"
+
+    # The AWS CLI: --max-items stops with a NextToken, and --starting-token goes on from it.
+    home = tmp_path / "home"
+    write_profiles(home, {"root": (ACCESS_KEY, SECRET_KEY, None)})
+    out = aws(server, home, "root", "iam", "list-users", "--path-prefix", path, "--max-items", "2")
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert [u["UserName"] for u in listed["Users"]] == [names[0], names[2]] and listed["NextToken"]
+    out = aws(server, home, "root", "iam", "list-users", "--path-prefix", path, "--starting-token", listed["NextToken"])
+    assert out.returncode == 0, out.stderr
+    assert [u["UserName"] for u in json.loads(out.stdout)["Users"]] == names[3:]
+
+
+def test_a_membership_or_attachment_racing_a_deletion_does_not_outlive_it(server):
+    """AddUserToGroup against DeleteGroup, AttachUserPolicy against DeletePolicy, at the same
+    moment: whichever wins, a new group or policy of the same name starts with no members and no
+    attachments (a membership left behind would make the user a member of a group that someone
+    else creates later)."""
+    adder, deleter = client(server, "iam"), client(server, "iam")
+    user = unique("ru")
+    adder.create_user(UserName=user)
+
+    def attempt(call):
+        try:
+            call()
+            return "ok"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    def race(join, delete):
+        with ThreadPoolExecutor(2) as pool:
+            joined, deleted = pool.submit(attempt, join), pool.submit(attempt, delete)
+            return joined.result(), deleted.result()
+
+    for _ in range(15):
+        group = unique("rg")
+        adder.create_group(GroupName=group)
+        joined, deleted = race(lambda: adder.add_user_to_group(GroupName=group, UserName=user),
+                               lambda: deleter.delete_group(GroupName=group))
+        assert joined in ("ok", "NoSuchEntity") and deleted in ("ok", "DeleteConflict"), (joined, deleted)
+        if deleted == "ok":
+            adder.create_group(GroupName=group)
+            assert adder.get_group(GroupName=group)["Users"] == [], "a membership outlived its group"
+        else:
+            adder.remove_user_from_group(GroupName=group, UserName=user)
+        adder.delete_group(GroupName=group)
+
+        document = json.dumps(allow("s3:GetObject", "*"))
+        name = unique("rp")
+        arn = adder.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]["Arn"]
+        attached, deleted = race(lambda: adder.attach_user_policy(UserName=user, PolicyArn=arn),
+                                 lambda: deleter.delete_policy(PolicyArn=arn))
+        assert attached in ("ok", "NoSuchEntity") and deleted in ("ok", "DeleteConflict"), (attached, deleted)
+        if deleted == "ok":
+            adder.create_policy(PolicyName=name, PolicyDocument=document)
+            assert arn not in [p["PolicyArn"] for p in adder.list_attached_user_policies(UserName=user)["AttachedPolicies"]], \
+                "an attachment outlived its policy"
+        else:
+            adder.detach_user_policy(UserName=user, PolicyArn=arn)
+        adder.delete_policy(PolicyArn=arn)

@@ -33,13 +33,15 @@ def totp(seed_base32, at):
     return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
 
 
-def enable_virtual_device(server, user):
-    """A virtual MFA device enabled for `user` with the codes of the last and the current step:
-    (serial, Base32 seed, the time used). The next step's code is the first one it accepts."""
+def enable_virtual_device(server, user, at=None):
+    """A virtual MFA device enabled for `user` with the codes of the step before `at` and of `at`'s
+    (default: now): (serial, Base32 seed, the time used). The code of the step after `at` is the
+    first one it accepts; with `at` a minute ago, the codes of the last, the current and the next
+    step are all still unspent (the server accepts one step either side of now)."""
     iam = client(server, "iam")
     device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-{uuid.uuid4().hex[:6]}")["VirtualMFADevice"]
     seed = device["Base32StringSeed"].decode()
-    now = time.time()
+    now = time.time() if at is None else at
     iam.enable_mfa_device(UserName=user, SerialNumber=device["SerialNumber"],
                           AuthenticationCode1=totp(seed, now - 30), AuthenticationCode2=totp(seed, now))
     return device["SerialNumber"], seed, now
@@ -57,10 +59,11 @@ def error_code(call):
     return refused.value.response["Error"]["Code"]
 
 
-def new_user(server, policy=None, tags=()):
-    """A user with one access key (and an inline policy): (name, key id, secret)."""
+def new_user(server, policy=None, tags=(), name=None):
+    """A user (named `name`, or a fresh name) with one access key (and an inline policy):
+    (name, key id, secret)."""
     iam = client(server, "iam")
-    name = f"u-{uuid.uuid4().hex[:10]}"
+    name = name or f"u-{uuid.uuid4().hex[:10]}"
     iam.create_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in tags])
     key = iam.create_access_key(UserName=name)["AccessKey"]
     if policy:
@@ -334,6 +337,36 @@ def test_share_links_are_minted_within_policy_and_scoped_to_their_creator(server
     assert reasons == ["creator_denied"]
 
 
+def test_called_via_tells_reads_through_links_from_direct_reads(server, bucket, s3):
+    """What a link does is done through the share service (aws:CalledVia = shares.latchkey): a
+    user may hand out links to what it may not download itself, and a deny can keep what a user
+    reads from being shared."""
+    s3.put_object(Bucket=bucket, Key="brochure.pdf", Body=b"%PDF brochure")
+    via_links = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "latchkey:CreateShare", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"ForAnyValue:StringEquals": {"aws:CalledVia": "shares.latchkey"},
+                       "StringEquals": {"aws:CalledViaFirst": "shares.latchkey"}}},
+    ]}
+    _, key_id, secret = new_user(server, via_links)
+    assert error_code(lambda: client(server, "s3", key_id, secret).get_object(Bucket=bucket, Key="brochure.pdf")) \
+        == "AccessDenied"
+    made = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "brochure.pdf"}, key_id, secret)
+    assert made.status_code == 201, made.text
+    assert requests.get(made.json()["api_url"], timeout=10).content == b"%PDF brochure"
+
+    no_sharing = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "latchkey:CreateShare"], "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"ForAnyValue:StringEquals": {"aws:CalledVia": "shares.latchkey"}}},
+    ]}
+    _, key_id, secret = new_user(server, no_sharing)
+    assert client(server, "s3", key_id, secret).get_object(Bucket=bucket, Key="brochure.pdf")["Body"].read() \
+        == b"%PDF brochure"
+    refused = signed_api(server, "POST", "/-/shares", {"bucket": bucket, "key": "brochure.pdf"}, key_id, secret)
+    assert refused.status_code == 403, refused.text
+
+
 def signed_api(server, method, path, body, key_id, secret, token=None):
     """The share API, signed with the given (possibly temporary) credentials."""
     from botocore.auth import SigV4Auth
@@ -543,6 +576,29 @@ def test_mfa_codes_cannot_be_guessed_at_request_speed(server):
         == "AccessDenied"
 
 
+def test_wrong_mfa_codes_are_counted_across_replicas(replicas):
+    """Three wrong codes on one replica and two on the other lock the device on both: a replica
+    counting only its own would still take the right code."""
+    first, second = replicas
+    name, key_id, secret = new_user(first)
+    serial, seed, now = enable_virtual_device(first, name)
+    right = totp(seed, now + 30)
+    wrong = iter(f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 6))
+    on_first, on_second = client(first, "sts", key_id, secret), client(second, "sts", key_id, secret)
+    deadline = time.monotonic() + 5
+    while True:  # the new key reaches the second replica through the store's notifications
+        try:
+            on_second.get_caller_identity()
+            break
+        except ClientError:
+            assert time.monotonic() < deadline, "the new key never worked on the other replica"
+            time.sleep(0.05)
+    for sts in (on_first, on_first, on_first, on_second, on_second):
+        code = next(wrong)
+        assert error_code(lambda: sts.get_session_token(SerialNumber=serial, TokenCode=code)) == "AccessDenied"
+    assert error_code(lambda: on_first.get_session_token(SerialNumber=serial, TokenCode=right)) == "AccessDenied"
+
+
 def test_assume_role_with_mfa_and_session_tags(server, bucket, s3):
     """AssumeRole's MFA fields make aws:MultiFactorAuthPresent true for the session, and its tags
     are the session's principal tags (ABAC on session tags)."""
@@ -687,6 +743,32 @@ def test_object_tag_conditions(server, bucket, s3):
     s3.put_object_tagging(Bucket=bucket, Key="closed.txt",
                           Tagging={"TagSet": [{"Key": "classification", "Value": "public"}]})
     assert user_s3.get_object(Bucket=bucket, Key="closed.txt")["Body"].read() == b"closed"
+
+
+def test_put_object_tagging_is_judged_on_the_tags_in_its_body(server, bucket, s3):
+    """PutObjectTagging names its tags in the XML body: s3:RequestObjectTag/* and
+    s3:RequestObjectTagKeys judge them, as for a PutObject with x-amz-tagging."""
+    s3.put_object(Bucket=bucket, Key="doc.txt", Body=b"d", Tagging="classification=secret")
+    _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObjectTagging", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:RequestObjectTag/classification": ["public", "internal"]},
+                       "ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["classification", "owner"]}}}]})
+    user_s3 = client(server, "s3", key_id, secret)
+
+    def retag(**tags):
+        return lambda: user_s3.put_object_tagging(
+            Bucket=bucket, Key="doc.txt", Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+    for refused in ({"classification": "secret"}, {"classification": "public", "extra": "x"}, {"owner": "me"}, {}):
+        assert error_code(retag(**refused)) == "AccessDenied", refused
+    assert s3.get_object_tagging(Bucket=bucket, Key="doc.txt")["TagSet"] == \
+        [{"Key": "classification", "Value": "secret"}], "a refused retagging changes nothing"
+    denied = [row for row in audit_rows(server, "policy.denied")
+              if row["reason"].startswith(f"s3:PutObjectTagging on arn:aws:s3:::{bucket}/doc.txt:")]
+    assert len(denied) == 4, denied
+    retag(classification="internal", owner="me")()
+    assert sorted((t["Key"], t["Value"]) for t in s3.get_object_tagging(Bucket=bucket, Key="doc.txt")["TagSet"]) == \
+        [("classification", "internal"), ("owner", "me")]
 
 
 def test_iam_tagging_actions_carry_their_request_tags(server):

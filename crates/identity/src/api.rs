@@ -99,19 +99,20 @@ impl QueryApi {
         signed: Result<sigv4::SignedQuery, sigv4::QueryAuthError>,
     ) -> Result<ResponseWriter, QueryError> {
         let signed = signed?;
+        // AWS refuses a wrong scope as a signature that does not match, saying what is wrong.
+        let wrong_scope = |message: String| QueryError::from(sigv4::QueryAuthError::CredentialScope(message));
         let api = Api::from_service(&signed.service).ok_or_else(|| {
-            QueryError::from(sigv4::QueryAuthError::IncompleteSignature(format!(
-                "Credential should be scoped to a valid service: 'iam' or 'sts', not '{}'.",
-                signed.service
-            )))
+            let meant =
+                if QueryParams::parse(body).get("Action").is_some_and(crate::sts::serves) { "sts" } else { "iam" };
+            wrong_scope(format!("Credential should be scoped to correct service: '{meant}'."))
         })?;
         // IAM is global and signed for us-east-1; STS is signed for this server's region.
         let region_ok = signed.region == self.region || (api == Api::Iam && signed.region == "us-east-1");
         if !region_ok {
-            return Err(QueryError::from(sigv4::QueryAuthError::IncompleteSignature(format!(
+            return Err(wrong_scope(format!(
                 "Credential should be scoped to a valid region, not '{}'.",
                 signed.region
-            ))));
+            )));
         }
         let service = match api {
             Api::Iam => "iam",

@@ -1,42 +1,20 @@
 //! Failed MFA codes per device. A six-digit code has a million values and three are valid at any
 //! moment (the step either side), so without a limit a caller could find one at request speed.
-//! After [`MAX_FAILURES`] failures within [`WINDOW_SECS`] a device accepts no code (not even the
-//! right one) until the window ends. Counted per replica, in memory: N replicas allow N times
-//! as many tries, still far too few to guess a code.
+//! After [`MAX_FAILURES`] failures within [`WINDOW`] a device accepts no code (not even the
+//! right one) until the window ends. The store counts them (`record_mfa_failure`), so the limit
+//! holds across every replica.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::time::Duration;
 
-pub const MAX_FAILURES: u32 = 5;
-pub const WINDOW_SECS: i64 = 300;
-/// Devices tracked at most; beyond, windows that have ended are dropped first.
-const TRACKED: usize = 64 * 1024;
+use latchkey_meta::MfaDevice;
+use time::OffsetDateTime;
 
-#[derive(Default)]
-pub struct FailedAttempts {
-    /// Device serial -> (start of its window, failures in it).
-    devices: Mutex<HashMap<String, (i64, u32)>>,
-}
+pub const MAX_FAILURES: i64 = 5;
+pub const WINDOW: Duration = Duration::from_secs(300);
 
-impl FailedAttempts {
-    /// Whether the device takes no code at `now` (Unix seconds).
-    pub fn locked(&self, serial: &str, now: i64) -> bool {
-        let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        devices.get(serial).is_some_and(|&(start, failures)| now - start < WINDOW_SECS && failures >= MAX_FAILURES)
-    }
-
-    /// Counts a failed code.
-    pub fn failed(&self, serial: &str, now: i64) {
-        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        if devices.len() >= TRACKED {
-            devices.retain(|_, &mut (start, _)| now - start < WINDOW_SECS);
-        }
-        let entry = devices.entry(serial.to_owned()).or_insert((now, 0));
-        if now - entry.0 >= WINDOW_SECS {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-    }
+/// Whether `device` takes no code at `now`.
+pub fn locked(device: &MfaDevice, now: OffsetDateTime) -> bool {
+    device.failures >= MAX_FAILURES && now - device.failures_since < WINDOW
 }
 
 #[cfg(test)]
@@ -44,17 +22,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_device_locks_after_the_failures_allowed_and_unlocks_when_the_window_ends() {
-        let attempts = FailedAttempts::default();
-        for i in 0..MAX_FAILURES {
-            assert!(!attempts.locked("mfa/a", 1000 + i64::from(i)));
-            attempts.failed("mfa/a", 1000 + i64::from(i));
-        }
-        assert!(attempts.locked("mfa/a", 1010));
-        assert!(!attempts.locked("mfa/b", 1010), "another device is not affected");
-        assert!(attempts.locked("mfa/a", 1000 + WINDOW_SECS - 1));
-        assert!(!attempts.locked("mfa/a", 1000 + WINDOW_SECS));
-        attempts.failed("mfa/a", 1000 + WINDOW_SECS);
-        assert!(!attempts.locked("mfa/a", 1000 + WINDOW_SECS + 1), "a new window starts from zero");
+    fn a_device_is_locked_after_the_failures_allowed_until_the_window_ends() {
+        let start = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let mut device = MfaDevice::new("arn:aws:iam::000000000000:mfa/a".into(), Vec::new(), start);
+        device.failures_since = start;
+        device.failures = MAX_FAILURES - 1;
+        assert!(!locked(&device, start));
+        device.failures = MAX_FAILURES;
+        assert!(locked(&device, start));
+        assert!(locked(&device, start + WINDOW - Duration::from_secs(1)));
+        assert!(!locked(&device, start + WINDOW));
     }
 }

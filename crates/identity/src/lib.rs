@@ -12,6 +12,7 @@ pub mod directory;
 mod iam;
 pub mod mfa;
 pub mod model;
+pub mod paging;
 pub mod query;
 pub mod seal;
 mod service;

@@ -17,7 +17,6 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::attempts::FailedAttempts;
 use crate::directory::{self, Directory, PrincipalPolicies};
 use crate::model::{Account, Tag};
 use crate::seal::{MasterKey, Purpose};
@@ -129,8 +128,6 @@ pub struct Identity {
     root: RootCredentials,
     directory: RwLock<Arc<Directory>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    /// Failed MFA codes per device, so codes cannot be guessed at request speed.
-    pub(crate) mfa_attempts: FailedAttempts,
 }
 
 impl Identity {
@@ -160,7 +157,6 @@ impl Identity {
             root,
             directory: RwLock::new(Arc::new(Directory::default())),
             sessions: Mutex::new(HashMap::new()),
-            mfa_attempts: FailedAttempts::default(),
         });
         identity.reload().await?;
         Ok(identity)

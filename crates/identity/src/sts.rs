@@ -14,6 +14,11 @@ use crate::seal::Purpose;
 use crate::service::{Caller, SessionBody, SessionKind, token_hash};
 use latchkey_policy::{Effect, PolicyKind, PolicySource};
 
+/// Whether `action` is one of the STS actions served here (`dispatch`).
+pub fn serves(action: &str) -> bool {
+    matches!(action, "GetCallerIdentity" | "GetSessionToken" | "AssumeRole")
+}
+
 pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
     match action {
         "GetCallerIdentity" => caller_identity(call),
@@ -222,11 +227,10 @@ async fn check_mfa(
     if !owner_matches {
         return Err(invalid());
     }
-    let attempts = &call.identity.mfa_attempts;
-    let unix = now.unix_timestamp();
-    if attempts.locked(&device.serial, unix) {
+    if crate::attempts::locked(&device, now) {
         return Err(invalid());
     }
+    let unix = now.unix_timestamp();
     let seed =
         call.identity.master().open(Purpose::MfaSeed, &device.serial, &device.seed_sealed).map_err(|_| invalid())?;
     let last = u64::try_from(device.last_step).ok();
@@ -236,7 +240,11 @@ async fn check_mfa(
         None => false,
     };
     if !spent {
-        attempts.failed(&device.serial, unix);
+        call.identity
+            .store()
+            .record_mfa_failure(&device.serial, now, crate::attempts::WINDOW)
+            .await
+            .map_err(internal)?;
         return Err(invalid());
     }
     Ok(now)

@@ -79,7 +79,8 @@ impl std::fmt::Debug for StoredAccessKey {
 }
 
 /// A virtual MFA device. Its seed is sealed; `last_step` is the TOTP time step of the last code
-/// accepted, so that no code is accepted twice.
+/// accepted, so that no code is accepted twice; `failures` counts wrong codes since
+/// `failures_since`, for every replica alike.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MfaDevice {
     /// The device's ARN (`arn:aws:iam::ACCOUNT:mfa/NAME`), as AWS calls it.
@@ -90,6 +91,24 @@ pub struct MfaDevice {
     pub user_name: Option<String>,
     pub enabled: Option<OffsetDateTime>,
     pub last_step: i64,
+    pub failures: i64,
+    pub failures_since: OffsetDateTime,
+}
+
+impl MfaDevice {
+    /// A new device, enabled for no one, that has accepted no code.
+    pub fn new(serial: String, seed_sealed: Vec<u8>, created: OffsetDateTime) -> MfaDevice {
+        MfaDevice {
+            serial,
+            seed_sealed,
+            created,
+            user_name: None,
+            enabled: None,
+            last_step: 0,
+            failures: 0,
+            failures_since: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
 }
 
 impl std::fmt::Debug for MfaDevice {
@@ -198,6 +217,10 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Spends TOTP time step `step` of the device: `true` only if `step` is later than every step
     /// spent before (atomically, across replicas), so each code is accepted once.
     async fn spend_mfa_step(&self, serial: &str, step: i64) -> MetaResult<bool>;
+    /// Counts a wrong code given to the device at `at` (atomically, across replicas): the count
+    /// starts again from one when the failures counted began `window` or longer before `at`.
+    async fn record_mfa_failure(&self, serial: &str, at: OffsetDateTime, window: std::time::Duration)
+    -> MetaResult<()>;
 
     async fn create_session(&self, session: &SessionRecord) -> MetaResult<()>;
     async fn get_session(&self, access_key_id: &str) -> MetaResult<Option<SessionRecord>>;
@@ -549,6 +572,27 @@ macro_rules! identity_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn record_mfa_failure(
+                &self,
+                serial: &str,
+                at: time::OffsetDateTime,
+                window: std::time::Duration,
+            ) -> $crate::MetaResult<()> {
+                let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                sqlx::query(
+                    "UPDATE iam_mfa_devices SET
+                         failures = CASE WHEN $1 - failures_since_ms >= $2 THEN 1 ELSE failures + 1 END,
+                         failures_since_ms = CASE WHEN $1 - failures_since_ms >= $2 THEN $1 ELSE failures_since_ms END
+                     WHERE serial = $3",
+                )
+                .bind($crate::rows::to_ms(at))
+                .bind(window_ms)
+                .bind(serial)
+                .execute(&self.$writer)
+                .await?;
+                Ok(())
+            }
+
             async fn create_session(&self, session: &$crate::identity::SessionRecord) -> $crate::MetaResult<()> {
                 sqlx::query(
                     "INSERT INTO sts_sessions (access_key_id, secret_sealed, token_hash, body, issued_ms, expires_ms)
@@ -680,6 +724,8 @@ pub(crate) fn mfa_device_from_row(row: &impl Columns) -> MetaResult<MfaDevice> {
         user_name: row.opt_text("user_name")?,
         enabled: row.opt_int("enabled_ms")?.map(from_ms),
         last_step: row.int("last_step")?,
+        failures: row.int("failures")?,
+        failures_since: from_ms(row.int("failures_since_ms")?),
     })
 }
 

@@ -49,14 +49,8 @@ pub async fn a_renamed_user_keeps_its_keys_and_devices(store: Arc<dyn IdentitySt
     assert_eq!(store.put_entry(EntryKind::User, "bob", "{}", None).await.unwrap(), EntryWrite::Written(1));
     assert_eq!(store.create_access_key(&key("AKIA1", "alice")).await.unwrap(), Ok(()));
     assert_eq!(store.create_access_key(&key("AKIA2", "bob")).await.unwrap(), Ok(()));
-    let device = MfaDevice {
-        serial: "arn:aws:iam::000000000000:mfa/phone".into(),
-        seed_sealed: b"sealed".to_vec(),
-        created: OffsetDateTime::now_utc(),
-        user_name: None,
-        enabled: None,
-        last_step: 0,
-    };
+    let device =
+        MfaDevice::new("arn:aws:iam::000000000000:mfa/phone".into(), b"sealed".to_vec(), OffsetDateTime::now_utc());
     assert!(store.create_mfa_device(&device).await.unwrap());
     assert!(store.enable_mfa_device(&device.serial, "alice", OffsetDateTime::now_utc(), 1).await.unwrap());
     // Taken in another case, or a stale revision: nothing moves.
@@ -109,14 +103,8 @@ pub async fn a_user_has_at_most_two_access_keys(store: Arc<dyn IdentityStore>) {
 }
 
 pub async fn each_mfa_step_is_spent_once(store: Arc<dyn IdentityStore>) {
-    let device = MfaDevice {
-        serial: "arn:aws:iam::000000000000:mfa/phone".into(),
-        seed_sealed: b"seed".to_vec(),
-        created: OffsetDateTime::now_utc(),
-        user_name: None,
-        enabled: None,
-        last_step: 0,
-    };
+    let device =
+        MfaDevice::new("arn:aws:iam::000000000000:mfa/phone".into(), b"seed".to_vec(), OffsetDateTime::now_utc());
     assert!(store.create_mfa_device(&device).await.unwrap());
     assert!(!store.create_mfa_device(&device).await.unwrap());
     let now = OffsetDateTime::now_utc();
@@ -129,6 +117,17 @@ pub async fn each_mfa_step_is_spent_once(store: Arc<dyn IdentityStore>) {
     let stored = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
     assert_eq!((stored.user_name.as_deref(), stored.last_step), (Some("dave"), 6));
     assert!(!store.delete_mfa_device(&device.serial).await.unwrap(), "an enabled device is not deleted");
+    // Wrong codes are counted in windows: the count starts again once a window has passed.
+    let window = std::time::Duration::from_secs(300);
+    let start = now - time::Duration::seconds(290);
+    for at in [start, start + time::Duration::seconds(1), start + time::Duration::seconds(2)] {
+        store.record_mfa_failure(&device.serial, at, window).await.unwrap();
+    }
+    let counted = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
+    assert_eq!((counted.failures, counted.failures_since.unix_timestamp()), (3, start.unix_timestamp()));
+    store.record_mfa_failure(&device.serial, start + time::Duration::seconds(300), window).await.unwrap();
+    let restarted = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
+    assert_eq!((restarted.failures, restarted.failures_since.unix_timestamp()), (1, start.unix_timestamp() + 300));
     assert!(!store.deactivate_mfa_device(&device.serial, "erin").await.unwrap());
     assert!(store.deactivate_mfa_device(&device.serial, "dave").await.unwrap());
     assert_eq!(store.list_mfa_devices().await.unwrap().len(), 1);

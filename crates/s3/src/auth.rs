@@ -6,6 +6,7 @@
 //! returns. [`Authorizer`] then refuses what no backend can store and asks the identity service
 //! whether the caller's policies and the bucket's policy allow the operation.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use latchkey_identity::{Caller, Identity, Refusal};
@@ -13,7 +14,8 @@ use latchkey_meta::{AuditEvent, MetaStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+use s3s::dto::PutObjectTaggingInput;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
 
 use crate::bucket_configs::{BucketConfigs, BucketRules, CompiledPolicy};
@@ -241,7 +243,7 @@ fn set_resource_tags(context: &mut RequestContext, previous: &[Tag], tags: &[Tag
 /// The address of the client that sent the request, which the listener puts in each request's
 /// extensions (`aws:SourceIp`).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub std::net::IpAddr);
+pub struct ClientAddress(pub IpAddr);
 
 /// The session token of a request: the `X-Amz-Security-Token` header or query parameter. Only
 /// session keys (`ASIA...`) have one, so no other request looks for it.
@@ -253,6 +255,44 @@ fn session_token(cx: &S3AccessContext<'_>, access_key: &str) -> Option<String> {
         return Some(token.to_owned());
     }
     policy_request::query_param(cx.uri().query()?, "X-Amz-Security-Token")
+}
+
+/// An S3 request's checks left to its operation's hook: what they judge is in the body.
+#[derive(Clone)]
+struct Deferred {
+    caller: Option<Caller>,
+    context: RequestContext,
+    checks: Vec<(String, String)>,
+    source_ip: Option<IpAddr>,
+}
+
+impl Authorizer {
+    /// Decides each (action, resource) of a request in turn, with the tags of the resource's
+    /// bucket in the context; the first refusal is audited and answered `AccessDenied`.
+    async fn judge(
+        &self,
+        caller: Option<&Caller>,
+        context: &mut RequestContext,
+        checks: &[(String, String)],
+        source_ip: Option<IpAddr>,
+    ) -> S3Result<()> {
+        // The bucket whose tags the context holds (the copy source's bucket may differ).
+        let mut previous: Option<Arc<BucketRules>> = None;
+        for (action, resource) in checks {
+            let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
+            let tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
+            set_resource_tags(context, previous.as_deref().map_or(&[][..], BucketRules::tags), tags);
+            let decision = decide(&self.identity, caller, action, resource, context, rules.as_deref());
+            if let Some(why) = refusal_reason(decision) {
+                let source_ip = source_ip.map(|ip| ip.to_string());
+                let denial = Denial { caller, action, resource, why, source_ip };
+                denial.audit(&self.identity, self.meta.as_ref()).await;
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+            previous = rules;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -304,34 +344,43 @@ impl S3Access for Authorizer {
                 }
             }
         }
-        // The bucket whose tags the context holds (the copy source's bucket may differ).
-        let mut previous: Option<Arc<BucketRules>> = None;
-        for (action, resource) in &checks {
-            let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
-            let tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
-            set_resource_tags(&mut context, previous.as_deref().map_or(&[][..], BucketRules::tags), tags);
-            let decision = decide(&self.identity, caller.as_ref(), action, resource, &context, rules.as_deref());
-            if let Some(why) = refusal_reason(decision) {
-                let source_ip = source_ip.map(|ip| ip.to_string());
-                let denial = Denial { caller: caller.as_ref(), action, resource, why, source_ip };
-                denial.audit(&self.identity, self.meta.as_ref()).await;
-                return Err(s3_error!(AccessDenied, "Access Denied"));
+        match operation {
+            // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the
+            // operation's hook, once s3s has parsed it.
+            "PutObjectTagging" => {
+                cx.extensions_mut().insert(Deferred { caller: caller.clone(), context, checks, source_ip });
             }
-            previous = rules;
-        }
-        if operation == "DeleteObjects" {
-            cx.extensions_mut().insert(ObjectPermission {
-                identity: self.identity.clone(),
-                meta: self.meta.clone(),
-                configs: self.configs.clone(),
-                caller: caller.clone(),
-                context: Arc::new(context),
-                source_ip: source_ip.map(|ip| ip.to_string()),
-            });
+            // Each key is judged by the operation (no check was collected above).
+            "DeleteObjects" => {
+                cx.extensions_mut().insert(ObjectPermission {
+                    identity: self.identity.clone(),
+                    meta: self.meta.clone(),
+                    configs: self.configs.clone(),
+                    caller: caller.clone(),
+                    context: Arc::new(context),
+                    source_ip: source_ip.map(|ip| ip.to_string()),
+                });
+            }
+            _ => self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?,
         }
         if let Some(caller) = caller {
             cx.extensions_mut().insert(caller);
         }
         Ok(())
+    }
+
+    async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
+        // `check` always leaves one; without it nothing was judged, so nothing is allowed.
+        let Some(mut deferred) = req.extensions.remove::<Deferred>() else {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        };
+        let tags = req
+            .input
+            .tagging
+            .tag_set
+            .iter()
+            .map(|tag| (tag.key.clone().unwrap_or_default(), tag.value.clone().unwrap_or_default()));
+        policy_request::insert_request_tags(&mut deferred.context, tags.collect());
+        self.judge(deferred.caller.as_ref(), &mut deferred.context, &deferred.checks, deferred.source_ip).await
     }
 }

@@ -107,12 +107,15 @@ impl SigningRules {
 }
 
 impl SigningRules {
-    /// A SigV4 credential scope must be well formed and name this server's region; AWS's
-    /// wording, under `code`, after `context`.
+    /// A SigV4 credential scope must be well formed and name this server's region and S3 (s3s
+    /// would also take `sts`); AWS's wording, under `code`, after `context`.
     fn check_scope(&self, credential: &str, code: S3ErrorCode, context: &str) -> S3Result<()> {
-        let message = match scope_region(credential) {
-            Some(region) if region == self.region => return Ok(()),
-            Some(region) => format!("{context}; the region '{region}' is wrong; expecting '{}'", self.region),
+        let message = match scope(credential) {
+            Some((region, "s3")) if region == self.region => return Ok(()),
+            Some((region, "s3")) => format!("{context}; the region '{region}' is wrong; expecting '{}'", self.region),
+            Some((_, service)) => {
+                format!("{context}; incorrect service \"{service}\". This endpoint belongs to \"s3\".")
+            }
             None => format!(
                 "{context}; the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"."
             ),
@@ -163,11 +166,11 @@ fn path_bucket(uri: &Uri) -> Option<&str> {
     (!bucket.is_empty()).then_some(bucket)
 }
 
-/// The region of a SigV4 credential `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
-fn scope_region(credential: &str) -> Option<&str> {
+/// The region and service of a SigV4 credential `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
+fn scope(credential: &str) -> Option<(&str, &str)> {
     let mut parts = credential.rsplitn(5, '/');
-    let (terminator, _service, region, _date) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (terminator == "aws4_request" && parts.next().is_some()).then_some(region)
+    let (terminator, service, region, _date) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    (terminator == "aws4_request" && parts.next().is_some()).then_some((region, service))
 }
 
 /// SigV2 header auth signs a date but s3s never compares it with the clock, so a captured request
@@ -274,6 +277,12 @@ mod tests {
         let query = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261202%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Expires=60&X-Amz-Signature=ab";
         let err = check(&rules(), query, &[], NOW).unwrap_err();
         assert!(err.starts_with("AuthorizationQueryParametersError: Error parsing the X-Amz-Credential parameter; the region 'eu-west-1' is wrong; expecting 'us-east-1'"), "{err}");
+        let sts = header("us-east-1").replace("/s3/", "/sts/");
+        let err = check(&rules(), "/b/k", &[("authorization", &sts)], NOW).unwrap_err();
+        assert_eq!(
+            err,
+            "AuthorizationHeaderMalformed: The authorization header is malformed; incorrect service \"sts\". This endpoint belongs to \"s3\"."
+        );
         let malformed = "AWS4-HMAC-SHA256 Credential=AK/us-east-1, SignedHeaders=host, Signature=ab";
         let err = check(&rules(), "/b/k", &[("authorization", malformed)], NOW).unwrap_err();
         assert!(err.starts_with("AuthorizationHeaderMalformed"), "{err}");

@@ -94,13 +94,10 @@ pub fn s3_context(
             context.insert(key, value);
         }
     }
-    // The tags a write asks to store (PutObject, CopyObject, CreateMultipartUpload).
+    // The tags a write asks to store (PutObject, CopyObject, CreateMultipartUpload; the
+    // Authorizer adds PutObjectTagging's from its body).
     if let Some(tagging) = header("x-amz-tagging") {
-        let tags: Vec<(String, String)> = form_urlencoded::parse(tagging.as_bytes()).into_owned().collect();
-        for (key, value) in &tags {
-            context.insert(&format!("s3:RequestObjectTag/{key}"), value.as_str());
-        }
-        context.insert_multi("s3:RequestObjectTagKeys", tags.into_iter().map(|(key, _)| key));
+        insert_request_tags(&mut context, form_urlencoded::parse(tagging.as_bytes()).into_owned().collect());
     }
     if let Some(sse) = header("x-amz-server-side-encryption") {
         context.insert("s3:x-amz-server-side-encryption", sse);
@@ -114,6 +111,14 @@ pub fn s3_context(
         context.insert("aws:UserAgent", agent);
     }
     context
+}
+
+/// `s3:RequestObjectTag/KEY` for each tag a request asks to store, and `s3:RequestObjectTagKeys`.
+pub fn insert_request_tags(context: &mut RequestContext, tags: Vec<(String, String)>) {
+    for (key, value) in &tags {
+        context.insert(&format!("s3:RequestObjectTag/{key}"), value.as_str());
+    }
+    context.insert_multi("s3:RequestObjectTagKeys", tags.into_iter().map(|(key, _)| key));
 }
 
 /// The value of one query parameter, percent-decoded only when it is the one asked for: every

@@ -7,6 +7,10 @@
 //! links) or `s3:PutObject` (upload links) on it. A caller always sees and revokes its own
 //! links; others' need `latchkey:ListShares` / `latchkey:RevokeShare` on their object. Every
 //! decision includes the bucket's policy and tags, as the S3 request a link stands for would.
+//!
+//! What a link does to its object is done through the share service: those decisions carry
+//! `aws:CalledVia` (with `aws:CalledViaFirst`/`Last`) = [`CALLED_VIA`], so a policy can let a
+//! user hand out links to what it may not download itself, or forbid sharing what it may read.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,6 +35,18 @@ pub struct ShareGate {
     identity: Arc<Identity>,
     /// Bucket policies and tags: a link is judged as the S3 request it stands for would be.
     configs: Arc<BucketConfigs>,
+}
+
+/// The service name in `aws:CalledVia` of what a link does (AWS puts a service principal there).
+pub const CALLED_VIA: &str = "shares.latchkey";
+
+/// The context of an action the share service takes for a caller (or a link's creator).
+fn via_shares(context: &RequestContext) -> RequestContext {
+    let mut context = context.clone();
+    context.insert_multi("aws:CalledVia", [CALLED_VIA.to_owned()]);
+    context.insert("aws:CalledViaFirst", CALLED_VIA);
+    context.insert("aws:CalledViaLast", CALLED_VIA);
+    context
 }
 
 /// The ARN of what a link reads or writes: its object, or for a prefix upload link every key
@@ -84,7 +100,7 @@ impl ShareGate {
         context.insert("latchkey:ShareExpiresIn", expires_in.to_string());
         context.insert_multi("latchkey:ShareAllowCidrs", new.allow_cidrs.iter().cloned());
         self.allows(&who.caller, "latchkey:CreateShare", &resource, &context)
-            && self.allows(&who.caller, object_action(new.method.as_str()), &resource, &who.context)
+            && self.allows(&who.caller, object_action(new.method.as_str()), &resource, &via_shares(&who.context))
     }
 
     /// Whether `who` may see (`latchkey:ListShares`) or revoke (`latchkey:RevokeShare`) `share`.
@@ -112,6 +128,6 @@ impl ShareGate {
         let mut context = RequestContext::new();
         self.identity.caller_context(&creator, &mut context);
         let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);
-        self.allows(&creator, object_action(&share.method), &resource, &context)
+        self.allows(&creator, object_action(&share.method), &resource, &via_shares(&context))
     }
 }

@@ -3,6 +3,7 @@
 //! then applies to the principal (to a group's members for a group).
 
 use super::{Call, Holder, QueryError, QueryResult, capitalised, policy_by_arn};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 
 /// AWS's default quota of managed policies attached to one user, group or role.
@@ -39,7 +40,32 @@ pub async fn attach(call: &Call<'_>, holder: Holder, action: &'static str) -> Qu
     let arn = call.params.required("PolicyArn")?;
     policy_by_arn(call, arn)?;
     holder.change(call, &held.name, |c| attach_to(&mut c.policies().managed, arn, holder)).await?;
+    // Deleted meanwhile (DeletePolicy detaches after its delete, this checks after its write, so
+    // one of the two sees the other): the attachment would pass to a new policy of this name.
+    if !call.identity.directory().policies.contains_key(arn) {
+        holder.change(call, &held.name, |c| detach_from(&mut c.policies().managed, arn)).await?;
+        return Err(QueryError::no_such_entity(format!("Policy {arn} does not exist or is not attachable.")));
+    }
     Ok(ResponseWriter::new(Api::Iam, action))
+}
+
+/// Detaches the deleted policy `arn` from whoever had it attached by the time of its deletion
+/// (an attachment that raced the deletion), so that it does not pass to a new policy of its name.
+pub async fn detach_deleted(call: &Call<'_>, arn: &str) -> Result<(), QueryError> {
+    let holders: Vec<(Holder, String)> = {
+        let directory = call.identity.directory();
+        let usage = super::managed::usage(&directory, arn);
+        let users = usage.users.iter().map(|u| (Holder::User, u.name.clone()));
+        let groups = usage.groups.iter().map(|g| (Holder::Group, g.name.clone()));
+        users.chain(groups).chain(usage.roles.iter().map(|r| (Holder::Role, r.name.clone()))).collect()
+    };
+    for (holder, name) in holders {
+        match holder.change(call, &name, |c| detach_from(&mut c.policies().managed, arn)).await {
+            Err(e) if e.code != "NoSuchEntity" => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub async fn detach(call: &Call<'_>, holder: Holder, action: &'static str) -> QueryResult {
@@ -55,16 +81,23 @@ pub fn list(call: &Call<'_>, holder: Holder, action: &'static str) -> QueryResul
     call.authorize(&format!("iam:{action}"), &held.arn)?;
     let prefix = call.params.get("PathPrefix").unwrap_or("/");
     let directory = call.identity.directory();
-    let attached = held.policies.managed.iter().filter_map(|arn| match directory.policies.get(arn) {
-        Some(policy) => policy.path.starts_with(prefix).then_some((policy.name.as_str(), arn)),
-        // A policy deleted while attached: still listed, so that it can be seen and detached.
-        None => Some((arn.rsplit('/').next().unwrap_or(arn), arn)),
-    });
+    let mut attached: Vec<(&str, &String)> = held
+        .policies
+        .managed
+        .iter()
+        .filter_map(|arn| match directory.policies.get(arn) {
+            Some(policy) => policy.path.starts_with(prefix).then_some((policy.name.as_str(), arn)),
+            // A policy deleted while attached: still listed, so that it can be seen and detached.
+            None => Some((arn.rsplit('/').next().unwrap_or(arn), arn)),
+        })
+        .collect();
+    attached.sort_by(|a, b| a.1.cmp(b.1));
+    let page = Pager::new(&call.params)?.page(attached, |(_, arn)| arn.to_string());
     let mut w = ResponseWriter::new(Api::Iam, action);
-    w.list("AttachedPolicies", attached, |m, (name, arn)| {
+    w.list("AttachedPolicies", page.items, |m, (name, arn)| {
         m.text("PolicyName", name).text("PolicyArn", arn);
     })
-    .bool("IsTruncated", false);
+    .truncation(page.next_marker);
     Ok(w)
 }
 

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::directory::Directory;
 use crate::model::{Group, User, new_id};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 
 /// AWS's default quotas: groups in an account, and groups one user belongs to.
@@ -95,9 +96,10 @@ pub fn get(call: &Call<'_>) -> QueryResult {
     call.authorize("iam:GetGroup", &group_arn(call, &group))?;
     let directory = call.identity.directory();
     let mut w = ResponseWriter::new(Api::Iam, "GetGroup");
+    let page = Pager::new(&call.params)?.page(members(&directory, &group.name), |u| u.name.to_lowercase());
     w.element("Group", |g| write_group(g, call, &group))
-        .list("Users", members(&directory, &group.name), |m, user| users::write_user(m, call, user))
-        .bool("IsTruncated", false);
+        .list("Users", page.items, |m, user| users::write_user(m, call, user))
+        .truncation(page.next_marker);
     Ok(w)
 }
 
@@ -107,8 +109,9 @@ pub fn list(call: &Call<'_>) -> QueryResult {
     let directory = call.identity.directory();
     let mut groups: Vec<&Group> = directory.groups.values().filter(|g| g.path.starts_with(prefix)).collect();
     groups.sort_by_key(|g| g.name.to_lowercase());
+    let page = Pager::new(&call.params)?.page(groups, |g| g.name.to_lowercase());
     let mut w = ResponseWriter::new(Api::Iam, "ListGroups");
-    w.list("Groups", groups, |m, group| write_group(m, call, group)).bool("IsTruncated", false);
+    w.list("Groups", page.items, |m, group| write_group(m, call, group)).truncation(page.next_marker);
     Ok(w)
 }
 
@@ -121,20 +124,41 @@ pub async fn delete(call: &Call<'_>) -> QueryResult {
         return Err(QueryError::delete_conflict("Cannot delete entity, must remove referenced objects first."));
     }
     remove(call, EntryKind::Group, &group.name).await?;
+    // Users added while it was being deleted (AddUserToGroup checks after its write too, so one
+    // of the two sees the other): their membership would pass to a new group of this name.
+    let stragglers: Vec<String> =
+        members(&call.identity.directory(), &group.name).into_iter().map(|u| u.name.clone()).collect();
+    for user in stragglers {
+        match modify(call, EntryKind::User, &user, |u: &mut User| leave(&mut u.groups, &group.name, &user)).await {
+            Err(e) if e.code != "NoSuchEntity" => return Err(e),
+            _ => {}
+        }
+    }
     Ok(ResponseWriter::new(Api::Iam, "DeleteGroup"))
 }
 
 pub async fn add_user(call: &Call<'_>) -> QueryResult {
-    change_membership(call, "AddUserToGroup", |groups, group, _| join(groups, group)).await
+    let (group, user) = change_membership(call, "AddUserToGroup", |groups, group, _| join(groups, group)).await?;
+    // Deleted (or replaced) meanwhile: see `delete`.
+    if call.identity.directory().group(&group.name).is_none_or(|now| now.id != group.id) {
+        let undo = modify(call, EntryKind::User, &user, |u: &mut User| leave(&mut u.groups, &group.name, &user));
+        match undo.await {
+            Err(e) if e.code != "NoSuchEntity" => return Err(e),
+            _ => {}
+        }
+        return Err(QueryError::no_such_entity(format!("The group with name {} cannot be found.", group.name)));
+    }
+    Ok(ResponseWriter::new(Api::Iam, "AddUserToGroup"))
 }
 
 pub async fn remove_user(call: &Call<'_>) -> QueryResult {
-    change_membership(call, "RemoveUserFromGroup", leave).await
+    change_membership(call, "RemoveUserFromGroup", leave).await?;
+    Ok(ResponseWriter::new(Api::Iam, "RemoveUserFromGroup"))
 }
 
 /// Applies `change(user's groups, group, user)` to the user `UserName` (authorised on the group,
-/// whose ARN AWS checks for both actions).
-async fn change_membership<F>(call: &Call<'_>, action: &'static str, change: F) -> QueryResult
+/// whose ARN AWS checks for both actions): the group as it was, and the user's name.
+async fn change_membership<F>(call: &Call<'_>, action: &'static str, change: F) -> Result<(Group, String), QueryError>
 where
     F: Fn(&mut Vec<String>, &str, &str) -> Result<(), QueryError>,
 {
@@ -143,7 +167,7 @@ where
     call.params.required("UserName")?;
     let user = target_user(call)?;
     modify(call, EntryKind::User, &user.name, |u: &mut User| change(&mut u.groups, &group.name, &user.name)).await?;
-    Ok(ResponseWriter::new(Api::Iam, action))
+    Ok((group, user.name))
 }
 
 pub fn list_for_user(call: &Call<'_>) -> QueryResult {
@@ -152,8 +176,9 @@ pub fn list_for_user(call: &Call<'_>) -> QueryResult {
     let directory = call.identity.directory();
     let mut groups: Vec<&Group> = user.groups.iter().filter_map(|name| directory.group(name)).collect();
     groups.sort_by_key(|g| g.name.to_lowercase());
+    let page = Pager::new(&call.params)?.page(groups, |g| g.name.to_lowercase());
     let mut w = ResponseWriter::new(Api::Iam, "ListGroupsForUser");
-    w.list("Groups", groups, |m, group| write_group(m, call, group)).bool("IsTruncated", false);
+    w.list("Groups", page.items, |m, group| write_group(m, call, group)).truncation(page.next_marker);
     Ok(w)
 }
 

@@ -5,6 +5,7 @@
 use latchkey_policy::PolicyKind;
 
 use super::{Call, Holder, QueryError, QueryResult, check_name, url_encoded};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 
 pub async fn put(call: &Call<'_>, holder: Holder, action: &'static str) -> QueryResult {
@@ -37,8 +38,10 @@ pub fn get(call: &Call<'_>, holder: Holder, action: &'static str) -> QueryResult
 pub fn list(call: &Call<'_>, holder: Holder, action: &'static str) -> QueryResult {
     let held = holder.find(call)?;
     call.authorize(&format!("iam:{action}"), &held.arn)?;
+    // Inline policy names are kept in order.
+    let page = Pager::new(&call.params)?.page(held.policies.inline.keys(), |name| name.to_string());
     let mut w = ResponseWriter::new(Api::Iam, action);
-    w.text_list("PolicyNames", held.policies.inline.keys().map(String::as_str)).bool("IsTruncated", false);
+    w.text_list("PolicyNames", page.items.into_iter().map(String::as_str)).truncation(page.next_marker);
     Ok(w)
 }
 

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::{Call, QueryError, QueryResult, internal, reload, target_user, user_arn};
 use crate::model::{new_id, new_secret};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 use crate::seal::Purpose;
 
@@ -54,15 +55,16 @@ pub fn list(call: &Call<'_>) -> QueryResult {
     let directory = call.identity.directory();
     let lower = user.name.to_lowercase();
     let mut keys: Vec<_> = directory.keys.iter().filter(|(_, k)| k.user == lower).collect();
-    keys.sort_by_key(|(_, k)| k.created);
+    keys.sort_by_key(|(id, _)| *id);
+    let page = Pager::new(&call.params)?.page(keys, |(id, _)| id.to_string());
     let mut w = ResponseWriter::new(Api::Iam, "ListAccessKeys");
-    w.list("AccessKeyMetadata", keys, |m, (id, key)| {
+    w.list("AccessKeyMetadata", page.items, |m, (id, key)| {
         m.text("UserName", &user.name)
             .text("AccessKeyId", id)
             .text("Status", if key.active { "Active" } else { "Inactive" })
             .timestamp("CreateDate", key.created);
     })
-    .bool("IsTruncated", false)
+    .truncation(page.next_marker)
     .text("UserName", &user.name);
     Ok(w)
 }

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::directory::Directory;
 use crate::model::{Group, ManagedPolicy, PolicyVersion, Role, User, new_id};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 
 /// AWS's default quotas: customer managed policies in an account, versions kept per policy.
@@ -238,9 +239,10 @@ pub fn list(call: &Call<'_>) -> QueryResult {
         })
         .collect();
     shown.sort_by_key(|(_, p, _)| p.name.to_lowercase());
+    let page = Pager::new(&call.params)?.page(shown, |(_, p, _)| p.name.to_lowercase());
     let mut w = ResponseWriter::new(Api::Iam, "ListPolicies");
-    w.list("Policies", shown, |m, (arn, policy, usage)| write_policy(m, arn, policy, &usage, false))
-        .bool("IsTruncated", false);
+    w.list("Policies", page.items, |m, (arn, policy, usage)| write_policy(m, arn, policy, &usage, false))
+        .truncation(page.next_marker);
     Ok(w)
 }
 
@@ -260,6 +262,7 @@ pub async fn delete(call: &Call<'_>) -> QueryResult {
         ));
     }
     remove(call, EntryKind::Policy, &policy.name).await?;
+    super::attach::detach_deleted(call, &arn).await?;
     Ok(ResponseWriter::new(Api::Iam, "DeletePolicy"))
 }
 
@@ -292,9 +295,9 @@ pub fn get_version(call: &Call<'_>) -> QueryResult {
 pub fn list_versions(call: &Call<'_>) -> QueryResult {
     let (policy, _) = named_policy(call, "iam:ListPolicyVersions")?;
     let mut w = ResponseWriter::new(Api::Iam, "ListPolicyVersions");
-    // Newest first, as AWS lists them.
-    w.list("Versions", policy.versions.iter().rev(), |m, version| write_version(m, &policy, version, false))
-        .bool("IsTruncated", false);
+    // Newest first, as AWS lists them: the key counts down.
+    let page = Pager::new(&call.params)?.page(policy.versions.iter().rev(), |v| newest_first_key(&v.id));
+    w.list("Versions", page.items, |m, version| write_version(m, &policy, version, false)).truncation(page.next_marker);
     Ok(w)
 }
 
@@ -311,6 +314,12 @@ pub async fn delete_version(call: &Call<'_>) -> QueryResult {
     let id = call.params.required("VersionId")?;
     change_policy(call, &policy, &arn, |p| remove_version(p, &arn, id)).await?;
     Ok(ResponseWriter::new(Api::Iam, "DeletePolicyVersion"))
+}
+
+/// A key that orders policy versions newest first (`v12` before `v9`).
+fn newest_first_key(id: &str) -> String {
+    let number = id.trim_start_matches('v').parse::<u64>().unwrap_or(0);
+    format!("{:020}", u64::MAX - number)
 }
 
 pub fn list_entities(call: &Call<'_>) -> QueryResult {
@@ -331,20 +340,28 @@ pub fn list_entities(call: &Call<'_>) -> QueryResult {
     };
     let directory = call.identity.directory();
     let usage = usage(&directory, &arn);
+    // One listing of the three kinds (a page may end among any of them): (kind, name, id).
+    let mut entities: Vec<(&str, &str, &str)> = Vec::new();
+    entities
+        .extend(usage.groups.iter().filter(|g| groups && g.path.starts_with(prefix)).map(|g| ("g", &*g.name, &*g.id)));
+    entities
+        .extend(usage.roles.iter().filter(|r| roles && r.path.starts_with(prefix)).map(|r| ("r", &*r.name, &*r.id)));
+    entities
+        .extend(usage.users.iter().filter(|u| users && u.path.starts_with(prefix)).map(|u| ("u", &*u.name, &*u.id)));
+    let entity_key = |(kind, name, _): &(&str, &str, &str)| format!("{kind}/{}", name.to_lowercase());
+    entities.sort_by_key(entity_key);
+    let page = Pager::new(&call.params)?.page(entities, entity_key);
     let mut w = ResponseWriter::new(Api::Iam, "ListEntitiesForPolicy");
-    let shown_groups = usage.groups.iter().filter(|g| groups && g.path.starts_with(prefix));
-    w.list("PolicyGroups", shown_groups, |m, g| {
-        m.text("GroupName", &g.name).text("GroupId", &g.id);
-    });
-    let shown_users = usage.users.iter().filter(|u| users && u.path.starts_with(prefix));
-    w.list("PolicyUsers", shown_users, |m, u| {
-        m.text("UserName", &u.name).text("UserId", &u.id);
-    });
-    let shown_roles = usage.roles.iter().filter(|r| roles && r.path.starts_with(prefix));
-    w.list("PolicyRoles", shown_roles, |m, r| {
-        m.text("RoleName", &r.name).text("RoleId", &r.id);
-    });
-    w.bool("IsTruncated", false);
+    for (kind, list, name_tag, id_tag) in [
+        ("g", "PolicyGroups", "GroupName", "GroupId"),
+        ("u", "PolicyUsers", "UserName", "UserId"),
+        ("r", "PolicyRoles", "RoleName", "RoleId"),
+    ] {
+        w.list(list, page.items.iter().filter(|e| e.0 == kind), |m, (_, name, id)| {
+            m.text(name_tag, name).text(id_tag, id);
+        });
+    }
+    w.truncation(page.next_marker);
     Ok(w)
 }
 

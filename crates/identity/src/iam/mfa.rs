@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Call, QueryError, QueryResult, check_name, check_path, internal, target_user, user_arn};
 use crate::mfa;
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 use crate::seal::Purpose;
 
@@ -20,14 +21,8 @@ pub async fn create(call: &Call<'_>) -> QueryResult {
     call.authorize("iam:CreateVirtualMFADevice", &serial)?;
     let seed = mfa::generate_seed();
     let png = mfa::qr_code_png(&seed, name, "Latchkey").map_err(|_| QueryError::service_failure())?;
-    let device = MfaDevice {
-        serial: serial.clone(),
-        seed_sealed: call.identity.master().seal(Purpose::MfaSeed, &serial, &seed),
-        created: OffsetDateTime::now_utc(),
-        user_name: None,
-        enabled: None,
-        last_step: 0,
-    };
+    let sealed = call.identity.master().seal(Purpose::MfaSeed, &serial, &seed);
+    let device = MfaDevice::new(serial.clone(), sealed, OffsetDateTime::now_utc());
     if !call.identity.store().create_mfa_device(&device).await.map_err(internal)? {
         return Err(QueryError::entity_already_exists("MFADevice entity at the same path and name already exists."));
     }
@@ -91,15 +86,17 @@ pub async fn list(call: &Call<'_>) -> QueryResult {
     let user = target_user(call)?;
     call.authorize("iam:ListMFADevices", &user_arn(call, &user))?;
     let devices = call.identity.store().list_mfa_devices().await.map_err(internal)?;
+    // The store lists devices by serial.
     let mine = devices.iter().filter(|d| d.user_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&user.name)));
+    let page = Pager::new(&call.params)?.page(mine, |d| d.serial.clone());
     let mut w = ResponseWriter::new(Api::Iam, "ListMFADevices");
-    w.list("MFADevices", mine, |m, d| {
+    w.list("MFADevices", page.items, |m, d| {
         m.text("UserName", &user.name).text("SerialNumber", &d.serial);
         if let Some(at) = d.enabled {
             m.timestamp("EnableDate", at);
         }
     })
-    .bool("IsTruncated", false);
+    .truncation(page.next_marker);
     Ok(w)
 }
 
@@ -113,8 +110,9 @@ pub async fn list_virtual(call: &Call<'_>) -> QueryResult {
         "Unassigned" => d.user_name.is_none(),
         _ => true,
     });
+    let page = Pager::new(&call.params)?.page(shown, |d| d.serial.clone());
     let mut w = ResponseWriter::new(Api::Iam, "ListVirtualMFADevices");
-    w.list("VirtualMFADevices", shown, |m, d| {
+    w.list("VirtualMFADevices", page.items, |m, d| {
         m.text("SerialNumber", &d.serial);
         if let Some(at) = d.enabled {
             m.timestamp("EnableDate", at);
@@ -129,7 +127,7 @@ pub async fn list_virtual(call: &Call<'_>) -> QueryResult {
             });
         }
     })
-    .bool("IsTruncated", false);
+    .truncation(page.next_marker);
     Ok(w)
 }
 

@@ -24,8 +24,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{Call, QueryResult};
-use crate::model::{ManagedPolicy, User};
-use crate::query::QueryError;
+use crate::model::{ManagedPolicy, Tag, User};
+use crate::paging::Pager;
+use crate::query::{Api, QueryError, ResponseWriter};
 use holder::Holder;
 
 pub async fn dispatch(call: &Call<'_>, action: &str) -> QueryResult {
@@ -218,6 +219,24 @@ fn policy_by_arn(call: &Call<'_>, arn: &str) -> Result<ManagedPolicy, QueryError
 
 async fn reload(call: &Call<'_>) -> Result<(), QueryError> {
     call.identity.reload().await.map_err(internal)
+}
+
+/// `<Tags>` of a user or role.
+fn write_tags<'a>(w: &mut ResponseWriter, tags: impl IntoIterator<Item = &'a Tag>) {
+    w.list("Tags", tags, |m, tag| {
+        m.text("Key", &tag.key).text("Value", &tag.value);
+    });
+}
+
+/// ListUserTags and ListRoleTags: one page of `tags`, by key.
+fn list_tags(call: &Call<'_>, action: &'static str, tags: &[Tag]) -> QueryResult {
+    let mut sorted: Vec<&Tag> = tags.iter().collect();
+    sorted.sort_by_key(|t| t.key.to_lowercase());
+    let page = Pager::new(&call.params)?.page(sorted, |t| t.key.to_lowercase());
+    let mut w = ResponseWriter::new(Api::Iam, action);
+    write_tags(&mut w, page.items);
+    w.truncation(page.next_marker);
+    Ok(w)
 }
 
 fn capitalised(s: &str) -> String {

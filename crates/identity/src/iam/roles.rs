@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Call, QueryError, QueryResult, check_name, check_path, create as create_entry, internal, modify};
 use crate::model::{Role, Tag, new_id};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 
 /// AWS's limit for a trust policy document.
@@ -53,9 +54,7 @@ fn write_role(w: &mut ResponseWriter, call: &Call<'_>, role: &Role) {
         });
     }
     if !role.tags.is_empty() {
-        w.list("Tags", &role.tags, |m, tag| {
-            m.text("Key", &tag.key).text("Value", &tag.value);
-        });
+        super::write_tags(w, &role.tags);
     }
 }
 
@@ -101,8 +100,9 @@ pub fn list(call: &Call<'_>) -> QueryResult {
     let mut roles: Vec<&Role> =
         directory.roles.values().map(|(role, _)| role).filter(|r| r.path.starts_with(prefix)).collect();
     roles.sort_by_key(|r| r.name.to_lowercase());
+    let page = Pager::new(&call.params)?.page(roles, |r| r.name.to_lowercase());
     let mut w = ResponseWriter::new(Api::Iam, "ListRoles");
-    w.list("Roles", roles, |m, role| write_role(m, call, role)).bool("IsTruncated", false);
+    w.list("Roles", page.items, |m, role| write_role(m, call, role)).truncation(page.next_marker);
     Ok(w)
 }
 
@@ -189,10 +189,5 @@ pub async fn untag(call: &Call<'_>) -> QueryResult {
 pub fn list_tags(call: &Call<'_>) -> QueryResult {
     let role = target_role(call)?;
     call.authorize("iam:ListRoleTags", &role_arn(call, &role))?;
-    let mut w = ResponseWriter::new(Api::Iam, "ListRoleTags");
-    w.list("Tags", &role.tags, |m, tag| {
-        m.text("Key", &tag.key).text("Value", &tag.value);
-    })
-    .bool("IsTruncated", false);
-    Ok(w)
+    super::list_tags(call, "ListRoleTags", &role.tags)
 }

@@ -6,9 +6,10 @@ use time::OffsetDateTime;
 
 use super::{
     Call, QueryError, QueryResult, check_name, check_path, create as create_entry, internal, modify, name_and_path,
-    policy_by_arn, reload, remove, target_user, user_arn, within_quota,
+    policy_by_arn, reload, remove, target_user, user_arn, within_quota, write_tags,
 };
 use crate::model::{Tag, User, new_id};
+use crate::paging::Pager;
 use crate::query::{Api, ResponseWriter};
 
 /// AWS's default quota of users in an account.
@@ -28,12 +29,6 @@ pub fn write_user(w: &mut ResponseWriter, call: &Call<'_>, user: &User) {
     if !user.tags.is_empty() {
         write_tags(w, &user.tags);
     }
-}
-
-fn write_tags(w: &mut ResponseWriter, tags: &[Tag]) {
-    w.list("Tags", tags, |m, tag| {
-        m.text("Key", &tag.key).text("Value", &tag.value);
-    });
 }
 
 fn parse_tags(call: &Call<'_>) -> Result<Vec<Tag>, QueryError> {
@@ -83,8 +78,9 @@ pub fn list(call: &Call<'_>) -> QueryResult {
     let mut users: Vec<&User> =
         directory.users.values().map(|(user, _)| user).filter(|u| u.path.starts_with(prefix)).collect();
     users.sort_by_key(|u| u.name.to_lowercase());
+    let page = Pager::new(&call.params)?.page(users, |u| u.name.to_lowercase());
     let mut w = ResponseWriter::new(Api::Iam, "ListUsers");
-    w.list("Users", users, |m, user| write_user(m, call, user)).bool("IsTruncated", false);
+    w.list("Users", page.items, |m, user| write_user(m, call, user)).truncation(page.next_marker);
     Ok(w)
 }
 
@@ -186,8 +182,5 @@ pub async fn untag(call: &Call<'_>) -> QueryResult {
 pub fn list_tags(call: &Call<'_>) -> QueryResult {
     let user = target_user(call)?;
     call.authorize("iam:ListUserTags", &user_arn(call, &user))?;
-    let mut w = ResponseWriter::new(Api::Iam, "ListUserTags");
-    write_tags(&mut w, &user.tags);
-    w.bool("IsTruncated", false);
-    Ok(w)
+    super::list_tags(call, "ListUserTags", &user.tags)
 }
