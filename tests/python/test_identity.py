@@ -745,6 +745,20 @@ def test_object_tag_conditions(server, bucket, s3):
     assert user_s3.get_object(Bucket=bucket, Key="closed.txt")["Body"].read() == b"closed"
 
 
+def test_object_tags_read_only_through_a_policy_variable_are_looked_up(server, bucket, s3):
+    """ABAC on object tags written the other way round: the object's tag is a variable in the
+    value of a principal-tag condition, not a condition key."""
+    s3.put_object(Bucket=bucket, Key="red.txt", Body=b"red", Tagging="team=red")
+    s3.put_object(Bucket=bucket, Key="blue.txt", Body=b"blue", Tagging="team=blue")
+    _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/team": "${s3:ExistingObjectTag/team}"}}}]},
+        tags=[("team", "red")])
+    user_s3 = client(server, "s3", key_id, secret)
+    assert user_s3.get_object(Bucket=bucket, Key="red.txt")["Body"].read() == b"red"
+    assert error_code(lambda: user_s3.get_object(Bucket=bucket, Key="blue.txt")) == "AccessDenied"
+
+
 def test_put_object_tagging_is_judged_on_the_tags_in_its_body(server, bucket, s3):
     """PutObjectTagging names its tags in the XML body: s3:RequestObjectTag/* and
     s3:RequestObjectTagKeys judge them, as for a PutObject with x-amz-tagging."""

@@ -42,7 +42,7 @@ pub const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
 
 /// Whether any of `policies` tests the tags of the object a request acts on.
 pub fn reads_object_tags<'a>(policies: impl IntoIterator<Item = &'a NamedPolicy>) -> bool {
-    policies.into_iter().any(|p| p.policy.tests_key_prefix(EXISTING_OBJECT_TAG))
+    policies.into_iter().any(|p| p.policy.reads_key_prefix(EXISTING_OBJECT_TAG))
 }
 
 /// An access key as the request path needs it.

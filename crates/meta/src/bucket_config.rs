@@ -72,6 +72,16 @@ pub trait BucketConfigStore: Send + Sync + 'static {
     async fn load_bucket_configs(&self) -> MetaResult<BucketConfigSnapshot>;
     /// Replaces one setting of `bucket`; `MetaError::NoSuchBucket` when there is no such bucket.
     async fn set_bucket_setting(&self, bucket: &str, setting: &BucketSetting) -> MetaResult<()>;
+    /// Replaces the policy of `bucket` with a public `policy` only if its public access block is
+    /// still `judged_with`, the block the policy was allowed under (BlockPublicPolicy can be set
+    /// at the same moment on another replica); `false` otherwise, and for a bucket without a
+    /// row (whose default block refuses public policies).
+    async fn set_public_policy(
+        &self,
+        bucket: &str,
+        policy: &str,
+        judged_with: Option<PublicAccessBlock>,
+    ) -> MetaResult<bool>;
     /// Bumped by every change to any bucket's settings or a bucket's deletion, on any replica
     /// (this process's own as soon as they commit; other replicas' through PostgreSQL
     /// notifications, and after a lost notification connection).
@@ -149,6 +159,29 @@ macro_rules! bucket_config_store {
                     .map_err(|e| $crate::foreign_key_means(e, $crate::MetaError::NoSuchBucket))?;
                 self.$changes.send_modify(|g| *g += 1);
                 Ok(())
+            }
+
+            async fn set_public_policy(
+                &self,
+                bucket: &str,
+                policy: &str,
+                judged_with: Option<$crate::bucket_config::PublicAccessBlock>,
+            ) -> $crate::MetaResult<bool> {
+                let block = judged_with.as_ref().map(serde_json::to_string).transpose()?;
+                let done = sqlx::query(
+                    "UPDATE bucket_config SET policy = $2
+                     WHERE bucket = $1 AND public_access_block IS NOT DISTINCT FROM $3",
+                )
+                .bind(bucket)
+                .bind(policy)
+                .bind(block)
+                .execute(&self.$writer)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                self.$changes.send_modify(|g| *g += 1);
+                Ok(true)
             }
 
             fn config_changes(&self) -> tokio::sync::watch::Receiver<u64> {

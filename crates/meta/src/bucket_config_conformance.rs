@@ -67,6 +67,26 @@ pub async fn settings_need_a_bucket_and_go_with_it<S: MetaStore + BucketConfigSt
     assert_eq!(config_of(store.as_ref(), "b").await, None);
 }
 
+pub async fn a_public_policy_is_written_only_under_the_block_it_was_judged_with<S: MetaStore + BucketConfigStore>(
+    store: Arc<S>,
+) {
+    let public = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}]}"#;
+    create(store.as_ref(), "b").await;
+    assert!(!store.set_public_policy("b", public, None).await.unwrap(), "no row: every flag is on");
+    store.set_bucket_setting("b", &BucketSetting::PublicAccessBlock(None)).await.unwrap();
+    let open = PublicAccessBlock::all(false);
+    assert!(!store.set_public_policy("b", public, Some(open)).await.unwrap(), "judged with another block");
+    assert!(store.set_public_policy("b", public, None).await.unwrap());
+    assert_eq!(config_of(store.as_ref(), "b").await.unwrap().policy.as_deref(), Some(public));
+    // BlockPublicPolicy set meanwhile: a policy judged before it is not written.
+    store.set_bucket_setting("b", &BucketSetting::Policy(None)).await.unwrap();
+    store.set_bucket_setting("b", &BucketSetting::PublicAccessBlock(Some(open))).await.unwrap();
+    let blocking = PublicAccessBlock { block_public_policy: true, ..open };
+    store.set_bucket_setting("b", &BucketSetting::PublicAccessBlock(Some(blocking))).await.unwrap();
+    assert!(!store.set_public_policy("b", public, Some(open)).await.unwrap());
+    assert_eq!(config_of(store.as_ref(), "b").await.unwrap().policy, None);
+}
+
 macro_rules! bucket_config_conformance_tests {
     ($open:expr, $($name:ident),* $(,)?) => {
         $(
@@ -83,6 +103,7 @@ macro_rules! bucket_config_conformance_tests {
             $open,
             each_setting_is_replaced_alone_and_announced,
             settings_need_a_bucket_and_go_with_it,
+            a_public_policy_is_written_only_under_the_block_it_was_judged_with,
         );
     };
 }

@@ -185,6 +185,17 @@ impl Operator {
 }
 
 impl Condition {
+    /// Whether the condition reads a key starting with `prefix` (folded): as its key, or in a
+    /// policy variable of its values.
+    pub(crate) fn reads_key_prefix(&self, prefix: &str) -> bool {
+        self.key.starts_with(prefix)
+            || match &self.test {
+                Test::String(patterns) => patterns.iter().any(|p| p.reads_key_prefix(prefix)),
+                Test::Arn(patterns) => patterns.iter().flatten().any(|p| p.reads_key_prefix(prefix)),
+                _ => false,
+            }
+    }
+
     /// Whether the condition holds only for requests whose key has one of a fixed set of values:
     /// a positive test (not negated, not `IfExists`, not `ForAllValues`, which holds when the key
     /// is absent, not `Null`) of fixed strings or ARNs (no wildcard, no variable) or of address

@@ -144,11 +144,15 @@ impl Policy {
         })
     }
 
-    /// Whether some statement's condition tests a key that starts with `prefix` (lowercase, as
-    /// keys are folded): what lets a caller skip gathering values that no policy reads, such as
-    /// an object's tags (`s3:existingobjecttag/`).
-    pub fn tests_key_prefix(&self, prefix: &str) -> bool {
-        self.statements.iter().any(|s| s.conditions.iter().any(|c| c.key.starts_with(prefix)))
+    /// Whether some statement reads a key that starts with `prefix` (lowercase, as keys are
+    /// folded), as a condition's key or in a policy variable (`${s3:ExistingObjectTag/team}` in
+    /// a Resource or a condition value): what lets a caller skip gathering values that no policy
+    /// reads, such as an object's tags (`s3:existingobjecttag/`).
+    pub fn reads_key_prefix(&self, prefix: &str) -> bool {
+        self.statements.iter().any(|s| {
+            s.conditions.iter().any(|c| c.reads_key_prefix(prefix))
+                || s.resources.iter().flat_map(|r| &r.patterns).any(|p| p.reads_key_prefix(prefix))
+        })
     }
 
     /// Whether some `Allow` statement names everyone, whatever its conditions: the only
@@ -209,5 +213,28 @@ mod tests {
             r#"{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::123456789012:user/a"}}, {READ}}}"#
         ));
         assert!(!user.is_public() && !user.may_grant_anonymous());
+    }
+
+    #[test]
+    fn keys_read_as_conditions_or_as_variables_are_found() {
+        let tags = "s3:existingobjecttag/";
+        let as_key = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "Principal": "*", {READ},
+                "Condition": {{"StringEquals": {{"s3:ExistingObjectTag/team": "a"}}}}}}"#
+        ));
+        let in_resource = bucket_policy(
+            r#"{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::b/${s3:ExistingObjectTag/team}/*"}"#,
+        );
+        let in_value = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "Principal": "*", {READ},
+                "Condition": {{"StringEquals": {{"aws:PrincipalTag/team": "${{s3:ExistingObjectTag/team}}"}}}}}}"#
+        ));
+        let neither = bucket_policy(&format!(
+            r#"{{"Effect": "Allow", "Principal": "*", {READ},
+                "Condition": {{"StringEquals": {{"aws:PrincipalTag/team": "${{aws:username}}"}}}}}}"#
+        ));
+        assert!(as_key.reads_key_prefix(tags) && in_resource.reads_key_prefix(tags) && in_value.reads_key_prefix(tags));
+        assert!(!neither.reads_key_prefix(tags));
     }
 }

@@ -89,6 +89,11 @@ impl Pattern {
         self.tokens.iter().all(|t| matches!(t, Token::Literal(_)))
     }
 
+    /// Whether a variable of the pattern reads a key starting with `prefix` (folded).
+    pub(crate) fn reads_key_prefix(&self, prefix: &str) -> bool {
+        self.tokens.iter().any(|t| matches!(t, Token::Variable { key, .. } if key.starts_with(prefix)))
+    }
+
     /// True for a lone `*` (matches everything, no context needed).
     pub(crate) fn is_match_all(&self) -> bool {
         matches!(&*self.tokens, [Token::AnyRun])

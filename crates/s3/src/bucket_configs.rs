@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 
-use latchkey_meta::{BucketConfig, BucketConfigStore, BucketSetting, MetaError, Tag};
+use latchkey_meta::{BucketConfig, BucketConfigStore, BucketSetting, MetaError, PublicAccessBlock, Tag};
 use latchkey_policy::{MAX_POLICY_BYTES, NamedPolicy, PolicyKind, PolicySource};
 
 /// One bucket's settings, with its policy compiled.
@@ -87,7 +87,7 @@ impl BucketRules {
     pub fn reads_object_tags(&self) -> bool {
         match &self.policy {
             CompiledPolicy::Compiled { policy, .. } => {
-                policy.policy.tests_key_prefix(latchkey_identity::directory::EXISTING_OBJECT_TAG)
+                policy.policy.reads_key_prefix(latchkey_identity::directory::EXISTING_OBJECT_TAG)
             }
             _ => false,
         }
@@ -128,6 +128,19 @@ impl BucketConfigs {
         self.store.set_bucket_setting(bucket, &setting).await?;
         self.reload_after_write().await;
         Ok(())
+    }
+
+    /// Writes a public `policy` for `bucket` if its public access block is still `judged_with`
+    /// (see `BucketConfigStore::set_public_policy`), then reloads; `false` when it was not.
+    pub async fn set_public_policy(
+        &self,
+        bucket: &str,
+        policy: &str,
+        judged_with: Option<PublicAccessBlock>,
+    ) -> Result<bool, MetaError> {
+        let written = self.store.set_public_policy(bucket, policy, judged_with).await?;
+        self.reload_after_write().await;
+        Ok(written)
     }
 
     /// The settings of `bucket` (the defaults for a bucket without stored settings, or none).

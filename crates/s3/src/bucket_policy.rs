@@ -37,15 +37,25 @@ pub(crate) async fn put_bucket_policy(
     let input = req.input;
     front.objects.bucket(&input.bucket).await.or_s3()?;
     let policy = compile(&input.bucket, &input.policy)?;
-    let rules = front.configs.get(&input.bucket);
-    if policy.is_public() && rules.config.public_access_block.is_some_and(|b| b.block_public_policy) {
-        return Err(s3_error!(
-            AccessDenied,
-            "Access Denied: the policy is public and the bucket's BlockPublicPolicy setting blocks public policies"
-        ));
+    if !policy.is_public() {
+        front.configs.set(&input.bucket, BucketSetting::Policy(Some(input.policy))).await.or_s3()?;
+        return Ok(S3Response::new(PutBucketPolicyOutput::default()));
     }
-    front.configs.set(&input.bucket, BucketSetting::Policy(Some(input.policy))).await.or_s3()?;
-    Ok(S3Response::new(PutBucketPolicyOutput::default()))
+    // Written only under the block it was judged with: a BlockPublicPolicy set meanwhile (on
+    // any replica) makes the store refuse the write, and the next round sees the block.
+    for _ in 0..3 {
+        let block = front.configs.get(&input.bucket).config.public_access_block;
+        if block.is_some_and(|b| b.block_public_policy) {
+            return Err(s3_error!(
+                AccessDenied,
+                "Access Denied: the policy is public and the bucket's BlockPublicPolicy setting blocks public policies"
+            ));
+        }
+        if front.configs.set_public_policy(&input.bucket, &input.policy, block).await.or_s3()? {
+            return Ok(S3Response::new(PutBucketPolicyOutput::default()));
+        }
+    }
+    Err(s3_error!(OperationAborted, "The bucket's settings changed while the policy was being set; try again"))
 }
 
 fn no_policy() -> S3Error {
