@@ -56,7 +56,7 @@ def test_simulate_an_mfa_gated_delete_from_the_command_line(server, tmp_path):
     assert allowed.returncode == 0, allowed.stderr
     _, [result] = blocks(allowed.stdout)
     assert values(result, "decision") == ["Allow (allowed)"]
-    assert values(result, "policy") == ["p (IAM Policy), sid: DeleteWithMfa"]
+    assert values(result, "policy") == ["p (user), sid: DeleteWithMfa"]
     assert values(result, "failed condition") == [] and values(result, "missing context") == []
 
     # A value the condition does not accept is reported with what the request had.
@@ -78,7 +78,7 @@ def test_simulate_several_actions_by_arn_as_json(server, tmp_path):
     results = {r["action"]: r for r in json.loads(out.stdout)}
     assert {a: r["decision"] for a, r in results.items()} == {
         "s3:GetObject": "allowed", "s3:DeleteObject": "implicitDeny", "s3:PutObject": "implicitDeny"}
-    assert results["s3:GetObject"]["matched_statements"] == [{"policy": "p", "type": "IAM Policy", "sid": "Read"}]
+    assert results["s3:GetObject"]["matched_statements"] == [{"policy": "p", "type": "user", "sid": "Read"}]
     assert results["s3:GetObject"]["allowed"] is True
     assert results["s3:PutObject"]["failed_conditions"] == []
     assert results["s3:PutObject"]["reason"] == "no identity-based policy allows the action"
@@ -130,7 +130,7 @@ def test_boto3_simulate_principal_policy(server, bucket):
         "s3:DeleteObject", OBJECT, "implicitDeny")
     assert delete["MissingContextValues"] == ["aws:MultiFactorAuthPresent"]
     assert read["EvalDecision"] == "allowed"
-    assert read["MatchedStatements"] == [{"SourcePolicyId": "p", "SourcePolicyType": "IAM Policy"}]
+    assert read["MatchedStatements"] == [{"SourcePolicyId": "p", "SourcePolicyType": "user"}]
 
     mfa = [{"ContextKeyName": "aws:MultiFactorAuthPresent", "ContextKeyValues": ["true"], "ContextKeyType": "boolean"}]
     with_mfa = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["s3:DeleteObject"],
@@ -143,7 +143,7 @@ def test_boto3_simulate_principal_policy(server, bucket):
                                            ContextEntries=mfa, PolicyInputList=[json.dumps(deny)])
     result = denied["EvaluationResults"][0]
     assert result["EvalDecision"] == "explicitDeny"
-    assert result["MatchedStatements"] == [{"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "IAM Policy"}]
+    assert result["MatchedStatements"] == [{"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "none"}]
 
     # A boundary given replaces the user's (none here) and caps what the identity policies allow.
     boundary = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
@@ -161,7 +161,7 @@ def test_boto3_simulate_principal_policy(server, bucket):
                                             ResourcePolicy=json.dumps(bucket_policy))
     result = granted["EvaluationResults"][0]
     assert result["EvalDecision"] == "allowed"
-    assert result["MatchedStatements"] == [{"SourcePolicyId": "ResourcePolicy", "SourcePolicyType": "Resource Policy"}]
+    assert result["MatchedStatements"] == [{"SourcePolicyId": "ResourcePolicy", "SourcePolicyType": "resource"}]
 
     # Without ResourceArns the resource is "*".
     star = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["s3:GetObject"])
@@ -178,7 +178,7 @@ def test_boto3_simulate_custom_policy(server):
                                         ResourceArns=["arn:aws:s3:::reports"], ContextEntries=office)
     result = inside["EvaluationResults"][0]
     assert result["EvalDecision"] == "allowed"
-    assert result["MatchedStatements"] == [{"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "IAM Policy"}]
+    assert result["MatchedStatements"] == [{"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "none"}]
     outside = iam.simulate_custom_policy(PolicyInputList=[json.dumps(policy)], ActionNames=["s3:ListBucket"],
                                          ResourceArns=["arn:aws:s3:::reports"])
     assert outside["EvaluationResults"][0]["EvalDecision"] == "implicitDeny"
@@ -208,7 +208,7 @@ def test_boto3_simulate_custom_policy(server):
                                            ResourcePolicy=json.dumps(bucket_policy))
     assert as_caller["EvaluationResults"][0]["EvalDecision"] == "allowed"
     assert as_caller["EvaluationResults"][0]["MatchedStatements"] == [
-        {"SourcePolicyId": "ResourcePolicy", "SourcePolicyType": "Resource Policy"}]
+        {"SourcePolicyId": "ResourcePolicy", "SourcePolicyType": "resource"}]
     unknown_caller = refused(PolicyInputList=[json.dumps(policy)], CallerArn=caller + "-gone")
     assert unknown_caller["Code"] == "InvalidInput" and "must name an existing user" in unknown_caller["Message"]
     bad_ip = refused(PolicyInputList=[json.dumps(policy)],

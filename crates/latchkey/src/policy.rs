@@ -340,7 +340,7 @@ mod tests {
         let xml = "<SimulatePrincipalPolicyResult><EvaluationResults><member>\
             <EvalActionName>s3:DeleteObject</EvalActionName><EvalResourceName>arn:aws:s3:::b/k</EvalResourceName>\
             <EvalDecision>implicitDeny</EvalDecision><MatchedStatements><member><SourcePolicyId>p</SourcePolicyId>\
-            <SourcePolicyType>IAM Policy</SourcePolicyType><Sid>Read</Sid></member></MatchedStatements>\
+            <SourcePolicyType>user</SourcePolicyType><Sid>Read</Sid></member></MatchedStatements>\
             <MissingContextValues><member>aws:MultiFactorAuthPresent</member></MissingContextValues>\
             <DecisionReason>no permissions boundary allows the action</DecisionReason>\
             <FailedConditions><member>p/Mfa: aws:MultiFactorAuthPresent is not in the request</member></FailedConditions>\
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(
             result.to_lines(),
             "action: s3:DeleteObject\nresource: arn:aws:s3:::b/k\ndecision: Deny (implicitDeny)\n\
-             reason: no permissions boundary allows the action\npolicy: p (IAM Policy), sid: Read\n\
+             reason: no permissions boundary allows the action\npolicy: p (user), sid: Read\n\
              failed condition: p/Mfa: aws:MultiFactorAuthPresent is not in the request\n\
              missing context: aws:MultiFactorAuthPresent"
         );

@@ -191,16 +191,16 @@ fn decision_name(effect: Effect) -> &'static str {
 /// The policy type as the simulator reports it.
 fn source_policy_type(source: PolicySource) -> &'static str {
     match source {
-        PolicySource::UserInline
-        | PolicySource::UserManaged
-        | PolicySource::GroupInline
-        | PolicySource::GroupManaged
-        | PolicySource::RoleInline
-        | PolicySource::RoleManaged
-        | PolicySource::Custom => "IAM Policy",
-        PolicySource::Bucket | PolicySource::Trust => "Resource Policy",
-        PolicySource::Boundary => "Permissions Boundary Policy",
-        PolicySource::Session => "Session Policy",
+        PolicySource::UserInline => "user",
+        PolicySource::GroupInline => "group",
+        PolicySource::RoleInline => "role",
+        // Customer managed policies; a boundary is one too.
+        PolicySource::UserManaged | PolicySource::GroupManaged | PolicySource::RoleManaged | PolicySource::Boundary => {
+            "user-managed"
+        }
+        PolicySource::Bucket | PolicySource::Trust => "resource",
+        // Policies given in the request (PolicyInputList, a session policy) belong to no one.
+        PolicySource::Custom | PolicySource::Session => "none",
     }
 }
 
@@ -442,7 +442,7 @@ mod tests {
         assert!(xml.contains(
             "<EvalActionName>s3:DeleteObject</EvalActionName><EvalResourceName>arn:aws:s3:::b/k</EvalResourceName>\
              <EvalDecision>explicitDeny</EvalDecision><MatchedStatements><member><SourcePolicyId>deny-all</SourcePolicyId>\
-             <SourcePolicyType>Permissions Boundary Policy</SourcePolicyType><Sid>Stop</Sid></member></MatchedStatements>\
+             <SourcePolicyType>user-managed</SourcePolicyType><Sid>Stop</Sid></member></MatchedStatements>\
              <MissingContextValues><member>aws:MultiFactorAuthPresent</member></MissingContextValues>\
              <DecisionReason>explicit deny in a permissions boundary</DecisionReason><FailedConditions><member>ResourcePolicy/Mfa: aws:MultiFactorAuthPresent is not in the request</member>\
              </FailedConditions>"
@@ -454,7 +454,7 @@ mod tests {
         let xml = result_xml(&explanation(Effect::Allow));
         assert!(xml.contains("<EvalDecision>allowed</EvalDecision>"), "{xml}");
         assert!(xml.contains(
-            "<MatchedStatements><member><SourcePolicyId>home</SourcePolicyId><SourcePolicyType>IAM Policy</SourcePolicyType>\
+            "<MatchedStatements><member><SourcePolicyId>home</SourcePolicyId><SourcePolicyType>user</SourcePolicyType>\
              </member><member><SourcePolicyId>deny-all</SourcePolicyId>"
         ), "{xml}");
         assert_eq!(decision_name(Effect::ImplicitDeny), "implicitDeny");
