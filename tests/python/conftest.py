@@ -41,7 +41,7 @@ class Server:
     """One `latchkey serve` process with its own data dir; restartable on the same dir and port."""
 
     def __init__(self, data_dir, env_credentials=True, config=None, meta_url=None, open_files=None, env=None,
-                 log_pipe=False, wrapper=()):
+                 log_pipe=False, wrapper=(), host="127.0.0.1"):
         self.data_dir = Path(data_dir)
         self.log_pipe = log_pipe
         self.wrapper = list(wrapper)
@@ -49,8 +49,9 @@ class Server:
         self.open_files = open_files
         self.config = config
         self.meta_url = meta_url
+        self.host = host
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         self.env_credentials = env_credentials
         self.proc = None
         self.stdout_lines = []
@@ -64,7 +65,7 @@ class Server:
         # With log_pipe, the log goes to a pipe (proc.stderr) that only the test reads.
         self.stderr = None if self.log_pipe else open(self.data_dir.parent / f"{self.data_dir.name}.stderr.log", "ab")
         # A wrapper (such as strace) runs the server as its child.
-        args = [*self.wrapper, BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"]
+        args = [*self.wrapper, BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"{self.host}:{self.port}"]
         if self.meta_url:
             args += ["--meta-url", self.meta_url]
         if self.config:
@@ -86,6 +87,8 @@ class Server:
                 raise RuntimeError(f"latchkey exited early with {self.proc.wait()}")
             self.stdout_lines.append(line.rstrip("\n"))
             if "listening on" in line:
+                # `latchkey listening on http(s)://127.0.0.1:PORT`: https when TLS is on.
+                self.endpoint = line.split("listening on ", 1)[1].strip()
                 return self
         raise RuntimeError("latchkey did not start within 30 s")
 

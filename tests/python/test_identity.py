@@ -11,6 +11,7 @@ import os
 import sqlite3
 import struct
 import subprocess
+import threading
 import time
 import uuid
 from urllib.parse import quote
@@ -50,6 +51,7 @@ def enable_virtual_device(server, user, at=None):
 def client(server, service, key_id=ACCESS_KEY, secret=SECRET_KEY, token=None):
     return boto3.client(service, endpoint_url=server.endpoint, aws_access_key_id=key_id,
                         aws_secret_access_key=secret, aws_session_token=token, region_name=REGION,
+                        verify=getattr(server, "ca", None),
                         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
@@ -377,7 +379,8 @@ def signed_api(server, method, path, body, key_id, secret, token=None):
     headers = {"Content-Type": "application/json", "x-amz-content-sha256": hashlib.sha256(data).hexdigest()}
     request = AWSRequest(method=method, url=f"{server.endpoint}{path}", data=data, headers=headers)
     SigV4Auth(Credentials(key_id, secret, token), "s3", REGION).add_auth(request)
-    return requests.request(method, request.url, data=data, headers=dict(request.headers), timeout=10)
+    return requests.request(method, request.url, data=data, headers=dict(request.headers), timeout=10,
+                            verify=getattr(server, "ca", True))
 
 
 def test_iam_errors_are_aws_errors(server):
@@ -574,6 +577,57 @@ def test_mfa_codes_cannot_be_guessed_at_request_speed(server):
     # Five failures lock the device for five minutes: now even the right code is refused.
     assert error_code(lambda: sts.get_session_token(SerialNumber=device["SerialNumber"], TokenCode=right)) \
         == "AccessDenied"
+
+
+def mfa_attempts_taken(server, serial):
+    """The attempts the store counts for a device in its current window."""
+    schema = server.schema()
+    if schema:
+        out = psql(f"SELECT failures FROM {schema}.iam_mfa_devices WHERE serial = '{serial}'")
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip())
+    db = sqlite3.connect(f"file:{server.data_dir / 'meta.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT failures FROM iam_mfa_devices WHERE serial = ?", (serial,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_concurrent_wrong_mfa_codes_get_five_checks_in_all(server):
+    """Each code takes an attempt before it is checked, atomically: 40 guesses sent at once are
+    not 40 checks (review finding: the lock was read before and the failure counted after)."""
+    name, key_id, secret = new_user(server)
+    serial, seed, now = enable_virtual_device(server, name)
+    right = totp(seed, now + 30)
+    wrong = [f"{(int(right) + n) % 1_000_000:06d}" for n in range(1, 41)]
+    barrier = threading.Barrier(len(wrong))
+    codes = []
+
+    def guess(code):
+        sts = client(server, "sts", key_id, secret)
+        barrier.wait()
+        codes.append(error_code(lambda: sts.get_session_token(SerialNumber=serial, TokenCode=code)))
+
+    threads = [threading.Thread(target=guess, args=(code,)) for code in wrong]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == ["AccessDenied"] * len(wrong)
+    assert mfa_attempts_taken(server, serial) == 5
+    sts = client(server, "sts", key_id, secret)
+    assert error_code(lambda: sts.get_session_token(SerialNumber=serial, TokenCode=right)) == "AccessDenied"
+
+
+def test_right_mfa_codes_give_their_attempt_back(server):
+    """Using a device does not lock it: only wrong codes keep their attempt."""
+    name, key_id, secret = new_user(server)
+    serial, seed, now = enable_virtual_device(server, name, at=time.time() - 60)
+    sts = client(server, "sts", key_id, secret)
+    # The current step's code and the next one's (both still valid if a step ends meanwhile).
+    for at in (now + 60, now + 90):
+        sts.get_session_token(SerialNumber=serial, TokenCode=totp(seed, at))
+    assert mfa_attempts_taken(server, serial) == 0
 
 
 def test_wrong_mfa_codes_are_counted_across_replicas(replicas):

@@ -337,3 +337,19 @@ def test_presigned_urls_of_a_home_prefix(server, bucket, s3):
     status, body = send_verbatim(server, "GET", presigned(f"home/{bob}/x"))
     assert (status, error_of(body)) == (403, "AccessDenied"), body
     assert denials(server, alice) == [f"s3:GetObject on arn:aws:s3:::{bucket}/home/{bob}/x: no policy allows it"]
+
+
+def test_a_credential_smuggled_before_the_algorithm_is_refused(server):
+    """The envelope reads the credential where s3s does (after `AWS4-HMAC-SHA256 `): a well-scoped
+    `Credential=` put where the algorithm goes cannot pass a request signed for STS or another
+    region (review finding)."""
+    for service, region in (("sts", REGION), ("s3", "eu-west-1")):
+        request = AWSRequest(method="GET", url=f"{server.endpoint}/", headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), service, region).add_auth(request)
+        headers = dict(request.headers)
+        assert requests.get(f"{server.endpoint}/", headers=headers, timeout=10).status_code == 400
+        date = headers["X-Amz-Date"][:8]
+        headers["Authorization"] = headers["Authorization"].replace(
+            "AWS4-HMAC-SHA256 ", f"Credential={ACCESS_KEY}/{date}/{REGION}/s3/aws4_request ", 1)
+        smuggled = requests.get(f"{server.endpoint}/", headers=headers, timeout=10)
+        assert (smuggled.status_code, error_of(smuggled.content)) == (400, "AuthorizationHeaderMalformed"), smuggled.text

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::query::{Api, QueryError, QueryParams, ResponseWriter};
 use crate::service::{Caller, Identity, Refusal, SessionKind};
-use crate::{iam, sigv4, sts};
+use crate::{ClientConnection, iam, sigv4, sts};
 
 /// One authenticated query API call.
 pub struct Call<'a> {
@@ -79,13 +79,16 @@ impl QueryApi {
         &self,
         parts: &http::request::Parts,
         body: &[u8],
-        source_ip: IpAddr,
+        client: ClientConnection,
         request_id: &str,
     ) -> Response<Bytes> {
         // Which API is asked decides the error format, so find it before anything can fail.
         let signed = sigv4::parse(&parts.method, &parts.uri, &parts.headers);
-        let api = signed.as_ref().ok().and_then(|s| Api::from_service(&s.service)).unwrap_or(Api::Sts);
-        match self.call(parts, body, source_ip, signed).await {
+        let api = signed.as_ref().ok().and_then(|s| Api::from_service(&s.service)).unwrap_or_else(|| {
+            // Signed for neither (or not readable): the action says which API was meant.
+            if QueryParams::parse(body).get("Action").is_some_and(sts::serves) { Api::Sts } else { Api::Iam }
+        });
+        match self.call(parts, body, client, signed).await {
             Ok(writer) => render(StatusCode::OK, writer.finish(request_id)),
             Err(error) => render_error(api, &error, request_id),
         }
@@ -95,7 +98,7 @@ impl QueryApi {
         &self,
         parts: &http::request::Parts,
         body: &[u8],
-        source_ip: IpAddr,
+        client: ClientConnection,
         signed: Result<sigv4::SignedQuery, sigv4::QueryAuthError>,
     ) -> Result<ResponseWriter, QueryError> {
         let signed = signed?;
@@ -130,8 +133,7 @@ impl QueryApi {
             return Err(QueryError::invalid_action(&action, version));
         }
         let mut context = RequestContext::new();
-        context.insert("aws:SourceIp", source_ip.to_string());
-        context.insert("aws:SecureTransport", "false");
+        client.insert_keys(&mut context);
         self.identity.caller_context(&caller, &mut context);
         // Tags an action asks to set (CreateUser, TagUser, TagRole...) or to remove (Untag*).
         let tags = params.tags("Tags")?;
@@ -164,7 +166,7 @@ impl QueryApi {
         if let Err(refused) = &answer
             && refused.code == "AccessDenied"
         {
-            self.audit_denial(&call, &action, &refused.message, source_ip).await;
+            self.audit_denial(&call, &action, &refused.message, client.ip).await;
         }
         answer
     }

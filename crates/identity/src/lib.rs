@@ -7,7 +7,7 @@
 //! authenticates query requests and [`query`] reads their parameters and writes their XML.
 
 pub mod api;
-mod attempts;
+mod client;
 pub mod directory;
 mod iam;
 pub mod mfa;
@@ -20,6 +20,7 @@ pub mod sigv4;
 mod sts;
 
 pub use api::QueryApi;
+pub use client::ClientConnection;
 pub use model::Account;
 pub use seal::MasterKey;
 pub use service::{Caller, Identity, Refusal, RootCredentials, Session, SessionBody, SessionKind, token_hash};

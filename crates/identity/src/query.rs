@@ -209,7 +209,8 @@ impl QueryParams {
     /// Tags in `{list}.member.N.Key` / `{list}.member.N.Value`, in index order.
     pub fn tags(&self, list: &str) -> Result<Vec<(String, String)>, QueryError> {
         let member = lower_camel(list);
-        self.structure_indices(list)
+        let tags = self
+            .structure_indices(list)
             .into_iter()
             .map(|n| {
                 let field = |name: &str, field: &str| {
@@ -219,7 +220,16 @@ impl QueryParams {
                 };
                 Ok((field("Key", "key")?, field("Value", "value")?))
             })
-            .collect()
+            .collect::<Result<Vec<_>, QueryError>>()?;
+        // IAM tag keys are case-insensitive: `Team` and `team` would be one key to a policy.
+        for (i, (key, _)) in tags.iter().enumerate() {
+            if tags[..i].iter().any(|(earlier, _)| earlier.eq_ignore_ascii_case(key)) {
+                return Err(QueryError::invalid_input(
+                    "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+                ));
+            }
+        }
+        Ok(tags)
     }
 
     /// SimulatePrincipalPolicy's `ContextEntries.member.N.{ContextKeyName, ContextKeyType,

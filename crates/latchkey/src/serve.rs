@@ -39,12 +39,21 @@ pub struct ServeArgs {
     /// the request's Host header]
     #[arg(long, env = "LATCHKEY_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. SIGHUP reads
+    /// both files again without dropping connections
+    #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// TOML file with any of: data_dir, listen, meta_url, meta_max_connections (PostgreSQL,
     /// default 32), region, public_url, shutdown_grace_secs, max_share_expiry_secs (default
     /// 604800), share_resume_grace_secs (600, at most 86400), share_resume_overlap_bytes
     /// (1048576), share_retention_secs (86400), audit_retention_secs (7776000),
     /// audit_unknown_tokens_flush_secs (60), max_presigned_expiry_secs (604800, SigV4 and SigV2
-    /// alike), sigv2 (true; false refuses SigV2). Flags and environment variables override it.
+    /// alike), sigv2 (true; false refuses SigV2), tls_cert and tls_key, plain_http_from_loopback
+    /// (true: with TLS on, loopback clients may still use plain HTTP), hsts_max_age_secs
+    /// (31536000 over TLS; 0 sends no HSTS). Flags and environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -64,12 +73,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         meta_url: args.meta_url,
         region: args.region,
         public_url: args.public_url,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     };
     let config = ServerConfig::resolve(overrides, file)?;
     let server = Server::bind(config).await?;
     let addr = server.local_addr()?;
     // Scripts and tests wait for this line.
-    println!("latchkey listening on http://{addr}");
+    println!("latchkey listening on {}://{addr}", server.scheme());
     std::io::stdout().flush()?;
     server.serve(shutdown_signal()).await
 }

@@ -217,10 +217,19 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Spends TOTP time step `step` of the device: `true` only if `step` is later than every step
     /// spent before (atomically, across replicas), so each code is accepted once.
     async fn spend_mfa_step(&self, serial: &str, step: i64) -> MetaResult<bool>;
-    /// Counts a wrong code given to the device at `at` (atomically, across replicas): the count
-    /// starts again from one when the failures counted began `window` or longer before `at`.
-    async fn record_mfa_failure(&self, serial: &str, at: OffsetDateTime, window: std::time::Duration)
-    -> MetaResult<()>;
+    /// Takes one of the `max` attempts the device allows per `window` (atomically, across
+    /// replicas, before the code is checked, so concurrent guesses cannot all slip through): the
+    /// count starts again from one when the attempts counted began `window` or longer before
+    /// `at`. `false` when the device has no attempt left (or does not exist).
+    async fn reserve_mfa_attempt(
+        &self,
+        serial: &str,
+        at: OffsetDateTime,
+        window: std::time::Duration,
+        max: i64,
+    ) -> MetaResult<bool>;
+    /// Gives back the attempt a right code took, so that using a device does not lock it.
+    async fn refund_mfa_attempt(&self, serial: &str) -> MetaResult<()>;
 
     async fn create_session(&self, session: &SessionRecord) -> MetaResult<()>;
     async fn get_session(&self, access_key_id: &str) -> MetaResult<Option<SessionRecord>>;
@@ -572,24 +581,34 @@ macro_rules! identity_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn record_mfa_failure(
+            async fn reserve_mfa_attempt(
                 &self,
                 serial: &str,
                 at: time::OffsetDateTime,
                 window: std::time::Duration,
-            ) -> $crate::MetaResult<()> {
+                max: i64,
+            ) -> $crate::MetaResult<bool> {
                 let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-                sqlx::query(
+                let done = sqlx::query(
                     "UPDATE iam_mfa_devices SET
                          failures = CASE WHEN $1 - failures_since_ms >= $2 THEN 1 ELSE failures + 1 END,
                          failures_since_ms = CASE WHEN $1 - failures_since_ms >= $2 THEN $1 ELSE failures_since_ms END
-                     WHERE serial = $3",
+                     WHERE serial = $3 AND ($1 - failures_since_ms >= $2 OR failures < $4)",
                 )
                 .bind($crate::rows::to_ms(at))
                 .bind(window_ms)
                 .bind(serial)
+                .bind(max)
                 .execute(&self.$writer)
                 .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn refund_mfa_attempt(&self, serial: &str) -> $crate::MetaResult<()> {
+                sqlx::query("UPDATE iam_mfa_devices SET failures = failures - 1 WHERE serial = $1 AND failures > 0")
+                    .bind(serial)
+                    .execute(&self.$writer)
+                    .await?;
                 Ok(())
             }
 

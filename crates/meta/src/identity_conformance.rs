@@ -117,17 +117,24 @@ pub async fn each_mfa_step_is_spent_once(store: Arc<dyn IdentityStore>) {
     let stored = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
     assert_eq!((stored.user_name.as_deref(), stored.last_step), (Some("dave"), 6));
     assert!(!store.delete_mfa_device(&device.serial).await.unwrap(), "an enabled device is not deleted");
-    // Wrong codes are counted in windows: the count starts again once a window has passed.
+    // Attempts are taken in windows: three per window here; the count starts again once a
+    // window has passed, and a refunded attempt (a right code) can be taken again.
     let window = std::time::Duration::from_secs(300);
     let start = now - time::Duration::seconds(290);
-    for at in [start, start + time::Duration::seconds(1), start + time::Duration::seconds(2)] {
-        store.record_mfa_failure(&device.serial, at, window).await.unwrap();
+    let second = |s: i64| start + time::Duration::seconds(s);
+    for s in 0..3 {
+        assert!(store.reserve_mfa_attempt(&device.serial, second(s), window, 3).await.unwrap());
     }
+    assert!(!store.reserve_mfa_attempt(&device.serial, second(3), window, 3).await.unwrap(), "none left");
     let counted = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
     assert_eq!((counted.failures, counted.failures_since.unix_timestamp()), (3, start.unix_timestamp()));
-    store.record_mfa_failure(&device.serial, start + time::Duration::seconds(300), window).await.unwrap();
+    store.refund_mfa_attempt(&device.serial).await.unwrap();
+    assert!(store.reserve_mfa_attempt(&device.serial, second(4), window, 3).await.unwrap());
+    assert!(!store.reserve_mfa_attempt(&device.serial, second(299), window, 3).await.unwrap());
+    assert!(store.reserve_mfa_attempt(&device.serial, second(300), window, 3).await.unwrap(), "a new window");
     let restarted = store.get_mfa_device(&device.serial).await.unwrap().unwrap();
     assert_eq!((restarted.failures, restarted.failures_since.unix_timestamp()), (1, start.unix_timestamp() + 300));
+    assert!(!store.reserve_mfa_attempt("arn:aws:iam::000000000000:mfa/none", now, window, 3).await.unwrap());
     assert!(!store.deactivate_mfa_device(&device.serial, "erin").await.unwrap());
     assert!(store.deactivate_mfa_device(&device.serial, "dave").await.unwrap());
     assert_eq!(store.list_mfa_devices().await.unwrap().len(), 1);

@@ -54,7 +54,7 @@ pub(crate) fn attributes(h: WriteHeaders<'_>) -> S3Result<ObjectAttributes> {
     Ok(ObjectAttributes {
         headers: ContentHeaders {
             content_type: h.content_type.map(str::to_owned),
-            content_encoding: h.content_encoding.map(str::to_owned),
+            content_encoding: h.content_encoding.and_then(stored_content_encoding),
             content_disposition: h.content_disposition.map(str::to_owned),
             content_language: h.content_language.map(str::to_owned),
             cache_control: h.cache_control.map(str::to_owned),
@@ -63,6 +63,14 @@ pub(crate) fn attributes(h: WriteHeaders<'_>) -> S3Result<ObjectAttributes> {
         user_meta,
         tags: h.tagging.map(parse_tagging_header).transpose()?.unwrap_or_default(),
     })
+}
+
+/// The Content-Encoding to store: without `aws-chunked`, which describes how the request body was
+/// sent (SigV4 streaming, flexible checksums) rather than the object; nothing if that was all.
+fn stored_content_encoding(header: &str) -> Option<String> {
+    let kept: Vec<&str> =
+        header.split(',').map(str::trim).filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }
 
 /// `x-amz-tagging: k1=v1&k2=v2`, URL-encoded.
@@ -150,3 +158,16 @@ macro_rules! fill_object_headers {
     }};
 }
 pub(crate) use fill_object_headers;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_how_a_body_was_sent_not_its_encoding() {
+        assert_eq!(stored_content_encoding("aws-chunked"), None);
+        assert_eq!(stored_content_encoding("gzip,aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(stored_content_encoding("aws-chunked, br").as_deref(), Some("br"));
+        assert_eq!(stored_content_encoding("gzip").as_deref(), Some("gzip"));
+    }
+}

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use latchkey_identity::{Caller, Identity, Refusal};
+use latchkey_identity::{Caller, ClientConnection, Identity, Refusal};
 use latchkey_meta::{AuditEvent, MetaStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
@@ -92,6 +92,7 @@ impl s3s::validation::NameValidation for BucketNames {
 /// here too, as the anonymous principal: only a bucket policy granting to everyone can allow it.
 /// The caller is left in the request's extensions for operations that check more (copy sources,
 /// the share API).
+#[derive(Clone)]
 pub struct Authorizer {
     identity: Arc<Identity>,
     meta: Arc<dyn MetaStore>,
@@ -128,23 +129,6 @@ fn decide(
         Some(caller) => identity.authorize(caller, action, resource, context, policy),
         None => identity.authorize_anonymous(action, resource, context, policy),
     })
-}
-
-/// Decides `action` on `resource` (an S3 object or bucket ARN) for `caller` as the Authorizer
-/// would: with the bucket's policy, and its tags as `aws:ResourceTag/KEY` added to `context`. For
-/// what acts on objects outside the S3 front: minting and redeeming share links.
-pub fn decide_on_s3(
-    identity: &Identity,
-    configs: &BucketConfigs,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-    context: &RequestContext,
-) -> Result<Decision, String> {
-    let rules = arn_bucket(resource).map(|bucket| configs.get(bucket));
-    let mut context = context.clone();
-    set_resource_tags(&mut context, &[], rules.as_deref().map_or(&[][..], BucketRules::tags));
-    decide(identity, Some(caller), action, resource, &context, rules.as_deref())
 }
 
 /// Why a decision refuses (never shown to the caller): the deciding statement, or that none
@@ -196,31 +180,19 @@ impl Denial<'_> {
 /// Authorizer leaves it in the request's extensions; an operation without one refuses.
 #[derive(Clone)]
 pub struct ObjectPermission {
-    identity: Arc<Identity>,
-    meta: Arc<dyn MetaStore>,
-    configs: Arc<BucketConfigs>,
+    authorizer: Authorizer,
     caller: Option<Caller>,
     context: Arc<RequestContext>,
-    source_ip: Option<String>,
+    source_ip: Option<IpAddr>,
 }
 
 impl ObjectPermission {
-    /// Whether `action` on `bucket/key` is allowed (with the bucket's policy); a refusal is
-    /// audited.
+    /// Whether `action` on `bucket/key` is allowed (with the bucket's policy and tags, and the
+    /// object's tags where a policy reads them); a refusal is audited.
     pub async fn allows(&self, action: &str, bucket: &str, key: &str) -> bool {
-        let resource = format!("arn:aws:s3:::{bucket}/{key}");
-        let rules = self.configs.get(bucket);
-        let decision = decide(&self.identity, self.caller.as_ref(), action, &resource, &self.context, Some(&rules));
-        let Some(why) = refusal_reason(decision) else { return true };
-        let denial = Denial {
-            caller: self.caller.as_ref(),
-            action,
-            resource: &resource,
-            why,
-            source_ip: self.source_ip.clone(),
-        };
-        denial.audit(&self.identity, self.meta.as_ref()).await;
-        false
+        let checks = [(action.to_owned(), format!("arn:aws:s3:::{bucket}/{key}"))];
+        let mut context = RequestContext::clone(&self.context);
+        self.authorizer.judge(self.caller.as_ref(), &mut context, &checks, self.source_ip).await.is_ok()
     }
 }
 
@@ -230,20 +202,23 @@ fn arn_bucket(resource: &str) -> Option<&str> {
     Some(rest.split_once('/').map_or(rest, |(bucket, _)| bucket))
 }
 
-/// Replaces the `aws:ResourceTag/KEY` keys of `previous` tags with those of `tags`.
-fn set_resource_tags(context: &mut RequestContext, previous: &[Tag], tags: &[Tag]) {
-    for tag in previous {
-        context.insert_multi(&format!("aws:ResourceTag/{}", tag.key), Vec::<String>::new());
-    }
+/// The bucket and key of an object ARN (`arn:aws:s3:::bucket/key`).
+fn arn_object(resource: &str) -> Option<(&str, &str)> {
+    resource.strip_prefix("arn:aws:s3:::")?.split_once('/')
+}
+
+/// Sets `{prefix}KEY` for each of `tags` in `context`; `unset` removes them again.
+fn set_tags(context: &mut RequestContext, prefix: &str, tags: &[Tag]) {
     for tag in tags {
-        context.insert(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
+        context.insert(&format!("{prefix}{}", tag.key), tag.value.as_str());
     }
 }
 
-/// The address of the client that sent the request, which the listener puts in each request's
-/// extensions (`aws:SourceIp`).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub IpAddr);
+fn unset_tags(context: &mut RequestContext, prefix: &str, tags: &[Tag]) {
+    for tag in tags {
+        context.insert_multi(&format!("{prefix}{}", tag.key), Vec::<String>::new());
+    }
+}
 
 /// The session token of a request: the `X-Amz-Security-Token` header or query parameter. Only
 /// session keys (`ASIA...`) have one, so no other request looks for it.
@@ -267,8 +242,47 @@ struct Deferred {
 }
 
 impl Authorizer {
-    /// Decides each (action, resource) of a request in turn, with the tags of the resource's
-    /// bucket in the context; the first refusal is audited and answered `AccessDenied`.
+    /// The decision on `action` on `resource` (an S3 bucket or object ARN, `*` for the service)
+    /// as S3 makes it: with the bucket's policy, the bucket's tags (`aws:ResourceTag/*`) and,
+    /// where a policy reads them, the object's (`s3:ExistingObjectTag/*`), each added to `context`
+    /// for this decision only. `Err` with the reason when the bucket's stored policy no longer
+    /// compiles or the object's tags cannot be read. For what the share service does too.
+    pub async fn decision(
+        &self,
+        caller: Option<&Caller>,
+        action: &str,
+        resource: &str,
+        context: &mut RequestContext,
+    ) -> Result<Decision, String> {
+        let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
+        let object_tags = match arn_object(resource) {
+            Some((bucket, key)) if self.reads_object_tags(caller, rules.as_deref()) => {
+                let record = self.meta.get_object(bucket, key).await.map_err(|e| {
+                    tracing::error!(error = %e, "cannot read an object's tags for a policy");
+                    "the object's tags cannot be read".to_owned()
+                })?;
+                record.map(|r| r.tags).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        let bucket_tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
+        set_tags(context, "aws:ResourceTag/", bucket_tags);
+        set_tags(context, "s3:ExistingObjectTag/", &object_tags);
+        let decision = decide(&self.identity, caller, action, resource, context, rules.as_deref());
+        unset_tags(context, "aws:ResourceTag/", bucket_tags);
+        unset_tags(context, "s3:ExistingObjectTag/", &object_tags);
+        decision
+    }
+
+    /// Whether a policy that applies (the bucket's, the caller's) reads object tags, which are
+    /// looked up only then.
+    fn reads_object_tags(&self, caller: Option<&Caller>, rules: Option<&BucketRules>) -> bool {
+        rules.is_some_and(BucketRules::reads_object_tags)
+            || caller.is_some_and(|caller| self.identity.reads_object_tags(caller))
+    }
+
+    /// Decides each (action, resource) of a request in turn (`decision`); the first refusal is
+    /// audited and answered `AccessDenied`.
     async fn judge(
         &self,
         caller: Option<&Caller>,
@@ -276,20 +290,14 @@ impl Authorizer {
         checks: &[(String, String)],
         source_ip: Option<IpAddr>,
     ) -> S3Result<()> {
-        // The bucket whose tags the context holds (the copy source's bucket may differ).
-        let mut previous: Option<Arc<BucketRules>> = None;
         for (action, resource) in checks {
-            let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
-            let tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
-            set_resource_tags(context, previous.as_deref().map_or(&[][..], BucketRules::tags), tags);
-            let decision = decide(&self.identity, caller, action, resource, context, rules.as_deref());
+            let decision = self.decision(caller, action, resource, context).await;
             if let Some(why) = refusal_reason(decision) {
                 let source_ip = source_ip.map(|ip| ip.to_string());
                 let denial = Denial { caller, action, resource, why, source_ip };
                 denial.audit(&self.identity, self.meta.as_ref()).await;
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
-            previous = rules;
         }
         Ok(())
     }
@@ -313,9 +321,10 @@ impl S3Access for Authorizer {
             }
             None => None,
         };
-        let source_ip = cx.extensions_mut().get::<ClientAddress>().map(|address| address.0);
+        let client = cx.extensions_mut().get::<ClientConnection>().copied();
+        let source_ip = client.map(|c| c.ip);
         let operation = cx.s3_op().name();
-        let mut context = policy_request::s3_context(cx, source_ip, OffsetDateTime::now_utc());
+        let mut context = policy_request::s3_context(cx, client, OffsetDateTime::now_utc())?;
         if let Some(caller) = &caller {
             self.identity.caller_context(caller, &mut context);
         }
@@ -329,21 +338,6 @@ impl S3Access for Authorizer {
         {
             checks.push(("s3:GetObject".to_owned(), source));
         }
-        // s3:ExistingObjectTag/*: the object's stored tags, looked up only when a policy reads them.
-        if let s3s::path::S3Path::Object { bucket, key } = cx.s3_path() {
-            let (bucket, key) = (bucket.to_string(), key.to_string());
-            let reads = self.configs.get(&bucket).reads_object_tags()
-                || caller.as_ref().is_some_and(|caller| self.identity.reads_object_tags(caller));
-            if reads {
-                let record = self.meta.get_object(&bucket, &key).await.map_err(|e| {
-                    tracing::error!(error = %e, "cannot read an object's tags for a policy");
-                    s3_error!(InternalError)
-                })?;
-                for tag in record.map(|r| r.tags).unwrap_or_default() {
-                    context.insert(&format!("s3:ExistingObjectTag/{}", tag.key), tag.value);
-                }
-            }
-        }
         match operation {
             // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the
             // operation's hook, once s3s has parsed it.
@@ -353,12 +347,10 @@ impl S3Access for Authorizer {
             // Each key is judged by the operation (no check was collected above).
             "DeleteObjects" => {
                 cx.extensions_mut().insert(ObjectPermission {
-                    identity: self.identity.clone(),
-                    meta: self.meta.clone(),
-                    configs: self.configs.clone(),
+                    authorizer: self.clone(),
                     caller: caller.clone(),
                     context: Arc::new(context),
-                    source_ip: source_ip.map(|ip| ip.to_string()),
+                    source_ip,
                 });
             }
             _ => self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?,
@@ -380,7 +372,7 @@ impl S3Access for Authorizer {
             .tag_set
             .iter()
             .map(|tag| (tag.key.clone().unwrap_or_default(), tag.value.clone().unwrap_or_default()));
-        policy_request::insert_request_tags(&mut deferred.context, tags.collect());
+        policy_request::insert_request_tags(&mut deferred.context, tags.collect())?;
         self.judge(deferred.caller.as_ref(), &mut deferred.context, &deferred.checks, deferred.source_ip).await
     }
 }

@@ -150,13 +150,22 @@ fn signing<'a>(uri: &Uri, headers: &'a HeaderMap) -> Signing<'a> {
         return Signing::V4Query { credential: v4_credential.unwrap_or_default(), expires: v4_expires };
     }
     match authorization {
-        Some(a) => {
-            let credential =
-                a.split([' ', ',']).find_map(|part| part.trim().strip_prefix("Credential=")).unwrap_or_default();
-            Signing::V4Header { credential }
-        }
+        Some(a) => Signing::V4Header { credential: header_credential(a).unwrap_or_default() },
         None => Signing::Anonymous,
     }
+}
+
+/// The credential of a SigV4 Authorization header, read where s3s reads it: the algorithm
+/// (which must be ours), whitespace, then `Credential=` up to the first comma. Anything else
+/// is no credential (and is refused as malformed): a `Credential=` placed elsewhere must not be
+/// the one checked here while s3s verifies another.
+fn header_credential(authorization: &str) -> Option<&str> {
+    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256")?;
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    if rest.len() == authorization.len() - "AWS4-HMAC-SHA256".len() {
+        return None;
+    }
+    rest.strip_prefix("Credential=")?.split(',').next()
 }
 
 /// The bucket of a path-style request, as written (a bucket name has nothing to decode; an
@@ -282,6 +291,20 @@ mod tests {
         assert_eq!(
             err,
             "AuthorizationHeaderMalformed: The authorization header is malformed; incorrect service \"sts\". This endpoint belongs to \"s3\"."
+        );
+        // A credential smuggled where the algorithm goes (s3s would verify the second one).
+        let smuggled = format!(
+            "Credential=AK/20261202/us-east-1/s3/aws4_request {}",
+            header("us-east-1").replace("/s3/", "/sts/")
+        );
+        let err = check(&rules(), "/b/k", &[("authorization", &smuggled)], NOW).unwrap_err();
+        assert!(err.starts_with("AuthorizationHeaderMalformed"), "{err}");
+        let sts_in_place = header("us-east-1")
+            .replace("/s3/", "/sts/")
+            .replace("Credential=", "Credential=AK/20261202/us-east-1/s3/aws4_request,Credential=");
+        assert!(
+            check(&rules(), "/b/k", &[("authorization", &sts_in_place)], NOW).is_ok(),
+            "s3s reads the first one too"
         );
         let malformed = "AWS4-HMAC-SHA256 Credential=AK/us-east-1, SignedHeaders=host, Signature=ab";
         let err = check(&rules(), "/b/k", &[("authorization", malformed)], NOW).unwrap_err();

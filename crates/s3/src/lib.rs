@@ -25,7 +25,7 @@ mod sigv2;
 mod sse;
 mod tagging;
 
-pub use auth::{Authorizer, BucketNames, ClientAddress, KeyAuth, RESERVED_SEGMENT, decide_on_s3};
+pub use auth::{Authorizer, BucketNames, KeyAuth, RESERVED_SEGMENT};
 pub use bucket_configs::{BucketConfigs, BucketRules};
 pub use envelope::{MAX_PRESIGNED_EXPIRY_SECS, SigningRules};
 pub use sigv2::SigV2Verifier;

@@ -1,9 +1,11 @@
 //! What an S3 request asks for in IAM terms: the action (`s3:GetObject`...), the resource ARN and
 //! the S3 condition keys, as AWS's "Actions, resources, and condition keys for Amazon S3" lists them.
 
+use latchkey_identity::ClientConnection;
 use latchkey_policy::RequestContext;
 use s3s::access::S3AccessContext;
 use s3s::path::S3Path;
+use s3s::{S3Result, s3_error};
 use time::OffsetDateTime;
 
 /// The IAM action of an S3 operation (by s3s's operation name). Operations that AWS authorises
@@ -59,9 +61,9 @@ pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<String> {
 /// and user agent.
 pub fn s3_context(
     cx: &S3AccessContext<'_>,
-    source_ip: Option<std::net::IpAddr>,
+    client: Option<ClientConnection>,
     now: OffsetDateTime,
-) -> RequestContext {
+) -> S3Result<RequestContext> {
     let mut context = RequestContext::new();
     let query = cx.uri().query().unwrap_or_default();
     let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
@@ -94,31 +96,46 @@ pub fn s3_context(
             context.insert(key, value);
         }
     }
-    // The tags a write asks to store (PutObject, CopyObject, CreateMultipartUpload; the
-    // Authorizer adds PutObjectTagging's from its body).
-    if let Some(tagging) = header("x-amz-tagging") {
-        insert_request_tags(&mut context, form_urlencoded::parse(tagging.as_bytes()).into_owned().collect());
+    // The tags a write stores from x-amz-tagging: only where the operation uses that header
+    // (a CopyObject only when it replaces the source's tags), so that a header that is not
+    // stored cannot meet a condition. PutObjectTagging's come from its body (the Authorizer).
+    let stores_header_tags = match cx.s3_op().name() {
+        "PutObject" | "CreateMultipartUpload" => true,
+        "CopyObject" => header("x-amz-tagging-directive") == Some("REPLACE"),
+        _ => false,
+    };
+    if stores_header_tags && let Some(tagging) = header("x-amz-tagging") {
+        insert_request_tags(&mut context, form_urlencoded::parse(tagging.as_bytes()).into_owned().collect())?;
     }
     if let Some(sse) = header("x-amz-server-side-encryption") {
         context.insert("s3:x-amz-server-side-encryption", sse);
     }
-    if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ip.to_string());
+    if let Some(client) = client {
+        client.insert_keys(&mut context);
     }
-    // TLS termination arrives with the guard (#12); until then every request is plain HTTP.
-    context.insert("aws:SecureTransport", "false");
     if let Some(agent) = header("user-agent") {
         context.insert("aws:UserAgent", agent);
     }
-    context
+    Ok(context)
 }
 
 /// `s3:RequestObjectTag/KEY` for each tag a request asks to store, and `s3:RequestObjectTagKeys`.
-pub fn insert_request_tags(context: &mut RequestContext, tags: Vec<(String, String)>) {
+/// Keys that differ only in case are refused (`InvalidTag`): S3 would store both, but condition
+/// keys are compared without case, so a policy could see only one of the two values.
+pub fn insert_request_tags(context: &mut RequestContext, tags: Vec<(String, String)>) -> S3Result<()> {
+    for (i, (key, _)) in tags.iter().enumerate() {
+        if tags[..i].iter().any(|(earlier, _)| earlier.eq_ignore_ascii_case(key)) {
+            return Err(s3_error!(
+                InvalidTag,
+                "Tag keys that differ only in case are not accepted: policies compare tag keys without case"
+            ));
+        }
+    }
     for (key, value) in &tags {
         context.insert(&format!("s3:RequestObjectTag/{key}"), value.as_str());
     }
     context.insert_multi("s3:RequestObjectTagKeys", tags.into_iter().map(|(key, _)| key));
+    Ok(())
 }
 
 /// The value of one query parameter, percent-decoded only when it is the one asked for: every

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ipnet::IpNet;
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
+
+use crate::tls::TlsFiles;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
@@ -21,6 +24,8 @@ pub const DEFAULT_SHARE_RESUME_OVERLAP: u64 = 1024 * 1024;
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How often redemptions of unknown share tokens are written to the audit trail, by default.
 pub const DEFAULT_UNKNOWN_TOKENS_FLUSH: Duration = Duration::from_secs(60);
+/// HSTS max-age over TLS, by default: one year.
+pub const DEFAULT_HSTS_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
 /// Connections each server opens to PostgreSQL at most. PostgreSQL's default
 /// `max_connections` is 100: three replicas fit with room for administration.
 pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
@@ -64,6 +69,14 @@ pub struct ServerConfig {
     /// How often redemptions of unknown share tokens are written to the audit trail, as one
     /// aggregate event.
     pub audit_unknown_tokens_flush: Duration,
+    /// TLS on the listener (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// With TLS on: whether a connection from loopback may still speak plain HTTP.
+    pub plain_http_from_loopback: bool,
+    /// `Strict-Transport-Security: max-age` on responses over TLS; 0 sends none.
+    pub hsts_max_age_secs: u64,
+    /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -86,6 +99,11 @@ pub struct ConfigFile {
     pub block_public_access: Option<bool>,
     pub audit_retention_secs: Option<u64>,
     pub audit_unknown_tokens_flush_secs: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub plain_http_from_loopback: Option<bool>,
+    pub hsts_max_age_secs: Option<u64>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -105,6 +123,8 @@ pub struct Overrides {
     pub meta_url: Option<String>,
     pub region: Option<String>,
     pub public_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -133,6 +153,25 @@ impl ServerConfig {
         if audit_unknown_tokens_flush.is_zero() {
             bail!("audit_unknown_tokens_flush_secs must be at least 1");
         }
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!(
+                "TLS needs both a certificate and its key: set tls_cert and tls_key (or --tls-cert and --tls-key)"
+            ),
+        };
+        let trusted_proxies = file
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|cidr| {
+                parse_cidr(cidr).with_context(|| {
+                    format!(
+                        "invalid trusted_proxies entry {cidr:?}: expected an address or a CIDR, for example 10.0.0.0/8"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
@@ -150,7 +189,19 @@ impl ServerConfig {
             block_public_access: file.block_public_access.unwrap_or(true),
             audit_retention: file.audit_retention_secs.map_or(DEFAULT_AUDIT_RETENTION, Duration::from_secs),
             audit_unknown_tokens_flush,
+            tls,
+            plain_http_from_loopback: file.plain_http_from_loopback.unwrap_or(true),
+            hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
+            trusted_proxies,
         })
+    }
+}
+
+/// `10.0.0.0/8`, or a single address (`10.0.0.5`, a /32 or /128).
+fn parse_cidr(text: &str) -> anyhow::Result<IpNet> {
+    match text.parse::<IpNet>() {
+        Ok(net) => Ok(net),
+        Err(_) => Ok(IpNet::from(text.parse::<std::net::IpAddr>()?)),
     }
 }
 
@@ -210,6 +261,30 @@ mod tests {
             let err = resolve(bad).unwrap_err().to_string();
             assert!(err.contains("expected http(s)://HOST[:PORT]"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let file: ConfigFile = toml::from_str("tls_cert = \"c.pem\"").unwrap();
+        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(err.contains("TLS needs both a certificate and its key"), "{err}");
+        let cli = Overrides { tls_key: Some("k.pem".into()), ..Default::default() };
+        let file: ConfigFile = toml::from_str("tls_cert = \"c.pem\"\nhsts_max_age_secs = 0").unwrap();
+        let config = ServerConfig::resolve(cli, file).unwrap();
+        assert_eq!(config.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+        assert_eq!((config.hsts_max_age_secs, config.plain_http_from_loopback), (0, true));
+        assert_eq!(ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().tls, None);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let file: ConfigFile = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]").unwrap();
+        let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
+        assert_eq!(config.trusted_proxies, ["10.0.0.0/8".parse::<IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()]);
+        let file: ConfigFile = toml::from_str("trusted_proxies = [\"10.0.0.0/33\"]").unwrap();
+        let err = format!("{:#}", ServerConfig::resolve(Overrides::default(), file).unwrap_err());
+        assert!(err.contains("invalid trusted_proxies entry \"10.0.0.0/33\""), "{err}");
+        assert!(ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().trusted_proxies.is_empty());
     }
 
     #[test]

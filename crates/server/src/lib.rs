@@ -1,16 +1,19 @@
 //! The Latchkey server: opens the data dir and the metadata store, builds the S3 front, accepts
 //! connections and shuts down gracefully.
 //!
-//! Request flow: listener (TCP_NODELAY, header timeout) -> [`router::Dispatch`] (request id,
-//! header limit, access log) -> S3 front (s3s: signature check -> `Authorizer` -> operation)
-//! or Latchkey's own `/-/` routes. On shutdown the listener closes first; in-flight requests
-//! get a grace period to finish, and nothing is torn because every write commits atomically.
+//! Request flow: listener (TCP_NODELAY, TLS when configured (`tls.rs`), header timeout) ->
+//! [`router::Dispatch`] (request id, header limit, access log) -> S3 front (s3s: signature check
+//! -> `Authorizer` -> operation) or Latchkey's own `/-/` routes. On shutdown the listener closes
+//! first; in-flight requests get a grace period to finish, and nothing is torn because every
+//! write commits atomically.
 
 mod access_path;
 pub mod config;
 pub mod credentials;
 mod error_body;
+mod forwarded;
 mod router;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,9 +38,17 @@ use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
 use credentials::RootSource;
+use tls::Tls;
 
 /// A client that has not finished sending its request headers by then is disconnected.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client that has not finished its TLS handshake by then is disconnected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a plain-HTTP client of a TLS listener gets when it may not speak plain HTTP.
+const USE_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 53\r\n\
+Connection: close\r\n\r\nThis server speaks HTTPS only: use an https:// URL.\r\n";
 
 /// A bound, ready server.
 pub struct Server {
@@ -48,6 +59,7 @@ pub struct Server {
     meta: Arc<dyn MetaStore>,
     identity: Arc<Identity>,
     configs: Arc<BucketConfigs>,
+    tls: Option<Arc<Tls>>,
     config: ServerConfig,
 }
 
@@ -93,16 +105,19 @@ impl Server {
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
         let configs = BucketConfigs::open(config_store).await.context("cannot load bucket settings")?;
-        let gate = Arc::new(ShareGate::new(identity.clone(), configs.clone()));
+        let authorizer = Authorizer::new(identity.clone(), meta.clone(), configs.clone());
+        let gate = Arc::new(ShareGate::new(identity.clone(), authorizer.clone()));
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let front = S3Front::new(objects.clone(), configs.clone(), config.region.clone(), config.block_public_access);
         let mut s3 = S3ServiceBuilder::new(front);
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
         let keys = KeyAuth::new(identity.clone());
         s3.set_auth(keys.clone());
-        s3.set_access(Authorizer::new(identity.clone(), meta.clone(), configs.clone()));
+        s3.set_access(authorizer);
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
+        let tls =
+            config.tls.clone().map(|files| Tls::load(files).context("cannot set up TLS").map(Arc::new)).transpose()?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let signing = SigningRules {
@@ -112,18 +127,26 @@ impl Server {
         };
         let dispatch = router::Dispatch::new(
             s3.build(),
-            redemption_routes(shares.clone()),
+            router::public_routes(redemption_routes(shares.clone()), meta.clone()),
             QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
-            meta.clone(),
             signing,
             SigV2Verifier::new(keys),
             configs.clone(),
+            router::Transport {
+                hsts_max_age_secs: config.hsts_max_age_secs,
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
         );
-        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, config })
+        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, tls, config })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits up to the configured
@@ -161,7 +184,11 @@ impl Server {
             let until = until_stopped.clone();
             async move { configs.maintain(until()).await }
         });
+        if let Some(tls) = self.tls.clone() {
+            tokio::spawn(reload_tls_on_hangup(tls, until_stopped.clone()));
+        }
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
+        let http = Arc::new(http);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -177,16 +204,22 @@ impl Server {
             };
             // Small responses must not wait for Nagle's algorithm (~40 ms per request).
             let _ = stream.set_nodelay(true);
-            let dispatch = self.dispatch.clone();
-            let conn = Arc::new(router::Connection { peer, public_base: self.public_base(&stream) });
-            let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, conn.clone()));
-            let conn = http.serve_connection(TokioIo::new(stream), service).into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+            let accepted = Accepted {
+                dispatch: self.dispatch.clone(),
+                http: http.clone(),
+                watcher: graceful.watcher(),
+                peer,
+                public_base: self.public_base(&stream),
+            };
+            match self.tls.clone() {
+                None => {
+                    tokio::spawn(accepted.serve(stream, false));
                 }
-            });
+                Some(tls) => {
+                    let plain_ok = self.config.plain_http_from_loopback && peer.ip().is_loopback();
+                    tokio::spawn(accepted.serve_tls(stream, tls, plain_ok));
+                }
+            }
         }
         drop(self.listener);
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
@@ -210,12 +243,93 @@ impl Server {
     /// Links handed out on a connection start with `public_url`, or else with the address the
     /// client connected to (its listener's address as seen on this connection).
     fn public_base(&self, stream: &tokio::net::TcpStream) -> PublicBase {
+        let scheme = self.scheme();
         let base = match (&self.config.public_url, stream.local_addr()) {
             (Some(url), _) => url.clone(),
-            (None, Ok(local)) => format!("http://{local}"),
-            (None, Err(_)) => format!("http://{}", self.config.listen),
+            (None, Ok(local)) => format!("{scheme}://{local}"),
+            (None, Err(_)) => format!("{scheme}://{}", self.config.listen),
         };
         PublicBase(base.into())
+    }
+}
+
+/// A connection just accepted, with what serving it takes.
+struct Accepted {
+    dispatch: Arc<router::Dispatch>,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+    public_base: PublicBase,
+}
+
+impl Accepted {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves or shutdown closes it.
+    async fn serve<I>(self, io: I, secure: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Accepted { dispatch, http, watcher, peer, public_base } = self;
+        let conn = Arc::new(router::Connection { peer, public_base, secure });
+        let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, conn.clone()));
+        let conn = http.serve_connection(TokioIo::new(io), service).into_owned();
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    }
+
+    /// A connection to a TLS listener: the handshake (bounded in time), or, when the client
+    /// speaks plain HTTP, plain HTTP if `plain_ok` and otherwise a `400` saying to use HTTPS.
+    async fn serve_tls(self, mut stream: tokio::net::TcpStream, tls: Arc<Tls>, plain_ok: bool) {
+        let peer = self.peer;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        if !tls::starts_handshake(first[0]) {
+            if plain_ok {
+                return self.serve(stream, false).await;
+            }
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, USE_HTTPS).await;
+            return;
+        }
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+            Ok(Ok(tls_stream)) => self.serve(tls_stream, true).await,
+            Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+}
+
+/// Reads the certificate and key again on every SIGHUP until `stopped` resolves; a failure is
+/// logged and the previous certificate stays.
+async fn reload_tls_on_hangup<F, Fut>(tls: Arc<Tls>, stopped: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: the TLS certificate will not be reloaded");
+            return;
+        }
+    };
+    let stopped = stopped();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: cannot reload the TLS certificate; keeping the previous one"),
+                }
+            }
+            () = &mut stopped => return,
+        }
     }
 }
 

@@ -17,15 +17,16 @@ use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use latchkey_identity::QueryApi;
+use ipnet::IpNet;
+use latchkey_identity::{ClientConnection, QueryApi};
 use latchkey_meta::{MetaError, MetaStore};
-use latchkey_s3::{BucketConfigs, ClientAddress, SigV2Verifier, SigningRules};
+use latchkey_s3::{BucketConfigs, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
-use crate::{access_path, error_body};
+use crate::{access_path, error_body, forwarded};
 
 /// How long `/-/health` waits for the metadata store before calling it down.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,6 +71,17 @@ pub struct Dispatch {
     /// Which buckets' policies may admit unsigned requests.
     configs: Arc<BucketConfigs>,
     request_ids: RequestIds,
+    /// `Strict-Transport-Security` for responses over TLS, if any.
+    hsts: Option<HeaderValue>,
+    /// Proxies whose forwarding headers name the client (`forwarded.rs`).
+    trusted_proxies: Vec<IpNet>,
+}
+
+/// What the listener's settings say about its connections: whose forwarding headers are believed,
+/// and the HSTS age of answers over TLS (0: none).
+pub struct Transport {
+    pub hsts_max_age_secs: u64,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// What a connection tells every request on it.
@@ -78,22 +90,30 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// The base of absolute URLs handed out on this connection.
     pub public_base: PublicBase,
+    /// TLS terminated here (`aws:SecureTransport`, HSTS).
+    pub secure: bool,
+}
+
+/// The unsigned `/-/` endpoints: `redemption` (share links) and `/-/health`, which asks `meta`.
+pub fn public_routes(redemption: Router, meta: Arc<dyn MetaStore>) -> Router {
+    Router::new().route("/-/health", get(move || health(meta.clone()))).merge(redemption)
 }
 
 impl Dispatch {
-    /// `public` holds the unsigned `/-/` endpoints (share redemption); health, which asks
-    /// `meta`, is added here.
+    /// `routes` holds the unsigned `/-/` endpoints (`public_routes`).
     pub fn new(
         s3: S3Service,
-        public: Router,
+        routes: Router,
         query: QueryApi,
-        meta: Arc<dyn MetaStore>,
         signing: SigningRules,
         sigv2: SigV2Verifier,
         configs: Arc<BucketConfigs>,
+        transport: Transport,
     ) -> Self {
-        let routes = Router::new().route("/-/health", get(move || health(meta.clone()))).merge(public);
-        Self { s3, routes, query, signing, sigv2, configs, request_ids: RequestIds::new() }
+        let Transport { hsts_max_age_secs, trusted_proxies } = transport;
+        let hsts = (hsts_max_age_secs > 0)
+            .then(|| HeaderValue::try_from(format!("max-age={hsts_max_age_secs}")).expect("digits are a header value"));
+        Self { s3, routes, query, signing, sigv2, configs, request_ids: RequestIds::new(), hsts, trusted_proxies }
     }
 
     pub async fn handle(
@@ -101,11 +121,13 @@ impl Dispatch {
         mut req: Request<Incoming>,
         conn: Arc<Connection>,
     ) -> Result<Response<Body>, Infallible> {
-        // The public share routes read the client address from here (axum's ConnectInfo), and
-        // share links their base URL.
-        req.extensions_mut().insert(axum::extract::ConnectInfo(conn.peer));
+        // The client: the peer, or whom trusted proxies name. Every gate reads it from here
+        // (the public share routes as axum's ConnectInfo), and share links their base URL.
+        let forwarded = forwarded::client(conn.peer.ip(), req.headers(), &self.trusted_proxies);
+        let client = ClientConnection { ip: forwarded.ip, secure: conn.secure || forwarded.https == Some(true) };
+        req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(client.ip, conn.peer.port())));
         req.extensions_mut().insert(conn.public_base.clone());
-        req.extensions_mut().insert(ClientAddress(conn.peer.ip()));
+        req.extensions_mut().insert(client);
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
@@ -121,7 +143,7 @@ impl Dispatch {
                 "Your request header section exceeds the maximum allowed size.",
             ))
         } else if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
-            self.query_api(req, conn.peer, &request_id).await
+            self.query_api(req, client, &request_id).await
         } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
             let resp = self.routes.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
             resp.map(Body::http_body_unsync)
@@ -142,10 +164,16 @@ impl Dispatch {
             headers.insert("x-amz-id-2", value);
         }
         headers.insert(http::header::SERVER, HeaderValue::from_static("Latchkey"));
+        if conn.secure
+            && let Some(hsts) = &self.hsts
+        {
+            headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         tracing::info!(
             target: "latchkey::access",
             request_id,
             peer = %conn.peer,
+            client = %client.ip,
             %method,
             path = &*access_path::loggable(&path),
             status = resp.status().as_u16(),
@@ -158,11 +186,11 @@ impl Dispatch {
 impl Dispatch {
     /// The IAM and STS query APIs: the form body is read (up to the APIs' limit) before the
     /// signature can be checked, since it is part of what is signed.
-    async fn query_api(&self, req: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Response<Body> {
+    async fn query_api(&self, req: Request<Incoming>, client: ClientConnection, request_id: &str) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let limited = http_body_util::Limited::new(body, QueryApi::MAX_BODY);
         let resp = match http_body_util::BodyExt::collect(limited).await {
-            Ok(collected) => self.query.handle(&parts, &collected.to_bytes(), peer.ip(), request_id).await,
+            Ok(collected) => self.query.handle(&parts, &collected.to_bytes(), client, request_id).await,
             Err(_) => self.query.too_large(request_id),
         };
         resp.map(Body::from)

@@ -6,19 +6,20 @@
 //! request context, so a policy can cap links) and the caller's own `s3:GetObject` (download
 //! links) or `s3:PutObject` (upload links) on it. A caller always sees and revokes its own
 //! links; others' need `latchkey:ListShares` / `latchkey:RevokeShare` on their object. Every
-//! decision includes the bucket's policy and tags, as the S3 request a link stands for would.
+//! decision is the S3 front's own (`Authorizer::decision`): the bucket's policy and tags, and the
+//! object's tags where a policy reads them, as the S3 request a link stands for would be judged.
 //!
 //! What a link does to its object is done through the share service: those decisions carry
-//! `aws:CalledVia` (with `aws:CalledViaFirst`/`Last`) = [`CALLED_VIA`], so a policy can let a
-//! user hand out links to what it may not download itself, or forbid sharing what it may read.
+//! `aws:CalledVia` (with `aws:CalledViaFirst`/`Last`) = [`CALLED_VIA`], so a policy can keep a
+//! user's own keys from fetching what it may only hand out as links (counted, expiring and
+//! audited; the user can still open its own link), or forbid sharing what it may read.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use latchkey_identity::{Caller, Identity};
+use latchkey_identity::{Caller, ClientConnection, Identity};
 use latchkey_meta::Share;
 use latchkey_policy::{Effect, RequestContext};
-use latchkey_s3::{BucketConfigs, decide_on_s3};
+use latchkey_s3::Authorizer;
 
 use crate::service::{NewShare, ShareMethod};
 
@@ -33,8 +34,8 @@ pub struct ShareCaller {
 
 pub struct ShareGate {
     identity: Arc<Identity>,
-    /// Bucket policies and tags: a link is judged as the S3 request it stands for would be.
-    configs: Arc<BucketConfigs>,
+    /// The S3 front's gate: a link is judged as the S3 request it stands for would be.
+    authorizer: Authorizer,
 }
 
 /// The service name in `aws:CalledVia` of what a link does (AWS puts a service principal there).
@@ -61,20 +62,19 @@ fn object_action(method: &str) -> &'static str {
 }
 
 impl ShareGate {
-    pub fn new(identity: Arc<Identity>, configs: Arc<BucketConfigs>) -> ShareGate {
-        ShareGate { identity, configs }
+    pub fn new(identity: Arc<Identity>, authorizer: Authorizer) -> ShareGate {
+        ShareGate { identity, authorizer }
     }
 
     pub fn identity(&self) -> &Identity {
         &self.identity
     }
 
-    pub fn caller(&self, caller: Caller, source_ip: Option<IpAddr>) -> ShareCaller {
+    pub fn caller(&self, caller: Caller, client: Option<ClientConnection>) -> ShareCaller {
         let mut context = RequestContext::new();
-        if let Some(ip) = source_ip {
-            context.insert("aws:SourceIp", ip.to_string());
+        if let Some(client) = client {
+            client.insert_keys(&mut context);
         }
-        context.insert("aws:SecureTransport", "false");
         self.identity.caller_context(&caller, &mut context);
         let arn = caller.principal(self.identity.account()).arn;
         // A link minted with temporary credentials names the session: it carries the session's
@@ -86,32 +86,30 @@ impl ShareGate {
         ShareCaller { caller, arn, unique_id, context }
     }
 
-    fn allows(&self, caller: &Caller, action: &str, resource: &str, context: &RequestContext) -> bool {
-        decide_on_s3(&self.identity, &self.configs, caller, action, resource, context)
-            .is_ok_and(|decision| decision.effect == Effect::Allow)
+    async fn allows(&self, caller: &Caller, action: &str, resource: &str, mut context: RequestContext) -> bool {
+        let decision = self.authorizer.decision(Some(caller), action, resource, &mut context).await;
+        decision.is_ok_and(|decision| decision.effect == Effect::Allow)
     }
 
     /// Whether `who` may mint `new`, which expires in `expires_in` seconds with `max_uses` uses.
-    pub fn may_create(&self, who: &ShareCaller, new: &NewShare, expires_in: u64, max_uses: u32) -> bool {
+    pub async fn may_create(&self, who: &ShareCaller, new: &NewShare, expires_in: u64, max_uses: u32) -> bool {
         let resource = object_arn(&new.bucket, &new.key, new.key_is_prefix);
         let mut context = who.context.clone();
         context.insert("latchkey:ShareMethod", new.method.as_str());
         context.insert("latchkey:ShareMaxUses", max_uses.to_string());
         context.insert("latchkey:ShareExpiresIn", expires_in.to_string());
         context.insert_multi("latchkey:ShareAllowCidrs", new.allow_cidrs.iter().cloned());
-        self.allows(&who.caller, "latchkey:CreateShare", &resource, &context)
-            && self.allows(&who.caller, object_action(new.method.as_str()), &resource, &via_shares(&who.context))
+        self.allows(&who.caller, "latchkey:CreateShare", &resource, context).await
+            && self.allows(&who.caller, object_action(new.method.as_str()), &resource, via_shares(&who.context)).await
     }
 
     /// Whether `who` may see (`latchkey:ListShares`) or revoke (`latchkey:RevokeShare`) `share`.
-    pub fn may_manage(&self, who: &ShareCaller, action: &str, share: &Share) -> bool {
-        share.principal == who.arn
-            || self.allows(
-                &who.caller,
-                action,
-                &object_arn(&share.bucket, &share.key, share.key_is_prefix),
-                &who.context,
-            )
+    pub async fn may_manage(&self, who: &ShareCaller, action: &str, share: &Share) -> bool {
+        if share.principal == who.arn {
+            return true;
+        }
+        let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);
+        self.allows(&who.caller, action, &resource, who.context.clone()).await
     }
 
     /// A link carries its creator's permission at the time of use: `false` once the creator
@@ -128,6 +126,6 @@ impl ShareGate {
         let mut context = RequestContext::new();
         self.identity.caller_context(&creator, &mut context);
         let resource = object_arn(&share.bucket, &share.key, share.key_is_prefix);
-        self.allows(&creator, object_action(&share.method), &resource, &via_shares(&context))
+        self.allows(&creator, object_action(&share.method), &resource, via_shares(&context)).await
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use latchkey_identity::ClientConnection;
 use latchkey_meta::{ListedShare, Share, ShareFilter};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
@@ -190,8 +191,7 @@ impl S3Route for SharesApi {
         let token = req.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
         let gate = self.shares.gate();
         let caller = gate.identity().caller(&access_key, token).await.map_err(|_| s3_error!(InvalidAccessKeyId))?;
-        let source_ip = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let who = gate.caller(caller, source_ip);
+        let who = gate.caller(caller, req.extensions.get::<ClientConnection>().copied());
         let id = req.uri.path().strip_prefix("/-/shares/").map(str::to_owned);
         match (req.method.clone(), id) {
             (Method::POST, None) => {
@@ -251,20 +251,24 @@ impl S3Route for SharesApi {
                     prefix: query.prefix,
                     active_at: (query.state.as_deref() == Some("active")).then(OffsetDateTime::now_utc),
                 };
-                let shares = self.shares.list(&filter).await.map_err(internal)?;
-                let visible = shares.into_iter().filter(|s| gate.may_manage(&who, "latchkey:ListShares", &s.share));
-                json(StatusCode::OK, &serde_json::json!({ "shares": visible.map(view).collect::<Vec<_>>() }))
+                let mut visible = Vec::new();
+                for share in self.shares.list(&filter).await.map_err(internal)? {
+                    if gate.may_manage(&who, "latchkey:ListShares", &share.share).await {
+                        visible.push(view(share));
+                    }
+                }
+                json(StatusCode::OK, &serde_json::json!({ "shares": visible }))
             }
             // Another's link the caller may not see does not exist, as far as it can tell.
             (Method::GET, Some(id)) => match self.shares.get(&id).await.map_err(internal)? {
-                Some(share) if gate.may_manage(&who, "latchkey:ListShares", &share.share) => {
+                Some(share) if gate.may_manage(&who, "latchkey:ListShares", &share.share).await => {
                     json(StatusCode::OK, &view(share))
                 }
                 _ => api_error(StatusCode::NOT_FOUND, "NoSuchShare", "no share has this id"),
             },
             (Method::DELETE, Some(id)) => {
                 let revocable = match self.shares.get(&id).await.map_err(internal)? {
-                    Some(share) => gate.may_manage(&who, "latchkey:RevokeShare", &share.share),
+                    Some(share) => gate.may_manage(&who, "latchkey:RevokeShare", &share.share).await,
                     None => false,
                 };
                 if revocable && self.shares.revoke(&who, &id).await.map_err(internal)? {

@@ -228,7 +228,7 @@ impl ShareService {
         if max_uses == 0 || max_uses > MAX_USES {
             return Err(CreateError::Invalid(format!("max_uses must be between 1 and {MAX_USES}")));
         }
-        if !self.gate.may_create(who, &req, expires_in.as_secs(), max_uses) {
+        if !self.gate.may_create(who, &req, expires_in.as_secs(), max_uses).await {
             self.audit("share.create_denied", None, Some(principal), None, Some("no policy allows minting this link"))
                 .await;
             return Err(CreateError::AccessDenied);

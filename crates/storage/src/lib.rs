@@ -16,6 +16,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 mod cache;
@@ -85,18 +86,32 @@ pub struct BlobStore {
 }
 
 /// Removes the file of a write that failed: its temporary file, or its blob when it was found
-/// wrong after its rename.
+/// wrong after its rename. A write abandoned mid-way (its request cancelled while the blocking
+/// pool creates or renames its file) is told so by `abandoned`, set before the removal here, and
+/// the blocking work checks it after creating or renaming: whichever comes last removes the
+/// file, so nothing is left behind in `tmp/` or `blobs/`.
 struct FailedWriteGuard {
     path: PathBuf,
     armed: bool,
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Drop for FailedWriteGuard {
     fn drop(&mut self) {
         if self.armed {
+            self.abandoned.store(true, Ordering::SeqCst);
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Removes `path` and fails if the write it belongs to was abandoned meanwhile.
+fn unless_abandoned(abandoned: &AtomicBool, path: &Path) -> io::Result<()> {
+    if abandoned.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_file(path);
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "the write was abandoned"));
+    }
+    Ok(())
 }
 
 fn valid_blob_id(id: &str) -> bool {
@@ -145,7 +160,8 @@ impl BlobStore {
     {
         let blob_id = uuid::Uuid::new_v4().simple().to_string();
         let tmp_path = self.tmp.join(&blob_id);
-        let mut guard = FailedWriteGuard { path: tmp_path.clone(), armed: true };
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut guard = FailedWriteGuard { path: tmp_path.clone(), armed: true, abandoned: abandoned.clone() };
         let mut file: Option<std::fs::File> = None;
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0;
@@ -165,9 +181,9 @@ impl BlobStore {
             pending.push(chunk);
             if pending_len >= WRITE_BATCH {
                 // The batch is hashed while the blocking pool writes it.
-                let (tmp, batch) = (tmp_path.clone(), std::mem::take(&mut pending));
+                let (tmp, batch, gone) = (tmp_path.clone(), std::mem::take(&mut pending), abandoned.clone());
                 let hashed = self.md5.update(md5, batch.clone());
-                let (hashed, written) = tokio::join!(hashed, blocking(move || append(file, &tmp, &batch)));
+                let (hashed, written) = tokio::join!(hashed, blocking(move || append(file, &tmp, &batch, &gone)));
                 (md5, file) = (hashed?, Some(written?));
                 pending_len = 0;
             }
@@ -181,7 +197,10 @@ impl BlobStore {
         let (tmp, dest, fan_out, id) =
             (tmp_path.clone(), final_path.clone(), Arc::clone(&self.fan_out), blob_id.clone());
         let hashed = self.md5.update(md5, pending.clone());
-        let persist = move || persist(append(file, &tmp, &pending)?, &tmp, &dest, fan_out.dir(&id)?);
+        let persist = move || {
+            persist(append(file, &tmp, &pending, &abandoned)?, &tmp, &dest, fan_out.dir(&id)?)?;
+            unless_abandoned(&abandoned, &dest)
+        };
         let (hashed, persisted) = tokio::join!(hashed, blocking(persist));
         if persisted.is_ok() {
             // Past the rename, a failure must remove the blob itself.
@@ -300,11 +319,21 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send
     tokio::task::spawn_blocking(work).await.map_err(io::Error::other)?
 }
 
-/// Appends `chunks` to the temporary file, creating it on the first call.
-fn append(file: Option<std::fs::File>, tmp: &Path, chunks: &[Bytes]) -> io::Result<std::fs::File> {
+/// Appends `chunks` to the temporary file, creating it on the first call (and removing it again
+/// if the write was abandoned meanwhile).
+fn append(
+    file: Option<std::fs::File>,
+    tmp: &Path,
+    chunks: &[Bytes],
+    abandoned: &AtomicBool,
+) -> io::Result<std::fs::File> {
     let mut file = match file {
         Some(file) => file,
-        None => std::fs::File::create(tmp)?,
+        None => {
+            let file = std::fs::File::create(tmp)?;
+            unless_abandoned(abandoned, tmp)?;
+            file
+        }
     };
     for chunk in chunks {
         file.write_all(chunk)?;
@@ -396,6 +425,19 @@ fn read_chunk(file: &mut std::fs::File, pos: u64, end: u64) -> io::Result<Bytes>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_created_after_its_write_was_abandoned_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("blob");
+        let abandoned = AtomicBool::new(true);
+        let err = append(None, &tmp, &[Bytes::from_static(b"late")], &abandoned).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        assert!(!tmp.exists(), "the request that owned it is gone: nobody else would remove it");
+        let kept = AtomicBool::new(false);
+        append(None, &tmp, &[Bytes::from_static(b"on time")], &kept).unwrap();
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"on time");
+    }
 
     fn body(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, io::Error>> + Send {
         futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())

@@ -82,11 +82,18 @@ pub async fn deactivate(call: &Call<'_>) -> QueryResult {
     Ok(ResponseWriter::new(Api::Iam, "DeactivateMFADevice"))
 }
 
+/// Every device, by serial in byte order (the order markers compare in, whatever the
+/// database's collation).
+async fn listed_devices(call: &Call<'_>) -> Result<Vec<MfaDevice>, QueryError> {
+    let mut devices = call.identity.store().list_mfa_devices().await.map_err(internal)?;
+    devices.sort_by(|a, b| a.serial.cmp(&b.serial));
+    Ok(devices)
+}
+
 pub async fn list(call: &Call<'_>) -> QueryResult {
     let user = target_user(call)?;
     call.authorize("iam:ListMFADevices", &user_arn(call, &user))?;
-    let devices = call.identity.store().list_mfa_devices().await.map_err(internal)?;
-    // The store lists devices by serial.
+    let devices = listed_devices(call).await?;
     let mine = devices.iter().filter(|d| d.user_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&user.name)));
     let page = Pager::new(&call.params)?.page(mine, |d| d.serial.clone());
     let mut w = ResponseWriter::new(Api::Iam, "ListMFADevices");
@@ -103,7 +110,7 @@ pub async fn list(call: &Call<'_>) -> QueryResult {
 pub async fn list_virtual(call: &Call<'_>) -> QueryResult {
     call.authorize("iam:ListVirtualMFADevices", &call.identity.account().mfa_arn("/", "*"))?;
     let assigned = call.params.get("AssignmentStatus").unwrap_or("Any");
-    let devices = call.identity.store().list_mfa_devices().await.map_err(internal)?;
+    let devices = listed_devices(call).await?;
     let directory = call.identity.directory();
     let shown = devices.iter().filter(|d| match assigned {
         "Assigned" => d.user_name.is_some(),
