@@ -29,11 +29,16 @@ def free_port():
 
 
 def toml_value(value):
-    """A Python value as TOML (repr() spells booleans and strings the Python way)."""
+    """A Python value as TOML: lists as arrays, dicts as inline tables (so `[[listeners]]` can be
+    given as a list of dicts)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 

@@ -53,7 +53,10 @@ pub struct ServeArgs {
     /// audit_unknown_tokens_flush_secs (60), max_presigned_expiry_secs (604800, SigV4 and SigV2
     /// alike), sigv2 (true; false refuses SigV2), tls_cert and tls_key, plain_http_from_loopback
     /// (true: with TLS on, loopback clients may still use plain HTTP), hsts_max_age_secs
-    /// (31536000 over TLS; 0 sends no HSTS). Flags and environment variables override it.
+    /// (31536000 over TLS; 0 sends no HSTS), surfaces and allow_cidrs (of the listen address;
+    /// surfaces among s3, shares, metrics, health), [[listeners]] (address, surfaces, tls_cert,
+    /// tls_key, allow_cidrs), trusted_proxies (CIDRs whose X-Forwarded-For / Forwarded name the
+    /// client). Flags and environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -78,9 +81,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let config = ServerConfig::resolve(overrides, file)?;
     let server = Server::bind(config).await?;
-    let addr = server.local_addr()?;
-    // Scripts and tests wait for this line.
-    println!("latchkey listening on {}://{addr}", server.scheme());
+    // Scripts and tests wait for the first line (the `listen` address).
+    for (i, (url, surfaces)) in server.urls()?.into_iter().enumerate() {
+        if i == 0 {
+            println!("latchkey listening on {url}");
+        } else {
+            println!("latchkey also listening on {url} ({surfaces:?})");
+        }
+    }
     std::io::stdout().flush()?;
     server.serve(shutdown_signal()).await
 }

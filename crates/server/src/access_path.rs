@@ -76,6 +76,7 @@ fn resolve(path: &str) -> Vec<&str> {
 fn own_route(rest: &[&str]) -> &'static str {
     match rest {
         ["health"] => "/-/health",
+        ["ready"] => "/-/ready",
         ["access-object"] => "/-/access-object",
         ["shares"] => "/-/shares",
         ["shares", _] => "/-/shares/<id>",
@@ -140,6 +141,7 @@ mod tests {
         assert_eq!(loggable("/reports/q3%20final.pdf"), "/reports/q3%20final.pdf");
         assert_eq!(loggable("/reports//a/./b"), "/reports//a/./b");
         assert_eq!(loggable("/-/health"), "/-/health");
+        assert_eq!(loggable("/-/ready"), "/-/ready");
         assert_eq!(loggable("/-/access-object"), "/-/access-object");
         assert_eq!(loggable("/-/shares/shr_abc"), "/-/shares/<id>");
         assert_eq!(loggable("/-/shares"), "/-/shares");

@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
 
+use crate::surface::{Surface, Surfaces};
 use crate::tls::TlsFiles;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -34,7 +35,9 @@ pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
+    /// Where to listen: the first is `listen` (with `tls_cert`/`tls_key`, `surfaces` and
+    /// `allow_cidrs` at the top of the file), the others are `[[listeners]]`.
+    pub listeners: Vec<ListenerConfig>,
     /// `None`: SQLite inside the data dir.
     pub meta_url: Option<String>,
     /// PostgreSQL: the most connections this server opens.
@@ -69,8 +72,6 @@ pub struct ServerConfig {
     /// How often redemptions of unknown share tokens are written to the audit trail, as one
     /// aggregate event.
     pub audit_unknown_tokens_flush: Duration,
-    /// TLS on the listener (`None`: plain HTTP).
-    pub tls: Option<TlsFiles>,
     /// With TLS on: whether a connection from loopback may still speak plain HTTP.
     pub plain_http_from_loopback: bool,
     /// `Strict-Transport-Security: max-age` on responses over TLS; 0 sends none.
@@ -104,6 +105,32 @@ pub struct ConfigFile {
     pub plain_http_from_loopback: Option<bool>,
     pub hsts_max_age_secs: Option<u64>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub surfaces: Option<Vec<String>>,
+    pub allow_cidrs: Option<Vec<String>>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+}
+
+/// One `[[listeners]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub address: String,
+    pub surfaces: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_cidrs: Option<Vec<String>>,
+}
+
+/// One listening socket, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    pub surfaces: Surfaces,
+    /// Peers it accepts connections from; empty: any.
+    pub allow_cidrs: Vec<IpNet>,
 }
 
 impl ConfigFile {
@@ -130,9 +157,6 @@ pub struct Overrides {
 impl ServerConfig {
     pub fn resolve(cli: Overrides, file: ConfigFile) -> anyhow::Result<Self> {
         let listen = cli.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen.parse().with_context(|| {
-            format!("invalid listen address {listen:?}: expected IP:PORT, for example 127.0.0.1:9000")
-        })?;
         let meta_max_connections = file.meta_max_connections.unwrap_or(DEFAULT_META_MAX_CONNECTIONS);
         if meta_max_connections == 0 {
             bail!("meta_max_connections must be at least 1");
@@ -153,28 +177,35 @@ impl ServerConfig {
         if audit_unknown_tokens_flush.is_zero() {
             bail!("audit_unknown_tokens_flush_secs must be at least 1");
         }
-        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-            (None, None) => None,
-            _ => bail!(
-                "TLS needs both a certificate and its key: set tls_cert and tls_key (or --tls-cert and --tls-key)"
-            ),
+        let primary = ListenerFile {
+            address: listen,
+            surfaces: file.surfaces.unwrap_or_else(|| Surface::ALL.iter().map(|s| s.name().to_owned()).collect()),
+            tls_cert: cli.tls_cert.or(file.tls_cert),
+            tls_key: cli.tls_key.or(file.tls_key),
+            allow_cidrs: file.allow_cidrs,
         };
+        let listeners = std::iter::once(primary)
+            .chain(file.listeners)
+            .enumerate()
+            .map(|(i, listener)| {
+                let which = if i == 0 { "listen".to_owned() } else { format!("listeners[{}]", i - 1) };
+                listener.resolve().with_context(|| format!("invalid {which}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, listener) in listeners.iter().enumerate() {
+            if listeners[..i].iter().any(|earlier| earlier.address == listener.address) {
+                bail!("two listeners on {}: each address can be listened on once", listener.address);
+            }
+        }
         let trusted_proxies = file
             .trusted_proxies
             .unwrap_or_default()
             .iter()
-            .map(|cidr| {
-                parse_cidr(cidr).with_context(|| {
-                    format!(
-                        "invalid trusted_proxies entry {cidr:?}: expected an address or a CIDR, for example 10.0.0.0/8"
-                    )
-                })
-            })
+            .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid trusted_proxies entry {cidr:?}")))
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-            listen,
+            listeners,
             meta_url: cli.meta_url.or(file.meta_url),
             meta_max_connections,
             region: cli.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned()),
@@ -189,7 +220,6 @@ impl ServerConfig {
             block_public_access: file.block_public_access.unwrap_or(true),
             audit_retention: file.audit_retention_secs.map_or(DEFAULT_AUDIT_RETENTION, Duration::from_secs),
             audit_unknown_tokens_flush,
-            tls,
             plain_http_from_loopback: file.plain_http_from_loopback.unwrap_or(true),
             hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
             trusted_proxies,
@@ -197,12 +227,44 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The first listener's address (`listen`).
+    pub fn listen(&self) -> SocketAddr {
+        self.listeners[0].address
+    }
+}
+
+impl ListenerFile {
+    fn resolve(self) -> anyhow::Result<ListenerConfig> {
+        let address = self.address.parse().with_context(|| {
+            format!("invalid listen address {:?}: expected IP:PORT, for example 127.0.0.1:9000", self.address)
+        })?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!(
+                "TLS needs both a certificate and its key: set tls_cert and tls_key (or --tls-cert and --tls-key)"
+            ),
+        };
+        let surfaces = Surfaces::parse(&self.surfaces).map_err(anyhow::Error::msg)?;
+        let allow_cidrs = self
+            .allow_cidrs
+            .unwrap_or_default()
+            .iter()
+            .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid allow_cidrs entry {cidr:?}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(ListenerConfig { address, tls, surfaces, allow_cidrs })
+    }
+}
+
 /// `10.0.0.0/8`, or a single address (`10.0.0.5`, a /32 or /128).
 fn parse_cidr(text: &str) -> anyhow::Result<IpNet> {
-    match text.parse::<IpNet>() {
-        Ok(net) => Ok(net),
-        Err(_) => Ok(IpNet::from(text.parse::<std::net::IpAddr>()?)),
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net);
     }
+    let ip: std::net::IpAddr =
+        text.parse().map_err(|_| anyhow::anyhow!("expected an address or a CIDR, for example 10.0.0.0/8"))?;
+    Ok(IpNet::from(ip))
 }
 
 /// `public_url` is a scheme and an authority, nothing else: presigned redirects are signed for
@@ -229,7 +291,7 @@ mod tests {
         let file: ConfigFile = toml::from_str("listen = \"127.0.0.1:9100\"\nregion = \"eu-west-1\"").unwrap();
         let cli = Overrides { listen: Some("127.0.0.1:9200".into()), ..Default::default() };
         let config = ServerConfig::resolve(cli, file).unwrap();
-        assert_eq!(config.listen.port(), 9200);
+        assert_eq!(config.listen().port(), 9200);
         assert_eq!(config.region, "eu-west-1");
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     }
@@ -271,9 +333,9 @@ mod tests {
         let cli = Overrides { tls_key: Some("k.pem".into()), ..Default::default() };
         let file: ConfigFile = toml::from_str("tls_cert = \"c.pem\"\nhsts_max_age_secs = 0").unwrap();
         let config = ServerConfig::resolve(cli, file).unwrap();
-        assert_eq!(config.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+        assert_eq!(config.listeners[0].tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
         assert_eq!((config.hsts_max_age_secs, config.plain_http_from_loopback), (0, true));
-        assert_eq!(ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().tls, None);
+        assert_eq!(ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().listeners[0].tls, None);
     }
 
     #[test]
@@ -283,8 +345,50 @@ mod tests {
         assert_eq!(config.trusted_proxies, ["10.0.0.0/8".parse::<IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()]);
         let file: ConfigFile = toml::from_str("trusted_proxies = [\"10.0.0.0/33\"]").unwrap();
         let err = format!("{:#}", ServerConfig::resolve(Overrides::default(), file).unwrap_err());
-        assert!(err.contains("invalid trusted_proxies entry \"10.0.0.0/33\""), "{err}");
+        assert!(err.contains("invalid trusted_proxies entry \"10.0.0.0/33\": expected an address or a CIDR"), "{err}");
         assert!(ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn listeners_each_serve_their_surfaces() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            surfaces = ["s3", "health"]
+            allow_cidrs = ["10.0.0.0/8"]
+            [[listeners]]
+            address = "0.0.0.0:8443"
+            surfaces = ["shares"]
+            tls_cert = "c.pem"
+            tls_key = "k.pem"
+            "#,
+        )
+        .unwrap();
+        let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
+        let [inside, outside] = &config.listeners[..] else { panic!("{:?}", config.listeners) };
+        assert_eq!(inside.address.to_string(), "127.0.0.1:9000");
+        assert_eq!(format!("{:?}", inside.surfaces), "s3,health");
+        assert_eq!(inside.allow_cidrs, ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        assert_eq!((outside.address.port(), format!("{:?}", outside.surfaces)), (8443, "shares".into()));
+        assert!(outside.tls.is_some() && outside.allow_cidrs.is_empty());
+        let everything = ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap();
+        assert_eq!(everything.listeners.len(), 1);
+        assert_eq!(everything.listeners[0].surfaces, Surfaces::ALL);
+    }
+
+    #[test]
+    fn listener_mistakes_are_explained() {
+        let resolve = |toml_text: &str| {
+            let file: ConfigFile = toml::from_str(toml_text).unwrap();
+            format!("{:#}", ServerConfig::resolve(Overrides::default(), file).unwrap_err())
+        };
+        let err = resolve("[[listeners]]\naddress = \"127.0.0.1:9001\"\nsurfaces = [\"s4\"]");
+        assert!(err.contains("invalid listeners[0]: unknown surface \"s4\""), "{err}");
+        let err = resolve("[[listeners]]\naddress = \"127.0.0.1:9000\"\nsurfaces = [\"shares\"]");
+        assert!(err.contains("two listeners on 127.0.0.1:9000"), "{err}");
+        let err = resolve("[[listeners]]\naddress = \"127.0.0.1:9001\"\nsurfaces = [\"shares\"]\ntls_key = \"k\"");
+        assert!(err.contains("TLS needs both"), "{err}");
+        let err = resolve("allow_cidrs = [\"nope\"]");
+        assert!(err.contains("invalid listen: invalid allow_cidrs entry \"nope\""), "{err}");
     }
 
     #[test]

@@ -12,17 +12,18 @@ pub mod config;
 pub mod credentials;
 mod error_body;
 mod forwarded;
+mod listener;
 mod router;
+pub mod surface;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
@@ -30,36 +31,29 @@ use latchkey_meta::{BucketConfigStore, IdentityStore, MetaStore, PgStore, Sqlite
 use latchkey_object::ObjectService;
 use latchkey_s3::{Authorizer, BucketConfigs, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
-use latchkey_share::{PublicBase, ShareGate, ShareKey, SharePolicy, ShareService, UrlSigner};
+use latchkey_share::{ShareGate, ShareKey, SharePolicy, ShareService, UrlSigner};
 use latchkey_storage::BlobStore;
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
-use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
 use credentials::RootSource;
-use tls::Tls;
+use listener::Listener;
+use surface::Surfaces;
 
 /// A client that has not finished sending its request headers by then is disconnected.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A client that has not finished its TLS handshake by then is disconnected.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What a plain-HTTP client of a TLS listener gets when it may not speak plain HTTP.
-const USE_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 53\r\n\
-Connection: close\r\n\r\nThis server speaks HTTPS only: use an https:// URL.\r\n";
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound, ready server.
 pub struct Server {
-    listener: TcpListener,
+    /// The first is `listen`; the others are `[[listeners]]`.
+    listeners: Vec<Listener>,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
     meta: Arc<dyn MetaStore>,
     identity: Arc<Identity>,
     configs: Arc<BucketConfigs>,
-    tls: Option<Arc<Tls>>,
     config: ServerConfig,
 }
 
@@ -116,10 +110,10 @@ impl Server {
         s3.set_access(authorizer);
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
-        let tls =
-            config.tls.clone().map(|files| Tls::load(files).context("cannot set up TLS").map(Arc::new)).transpose()?;
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            listeners.push(Listener::bind(listener).await?);
+        }
         let signing = SigningRules {
             region: config.region.clone(),
             max_presigned_expiry: config.max_presigned_expiry,
@@ -127,7 +121,7 @@ impl Server {
         };
         let dispatch = router::Dispatch::new(
             s3.build(),
-            router::public_routes(redemption_routes(shares.clone()), meta.clone()),
+            router::public_routes(redemption_routes(shares.clone()), meta.clone(), &config.data_dir),
             QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
             signing,
             SigV2Verifier::new(keys),
@@ -137,16 +131,13 @@ impl Server {
                 trusted_proxies: config.trusted_proxies.clone(),
             },
         );
-        Ok(Self { listener, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, tls, config })
+        Ok(Self { listeners, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, config })
     }
 
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// `https` with TLS on, else `http`.
-    pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
+    /// Every listener: its URL (scheme and bound address) and the surfaces it serves, `listen`
+    /// first.
+    pub fn urls(&self) -> std::io::Result<Vec<(String, Surfaces)>> {
+        self.listeners.iter().map(|l| Ok((format!("{}://{}", l.scheme(), l.local_addr()?), l.surfaces()))).collect()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits up to the configured
@@ -157,8 +148,7 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_headers(router::PARSER_MAX_HEADERS);
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
+        let graceful = Arc::new(GracefulShutdown::new());
         // Background work: the blob collector (starting with whatever an earlier run left queued)
         // and the share sweeper. Both stop when `stop_background` is dropped.
         let (stop_background, stopped) = tokio::sync::watch::channel(());
@@ -184,47 +174,47 @@ impl Server {
             let until = until_stopped.clone();
             async move { configs.maintain(until()).await }
         });
-        if let Some(tls) = self.tls.clone() {
-            tokio::spawn(reload_tls_on_hangup(tls, until_stopped.clone()));
+        let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
+        if !certificates.is_empty() {
+            tokio::spawn(listener::reload_tls_on_hangup(certificates, until_stopped()));
         }
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
-        let http = Arc::new(http);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            // Small responses must not wait for Nagle's algorithm (~40 ms per request).
-            let _ = stream.set_nodelay(true);
-            let accepted = Accepted {
-                dispatch: self.dispatch.clone(),
-                http: http.clone(),
-                watcher: graceful.watcher(),
-                peer,
-                public_base: self.public_base(&stream),
-            };
-            match self.tls.clone() {
-                None => {
-                    tokio::spawn(accepted.serve(stream, false));
-                }
-                Some(tls) => {
-                    let plain_ok = self.config.plain_http_from_loopback && peer.ip().is_loopback();
-                    tokio::spawn(accepted.serve_tls(stream, tls, plain_ok));
-                }
-            }
+        let shared = Arc::new(listener::Shared {
+            dispatch: self.dispatch.clone(),
+            http: Arc::new(http),
+            public_url: self.config.public_url.clone(),
+            plain_http_from_loopback: self.config.plain_http_from_loopback,
+            graceful: graceful.clone(),
+        });
+        // Each listener accepts until shutdown; then no new connection is taken anywhere.
+        let (stop_accepting, accepting) = tokio::sync::watch::channel(());
+        let accept_loops: Vec<_> = self
+            .listeners
+            .into_iter()
+            .map(|listener| {
+                let mut accepting = accepting.clone();
+                let stop = async move {
+                    let _ = accepting.changed().await;
+                };
+                tokio::spawn(listener.run(shared.clone(), stop))
+            })
+            .collect();
+        shutdown.await;
+        drop(stop_accepting);
+        for accept_loop in accept_loops {
+            let _ = accept_loop.await;
         }
-        drop(self.listener);
+        drop(shared);
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        // The accept loops held the only other references, and they have ended.
+        let drained = async move {
+            match Arc::try_unwrap(graceful) {
+                Ok(graceful) => graceful.shutdown().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = drained => tracing::info!("all connections closed"),
             () = tokio::time::sleep(self.config.shutdown_grace) => {
                 tracing::warn!("grace period over; closing remaining connections");
             }
@@ -236,100 +226,6 @@ impl Server {
         let _ = config_maintainer.await;
         self.meta.close().await;
         Ok(())
-    }
-}
-
-impl Server {
-    /// Links handed out on a connection start with `public_url`, or else with the address the
-    /// client connected to (its listener's address as seen on this connection).
-    fn public_base(&self, stream: &tokio::net::TcpStream) -> PublicBase {
-        let scheme = self.scheme();
-        let base = match (&self.config.public_url, stream.local_addr()) {
-            (Some(url), _) => url.clone(),
-            (None, Ok(local)) => format!("{scheme}://{local}"),
-            (None, Err(_)) => format!("{scheme}://{}", self.config.listen),
-        };
-        PublicBase(base.into())
-    }
-}
-
-/// A connection just accepted, with what serving it takes.
-struct Accepted {
-    dispatch: Arc<router::Dispatch>,
-    http: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
-    peer: SocketAddr,
-    public_base: PublicBase,
-}
-
-impl Accepted {
-    /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves or shutdown closes it.
-    async fn serve<I>(self, io: I, secure: bool)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let Accepted { dispatch, http, watcher, peer, public_base } = self;
-        let conn = Arc::new(router::Connection { peer, public_base, secure });
-        let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, conn.clone()));
-        let conn = http.serve_connection(TokioIo::new(io), service).into_owned();
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!(error = %e, %peer, "connection ended with an error");
-        }
-    }
-
-    /// A connection to a TLS listener: the handshake (bounded in time), or, when the client
-    /// speaks plain HTTP, plain HTTP if `plain_ok` and otherwise a `400` saying to use HTTPS.
-    async fn serve_tls(self, mut stream: tokio::net::TcpStream, tls: Arc<Tls>, plain_ok: bool) {
-        let peer = self.peer;
-        let mut first = [0u8; 1];
-        match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
-            Ok(Ok(1)) => {}
-            _ => return,
-        }
-        if !tls::starts_handshake(first[0]) {
-            if plain_ok {
-                return self.serve(stream, false).await;
-            }
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, USE_HTTPS).await;
-            return;
-        }
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
-            Ok(Ok(tls_stream)) => self.serve(tls_stream, true).await,
-            Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-        }
-    }
-}
-
-/// Reads the certificate and key again on every SIGHUP until `stopped` resolves; a failure is
-/// logged and the previous certificate stays.
-async fn reload_tls_on_hangup<F, Fut>(tls: Arc<Tls>, stopped: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP: the TLS certificate will not be reloaded");
-            return;
-        }
-    };
-    let stopped = stopped();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            received = hangups.recv() => {
-                if received.is_none() {
-                    return;
-                }
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: cannot reload the TLS certificate; keeping the previous one"),
-                }
-            }
-            () = &mut stopped => return,
-        }
     }
 }
 

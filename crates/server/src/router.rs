@@ -26,22 +26,49 @@ use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
+use crate::surface::{Surface, Surfaces};
 use crate::{access_path, error_body, forwarded};
 
 /// How long `/-/health` waits for the metadata store before calling it down.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `200 ok`, or `503` with a short reason when the metadata store cannot take writes (its
-/// writer task is gone, its database does not answer). The cause is logged, not shown.
+/// Liveness: `200 ok` while this process can serve, `503` when it cannot recover by itself
+/// (its metadata writer task is gone: restart it). A database that does not answer is not a
+/// reason to restart; `/-/ready` says so.
 async fn health(meta: Arc<dyn MetaStore>) -> (StatusCode, &'static str) {
     match tokio::time::timeout(HEALTH_TIMEOUT, meta.health()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n"),
         Ok(Err(MetaError::Closed)) => (StatusCode::SERVICE_UNAVAILABLE, "down: metadata writer stopped\n"),
+        _ => (StatusCode::OK, "ok\n"),
+    }
+}
+
+/// Readiness: `200 ready` when the metadata store takes writes and the data dir can be written
+/// (a file created, synced and removed), else `503` with a short reason; the cause is logged,
+/// not shown.
+async fn ready(meta: Arc<dyn MetaStore>, data_dir: Arc<std::path::Path>) -> (StatusCode, &'static str) {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    match tokio::time::timeout(HEALTH_TIMEOUT, meta.health()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(MetaError::Closed)) => return (unavailable, "not ready: metadata writer stopped\n"),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health: the metadata database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database unreachable\n")
+            tracing::warn!(error = %e, "ready: the metadata database does not answer");
+            return (unavailable, "not ready: metadata database unreachable\n");
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database not answering\n"),
+        Err(_) => return (unavailable, "not ready: metadata database not answering\n"),
+    }
+    let probe = data_dir.join(format!(".ready-{}", std::process::id()));
+    let written = tokio::task::spawn_blocking(move || {
+        std::fs::write(&probe, b"ready")?;
+        std::fs::File::open(&probe)?.sync_all()?;
+        std::fs::remove_file(&probe)
+    });
+    match tokio::time::timeout(HEALTH_TIMEOUT, written).await {
+        Ok(Ok(Ok(()))) => (StatusCode::OK, "ready\n"),
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "ready: the data dir cannot be written");
+            (unavailable, "not ready: data dir not writable\n")
+        }
+        _ => (unavailable, "not ready: data dir not answering\n"),
     }
 }
 
@@ -92,11 +119,18 @@ pub struct Connection {
     pub public_base: PublicBase,
     /// TLS terminated here (`aws:SecureTransport`, HSTS).
     pub secure: bool,
+    /// What its listener serves; other requests get a bare 404.
+    pub surfaces: Surfaces,
 }
 
-/// The unsigned `/-/` endpoints: `redemption` (share links) and `/-/health`, which asks `meta`.
-pub fn public_routes(redemption: Router, meta: Arc<dyn MetaStore>) -> Router {
-    Router::new().route("/-/health", get(move || health(meta.clone()))).merge(redemption)
+/// The unsigned `/-/` endpoints: `redemption` (share links), `/-/health` and `/-/ready`.
+pub fn public_routes(redemption: Router, meta: Arc<dyn MetaStore>, data_dir: &std::path::Path) -> Router {
+    let data_dir: Arc<std::path::Path> = data_dir.into();
+    let live = meta.clone();
+    Router::new()
+        .route("/-/health", get(move || health(live.clone())))
+        .route("/-/ready", get(move || ready(meta.clone(), data_dir.clone())))
+        .merge(redemption)
 }
 
 impl Dispatch {
@@ -132,7 +166,9 @@ impl Dispatch {
         let request_id = self.request_ids.next();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let mut resp = if req.headers().len() > MAX_HEADER_COUNT {
+        let mut resp = if !conn.surfaces.contains(Surface::of(&path)) {
+            not_served()
+        } else if req.headers().len() > MAX_HEADER_COUNT {
             s3_error_response(S3Error::with_message(
                 S3ErrorCode::RequestHeaderSectionTooLarge,
                 format!("Your request has more than {MAX_HEADER_COUNT} header fields."),
@@ -245,6 +281,15 @@ fn is_signed_api(path: &str) -> bool {
 
 fn header_bytes<B>(req: &Request<B>) -> usize {
     req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+/// The answer to a request for a surface its listener does not serve: a bare 404, not an S3
+/// error, so that a share-links listener does not even tell that an S3 API exists.
+fn not_served() -> Response<Body> {
+    let mut resp = Response::new(Body::from("Not Found\n".to_owned()));
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
 }
 
 fn s3_error_response(e: S3Error) -> Response<Body> {

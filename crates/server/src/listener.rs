@@ -1,0 +1,216 @@
+//! Listening sockets. Each listener accepts connections only from its allowed networks (a
+//! connection from elsewhere is closed unread), speaks TLS when it has a certificate (`tls.rs`;
+//! plain HTTP then only from loopback, if allowed), and hands every connection to the dispatch
+//! with the surfaces it serves and the base of the links it hands out.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use ipnet::IpNet;
+use latchkey_share::PublicBase;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::ListenerConfig;
+use crate::router;
+use crate::surface::Surfaces;
+use crate::tls::{self, Tls};
+
+/// A client that has not finished its TLS handshake by then is disconnected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a plain-HTTP client of a TLS listener gets when it may not speak plain HTTP.
+const USE_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 53\r\n\
+Connection: close\r\n\r\nThis server speaks HTTPS only: use an https:// URL.\r\n";
+
+/// A bound listener.
+pub struct Listener {
+    socket: TcpListener,
+    tls: Option<Arc<Tls>>,
+    surfaces: Surfaces,
+    allow_cidrs: Vec<IpNet>,
+}
+
+/// What every listener shares: the dispatch, the HTTP settings, how links are based, and the
+/// connections to wait for at shutdown.
+pub struct Shared {
+    pub dispatch: Arc<router::Dispatch>,
+    pub http: Arc<auto::Builder<TokioExecutor>>,
+    /// `public_url`, if configured.
+    pub public_url: Option<String>,
+    pub plain_http_from_loopback: bool,
+    /// Only the accept loops hold it: each connection takes a watcher of its own, so that once
+    /// the loops end the server can wait for the connections.
+    pub graceful: Arc<GracefulShutdown>,
+}
+
+impl Listener {
+    /// Binds `config.address` and loads its certificate.
+    pub async fn bind(config: &ListenerConfig) -> anyhow::Result<Listener> {
+        let tls = config
+            .tls
+            .clone()
+            .map(|files| Tls::load(files).with_context(|| format!("cannot set up TLS on {}", config.address)))
+            .transpose()?
+            .map(Arc::new);
+        let socket =
+            TcpListener::bind(config.address).await.with_context(|| format!("cannot listen on {}", config.address))?;
+        Ok(Listener { socket, tls, surfaces: config.surfaces, allow_cidrs: config.allow_cidrs.clone() })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.clone()
+    }
+
+    pub fn surfaces(&self) -> Surfaces {
+        self.surfaces
+    }
+
+    /// Accepts connections until `stop` resolves.
+    pub async fn run(self, shared: Arc<Shared>, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.socket.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => return,
+            };
+            if !self.allow_cidrs.is_empty() && !self.allow_cidrs.iter().any(|net| net.contains(&peer.ip())) {
+                tracing::debug!(%peer, "connection refused: not from a network this listener accepts");
+                continue;
+            }
+            // Small responses must not wait for Nagle's algorithm (~40 ms per request).
+            let _ = stream.set_nodelay(true);
+            let accepted = Accepted {
+                dispatch: shared.dispatch.clone(),
+                http: shared.http.clone(),
+                watcher: shared.graceful.watcher(),
+                peer,
+                public_base: self.public_base(&shared, &stream),
+                surfaces: self.surfaces,
+            };
+            match self.tls.clone() {
+                None => {
+                    tokio::spawn(accepted.serve(stream, false));
+                }
+                Some(tls) => {
+                    let plain_ok = shared.plain_http_from_loopback && peer.ip().is_loopback();
+                    tokio::spawn(accepted.serve_tls(stream, tls, plain_ok));
+                }
+            }
+        }
+    }
+
+    /// Links handed out on a connection start with `public_url`, or else with the address the
+    /// client connected to (this listener's address as seen on the connection) and its scheme.
+    fn public_base(&self, shared: &Shared, stream: &TcpStream) -> PublicBase {
+        let base = match (&shared.public_url, stream.local_addr().or_else(|_| self.local_addr())) {
+            (Some(url), _) => url.clone(),
+            (None, Ok(local)) => format!("{}://{local}", self.scheme()),
+            (None, Err(_)) => format!("{}://localhost", self.scheme()),
+        };
+        PublicBase(base.into())
+    }
+}
+
+/// A connection just accepted, with what serving it takes.
+struct Accepted {
+    dispatch: Arc<router::Dispatch>,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    peer: SocketAddr,
+    public_base: PublicBase,
+    surfaces: Surfaces,
+}
+
+impl Accepted {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves or shutdown closes it.
+    async fn serve<I>(self, io: I, secure: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Accepted { dispatch, http, watcher, peer, public_base, surfaces } = self;
+        let conn = Arc::new(router::Connection { peer, public_base, secure, surfaces });
+        let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, conn.clone()));
+        let conn = http.serve_connection(TokioIo::new(io), service).into_owned();
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    }
+
+    /// A connection to a TLS listener: the handshake (bounded in time), or, when the client
+    /// speaks plain HTTP, plain HTTP if `plain_ok` and otherwise a `400` saying to use HTTPS.
+    async fn serve_tls(self, mut stream: TcpStream, tls: Arc<Tls>, plain_ok: bool) {
+        let peer = self.peer;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(crate::HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        if !tls::starts_handshake(first[0]) {
+            if plain_ok {
+                return self.serve(stream, false).await;
+            }
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, USE_HTTPS).await;
+            return;
+        }
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+            Ok(Ok(tls_stream)) => self.serve(tls_stream, true).await,
+            Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+}
+
+/// Reads every listener's certificate and key again on each SIGHUP until `stopped` resolves; a
+/// failure is logged and that listener keeps its previous certificate.
+pub async fn reload_tls_on_hangup(certificates: Vec<Arc<Tls>>, stopped: impl Future<Output = ()>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: TLS certificates will not be reloaded");
+            return;
+        }
+    };
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        tokio::select! {
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                for tls in &certificates {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::error!(
+                            error = %format!("{e:#}"),
+                            "SIGHUP: cannot reload the TLS certificate; keeping the previous one"
+                        ),
+                    }
+                }
+            }
+            () = &mut stopped => return,
+        }
+    }
+}
