@@ -242,3 +242,41 @@ def test_a_certificate_that_cannot_be_read_stops_the_start_with_a_reason(tmp_pat
         broken.start()
     message = broken.proc.stderr.read()
     assert "cannot set up TLS" in message and "missing.key" in message, message
+
+
+def test_a_connection_that_sends_no_request_is_closed_at_the_header_timeout(tmp_path, pki):
+    """Also after a finished TLS handshake (review finding: HTTP/1.1 or HTTP/2 was told apart by
+    reading, untimed, the first bytes of a request that never came)."""
+    _, ca, leaf = pki
+    server = tls_server(tmp_path, leaf, ca[0], header_read_timeout_secs=2)
+    try:
+        host, port = "127.0.0.1", server.port
+        for alpn in (["http/1.1"], ["h2"], None):
+            context = ssl.create_default_context(cafile=str(ca[0]))
+            if alpn:
+                context.set_alpn_protocols(alpn)
+            with socket.create_connection((host, port), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    started = time.monotonic()
+                    assert tls.recv(1024) in (b"", ) or alpn == ["h2"], "HTTP/1.1 sends nothing before closing"
+                    if alpn == ["h2"]:  # the server's SETTINGS first, then the close
+                        while tls.recv(1024):
+                            pass
+                    assert time.monotonic() - started < 8, f"{alpn}: still open"
+        with socket.create_connection((host, port), timeout=10) as plain:  # loopback plain HTTP, idle
+            started = time.monotonic()
+            assert plain.recv(1024) == b""
+            assert time.monotonic() - started < 8
+    finally:
+        server.stop()
+
+
+def test_an_early_sighup_does_not_stop_the_server(tmp_path):
+    server = Server(tmp_path / "data").start()
+    try:
+        server.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        assert server.proc.poll() is None
+        assert requests.get(server.endpoint + "/-/health", timeout=10).text == "ok\n"
+    finally:
+        server.stop()

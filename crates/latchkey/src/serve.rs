@@ -55,8 +55,9 @@ pub struct ServeArgs {
     /// (true: with TLS on, loopback clients may still use plain HTTP), hsts_max_age_secs
     /// (31536000 over TLS; 0 sends no HSTS), surfaces and allow_cidrs (of the listen address;
     /// surfaces among s3, shares, metrics, health), [[listeners]] (address, surfaces, tls_cert,
-    /// tls_key, allow_cidrs), trusted_proxies (CIDRs whose X-Forwarded-For / Forwarded name the
-    /// client). Flags and environment variables override it.
+    /// tls_key, allow_cidrs), trusted_proxies (CIDRs whose forwarding header names the client),
+    /// forwarded_header (x-forwarded-for or forwarded), trust_forwarded_proto (false),
+    /// header_read_timeout_secs (30). Flags and environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

@@ -329,7 +329,11 @@ impl Condition {
             }
             Test::Bool(policy) => parse_bool(value).is_ok_and(|request| policy.contains(&request)),
             Test::Binary(policy) => BASE64.decode(value).is_ok_and(|request| policy.contains(&request)),
-            Test::Ip(policy) => value.parse::<IpAddr>().is_ok_and(|ip| policy.iter().any(|net| net.contains(&ip))),
+            // An IPv4 client written as IPv6 (`::ffff:192.0.2.1`, from a dual-stack socket or
+            // proxy) is the IPv4 address to an IPv4 block.
+            Test::Ip(policy) => value
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| policy.iter().any(|net| net.contains(&ip) || net.contains(&ip.to_canonical()))),
             Test::Null(_) => false,
         }
     }

@@ -778,6 +778,16 @@ const CASES: &[Case] = &[
         ..BASE
     },
     Case {
+        rule: "an IPv4 client written as IPv6 (::ffff:) is in its IPv4 block",
+        identity: &[
+            ALLOW_GET,
+            r#"{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"198.51.100.0/24"}}}"#,
+        ],
+        context: &[("aws:SourceIp", &["::ffff:198.51.100.7"])],
+        expect: ExplicitDeny,
+        ..BASE
+    },
+    Case {
         rule: "Deny NotIpAddress denies outside callers",
         identity: &[
             ALLOW_GET,

@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
 
+use crate::forwarded::{ForwardedHeader, TrustedProxies};
 use crate::surface::{Surface, Surfaces};
 use crate::tls::TlsFiles;
 
@@ -76,8 +77,10 @@ pub struct ServerConfig {
     pub plain_http_from_loopback: bool,
     /// `Strict-Transport-Security: max-age` on responses over TLS; 0 sends none.
     pub hsts_max_age_secs: u64,
+    /// A client that has not sent a whole request head by then is disconnected.
+    pub header_read_timeout: Duration,
     /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The `--config` file. Every key is optional; unknown keys are an error so typos surface.
@@ -105,6 +108,11 @@ pub struct ConfigFile {
     pub plain_http_from_loopback: Option<bool>,
     pub hsts_max_age_secs: Option<u64>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub header_read_timeout_secs: Option<u64>,
+    /// `x-forwarded-for` (default) or `forwarded`: the header the trusted proxies write.
+    pub forwarded_header: Option<String>,
+    /// Whether the trusted proxies set `X-Forwarded-Proto` / `proto=` (default false).
+    pub trust_forwarded_proto: Option<bool>,
     pub surfaces: Option<Vec<String>>,
     pub allow_cidrs: Option<Vec<String>>,
     #[serde(default)]
@@ -197,12 +205,22 @@ impl ServerConfig {
                 bail!("two listeners on {}: each address can be listened on once", listener.address);
             }
         }
-        let trusted_proxies = file
+        let header_read_timeout = Duration::from_secs(file.header_read_timeout_secs.unwrap_or(30));
+        if header_read_timeout.is_zero() {
+            bail!("header_read_timeout_secs must be at least 1");
+        }
+        let networks = file
             .trusted_proxies
             .unwrap_or_default()
             .iter()
             .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid trusted_proxies entry {cidr:?}")))
             .collect::<anyhow::Result<_>>()?;
+        let header = match file.forwarded_header.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("x-forwarded-for") => ForwardedHeader::XForwardedFor,
+            Some("forwarded") => ForwardedHeader::Forwarded,
+            Some(other) => bail!("invalid forwarded_header {other:?}: expected \"x-forwarded-for\" or \"forwarded\""),
+        };
+        let trusted_proxies = TrustedProxies { networks, header, proto: file.trust_forwarded_proto.unwrap_or(false) };
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listeners,
@@ -223,6 +241,7 @@ impl ServerConfig {
             plain_http_from_loopback: file.plain_http_from_loopback.unwrap_or(true),
             hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
             trusted_proxies,
+            header_read_timeout,
         })
     }
 }
@@ -300,7 +319,7 @@ mod tests {
     fn mistakes_are_explained() {
         assert!(toml::from_str::<ConfigFile>("lisen = \"x\"").is_err());
         let cli = Overrides { listen: Some("localhost".into()), ..Default::default() };
-        let err = ServerConfig::resolve(cli, ConfigFile::default()).unwrap_err().to_string();
+        let err = format!("{:#}", ServerConfig::resolve(cli, ConfigFile::default()).unwrap_err());
         assert!(err.contains("expected IP:PORT"), "{err}");
         let file: ConfigFile = toml::from_str("meta_max_connections = 0").unwrap();
         let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
@@ -328,7 +347,7 @@ mod tests {
     #[test]
     fn tls_needs_a_certificate_and_its_key() {
         let file: ConfigFile = toml::from_str("tls_cert = \"c.pem\"").unwrap();
-        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        let err = format!("{:#}", ServerConfig::resolve(Overrides::default(), file).unwrap_err());
         assert!(err.contains("TLS needs both a certificate and its key"), "{err}");
         let cli = Overrides { tls_key: Some("k.pem".into()), ..Default::default() };
         let file: ConfigFile = toml::from_str("tls_cert = \"c.pem\"\nhsts_max_age_secs = 0").unwrap();
@@ -342,11 +361,25 @@ mod tests {
     fn trusted_proxies_are_addresses_or_networks() {
         let file: ConfigFile = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]").unwrap();
         let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
-        assert_eq!(config.trusted_proxies, ["10.0.0.0/8".parse::<IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()]);
+        let expected = ["10.0.0.0/8".parse::<IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()];
+        assert_eq!(config.trusted_proxies, TrustedProxies { networks: expected.to_vec(), ..Default::default() });
+        let file: ConfigFile =
+            toml::from_str("forwarded_header = \"Forwarded\"\ntrust_forwarded_proto = true").unwrap();
+        let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
+        assert_eq!((config.trusted_proxies.header, config.trusted_proxies.proto), (ForwardedHeader::Forwarded, true));
+        let file: ConfigFile = toml::from_str("forwarded_header = \"x-real-ip\"").unwrap();
+        let err = ServerConfig::resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(err.contains("invalid forwarded_header \"x-real-ip\""), "{err}");
         let file: ConfigFile = toml::from_str("trusted_proxies = [\"10.0.0.0/33\"]").unwrap();
         let err = format!("{:#}", ServerConfig::resolve(Overrides::default(), file).unwrap_err());
         assert!(err.contains("invalid trusted_proxies entry \"10.0.0.0/33\": expected an address or a CIDR"), "{err}");
-        assert!(ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().trusted_proxies.is_empty());
+        assert!(
+            ServerConfig::resolve(Overrides::default(), ConfigFile::default())
+                .unwrap()
+                .trusted_proxies
+                .networks
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,107 +1,135 @@
-//! The client behind trusted proxies. `Forwarded` (RFC 7239) and `X-Forwarded-For` /
-//! `X-Forwarded-Proto` are believed only when the connection comes from a configured proxy
-//! (`trusted_proxies`); from anyone else they are ignored, so a client cannot choose its own
-//! `aws:SourceIp` or look as if it came over TLS.
+//! The client behind trusted proxies. Forwarding headers are believed only when the connection
+//! comes from a configured proxy (`trusted_proxies`); from anyone else they are ignored, so a
+//! client cannot choose its own `aws:SourceIp` or look as if it came over TLS.
 //!
-//! Each proxy appends the address it received the request from, so the list reads client first,
-//! nearest proxy last. Walking it from the right, every hop that is itself a trusted proxy is
-//! passed over; the first that is not is the client (what the last trusted proxy saw). A hop
-//! that is not an address (`unknown`, an obfuscated name) ends the walk at the proxy that wrote
-//! it.
+//! Only the header the proxies are configured to write is read (`forwarded_header`:
+//! `X-Forwarded-For`, or RFC 7239 `Forwarded`): proxies pass the other one through from the
+//! client unchanged. Each proxy appends the address it received the request from, so the list
+//! reads client first, nearest proxy last. Walking it from the right, every hop that is itself a
+//! trusted proxy is passed over; the first that is not is the client (what the last trusted proxy
+//! saw). A value that cannot be read (not ASCII, not an address, `unknown`) makes the request
+//! malformed: falling back to the proxy's own address would give a client the proxy's network.
+//! The protocol (`X-Forwarded-Proto`, `proto=`) counts only where the operator says the proxies
+//! set it (`trust_forwarded_proto`), and for `X-Forwarded-Proto` only paired hop for hop.
 
 use std::net::IpAddr;
 
 use http::HeaderMap;
 use ipnet::IpNet;
 
+/// Which proxies are believed, and what they write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    pub networks: Vec<IpNet>,
+    pub header: ForwardedHeader,
+    /// Whether the proxies set the protocol the client used (so that it can be believed).
+    pub proto: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=...;proto=...`.
+    Forwarded,
+}
+
 /// What the proxies say about the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forwarded {
     pub ip: IpAddr,
-    /// The client's request reached the first proxy over TLS (`proto=https`); `None` when no
-    /// trusted proxy said.
+    /// The client's request reached the first trusted proxy over TLS; `None` when none said.
     pub https: Option<bool>,
 }
 
-/// The client of a request that arrived from `peer`, with `trusted` the proxy networks.
-pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Forwarded {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+/// A forwarding header from a trusted proxy that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// The client of a request that arrived from `peer`.
+pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Result<Forwarded, Malformed> {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.networks.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
-        return Forwarded { ip: peer, https: None };
+        return Ok(Forwarded { ip: peer, https: None });
     }
-    let hops = forwarded_elements(headers).unwrap_or_else(|| x_forwarded(headers));
+    let hops = match trusted.header {
+        ForwardedHeader::XForwardedFor => x_forwarded(headers, trusted.proto)?,
+        ForwardedHeader::Forwarded => forwarded_elements(headers, trusted.proto)?,
+    };
     let mut chosen = Forwarded { ip: peer, https: None };
     for hop in hops.iter().rev() {
-        match hop.ip {
-            Some(ip) if is_trusted(&chosen.ip) => {
-                chosen = Forwarded { ip, https: hop.proto.as_deref().map(|p| p.eq_ignore_ascii_case("https")) };
-            }
-            _ => break,
+        if !is_trusted(&chosen.ip) {
+            break;
         }
+        chosen = Forwarded { ip: hop.ip, https: hop.proto.as_deref().map(|p| p.eq_ignore_ascii_case("https")) };
     }
-    chosen
+    Ok(chosen)
 }
 
-/// One hop: the address a proxy received the request from, and over what protocol.
+/// One hop: the address a proxy received the request from, and over what protocol if known.
 struct Hop {
-    ip: Option<IpAddr>,
+    ip: IpAddr,
     proto: Option<String>,
 }
 
-/// The `for=` and `proto=` of every `Forwarded` element, in order; `None` without the header.
-fn forwarded_elements(headers: &HeaderMap) -> Option<Vec<Hop>> {
-    let mut values = headers.get_all(http::header::FORWARDED).iter().peekable();
-    values.peek()?;
-    let elements = values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    let hops = elements
-        .map(|element| {
-            let mut hop = Hop { ip: None, proto: None };
-            for pair in element.split(';') {
-                let Some((name, value)) = pair.trim().split_once('=') else { continue };
-                let value = value.trim().trim_matches('"');
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "for" => hop.ip = parse_node(value),
-                    "proto" => hop.proto = Some(value.to_owned()),
-                    _ => {}
-                }
-            }
-            hop
-        })
-        .collect();
-    Some(hops)
+/// The comma-separated values of every occurrence of `name`, in order.
+fn values(headers: &HeaderMap, name: &str) -> Result<Vec<String>, Malformed> {
+    let mut list = Vec::new();
+    for value in headers.get_all(name) {
+        let value = value.to_str().map_err(|_| Malformed)?;
+        list.extend(value.split(',').map(|v| v.trim().to_owned()));
+    }
+    Ok(list)
 }
 
-/// `X-Forwarded-For: client, proxy1, proxy2` over every occurrence of the header, with
-/// `X-Forwarded-Proto` paired hop by hop when it has as many values, else (one value, set by
-/// the nearest proxy) for the right-most hop only.
-fn x_forwarded(headers: &HeaderMap) -> Vec<Hop> {
-    let list = |name: &str| -> Vec<String> {
-        let values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
-        values.flat_map(|v| v.split(',')).map(|v| v.trim().to_owned()).collect()
-    };
-    let addresses = list("x-forwarded-for");
-    let mut protos = list("x-forwarded-proto");
-    if protos.len() != addresses.len() {
-        let last = protos.pop();
-        protos = vec![String::new(); addresses.len().saturating_sub(1)];
-        protos.extend(last.filter(|_| !addresses.is_empty()));
-    }
+/// `X-Forwarded-For: client, proxy1, proxy2`, with `X-Forwarded-Proto` paired hop for hop when
+/// believed and as long.
+fn x_forwarded(headers: &HeaderMap, proto: bool) -> Result<Vec<Hop>, Malformed> {
+    let addresses = values(headers, "x-forwarded-for")?;
+    let protos = if proto { values(headers, "x-forwarded-proto")? } else { Vec::new() };
+    let paired = protos.len() == addresses.len();
     addresses
         .iter()
-        .zip(protos.into_iter().map(Some).chain(std::iter::repeat(None)))
-        .map(|(address, proto)| Hop { ip: parse_node(address), proto: proto.filter(|p| !p.is_empty()) })
+        .enumerate()
+        .map(|(i, address)| {
+            let ip = parse_node(address).ok_or(Malformed)?;
+            Ok(Hop { ip, proto: paired.then(|| protos[i].clone()) })
+        })
         .collect()
 }
 
-/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`, `2001:db8::1`.
+/// The `for=` (required) and `proto=` of every `Forwarded` element, in order.
+fn forwarded_elements(headers: &HeaderMap, proto: bool) -> Result<Vec<Hop>, Malformed> {
+    values(headers, http::header::FORWARDED.as_str())?
+        .iter()
+        .map(|element| {
+            let (mut ip, mut hop_proto) = (None, None);
+            for pair in element.split(';') {
+                let (name, value) = pair.trim().split_once('=').ok_or(Malformed)?;
+                let value = value.trim().trim_matches('"');
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "for" => ip = Some(parse_node(value).ok_or(Malformed)?),
+                    "proto" if proto => hop_proto = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+            Ok(Hop { ip: ip.ok_or(Malformed)?, proto: hop_proto })
+        })
+        .collect()
+}
+
+/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`,
+/// `2001:db8::1`; an IPv4 address written as IPv6 (`::ffff:192.0.2.1`) is the IPv4 address.
 fn parse_node(node: &str) -> Option<IpAddr> {
-    if let Ok(ip) = node.parse() {
-        return Some(ip);
-    }
-    if let Some(rest) = node.strip_prefix('[') {
-        return rest.split_once(']')?.0.parse().ok();
-    }
-    node.rsplit_once(':').and_then(|(host, _port)| host.parse().ok())
+    let ip: IpAddr = match node.parse() {
+        Ok(ip) => ip,
+        Err(_) => match node.strip_prefix('[') {
+            Some(rest) => rest.split_once(']')?.0.parse().ok()?,
+            None => node.rsplit_once(':').and_then(|(host, _port)| host.parse().ok())?,
+        },
+    };
+    Some(ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -116,57 +144,81 @@ mod tests {
         map
     }
 
-    fn nets(list: &[&str]) -> Vec<IpNet> {
-        list.iter().map(|n| n.parse().unwrap()).collect()
+    fn trusting(list: &[&str], header: ForwardedHeader, proto: bool) -> TrustedProxies {
+        TrustedProxies { networks: list.iter().map(|n| n.parse().unwrap()).collect(), header, proto }
     }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
+    fn at(ip_text: &str, https: Option<bool>) -> Result<Forwarded, Malformed> {
+        Ok(Forwarded { ip: ip(ip_text), https })
+    }
+
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored() {
         let spoofed = headers(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
         assert_eq!(
-            client(ip("198.51.100.7"), &spoofed, &nets(&["10.0.0.0/8"])),
-            Forwarded { ip: ip("198.51.100.7"), https: None }
+            client(ip("198.51.100.7"), &spoofed, &trusting(&["10.0.0.0/8"], XFF, true)),
+            at("198.51.100.7", None)
         );
-        assert_eq!(client(ip("10.0.0.2"), &spoofed, &[]).ip, ip("10.0.0.2"), "no proxy is trusted by default");
+        assert_eq!(client(ip("10.0.0.2"), &spoofed, &TrustedProxies::default()), at("10.0.0.2", None));
     }
 
     #[test]
     fn the_client_is_the_right_most_untrusted_hop() {
-        let trusted = nets(&["10.0.0.0/8"]);
+        let trusted = trusting(&["10.0.0.0/8"], XFF, false);
         // The client put a fake first hop; the trusted proxy appended what it saw.
         let chain = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9"), ("x-forwarded-for", "10.0.0.5")]);
-        assert_eq!(client(ip("10.0.0.2"), &chain, &trusted).ip, ip("203.0.113.9"));
+        assert_eq!(client(ip("10.0.0.2"), &chain, &trusted), at("203.0.113.9", None));
         let all_trusted = headers(&[("x-forwarded-for", "10.1.1.1, 10.2.2.2")]);
-        assert_eq!(client(ip("10.0.0.2"), &all_trusted, &trusted).ip, ip("10.1.1.1"));
-        let unknown = headers(&[("x-forwarded-for", "203.0.113.9, unknown")]);
-        assert_eq!(client(ip("10.0.0.2"), &unknown, &trusted).ip, ip("10.0.0.2"), "garbage ends the walk");
-        assert_eq!(client(ip("10.0.0.2"), &headers(&[]), &trusted).ip, ip("10.0.0.2"));
+        assert_eq!(client(ip("10.0.0.2"), &all_trusted, &trusted), at("10.1.1.1", None));
+        assert_eq!(client(ip("10.0.0.2"), &headers(&[]), &trusted), at("10.0.0.2", None));
+        // An IPv4 peer on a dual-stack socket is still the trusted IPv4 proxy.
+        assert_eq!(client(ip("::ffff:10.0.0.2"), &chain, &trusted), at("203.0.113.9", None));
     }
 
     #[test]
-    fn forwarded_wins_and_says_the_protocol_of_the_client_s_hop() {
-        let trusted = nets(&["10.0.0.0/8"]);
-        let both = headers(&[
-            ("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.9;proto=http"#),
-            ("x-forwarded-for", "203.0.113.50"),
-        ]);
-        assert_eq!(
-            client(ip("10.0.0.2"), &both, &trusted),
-            Forwarded { ip: ip("2001:db8:cafe::17"), https: Some(true) }
-        );
-        // A client's own element claiming https counts for nothing: the trusted proxy's says http.
+    fn an_unreadable_hop_is_malformed_never_the_proxy() {
+        let trusted = trusting(&["10.0.0.0/8"], XFF, false);
+        for junk in ["203.0.113.9, unknown", "_hidden", ""] {
+            assert_eq!(
+                client(ip("10.0.0.2"), &headers(&[("x-forwarded-for", junk)]), &trusted),
+                Err(Malformed),
+                "{junk}"
+            );
+        }
+        let mut binary = HeaderMap::new();
+        binary.insert("x-forwarded-for", http::HeaderValue::from_bytes(b"\x80, 198.51.100.7").unwrap());
+        assert_eq!(client(ip("10.0.0.2"), &binary, &trusted), Err(Malformed));
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read() {
+        let both = headers(&[("forwarded", "for=203.0.113.9"), ("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(client(ip("10.0.0.2"), &both, &trusting(&["10.0.0.0/8"], XFF, false)), at("198.51.100.7", None));
+        let forwarded = trusting(&["10.0.0.0/8"], ForwardedHeader::Forwarded, true);
+        assert_eq!(client(ip("10.0.0.2"), &both, &forwarded), at("203.0.113.9", None));
+        let chain = headers(&[("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.9;proto=http"#)]);
+        assert_eq!(client(ip("10.0.0.2"), &chain, &forwarded), at("2001:db8:cafe::17", Some(true)));
+        // A client's own element claiming https counts for nothing: the proxy's says http.
         let claimed = headers(&[("forwarded", "for=198.51.100.1;proto=https, for=203.0.113.7;proto=http")]);
-        assert_eq!(client(ip("10.0.0.2"), &claimed, &trusted), Forwarded { ip: ip("203.0.113.7"), https: Some(false) });
-        let outside = headers(&[("forwarded", "for=192.0.2.60:8080;proto=http;by=203.0.113.43")]);
-        assert_eq!(client(ip("10.0.0.2"), &outside, &trusted), Forwarded { ip: ip("192.0.2.60"), https: Some(false) });
-        let proto = headers(&[("x-forwarded-for", "192.0.2.1"), ("x-forwarded-proto", "https")]);
-        assert_eq!(client(ip("10.0.0.2"), &proto, &trusted).https, Some(true));
-        let spoof = headers(&[("x-forwarded-for", "1.2.3.4, 192.0.2.1"), ("x-forwarded-proto", "http")]);
-        assert_eq!(client(ip("10.0.0.2"), &spoof, &trusted), Forwarded { ip: ip("192.0.2.1"), https: Some(false) });
+        assert_eq!(client(ip("10.0.0.2"), &claimed, &forwarded), at("203.0.113.7", Some(false)));
+        assert_eq!(client(ip("10.0.0.2"), &headers(&[("forwarded", "x")]), &forwarded), Err(Malformed));
+        assert_eq!(client(ip("10.0.0.2"), &headers(&[("forwarded", "by=10.0.0.1")]), &forwarded), Err(Malformed));
+    }
+
+    #[test]
+    fn the_protocol_counts_only_when_the_proxies_set_it_hop_for_hop() {
+        let sets_proto = trusting(&["10.0.0.0/8"], XFF, true);
+        let one = headers(&[("x-forwarded-for", "192.0.2.1"), ("x-forwarded-proto", "https")]);
+        assert_eq!(client(ip("10.0.0.2"), &one, &sets_proto), at("192.0.2.1", Some(true)));
+        assert_eq!(client(ip("10.0.0.2"), &one, &trusting(&["10.0.0.0/8"], XFF, false)), at("192.0.2.1", None));
+        let unpaired = headers(&[("x-forwarded-for", "1.2.3.4, 192.0.2.1"), ("x-forwarded-proto", "https")]);
+        assert_eq!(client(ip("10.0.0.2"), &unpaired, &sets_proto), at("192.0.2.1", None));
     }
 
     #[test]
@@ -175,6 +227,7 @@ mod tests {
         assert_eq!(parse_node("192.0.2.1:80"), Some(ip("192.0.2.1")));
         assert_eq!(parse_node("[2001:db8::1]:80"), Some(ip("2001:db8::1")));
         assert_eq!(parse_node("2001:db8::1"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_node("::ffff:198.51.100.7"), Some(ip("198.51.100.7")));
         assert_eq!(parse_node("_hidden"), None);
         assert_eq!(parse_node("unknown"), None);
     }

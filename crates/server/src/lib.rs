@@ -20,11 +20,8 @@ pub mod tls;
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
 use latchkey_meta::{BucketConfigStore, IdentityStore, MetaStore, PgStore, SqliteStore};
@@ -41,13 +38,12 @@ use credentials::RootSource;
 use listener::Listener;
 use surface::Surfaces;
 
-/// A client that has not finished sending its request headers by then is disconnected.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A bound, ready server.
 pub struct Server {
     /// The first is `listen`; the others are `[[listeners]]`.
     listeners: Vec<Listener>,
+    /// SIGHUP (TLS reload), caught from `bind` on.
+    hangups: tokio::signal::unix::Signal,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
@@ -110,6 +106,8 @@ impl Server {
         s3.set_access(authorizer);
         s3.set_validation(BucketNames);
         s3.set_route(SharesApi::new(shares.clone()));
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
             listeners.push(Listener::bind(listener).await?);
@@ -131,7 +129,7 @@ impl Server {
                 trusted_proxies: config.trusted_proxies.clone(),
             },
         );
-        Ok(Self { listeners, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, config })
+        Ok(Self { listeners, hangups, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, config })
     }
 
     /// Every listener: its URL (scheme and bound address) and the surfaces it serves, `listen`
@@ -143,11 +141,6 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting and waits up to the configured
     /// grace period for in-flight requests.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_headers(router::PARSER_MAX_HEADERS);
         let graceful = Arc::new(GracefulShutdown::new());
         // Background work: the blob collector (starting with whatever an earlier run left queued)
         // and the share sweeper. Both stop when `stop_background` is dropped.
@@ -175,13 +168,11 @@ impl Server {
             async move { configs.maintain(until()).await }
         });
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
-        if !certificates.is_empty() {
-            tokio::spawn(listener::reload_tls_on_hangup(certificates, until_stopped()));
-        }
+        tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
         let shared = Arc::new(listener::Shared {
             dispatch: self.dispatch.clone(),
-            http: Arc::new(http),
+            http: Arc::new(listener::Protocols::new(self.config.header_read_timeout)),
             public_url: self.config.public_url.clone(),
             plain_http_from_loopback: self.config.plain_http_from_loopback,
             graceful: graceful.clone(),

@@ -6,11 +6,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use latchkey_share::PublicBase;
@@ -21,12 +22,41 @@ use crate::router;
 use crate::surface::Surfaces;
 use crate::tls::{self, Tls};
 
+/// HTTP/2 connections are pinged this often when idle, and closed when a ping goes unanswered
+/// for `H2_KEEP_ALIVE_TIMEOUT`.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A client that has not finished its TLS handshake by then is disconnected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a plain-HTTP client of a TLS listener gets when it may not speak plain HTTP.
 const USE_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 53\r\n\
 Connection: close\r\n\r\nThis server speaks HTTPS only: use an https:// URL.\r\n";
+
+/// HTTP/1.1 and HTTP/2 as served. A connection speaks the one TLS's ALPN agreed on, and plain
+/// connections HTTP/1.1: no connection waits, untimed, for the bytes that would tell (as
+/// hyper's auto-detection does), so the header-read timeout holds from the first moment.
+pub struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    /// A client that has not sent a whole request head by then (from its first byte, or from
+    /// the end of its previous request) is disconnected: slowloris, or a connection held idle.
+    header_read_timeout: Duration,
+}
+
+impl Protocols {
+    pub fn new(header_read_timeout: Duration) -> Protocols {
+        let mut http1 = http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).max_headers(router::PARSER_MAX_HEADERS);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(H2_KEEP_ALIVE_INTERVAL))
+            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+        Protocols { http1, http2, header_read_timeout }
+    }
+}
 
 /// A bound listener.
 pub struct Listener {
@@ -40,7 +70,7 @@ pub struct Listener {
 /// connections to wait for at shutdown.
 pub struct Shared {
     pub dispatch: Arc<router::Dispatch>,
-    pub http: Arc<auto::Builder<TokioExecutor>>,
+    pub http: Arc<Protocols>,
     /// `public_url`, if configured.
     pub public_url: Option<String>,
     pub plain_http_from_loopback: bool,
@@ -112,7 +142,7 @@ impl Listener {
             };
             match self.tls.clone() {
                 None => {
-                    tokio::spawn(accepted.serve(stream, false));
+                    tokio::spawn(accepted.serve(stream, false, false));
                 }
                 Some(tls) => {
                     let plain_ok = shared.plain_http_from_loopback && peer.ip().is_loopback();
@@ -137,7 +167,7 @@ impl Listener {
 /// A connection just accepted, with what serving it takes.
 struct Accepted {
     dispatch: Arc<router::Dispatch>,
-    http: Arc<auto::Builder<TokioExecutor>>,
+    http: Arc<Protocols>,
     watcher: Watcher,
     peer: SocketAddr,
     public_base: PublicBase,
@@ -145,16 +175,37 @@ struct Accepted {
 }
 
 impl Accepted {
-    /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves or shutdown closes it.
-    async fn serve<I>(self, io: I, secure: bool)
+    /// Serves HTTP/1.1 (or HTTP/2 if `h2`) on `io` until the client leaves or shutdown closes it.
+    async fn serve<I>(self, io: I, secure: bool, h2: bool)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let Accepted { dispatch, http, watcher, peer, public_base, surfaces } = self;
         let conn = Arc::new(router::Connection { peer, public_base, secure, surfaces });
-        let service = hyper::service::service_fn(move |req| dispatch.clone().handle(req, conn.clone()));
-        let conn = http.serve_connection(TokioIo::new(io), service).into_owned();
-        if let Err(e) = watcher.watch(conn).await {
+        // HTTP/2 has no header-read timeout: a connection that has not brought a request by
+        // then is closed here (later idleness is the keep-alive pings' to end).
+        let asked = Arc::new(AtomicBool::new(false));
+        let noted = asked.clone();
+        let service = hyper::service::service_fn(move |req| {
+            noted.store(true, Ordering::Relaxed);
+            dispatch.clone().handle(req, conn.clone())
+        });
+        let io = TokioIo::new(io);
+        let ended = if h2 {
+            let served = std::pin::pin!(watcher.watch(http.http2.serve_connection(io, service)));
+            let deadline = tokio::time::sleep(http.header_read_timeout);
+            match futures::future::select(served, std::pin::pin!(deadline)).await {
+                futures::future::Either::Left((ended, _)) => ended,
+                futures::future::Either::Right(((), served)) if asked.load(Ordering::Relaxed) => served.await,
+                futures::future::Either::Right(_) => {
+                    tracing::debug!(%peer, "HTTP/2 connection closed: no request within the header-read timeout");
+                    return;
+                }
+            }
+        } else {
+            watcher.watch(http.http1.serve_connection(io, service)).await
+        };
+        if let Err(e) = ended {
             tracing::debug!(error = %e, %peer, "connection ended with an error");
         }
     }
@@ -164,41 +215,45 @@ impl Accepted {
     async fn serve_tls(self, mut stream: TcpStream, tls: Arc<Tls>, plain_ok: bool) {
         let peer = self.peer;
         let mut first = [0u8; 1];
-        match tokio::time::timeout(crate::HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+        match tokio::time::timeout(self.http.header_read_timeout, stream.peek(&mut first)).await {
             Ok(Ok(1)) => {}
             _ => return,
         }
         if !tls::starts_handshake(first[0]) {
             if plain_ok {
-                return self.serve(stream, false).await;
+                return self.serve(stream, false, false).await;
             }
             let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, USE_HTTPS).await;
             return;
         }
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
-            Ok(Ok(tls_stream)) => self.serve(tls_stream, true).await,
+            Ok(Ok(tls_stream)) => {
+                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.serve(tls_stream, true, h2).await
+            }
             Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     }
 }
 
-/// Reads every listener's certificate and key again on each SIGHUP until `stopped` resolves; a
+/// Reads every listener's certificate and key again on each SIGHUP (`hangups`, installed before
+/// the server said it listens, so an early SIGHUP does not end it) until `stopped` resolves; a
 /// failure is logged and that listener keeps its previous certificate.
-pub async fn reload_tls_on_hangup(certificates: Vec<Arc<Tls>>, stopped: impl Future<Output = ()>) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP: TLS certificates will not be reloaded");
-            return;
-        }
-    };
+pub async fn reload_tls_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    certificates: Vec<Arc<Tls>>,
+    stopped: impl Future<Output = ()>,
+) {
     let mut stopped = std::pin::pin!(stopped);
     loop {
         tokio::select! {
             received = hangups.recv() => {
                 if received.is_none() {
                     return;
+                }
+                if certificates.is_empty() {
+                    tracing::info!("SIGHUP: no TLS certificate to reload");
                 }
                 for tls in &certificates {
                     match tls.reload() {

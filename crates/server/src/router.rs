@@ -17,7 +17,6 @@ use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use ipnet::IpNet;
 use latchkey_identity::{ClientConnection, QueryApi};
 use latchkey_meta::{MetaError, MetaStore};
 use latchkey_s3::{BucketConfigs, SigV2Verifier, SigningRules};
@@ -26,8 +25,9 @@ use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
+use crate::forwarded::{self, Malformed, TrustedProxies};
 use crate::surface::{Surface, Surfaces};
-use crate::{access_path, error_body, forwarded};
+use crate::{access_path, error_body};
 
 /// How long `/-/health` waits for the metadata store before calling it down.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,14 +101,14 @@ pub struct Dispatch {
     /// `Strict-Transport-Security` for responses over TLS, if any.
     hsts: Option<HeaderValue>,
     /// Proxies whose forwarding headers name the client (`forwarded.rs`).
-    trusted_proxies: Vec<IpNet>,
+    trusted_proxies: TrustedProxies,
 }
 
 /// What the listener's settings say about its connections: whose forwarding headers are believed,
 /// and the HSTS age of answers over TLS (0: none).
 pub struct Transport {
     pub hsts_max_age_secs: u64,
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// What a connection tells every request on it.
@@ -157,7 +157,10 @@ impl Dispatch {
     ) -> Result<Response<Body>, Infallible> {
         // The client: the peer, or whom trusted proxies name. Every gate reads it from here
         // (the public share routes as axum's ConnectInfo), and share links their base URL.
-        let forwarded = forwarded::client(conn.peer.ip(), req.headers(), &self.trusted_proxies);
+        let forwarded = match forwarded::client(conn.peer.ip(), req.headers(), &self.trusted_proxies) {
+            Ok(forwarded) => forwarded,
+            Err(Malformed) => return Ok(bad_forwarding_header()),
+        };
         let client = ClientConnection { ip: forwarded.ip, secure: conn.secure || forwarded.https == Some(true) };
         req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(client.ip, conn.peer.port())));
         req.extensions_mut().insert(conn.public_base.clone());
@@ -283,6 +286,15 @@ fn header_bytes<B>(req: &Request<B>) -> usize {
     req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
 }
 
+/// The answer to a request whose trusted proxy's forwarding header cannot be read: who the client
+/// is cannot be known, and guessing (the proxy's own address) would hand it the proxy's network.
+fn bad_forwarding_header() -> Response<Body> {
+    let mut resp = Response::new(Body::from("Bad Request: unreadable forwarding header\n".to_owned()));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
 /// The answer to a request for a surface its listener does not serve: a bare 404, not an S3
 /// error, so that a share-links listener does not even tell that an S3 API exists.
 fn not_served() -> Response<Body> {
@@ -323,12 +335,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn health_is_down_when_the_store_cannot_answer() {
+    async fn ready_is_down_when_the_store_cannot_answer_and_health_stays_up() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn MetaStore> =
             Arc::new(latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
-        assert_eq!(health(store.clone()).await, (StatusCode::OK, "ok\n"));
+        let data_dir: Arc<std::path::Path> = dir.path().into();
+        assert_eq!(ready(store.clone(), data_dir.clone()).await, (StatusCode::OK, "ready\n"));
         store.close().await;
-        assert_eq!(health(store).await, (StatusCode::SERVICE_UNAVAILABLE, "down: metadata database unreachable\n"));
+        let down = (StatusCode::SERVICE_UNAVAILABLE, "not ready: metadata database unreachable\n");
+        assert_eq!(ready(store.clone(), data_dir).await, down);
+        assert_eq!(health(store).await, (StatusCode::OK, "ok\n"), "a restart would not bring the database back");
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
@@ -59,7 +59,7 @@ pub fn starts_handshake(first: u8) -> bool {
 
 fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
     let chain = read_chain(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| {
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(pem_problem).with_context(|| {
         format!("cannot read a private key (PKCS#8, PKCS#1 or SEC1 PEM) from {}", files.key.display())
     })?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
@@ -78,11 +78,24 @@ fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// What is wrong with a PEM file, without its content: the parser's own messages quote the
+/// offending line, which in a key file flattened onto one line is the whole key.
+fn pem_problem(error: pem::Error) -> anyhow::Error {
+    match error {
+        pem::Error::Io(e) => anyhow::Error::new(e),
+        pem::Error::NoItemsFound => anyhow::anyhow!("no PEM block of the expected kind"),
+        pem::Error::SectionTooLarge => anyhow::anyhow!("a PEM section is too large"),
+        _ => anyhow::anyhow!("not well-formed PEM (each BEGIN and END line on a line of its own)"),
+    }
+}
+
 fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let unreadable = || format!("cannot read certificates (PEM) from {}", path.display());
     let chain = CertificateDer::pem_file_iter(path)
+        .map_err(pem_problem)
         .with_context(unreadable)?
         .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_problem)
         .with_context(unreadable)?;
     if chain.is_empty() {
         anyhow::bail!("{} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)", path.display());
@@ -158,6 +171,17 @@ mod tests {
         let err = format!("{:#}", tls.reload().unwrap_err());
         assert!(err.contains("does not fit the certificate"), "{err}");
         assert_eq!(served_certificate(&tls, &second_cert, "second.test").await, der(&second_cert));
+    }
+
+    #[test]
+    fn a_malformed_key_file_is_refused_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed("flat.test");
+        let flattened = key.replace('\n', " ");
+        let err = format!("{:#}", Tls::load(files(dir.path(), &cert, &flattened)).err().unwrap());
+        assert!(err.contains("not well-formed PEM"), "{err}");
+        let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(!err.contains(&body[..16]), "the key appears in the error: {err}");
     }
 
     #[test]

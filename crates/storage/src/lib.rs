@@ -92,6 +92,9 @@ pub struct BlobStore {
 /// file, so nothing is left behind in `tmp/` or `blobs/`.
 struct FailedWriteGuard {
     path: PathBuf,
+    /// Where the blob goes once renamed: removed too, in case the rename finished (and saw no
+    /// abandonment) just before the write was dropped.
+    destination: Option<PathBuf>,
     armed: bool,
     abandoned: Arc<AtomicBool>,
 }
@@ -101,6 +104,9 @@ impl Drop for FailedWriteGuard {
         if self.armed {
             self.abandoned.store(true, Ordering::SeqCst);
             let _ = std::fs::remove_file(&self.path);
+            if let Some(destination) = &self.destination {
+                let _ = std::fs::remove_file(destination);
+            }
         }
     }
 }
@@ -161,7 +167,8 @@ impl BlobStore {
         let blob_id = uuid::Uuid::new_v4().simple().to_string();
         let tmp_path = self.tmp.join(&blob_id);
         let abandoned = Arc::new(AtomicBool::new(false));
-        let mut guard = FailedWriteGuard { path: tmp_path.clone(), armed: true, abandoned: abandoned.clone() };
+        let mut guard =
+            FailedWriteGuard { path: tmp_path.clone(), destination: None, armed: true, abandoned: abandoned.clone() };
         let mut file: Option<std::fs::File> = None;
         let mut pending: Vec<Bytes> = Vec::new();
         let mut pending_len = 0;
@@ -194,6 +201,7 @@ impl BlobStore {
             return Err(StorageError::Incomplete { got: size, expected });
         }
         let final_path = self.blob_path(&blob_id)?;
+        guard.destination = Some(final_path.clone());
         let (tmp, dest, fan_out, id) =
             (tmp_path.clone(), final_path.clone(), Arc::clone(&self.fan_out), blob_id.clone());
         let hashed = self.md5.update(md5, pending.clone());
@@ -202,10 +210,6 @@ impl BlobStore {
             unless_abandoned(&abandoned, &dest)
         };
         let (hashed, persisted) = tokio::join!(hashed, blocking(persist));
-        if persisted.is_ok() {
-            // Past the rename, a failure must remove the blob itself.
-            guard.path = final_path;
-        }
         persisted?;
         let md5 = hashed?.finish();
         if limits.expected_md5.is_some_and(|declared| declared != md5) {
