@@ -331,9 +331,10 @@ impl Condition {
             Test::Binary(policy) => BASE64.decode(value).is_ok_and(|request| policy.contains(&request)),
             // An IPv4 client written as IPv6 (`::ffff:192.0.2.1`, from a dual-stack socket or
             // proxy) is the IPv4 address to an IPv4 block.
-            Test::Ip(policy) => value
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| policy.iter().any(|net| net.contains(&ip) || net.contains(&ip.to_canonical()))),
+            Test::Ip(policy) => value.parse::<IpAddr>().is_ok_and(|ip| {
+                let canonical = ip.to_canonical();
+                policy.iter().any(|net| net.contains(&ip) || (canonical != ip && net.contains(&canonical)))
+            }),
             Test::Null(_) => false,
         }
     }
