@@ -178,6 +178,15 @@ impl Identity {
         self.directory.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Whether `access_key_id` is a key this replica knows (root's, an IAM user's, or a session
+    /// it has seen), from memory: what may have a rate limit of its own, where made-up ids (which
+    /// cost nothing to invent) are limited only with their sender's address.
+    pub fn knows_access_key(&self, access_key_id: &str) -> bool {
+        access_key_id == self.root.access_key_id
+            || self.directory().keys.contains_key(access_key_id)
+            || self.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains_key(access_key_id)
+    }
+
     /// Reads the store and replaces the directory (unless a newer one is in place already). Key
     /// uses noted in the directory being replaced are written first.
     pub async fn reload(&self) -> Result<(), MetaError> {

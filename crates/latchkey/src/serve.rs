@@ -57,7 +57,8 @@ pub struct ServeArgs {
     /// surfaces among s3, shares, metrics, health), [[listeners]] (address, surfaces, tls_cert,
     /// tls_key, allow_cidrs), trusted_proxies (CIDRs whose forwarding header names the client),
     /// forwarded_header (x-forwarded-for or forwarded), trust_forwarded_proto (false),
-    /// header_read_timeout_secs (30). Flags and environment variables override it.
+    /// header_read_timeout_secs (30), [rate_limits] (per_ip, per_key, per_link requests per second
+    /// with *_burst, failed_auth_cost, exempt). Flags and environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

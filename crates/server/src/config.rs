@@ -1,6 +1,7 @@
 //! Server settings: defaults, overridden by a TOML file, overridden by flags and environment.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
 
 use crate::forwarded::{ForwardedHeader, TrustedProxies};
+use crate::rate::{Rate, RateSettings};
 use crate::surface::{Surface, Surfaces};
 use crate::tls::TlsFiles;
 
@@ -26,6 +28,11 @@ pub const DEFAULT_SHARE_RESUME_OVERLAP: u64 = 1024 * 1024;
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How often redemptions of unknown share tokens are written to the audit trail, by default.
 pub const DEFAULT_UNKNOWN_TOKENS_FLUSH: Duration = Duration::from_secs(60);
+/// Requests per second allowed by default, per client address, per access key and per share
+/// link (each with twice as much burst); loopback is exempt by default.
+pub const DEFAULT_RATE_PER_IP: u32 = 1000;
+pub const DEFAULT_RATE_PER_KEY: u32 = 1000;
+pub const DEFAULT_RATE_PER_LINK: u32 = 10;
 /// HSTS max-age over TLS, by default: one year.
 pub const DEFAULT_HSTS_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
 /// Connections each server opens to PostgreSQL at most. PostgreSQL's default
@@ -79,6 +86,7 @@ pub struct ServerConfig {
     pub hsts_max_age_secs: u64,
     /// A client that has not sent a whole request head by then is disconnected.
     pub header_read_timeout: Duration,
+    pub rate_limits: RateSettings,
     /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
     pub trusted_proxies: TrustedProxies,
 }
@@ -109,6 +117,8 @@ pub struct ConfigFile {
     pub hsts_max_age_secs: Option<u64>,
     pub trusted_proxies: Option<Vec<String>>,
     pub header_read_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub rate_limits: RateLimitsFile,
     /// `x-forwarded-for` (default) or `forwarded`: the header the trusted proxies write.
     pub forwarded_header: Option<String>,
     /// Whether the trusted proxies set `X-Forwarded-Proto` / `proto=` (default false).
@@ -117,6 +127,20 @@ pub struct ConfigFile {
     pub allow_cidrs: Option<Vec<String>>,
     #[serde(default)]
     pub listeners: Vec<ListenerFile>,
+}
+
+/// The `[rate_limits]` table: requests per second and burst of each kind (0 turns it off).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFile {
+    pub per_ip: Option<u32>,
+    pub per_ip_burst: Option<u32>,
+    pub per_key: Option<u32>,
+    pub per_key_burst: Option<u32>,
+    pub per_link: Option<u32>,
+    pub per_link_burst: Option<u32>,
+    pub failed_auth_cost: Option<u32>,
+    pub exempt: Option<Vec<String>>,
 }
 
 /// One `[[listeners]]` table.
@@ -242,6 +266,7 @@ impl ServerConfig {
             hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
             trusted_proxies,
             header_read_timeout,
+            rate_limits: file.rate_limits.resolve()?,
         })
     }
 }
@@ -250,6 +275,35 @@ impl ServerConfig {
     /// The first listener's address (`listen`).
     pub fn listen(&self) -> SocketAddr {
         self.listeners[0].address
+    }
+}
+
+impl RateLimitsFile {
+    fn resolve(self) -> anyhow::Result<RateSettings> {
+        let rate = |name: &str, per_second: Option<u32>, burst: Option<u32>, default: u32| {
+            let per_second = per_second.unwrap_or(default);
+            let Some(per_second) = NonZeroU32::new(per_second) else { return Ok(None) };
+            let burst = burst.unwrap_or(per_second.get().saturating_mul(2));
+            let burst = NonZeroU32::new(burst)
+                .filter(|b| *b >= per_second)
+                .with_context(|| format!("rate_limits.{name}_burst must be at least {name} ({per_second})"))?;
+            anyhow::Ok(Some(Rate { per_second, burst }))
+        };
+        let exempt = match self.exempt {
+            Some(list) => list
+                .iter()
+                .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid rate_limits.exempt entry {cidr:?}")))
+                .collect::<anyhow::Result<_>>()?,
+            None => vec!["127.0.0.0/8".parse()?, "::1/128".parse()?],
+        };
+        Ok(RateSettings {
+            per_ip: rate("per_ip", self.per_ip, self.per_ip_burst, DEFAULT_RATE_PER_IP)?,
+            per_key: rate("per_key", self.per_key, self.per_key_burst, DEFAULT_RATE_PER_KEY)?,
+            per_link: rate("per_link", self.per_link, self.per_link_burst, DEFAULT_RATE_PER_LINK)?,
+            failed_auth_cost: NonZeroU32::new(self.failed_auth_cost.unwrap_or(10))
+                .context("rate_limits.failed_auth_cost must be at least 1")?,
+            exempt,
+        })
     }
 }
 
@@ -422,6 +476,22 @@ mod tests {
         assert!(err.contains("TLS needs both"), "{err}");
         let err = resolve("allow_cidrs = [\"nope\"]");
         assert!(err.contains("invalid listen: invalid allow_cidrs entry \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_have_safe_defaults_and_explained_mistakes() {
+        let defaults = ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().rate_limits;
+        assert_eq!(defaults.per_ip.unwrap().per_second.get(), DEFAULT_RATE_PER_IP);
+        assert_eq!(defaults.per_link.unwrap().burst.get(), 2 * DEFAULT_RATE_PER_LINK);
+        assert!(defaults.exempt.iter().any(|net| net.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap())));
+        let file: ConfigFile =
+            toml::from_str("[rate_limits]\nper_ip = 0\nper_key = 5\nper_key_burst = 7\nexempt = []").unwrap();
+        let set = ServerConfig::resolve(Overrides::default(), file).unwrap().rate_limits;
+        assert_eq!((set.per_ip, set.per_key.unwrap().burst.get(), set.exempt.len()), (None, 7, 0));
+        let file: ConfigFile = toml::from_str("[rate_limits]\nper_link = 5\nper_link_burst = 2").unwrap();
+        let err = format!("{:#}", ServerConfig::resolve(Overrides::default(), file).unwrap_err());
+        assert!(err.contains("rate_limits.per_link_burst must be at least per_link (5)"), "{err}");
+        assert!(toml::from_str::<ConfigFile>("[rate_limits]\nper_second = 1").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod credentials;
 mod error_body;
 mod forwarded;
 mod listener;
+mod rate;
 mod router;
 pub mod surface;
 pub mod tls;
@@ -44,6 +45,7 @@ pub struct Server {
     listeners: Vec<Listener>,
     /// SIGHUP (TLS reload), caught from `bind` on.
     hangups: tokio::signal::unix::Signal,
+    limits: Arc<rate::RateLimits>,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
@@ -117,6 +119,7 @@ impl Server {
             max_presigned_expiry: config.max_presigned_expiry,
             sigv2: config.sigv2,
         };
+        let limits = Arc::new(rate::RateLimits::new(&config.rate_limits));
         let dispatch = router::Dispatch::new(
             s3.build(),
             router::public_routes(redemption_routes(shares.clone()), meta.clone(), &config.data_dir),
@@ -124,12 +127,25 @@ impl Server {
             signing,
             SigV2Verifier::new(keys),
             configs.clone(),
-            router::Transport {
+            router::Guard {
                 hsts_max_age_secs: config.hsts_max_age_secs,
                 trusted_proxies: config.trusted_proxies.clone(),
+                limits: limits.clone(),
+                identity: identity.clone(),
             },
         );
-        Ok(Self { listeners, hangups, dispatch: Arc::new(dispatch), objects, shares, meta, identity, configs, config })
+        Ok(Self {
+            listeners,
+            hangups,
+            limits,
+            dispatch: Arc::new(dispatch),
+            objects,
+            shares,
+            meta,
+            identity,
+            configs,
+            config,
+        })
     }
 
     /// Every listener: its URL (scheme and bound address) and the surfaces it serves, `listen`
@@ -167,6 +183,7 @@ impl Server {
             let until = until_stopped.clone();
             async move { configs.maintain(until()).await }
         });
+        tokio::spawn(self.limits.clone().maintain(until_stopped()));
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
         tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });

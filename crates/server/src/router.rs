@@ -17,7 +17,7 @@ use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use latchkey_identity::{ClientConnection, QueryApi};
+use latchkey_identity::{ClientConnection, Identity, QueryApi};
 use latchkey_meta::{MetaError, MetaStore};
 use latchkey_s3::{BucketConfigs, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
@@ -26,6 +26,7 @@ use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
 use crate::forwarded::{self, Malformed, TrustedProxies};
+use crate::rate::{self, RateLimits};
 use crate::surface::{Surface, Surfaces};
 use crate::{access_path, error_body};
 
@@ -102,13 +103,18 @@ pub struct Dispatch {
     hsts: Option<HeaderValue>,
     /// Proxies whose forwarding headers name the client (`forwarded.rs`).
     trusted_proxies: TrustedProxies,
+    limits: Arc<RateLimits>,
+    /// Tells known access keys (which have a rate limit of their own) from made-up ones.
+    identity: Arc<Identity>,
 }
 
-/// What the listener's settings say about its connections: whose forwarding headers are believed,
-/// and the HSTS age of answers over TLS (0: none).
-pub struct Transport {
+/// What guards every request before it is routed: whose forwarding headers are believed, the
+/// rate limits, and the HSTS age of answers over TLS (0: none).
+pub struct Guard {
     pub hsts_max_age_secs: u64,
     pub trusted_proxies: TrustedProxies,
+    pub limits: Arc<RateLimits>,
+    pub identity: Arc<Identity>,
 }
 
 /// What a connection tells every request on it.
@@ -142,12 +148,13 @@ impl Dispatch {
         signing: SigningRules,
         sigv2: SigV2Verifier,
         configs: Arc<BucketConfigs>,
-        transport: Transport,
+        guard: Guard,
     ) -> Self {
-        let Transport { hsts_max_age_secs, trusted_proxies } = transport;
+        let Guard { hsts_max_age_secs, trusted_proxies, limits, identity } = guard;
         let hsts = (hsts_max_age_secs > 0)
             .then(|| HeaderValue::try_from(format!("max-age={hsts_max_age_secs}")).expect("digits are a header value"));
-        Self { s3, routes, query, signing, sigv2, configs, request_ids: RequestIds::new(), hsts, trusted_proxies }
+        let request_ids = RequestIds::new();
+        Self { s3, routes, query, signing, sigv2, configs, request_ids, hsts, trusted_proxies, limits, identity }
     }
 
     pub async fn handle(
@@ -169,8 +176,12 @@ impl Dispatch {
         let request_id = self.request_ids.next();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let mut resp = if !conn.surfaces.contains(Surface::of(&path)) {
+        let surface = Surface::of(&path);
+        let asker = self.asker(client, &path, &req);
+        let mut resp = if !conn.surfaces.contains(surface) {
             not_served()
+        } else if let Some(Err(wait)) = asker.as_ref().map(|a| self.limits.check(&a.borrowed())) {
+            slow_down(surface, wait)
         } else if req.headers().len() > MAX_HEADER_COUNT {
             s3_error_response(S3Error::with_message(
                 S3ErrorCode::RequestHeaderSectionTooLarge,
@@ -189,6 +200,11 @@ impl Dispatch {
         } else {
             self.s3(req).await
         };
+        if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+            && let Some(asker) = &asker
+        {
+            self.limits.failed(&asker.borrowed());
+        }
         if resp.status().as_u16() >= 400
             && is_xml(&resp)
             && let Some(body) = resp.body().bytes()
@@ -284,6 +300,48 @@ fn is_signed_api(path: &str) -> bool {
 
 fn header_bytes<B>(req: &Request<B>) -> usize {
     req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+/// What a request is counted under: its client, the known key that signs it and the share link
+/// it presents; `None` for an exempt client (nothing is parsed for it).
+struct OwnedAsker {
+    ip: std::net::IpAddr,
+    key: Option<String>,
+    link: Option<String>,
+}
+
+impl OwnedAsker {
+    fn borrowed(&self) -> rate::Asker<'_> {
+        rate::Asker { ip: self.ip, key: self.key.as_deref(), link: self.link.as_deref() }
+    }
+}
+
+impl Dispatch {
+    fn asker(&self, client: ClientConnection, path: &str, req: &Request<Incoming>) -> Option<OwnedAsker> {
+        if self.limits.exempts(&client.ip) {
+            return None;
+        }
+        let query = req.uri().query();
+        let key = rate::access_key_of(req.headers(), query).filter(|key| self.identity.knows_access_key(key));
+        let link = rate::share_token_of(path, req.headers(), query);
+        Some(OwnedAsker { ip: client.ip, key, link })
+    }
+}
+
+/// A request over its rate: `503 SlowDown` in S3 XML on the S3 surface (what S3 clients back
+/// off on), `429` elsewhere; both say when to come back.
+fn slow_down(surface: Surface, wait: Duration) -> Response<Body> {
+    let mut resp = if surface == Surface::S3 {
+        s3_error_response(S3Error::with_message(S3ErrorCode::SlowDown, "Please reduce your request rate."))
+    } else {
+        let mut resp = Response::new(Body::from("Too Many Requests\n".to_owned()));
+        *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        resp
+    };
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    resp
 }
 
 /// The answer to a request whose trusted proxy's forwarding header cannot be read: who the client

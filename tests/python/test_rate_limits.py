@@ -1,0 +1,81 @@
+"""Rate limits per client address, per access key and per share link: over its rate a client gets
+`503 SlowDown` (S3 XML) on the S3 API and `429` elsewhere, both with `Retry-After`, while other
+clients are served; it recovers once the window passes; failed authentications cost more. The
+clients' addresses are set through a trusted proxy (the tests stand in for it)."""
+
+import time
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from conftest import Server
+from test_identity import signed_request
+from test_shares import mint
+
+
+def limited_server(tmp_path, **limits):
+    config = {"trusted_proxies": ["127.0.0.1"],
+              "rate_limits": {"per_ip": 1, "per_ip_burst": 4, "per_link": 100, "failed_auth_cost": 10,
+                              "exempt": [], **limits}}
+    return Server(tmp_path / "data", config=config).start()
+
+
+def health(server, ip):
+    return requests.get(server.endpoint + "/-/health", headers={"X-Forwarded-For": ip}, timeout=10)
+
+
+def test_a_client_over_its_rate_waits_while_another_is_served(tmp_path):
+    server = limited_server(tmp_path)
+    try:
+        s3 = server.client()  # made first: the test runs within the one second a request refills
+
+        def add(request, **_):
+            request.headers["X-Forwarded-For"] = "203.0.113.5"
+        s3.meta.events.register("before-sign.s3.ListBuckets", add)
+        assert [health(server, "203.0.113.5").status_code for _ in range(4)] == [200] * 4
+        refused = health(server, "203.0.113.5")
+        assert (refused.status_code, refused.text) == (429, "Too Many Requests\n")
+        assert int(refused.headers["Retry-After"]) == 1
+        assert health(server, "203.0.113.6").status_code == 200, "another address is not affected"
+
+        # The S3 API answers in S3's words, which SDKs back off on.
+        with pytest.raises(ClientError) as slow:
+            s3.list_buckets()
+        error = slow.value.response
+        assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("SlowDown", 503)
+        assert "retry-after" in error["ResponseMetadata"]["HTTPHeaders"]
+
+        time.sleep(1.1)  # a request's worth at 1/s: the window is what is under test
+        assert health(server, "203.0.113.5").status_code == 200, "recovered"
+    finally:
+        server.stop()
+
+
+def test_failed_authentications_cost_more_than_requests(tmp_path):
+    server = limited_server(tmp_path)
+    try:
+        forged = signed_request(server, "GET", "/", "AKIAFORGEDFORGED0000", "not-the-secret",
+                                headers={"X-Forwarded-For": "198.51.100.9"})
+        assert forged.status_code == 403, forged.text
+        # Ten requests' worth against a burst of four: this address now waits.
+        assert health(server, "198.51.100.9").status_code == 429
+        assert health(server, "198.51.100.10").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_link_has_a_limit_of_its_own_whoever_asks(tmp_path):
+    server = limited_server(tmp_path, per_ip=100, per_ip_burst=100, per_link=1, per_link_burst=2)
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="linked")
+        s3.put_object(Bucket="linked", Key="doc", Body=b"doc")
+        link = mint(server, "linked", "doc", max_uses=10)
+        other = mint(server, "linked", "doc", max_uses=10)
+        got = [requests.get(link["api_url"], headers={"X-Forwarded-For": f"192.0.2.{i}"}, timeout=10).status_code
+               for i in range(1, 4)]
+        assert got == [200, 200, 429], got
+        assert requests.get(other["api_url"], headers={"X-Forwarded-For": "192.0.2.9"}, timeout=10).status_code == 200
+    finally:
+        server.stop()
