@@ -9,7 +9,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import Server
+from conftest import ACCESS_KEY, SECRET_KEY, Server
 from test_identity import signed_request
 from test_shares import mint
 
@@ -77,5 +77,19 @@ def test_a_link_has_a_limit_of_its_own_whoever_asks(tmp_path):
                for i in range(1, 4)]
         assert got == [200, 200, 429], got
         assert requests.get(other["api_url"], headers={"X-Forwarded-For": "192.0.2.9"}, timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_forged_requests_naming_a_key_do_not_lock_out_its_owner(tmp_path):
+    """Key ids are not secret: a stranger's forged requests for root's key cost the stranger's
+    address, not the key (a per-key limit is on here, with room for five)."""
+    server = limited_server(tmp_path, per_ip=100, per_ip_burst=100, per_key=1, per_key_burst=5)
+    try:
+        forged = signed_request(server, "GET", "/", ACCESS_KEY, "not-the-secret",
+                                headers={"X-Forwarded-For": "198.51.100.66"})
+        assert forged.status_code == 403, forged.text
+        owner = signed_request(server, "GET", "/", ACCESS_KEY, SECRET_KEY, headers={"X-Forwarded-For": "192.0.2.7"})
+        assert owner.status_code == 200, owner.text
     finally:
         server.stop()

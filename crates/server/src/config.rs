@@ -28,10 +28,11 @@ pub const DEFAULT_SHARE_RESUME_OVERLAP: u64 = 1024 * 1024;
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How often redemptions of unknown share tokens are written to the audit trail, by default.
 pub const DEFAULT_UNKNOWN_TOKENS_FLUSH: Duration = Duration::from_secs(60);
-/// Requests per second allowed by default, per client address, per access key and per share
-/// link (each with twice as much burst); loopback is exempt by default.
+/// Requests per second allowed by default, per client address and per share link (each with
+/// twice as much burst; loopback is exempt by default). Per access key: off unless configured,
+/// since it counts requests naming a key before their signature is checked (`rate.rs`).
 pub const DEFAULT_RATE_PER_IP: u32 = 1000;
-pub const DEFAULT_RATE_PER_KEY: u32 = 1000;
+pub const DEFAULT_RATE_PER_KEY: u32 = 0;
 pub const DEFAULT_RATE_PER_LINK: u32 = 10;
 /// HSTS max-age over TLS, by default: one year.
 pub const DEFAULT_HSTS_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
@@ -483,6 +484,7 @@ mod tests {
         let defaults = ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap().rate_limits;
         assert_eq!(defaults.per_ip.unwrap().per_second.get(), DEFAULT_RATE_PER_IP);
         assert_eq!(defaults.per_link.unwrap().burst.get(), 2 * DEFAULT_RATE_PER_LINK);
+        assert_eq!(defaults.per_key, None, "off unless configured: it counts before the signature is checked");
         assert!(defaults.exempt.iter().any(|net| net.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap())));
         let file: ConfigFile =
             toml::from_str("[rate_limits]\nper_ip = 0\nper_key = 5\nper_key_burst = 7\nexempt = []").unwrap();

@@ -126,6 +126,9 @@ impl Listener {
                 },
                 () = &mut stop => return,
             };
+            // An IPv4 client of a dual-stack socket (`[::]:9000`) arrives as `::ffff:a.b.c.d`: it
+            // is judged as the IPv4 address it is, by the allow-list and as loopback.
+            let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
             if !self.allow_cidrs.is_empty() && !self.allow_cidrs.iter().any(|net| net.contains(&peer.ip())) {
                 tracing::debug!(%peer, "connection refused: not from a network this listener accepts");
                 continue;
