@@ -70,4 +70,4 @@ def test_a_stalled_log_reader_does_not_stall_requests(tmp_path):
         assert srv.stop() == 0
         reader.join(timeout=30)
     # The lines queued while the pipe was full were written once it drained.
-    assert 'path="/stall-2999" status=403' in drained[0]
+    assert '"path":"/stall-2999",' in drained[0] and '"status":403' in drained[0]

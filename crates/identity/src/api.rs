@@ -127,6 +127,10 @@ impl QueryApi {
             self.identity.caller(&signed.access_key_id, signed.session_token.as_deref()).await.map_err(refused)?;
         let params = QueryParams::parse(body);
         let action = params.action()?.to_owned();
+        let note = parts.extensions.get::<std::sync::Arc<crate::RequestNote>>();
+        if let Some(note) = note {
+            note.principal(&caller.principal(self.identity.account()).arn);
+        }
         if let Some(version) = params.get("Version")
             && version != api.version()
         {
@@ -163,6 +167,12 @@ impl QueryApi {
             Api::Iam => iam::dispatch(&call, &action).await,
             Api::Sts => sts::dispatch(&call, &action).await,
         };
+        // The client's own words are noted only once they proved to be an action's name.
+        if let Some(note) = note
+            && !matches!(&answer, Err(e) if e.code == "InvalidAction")
+        {
+            note.operation(action.clone());
+        }
         if let Err(refused) = &answer
             && refused.code == "AccessDenied"
         {

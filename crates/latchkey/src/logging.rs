@@ -1,4 +1,5 @@
-//! Log output for `serve`: which events may be logged at all, and a writer that never blocks a request.
+//! Log output for `serve`: which events may be logged at all, and a writer that never blocks a
+//! request, for the log and for the access log (to stderr with the log, or to a file of its own).
 //!
 //! A request appends its formatted line to a shared buffer under a short lock and never writes
 //! to stderr itself; a writer thread swaps the buffer out every 100 ms (sooner when it fills
@@ -119,26 +120,32 @@ impl Drop for LogGuard {
         }
         let dropped = self.pending.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
-            eprintln!("latchkey: {dropped} log lines were dropped because stderr could not keep up");
+            eprintln!("latchkey: {dropped} lines were dropped because their output could not keep up");
         }
     }
 }
 
-/// The writer for the log subscriber, and the guard to hold until the program is done.
-pub fn start() -> (LogWriter, LogGuard) {
+/// A writer of lines to `out` (stderr, or the access-log file), and the guard to hold until the
+/// program is done.
+pub fn start(out: Box<dyn Write + Send>) -> (LogWriter, LogGuard) {
     let pending = Arc::new(Pending::default());
     let shared = pending.clone();
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || write_out(&shared))
+        .spawn(move || write_out(&shared, out))
         .expect("the log writer thread starts");
     (LogWriter(pending.clone()), LogGuard { pending, thread: Some(thread) })
 }
 
+impl latchkey_server::AccessSink for LogWriter {
+    fn write_line(&self, line: &[u8]) {
+        let _ = (&*self.0).write(line);
+    }
+}
+
 /// The writer thread: every [`WRITE_EVERY`] (or when woken), takes what is pending and writes it
-/// to stderr outside the lock, until the guard closes it; then writes the rest.
-fn write_out(pending: &Pending) {
-    let mut out = io::stderr();
+/// to `out` outside the lock, until the guard closes it; then writes the rest.
+fn write_out(pending: &Pending, mut out: Box<dyn Write + Send>) {
     let mut spare = Vec::new();
     loop {
         let closing = {

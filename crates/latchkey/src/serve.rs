@@ -1,11 +1,14 @@
 //! `latchkey serve`: flags and environment, logging, signals.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
-use latchkey_server::config::{ConfigFile, Overrides};
-use latchkey_server::{Server, ServerConfig};
+use latchkey_server::config::{AccessLogTarget, ConfigFile, Overrides};
+use latchkey_server::{AccessSink, Server, ServerConfig};
 use tracing_subscriber::fmt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -18,7 +21,8 @@ Root credentials come from LATCHKEY_ROOT_ACCESS_KEY and LATCHKEY_ROOT_SECRET_KEY
 otherwise they are generated on the first start, printed once, and stored (mode 0600) in \
 DATA_DIR/root-credentials in AWS credentials-file format (profile \"latchkey\").
 
-Logs go to stderr; RUST_LOG filters them (default: info); s3s and aws_sigv4, which log signatures, stay off. SIGINT or SIGTERM stops accepting \
+Logs go to stderr; RUST_LOG filters them (default: info); s3s and aws_sigv4, which log signatures, stay off. \
+The access log (one JSON line per request) goes with them unless access_log in the config file says otherwise. SIGINT or SIGTERM stops accepting \
 connections and lets in-flight requests finish (shutdown_grace_secs in the config file, default 30). \
 At start the open-file soft limit is raised to the hard limit (each client connection is a file).")]
 pub struct ServeArgs {
@@ -57,8 +61,12 @@ pub struct ServeArgs {
     /// surfaces among s3, shares, metrics, health), [[listeners]] (address, surfaces, tls_cert,
     /// tls_key, allow_cidrs), trusted_proxies (CIDRs whose forwarding header names the client),
     /// forwarded_header (x-forwarded-for or forwarded), trust_forwarded_proto (false),
-    /// header_read_timeout_secs (30), [rate_limits] (per_ip, per_key, per_link requests per second
-    /// with *_burst, failed_auth_cost, exempt). Flags and environment variables override it.
+    /// header_read_timeout_secs (30), idle_timeout_secs (20: a request body or response stalled
+    /// that long is cut), max_connections (10000) and max_connections_per_ip (128), deny_cidrs
+    /// (of the listen address; [[listeners]] take deny_cidrs too), [networks] (allow, deny: every
+    /// listener), access_log (stderr, off or a file: JSON lines), [rate_limits] (per_ip, per_key,
+    /// per_link requests per second with *_burst, failed_auth_cost, exempt). Flags and
+    /// environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -66,8 +74,8 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Held to the end of `run`: dropping it writes out the lines still queued.
-    let (writer, _log) = logging::start();
-    let output = fmt::layer().with_ansi(ansi).with_writer(writer);
+    let (writer, _log) = logging::start(Box::new(std::io::stderr()));
+    let output = fmt::layer().with_ansi(ansi).with_writer(writer.clone());
     tracing_subscriber::registry().with(logging::filter()).with(output).init();
     raise_open_file_limit();
 
@@ -82,7 +90,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls_key: args.tls_key,
     };
     let config = ServerConfig::resolve(overrides, file)?;
-    let server = Server::bind(config).await?;
+    // Held to the end of `run`, like the log's.
+    let (access_log, _access_log_file) = access_log(&config.access_log, writer)?;
+    let server = Server::bind(config, access_log).await?;
     // Scripts and tests wait for the first line (the `listen` address).
     for (i, (url, surfaces)) in server.urls()?.into_iter().enumerate() {
         if i == 0 {
@@ -93,6 +103,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::io::stdout().flush()?;
     server.serve(shutdown_signal()).await
+}
+
+/// The access log's sink: the log's own writer (stderr), none, or a writer to a file of its own
+/// with the guard that finishes it.
+#[allow(clippy::type_complexity)]
+fn access_log(
+    target: &AccessLogTarget,
+    log: logging::LogWriter,
+) -> anyhow::Result<(Option<Arc<dyn AccessSink>>, Option<logging::LogGuard>)> {
+    Ok(match target {
+        AccessLogTarget::Stderr => (Some(Arc::new(log)), None),
+        AccessLogTarget::Off => (None, None),
+        AccessLogTarget::File(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot open the access log {}", path.display()))?;
+            let (writer, guard) = logging::start(Box::new(file));
+            (Some(Arc::new(writer)), Some(guard))
+        }
+    })
 }
 
 /// Every connection, blob being streamed and held fan-out directory is a file descriptor, and

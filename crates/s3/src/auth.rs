@@ -9,12 +9,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use latchkey_identity::{Caller, ClientConnection, Identity, Refusal};
+use latchkey_identity::{Caller, ClientConnection, Identity, Refusal, RequestNote};
 use latchkey_meta::{AuditEvent, MetaStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::PutObjectTaggingInput;
+use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
 
@@ -70,6 +71,27 @@ fn carries_nul(cx: &S3AccessContext<'_>) -> bool {
         || encoded(cx.uri().path())
         || cx.uri().query().is_some_and(encoded)
         || cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()).is_some_and(encoded)
+}
+
+/// The most an operation whose body s3s reads whole (XML: DeleteObjects, CompleteMultipartUpload,
+/// bucket settings) may send. Far above what S3's own limits let such a body be (1000 keys, 10000
+/// parts), so only abuse meets it.
+pub const MAX_XML_BODY: usize = 20 * 1024 * 1024;
+
+/// Refuses, from its Content-Length and before a byte is read, a whole-body operation's body
+/// over [`MAX_XML_BODY`] (s3s would read up to the limit and then answer InternalError).
+fn refuse_oversized_xml(cx: &S3AccessContext<'_>) -> S3Result<()> {
+    if matches!(cx.s3_op().name(), "PutObject" | "UploadPart") {
+        return Ok(());
+    }
+    let length = cx.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match length {
+        Some(length) if length > MAX_XML_BODY as u64 => Err(s3_error!(
+            MaxMessageLengthExceeded,
+            "Your request was too big: this operation's body may be at most {MAX_XML_BODY} bytes."
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// S3's bucket naming rules, plus `-`: the reserved first path segment of Latchkey's own
@@ -312,7 +334,17 @@ impl S3Access for Authorizer {
                 "Object keys, prefixes and markers cannot contain the NUL character"
             ));
         }
+        let note = cx.extensions_mut().get::<Arc<RequestNote>>().cloned();
+        if let Some(note) = &note {
+            note.operation(cx.s3_op().name().to_owned());
+            match cx.s3_path() {
+                S3Path::Root => {}
+                S3Path::Bucket { bucket } => note.target(Some(bucket), None),
+                S3Path::Object { bucket, key } => note.target(Some(bucket), Some(key)),
+            }
+        }
         crate::sse::refuse_encryption_headers(cx.headers())?;
+        refuse_oversized_xml(cx)?;
         let caller = match cx.credentials() {
             Some(credentials) => {
                 let access_key = credentials.access_key.clone();
@@ -321,6 +353,9 @@ impl S3Access for Authorizer {
             }
             None => None,
         };
+        if let (Some(note), Some(caller)) = (&note, &caller) {
+            note.principal(&caller.principal(self.identity.account()).arn);
+        }
         let client = cx.extensions_mut().get::<ClientConnection>().copied();
         let source_ip = client.map(|c| c.ip);
         let operation = cx.s3_op().name();

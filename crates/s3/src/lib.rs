@@ -25,7 +25,7 @@ mod sigv2;
 mod sse;
 mod tagging;
 
-pub use auth::{Authorizer, BucketNames, KeyAuth, RESERVED_SEGMENT};
+pub use auth::{Authorizer, BucketNames, KeyAuth, MAX_XML_BODY, RESERVED_SEGMENT};
 pub use bucket_configs::{BucketConfigs, BucketRules};
 pub use envelope::{MAX_PRESIGNED_EXPIRY_SECS, SigningRules};
 pub use sigv2::SigV2Verifier;

@@ -26,6 +26,11 @@ pub fn loggable(raw: &str) -> Cow<'_, str> {
     Cow::Borrowed("/<redacted>")
 }
 
+/// An object key as the access log may show it: token-shaped segments masked, length capped.
+pub fn loggable_key(key: &str) -> Cow<'_, str> {
+    cap_owned(mask_token_shapes(key))
+}
+
 /// The length of a share token: 256 bits in unpadded base64url.
 const TOKEN_CHARS: usize = 43;
 
@@ -77,6 +82,7 @@ fn own_route(rest: &[&str]) -> &'static str {
     match rest {
         ["health"] => "/-/health",
         ["ready"] => "/-/ready",
+        ["metrics"] => "/-/metrics",
         ["access-object"] => "/-/access-object",
         ["shares"] => "/-/shares",
         ["shares", _] => "/-/shares/<id>",

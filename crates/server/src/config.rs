@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
 
+use crate::admission::{ConnectionCaps, NetworkList};
 use crate::forwarded::{ForwardedHeader, TrustedProxies};
 use crate::rate::{Rate, RateSettings};
 use crate::surface::{Surface, Surfaces};
@@ -39,6 +40,13 @@ pub const DEFAULT_HSTS_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
 /// Connections each server opens to PostgreSQL at most. PostgreSQL's default
 /// `max_connections` is 100: three replicas fit with room for administration.
 pub const DEFAULT_META_MAX_CONNECTIONS: u32 = 32;
+/// Open connections allowed by default, in all and from one address (loopback and trusted
+/// proxies are not capped per address). SDKs pool up to 50 connections per client.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
+/// How long a client may leave a request body unsent or a response unread, by default (S3
+/// closes idle connections after about 20 seconds too).
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 20;
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -87,6 +95,14 @@ pub struct ServerConfig {
     pub hsts_max_age_secs: u64,
     /// A client that has not sent a whole request head by then is disconnected.
     pub header_read_timeout: Duration,
+    /// A client that sends nothing of its request body, or reads nothing of its response, for
+    /// this long is cut off (`idle.rs`).
+    pub idle_timeout: Duration,
+    /// Open connections allowed, in all and per client address.
+    pub connection_caps: ConnectionCaps,
+    /// Networks admitted on every listener (`[networks]`), on top of each listener's own lists.
+    pub networks: NetworkList,
+    pub access_log: AccessLogTarget,
     pub rate_limits: RateSettings,
     /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
     pub trusted_proxies: TrustedProxies,
@@ -118,6 +134,13 @@ pub struct ConfigFile {
     pub hsts_max_age_secs: Option<u64>,
     pub trusted_proxies: Option<Vec<String>>,
     pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    /// `stderr` (default), `off`, or a file path.
+    pub access_log: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    #[serde(default)]
+    pub networks: NetworksFile,
     #[serde(default)]
     pub rate_limits: RateLimitsFile,
     /// `x-forwarded-for` (default) or `forwarded`: the header the trusted proxies write.
@@ -126,8 +149,27 @@ pub struct ConfigFile {
     pub trust_forwarded_proto: Option<bool>,
     pub surfaces: Option<Vec<String>>,
     pub allow_cidrs: Option<Vec<String>>,
+    pub deny_cidrs: Option<Vec<String>>,
     #[serde(default)]
     pub listeners: Vec<ListenerFile>,
+}
+
+/// Where the access log's JSON lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// With the log.
+    Stderr,
+    Off,
+    /// Appended to this file (created with mode 0600).
+    File(PathBuf),
+}
+
+/// The `[networks]` table: client networks admitted on every listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworksFile {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
 }
 
 /// The `[rate_limits]` table: requests per second and burst of each kind (0 turns it off).
@@ -153,6 +195,7 @@ pub struct ListenerFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_cidrs: Option<Vec<String>>,
+    pub deny_cidrs: Option<Vec<String>>,
 }
 
 /// One listening socket, resolved.
@@ -162,8 +205,8 @@ pub struct ListenerConfig {
     /// `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
     pub surfaces: Surfaces,
-    /// Peers it accepts connections from; empty: any.
-    pub allow_cidrs: Vec<IpNet>,
+    /// Clients it serves (`allow_cidrs`, `deny_cidrs`), on top of the global `[networks]`.
+    pub networks: NetworkList,
 }
 
 impl ConfigFile {
@@ -216,6 +259,7 @@ impl ServerConfig {
             tls_cert: cli.tls_cert.or(file.tls_cert),
             tls_key: cli.tls_key.or(file.tls_key),
             allow_cidrs: file.allow_cidrs,
+            deny_cidrs: file.deny_cidrs,
         };
         let listeners = std::iter::once(primary)
             .chain(file.listeners)
@@ -234,12 +278,22 @@ impl ServerConfig {
         if header_read_timeout.is_zero() {
             bail!("header_read_timeout_secs must be at least 1");
         }
-        let networks = file
-            .trusted_proxies
-            .unwrap_or_default()
-            .iter()
-            .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid trusted_proxies entry {cidr:?}")))
-            .collect::<anyhow::Result<_>>()?;
+        let idle_timeout = Duration::from_secs(file.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS));
+        if idle_timeout.is_zero() {
+            bail!("idle_timeout_secs must be at least 1");
+        }
+        let connection_caps = ConnectionCaps {
+            max: file.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            max_per_ip: file.max_connections_per_ip.unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IP),
+        };
+        if connection_caps.max == 0 || connection_caps.max_per_ip == 0 {
+            bail!("max_connections and max_connections_per_ip must be at least 1");
+        }
+        let global_networks = NetworkList {
+            allow: parse_cidrs("networks.allow", file.networks.allow)?,
+            deny: parse_cidrs("networks.deny", file.networks.deny)?,
+        };
+        let networks = parse_cidrs("trusted_proxies", file.trusted_proxies)?;
         let header = match file.forwarded_header.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("x-forwarded-for") => ForwardedHeader::XForwardedFor,
             Some("forwarded") => ForwardedHeader::Forwarded,
@@ -267,6 +321,15 @@ impl ServerConfig {
             hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
             trusted_proxies,
             header_read_timeout,
+            idle_timeout,
+            connection_caps,
+            networks: global_networks,
+            access_log: match file.access_log.as_deref() {
+                None | Some("stderr") => AccessLogTarget::Stderr,
+                Some("off") => AccessLogTarget::Off,
+                Some("") => bail!("access_log must be \"stderr\", \"off\" or a file path"),
+                Some(path) => AccessLogTarget::File(path.into()),
+            },
             rate_limits: file.rate_limits.resolve()?,
         })
     }
@@ -291,10 +354,7 @@ impl RateLimitsFile {
             anyhow::Ok(Some(Rate { per_second, burst }))
         };
         let exempt = match self.exempt {
-            Some(list) => list
-                .iter()
-                .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid rate_limits.exempt entry {cidr:?}")))
-                .collect::<anyhow::Result<_>>()?,
+            Some(list) => parse_cidrs("rate_limits.exempt", Some(list))?,
             None => vec!["127.0.0.0/8".parse()?, "::1/128".parse()?],
         };
         Ok(RateSettings {
@@ -321,14 +381,20 @@ impl ListenerFile {
             ),
         };
         let surfaces = Surfaces::parse(&self.surfaces).map_err(anyhow::Error::msg)?;
-        let allow_cidrs = self
-            .allow_cidrs
-            .unwrap_or_default()
-            .iter()
-            .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid allow_cidrs entry {cidr:?}")))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(ListenerConfig { address, tls, surfaces, allow_cidrs })
+        let networks = NetworkList {
+            allow: parse_cidrs("allow_cidrs", self.allow_cidrs)?,
+            deny: parse_cidrs("deny_cidrs", self.deny_cidrs)?,
+        };
+        Ok(ListenerConfig { address, tls, surfaces, networks })
     }
+}
+
+/// The list of networks under `key`; none when unset.
+fn parse_cidrs(key: &str, list: Option<Vec<String>>) -> anyhow::Result<Vec<IpNet>> {
+    list.unwrap_or_default()
+        .iter()
+        .map(|cidr| parse_cidr(cidr).with_context(|| format!("invalid {key} entry {cidr:?}")))
+        .collect()
 }
 
 /// `10.0.0.0/8`, or a single address (`10.0.0.5`, a /32 or /128).
@@ -455,9 +521,9 @@ mod tests {
         let [inside, outside] = &config.listeners[..] else { panic!("{:?}", config.listeners) };
         assert_eq!(inside.address.to_string(), "127.0.0.1:9000");
         assert_eq!(format!("{:?}", inside.surfaces), "s3,health");
-        assert_eq!(inside.allow_cidrs, ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        assert_eq!(inside.networks.allow, ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
         assert_eq!((outside.address.port(), format!("{:?}", outside.surfaces)), (8443, "shares".into()));
-        assert!(outside.tls.is_some() && outside.allow_cidrs.is_empty());
+        assert!(outside.tls.is_some() && outside.networks == NetworkList::default());
         let everything = ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap();
         assert_eq!(everything.listeners.len(), 1);
         assert_eq!(everything.listeners[0].surfaces, Surfaces::ALL);
@@ -477,6 +543,27 @@ mod tests {
         assert!(err.contains("TLS needs both"), "{err}");
         let err = resolve("allow_cidrs = [\"nope\"]");
         assert!(err.contains("invalid listen: invalid allow_cidrs entry \"nope\""), "{err}");
+        let err = resolve(
+            "[[listeners]]\naddress = \"127.0.0.1:9001\"\nsurfaces = [\"shares\"]\ndeny_cidrs = [\"10.0.0.0/40\"]",
+        );
+        assert!(err.contains("invalid listeners[0]: invalid deny_cidrs entry \"10.0.0.0/40\""), "{err}");
+        let err = resolve("[networks]\ndeny = [\"x\"]");
+        assert!(err.contains("invalid networks.deny entry \"x\""), "{err}");
+        assert!(resolve("max_connections_per_ip = 0").contains("must be at least 1"));
+        assert!(resolve("idle_timeout_secs = 0").contains("idle_timeout_secs must be at least 1"));
+    }
+
+    #[test]
+    fn networks_and_connection_caps_resolve() {
+        let file: ConfigFile = toml::from_str(
+            "deny_cidrs = [\"192.0.2.9\"]\nmax_connections_per_ip = 3\n[networks]\nallow = [\"192.0.2.0/24\"]",
+        )
+        .unwrap();
+        let config = ServerConfig::resolve(Overrides::default(), file).unwrap();
+        assert_eq!(config.networks.allow, ["192.0.2.0/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(config.listeners[0].networks.deny, ["192.0.2.9/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(config.connection_caps, ConnectionCaps { max: DEFAULT_MAX_CONNECTIONS, max_per_ip: 3 });
+        assert_eq!(config.idle_timeout, Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS));
     }
 
     #[test]

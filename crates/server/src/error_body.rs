@@ -4,6 +4,14 @@
 
 use bytes::Bytes;
 
+/// The `<Code>` of an S3, IAM or STS error body.
+pub fn code(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let code = &text[start..start + text[start..].find("</Code>")?];
+    (code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')).then_some(code)
+}
+
 /// The error body with a `<Message>` and a `<RequestId>` added where missing; `None` when the
 /// body is not an S3 error document.
 pub fn complete(body: &[u8], request_id: &str) -> Option<Bytes> {

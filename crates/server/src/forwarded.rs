@@ -46,10 +46,17 @@ pub struct Forwarded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
 
+impl TrustedProxies {
+    /// Whether `ip` (canonical) is one of the proxies.
+    pub fn trusts(&self, ip: &IpAddr) -> bool {
+        self.networks.iter().any(|net| net.contains(ip))
+    }
+}
+
 /// The client of a request that arrived from `peer`.
 pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Result<Forwarded, Malformed> {
     let peer = peer.to_canonical();
-    let is_trusted = |ip: &IpAddr| trusted.networks.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| trusted.trusts(ip);
     if !is_trusted(&peer) {
         return Ok(Forwarded { ip: peer, https: None });
     }

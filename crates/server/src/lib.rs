@@ -7,12 +7,16 @@
 //! first; in-flight requests get a grace period to finish, and nothing is torn because every
 //! write commits atomically.
 
+mod access_log;
 mod access_path;
+mod admission;
 pub mod config;
 pub mod credentials;
 mod error_body;
 mod forwarded;
+mod idle;
 mod listener;
+mod metrics;
 mod rate;
 mod router;
 pub mod surface;
@@ -34,6 +38,7 @@ use latchkey_storage::BlobStore;
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
 
+pub use access_log::AccessSink;
 pub use config::ServerConfig;
 use credentials::RootSource;
 use listener::Listener;
@@ -46,6 +51,7 @@ pub struct Server {
     /// SIGHUP (TLS reload), caught from `bind` on.
     hangups: tokio::signal::unix::Signal,
     limits: Arc<rate::RateLimits>,
+    admission: Arc<admission::Admission>,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
@@ -57,7 +63,8 @@ pub struct Server {
 
 impl Server {
     /// Prepares the data dir, the stores and the credentials, and binds the listen address.
-    pub async fn bind(config: ServerConfig) -> anyhow::Result<Self> {
+    /// Access-log lines go to `access_log` (`None`: none are written).
+    pub async fn bind(config: ServerConfig, access_log: Option<Arc<dyn AccessSink>>) -> anyhow::Result<Self> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -120,9 +127,19 @@ impl Server {
             sigv2: config.sigv2,
         };
         let limits = Arc::new(rate::RateLimits::new(&config.rate_limits));
+        let admission = Arc::new(admission::Admission::new(
+            config.networks.clone(),
+            config.connection_caps,
+            config.trusted_proxies.clone(),
+        ));
         let dispatch = router::Dispatch::new(
             s3.build(),
-            router::public_routes(redemption_routes(shares.clone()), meta.clone(), &config.data_dir),
+            router::public_routes(
+                redemption_routes(shares.clone()),
+                meta.clone(),
+                &config.data_dir,
+                metrics::recorder(),
+            ),
             QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
             signing,
             SigV2Verifier::new(keys),
@@ -130,14 +147,18 @@ impl Server {
             router::Guard {
                 hsts_max_age_secs: config.hsts_max_age_secs,
                 trusted_proxies: config.trusted_proxies.clone(),
+                admission: admission.clone(),
                 limits: limits.clone(),
                 identity: identity.clone(),
+                idle_timeout: config.idle_timeout,
+                access_log,
             },
         );
         Ok(Self {
             listeners,
             hangups,
             limits,
+            admission,
             dispatch: Arc::new(dispatch),
             objects,
             shares,
@@ -189,9 +210,10 @@ impl Server {
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
         let shared = Arc::new(listener::Shared {
             dispatch: self.dispatch.clone(),
-            http: Arc::new(listener::Protocols::new(self.config.header_read_timeout)),
+            http: Arc::new(listener::Protocols::new(self.config.header_read_timeout, self.config.idle_timeout)),
             public_url: self.config.public_url.clone(),
             plain_http_from_loopback: self.config.plain_http_from_loopback,
+            admission: self.admission.clone(),
             graceful: graceful.clone(),
         });
         // Each listener accepts until shutdown; then no new connection is taken anywhere.
@@ -242,6 +264,7 @@ impl Server {
 fn s3_config() -> S3Config {
     let mut config = S3Config::default();
     config.post_object_max_file_size = 1024 * 1024;
+    config.xml_max_body_size = latchkey_s3::MAX_XML_BODY;
     config
 }
 

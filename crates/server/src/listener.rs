@@ -1,5 +1,6 @@
-//! Listening sockets. Each listener accepts connections only from its allowed networks (a
-//! connection from elsewhere is closed unread), speaks TLS when it has a certificate (`tls.rs`;
+//! Listening sockets. Each listener accepts connections only from the networks it and the global
+//! lists admit, and only while the connection caps allow (`admission.rs`; a connection refused
+//! is closed unread), speaks TLS when it has a certificate (`tls.rs`;
 //! plain HTTP then only from loopback, if allowed), and hands every connection to the dispatch
 //! with the surfaces it serves and the base of the links it hands out.
 
@@ -13,11 +14,12 @@ use anyhow::Context;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use ipnet::IpNet;
 use latchkey_share::PublicBase;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::admission::{Admission, NetworkList, Ticket};
 use crate::config::ListenerConfig;
+use crate::idle::IdleIo;
 use crate::router;
 use crate::surface::Surfaces;
 use crate::tls::{self, Tls};
@@ -43,10 +45,12 @@ pub struct Protocols {
     /// A client that has not sent a whole request head by then (from its first byte, or from
     /// the end of its previous request) is disconnected: slowloris, or a connection held idle.
     header_read_timeout: Duration,
+    /// A client that leaves a response unread this long is disconnected (`idle.rs`).
+    idle_timeout: Duration,
 }
 
 impl Protocols {
-    pub fn new(header_read_timeout: Duration) -> Protocols {
+    pub fn new(header_read_timeout: Duration, idle_timeout: Duration) -> Protocols {
         let mut http1 = http1::Builder::new();
         http1.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).max_headers(router::PARSER_MAX_HEADERS);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
@@ -54,7 +58,7 @@ impl Protocols {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(H2_KEEP_ALIVE_INTERVAL))
             .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
-        Protocols { http1, http2, header_read_timeout }
+        Protocols { http1, http2, header_read_timeout, idle_timeout }
     }
 }
 
@@ -63,7 +67,7 @@ pub struct Listener {
     socket: TcpListener,
     tls: Option<Arc<Tls>>,
     surfaces: Surfaces,
-    allow_cidrs: Vec<IpNet>,
+    networks: Arc<NetworkList>,
 }
 
 /// What every listener shares: the dispatch, the HTTP settings, how links are based, and the
@@ -74,6 +78,7 @@ pub struct Shared {
     /// `public_url`, if configured.
     pub public_url: Option<String>,
     pub plain_http_from_loopback: bool,
+    pub admission: Arc<Admission>,
     /// Only the accept loops hold it: each connection takes a watcher of its own, so that once
     /// the loops end the server can wait for the connections.
     pub graceful: Arc<GracefulShutdown>,
@@ -90,7 +95,7 @@ impl Listener {
             .map(Arc::new);
         let socket =
             TcpListener::bind(config.address).await.with_context(|| format!("cannot listen on {}", config.address))?;
-        Ok(Listener { socket, tls, surfaces: config.surfaces, allow_cidrs: config.allow_cidrs.clone() })
+        Ok(Listener { socket, tls, surfaces: config.surfaces, networks: Arc::new(config.networks.clone()) })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -129,19 +134,27 @@ impl Listener {
             // An IPv4 client of a dual-stack socket (`[::]:9000`) arrives as `::ffff:a.b.c.d`: it
             // is judged as the IPv4 address it is, by the allow-list and as loopback.
             let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-            if !self.allow_cidrs.is_empty() && !self.allow_cidrs.iter().any(|net| net.contains(&peer.ip())) {
-                tracing::debug!(%peer, "connection refused: not from a network this listener accepts");
-                continue;
-            }
+            let ticket = match shared.admission.connect(peer.ip(), &self.networks) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    metrics::counter!("latchkey_refused_total", "reason" => refusal.reason()).increment(1);
+                    tracing::debug!(%peer, reason = refusal.reason(), "connection refused");
+                    continue;
+                }
+            };
             // Small responses must not wait for Nagle's algorithm (~40 ms per request).
             let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().or_else(|_| self.local_addr()).unwrap_or(peer);
             let accepted = Accepted {
                 dispatch: shared.dispatch.clone(),
                 http: shared.http.clone(),
                 watcher: shared.graceful.watcher(),
                 peer,
-                public_base: self.public_base(&shared, &stream),
+                listener: local,
+                public_base: self.public_base(&shared, local),
                 surfaces: self.surfaces,
+                networks: self.networks.clone(),
+                ticket,
             };
             match self.tls.clone() {
                 None => {
@@ -157,11 +170,10 @@ impl Listener {
 
     /// Links handed out on a connection start with `public_url`, or else with the address the
     /// client connected to (this listener's address as seen on the connection) and its scheme.
-    fn public_base(&self, shared: &Shared, stream: &TcpStream) -> PublicBase {
-        let base = match (&shared.public_url, stream.local_addr().or_else(|_| self.local_addr())) {
-            (Some(url), _) => url.clone(),
-            (None, Ok(local)) => format!("{}://{local}", self.scheme()),
-            (None, Err(_)) => format!("{}://localhost", self.scheme()),
+    fn public_base(&self, shared: &Shared, local: SocketAddr) -> PublicBase {
+        let base = match &shared.public_url {
+            Some(url) => url.clone(),
+            None => format!("{}://{local}", self.scheme()),
         };
         PublicBase(base.into())
     }
@@ -173,8 +185,13 @@ struct Accepted {
     http: Arc<Protocols>,
     watcher: Watcher,
     peer: SocketAddr,
+    /// The address the client connected to.
+    listener: SocketAddr,
     public_base: PublicBase,
     surfaces: Surfaces,
+    networks: Arc<NetworkList>,
+    /// Held while the connection is open.
+    ticket: Ticket,
 }
 
 impl Accepted {
@@ -183,8 +200,8 @@ impl Accepted {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let Accepted { dispatch, http, watcher, peer, public_base, surfaces } = self;
-        let conn = Arc::new(router::Connection { peer, public_base, secure, surfaces });
+        let Accepted { dispatch, http, watcher, peer, listener, public_base, surfaces, networks, ticket } = self;
+        let conn = Arc::new(router::Connection { peer, public_base, secure, surfaces, networks, listener });
         // HTTP/2 has no header-read timeout: a connection that has not brought a request by
         // then is closed here (later idleness is the keep-alive pings' to end).
         let asked = Arc::new(AtomicBool::new(false));
@@ -193,7 +210,7 @@ impl Accepted {
             noted.store(true, Ordering::Relaxed);
             dispatch.clone().handle(req, conn.clone())
         });
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(IdleIo::new(io, http.idle_timeout));
         let ended = if h2 {
             let served = std::pin::pin!(watcher.watch(http.http2.serve_connection(io, service)));
             let deadline = tokio::time::sleep(http.header_read_timeout);
@@ -201,6 +218,7 @@ impl Accepted {
                 futures::future::Either::Left((ended, _)) => ended,
                 futures::future::Either::Right(((), served)) if asked.load(Ordering::Relaxed) => served.await,
                 futures::future::Either::Right(_) => {
+                    metrics::counter!("latchkey_refused_total", "reason" => "header_timeout").increment(1);
                     tracing::debug!(%peer, "HTTP/2 connection closed: no request within the header-read timeout");
                     return;
                 }
@@ -209,8 +227,12 @@ impl Accepted {
             watcher.watch(http.http1.serve_connection(io, service)).await
         };
         if let Err(e) = ended {
+            if e.is_timeout() {
+                metrics::counter!("latchkey_refused_total", "reason" => "header_timeout").increment(1);
+            }
             tracing::debug!(error = %e, %peer, "connection ended with an error");
         }
+        drop(ticket);
     }
 
     /// A connection to a TLS listener: the handshake (bounded in time), or, when the client

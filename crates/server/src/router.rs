@@ -1,5 +1,6 @@
-//! Every HTTP request enters here: a request id is assigned, oversized header sections are
-//! refused, `/-/shares` goes through s3s (signed), other `/-/...` paths to Latchkey's public
+//! Every HTTP request enters here: a request id is assigned, the guard runs (the client behind
+//! trusted proxies, its networks, its rates, the size of the request line and header section;
+//! request bodies are read under the idle timeout), then `/-/shares` goes through s3s (signed), other `/-/...` paths to Latchkey's public
 //! routes, and everything else to the S3 front. Requests for s3s pass the signature envelope
 //! first (`SigningRules`: anonymous except reads of buckets a policy may open to everyone, wrong
 //! region, overlong presigned URLs) and a constant-time
@@ -13,11 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use axum::Router;
 use axum::routing::get;
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use latchkey_identity::{ClientConnection, Identity, QueryApi};
+use latchkey_identity::{ClientConnection, Identity, QueryApi, RequestNote};
 use latchkey_meta::{MetaError, MetaStore};
 use latchkey_s3::{BucketConfigs, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
@@ -25,7 +27,10 @@ use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode};
 use tower::ServiceExt;
 
-use crate::forwarded::{self, Malformed, TrustedProxies};
+use crate::access_log::{self, AccessSink, AuthType, Logged};
+use crate::admission::{Admission, NetworkList, Refusal};
+use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
+use crate::idle::IdleBody;
 use crate::rate::{self, RateLimits};
 use crate::surface::{Surface, Surfaces};
 use crate::{access_path, error_body};
@@ -73,6 +78,13 @@ async fn ready(meta: Arc<dyn MetaStore>, data_dir: Arc<std::path::Path>) -> (Sta
     }
 }
 
+/// A request body as the routes read it: under the idle timeout.
+type RequestBody = IdleBody<hyper::body::Incoming>;
+
+/// Request targets (path and query) longer than this are refused: S3 keys are at most 1 KiB,
+/// three times that percent-encoded, and a presigned query with a session token fits too.
+pub const MAX_REQUEST_TARGET: usize = 8 * 1024;
+
 /// S3 refuses request header sections over 8 KiB; so do we, before s3s or a route reads them.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 
@@ -106,15 +118,24 @@ pub struct Dispatch {
     limits: Arc<RateLimits>,
     /// Tells known access keys (which have a rate limit of their own) from made-up ones.
     identity: Arc<Identity>,
+    /// The global networks, for clients named by trusted proxies.
+    admission: Arc<Admission>,
+    idle_timeout: Duration,
+    /// Where access-log lines go; `None`: nowhere (metrics are still kept).
+    access_log: Option<Arc<dyn AccessSink>>,
 }
 
 /// What guards every request before it is routed: whose forwarding headers are believed, the
-/// rate limits, and the HSTS age of answers over TLS (0: none).
+/// networks admitted, the rate limits, how long a request body may stall, and the HSTS age of
+/// answers over TLS (0: none).
 pub struct Guard {
     pub hsts_max_age_secs: u64,
     pub trusted_proxies: TrustedProxies,
+    pub admission: Arc<Admission>,
     pub limits: Arc<RateLimits>,
     pub identity: Arc<Identity>,
+    pub idle_timeout: Duration,
+    pub access_log: Option<Arc<dyn AccessSink>>,
 }
 
 /// What a connection tells every request on it.
@@ -127,15 +148,26 @@ pub struct Connection {
     pub secure: bool,
     /// What its listener serves; other requests get a bare 404.
     pub surfaces: Surfaces,
+    /// Its listener's own networks, for clients named by trusted proxies.
+    pub networks: Arc<NetworkList>,
+    /// The address the client connected to.
+    pub listener: SocketAddr,
 }
 
-/// The unsigned `/-/` endpoints: `redemption` (share links), `/-/health` and `/-/ready`.
-pub fn public_routes(redemption: Router, meta: Arc<dyn MetaStore>, data_dir: &std::path::Path) -> Router {
+/// The unsigned `/-/` endpoints: `redemption` (share links), `/-/health`, `/-/ready` and
+/// `/-/metrics` (Prometheus text; only listeners with the `metrics` surface serve it).
+pub fn public_routes(
+    redemption: Router,
+    meta: Arc<dyn MetaStore>,
+    data_dir: &std::path::Path,
+    metrics: PrometheusHandle,
+) -> Router {
     let data_dir: Arc<std::path::Path> = data_dir.into();
     let live = meta.clone();
     Router::new()
         .route("/-/health", get(move || health(live.clone())))
         .route("/-/ready", get(move || ready(meta.clone(), data_dir.clone())))
+        .route("/-/metrics", get(move || crate::metrics::render(metrics.clone())))
         .merge(redemption)
 }
 
@@ -150,56 +182,105 @@ impl Dispatch {
         configs: Arc<BucketConfigs>,
         guard: Guard,
     ) -> Self {
-        let Guard { hsts_max_age_secs, trusted_proxies, limits, identity } = guard;
+        let Guard { hsts_max_age_secs, trusted_proxies, admission, limits, identity, idle_timeout, access_log } = guard;
         let hsts = (hsts_max_age_secs > 0)
             .then(|| HeaderValue::try_from(format!("max-age={hsts_max_age_secs}")).expect("digits are a header value"));
         let request_ids = RequestIds::new();
-        Self { s3, routes, query, signing, sigv2, configs, request_ids, hsts, trusted_proxies, limits, identity }
+        Self {
+            s3,
+            routes,
+            query,
+            signing,
+            sigv2,
+            configs,
+            request_ids,
+            hsts,
+            trusted_proxies,
+            limits,
+            identity,
+            admission,
+            idle_timeout,
+            access_log,
+        }
     }
 
     pub async fn handle(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
+        req: Request<hyper::body::Incoming>,
         conn: Arc<Connection>,
     ) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let request_id = self.request_ids.next();
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let note = Arc::new(RequestNote::default());
+        let mut req = req.map(|body| IdleBody::new(body, self.idle_timeout, bytes_in.clone()));
         // The client: the peer, or whom trusted proxies name. Every gate reads it from here
         // (the public share routes as axum's ConnectInfo), and share links their base URL.
-        let forwarded = match forwarded::client(conn.peer.ip(), req.headers(), &self.trusted_proxies) {
-            Ok(forwarded) => forwarded,
-            Err(Malformed) => return Ok(bad_forwarding_header()),
+        // An unreadable forwarding header is refused below; until then the peer stands for it.
+        let (forwarded, malformed) = match forwarded::client(conn.peer.ip(), req.headers(), &self.trusted_proxies) {
+            Ok(forwarded) => (forwarded, false),
+            Err(Malformed) => (Forwarded { ip: conn.peer.ip(), https: None }, true),
         };
         let client = ClientConnection { ip: forwarded.ip, secure: conn.secure || forwarded.https == Some(true) };
         req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(client.ip, conn.peer.port())));
         req.extensions_mut().insert(conn.public_base.clone());
         req.extensions_mut().insert(client);
-        let started = Instant::now();
-        let request_id = self.request_ids.next();
-        let method = req.method().clone();
+        req.extensions_mut().insert(note.clone());
         let path = req.uri().path().to_owned();
         let surface = Surface::of(&path);
+        if let Some(operation) = own_operation(&path) {
+            note.operation(operation);
+        }
         let asker = self.asker(client, &path, &req);
-        let mut resp = if !conn.surfaces.contains(surface) {
-            not_served()
-        } else if let Some(Err(wait)) = asker.as_ref().map(|a| self.limits.check(&a.borrowed())) {
-            slow_down(surface, wait)
-        } else if req.headers().len() > MAX_HEADER_COUNT {
-            s3_error_response(S3Error::with_message(
-                S3ErrorCode::RequestHeaderSectionTooLarge,
-                format!("Your request has more than {MAX_HEADER_COUNT} header fields."),
-            ))
-        } else if header_bytes(&req) > MAX_HEADER_BYTES {
-            s3_error_response(S3Error::with_message(
-                S3ErrorCode::RequestHeaderSectionTooLarge,
-                "Your request header section exceeds the maximum allowed size.",
-            ))
-        } else if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
-            self.query_api(req, client, &request_id).await
-        } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
-            let resp = self.routes.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
-            resp.map(Body::http_body_unsync)
-        } else {
-            self.s3(req).await
+        let entry = |resp: &Response<Body>, refused| access_log::Entry {
+            sink: self.access_log.clone(),
+            started,
+            request_id: request_id.clone(),
+            client: client.ip,
+            peer: conn.peer,
+            listener: conn.listener,
+            method: req.method().clone(),
+            path: access_path::loggable(&path).into_owned(),
+            surface,
+            auth: AuthType::of(surface, req.headers(), req.uri().query()),
+            access_key_id: rate::access_key_of(req.headers(), req.uri().query()),
+            user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(capped),
+            note: note.clone(),
+            bytes_in: bytes_in.clone(),
+            status: resp.status().as_u16(),
+            error_code: None,
+            refused,
         };
+        let refusal = if malformed {
+            Some((bad_forwarding_header(), "forwarding_header"))
+        } else {
+            self.refusal(&req, &conn, client, surface, asker.as_ref())
+        };
+        let (mut resp, mut entry) = match refusal {
+            Some((resp, reason)) => {
+                metrics::counter!("latchkey_refused_total", "reason" => reason).increment(1);
+                let entry = entry(&resp, Some(reason));
+                (resp, entry)
+            }
+            None => {
+                let template = entry(&Response::new(Body::empty()), None);
+                let resp = if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
+                    self.query_api(req, client, &request_id).await
+                } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
+                    let resp = self
+                        .routes
+                        .clone()
+                        .oneshot(req.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|e| match e {});
+                    resp.map(Body::http_body_unsync)
+                } else {
+                    self.s3(req).await
+                };
+                (resp, template)
+            }
+        };
+        entry.status = resp.status().as_u16();
         if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
             && let Some(asker) = &asker
         {
@@ -208,10 +289,12 @@ impl Dispatch {
         if resp.status().as_u16() >= 400
             && is_xml(&resp)
             && let Some(body) = resp.body().bytes()
-            && let Some(completed) = error_body::complete(&body, &request_id)
         {
-            resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(completed.len()));
-            *resp.body_mut() = Body::from(completed);
+            entry.error_code = error_body::code(&body).map(str::to_owned);
+            if let Some(completed) = error_body::complete(&body, &request_id) {
+                resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(completed.len()));
+                *resp.body_mut() = Body::from(completed);
+            }
         }
         let headers = resp.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -224,24 +307,78 @@ impl Dispatch {
         {
             headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
-        tracing::info!(
-            target: "latchkey::access",
-            request_id,
-            peer = %conn.peer,
-            client = %client.ip,
-            %method,
-            path = &*access_path::loggable(&path),
-            status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-        );
-        Ok(resp)
+        Ok(resp.map(|body| Logged::wrap(body, entry)))
     }
+
+    /// The guard's checks before a request is routed: its surface on this listener, its client's
+    /// networks, its rates, the size of its header section and request line. A refusal comes
+    /// with its answer and the reason it is counted under; `None` lets it through.
+    fn refusal<B>(
+        &self,
+        req: &Request<B>,
+        conn: &Connection,
+        client: ClientConnection,
+        surface: Surface,
+        asker: Option<&OwnedAsker>,
+    ) -> Option<(Response<Body>, &'static str)> {
+        if !conn.surfaces.contains(surface) {
+            return Some((not_served(), "surface"));
+        }
+        // A trusted proxy was admitted on the clients it forwards: this one is judged now.
+        if self.trusted_proxies.trusts(&conn.peer.ip()) && !self.admission.admits(&client.ip, &conn.networks) {
+            return Some((forbidden(surface), Refusal::Network.reason()));
+        }
+        if let Some(Err(wait)) = asker.map(|a| self.limits.check(&a.borrowed())) {
+            return Some((slow_down(surface, wait), "rate"));
+        }
+        if req.headers().len() > MAX_HEADER_COUNT {
+            let e = S3Error::with_message(
+                S3ErrorCode::RequestHeaderSectionTooLarge,
+                format!("Your request has more than {MAX_HEADER_COUNT} header fields."),
+            );
+            return Some((s3_error_response(e), "header_size"));
+        }
+        if header_bytes(req) > MAX_HEADER_BYTES {
+            let e = S3Error::with_message(
+                S3ErrorCode::RequestHeaderSectionTooLarge,
+                "Your request header section exceeds the maximum allowed size.",
+            );
+            return Some((s3_error_response(e), "header_size"));
+        }
+        if req.uri().path_and_query().map_or(0, |target| target.as_str().len()) > MAX_REQUEST_TARGET {
+            return Some((request_target_too_long(surface), "request_line"));
+        }
+        None
+    }
+}
+
+/// The operation name of Latchkey's own routes, for the access log and metrics (S3, IAM and STS
+/// operations are noted by whoever parses them).
+fn own_operation(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/-/health" => "Health",
+        "/-/ready" => "Ready",
+        "/-/metrics" => "Metrics",
+        "/-/access-object" => "AccessObject",
+        _ if path.starts_with("/-/s/") => "ShareLink",
+        _ if is_signed_api(path) => "SharesApi",
+        _ => return None,
+    })
+}
+
+/// A client-chosen header value as the access log may hold it.
+fn capped(value: &str) -> String {
+    let mut end = value.len().min(256);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
 }
 
 impl Dispatch {
     /// The IAM and STS query APIs: the form body is read (up to the APIs' limit) before the
     /// signature can be checked, since it is part of what is signed.
-    async fn query_api(&self, req: Request<Incoming>, client: ClientConnection, request_id: &str) -> Response<Body> {
+    async fn query_api(&self, req: Request<RequestBody>, client: ClientConnection, request_id: &str) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let limited = http_body_util::Limited::new(body, QueryApi::MAX_BODY);
         let resp = match http_body_util::BodyExt::collect(limited).await {
@@ -253,7 +390,7 @@ impl Dispatch {
 
     /// The S3 front (and the signed API): the envelope first, so that nothing of a request that
     /// cannot be authenticated is read; then s3s.
-    async fn s3(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn s3(&self, req: Request<RequestBody>) -> Response<Body> {
         let admits_anonymous = |bucket: &str| self.configs.get(bucket).admits_anonymous();
         let now = time::OffsetDateTime::now_utc();
         if let Err(e) = self.signing.check(req.method(), req.uri(), req.headers(), now, &admits_anonymous) {
@@ -269,7 +406,7 @@ impl Dispatch {
                 "POST uploads (PostObject) are not supported; upload with PUT or a share upload link.",
             ));
         }
-        match self.s3.call(req.map(Body::from)).await {
+        match self.s3.call(req.map(Body::http_body)).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::error!(error = ?e, "S3 service failed");
@@ -317,7 +454,7 @@ impl OwnedAsker {
 }
 
 impl Dispatch {
-    fn asker(&self, client: ClientConnection, path: &str, req: &Request<Incoming>) -> Option<OwnedAsker> {
+    fn asker<B>(&self, client: ClientConnection, path: &str, req: &Request<B>) -> Option<OwnedAsker> {
         if self.limits.exempts(&client.ip) {
             return None;
         }
@@ -334,32 +471,52 @@ fn slow_down(surface: Surface, wait: Duration) -> Response<Body> {
     let mut resp = if surface == Surface::S3 {
         s3_error_response(S3Error::with_message(S3ErrorCode::SlowDown, "Please reduce your request rate."))
     } else {
-        let mut resp = Response::new(Body::from("Too Many Requests\n".to_owned()));
-        *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        resp
+        plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
     };
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     resp
 }
 
+/// The answer to a client outside the admitted networks (named by a trusted proxy; others are
+/// not even connected): S3's `AccessDenied` on the S3 surface, a bare 403 elsewhere. Which list
+/// refused it is counted, not told.
+fn forbidden(surface: Surface) -> Response<Body> {
+    if surface == Surface::S3 {
+        return s3_error_response(S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied"));
+    }
+    plain(StatusCode::FORBIDDEN, "Forbidden\n")
+}
+
+/// The answer to a request line too long to be served: S3's `InvalidURI` on the S3 surface,
+/// `414` elsewhere.
+fn request_target_too_long(surface: Surface) -> Response<Body> {
+    if surface == Surface::S3 {
+        return s3_error_response(S3Error::with_message(
+            S3ErrorCode::InvalidURI,
+            format!("The request URI is longer than {MAX_REQUEST_TARGET} bytes."),
+        ));
+    }
+    plain(StatusCode::URI_TOO_LONG, "URI Too Long\n")
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(text.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
 /// The answer to a request whose trusted proxy's forwarding header cannot be read: who the client
 /// is cannot be known, and guessing (the proxy's own address) would hand it the proxy's network.
 fn bad_forwarding_header() -> Response<Body> {
-    let mut resp = Response::new(Body::from("Bad Request: unreadable forwarding header\n".to_owned()));
-    *resp.status_mut() = StatusCode::BAD_REQUEST;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    resp
+    plain(StatusCode::BAD_REQUEST, "Bad Request: unreadable forwarding header\n")
 }
 
 /// The answer to a request for a surface its listener does not serve: a bare 404, not an S3
 /// error, so that a share-links listener does not even tell that an S3 API exists.
 fn not_served() -> Response<Body> {
-    let mut resp = Response::new(Body::from("Not Found\n".to_owned()));
-    *resp.status_mut() = StatusCode::NOT_FOUND;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    resp
+    plain(StatusCode::NOT_FOUND, "Not Found\n")
 }
 
 fn s3_error_response(e: S3Error) -> Response<Body> {

@@ -1,0 +1,194 @@
+//! The access log and the request metrics: one JSON line per request, written when its response
+//! has been sent or abandoned, so that bytes out and duration are what happened. The line holds
+//! what the guard, the router and the layers behind it learned (`RequestNote`), and never a
+//! credential: the path is the loggable one (`access_path.rs`: no query string, no share
+//! token), the key is masked the same way, and the access key id is only an id.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Frame, SizeHint};
+use latchkey_identity::RequestNote;
+use s3s::{Body, StdError};
+use serde::Serialize;
+
+use crate::access_path;
+use crate::surface::Surface;
+
+/// Where access-log lines go. `write_line` must not block: it runs on the request's task.
+pub trait AccessSink: Send + Sync {
+    fn write_line(&self, line: &[u8]);
+}
+
+/// How a request presented its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    Header,
+    Presigned,
+    Share,
+    Anonymous,
+}
+
+impl AuthType {
+    pub fn of(surface: Surface, headers: &HeaderMap, query: Option<&str>) -> AuthType {
+        if surface == Surface::Shares {
+            return AuthType::Share;
+        }
+        if headers.contains_key(http::header::AUTHORIZATION) {
+            return AuthType::Header;
+        }
+        let presigned = query.is_some_and(|q| {
+            q.split('&').any(|pair| pair.starts_with("X-Amz-Signature=") || pair.starts_with("Signature="))
+        });
+        if presigned { AuthType::Presigned } else { AuthType::Anonymous }
+    }
+}
+
+/// What is known of a request when its response leaves the router; the rest (the note, the
+/// bytes) is read when the response is done.
+pub struct Entry {
+    pub sink: Option<Arc<dyn AccessSink>>,
+    pub started: Instant,
+    pub request_id: String,
+    pub client: IpAddr,
+    pub peer: SocketAddr,
+    pub listener: SocketAddr,
+    pub method: http::Method,
+    pub path: String,
+    pub surface: Surface,
+    pub auth: AuthType,
+    pub access_key_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub note: Arc<RequestNote>,
+    pub bytes_in: Arc<AtomicU64>,
+    pub status: u16,
+    pub error_code: Option<String>,
+    /// Which guard limit refused it, if one did.
+    pub refused: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    request_id: &'a str,
+    principal: Option<&'a str>,
+    access_key_id: Option<&'a str>,
+    auth: AuthType,
+    source_ip: IpAddr,
+    peer: SocketAddr,
+    listener: SocketAddr,
+    method: &'a str,
+    path: &'a str,
+    bucket: Option<&'a str>,
+    key: Option<Cow<'a, str>>,
+    operation: Option<&'a str>,
+    status: u16,
+    error_code: Option<&'a str>,
+    refused: Option<&'a str>,
+    bytes_in: u64,
+    bytes_out: u64,
+    duration_ms: f64,
+    user_agent: Option<&'a str>,
+}
+
+impl Entry {
+    fn finish(self, bytes_out: u64) {
+        let elapsed = self.started.elapsed();
+        let noted = self.note.take();
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let surface = self.surface.name();
+        let operation = noted.operation.as_deref().unwrap_or("-");
+        let status = self.status.to_string();
+        metrics::counter!("latchkey_requests_total", "surface" => surface, "operation" => operation.to_owned(), "status" => status)
+            .increment(1);
+        metrics::histogram!("latchkey_request_duration_seconds", "surface" => surface).record(elapsed.as_secs_f64());
+        metrics::counter!("latchkey_bytes_in_total", "surface" => surface).increment(bytes_in);
+        metrics::counter!("latchkey_bytes_out_total", "surface" => surface).increment(bytes_out);
+        if matches!(self.status, 401 | 403) {
+            let code = self.error_code.clone().unwrap_or_else(|| self.status.to_string());
+            metrics::counter!("latchkey_denied_total", "code" => code).increment(1);
+        }
+        let Some(sink) = &self.sink else { return };
+        let line = Line {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            request_id: &self.request_id,
+            principal: noted.principal.as_deref(),
+            access_key_id: self.access_key_id.as_deref(),
+            auth: self.auth,
+            source_ip: self.client,
+            peer: self.peer,
+            listener: self.listener,
+            method: self.method.as_str(),
+            path: &self.path,
+            bucket: noted.bucket.as_deref(),
+            key: noted.key.as_deref().map(access_path::loggable_key),
+            operation: noted.operation.as_deref(),
+            status: self.status,
+            error_code: self.error_code.as_deref(),
+            refused: self.refused,
+            bytes_in,
+            bytes_out,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            user_agent: self.user_agent.as_deref(),
+        };
+        if let Ok(mut json) = serde_json::to_vec(&line) {
+            json.push(b'\n');
+            sink.write_line(&json);
+        }
+    }
+}
+
+/// A response body that counts what it sends and finishes its entry when dropped: after the
+/// last byte went out, or when the client left.
+pub struct Logged {
+    inner: Body,
+    entry: Option<Entry>,
+    bytes_out: u64,
+}
+
+impl Logged {
+    pub fn wrap(inner: Body, entry: Entry) -> Body {
+        Body::http_body_unsync(Logged { inner, entry: Some(entry), bytes_out: 0 })
+    }
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = StdError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StdError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.bytes_out += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            entry.finish(self.bytes_out);
+        }
+    }
+}

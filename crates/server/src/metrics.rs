@@ -1,0 +1,42 @@
+//! Prometheus metrics, served at `/-/metrics` on listeners with the `metrics` surface. Every
+//! layer counts with the `metrics` macros; this process-wide recorder keeps the figures and
+//! renders them. Names: `latchkey_requests_total{surface,operation,status}`,
+//! `latchkey_request_duration_seconds{surface}`, `latchkey_bytes_{in,out}_total{surface}`,
+//! `latchkey_denied_total{code}` (401/403 by error code), `latchkey_refused_total{reason}`
+//! (every guard limit: surface, network, connections, connections_per_ip, rate, header_size,
+//! request_line, header_timeout, idle_body, idle_response, forwarding_header) and
+//! `latchkey_open_connections`.
+
+use std::sync::OnceLock;
+
+use http::{HeaderValue, header};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Request latency buckets, in seconds: from a cached small GET to a large upload.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
+
+/// The recorder, installed on first use. One per process: a second server in the same process
+/// shares it.
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /-/metrics will stay empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The `/-/metrics` answer.
+pub async fn render(handle: PrometheusHandle) -> ([(header::HeaderName, HeaderValue); 1], String) {
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], handle.render())
+}
