@@ -1,5 +1,6 @@
 //! Per-bucket settings behind [`BucketConfigStore`]: the bucket policy (JSON as the client sent
-//! it), the public access block and the bucket's tags.
+//! it), the public access block, the bucket's tags and its CORS rules (JSON, as the S3 front
+//! accepted them).
 //!
 //! The row goes with its bucket (a foreign key with `ON DELETE CASCADE`). A bucket without a row
 //! reads as [`BucketConfig::default`]: no policy, no tags, every public access flag on, so that a
@@ -42,11 +43,18 @@ pub struct BucketConfig {
     /// `None` once DeletePublicAccessBlock removed it.
     pub public_access_block: Option<PublicAccessBlock>,
     pub tags: Vec<Tag>,
+    /// The CORS rules; `None`: no CORS configuration (no cross-origin request is admitted).
+    pub cors: Option<String>,
 }
 
 impl Default for BucketConfig {
     fn default() -> Self {
-        BucketConfig { policy: None, public_access_block: Some(PublicAccessBlock::all(true)), tags: Vec::new() }
+        BucketConfig {
+            policy: None,
+            public_access_block: Some(PublicAccessBlock::all(true)),
+            tags: Vec::new(),
+            cors: None,
+        }
     }
 }
 
@@ -56,6 +64,7 @@ pub enum BucketSetting {
     Policy(Option<String>),
     PublicAccessBlock(Option<PublicAccessBlock>),
     Tags(Vec<Tag>),
+    Cors(Option<String>),
 }
 
 /// Every bucket's settings as of one moment.
@@ -89,29 +98,35 @@ pub trait BucketConfigStore: Send + Sync + 'static {
 }
 
 /// The upsert that replaces `setting`, and its binds after the bucket: a new row's policy,
-/// public access block and tags (the defaults with `setting` applied). Only the setting's own
-/// column is updated on an existing row, so concurrent changes of different settings all stand.
-pub(crate) fn upsert(setting: &BucketSetting) -> MetaResult<(&'static str, [Option<String>; 3])> {
+/// public access block, tags and CORS rules (the defaults with `setting` applied). Only the
+/// setting's own column is updated on an existing row, so concurrent changes of different
+/// settings all stand.
+pub(crate) fn upsert(setting: &BucketSetting) -> MetaResult<(&'static str, [Option<String>; 4])> {
     let mut config = BucketConfig::default();
     let statement = match setting {
         BucketSetting::Policy(policy) => {
             config.policy = policy.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags) VALUES ($1, $2, $3, $4)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (bucket) DO UPDATE SET policy = excluded.policy"
         }
         BucketSetting::PublicAccessBlock(block) => {
             config.public_access_block = *block;
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags) VALUES ($1, $2, $3, $4)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (bucket) DO UPDATE SET public_access_block = excluded.public_access_block"
         }
         BucketSetting::Tags(tags) => {
             config.tags = tags.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags) VALUES ($1, $2, $3, $4)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (bucket) DO UPDATE SET tags = excluded.tags"
+        }
+        BucketSetting::Cors(cors) => {
+            config.cors = cors.clone();
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (bucket) DO UPDATE SET cors = excluded.cors"
         }
     };
     let block = config.public_access_block.as_ref().map(serde_json::to_string).transpose()?;
-    Ok((statement, [config.policy, block, Some(serde_json::to_string(&config.tags)?)]))
+    Ok((statement, [config.policy, block, Some(serde_json::to_string(&config.tags)?), config.cors]))
 }
 
 /// A row as a bucket's name and settings.
@@ -121,6 +136,7 @@ pub(crate) fn config_from_row(row: &impl crate::rows::Columns) -> MetaResult<(St
         policy: row.opt_text("policy")?,
         public_access_block,
         tags: serde_json::from_str(&row.text("tags")?)?,
+        cors: row.opt_text("cors")?,
     };
     Ok((row.text("bucket")?, config))
 }
@@ -137,7 +153,7 @@ macro_rules! bucket_config_store {
                         sqlx::query_scalar("SELECT generation FROM bucket_config_generation WHERE id = 1")
                             .fetch_one(&mut *tx)
                             .await?;
-                    let rows = sqlx::query("SELECT bucket, policy, public_access_block, tags FROM bucket_config")
+                    let rows = sqlx::query("SELECT bucket, policy, public_access_block, tags, cors FROM bucket_config")
                         .fetch_all(&mut *tx)
                         .await?;
                     let configs =
@@ -151,8 +167,8 @@ macro_rules! bucket_config_store {
                 bucket: &str,
                 setting: &$crate::bucket_config::BucketSetting,
             ) -> $crate::MetaResult<()> {
-                let (statement, [policy, block, tags]) = $crate::bucket_config::upsert(setting)?;
-                let query = sqlx::query(statement).bind(bucket).bind(policy).bind(block).bind(tags);
+                let (statement, [policy, block, tags, cors]) = $crate::bucket_config::upsert(setting)?;
+                let query = sqlx::query(statement).bind(bucket).bind(policy).bind(block).bind(tags).bind(cors);
                 query
                     .execute(&self.$writer)
                     .await

@@ -13,11 +13,16 @@ use std::sync::{Arc, LazyLock, RwLock};
 use latchkey_meta::{BucketConfig, BucketConfigStore, BucketSetting, MetaError, PublicAccessBlock, Tag};
 use latchkey_policy::{MAX_POLICY_BYTES, NamedPolicy, PolicyKind, PolicySource};
 
+use crate::cors::CorsRule;
+
 /// One bucket's settings, with its policy compiled.
 #[derive(Debug)]
 pub struct BucketRules {
     pub config: BucketConfig,
     pub policy: CompiledPolicy,
+    /// The CORS rules, read; `None` without a configuration (or with one that no longer reads:
+    /// then no cross-origin request is admitted).
+    cors: Option<Vec<CorsRule>>,
 }
 
 /// A bucket's policy as the Authorizer uses it.
@@ -53,7 +58,19 @@ impl BucketRules {
                 }
             },
         };
-        BucketRules { config, policy }
+        let cors = config.cors.as_deref().and_then(|json| match serde_json::from_str(json) {
+            Ok(rules) => Some(rules),
+            Err(e) => {
+                tracing::error!(bucket, error = %e, "stored CORS rules do not read; no cross-origin request is admitted");
+                None
+            }
+        });
+        BucketRules { config, policy, cors }
+    }
+
+    /// The bucket's CORS rules, if it has a configuration.
+    pub fn cors(&self) -> Option<&[CorsRule]> {
+        self.cors.as_deref()
     }
 
     /// Whether the policy is public (see `latchkey_policy::Policy::is_public`).
@@ -99,8 +116,9 @@ impl BucketRules {
 }
 
 /// A bucket without a stored row.
-static DEFAULT_RULES: LazyLock<Arc<BucketRules>> =
-    LazyLock::new(|| Arc::new(BucketRules { config: BucketConfig::default(), policy: CompiledPolicy::None }));
+static DEFAULT_RULES: LazyLock<Arc<BucketRules>> = LazyLock::new(|| {
+    Arc::new(BucketRules { config: BucketConfig::default(), policy: CompiledPolicy::None, cors: None })
+});
 
 #[derive(Default)]
 struct Snapshot {
@@ -204,7 +222,8 @@ mod tests {
     use latchkey_meta::PublicAccessBlock;
 
     fn rules(policy: &str, block: Option<PublicAccessBlock>) -> BucketRules {
-        let config = BucketConfig { policy: Some(policy.to_owned()), public_access_block: block, tags: Vec::new() };
+        let config =
+            BucketConfig { policy: Some(policy.to_owned()), public_access_block: block, ..BucketConfig::default() };
         BucketRules::build("b", config)
     }
 

@@ -14,6 +14,7 @@ mod bucket_configs;
 mod bucket_policy;
 mod bucket_tagging;
 mod conditional;
+pub mod cors;
 mod envelope;
 mod error;
 mod list;
@@ -135,6 +136,18 @@ impl S3 for S3Front {
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
         bucket_tagging::delete_bucket_tagging(self, req).await
+    }
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
     }
     async fn put_bucket_encryption(
         &self,

@@ -26,6 +26,8 @@ pub fn action(operation: &str) -> String {
         "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "s3:PutBucketPublicAccessBlock",
         "GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock",
         "DeleteBucketTagging" => "s3:PutBucketTagging",
+        "PutBucketCors" | "DeleteBucketCors" => "s3:PutBucketCORS",
+        "GetBucketCors" => "s3:GetBucketCORS",
         "DeleteObjectTagging" => "s3:DeleteObjectTagging",
         other => return format!("s3:{other}"),
     };

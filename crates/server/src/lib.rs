@@ -11,6 +11,7 @@ mod access_log;
 mod access_path;
 mod admission;
 pub mod config;
+mod cors;
 pub mod credentials;
 mod error_body;
 mod forwarded;

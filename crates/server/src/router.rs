@@ -33,7 +33,7 @@ use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
 use crate::idle::IdleBody;
 use crate::rate::{self, RateLimits};
 use crate::surface::{Surface, Surfaces};
-use crate::{access_path, error_body};
+use crate::{access_path, cors, error_body};
 
 /// How long `/-/health` waits for the metadata store before calling it down.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -264,7 +264,12 @@ impl Dispatch {
             }
             None => {
                 let template = entry(&Response::new(Body::empty()), None);
-                let resp = if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
+                let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let method = req.method().clone();
+                let mut resp = if surface == Surface::S3 && cors::is_preflight(req.method(), req.headers()) {
+                    note.operation("CorsPreflight");
+                    cors::preflight(&path, req.headers(), &self.configs)
+                } else if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
                     self.query_api(req, client, &request_id).await
                 } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
                     let resp = self
@@ -277,6 +282,9 @@ impl Dispatch {
                 } else {
                     self.s3(req).await
                 };
+                if surface == Surface::S3 && method != http::Method::OPTIONS {
+                    cors::decorate(&method, &path, origin.as_deref(), &mut resp, &self.configs);
+                }
                 (resp, template)
             }
         };
@@ -519,7 +527,7 @@ fn not_served() -> Response<Body> {
     plain(StatusCode::NOT_FOUND, "Not Found\n")
 }
 
-fn s3_error_response(e: S3Error) -> Response<Body> {
+pub(crate) fn s3_error_response(e: S3Error) -> Response<Body> {
     e.to_http_response().unwrap_or_else(|_| {
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
