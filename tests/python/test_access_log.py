@@ -82,6 +82,15 @@ def test_each_request_leaves_one_line_with_who_what_and_how_much(tmp_path):
             line = entry(log, e.response["ResponseMetadata"]["RequestId"])
         assert (line["access_key_id"], line["principal"], line["error_code"]) == \
             (ACCESS_KEY, None, "SignatureDoesNotMatch"), "a failed authentication names the key, not a principal"
+        # What a client writes where the key id goes is logged only when it has a key id's shape.
+        pasted = requests.get(f"{server.endpoint}/logged?X-Amz-Credential={SECRET_KEY}%2Fx&X-Amz-Signature=ab",
+                              timeout=10)
+        malformed = requests.get(f"{server.endpoint}/logged", timeout=10, headers={
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY} SignedHeaders=host, Signature=deadbeef"})
+        for resp in (pasted, malformed):
+            line = entry(log, resp.headers["x-amz-request-id"])
+            assert line["access_key_id"] is None, line
+        assert SECRET_KEY not in log.read_text() and "deadbeef" not in log.read_text()
         assert "request_id" not in server.stderr_text(), "the access log went to its file, not stderr"
     finally:
         server.stop()

@@ -75,6 +75,11 @@ impl QueryApi {
         render_error(Api::Iam, &error, request_id)
     }
 
+    /// The answer to a request whose body stopped coming (`timed_out`) or ended early.
+    pub fn body_cut(&self, request_id: &str, timed_out: bool) -> Response<Bytes> {
+        render_error(Api::Iam, &QueryError::body_cut(timed_out), request_id)
+    }
+
     pub async fn handle(
         &self,
         parts: &http::request::Parts,

@@ -89,6 +89,19 @@ impl QueryError {
         Self::sender(StatusCode::BAD_REQUEST, "ValidationError", message)
     }
 
+    /// A request body that stopped coming (the idle timeout) or ended early.
+    pub fn body_cut(timed_out: bool) -> QueryError {
+        if timed_out {
+            Self::sender(
+                StatusCode::BAD_REQUEST,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within the timeout period.",
+            )
+        } else {
+            Self::sender(StatusCode::BAD_REQUEST, "IncompleteBody", "The request body ended before it was complete.")
+        }
+    }
+
     pub fn access_denied(message: impl Into<String>) -> QueryError {
         Self::sender(StatusCode::FORBIDDEN, "AccessDenied", message)
     }

@@ -58,7 +58,7 @@ pub struct ServeArgs {
     /// alike), sigv2 (true; false refuses SigV2), tls_cert and tls_key, plain_http_from_loopback
     /// (true: with TLS on, loopback clients may still use plain HTTP), hsts_max_age_secs
     /// (31536000 over TLS; 0 sends no HSTS), surfaces and allow_cidrs (of the listen address;
-    /// surfaces among s3, shares, metrics, health), [[listeners]] (address, surfaces, tls_cert,
+    /// surfaces among s3, shares, metrics, health; default all but metrics), [[listeners]] (address, surfaces, tls_cert,
     /// tls_key, allow_cidrs), trusted_proxies (CIDRs whose forwarding header names the client),
     /// forwarded_header (x-forwarded-for or forwarded), trust_forwarded_proto (false),
     /// header_read_timeout_secs (30), idle_timeout_secs (20: a request body or response stalled

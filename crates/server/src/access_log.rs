@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use s3s::{Body, StdError};
 use serde::Serialize;
 
 use crate::access_path;
+use crate::idle::{BodyTally, Counted};
 use crate::surface::Surface;
 
 /// Where access-log lines go. `write_line` must not block: it runs on the request's task.
@@ -68,7 +68,7 @@ pub struct Entry {
     pub access_key_id: Option<String>,
     pub user_agent: Option<String>,
     pub note: Arc<RequestNote>,
-    pub bytes_in: Arc<AtomicU64>,
+    pub body: Arc<BodyTally>,
     pub status: u16,
     pub error_code: Option<String>,
     /// Which guard limit refused it, if one did.
@@ -103,7 +103,7 @@ impl Entry {
     fn finish(self, bytes_out: u64) {
         let elapsed = self.started.elapsed();
         let noted = self.note.take();
-        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let bytes_in = self.body.received();
         let surface = self.surface.name();
         let operation = noted.operation.as_deref().unwrap_or("-");
         let status = self.status.to_string();
@@ -112,7 +112,8 @@ impl Entry {
         metrics::histogram!("latchkey_request_duration_seconds", "surface" => surface).record(elapsed.as_secs_f64());
         metrics::counter!("latchkey_bytes_in_total", "surface" => surface).increment(bytes_in);
         metrics::counter!("latchkey_bytes_out_total", "surface" => surface).increment(bytes_out);
-        if matches!(self.status, 401 | 403) {
+        // Guard refusals are counted by reason (`latchkey_refused_total`), not here.
+        if matches!(self.status, 401 | 403) && self.refused.is_none() {
             let code = self.error_code.clone().unwrap_or_else(|| self.status.to_string());
             metrics::counter!("latchkey_denied_total", "code" => code).increment(1);
         }
@@ -123,7 +124,7 @@ impl Entry {
                 .unwrap_or_default(),
             request_id: &self.request_id,
             principal: noted.principal.as_deref(),
-            access_key_id: self.access_key_id.as_deref(),
+            access_key_id: self.access_key_id.as_deref().filter(|id| looks_like_key_id(id)),
             auth: self.auth,
             source_ip: self.client,
             peer: self.peer,
@@ -148,17 +149,26 @@ impl Entry {
     }
 }
 
+/// Whether what a request names as its access key id has the shape of one (16 to 128 upper-case
+/// letters and digits): anything else a client wrote there (a malformed header's signature, a
+/// secret pasted by mistake) is not logged.
+fn looks_like_key_id(id: &str) -> bool {
+    (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 /// A response body that counts what it sends and finishes its entry when dropped: after the
 /// last byte went out, or when the client left.
 pub struct Logged {
     inner: Body,
     entry: Option<Entry>,
     bytes_out: u64,
+    /// Counts the response as open on its connection until it is done.
+    _open: Counted,
 }
 
 impl Logged {
-    pub fn wrap(inner: Body, entry: Entry) -> Body {
-        Body::http_body_unsync(Logged { inner, entry: Some(entry), bytes_out: 0 })
+    pub fn wrap(inner: Body, entry: Entry, open: Counted) -> Body {
+        Body::http_body_unsync(Logged { inner, entry: Some(entry), bytes_out: 0, _open: open })
     }
 }
 

@@ -34,24 +34,49 @@ pub fn loggable_key(key: &str) -> Cow<'_, str> {
 /// The length of a share token: 256 bits in unpadded base64url.
 const TOKEN_CHARS: usize = 43;
 
-/// Whether a (decoded) segment could be a share token pasted into an S3 path.
-fn token_shaped(segment: &str) -> bool {
-    segment.len() == TOKEN_CHARS && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// An S3 path with every token-shaped segment replaced by `<token>`; the path itself when none is.
+/// The spans of `text` that could be share tokens: runs of exactly [`TOKEN_CHARS`] token
+/// characters (a longer run, such as a SHA-256 in hex, is not one).
+fn token_runs(text: &str) -> Vec<std::ops::Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 0..=bytes.len() {
+        if i < bytes.len() && is_token_char(bytes[i]) {
+            continue;
+        }
+        if i - start == TOKEN_CHARS {
+            runs.push(start..i);
+        }
+        start = i + 1;
+    }
+    runs
+}
+
+/// `raw` with every token-shaped run replaced by `<token>`, judged on its decoded form (a token
+/// can hide behind `%2F` or `%3F`); `raw` itself when there is none. Decoding only shortens, so
+/// a path shorter than a token is passed as it is (this runs on every request).
 fn mask_token_shapes(raw: &str) -> Cow<'_, str> {
-    if !raw.split('/').any(could_be_token) {
+    if raw.len() < TOKEN_CHARS {
         return Cow::Borrowed(raw);
     }
-    let masked: Vec<&str> = raw.split('/').map(|s| if could_be_token(s) { "<token>" } else { s }).collect();
-    Cow::Owned(masked.join("/"))
-}
-
-/// Whether a raw segment decodes to a token shape. Decoding only shortens, so most segments are
-/// ruled out by their length without decoding (this runs on every S3 request).
-fn could_be_token(segment: &str) -> bool {
-    segment.len() >= TOKEN_CHARS && token_shaped(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let runs = token_runs(&decoded);
+    if runs.is_empty() {
+        return Cow::Borrowed(raw);
+    }
+    let mut masked = String::with_capacity(decoded.len());
+    let mut at = 0;
+    for run in runs {
+        masked.push_str(&decoded[at..run.start]);
+        masked.push_str("<token>");
+        at = run.end;
+    }
+    masked.push_str(&decoded[at..]);
+    Cow::Owned(masked)
 }
 
 fn cap_owned(path: Cow<'_, str>) -> Cow<'_, str> {
@@ -139,6 +164,12 @@ mod tests {
         // Pasted into an S3-shaped path, a token-shaped segment is masked too.
         assert_eq!(loggable(&format!("/reports/{TOKEN}")), "/reports/<token>");
         assert_eq!(loggable(&format!("/reports/-/s/{}", TOKEN.replace('Q', "%51"))), "/reports/-/s/<token>");
+        // Behind an encoded separator, or with a character glued on (review finding).
+        assert_eq!(loggable(&format!("/reports/s%2F{TOKEN}")), "/reports/s/<token>");
+        assert_eq!(loggable(&format!("/reports/{TOKEN}%3F")), "/reports/<token>?");
+        assert_eq!(loggable_key(&format!("a/{TOKEN}.pdf")), "a/<token>.pdf");
+        let sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(loggable(&format!("/blobs/{sha256}")), format!("/blobs/{sha256}"), "a longer run is no token");
     }
 
     #[test]

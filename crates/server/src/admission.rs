@@ -27,8 +27,9 @@ impl NetworkList {
     }
 }
 
-/// How many connections may be open at once, in all and from one address (loopback and the
-/// trusted proxies are not capped per address).
+/// How many connections may be open at once, in all and from one address (an IPv6 client is
+/// capped per /64, which one host commonly holds whole). Loopback is capped by neither, so that
+/// local health checks and a local proxy always get in; the trusted proxies only in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionCaps {
     pub max: usize,
@@ -74,7 +75,17 @@ struct Open {
 /// An admitted connection's place; giving it back (drop) frees it.
 pub struct Ticket {
     ip: Option<IpAddr>,
+    /// Whether it counts (loopback's do not).
+    counted: bool,
     open: Arc<Mutex<Open>>,
+}
+
+/// What a client's connections are counted under: its IPv4 address, or its IPv6 /64.
+fn per_ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & (u128::MAX << 64))),
+    }
 }
 
 impl Admission {
@@ -88,7 +99,10 @@ impl Admission {
         if !proxy && !self.admits(&peer, listener) {
             return Err(Refusal::Network);
         }
-        let capped = (!proxy && !peer.is_loopback()).then_some(peer);
+        if peer.is_loopback() {
+            return Ok(Ticket { ip: None, counted: false, open: self.open.clone() });
+        }
+        let capped = (!proxy).then(|| per_ip_key(peer));
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if open.total >= self.caps.max {
             return Err(Refusal::Connections);
@@ -102,7 +116,7 @@ impl Admission {
         }
         open.total += 1;
         metrics::gauge!("latchkey_open_connections").increment(1.0);
-        Ok(Ticket { ip: capped, open: self.open.clone() })
+        Ok(Ticket { ip: capped, counted: true, open: self.open.clone() })
     }
 
     /// Whether a request from `client` may be served on a listener with `listener`'s lists.
@@ -114,6 +128,9 @@ impl Admission {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         open.total -= 1;
         metrics::gauge!("latchkey_open_connections").decrement(1.0);
@@ -162,11 +179,28 @@ mod tests {
         assert_eq!(admission.connect(ip("192.0.2.1"), &open).err(), Some(Refusal::ConnectionsPerIp));
         drop(first);
         let _again = admission.connect(ip("192.0.2.1"), &open).unwrap();
-        // Proxies and loopback are not capped per address (a denied proxy's clients are judged
-        // per request), only in all.
+        // Proxies are not capped per address (their clients are judged per request), only in
+        // all; loopback not at all. An IPv6 client is capped per /64.
         let _proxy = admission.connect(ip("10.9.0.1"), &open).unwrap();
-        let _local = admission.connect(ip("127.0.0.1"), &open).unwrap();
+        let _v6 = admission.connect(ip("2001:db8:1:2::1"), &open).unwrap();
+        assert_eq!(admission.connect(ip("2001:db8:1:2::2"), &open).err(), Some(Refusal::Connections));
         assert_eq!(admission.open.lock().unwrap().total, 4);
-        assert_eq!(admission.connect(ip("127.0.0.1"), &open).err(), Some(Refusal::Connections));
+        let local: Vec<_> = (0..10).map(|_| admission.connect(ip("127.0.0.1"), &open).unwrap()).collect();
+        assert_eq!(admission.open.lock().unwrap().total, 4, "loopback is not counted");
+        drop(local);
+        assert_eq!(admission.open.lock().unwrap().total, 4);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_capped_per_64() {
+        let admission = Admission::new(
+            NetworkList::default(),
+            ConnectionCaps { max: 100, max_per_ip: 1 },
+            TrustedProxies::default(),
+        );
+        let open = NetworkList::default();
+        let _held = admission.connect(ip("2001:db8:1:2::1"), &open).unwrap();
+        assert_eq!(admission.connect(ip("2001:db8:1:2:ffff::9"), &open).err(), Some(Refusal::ConnectionsPerIp));
+        assert!(admission.connect(ip("2001:db8:1:3::1"), &open).is_ok(), "another /64");
     }
 }

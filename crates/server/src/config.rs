@@ -255,7 +255,10 @@ impl ServerConfig {
         }
         let primary = ListenerFile {
             address: listen,
-            surfaces: file.surfaces.unwrap_or_else(|| Surface::ALL.iter().map(|s| s.name().to_owned()).collect()),
+            // Metrics only where asked for: they tell an attacker how a flood is doing.
+            surfaces: file.surfaces.unwrap_or_else(|| {
+                Surface::ALL.iter().filter(|s| **s != Surface::Metrics).map(|s| s.name().to_owned()).collect()
+            }),
             tls_cert: cli.tls_cert.or(file.tls_cert),
             tls_key: cli.tls_key.or(file.tls_key),
             allow_cidrs: file.allow_cidrs,
@@ -397,14 +400,27 @@ fn parse_cidrs(key: &str, list: Option<Vec<String>>) -> anyhow::Result<Vec<IpNet
         .collect()
 }
 
-/// `10.0.0.0/8`, or a single address (`10.0.0.5`, a /32 or /128).
+/// `10.0.0.0/8`, or a single address (`10.0.0.5`, a /32 or /128). An IPv4-mapped IPv6 network
+/// (`::ffff:192.0.2.0/120`) is read as the IPv4 network it is, since clients are judged by
+/// their canonical address; one that is not wholly IPv4-mapped is refused.
 fn parse_cidr(text: &str) -> anyhow::Result<IpNet> {
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Ok(net);
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(
+            text.parse::<std::net::IpAddr>()
+                .map_err(|_| anyhow::anyhow!("expected an address or a CIDR, for example 10.0.0.0/8"))?,
+        ),
+    };
+    match net {
+        IpNet::V6(v6) if v6.addr().to_ipv4_mapped().is_some() || v6.network().to_ipv4_mapped().is_some() => {
+            let v4 =
+                v6.network().to_ipv4_mapped().filter(|_| v6.prefix_len() >= 96).ok_or_else(|| {
+                    anyhow::anyhow!("an IPv4-mapped network must be a /96 or longer; write it as IPv4")
+                })?;
+            Ok(IpNet::V4(ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)?.trunc()))
+        }
+        net => Ok(net),
     }
-    let ip: std::net::IpAddr =
-        text.parse().map_err(|_| anyhow::anyhow!("expected an address or a CIDR, for example 10.0.0.0/8"))?;
-    Ok(IpNet::from(ip))
 }
 
 /// `public_url` is a scheme and an authority, nothing else: presigned redirects are signed for
@@ -526,7 +542,7 @@ mod tests {
         assert!(outside.tls.is_some() && outside.networks == NetworkList::default());
         let everything = ServerConfig::resolve(Overrides::default(), ConfigFile::default()).unwrap();
         assert_eq!(everything.listeners.len(), 1);
-        assert_eq!(everything.listeners[0].surfaces, Surfaces::ALL);
+        assert_eq!(format!("{:?}", everything.listeners[0].surfaces), "s3,shares,health", "metrics only when asked");
     }
 
     #[test]
@@ -551,6 +567,15 @@ mod tests {
         assert!(err.contains("invalid networks.deny entry \"x\""), "{err}");
         assert!(resolve("max_connections_per_ip = 0").contains("must be at least 1"));
         assert!(resolve("idle_timeout_secs = 0").contains("idle_timeout_secs must be at least 1"));
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_are_read_as_ipv4() {
+        let net = |text: &str| parse_cidr(text).map(|n| n.to_string()).map_err(|e| e.to_string());
+        assert_eq!(net("::ffff:192.0.2.2"), Ok("192.0.2.2/32".into()));
+        assert_eq!(net("::ffff:198.51.100.0/120"), Ok("198.51.100.0/24".into()));
+        assert!(net("::ffff:0:0/90").unwrap_err().contains("/96 or longer"));
+        assert_eq!(net("2001:db8::/32"), Ok("2001:db8::/32".into()));
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //!
 //! [`IdleBody`] bounds each wait for the next piece of a request body (S3's `RequestTimeout`);
 //! [`IdleIo`] bounds each wait for the client to take more of the response (the connection is
-//! closed). The wait between requests is the header-read timeout's (`listener.rs`).
+//! closed). An HTTP/2 client can stall responses without ever blocking a write (a flow-control
+//! window of zero), so each connection keeps its [`Activity`]: responses open and the last
+//! progress, which the listener's HTTP/2 watchdog judges. The wait between requests is the
+//! header-read timeout's (`listener.rs`).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +24,77 @@ use http_body::{Body, Frame, SizeHint};
 use s3s::{S3Error, S3ErrorCode, StdError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// What a connection is doing: requests being handled, responses not yet sent, and when it last
+/// made progress (bytes taken by the client, a request arriving, a response starting).
+#[derive(Debug)]
+pub struct Activity {
+    epoch: std::time::Instant,
+    last_ms: AtomicU64,
+    handling: AtomicUsize,
+    open_responses: AtomicUsize,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: std::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+            handling: AtomicUsize::new(0),
+            open_responses: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn touch(&self) {
+        self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long since the last progress.
+    pub fn idle_for(&self) -> Duration {
+        self.epoch.elapsed().saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Requests being handled (the server's work, which no client idleness cuts short).
+    pub fn handling(&self) -> usize {
+        self.handling.load(Ordering::Relaxed)
+    }
+
+    /// Responses waiting for the client to take them.
+    pub fn open_responses(&self) -> usize {
+        self.open_responses.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request as being handled until the guard is dropped.
+    pub fn request(self: &Arc<Self>) -> Counted {
+        self.touch();
+        Counted::new(self.clone(), |a| &a.handling)
+    }
+
+    /// Counts a response as open until the guard is dropped (its body sent or abandoned).
+    pub fn response(self: &Arc<Self>) -> Counted {
+        self.touch();
+        Counted::new(self.clone(), |a| &a.open_responses)
+    }
+}
+
+/// A request or response counted on its connection's [`Activity`] while it lives.
+pub struct Counted {
+    activity: Arc<Activity>,
+    counter: fn(&Activity) -> &AtomicUsize,
+}
+
+impl Counted {
+    fn new(activity: Arc<Activity>, counter: fn(&Activity) -> &AtomicUsize) -> Counted {
+        counter(&activity).fetch_add(1, Ordering::Relaxed);
+        Counted { activity, counter }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.counter)(&self.activity).fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A timer armed while waiting on the client and disarmed when it makes progress. Requests that
 /// never wait (a GET without body) never allocate one.
@@ -51,17 +125,43 @@ impl Stall {
     }
 }
 
-/// A request body whose client may pause between pieces for at most the idle timeout. It
-/// counts the bytes it passes on (the access log's bytes in).
+/// What became of a request body: the bytes received (the access log's bytes in), and whether
+/// its client stalled past the idle timeout (whatever error the reader turned that into, the
+/// answer is S3's `RequestTimeout`).
+#[derive(Default)]
+pub struct BodyTally {
+    received: AtomicU64,
+    timed_out: std::sync::atomic::AtomicBool,
+}
+
+impl BodyTally {
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+}
+
+/// S3's answer to a request whose body stopped coming.
+pub fn request_timeout() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::RequestTimeout,
+        "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+    )
+}
+
+/// A request body whose client may pause between pieces for at most the idle timeout.
 pub struct IdleBody<B> {
     inner: B,
     stall: Stall,
-    received: Arc<AtomicU64>,
+    tally: Arc<BodyTally>,
 }
 
 impl<B> IdleBody<B> {
-    pub fn new(inner: B, timeout: Duration, received: Arc<AtomicU64>) -> IdleBody<B> {
-        IdleBody { inner, stall: Stall::new(timeout), received }
+    pub fn new(inner: B, timeout: Duration, tally: Arc<BodyTally>) -> IdleBody<B> {
+        IdleBody { inner, stall: Stall::new(timeout), tally }
     }
 }
 
@@ -79,17 +179,15 @@ where
             Poll::Ready(frame) => {
                 this.stall.progressed();
                 if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-                    this.received.fetch_add(data.map_or(0, |d| d.len() as u64), Ordering::Relaxed);
+                    this.tally.received.fetch_add(data.map_or(0, |d| d.len() as u64), Ordering::Relaxed);
                 }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending if this.stall.expired(cx) => {
                 metrics::counter!("latchkey_refused_total", "reason" => "idle_body").increment(1);
+                this.tally.timed_out.store(true, Ordering::Relaxed);
                 // S3's error, which the object layer passes on as it is (`error.rs`).
-                Poll::Ready(Some(Err(Box::new(S3Error::with_message(
-                    S3ErrorCode::RequestTimeout,
-                    "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
-                )))))
+                Poll::Ready(Some(Err(Box::new(request_timeout()))))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -104,15 +202,25 @@ where
     }
 }
 
-/// A connection whose client may leave a response unread for at most the idle timeout.
+/// A connection whose client may leave a response unread for at most the idle timeout; what it
+/// writes counts as the connection's progress.
 pub struct IdleIo<I> {
     io: I,
     stall: Stall,
+    activity: Arc<Activity>,
 }
 
 impl<I> IdleIo<I> {
-    pub fn new(io: I, timeout: Duration) -> IdleIo<I> {
-        IdleIo { io, stall: Stall::new(timeout) }
+    pub fn new(io: I, timeout: Duration, activity: Arc<Activity>) -> IdleIo<I> {
+        IdleIo { io, stall: Stall::new(timeout), activity }
+    }
+
+    /// Bytes the client took are the connection's progress (a flush that had nothing to send
+    /// is not: HTTP/2 flushes while every stream waits on a window).
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.touch();
+        }
     }
 
     fn written<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -139,6 +247,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
 impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.wrote(&polled);
         self.written(cx, polled)
     }
 
@@ -148,6 +257,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.wrote(&polled);
         self.written(cx, polled)
     }
 
@@ -175,8 +285,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stops_coming_times_out_and_one_that_moves_does_not() {
         let (mut sender, body) = http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(1);
-        let received = Arc::new(AtomicU64::new(0));
-        let mut body = IdleBody::new(body, Duration::from_secs(20), received.clone());
+        let tally = Arc::new(BodyTally::default());
+        let mut body = IdleBody::new(body, Duration::from_secs(20), tally.clone());
         let feeder = tokio::spawn(async move {
             for _ in 0..5 {
                 tokio::time::sleep(Duration::from_secs(15)).await;
@@ -185,7 +295,6 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             drop(sender);
         });
-        let counted = received;
         let mut received = 0;
         let err = loop {
             match body.frame().await {
@@ -195,7 +304,7 @@ mod tests {
             }
         };
         assert_eq!(received, 5, "pauses shorter than the timeout are not cut, however many");
-        assert_eq!(counted.load(Ordering::Relaxed), 5);
+        assert_eq!((tally.received(), tally.timed_out()), (5, true));
         let err = err.downcast::<S3Error>().unwrap();
         assert_eq!(err.code(), &S3ErrorCode::RequestTimeout);
         feeder.abort();
@@ -204,7 +313,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_response_the_client_stops_reading_times_out() {
         let (client, server) = tokio::io::duplex(64);
-        let mut server = IdleIo::new(server, Duration::from_secs(20));
+        let mut server = IdleIo::new(server, Duration::from_secs(20), Activity::new());
         let err = server.write_all(&[0u8; 4096]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         drop(client);

@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{Admission, NetworkList, Ticket};
 use crate::config::ListenerConfig;
-use crate::idle::IdleIo;
+use crate::idle::{Activity, IdleIo};
 use crate::router;
 use crate::surface::Surfaces;
 use crate::tls::{self, Tls};
@@ -28,6 +27,10 @@ use crate::tls::{self, Tls};
 /// for `H2_KEEP_ALIVE_TIMEOUT`.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200): each may hold
+/// an open object.
+const H2_MAX_STREAMS: u32 = 64;
 
 /// A client that has not finished its TLS handshake by then is disconnected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +60,8 @@ impl Protocols {
         http2
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(H2_KEEP_ALIVE_INTERVAL))
-            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+            .max_concurrent_streams(H2_MAX_STREAMS);
         Protocols { http1, http2, header_read_timeout, idle_timeout }
     }
 }
@@ -201,25 +205,28 @@ impl Accepted {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let Accepted { dispatch, http, watcher, peer, listener, public_base, surfaces, networks, ticket } = self;
-        let conn = Arc::new(router::Connection { peer, public_base, secure, surfaces, networks, listener });
-        // HTTP/2 has no header-read timeout: a connection that has not brought a request by
-        // then is closed here (later idleness is the keep-alive pings' to end).
-        let asked = Arc::new(AtomicBool::new(false));
-        let noted = asked.clone();
+        let activity = Activity::new();
+        let conn = Arc::new(router::Connection {
+            peer,
+            public_base,
+            secure,
+            surfaces,
+            networks,
+            listener,
+            activity: activity.clone(),
+        });
+        let arrived = activity.clone();
         let service = hyper::service::service_fn(move |req| {
-            noted.store(true, Ordering::Relaxed);
+            arrived.touch();
             dispatch.clone().handle(req, conn.clone())
         });
-        let io = TokioIo::new(IdleIo::new(io, http.idle_timeout));
+        let io = TokioIo::new(IdleIo::new(io, http.idle_timeout, activity.clone()));
         let ended = if h2 {
-            let served = std::pin::pin!(watcher.watch(http.http2.serve_connection(io, service)));
-            let deadline = tokio::time::sleep(http.header_read_timeout);
-            match futures::future::select(served, std::pin::pin!(deadline)).await {
-                futures::future::Either::Left((ended, _)) => ended,
-                futures::future::Either::Right(((), served)) if asked.load(Ordering::Relaxed) => served.await,
-                futures::future::Either::Right(_) => {
-                    metrics::counter!("latchkey_refused_total", "reason" => "header_timeout").increment(1);
-                    tracing::debug!(%peer, "HTTP/2 connection closed: no request within the header-read timeout");
+            let served = watcher.watch(http.http2.serve_connection(io, service));
+            match watch_http2(served, &activity, &http).await {
+                Some(ended) => ended,
+                None => {
+                    tracing::debug!(%peer, "HTTP/2 connection closed: idle, or its responses left unread");
                     return;
                 }
             }
@@ -258,6 +265,32 @@ impl Accepted {
             }
             Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+}
+
+/// Serves an HTTP/2 connection while its client keeps it moving; `None` when it was closed for
+/// idleness: nothing handled or open for the header-read timeout (HTTP/2 has no header-read
+/// timeout of its own), or responses open and nothing taken by the client for the idle timeout
+/// (a client that advertises no flow-control window never blocks a write, so `IdleIo` alone
+/// would wait forever while each stream holds an open object). A request still being handled
+/// is the server's work and never counts as the client's idleness.
+async fn watch_http2<F: Future>(served: F, activity: &Activity, http: &Protocols) -> Option<F::Output> {
+    let mut served = std::pin::pin!(served);
+    let mut tick = tokio::time::interval(http.idle_timeout.min(http.header_read_timeout) / 4);
+    loop {
+        tokio::select! {
+            ended = &mut served => return Some(ended),
+            _ = tick.tick() => {
+                let idle = activity.idle_for();
+                let reason = match (activity.handling(), activity.open_responses()) {
+                    (0, 0) if idle >= http.header_read_timeout => "header_timeout",
+                    (_, open) if open > 0 && idle >= http.idle_timeout => "idle_response",
+                    _ => continue,
+                };
+                metrics::counter!("latchkey_refused_total", "reason" => reason).increment(1);
+                return None;
+            }
         }
     }
 }

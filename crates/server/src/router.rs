@@ -30,7 +30,7 @@ use tower::ServiceExt;
 use crate::access_log::{self, AccessSink, AuthType, Logged};
 use crate::admission::{Admission, NetworkList, Refusal};
 use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
-use crate::idle::IdleBody;
+use crate::idle::{Activity, BodyTally, IdleBody, request_timeout};
 use crate::rate::{self, RateLimits};
 use crate::surface::{Surface, Surfaces};
 use crate::{access_path, cors, error_body};
@@ -152,6 +152,8 @@ pub struct Connection {
     pub networks: Arc<NetworkList>,
     /// The address the client connected to.
     pub listener: SocketAddr,
+    /// Open responses and progress, for the HTTP/2 watchdog (`idle.rs`).
+    pub activity: Arc<Activity>,
 }
 
 /// The unsigned `/-/` endpoints: `redemption` (share links), `/-/health`, `/-/ready` and
@@ -210,10 +212,11 @@ impl Dispatch {
         conn: Arc<Connection>,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let _handling = conn.activity.request();
         let request_id = self.request_ids.next();
-        let bytes_in = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(BodyTally::default());
         let note = Arc::new(RequestNote::default());
-        let mut req = req.map(|body| IdleBody::new(body, self.idle_timeout, bytes_in.clone()));
+        let mut req = req.map(|body| IdleBody::new(body, self.idle_timeout, tally.clone()));
         // The client: the peer, or whom trusted proxies name. Every gate reads it from here
         // (the public share routes as axum's ConnectInfo), and share links their base URL.
         // An unreadable forwarding header is refused below; until then the peer stands for it.
@@ -246,7 +249,7 @@ impl Dispatch {
             access_key_id: rate::access_key_of(req.headers(), req.uri().query()),
             user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(capped),
             note: note.clone(),
-            bytes_in: bytes_in.clone(),
+            body: tally.clone(),
             status: resp.status().as_u16(),
             error_code: None,
             refused,
@@ -270,7 +273,7 @@ impl Dispatch {
                     note.operation("CorsPreflight");
                     cors::preflight(&path, req.headers(), &self.configs)
                 } else if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
-                    self.query_api(req, client, &request_id).await
+                    self.query_api(req, client, &request_id, &tally).await
                 } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
                     let resp = self
                         .routes
@@ -282,6 +285,10 @@ impl Dispatch {
                 } else {
                     self.s3(req).await
                 };
+                // s3s turns a body error in what it reads whole (XML) into InternalError.
+                if tally.timed_out() && resp.status().is_server_error() {
+                    resp = s3_error_response(request_timeout());
+                }
                 if surface == Surface::S3 && method != http::Method::OPTIONS {
                     cors::decorate(&method, &path, origin.as_deref(), &mut resp, &self.configs);
                 }
@@ -315,7 +322,7 @@ impl Dispatch {
         {
             headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
-        Ok(resp.map(|body| Logged::wrap(body, entry)))
+        Ok(resp.map(|body| Logged::wrap(body, entry, conn.activity.response())))
     }
 
     /// The guard's checks before a request is routed: its surface on this listener, its client's
@@ -386,12 +393,19 @@ fn capped(value: &str) -> String {
 impl Dispatch {
     /// The IAM and STS query APIs: the form body is read (up to the APIs' limit) before the
     /// signature can be checked, since it is part of what is signed.
-    async fn query_api(&self, req: Request<RequestBody>, client: ClientConnection, request_id: &str) -> Response<Body> {
+    async fn query_api(
+        &self,
+        req: Request<RequestBody>,
+        client: ClientConnection,
+        request_id: &str,
+        tally: &BodyTally,
+    ) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let limited = http_body_util::Limited::new(body, QueryApi::MAX_BODY);
         let resp = match http_body_util::BodyExt::collect(limited).await {
             Ok(collected) => self.query.handle(&parts, &collected.to_bytes(), client, request_id).await,
-            Err(_) => self.query.too_large(request_id),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => self.query.too_large(request_id),
+            Err(_) => self.query.body_cut(request_id, tally.timed_out()),
         };
         resp.map(Body::from)
     }
