@@ -19,10 +19,13 @@ build_latchkey() {
   LATCHKEY_BIN="$REPO/target/release/latchkey"
 }
 
-# start_latchkey DATA_DIR PORT -> sets LATCHKEY_PID. Default settings, access log included (to a file).
+# start_latchkey DATA_DIR PORT [CONFIG_FILE] -> sets LATCHKEY_PID. Default settings unless a
+# config file says otherwise; the log and access log go to DATA_DIR.stderr.
 start_latchkey() {
+  local config=()
+  [ -n "${3:-}" ] && config=(--config "$3")
   LATCHKEY_ROOT_ACCESS_KEY=$BENCH_ACCESS_KEY LATCHKEY_ROOT_SECRET_KEY=$BENCH_SECRET_KEY \
-    "$LATCHKEY_BIN" serve --data-dir "$1" --listen "127.0.0.1:$2" >/dev/null 2>"$1.stderr" &
+    "$LATCHKEY_BIN" serve --data-dir "$1" --listen "127.0.0.1:$2" "${config[@]}" >/dev/null 2>"$1.stderr" &
   LATCHKEY_PID=$!
   wait_for_port "$2"
 }

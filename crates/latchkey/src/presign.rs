@@ -1,5 +1,6 @@
 //! `latchkey presign`: a SigV4 presigned URL, signed locally like `aws s3 presign`, with the
-//! settings `aws_env` finds.
+//! settings `aws_env` finds; with `--max-uses N`, a counted one (`X-Latchkey-Max-Uses`, which
+//! the signature covers; the server counts its uses).
 
 use std::time::Duration;
 
@@ -36,7 +37,14 @@ pub struct PresignArgs {
     /// The AWS CLI profile to take credentials and settings from
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
+    /// How many times the URL may be used in all; Latchkey counts the uses (other S3 servers
+    /// refuse or ignore the parameter)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_uses: Option<u32>,
 }
+
+/// The query parameter the server counts uses by (`latchkey_s3`'s `counted.rs`).
+const MAX_USES_PARAM: &str = "X-Latchkey-Max-Uses";
 
 /// Splits `s3://BUCKET/KEY`.
 pub fn parse_target(target: &str) -> anyhow::Result<(&str, &str)> {
@@ -63,9 +71,22 @@ pub async fn run(args: PresignArgs) -> anyhow::Result<()> {
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
     let client = aws_sdk_s3::Client::from_conf(config.build());
     let presigning = PresigningConfig::expires_in(Duration::from_secs(args.expires_in))?;
+    // Added before signing, so that the signature covers it.
+    let max_uses = args.max_uses;
+    let count = move |req: &mut aws_smithy_runtime_api::client::orchestrator::HttpRequest| {
+        if let Some(n) = max_uses {
+            let separator = if req.uri().contains('?') { '&' } else { '?' };
+            let uri = format!("{}{separator}{MAX_USES_PARAM}={n}", req.uri());
+            let _ = req.set_uri(uri);
+        }
+    };
     let request = match args.method {
-        Method::Get => client.get_object().bucket(bucket).key(key).presigned(presigning).await?,
-        Method::Put => client.put_object().bucket(bucket).key(key).presigned(presigning).await?,
+        Method::Get => {
+            client.get_object().bucket(bucket).key(key).customize().mutate_request(count).presigned(presigning).await?
+        }
+        Method::Put => {
+            client.put_object().bucket(bucket).key(key).customize().mutate_request(count).presigned(presigning).await?
+        }
     };
     println!("{}", request.uri());
     Ok(())

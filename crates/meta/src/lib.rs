@@ -1,7 +1,8 @@
 //! The metadata store: every row Latchkey keeps, behind one async trait per domain:
 //! [`MetaStore`] (buckets, object records, multipart uploads, share links and their grants, audit
 //! events), [`BucketConfigStore`] (bucket policies, public access blocks, bucket tags) and
-//! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions).
+//! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions) and
+//! [`PresignedStore`] (uses of counted presigned URLs).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -21,6 +22,7 @@ mod identity_conformance;
 mod model;
 mod pg_batch;
 mod postgres;
+mod presigned;
 mod rows;
 mod sqlite;
 mod statements;
@@ -37,6 +39,7 @@ pub use model::{
     PartRecord, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
+pub use presigned::PresignedStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

@@ -43,6 +43,7 @@ pub struct PgStore {
 
 crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
+crate::presigned::presigned_store!(PgStore, writer: pool);
 
 /// The channel the `iam_generation` trigger notifies (migration 0005).
 const IDENTITY_CHANNEL: &str = "latchkey_identity";
@@ -466,6 +467,30 @@ mod tests {
         let (scoped, schema) = fresh_schema().await?;
         let store = PgStore::open(&scoped, 8).await.unwrap();
         Some((Arc::new(store), schema))
+    }
+
+    mod presigned {
+        use super::*;
+        use crate::presigned::conformance;
+
+        async fn open() -> Option<(Arc<PgStore>, Schema)> {
+            let (scoped, schema) = fresh_schema().await?;
+            Some((Arc::new(PgStore::open(&scoped, 8).await.unwrap()), schema))
+        }
+
+        #[tokio::test]
+        async fn each_url_is_granted_exactly_its_uses() {
+            if let Some((store, _schema)) = open().await {
+                conformance::each_url_is_granted_exactly_its_uses(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn expired_urls_are_forgotten() {
+            if let Some((store, _schema)) = open().await {
+                conformance::expired_urls_are_forgotten(store).await;
+            }
+        }
     }
 
     mod bucket_config {

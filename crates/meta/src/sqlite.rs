@@ -54,6 +54,7 @@ pub struct SqliteStore {
 
 crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
+crate::presigned::presigned_store!(SqliteStore, writer: writer);
 
 /// Object records kept in memory; about 1 KiB each.
 const CACHED_OBJECTS: NonZeroUsize = NonZeroUsize::new(16 * 1024).unwrap();
@@ -454,6 +455,29 @@ mod tests {
         }
 
         bucket_config_conformance_tests!(open());
+    }
+
+    mod presigned {
+        use super::*;
+        use crate::presigned::conformance;
+
+        #[tokio::test]
+        async fn each_url_is_granted_exactly_its_uses() {
+            let (store, _dir) = open().await.unwrap();
+            conformance::each_url_is_granted_exactly_its_uses(store).await;
+        }
+
+        #[tokio::test]
+        async fn expired_urls_are_forgotten() {
+            let (store, _dir) = open().await.unwrap();
+            conformance::expired_urls_are_forgotten(store).await;
+        }
+
+        async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+            Some((Arc::new(store), dir))
+        }
     }
 
     mod identity {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use latchkey_identity::{Caller, ClientConnection, Identity, Refusal, RequestNote};
-use latchkey_meta::{AuditEvent, MetaStore, Tag};
+use latchkey_meta::{AuditEvent, MetaStore, PresignedStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
@@ -20,7 +20,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
 
 use crate::bucket_configs::{BucketConfigs, BucketRules, CompiledPolicy};
-use crate::policy_request;
+use crate::{counted, policy_request};
 
 /// Secrets for signature verification: the root key, IAM users' active keys and STS sessions'.
 #[derive(Clone)]
@@ -118,6 +118,7 @@ impl s3s::validation::NameValidation for BucketNames {
 pub struct Authorizer {
     identity: Arc<Identity>,
     meta: Arc<dyn MetaStore>,
+    presigned: Arc<dyn PresignedStore>,
     configs: Arc<BucketConfigs>,
 }
 
@@ -125,8 +126,13 @@ pub struct Authorizer {
 const ANONYMOUS: &str = "anonymous";
 
 impl Authorizer {
-    pub fn new(identity: Arc<Identity>, meta: Arc<dyn MetaStore>, configs: Arc<BucketConfigs>) -> Self {
-        Self { identity, meta, configs }
+    pub fn new(
+        identity: Arc<Identity>,
+        meta: Arc<dyn MetaStore>,
+        presigned: Arc<dyn PresignedStore>,
+        configs: Arc<BucketConfigs>,
+    ) -> Self {
+        Self { identity, meta, presigned, configs }
     }
 }
 
@@ -389,6 +395,12 @@ impl S3Access for Authorizer {
                 });
             }
             _ => self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?,
+        }
+        // A counted presigned URL spends a use only once the request is allowed.
+        if cx.uri().query().is_some_and(|q| q.contains(counted::MAX_USES_PARAM)) {
+            let principal = caller.as_ref().map(|c| c.principal(self.identity.account()).arn);
+            let ip = source_ip.map(|ip| ip.to_string());
+            counted::spend(cx, self.presigned.as_ref(), self.meta.as_ref(), principal, ip).await?;
         }
         if let Some(caller) = caller {
             cx.extensions_mut().insert(caller);

@@ -15,6 +15,7 @@ mod bucket_policy;
 mod bucket_tagging;
 mod conditional;
 pub mod cors;
+mod counted;
 mod envelope;
 mod error;
 mod list;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
-use latchkey_meta::{BucketConfigStore, IdentityStore, MetaStore, PgStore, SqliteStore};
+use latchkey_meta::{BucketConfigStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore};
 use latchkey_object::ObjectService;
 use latchkey_s3::{Authorizer, BucketConfigs, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
@@ -53,6 +53,7 @@ pub struct Server {
     hangups: tokio::signal::unix::Signal,
     limits: Arc<rate::RateLimits>,
     admission: Arc<admission::Admission>,
+    presigned: Arc<dyn PresignedStore>,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
@@ -71,7 +72,7 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let Views { meta, identity: identity_store, configs: config_store } = open_meta(&config).await?;
+        let Views { meta, identity: identity_store, configs: config_store, presigned } = open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
         let (root, source) = credentials::load_or_create(&config.data_dir)?;
@@ -105,7 +106,7 @@ impl Server {
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
         let configs = BucketConfigs::open(config_store).await.context("cannot load bucket settings")?;
-        let authorizer = Authorizer::new(identity.clone(), meta.clone(), configs.clone());
+        let authorizer = Authorizer::new(identity.clone(), meta.clone(), presigned.clone(), configs.clone());
         let gate = Arc::new(ShareGate::new(identity.clone(), authorizer.clone()));
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let front = S3Front::new(objects.clone(), configs.clone(), config.region.clone(), config.block_public_access);
@@ -160,6 +161,7 @@ impl Server {
             hangups,
             limits,
             admission,
+            presigned,
             dispatch: Arc::new(dispatch),
             objects,
             shares,
@@ -206,6 +208,7 @@ impl Server {
             async move { configs.maintain(until()).await }
         });
         tokio::spawn(self.limits.clone().maintain(until_stopped()));
+        tokio::spawn(purge_presigned_uses(self.presigned.clone(), until_stopped()));
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
         tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
@@ -260,6 +263,22 @@ impl Server {
     }
 }
 
+/// Forgets the uses of expired counted presigned URLs every ten minutes until `stopped`.
+async fn purge_presigned_uses(store: Arc<dyn PresignedStore>, stopped: impl Future<Output = ()>) {
+    let mut stopped = std::pin::pin!(stopped);
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = store.purge_presigned_uses(time::OffsetDateTime::now_utc()).await {
+                    tracing::warn!(error = %e, "cannot purge the uses of expired presigned URLs");
+                }
+            }
+            () = &mut stopped => return,
+        }
+    }
+}
+
 /// s3s's limits for what it buffers. PostObject forms never reach s3s (the router refuses them
 /// unread), so their limit is S3's own form-field limit rather than s3s's 5 GiB default.
 fn s3_config() -> S3Config {
@@ -280,11 +299,12 @@ struct Views {
     meta: Arc<dyn MetaStore>,
     identity: Arc<dyn IdentityStore>,
     configs: Arc<dyn BucketConfigStore>,
+    presigned: Arc<dyn PresignedStore>,
 }
 
-fn views<S: MetaStore + IdentityStore + BucketConfigStore>(store: S) -> Views {
+fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore>(store: S) -> Views {
     let store = Arc::new(store);
-    Views { meta: store.clone(), identity: store.clone(), configs: store }
+    Views { meta: store.clone(), identity: store.clone(), configs: store.clone(), presigned: store }
 }
 
 async fn open_meta(config: &ServerConfig) -> anyhow::Result<Views> {

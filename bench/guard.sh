@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The guard's cost and its protection, in one run (issue 12):
+#  1. 4 KiB presigned GETs/s with the guard on (every request through the rate limiter, the JSON
+#     access log written, metrics served) versus all of it off, rounds alternating: >= 0.9 x;
+#  2. the same GET over TLS versus nginx over TLS serving the same bytes: >= 0.5 x;
+#  3. one client's p99 latency at a steady 200 requests/s alone, then while another address
+#     floods at full speed (wrk, 64 connections) and is rate-limited: <= 2 x.
+# wrk, the servers and the load generator share the machine's cores.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+source "$REPO/bench/lib/common.sh"
+DURATION=${DURATION:-8s}
+ROUNDS=${ROUNDS:-3}
+
+need_debian_packages nginx wrk curl openssl
+build_latchkey
+(cd "$REPO" && cargo build --release --locked -p latchkey-loadgen >&2)
+PACELOAD="$REPO/target/release/paceload"
+
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/www/bench" "$work/nginx-tmp"
+head -c 4096 /dev/urandom >"$work/www/bench/4k"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+
+rps() { wrk -t1 -c32 -d"$DURATION" "$1" | awk '/Requests\/sec/ { print $2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# serve NAME PORT CONFIG_TEXT -> a Latchkey with the 4 KiB object, its presigned URL in $NAME_url
+serve() {
+  printf '%s\n' "$3" >"$work/$1.toml"
+  start_latchkey "$work/$1" "$2" "$work/$1.toml"
+  pids+=("$LATCHKEY_PID")
+  local base="http://127.0.0.1:$2"
+  grep -q tls_cert "$work/$1.toml" && base="https://127.0.0.1:$2"
+  s3_call PUT "$base/bench" -k >/dev/null
+  s3_call PUT "$base/bench/4k" -k -T "$work/www/bench/4k" >/dev/null
+  local url
+  url=$(presign_get "bench/4k" "$base")
+  cmp -s <(curl -skf "$url") "$work/www/bench/4k" || { echo "$1 served wrong bytes" >&2; exit 1; }
+  printf -v "${1}_url" '%s' "$url"
+}
+
+# 1. Guard on versus off.
+serve on 9490 'surfaces = ["s3", "shares", "health", "metrics"]
+[rate_limits]
+per_ip = 1000000
+exempt = []'
+serve off 9491 'access_log = "off"
+[rate_limits]
+per_ip = 0
+per_link = 0'
+echo "1. 4 KiB presigned GET, guard, access log and metrics on versus off (target: at least 0.9)"
+printf '%-6s %12s %12s %8s\n' round on_req/s off_req/s ratio
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  on=$(rps "$on_url") off=$(rps "$off_url")
+  ratios+=("$(ratio "$on" "$off")")
+  printf '%-6s %12s %12s %8s\n' "$round" "$on" "$off" "${ratios[-1]}"
+done
+echo "median ratio on/off: $(printf '%s\n' "${ratios[@]}" | median)"
+curl -sf http://127.0.0.1:9490/-/metrics | grep -q latchkey_requests_total || { echo "metrics were not kept" >&2; exit 1; }
+kill "${pids[@]}"; pids=()
+
+# 2. TLS: Latchkey versus nginx, same bytes.
+cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx-tmp;
+  proxy_temp_path $work/nginx-tmp;
+  fastcgi_temp_path $work/nginx-tmp;
+  uwsgi_temp_path $work/nginx-tmp;
+  scgi_temp_path $work/nginx-tmp;
+  server {
+    listen 127.0.0.1:9483 ssl;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    root $work/www;
+  }
+}
+CONF
+chmod 755 "$work" && chmod -R a+rX "$work/www" "$work/cert.pem" "$work/key.pem"
+nginx -c "$work/nginx.conf"
+wait_for_port 9483
+serve tls 9492 "tls_cert = \"$work/cert.pem\"
+tls_key = \"$work/key.pem\""
+cmp -s <(curl -skf https://127.0.0.1:9483/bench/4k) "$work/www/bench/4k" || { echo "nginx served wrong bytes" >&2; exit 1; }
+echo
+echo "2. 4 KiB GET over TLS, Latchkey presigned versus nginx static (target: at least 0.5)"
+nginx_rps=$(rps https://127.0.0.1:9483/bench/4k) latchkey_rps=$(rps "$tls_url")
+printf '%14s %14s %8s\n' nginx_req/s latchkey_req/s ratio
+printf '%14s %14s %8s\n' "$nginx_rps" "$latchkey_rps" "$(ratio "$latchkey_rps" "$nginx_rps")"
+kill "${pids[@]}" "$(cat "$work/nginx.pid")"; pids=()
+
+# 3. A flood from one address: the polite client's p99 alone and during the flood.
+serve flood 9493 'trusted_proxies = ["127.0.0.1"]
+[rate_limits]
+per_ip = 1000
+exempt = []'
+seconds=${DURATION%s}
+polite() { "$PACELOAD" "$flood_url" --rate 200 --connections 4 --seconds "$seconds" --forwarded-for 198.51.100.2; }
+p99() { sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p'; }
+alone=$(polite)
+wrk -t1 -c64 -d"$((seconds + 2))s" -H "X-Forwarded-For: 198.51.100.66" "$flood_url" >"$work/flood.txt" &
+sleep 1
+flooded=$(polite)
+wait $!
+echo
+echo "3. one client at 200 req/s while another address floods (target: p99 at most 2 x)"
+echo "alone:   $alone"
+echo "flooded: $flooded"
+echo "flood:   $(awk '/Requests\/sec/ { print $2 " req/s" } /Non-2xx/ { print $4 " answers were 503 SlowDown" }' "$work/flood.txt" | paste -sd' ')"
+echo "p99 ratio flooded/alone: $(ratio "$(p99 <<<"$flooded")" "$(p99 <<<"$alone")")"
