@@ -100,16 +100,23 @@ printf '%14s %14s %8s\n' nginx_req/s latchkey_req/s ratio
 printf '%14s %14s %8s\n' "$nginx_rps" "$latchkey_rps" "$(ratio "$latchkey_rps" "$nginx_rps")"
 kill "${pids[@]}" "$(cat "$work/nginx.pid")"; pids=()
 
-# 3. A flood from one address: the polite client's p99 alone and during the flood.
-serve flood 9493 'trusted_proxies = ["127.0.0.1"]
+# 3. A flood from one address (this machine's 192.0.2.2, on a listener of its own) while a polite
+# client (loopback, not exempt) keeps a steady rate.
+FLOOD_IP=192.0.2.2
+ip -o addr | grep -q " $FLOOD_IP/" || { echo "3. skipped: this machine has no $FLOOD_IP to flood from" >&2; exit 0; }
+serve flood 9493 "[[listeners]]
+address = \"$FLOOD_IP:9494\"
+surfaces = [\"s3\"]
 [rate_limits]
 per_ip = 1000
-exempt = []'
+exempt = []"
+flooder_url=$(presign_get "bench/4k" "http://$FLOOD_IP:9494")
+cmp -s <(curl -sf "$flooder_url") "$work/www/bench/4k" || { echo "the flood listener served wrong bytes" >&2; exit 1; }
 seconds=${DURATION%s}
-polite() { "$PACELOAD" "$flood_url" --rate 200 --connections 4 --seconds "$seconds" --forwarded-for 198.51.100.2; }
+polite() { "$PACELOAD" "$flood_url" --rate 200 --connections 4 --seconds "$seconds"; }
 p99() { sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p'; }
 alone=$(polite)
-wrk -t1 -c64 -d"$((seconds + 2))s" -H "X-Forwarded-For: 198.51.100.66" "$flood_url" >"$work/flood.txt" &
+wrk -t1 -c64 -d"$((seconds + 2))s" "$flooder_url" >"$work/flood.txt" &
 sleep 1
 flooded=$(polite)
 wait $!

@@ -40,7 +40,11 @@ def test_cors_configuration_is_put_read_and_deleted_as_s3_does(server, s3, bucke
     assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == RULES["CORSRules"]
     for bad, code in [({"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]}, "InvalidRequest"),
                       ({"CORSRules": [{"AllowedOrigins": ["https://*.*.test"], "AllowedMethods": ["GET"]}]},
-                       "InvalidRequest")]:
+                       "InvalidRequest"),
+                      ({"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"], "MaxAgeSeconds": -1}]},
+                       "InvalidRequest"),
+                      ({"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"],
+                                       "ExposeHeaders": ["ETag\r\nX-Injected: 1"]}]}, "InvalidRequest")]:
         with pytest.raises(ClientError) as refused:
             s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=bad)
         assert refused.value.response["Error"]["Code"] == code

@@ -396,8 +396,9 @@ impl S3Access for Authorizer {
             }
             _ => self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?,
         }
-        // A counted presigned URL spends a use only once the request is allowed.
-        if cx.uri().query().is_some_and(|q| q.contains(counted::MAX_USES_PARAM)) {
+        // A counted presigned URL spends a use only once the request is allowed. Its parameter
+        // name may come percent-encoded, so any query with an escape is read (`counted.rs`).
+        if cx.uri().query().is_some_and(|q| q.contains(counted::MAX_USES_PARAM) || q.contains('%')) {
             let principal = caller.as_ref().map(|c| c.principal(self.identity.account()).arn);
             let ip = source_ip.map(|ip| ip.to_string());
             counted::spend(cx, self.presigned.as_ref(), self.meta.as_ref(), principal, ip).await?;

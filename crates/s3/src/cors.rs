@@ -119,7 +119,15 @@ fn rules_of(configuration: CORSConfiguration) -> S3Result<Vec<CorsRule>> {
                     "Found unsupported HTTP method in CORS config. Unsupported method is {method}"
                 ));
             }
+            if rule.max_age_seconds.is_some_and(|age| age < 0) {
+                return Err(s3_error!(InvalidRequest, "MaxAgeSeconds cannot be negative."));
+            }
             let headers = rule.allowed_headers.unwrap_or_default();
+            let expose = rule.expose_headers.unwrap_or_default();
+            let values = rule.allowed_origins.iter().chain(&rule.allowed_methods).chain(&headers).chain(&expose);
+            if let Some(bad) = values.clone().find(|v| http::HeaderValue::from_str(v).is_err()) {
+                return Err(s3_error!(InvalidRequest, "CORS rule value {bad:?} is not a valid header value."));
+            }
             for pattern in rule.allowed_origins.iter().chain(&headers) {
                 if pattern.matches('*').count() > 1 {
                     return Err(s3_error!(
@@ -133,7 +141,7 @@ fn rules_of(configuration: CORSConfiguration) -> S3Result<Vec<CorsRule>> {
                 allowed_origins: rule.allowed_origins,
                 allowed_methods: rule.allowed_methods,
                 allowed_headers: headers,
-                expose_headers: rule.expose_headers.unwrap_or_default(),
+                expose_headers: expose,
                 max_age_seconds: rule.max_age_seconds,
             })
         })

@@ -22,18 +22,21 @@ struct Counted {
     expires: OffsetDateTime,
 }
 
+/// The longest lifetime a presigned URL may claim (the envelope refuses longer ones first).
+const MAX_LIFETIME_SECS: i64 = 604_800;
+
 /// The counted URL a request presents, if any; an error for one that cannot be counted.
-fn counted(query: &str) -> S3Result<Option<Counted>> {
-    if !query.contains(MAX_USES_PARAM) {
-        return Ok(None);
-    }
-    let (mut max_uses, mut signature, mut date, mut lifetime) = (None, None, None, None);
+/// Names are compared decoded, as the signature check reads them (`X-Latchkey-Max-Use%73` is the
+/// same parameter). `header_signed`: the request carries an `Authorization` header.
+fn counted(query: &str, header_signed: bool) -> S3Result<Option<Counted>> {
+    let (mut max_uses, mut signature, mut date, mut lifetime, mut sigv2) = (None, None, None, None, false);
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*name {
             MAX_USES_PARAM => max_uses = Some(value.into_owned()),
             "X-Amz-Signature" => signature = Some(value.into_owned()),
             "X-Amz-Date" => date = Some(value.into_owned()),
             "X-Amz-Expires" => lifetime = value.parse::<i64>().ok(),
+            "Signature" | "AWSAccessKeyId" => sigv2 = true,
             _ => {}
         }
     }
@@ -43,10 +46,13 @@ fn counted(query: &str) -> S3Result<Option<Counted>> {
         .ok()
         .filter(|n| *n >= 1)
         .ok_or_else(|| s3_error!(InvalidArgument, "{MAX_USES_PARAM} must be a whole number of at least 1."))?;
-    // Only SigV4 signs every query parameter; anywhere else the count could be stripped.
-    let (Some(signature), Some(date), Some(lifetime)) = (signature, date, lifetime) else {
+    // Only a SigV4 presigned URL signs every query parameter; a header-signed or SigV2 request
+    // could carry made-up X-Amz-* parameters beside it (s3s checks SigV2 first).
+    let (Some(signature), Some(date), Some(lifetime), false, false) = (signature, date, lifetime, sigv2, header_signed)
+    else {
         return Err(s3_error!(InvalidRequest, "{MAX_USES_PARAM} counts only in SigV4 presigned URLs."));
     };
+    let lifetime = lifetime.clamp(0, MAX_LIFETIME_SECS);
     let signed =
         time::PrimitiveDateTime::parse(&date, format_description!("[year][month][day]T[hour][minute][second]Z"))
             .map_err(|_| s3_error!(AuthorizationQueryParametersError, "X-Amz-Date is not a valid date."))?
@@ -63,7 +69,13 @@ pub(crate) async fn spend(
     principal: Option<String>,
     source_ip: Option<String>,
 ) -> S3Result<()> {
-    let Some(url) = cx.uri().query().map(counted).transpose()?.flatten() else { return Ok(()) };
+    let header_signed = cx.headers().contains_key(http::header::AUTHORIZATION);
+    let Some(url) = cx.uri().query().map(|q| counted(q, header_signed)).transpose()?.flatten() else {
+        return Ok(());
+    };
+    if cx.credentials().is_none() {
+        return Err(s3_error!(InvalidRequest, "{MAX_USES_PARAM} counts only in SigV4 presigned URLs."));
+    }
     let hash = Sha256::digest(url.signature.as_bytes());
     let granted = store
         .spend_presigned_use(&hash, url.max_uses, url.expires)
@@ -99,16 +111,23 @@ mod tests {
 
     #[test]
     fn a_counted_url_names_its_uses_signature_and_expiry() {
-        assert!(counted("X-Amz-Signature=ab&X-Amz-Date=20261205T120000Z").unwrap().is_none());
-        let url = counted("X-Amz-Date=20261205T120000Z&X-Amz-Expires=600&X-Latchkey-Max-Uses=3&X-Amz-Signature=ab")
-            .unwrap()
-            .unwrap();
+        assert!(counted("X-Amz-Signature=ab&X-Amz-Date=20261205T120000Z", false).unwrap().is_none());
+        let query = "X-Amz-Date=20261205T120000Z&X-Amz-Expires=600&X-Latchkey-Max-Uses=3&X-Amz-Signature=ab";
+        let url = counted(query, false).unwrap().unwrap();
         assert_eq!((url.max_uses, url.signature.as_str()), (3, "ab"));
         assert_eq!(url.expires, time::macros::datetime!(2026-12-05 12:10 UTC));
+        // Review finding: an encoded name is the same parameter to the signature check.
+        let encoded = query.replace("X-Latchkey-Max-Uses", "X-Latchkey-Max-Use%73");
+        assert_eq!(counted(&encoded, false).unwrap().unwrap().max_uses, 3);
         for bad in ["X-Latchkey-Max-Uses=0", "X-Latchkey-Max-Uses=-1", "X-Latchkey-Max-Uses=lots"] {
-            assert_eq!(counted(bad).err().unwrap().code().as_str(), "InvalidArgument", "{bad}");
+            assert_eq!(counted(bad, false).err().unwrap().code().as_str(), "InvalidArgument", "{bad}");
         }
-        let sigv2 = counted("Signature=ab&Expires=1800000000&X-Latchkey-Max-Uses=3").err().unwrap();
-        assert_eq!(sigv2.code().as_str(), "InvalidRequest");
+        // Review finding: made-up X-Amz-* beside a SigV2 signature or an Authorization header.
+        let sigv2 = format!("{query}&Signature=cd&AWSAccessKeyId=AKIA&Expires=1800000000");
+        assert_eq!(counted(&sigv2, false).err().unwrap().code().as_str(), "InvalidRequest");
+        assert_eq!(counted(query, true).err().unwrap().code().as_str(), "InvalidRequest");
+        let endless = query.replace("X-Amz-Expires=600", "X-Amz-Expires=9223372036854775807");
+        let url = counted(&endless, false).unwrap().unwrap();
+        assert_eq!(url.expires, time::macros::datetime!(2026-12-12 12:00 UTC), "at most seven days");
     }
 }

@@ -263,7 +263,10 @@ impl Dispatch {
             Some((resp, reason)) => {
                 metrics::counter!("latchkey_refused_total", "reason" => reason).increment(1);
                 let entry = entry(&resp, Some(reason));
-                if let Some(Tarpit(delay)) = resp.extensions().get::<Tarpit>().copied() {
+                // Not a trusted proxy's connection: it carries other clients' requests too.
+                if let Some(Tarpit(delay)) = resp.extensions().get::<Tarpit>().copied()
+                    && !self.trusted_proxies.trusts(&conn.peer.ip())
+                {
                     tokio::time::sleep(delay).await;
                 }
                 (resp, entry)
