@@ -20,7 +20,7 @@ PACELOAD="$REPO/target/release/paceload"
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www/bench" "$work/nginx-tmp"
+mkdir -p "$work/www/bench"
 head -c 4096 /dev/urandom >"$work/www/bench/4k"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -65,31 +65,8 @@ curl -sf http://127.0.0.1:9490/-/metrics | grep -q latchkey_requests_total || { 
 kill "${pids[@]}"; pids=()
 
 # 2. TLS: Latchkey versus nginx, same bytes.
-cat >"$work/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/nginx-tmp;
-  proxy_temp_path $work/nginx-tmp;
-  fastcgi_temp_path $work/nginx-tmp;
-  uwsgi_temp_path $work/nginx-tmp;
-  scgi_temp_path $work/nginx-tmp;
-  server {
-    listen 127.0.0.1:9483 ssl;
-    ssl_certificate $work/cert.pem;
-    ssl_certificate_key $work/key.pem;
-    root $work/www;
-  }
-}
-CONF
-chmod 755 "$work" && chmod -R a+rX "$work/www" "$work/cert.pem" "$work/key.pem"
-nginx -c "$work/nginx.conf"
-wait_for_port 9483
+chmod a+r "$work/cert.pem" "$work/key.pem"
+start_nginx "$work" "listen 127.0.0.1:9483 ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; root $work/www;"
 serve tls 9492 "tls_cert = \"$work/cert.pem\"
 tls_key = \"$work/key.pem\""
 cmp -s <(curl -skf https://127.0.0.1:9483/bench/4k) "$work/www/bench/4k" || { echo "nginx served wrong bytes" >&2; exit 1; }

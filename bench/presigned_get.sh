@@ -13,32 +13,12 @@ build_latchkey
 
 work=$(mktemp -d)
 trap 'kill $LATCHKEY_PID $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www/bench" "$work/nginx-tmp"
+mkdir -p "$work/www/bench"
 head -c 4096 /dev/urandom >"$work/www/bench/4k"
 head -c $((1024 * 1024)) /dev/urandom >"$work/www/bench/1m"
 head -c $((64 * 1024 * 1024)) /dev/urandom >"$work/www/bench/64m"
 
-cat >"$work/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/nginx-tmp;
-  proxy_temp_path $work/nginx-tmp;
-  fastcgi_temp_path $work/nginx-tmp;
-  uwsgi_temp_path $work/nginx-tmp;
-  scgi_temp_path $work/nginx-tmp;
-  server { listen 127.0.0.1:9481; root $work/www; }
-}
-CONF
-chmod 755 "$work" && chmod -R a+rX "$work/www"  # nginx workers run as www-data
-nginx -c "$work/nginx.conf"
-wait_for_port 9481
+start_nginx "$work" "listen 127.0.0.1:9481; root $work/www;"
 
 start_latchkey "$work/latchkey" 9480
 s3_call PUT "http://127.0.0.1:9480/bench" >/dev/null

@@ -54,3 +54,31 @@ presign_get() {
 
 # ratio A B -> A/B with 3 decimals
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
+
+# start_nginx WORK SERVER_BLOCK: nginx serving WORK/www as told by SERVER_BLOCK (the inside of
+# `server { }`), with its temporary files and pid in WORK; waits for PORT in `listen 127.0.0.1:PORT`.
+start_nginx() {
+  local work=$1 server=$2
+  mkdir -p "$work/nginx-tmp"
+  cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx-tmp;
+  proxy_temp_path $work/nginx-tmp;
+  fastcgi_temp_path $work/nginx-tmp;
+  uwsgi_temp_path $work/nginx-tmp;
+  scgi_temp_path $work/nginx-tmp;
+  server { $server }
+}
+CONF
+  chmod 755 "$work" && chmod -R a+rX "$work/www"  # nginx workers run as www-data
+  nginx -c "$work/nginx.conf"
+  wait_for_port "$(sed -n 's/.*listen 127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$server")"
+}
