@@ -59,6 +59,24 @@ def test_a_three_use_url_works_three_times_under_fifty_concurrent_requests(serve
     assert [requests.get(plain, timeout=10).status_code for _ in range(5)] == [200] * 5
 
 
+def test_ranges_heads_and_other_regions_cannot_stretch_a_count(server, s3, bucket, tmp_path):
+    """Each allowed request spends a use, a Range request too (as documented); a HEAD on a GET
+    URL or a signature for another region is refused before anything is spent."""
+    s3.put_object(Bucket=bucket, Key="video.bin", Body=bytes(range(256)) * 64)
+    url = presign(server, tmp_path / "home", f"s3://{bucket}/video.bin", "--max-uses", "2")
+    assert requests.head(url, timeout=10).status_code == 403, "signed for GET"
+    ranges = [requests.get(url, headers={"Range": f"bytes={i}-{i + 9}"}, timeout=10) for i in (0, 10)]
+    assert [r.status_code for r in ranges] == [206, 206]
+    assert ranges[1].content == bytes(range(10, 20))
+    assert requests.get(url, headers={"Range": "bytes=20-29"}, timeout=10).status_code == 403, "two uses, spent"
+    elsewhere = subprocess.run([BIN, "presign", f"s3://{bucket}/video.bin", "--max-uses", "5",
+                                "--endpoint-url", server.endpoint],
+                               env={**server.cli_env(tmp_path / "home"), "AWS_REGION": "eu-west-1"},
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    assert "eu-west-1" in elsewhere
+    assert requests.get(elsewhere, timeout=10).status_code in (400, 403), "another region's signature"
+
+
 def test_a_counted_upload_url_takes_one_upload(server, s3, bucket, tmp_path):
     url = presign(server, tmp_path / "home", f"s3://{bucket}/inbox/form.csv", "--method", "PUT", "--max-uses", "1")
     assert requests.put(url, data=b"a,b\n", timeout=10).status_code == 200

@@ -10,6 +10,7 @@ import socket
 import time
 
 import boto3
+import pytest
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -84,66 +85,65 @@ def test_a_dripped_request_head_is_cut_off_while_others_are_served(tmp_path):
         server.stop()
 
 
-def test_a_body_that_stops_coming_is_refused_and_leaves_nothing(tmp_path):
+@pytest.fixture
+def idle_server(tmp_path):
+    """A server that cuts off clients idle for 2 s (metrics served), with a bucket `idle`."""
     server = Server(tmp_path / "data", config={"idle_timeout_secs": 2, "surfaces": WITH_METRICS}).start()
+    server.client().create_bucket(Bucket="idle")
+    yield server
+    server.stop()
+
+
+def test_a_body_that_stops_coming_is_refused_and_leaves_nothing(idle_server):
+    server, s3 = idle_server, idle_server.client()
+    sock = connect(server)
+    sock.sendall(signed_head(server, "PUT", "/idle/stalled", {"Content-Length": "1000000"}) + b"0" * 700_000)
+    time.sleep(0.5)
+    assert server.tmp_files(), "the upload is under way"
+    sock.settimeout(10)
+    started = time.monotonic()
+    answer = sock.recv(65536).decode()
+    assert time.monotonic() - started < 5
+    assert answer.startswith("HTTP/1.1 400") and "<Code>RequestTimeout</Code>" in answer, answer
+    sock.close()
+    deadline = time.monotonic() + 5
+    while server.tmp_files() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.tmp_files() == []
+    assert s3.list_objects_v2(Bucket="idle")["KeyCount"] == 0
+    assert refused(server, "idle_body") == 1
+
+    # A body that keeps moving, however slowly, is not cut: pauses shorter than the timeout.
+    sock = connect(server)
+    body = b"x" * 40
+    sock.sendall(signed_head(server, "PUT", "/idle/slow", {"Content-Length": str(len(body))}))
+    for i in range(0, len(body), 10):
+        time.sleep(1)
+        sock.sendall(body[i:i + 10])
+    sock.settimeout(10)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200"), "a slow body is served"
+    sock.close()
+    assert s3.get_object(Bucket="idle", Key="slow")["Body"].read() == body
+
+
+def test_a_response_left_unread_is_cut_off(idle_server):
+    server, s3 = idle_server, idle_server.client()
+    size = 64 * 1024 * 1024
+    s3.put_object(Bucket="idle", Key="big", Body=b"\0" * size)
+    sock = connect(server)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.sendall(signed_head(server, "GET", "/idle/big", {}))
+    time.sleep(5)  # reads nothing: the server's writes stall
+    received = 0
+    sock.settimeout(10)
     try:
-        s3 = server.client()
-        s3.create_bucket(Bucket="idle")
-        sock = connect(server)
-        sock.sendall(signed_head(server, "PUT", "/idle/stalled", {"Content-Length": "1000000"}) + b"0" * 700_000)
-        time.sleep(0.5)
-        assert server.tmp_files(), "the upload is under way"
-        sock.settimeout(10)
-        started = time.monotonic()
-        answer = sock.recv(65536).decode()
-        assert time.monotonic() - started < 5
-        assert answer.startswith("HTTP/1.1 400") and "<Code>RequestTimeout</Code>" in answer, answer
-        sock.close()
-        deadline = time.monotonic() + 5
-        while server.tmp_files() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.tmp_files() == []
-        assert s3.list_objects_v2(Bucket="idle")["KeyCount"] == 0
-        assert refused(server, "idle_body") == 1
-
-        # A body that keeps moving, however slowly, is not cut: pauses shorter than the timeout.
-        sock = connect(server)
-        body = b"x" * 40
-        sock.sendall(signed_head(server, "PUT", "/idle/slow", {"Content-Length": str(len(body))}))
-        for i in range(0, len(body), 10):
-            time.sleep(1)
-            sock.sendall(body[i:i + 10])
-        sock.settimeout(10)
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200"), "a slow body is served"
-        sock.close()
-        assert s3.get_object(Bucket="idle", Key="slow")["Body"].read() == body
-    finally:
-        server.stop()
-
-
-def test_a_response_left_unread_is_cut_off(tmp_path):
-    server = Server(tmp_path / "data", config={"idle_timeout_secs": 2, "surfaces": WITH_METRICS}).start()
-    try:
-        s3 = server.client()
-        s3.create_bucket(Bucket="unread")
-        size = 64 * 1024 * 1024
-        s3.put_object(Bucket="unread", Key="big", Body=b"\0" * size)
-        sock = connect(server)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.sendall(signed_head(server, "GET", "/unread/big", {}))
-        time.sleep(5)  # reads nothing: the server's writes stall
-        received = 0
-        sock.settimeout(10)
-        try:
-            while chunk := sock.recv(1 << 20):
-                received += len(chunk)
-        except ConnectionResetError:
-            pass
-        assert 0 < received < size, f"{received} bytes of {size}: the connection was not cut"
-        assert refused(server, "idle_response") == 1
-        assert requests.get(server.endpoint + "/-/health", timeout=5).status_code == 200
-    finally:
-        server.stop()
+        while chunk := sock.recv(1 << 20):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    assert 0 < received < size, f"{received} bytes of {size}: the connection was not cut"
+    assert refused(server, "idle_response") == 1
+    assert requests.get(server.endpoint + "/-/health", timeout=5).status_code == 200
 
 
 def capped_server(tmp_path, name, **config):
@@ -335,27 +335,23 @@ def test_http2_responses_left_unread_and_idle_connections_are_cut(tmp_path):
         server.stop()
 
 
-def test_stalled_xml_and_form_bodies_get_request_timeout_not_a_server_error(tmp_path):
+def test_stalled_xml_and_form_bodies_get_request_timeout_not_a_server_error(idle_server):
     """Review finding: s3s turned a stalled DeleteObjects body into 500 InternalError, and the
     IAM API called a stalled form too large."""
-    server = Server(tmp_path / "data", config={"idle_timeout_secs": 2}).start()
-    try:
-        server.client().create_bucket(Bucket="stall")
-        sock = connect(server)
-        sock.sendall(signed_head(server, "POST", "/stall?delete", {"Content-Length": "1000"}) + b"<Delete>")
-        sock.settimeout(10)
-        answer = sock.recv(65536).decode()
-        assert answer.startswith("HTTP/1.1 400") and "<Code>RequestTimeout</Code>" in answer, answer
-        sock.close()
-        sock = connect(server)
-        host = server.endpoint.split("://", 1)[1]
-        sock.sendall(f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                     f"Content-Length: 1000\r\n\r\nAction=ListUsers".encode())
-        answer = sock.recv(65536).decode()
-        assert answer.startswith("HTTP/1.1 400") and "<Code>RequestTimeout</Code>" in answer, answer
-        sock.close()
-    finally:
-        server.stop()
+    server = idle_server
+    sock = connect(server)
+    sock.sendall(signed_head(server, "POST", "/idle?delete", {"Content-Length": "1000"}) + b"<Delete>")
+    sock.settimeout(10)
+    answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 400") and "<Code>RequestTimeout</Code>" in answer, answer
+    sock.close()
+    sock = connect(server)
+    host = server.endpoint.split("://", 1)[1]
+    sock.sendall(f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                 f"Content-Length: 1000\r\n\r\nAction=ListUsers".encode())
+    answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 400") and "<Code>RequestTimeout</Code>" in answer, answer
+    sock.close()
 
 
 def test_ipv4_mapped_list_entries_are_judged_as_ipv4(tmp_path):
