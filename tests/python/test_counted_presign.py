@@ -31,7 +31,7 @@ def test_a_three_use_url_works_three_times_under_fifty_concurrent_requests(serve
     assert error_code(refused) == "AccessDenied" and "used" not in refused.text, "the reason is not told"
     assert requests.get(url, timeout=10).status_code == 403, "and stays refused"
     reasons = [row["reason"] for row in audit_rows(server, "presigned.denied")]
-    assert len(reasons) >= 48 and "uses are spent" in reasons[0]
+    assert sum("report.pdf: the presigned URL's 3 uses are spent" in r for r in reasons) == 48
 
     # The count cannot be raised or removed: the signature covers it.
     for forged in (url.replace("X-Latchkey-Max-Uses=3", "X-Latchkey-Max-Uses=300"),
@@ -91,9 +91,16 @@ def test_uses_are_counted_across_replicas(replicas, tmp_path):
     s3.put_object(Bucket="counted", Key="k", Body=b"shared")
     url = presign(first, tmp_path / "home", "s3://counted/k", "--max-uses", "4")
     path = url.split(first.endpoint, 1)[1]
+    # The signature covers the Host header: both replicas are asked as the first's address.
+    host = {"Host": first.endpoint.split("://", 1)[1]}
+    two = presign(first, tmp_path / "home", "s3://counted/k", "--max-uses", "2").split(first.endpoint, 1)[1]
+    assert [requests.get(s.endpoint + two, headers=host, timeout=10).status_code for s in replicas] == [200, 200]
+    assert [requests.get(s.endpoint + two, headers=host, timeout=10).status_code for s in replicas] == [403, 403]
     with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(lambda i: requests.get((first, second)[i % 2].endpoint + path, timeout=30), range(20)))
+        answers = list(pool.map(lambda i: requests.get((first, second)[i % 2].endpoint + path, headers=host,
+                                                       timeout=30), range(20)))
     assert sorted(a.status_code for a in answers) == [200] * 4 + [403] * 16
+    assert {error_code(a) for a in answers if a.status_code == 403} == {"AccessDenied"}, "spent, not mis-signed"
 
 
 def test_the_cli_refuses_a_count_below_one(tmp_path, server):

@@ -178,12 +178,52 @@ impl QueryApi {
         {
             note.operation(action.clone());
         }
-        if let Err(refused) = &answer
-            && refused.code == "AccessDenied"
-        {
-            self.audit_denial(&call, &action, &refused.message, client.ip).await;
+        match &answer {
+            Err(refused) if refused.code == "AccessDenied" => {
+                self.audit_denial(&call, &action, &refused.message, client.ip).await;
+            }
+            Ok(_) if changes_anything(api, &action) => self.audit_change(&call, api, &action, client.ip).await,
+            _ => {}
         }
         answer
+    }
+
+    /// Records a change to the directory (`iam.changed`: users, keys, groups, roles, policies,
+    /// MFA devices) or issued temporary credentials (`sts.issued`, saying whether MFA was
+    /// used), naming what it acted on; never a secret, an MFA code or a policy document.
+    async fn audit_change(&self, call: &Call<'_>, api: Api, action: &str, source_ip: IpAddr) {
+        let mut reason = action.to_owned();
+        for name in [
+            "UserName",
+            "GroupName",
+            "RoleName",
+            "PolicyName",
+            "PolicyArn",
+            "AccessKeyId",
+            "SerialNumber",
+            "VirtualMFADeviceName",
+            "RoleArn",
+            "NewUserName",
+        ] {
+            if let Some(value) = call.params.get(name) {
+                reason.push_str(&format!(" {name}={value}"));
+            }
+        }
+        if api == Api::Sts && call.params.get("TokenCode").is_some() {
+            reason.push_str(" with MFA");
+        }
+        let event = AuditEvent {
+            at: OffsetDateTime::now_utc(),
+            event: if api == Api::Sts { "sts.issued" } else { "iam.changed" }.into(),
+            share_id: None,
+            principal: Some(call.caller.principal(self.identity.account()).arn),
+            source_ip: Some(source_ip.to_string()),
+            user_agent: None,
+            reason: Some(reason),
+        };
+        if let Err(e) = self.audit.record_audit(&event).await {
+            tracing::error!(error = %e, "cannot record an IAM change");
+        }
     }
 
     /// Records a refused IAM or STS action (the message names the action, the resource and
@@ -201,6 +241,15 @@ impl QueryApi {
         if let Err(e) = self.audit.record_audit(&event).await {
             tracing::error!(error = %e, "cannot record a policy denial");
         }
+    }
+}
+
+/// Whether a successful `action` changes the directory or issues credentials (reads and the
+/// policy simulator do not).
+fn changes_anything(api: Api, action: &str) -> bool {
+    match api {
+        Api::Sts => action != "GetCallerIdentity",
+        Api::Iam => !["Get", "List", "Simulate"].iter().any(|read| action.starts_with(read)),
     }
 }
 

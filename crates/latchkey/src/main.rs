@@ -1,6 +1,8 @@
-//! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally, `share`
-//! manages share links, `policy` simulates and validates IAM policies.
+//! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally (and
+//! revokes them), `share` manages share links, `policy` simulates and validates IAM policies,
+//! `audit` verifies the audit trail.
 
+mod audit;
 mod logging;
 mod policy;
 mod presign;
@@ -30,6 +32,8 @@ enum Command {
     /// Simulate a principal's IAM policies on the server, or validate a policy document locally
     /// (exit 0: allowed / clean, 1: denied / warnings, 2: error).
     Policy(policy::PolicyArgs),
+    /// Check the tamper-evident audit trail.
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             Command::Share(args) => share::run(args).await.map(|()| ExitCode::SUCCESS),
             // Its exit code says allowed or denied (2 on error), so it reports its own errors.
             Command::Policy(args) => Ok(policy::run(args).await),
+            Command::Audit(args) => Ok(audit::run(args).await),
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! `latchkey presign`: a SigV4 presigned URL, signed locally like `aws s3 presign`, with the
 //! settings `aws_env` finds; with `--max-uses N`, a counted one (`X-Latchkey-Max-Uses`, which
-//! the signature covers; the server counts its uses).
+//! the signature covers; the server counts its uses). `latchkey presign revoke` asks the server
+//! to refuse one URL, or every URL a key signed before a time (`/-/presigned/revocations`).
 
 use std::time::Duration;
 
@@ -22,9 +23,45 @@ enum Method {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct PresignArgs {
+    #[command(subcommand)]
+    command: Option<PresignCommand>,
+    #[command(flatten)]
+    sign: SignArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum PresignCommand {
+    /// Refuse a presigned URL from now on, or every URL a key signed before a time (the server
+    /// keeps a hash of the URL's signature, not the URL)
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    /// The presigned URL to refuse
+    #[arg(required_unless_present = "signed_by", conflicts_with_all = ["signed_by", "before"])]
+    url: Option<String>,
+    /// Refuse every URL signed with this access key id (with --before)
+    #[arg(long, value_name = "ACCESS_KEY_ID")]
+    signed_by: Option<String>,
+    /// With --signed-by: refuse URLs signed before this time (RFC 3339, e.g. 2026-12-05T12:00:00Z)
+    /// [default: now]
+    #[arg(long, value_name = "TIME", requires = "signed_by")]
+    before: Option<String>,
+    /// The server's URL [default: AWS_ENDPOINT_URL or the profile's endpoint_url, else http://127.0.0.1:9000]
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// The AWS CLI profile to take credentials and settings from
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+#[derive(Args)]
+struct SignArgs {
     /// The object, as s3://BUCKET/KEY
-    target: String,
+    target: Option<String>,
     /// Seconds until the URL expires (1 to 604800)
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     expires_in: u64,
@@ -58,7 +95,27 @@ pub fn parse_target(target: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 pub async fn run(args: PresignArgs) -> anyhow::Result<()> {
-    let (bucket, key) = parse_target(&args.target)?;
+    match args.command {
+        Some(PresignCommand::Revoke(args)) => revoke(args).await,
+        None => sign(args.sign).await,
+    }
+}
+
+async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let env = aws_env::load(args.profile.as_deref(), args.endpoint_url.as_deref()).await?;
+    let body = match (args.url, args.signed_by) {
+        (Some(url), _) => serde_json::json!({ "url": url }),
+        (None, Some(key)) => serde_json::json!({ "signed_by": key, "before": args.before }),
+        (None, None) => bail!("give a presigned URL, or --signed-by ACCESS_KEY_ID"),
+    };
+    let answer = latchkey::api::call(&env, "POST", "/-/presigned/revocations", Some(&body)).await?;
+    println!("revoked {}", answer["revoked"].as_str().unwrap_or("the URL"));
+    Ok(())
+}
+
+async fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let target = args.target.context("give the object to presign, as s3://BUCKET/KEY (or: presign revoke URL)")?;
+    let (bucket, key) = parse_target(&target)?;
     if !(1..=MAX_EXPIRES_IN).contains(&args.expires_in) {
         bail!("--expires-in must be between 1 and {MAX_EXPIRES_IN} seconds (7 days), got {}", args.expires_in);
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
-    AuditEvent, Bucket, ContentHeaders, GrantRequest, Grantee, KeyRange, MetaError, MetaStore, MultipartUpload,
-    ObjectRecord, PartRecord, Share, ShareFilter, Tag,
+    Bucket, ContentHeaders, GrantRequest, Grantee, KeyRange, MetaError, MetaStore, MultipartUpload, ObjectRecord,
+    PartRecord, Share, ShareFilter, Tag,
 };
 
 fn grantee() -> Grantee {
@@ -391,24 +391,6 @@ pub async fn a_grant_serves_its_budget_once(store: Arc<dyn MetaStore>) {
     assert_eq!(reserve(&grantee(), 1).await, None, "revoked");
 }
 
-pub async fn audit_events_are_purged_after_retention(store: Arc<dyn MetaStore>) {
-    let now = OffsetDateTime::now_utc();
-    let event = |at| AuditEvent {
-        at,
-        event: "share.denied".into(),
-        share_id: None,
-        principal: None,
-        source_ip: Some("10.0.0.1".into()),
-        user_agent: None,
-        reason: Some("used".into()),
-    };
-    store.record_audit(&event(now - time::Duration::days(100))).await.unwrap();
-    store.record_audit(&event(now)).await.unwrap();
-    assert_eq!(store.purge_audit(now - time::Duration::days(90)).await.unwrap(), 1);
-    assert_eq!(store.purge_audit(now - time::Duration::days(90)).await.unwrap(), 0, "the recent event stays");
-    assert_eq!(store.purge_audit(now + time::Duration::seconds(1)).await.unwrap(), 1);
-}
-
 /// One `#[tokio::test]` per check, each with a store from `$open` (an async expression giving
 /// `Option<(Arc<dyn MetaStore>, guard)>`; `None` skips, with a message, when the backend is absent).
 macro_rules! conformance_tests {
@@ -467,12 +449,6 @@ macro_rules! conformance_tests {
         async fn a_grant_serves_its_budget_once() {
             if let Some((store, _guard)) = $open.await {
                 crate::conformance::a_grant_serves_its_budget_once(crate::conformance::with_bucket(store).await).await;
-            }
-        }
-        #[tokio::test]
-        async fn audit_events_are_purged_after_retention() {
-            if let Some((store, _guard)) = $open.await {
-                crate::conformance::audit_events_are_purged_after_retention(store).await;
             }
         }
         #[tokio::test]

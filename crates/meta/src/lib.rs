@@ -2,13 +2,15 @@
 //! [`MetaStore`] (buckets, object records, multipart uploads, share links and their grants, audit
 //! events), [`BucketConfigStore`] (bucket policies, public access blocks, bucket tags) and
 //! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions) and
-//! [`PresignedStore`] (uses of counted presigned URLs).
+//! [`PresignedStore`] (uses of counted presigned URLs, revoked presigned URLs) and [`AuditStore`]
+//! (the audit trail's hash chain and its signed digests).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
 //! implementation ([`SqliteStore`]) is the embedded default; [`PgStore`] serves replicas that
 //! share one PostgreSQL database. Both run the same conformance suite.
 
+mod audit;
 mod batch;
 mod bucket_config;
 #[cfg(test)]
@@ -29,6 +31,7 @@ mod statements;
 mod supervise;
 mod uses;
 
+pub use audit::{AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, SqliteAuditReader, link_hash};
 pub use bucket_config::{BucketConfig, BucketConfigSnapshot, BucketConfigStore, BucketSetting, PublicAccessBlock};
 pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,
@@ -39,7 +42,7 @@ pub use model::{
     PartRecord, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
-pub use presigned::PresignedStore;
+pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -74,6 +77,9 @@ pub enum MetaError {
     Batch(String),
     #[error("the metadata store is closed")]
     Closed,
+    /// A store read through another service (the audit API) failed.
+    #[error("{0}")]
+    Remote(String),
     /// A concurrent key creation took the user's last free key slot.
     #[error("the user has the most access keys allowed")]
     KeyLimit,
@@ -94,7 +100,7 @@ impl MetaError {
                     | sqlx::Error::PoolTimedOut
                     | sqlx::Error::PoolClosed
             ),
-            Self::Batch(_) | Self::Closed => false,
+            Self::Batch(_) | Self::Closed | Self::Remote(_) => false,
             Self::NoSuchBucket
             | Self::BucketAlreadyExists
             | Self::BucketNotEmpty
@@ -276,7 +282,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Gives back `bytes` that were counted for the grant made to `to` at `granted` but never sent.
     async fn refund_grant(&self, share_id: &str, to: &Grantee, granted: OffsetDateTime, bytes: u64) -> MetaResult<()>;
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
-    /// Deletes audit events recorded before `before`; returns how many.
+    /// Deletes audit events recorded before `before`, as far as a digest made before then
+    /// vouches for them (see [`AuditStore`]); returns how many.
     async fn purge_audit(&self, before: OffsetDateTime) -> MetaResult<u64>;
 
     /// Whether the store can serve: its writer task is running and its database answers.

@@ -38,26 +38,64 @@ pub struct PgStore {
     identity_changes: tokio::sync::watch::Sender<u64>,
     /// The same for bucket settings.
     config_changes: tokio::sync::watch::Sender<u64>,
+    /// The same for presigned-URL revocations.
+    revocation_changes: tokio::sync::watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
 }
 
 crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
-crate::presigned::presigned_store!(PgStore, writer: pool);
+crate::presigned::presigned_store!(PgStore, writer: pool, changes: revocation_changes);
 
-/// The channel the `iam_generation` trigger notifies (migration 0005).
+#[async_trait::async_trait]
+impl crate::audit::AuditStore for PgStore {
+    /// Links under a transaction-scoped advisory lock (one per schema), so that one replica at a
+    /// time does; the others link nothing meanwhile. Events committed late (a lower `seq`) are
+    /// linked in a later round, at a later position.
+    async fn chain_audit(&self, limit: u32) -> MetaResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(74110, hashtext(current_schema()))")
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let head = sqlx::query_as(crate::audit::SELECT_HEAD).fetch_optional(&mut *tx).await?;
+        let pending = sqlx::query_as(crate::audit::SELECT_PENDING).bind(i64::from(limit)).fetch_all(&mut *tx).await?;
+        let links = crate::audit::links(head, pending);
+        let (seqs, (positions, hashes)): (Vec<i64>, (Vec<i64>, Vec<Vec<u8>>)) =
+            links.into_iter().map(|(seq, pos, hash)| (seq, (pos, hash))).unzip();
+        sqlx::query(
+            "UPDATE audit_events a SET chain_pos = v.pos, hash = v.hash
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[]) AS v(seq, pos, hash) WHERE a.seq = v.seq",
+        )
+        .bind(&seqs)
+        .bind(&positions)
+        .bind(&hashes)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(seqs.len() as u64)
+    }
+
+    async fn record_audit_digest(&self, digest: &crate::AuditDigest) -> MetaResult<bool> {
+        Ok(crate::audit::insert_audit_digest!(digest).execute(&self.pool).await?.rows_affected() == 1)
+    }
+}
+
+crate::audit::audit_trail!(PgStore, pool);
+
+/// The channels the generation triggers notify: `iam_generation` (migration 0005),
+/// `bucket_config_generation` (0006) and `presigned_revocation_generation` (0011).
 const IDENTITY_CHANNEL: &str = "latchkey_identity";
-/// The channel the `bucket_config_generation` trigger notifies (migration 0006).
 const BUCKET_CONFIG_CHANNEL: &str = "latchkey_bucket_config";
+const PRESIGNED_CHANNEL: &str = "latchkey_presigned";
 
-/// Forwards notifications from other replicas to `identity` and `configs`, by channel. A
-/// notification lost while the connection was down is made up for by a change signalled to both
-/// on every reconnect.
-async fn listen_for_changes(
-    pool: PgPool,
-    identity: tokio::sync::watch::Sender<u64>,
-    configs: tokio::sync::watch::Sender<u64>,
-) {
+/// Forwards notifications from other replicas to the sender of their channel. A notification
+/// lost while the connection was down is made up for by a change signalled to every sender on
+/// every reconnect.
+async fn listen_for_changes(pool: PgPool, senders: [(&'static str, tokio::sync::watch::Sender<u64>); 3]) {
+    let signal_all = || senders.iter().for_each(|(_, sender)| sender.send_modify(|g| *g += 1));
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -67,25 +105,22 @@ async fn listen_for_changes(
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all([IDENTITY_CHANNEL, BUCKET_CONFIG_CHANNEL]).await {
+        if let Err(e) = listener.listen_all(senders.iter().map(|(channel, _)| *channel)).await {
             tracing::warn!(error = %e, "change listener cannot LISTEN; retrying");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
-        identity.send_modify(|g| *g += 1);
-        configs.send_modify(|g| *g += 1);
+        signal_all();
         loop {
             match listener.try_recv().await {
-                Ok(Some(notification)) if notification.channel() == BUCKET_CONFIG_CHANNEL => {
-                    configs.send_modify(|g| *g += 1);
+                Ok(Some(notification)) => {
+                    if let Some((_, sender)) = senders.iter().find(|(channel, _)| *channel == notification.channel()) {
+                        sender.send_modify(|g| *g += 1);
+                    }
                 }
-                Ok(Some(_)) => identity.send_modify(|g| *g += 1),
                 // The connection was lost and is re-established on the next call: whatever was
                 // sent meanwhile is unknown.
-                Ok(None) => {
-                    identity.send_modify(|g| *g += 1);
-                    configs.send_modify(|g| *g += 1);
-                }
+                Ok(None) => signal_all(),
                 Err(e) => {
                     tracing::warn!(error = %e, "change listener failed; reconnecting");
                     break;
@@ -104,8 +139,16 @@ impl PgStore {
         let batcher = PgBatcher::start(pool.clone());
         let identity_changes = tokio::sync::watch::Sender::new(0);
         let config_changes = tokio::sync::watch::Sender::new(0);
-        let listener = tokio::spawn(listen_for_changes(pool.clone(), identity_changes.clone(), config_changes.clone()));
-        Ok(Self { pool, batcher, identity_changes, config_changes, listener })
+        let revocation_changes = tokio::sync::watch::Sender::new(0);
+        let listener = tokio::spawn(listen_for_changes(
+            pool.clone(),
+            [
+                (IDENTITY_CHANNEL, identity_changes.clone()),
+                (BUCKET_CONFIG_CHANNEL, config_changes.clone()),
+                (PRESIGNED_CHANNEL, revocation_changes.clone()),
+            ],
+        ));
+        Ok(Self { pool, batcher, identity_changes, config_changes, revocation_changes, listener })
     }
 }
 
@@ -469,7 +512,8 @@ mod tests {
         Some((Arc::new(store), schema))
     }
 
-    mod presigned {
+    /// PresignedStore and AuditStore conformance.
+    mod presigned_and_audit {
         use super::*;
         use crate::presigned::conformance;
 
@@ -489,6 +533,20 @@ mod tests {
         async fn expired_urls_are_forgotten() {
             if let Some((store, _schema)) = open().await {
                 conformance::expired_urls_are_forgotten(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn revocations_are_announced_loaded_and_purged() {
+            if let Some((store, _schema)) = open().await {
+                conformance::revocations_are_announced_loaded_and_purged(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn audit_events_are_linked_into_one_chain() {
+            if let Some((store, _schema)) = open().await {
+                crate::audit::conformance::events_are_linked_into_one_chain(store).await;
             }
         }
     }

@@ -50,11 +50,40 @@ pub struct SqliteStore {
     identity_changes: tokio::sync::watch::Sender<u64>,
     /// Told of every bucket settings change, a bucket's deletion included.
     config_changes: tokio::sync::watch::Sender<u64>,
+    /// The same for presigned-URL revocations.
+    revocation_changes: tokio::sync::watch::Sender<u64>,
 }
 
 crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
-crate::presigned::presigned_store!(SqliteStore, writer: writer);
+crate::presigned::presigned_store!(SqliteStore, writer: writer, changes: revocation_changes);
+
+#[async_trait::async_trait]
+impl crate::audit::AuditStore for SqliteStore {
+    /// Links in one transaction on the only writer connection: nothing else links meanwhile.
+    async fn chain_audit(&self, limit: u32) -> MetaResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let head = sqlx::query_as(crate::audit::SELECT_HEAD).fetch_optional(&mut *tx).await?;
+        let pending = sqlx::query_as(crate::audit::SELECT_PENDING).bind(i64::from(limit)).fetch_all(&mut *tx).await?;
+        let links = crate::audit::links(head, pending);
+        for (seq, pos, hash) in &links {
+            sqlx::query("UPDATE audit_events SET chain_pos = $2, hash = $3 WHERE seq = $1")
+                .bind(seq)
+                .bind(pos)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(links.len() as u64)
+    }
+
+    async fn record_audit_digest(&self, digest: &crate::AuditDigest) -> MetaResult<bool> {
+        Ok(crate::audit::insert_audit_digest!(digest).execute(&self.writer).await?.rows_affected() == 1)
+    }
+}
+
+crate::audit::audit_trail!(SqliteStore, reader);
 
 /// Object records kept in memory; about 1 KiB each.
 const CACHED_OBJECTS: NonZeroUsize = NonZeroUsize::new(16 * 1024).unwrap();
@@ -126,6 +155,7 @@ impl SqliteStore {
             _lock: lock,
             identity_changes: tokio::sync::watch::Sender::new(0),
             config_changes: tokio::sync::watch::Sender::new(0),
+            revocation_changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -457,7 +487,8 @@ mod tests {
         bucket_config_conformance_tests!(open());
     }
 
-    mod presigned {
+    /// PresignedStore and AuditStore conformance.
+    mod presigned_and_audit {
         use super::*;
         use crate::presigned::conformance;
 
@@ -471,6 +502,18 @@ mod tests {
         async fn expired_urls_are_forgotten() {
             let (store, _dir) = open().await.unwrap();
             conformance::expired_urls_are_forgotten(store).await;
+        }
+
+        #[tokio::test]
+        async fn revocations_are_announced_loaded_and_purged() {
+            let (store, _dir) = open().await.unwrap();
+            conformance::revocations_are_announced_loaded_and_purged(store).await;
+        }
+
+        #[tokio::test]
+        async fn audit_events_are_linked_into_one_chain() {
+            let (store, _dir) = open().await.unwrap();
+            crate::audit::conformance::events_are_linked_into_one_chain(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

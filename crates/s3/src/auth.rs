@@ -20,6 +20,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
 
 use crate::bucket_configs::{BucketConfigs, BucketRules, CompiledPolicy};
+use crate::revoked::Revocations;
 use crate::{counted, policy_request};
 
 /// Secrets for signature verification: the root key, IAM users' active keys and STS sessions'.
@@ -119,6 +120,7 @@ pub struct Authorizer {
     identity: Arc<Identity>,
     meta: Arc<dyn MetaStore>,
     presigned: Arc<dyn PresignedStore>,
+    revocations: Arc<Revocations>,
     configs: Arc<BucketConfigs>,
 }
 
@@ -130,9 +132,10 @@ impl Authorizer {
         identity: Arc<Identity>,
         meta: Arc<dyn MetaStore>,
         presigned: Arc<dyn PresignedStore>,
+        revocations: Arc<Revocations>,
         configs: Arc<BucketConfigs>,
     ) -> Self {
-        Self { identity, meta, presigned, configs }
+        Self { identity, meta, presigned, revocations, configs }
     }
 }
 
@@ -364,6 +367,15 @@ impl S3Access for Authorizer {
         }
         let client = cx.extensions_mut().get::<ClientConnection>().copied();
         let source_ip = client.map(|c| c.ip);
+        // A revoked presigned URL is refused whatever the policies say.
+        if let Some(caller) = &caller
+            && let Some(reason) = cx.uri().query().and_then(|q| self.revocations.refusal(q))
+        {
+            let principal = Some(caller.principal(self.identity.account()).arn);
+            let reason = format!("{} {}: {reason}", cx.method(), cx.uri().path());
+            counted::audit_refusal(self.meta.as_ref(), principal, source_ip.map(|ip| ip.to_string()), reason).await;
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
         let operation = cx.s3_op().name();
         let mut context = policy_request::s3_context(cx, client, OffsetDateTime::now_utc())?;
         if let Some(caller) = &caller {

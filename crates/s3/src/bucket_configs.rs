@@ -197,21 +197,33 @@ impl BucketConfigs {
 
     /// Keeps the snapshot current until `shutdown` resolves.
     pub async fn maintain(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let mut changes = self.store.config_changes();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    changes.borrow_and_update();
-                    if let Err(e) = self.reload().await {
-                        tracing::error!(error = %e, "cannot reload bucket settings");
-                    }
-                }
-                () = &mut shutdown => break,
+        follow_changes(self.store.config_changes(), shutdown, || async {
+            if let Err(e) = self.reload().await {
+                tracing::error!(error = %e, "cannot reload bucket settings");
             }
+        })
+        .await;
+    }
+}
+
+/// Runs `reload` on every change a store announces through `changes`, until `shutdown`
+/// resolves or the store is gone.
+pub(crate) async fn follow_changes<F: std::future::Future<Output = ()>>(
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    shutdown: impl std::future::Future<Output = ()>,
+    reload: impl Fn() -> F,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                changes.borrow_and_update();
+                reload().await;
+            }
+            () = &mut shutdown => break,
         }
     }
 }

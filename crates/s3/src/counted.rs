@@ -10,7 +10,6 @@ use s3s::access::S3AccessContext;
 use s3s::{S3Result, s3_error};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use time::macros::format_description;
 
 /// The query parameter that makes a presigned URL counted.
 pub const MAX_USES_PARAM: &str = "X-Latchkey-Max-Uses";
@@ -53,10 +52,8 @@ fn counted(query: &str, header_signed: bool) -> S3Result<Option<Counted>> {
         return Err(s3_error!(InvalidRequest, "{MAX_USES_PARAM} counts only in SigV4 presigned URLs."));
     };
     let lifetime = lifetime.clamp(0, MAX_LIFETIME_SECS);
-    let signed =
-        time::PrimitiveDateTime::parse(&date, format_description!("[year][month][day]T[hour][minute][second]Z"))
-            .map_err(|_| s3_error!(AuthorizationQueryParametersError, "X-Amz-Date is not a valid date."))?
-            .assume_utc();
+    let signed = crate::revoked::amz_date(&date)
+        .ok_or_else(|| s3_error!(AuthorizationQueryParametersError, "X-Amz-Date is not a valid date."))?;
     Ok(Some(Counted { max_uses, signature, expires: signed + time::Duration::seconds(lifetime) }))
 }
 
@@ -84,6 +81,24 @@ pub(crate) async fn spend(
     if granted {
         return Ok(());
     }
+    let reason = format!(
+        "{} {}: the presigned URL's {} uses are spent (signature sha256 {})",
+        cx.method(),
+        cx.uri().path(),
+        url.max_uses,
+        hex::encode(&hash[..8])
+    );
+    audit_refusal(meta, principal, source_ip, reason).await;
+    Err(s3_error!(AccessDenied, "Access Denied"))
+}
+
+/// Records a refused presigned URL (used up or revoked) in the audit trail.
+pub(crate) async fn audit_refusal(
+    meta: &dyn MetaStore,
+    principal: Option<String>,
+    source_ip: Option<String>,
+    reason: String,
+) {
     let event = AuditEvent {
         at: OffsetDateTime::now_utc(),
         event: "presigned.denied".into(),
@@ -91,18 +106,11 @@ pub(crate) async fn spend(
         principal,
         source_ip,
         user_agent: None,
-        reason: Some(format!(
-            "{} {}: the presigned URL's {} uses are spent (signature sha256 {})",
-            cx.method(),
-            cx.uri().path(),
-            url.max_uses,
-            hex::encode(&hash[..8])
-        )),
+        reason: Some(reason),
     };
     if let Err(e) = meta.record_audit(&event).await {
         tracing::error!(error = %e, "cannot record a refused presigned URL");
     }
-    Err(s3_error!(AccessDenied, "Access Denied"))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::access_path;
 use crate::idle::{BodyTally, Counted};
+use crate::security_events::{Answered, SecurityEvents};
 use crate::surface::Surface;
 
 /// Where access-log lines go. `write_line` must not block: it runs on the request's task.
@@ -56,6 +57,7 @@ impl AuthType {
 /// bytes) is read when the response is done.
 pub struct Entry {
     pub sink: Option<Arc<dyn AccessSink>>,
+    pub security: Arc<SecurityEvents>,
     pub started: Instant,
     pub request_id: String,
     pub client: IpAddr,
@@ -117,6 +119,19 @@ impl Entry {
             let code = self.error_code.clone().unwrap_or_else(|| self.status.to_string());
             metrics::counter!("latchkey_denied_total", "code" => code).increment(1);
         }
+        let access_key_id = self.access_key_id.as_deref().filter(|id| looks_like_key_id(id));
+        self.security.observe(&Answered {
+            client: self.client,
+            method: self.method.as_str(),
+            path: &self.path,
+            status: self.status,
+            error_code: self.error_code.as_deref(),
+            operation: noted.operation.as_deref(),
+            bucket: noted.bucket.as_deref(),
+            principal: noted.principal.as_deref(),
+            access_key_id,
+            user_agent: self.user_agent.as_deref(),
+        });
         let Some(sink) = &self.sink else { return };
         let line = Line {
             time: time::OffsetDateTime::now_utc()
@@ -124,7 +139,7 @@ impl Entry {
                 .unwrap_or_default(),
             request_id: &self.request_id,
             principal: noted.principal.as_deref(),
-            access_key_id: self.access_key_id.as_deref().filter(|id| looks_like_key_id(id)),
+            access_key_id,
             auth: self.auth,
             source_ip: self.client,
             peer: self.peer,

@@ -47,6 +47,8 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
 /// How long a client may leave a request body unsent or a response unread, by default (S3
 /// closes idle connections after about 20 seconds too).
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 20;
+/// Audit digests every five minutes (CloudTrail writes its digest files hourly).
+pub const DEFAULT_AUDIT_DIGEST_INTERVAL_SECS: u64 = 300;
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -98,6 +100,8 @@ pub struct ServerConfig {
     /// A client that sends nothing of its request body, or reads nothing of its response, for
     /// this long is cut off (`idle.rs`).
     pub idle_timeout: Duration,
+    /// How often the audit chain's head is signed (`latchkey-audit`).
+    pub audit_digest_interval: Duration,
     /// Open connections allowed, in all and per client address.
     pub connection_caps: ConnectionCaps,
     /// Networks admitted on every listener (`[networks]`), on top of each listener's own lists.
@@ -135,6 +139,7 @@ pub struct ConfigFile {
     pub trusted_proxies: Option<Vec<String>>,
     pub header_read_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
+    pub audit_digest_interval_secs: Option<u64>,
     /// `stderr` (default), `off`, or a file path.
     pub access_log: Option<String>,
     pub max_connections: Option<usize>,
@@ -282,6 +287,11 @@ impl ServerConfig {
             bail!("header_read_timeout_secs must be at least 1");
         }
         let idle_timeout = Duration::from_secs(file.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS));
+        let audit_digest_interval =
+            Duration::from_secs(file.audit_digest_interval_secs.unwrap_or(DEFAULT_AUDIT_DIGEST_INTERVAL_SECS));
+        if audit_digest_interval.is_zero() {
+            bail!("audit_digest_interval_secs must be at least 1");
+        }
         if idle_timeout.is_zero() {
             bail!("idle_timeout_secs must be at least 1");
         }
@@ -325,6 +335,7 @@ impl ServerConfig {
             trusted_proxies,
             header_read_timeout,
             idle_timeout,
+            audit_digest_interval,
             connection_caps,
             networks: global_networks,
             access_log: match file.access_log.as_deref() {

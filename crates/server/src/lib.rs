@@ -10,6 +10,7 @@
 mod access_log;
 mod access_path;
 mod admission;
+mod audit_api;
 pub mod config;
 mod cors;
 pub mod credentials;
@@ -20,6 +21,8 @@ mod listener;
 mod metrics;
 mod rate;
 mod router;
+mod security_events;
+mod signed_api;
 pub mod surface;
 pub mod tls;
 
@@ -29,9 +32,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper_util::server::graceful::GracefulShutdown;
+use latchkey_audit::{Linker, SigningKey};
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
-use latchkey_meta::{BucketConfigStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore};
+use latchkey_meta::{AuditStore, BucketConfigStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore};
 use latchkey_object::ObjectService;
+use latchkey_s3::presigned_api::PresignedApi;
+use latchkey_s3::revoked::Revocations;
 use latchkey_s3::{Authorizer, BucketConfigs, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
 use latchkey_share::http::{SharesApi, redemption_routes};
 use latchkey_share::{ShareGate, ShareKey, SharePolicy, ShareService, UrlSigner};
@@ -54,6 +60,8 @@ pub struct Server {
     limits: Arc<rate::RateLimits>,
     admission: Arc<admission::Admission>,
     presigned: Arc<dyn PresignedStore>,
+    revocations: Arc<Revocations>,
+    linker: Linker,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
@@ -72,7 +80,8 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let Views { meta, identity: identity_store, configs: config_store, presigned } = open_meta(&config).await?;
+        let Views { meta, identity: identity_store, configs: config_store, presigned, audit } =
+            open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
         let (root, source) = credentials::load_or_create(&config.data_dir)?;
@@ -93,6 +102,10 @@ impl Server {
         let account = Account { id: ACCOUNT_ID.to_owned() };
         let identity = Identity::open(identity_store, master, account, root.clone()).await?;
         let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
+        let audit_key = SigningKey::load_or_create(&config.data_dir)
+            .with_context(|| format!("cannot read or create the audit signing key in {}", config.data_dir.display()))?;
+        let audit_public_key = audit_key.public_key().to_pem();
+        let linker = Linker::new(audit.clone(), Arc::new(audit_key), config.audit_digest_interval);
         let share_key = ShareKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
         let policy = SharePolicy {
@@ -106,7 +119,11 @@ impl Server {
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
         let configs = BucketConfigs::open(config_store).await.context("cannot load bucket settings")?;
-        let authorizer = Authorizer::new(identity.clone(), meta.clone(), presigned.clone(), configs.clone());
+        let revocations = Revocations::open(presigned.clone(), config.max_presigned_expiry)
+            .await
+            .context("cannot load presigned-URL revocations")?;
+        let authorizer =
+            Authorizer::new(identity.clone(), meta.clone(), presigned.clone(), revocations.clone(), configs.clone());
         let gate = Arc::new(ShareGate::new(identity.clone(), authorizer.clone()));
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let front = S3Front::new(objects.clone(), configs.clone(), config.region.clone(), config.block_public_access);
@@ -116,7 +133,11 @@ impl Server {
         s3.set_auth(keys.clone());
         s3.set_access(authorizer);
         s3.set_validation(BucketNames);
-        s3.set_route(SharesApi::new(shares.clone()));
+        s3.set_route(signed_api::SignedApis(vec![
+            Box::new(SharesApi::new(shares.clone())),
+            Box::new(PresignedApi::new(identity.clone(), meta.clone(), revocations.clone())),
+            Box::new(audit_api::AuditApi::new(identity.clone(), audit)),
+        ]));
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot listen for SIGHUP")?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
@@ -141,6 +162,7 @@ impl Server {
                 meta.clone(),
                 &config.data_dir,
                 metrics::recorder(),
+                audit_public_key,
             ),
             QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
             signing,
@@ -154,6 +176,10 @@ impl Server {
                 identity: identity.clone(),
                 idle_timeout: config.idle_timeout,
                 access_log,
+                security_events: Arc::new(security_events::SecurityEvents::new(
+                    meta.clone(),
+                    identity.account().root_arn(),
+                )),
             },
         );
         Ok(Self {
@@ -162,6 +188,8 @@ impl Server {
             limits,
             admission,
             presigned,
+            revocations,
+            linker,
             dispatch: Arc::new(dispatch),
             objects,
             shares,
@@ -209,6 +237,8 @@ impl Server {
         });
         tokio::spawn(self.limits.clone().maintain(until_stopped()));
         tokio::spawn(purge_presigned_uses(self.presigned.clone(), until_stopped()));
+        tokio::spawn(self.revocations.clone().maintain(until_stopped()));
+        let linker = tokio::spawn(self.linker.run(until_stopped()));
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
         tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
@@ -258,12 +288,13 @@ impl Server {
         let _ = sweeper.await;
         let _ = maintainer.await;
         let _ = config_maintainer.await;
+        let _ = linker.await;
         self.meta.close().await;
         Ok(())
     }
 }
 
-/// Forgets the uses of expired counted presigned URLs every ten minutes until `stopped`.
+/// Forgets the uses and revocations of expired presigned URLs every ten minutes until `stopped`.
 async fn purge_presigned_uses(store: Arc<dyn PresignedStore>, stopped: impl Future<Output = ()>) {
     let mut stopped = std::pin::pin!(stopped);
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -300,11 +331,18 @@ struct Views {
     identity: Arc<dyn IdentityStore>,
     configs: Arc<dyn BucketConfigStore>,
     presigned: Arc<dyn PresignedStore>,
+    audit: Arc<dyn AuditStore>,
 }
 
-fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore>(store: S) -> Views {
+fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + AuditStore>(store: S) -> Views {
     let store = Arc::new(store);
-    Views { meta: store.clone(), identity: store.clone(), configs: store.clone(), presigned: store }
+    Views {
+        meta: store.clone(),
+        identity: store.clone(),
+        configs: store.clone(),
+        presigned: store.clone(),
+        audit: store,
+    }
 }
 
 async fn open_meta(config: &ServerConfig) -> anyhow::Result<Views> {

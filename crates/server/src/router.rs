@@ -32,6 +32,8 @@ use crate::admission::{Admission, NetworkList, Refusal};
 use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
 use crate::idle::{Activity, BodyTally, IdleBody, request_timeout};
 use crate::rate::{self, RateLimits};
+use crate::security_events::SecurityEvents;
+use crate::signed_api::is_signed_api;
 use crate::surface::{Surface, Surfaces};
 use crate::{access_path, cors, error_body};
 
@@ -99,9 +101,6 @@ pub const PARSER_MAX_HEADERS: usize = 256;
 /// Latchkey's own endpoints live under this prefix; no bucket name can start with `-`.
 const RESERVED_PREFIX: &str = "/-/";
 
-/// The signed management API: routed through s3s, which verifies SigV4 before its custom route.
-const SIGNED_API: &str = "/-/shares";
-
 pub struct Dispatch {
     s3: S3Service,
     routes: Router,
@@ -123,6 +122,7 @@ pub struct Dispatch {
     idle_timeout: Duration,
     /// Where access-log lines go; `None`: nowhere (metrics are still kept).
     access_log: Option<Arc<dyn AccessSink>>,
+    security_events: Arc<SecurityEvents>,
 }
 
 /// What guards every request before it is routed: whose forwarding headers are believed, the
@@ -136,6 +136,7 @@ pub struct Guard {
     pub identity: Arc<Identity>,
     pub idle_timeout: Duration,
     pub access_log: Option<Arc<dyn AccessSink>>,
+    pub security_events: Arc<SecurityEvents>,
 }
 
 /// What a connection tells every request on it.
@@ -163,11 +164,13 @@ pub fn public_routes(
     meta: Arc<dyn MetaStore>,
     data_dir: &std::path::Path,
     metrics: PrometheusHandle,
+    audit_public_key: String,
 ) -> Router {
     let data_dir: Arc<std::path::Path> = data_dir.into();
     let live = meta.clone();
     Router::new()
         .route("/-/health", get(move || health(live.clone())))
+        .route("/-/audit/public-key", get(move || std::future::ready(audit_public_key.clone())))
         .route("/-/ready", get(move || ready(meta.clone(), data_dir.clone())))
         .route("/-/metrics", get(move || crate::metrics::render(metrics.clone())))
         .merge(redemption)
@@ -184,7 +187,16 @@ impl Dispatch {
         configs: Arc<BucketConfigs>,
         guard: Guard,
     ) -> Self {
-        let Guard { hsts_max_age_secs, trusted_proxies, admission, limits, identity, idle_timeout, access_log } = guard;
+        let Guard {
+            hsts_max_age_secs,
+            trusted_proxies,
+            admission,
+            limits,
+            identity,
+            idle_timeout,
+            access_log,
+            security_events,
+        } = guard;
         let hsts = (hsts_max_age_secs > 0)
             .then(|| HeaderValue::try_from(format!("max-age={hsts_max_age_secs}")).expect("digits are a header value"));
         let request_ids = RequestIds::new();
@@ -203,6 +215,7 @@ impl Dispatch {
             admission,
             idle_timeout,
             access_log,
+            security_events,
         }
     }
 
@@ -237,6 +250,7 @@ impl Dispatch {
         let asker = self.asker(client, &path, &req);
         let entry = |resp: &Response<Body>, refused| access_log::Entry {
             sink: self.access_log.clone(),
+            security: self.security_events.clone(),
             started,
             request_id: request_id.clone(),
             client: client.ip,
@@ -380,8 +394,11 @@ fn own_operation(path: &str) -> Option<&'static str> {
         "/-/health" => "Health",
         "/-/ready" => "Ready",
         "/-/metrics" => "Metrics",
+        "/-/audit/public-key" => "AuditPublicKey",
         "/-/access-object" => "AccessObject",
         _ if path.starts_with("/-/s/") => "ShareLink",
+        _ if path.starts_with("/-/presigned") && is_signed_api(path) => "PresignedApi",
+        _ if path.starts_with("/-/audit/") && is_signed_api(path) => "AuditApi",
         _ if is_signed_api(path) => "SharesApi",
         _ => return None,
     })
@@ -457,10 +474,6 @@ fn is_post_form<B>(req: &Request<B>) -> bool {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
-}
-
-fn is_signed_api(path: &str) -> bool {
-    path == SIGNED_API || path.strip_prefix(SIGNED_API).is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn header_bytes<B>(req: &Request<B>) -> usize {

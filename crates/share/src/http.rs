@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use latchkey_identity::ClientConnection;
 use latchkey_meta::{ListedShare, Share, ShareFilter};
+use latchkey_s3::json_api::{self, api_error, json};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,6 @@ use crate::service::{
 };
 
 const API_PREFIX: &str = "/-/shares";
-const MAX_API_BODY: usize = 64 * 1024;
 /// The one answer every refused redemption gets.
 const REFUSAL: &str = "This link is not valid. It may have expired, been used or been revoked.\n";
 
@@ -154,17 +154,6 @@ fn view(ListedShare { share, object_current }: ListedShare) -> ShareView {
     }
 }
 
-fn json(status: StatusCode, value: &impl Serialize) -> S3Result<S3Response<Body>> {
-    let body = serde_json::to_vec(value).map_err(|e| s3_error!(e, InternalError))?;
-    let mut resp = S3Response::with_status(Body::from(body), status);
-    resp.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
-}
-
-fn api_error(status: StatusCode, code: &str, message: &str) -> S3Result<S3Response<Body>> {
-    json(status, &serde_json::json!({ "error": code, "message": message }))
-}
-
 /// The scheme and authority of every absolute URL handed out (share links, redirects): the
 /// configured `public_url`, or the address of the listener the request came on. The server puts
 /// it in each request's extensions; the Host header is never used, so a forged Host cannot
@@ -186,18 +175,13 @@ impl S3Route for SharesApi {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let access_key =
-            req.credentials.as_ref().map(|c| c.access_key.clone()).ok_or_else(|| s3_error!(AccessDenied))?;
-        let token = req.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
         let gate = self.shares.gate();
-        let caller = gate.identity().caller(&access_key, token).await.map_err(|_| s3_error!(InvalidAccessKeyId))?;
+        let caller = json_api::caller(gate.identity(), &req).await?;
         let who = gate.caller(caller, req.extensions.get::<ClientConnection>().copied());
         let id = req.uri.path().strip_prefix("/-/shares/").map(str::to_owned);
         match (req.method.clone(), id) {
             (Method::POST, None) => {
-                let body = req.input.store_all_limited(MAX_API_BODY).await.map_err(|_| {
-                    s3_error!(MaxMessageLengthExceeded, "the request body exceeds {MAX_API_BODY} bytes")
-                })?;
+                let body = json_api::body(&mut req).await?;
                 let new = match serde_json::from_slice::<CreateRequest>(&body)
                     .map_err(|e| e.to_string())
                     .and_then(CreateRequest::into_new_share)

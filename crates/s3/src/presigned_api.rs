@@ -1,0 +1,192 @@
+//! `/-/presigned/revocations`: the signed JSON API behind `latchkey presign revoke`.
+//!
+//! `POST {"url": URL}` refuses one presigned URL from then on (the server keeps the SHA-256 of
+//! its signature and when it expires, nothing else of it); `POST {"signed_by": KEY, "before":
+//! RFC3339}` refuses every URL the key signed before that time (at most now). A caller may
+//! revoke URLs signed with its own keys; any other's need `latchkey:RevokePresignedUrl` on the
+//! signer's ARN (`*` for a key the server does not know). Each revocation is audited as
+//! `presigned.revoked`.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, StatusCode, Uri};
+use latchkey_identity::{Caller, ClientConnection, Identity};
+use latchkey_meta::{AuditEvent, MetaStore, Revoked};
+use latchkey_policy::{Effect, RequestContext};
+use s3s::route::S3Route;
+use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::json_api::{self, api_error, json};
+use crate::revoked::{PresignedUrl, Revocations};
+
+const PATH: &str = "/-/presigned/revocations";
+/// The IAM action that lets a caller revoke URLs signed with another principal's keys.
+pub const REVOKE_ACTION: &str = "latchkey:RevokePresignedUrl";
+
+pub struct PresignedApi {
+    identity: Arc<Identity>,
+    meta: Arc<dyn MetaStore>,
+    revocations: Arc<Revocations>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    url: Option<String>,
+    signed_by: Option<String>,
+    before: Option<String>,
+}
+
+impl PresignedApi {
+    pub fn new(identity: Arc<Identity>, meta: Arc<dyn MetaStore>, revocations: Arc<Revocations>) -> Self {
+        Self { identity, meta, revocations }
+    }
+
+    /// Whether `caller` may revoke URLs signed with `access_key_id`.
+    async fn may_revoke(&self, caller: &Caller, access_key_id: &str, client: Option<ClientConnection>) -> bool {
+        let signer = if access_key_id.starts_with("ASIA") {
+            self.identity.session_holder(access_key_id).await
+        } else {
+            self.identity.caller(access_key_id, None).await.ok()
+        };
+        let account = self.identity.account();
+        let signer_arn = signer.map(|s| s.principal(account).arn);
+        if matches!(caller, Caller::Root) || signer_arn.as_deref() == Some(&caller.principal(account).arn) {
+            return true;
+        }
+        let mut context = RequestContext::new();
+        if let Some(client) = client {
+            client.insert_keys(&mut context);
+        }
+        self.identity.caller_context(caller, &mut context);
+        let resource = signer_arn.as_deref().unwrap_or("*");
+        self.identity.authorize(caller, REVOKE_ACTION, resource, &context, None).effect == Effect::Allow
+    }
+}
+
+/// What a request revokes, the key that signed what it revokes, when the URL expires (for one
+/// URL) and how the audit trail describes it; or why it cannot be read.
+fn read_request(
+    request: RevokeRequest,
+    now: OffsetDateTime,
+) -> Result<(Revoked, String, Option<OffsetDateTime>, String), String> {
+    match request {
+        RevokeRequest { url: Some(url), signed_by: None, before: None } => {
+            let query = url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or(q)).unwrap_or_default();
+            let url = PresignedUrl::parse(query)
+                .ok_or("url is not a presigned URL: it carries no X-Amz-Signature (SigV4) or Signature (SigV2)")?;
+            let hash = url.signature_hash();
+            let what = format!(
+                "the presigned URL signed by {} (signature sha256 {})",
+                url.access_key_id,
+                hex::encode(&hash[..8])
+            );
+            Ok((Revoked::Signature(hash.to_vec()), url.access_key_id, Some(url.expires), what))
+        }
+        RevokeRequest { url: None, signed_by: Some(key), before } => {
+            let before = match before {
+                None => now,
+                Some(t) => {
+                    OffsetDateTime::parse(&t, &Rfc3339).map_err(|_| format!("before is not an RFC 3339 time: {t:?}"))?
+                }
+            };
+            if before > now {
+                return Err("before cannot be in the future".into());
+            }
+            if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err("signed_by is not an access key id".into());
+            }
+            let what = format!("presigned URLs signed by {key} before {}", before.format(&Rfc3339).unwrap_or_default());
+            Ok((Revoked::SignedBy { access_key_id: key.clone(), before }, key, None, what))
+        }
+        _ => Err("give either url, or signed_by (with before)".into()),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Route for PresignedApi {
+    fn is_match(&self, _: &Method, uri: &Uri, _: &HeaderMap, _: &mut http::Extensions) -> bool {
+        uri.path() == PATH
+    }
+
+    async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        if req.method != Method::POST {
+            return Err(s3_error!(MethodNotAllowed));
+        }
+        let caller = json_api::caller(&self.identity, &req).await?;
+        let body = json_api::body(&mut req).await?;
+        let now = OffsetDateTime::now_utc();
+        let read = serde_json::from_slice::<RevokeRequest>(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| read_request(r, now));
+        let (revoked, signer, url_expires, what) = match read {
+            Ok(read) => read,
+            Err(message) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message),
+        };
+        let client = req.extensions.get::<ClientConnection>().copied();
+        if !self.may_revoke(&caller, &signer, client).await {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        self.revocations.revoke(revoked, url_expires).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot record a presigned-URL revocation");
+            s3_error!(InternalError)
+        })?;
+        let event = AuditEvent {
+            at: now,
+            event: "presigned.revoked".into(),
+            share_id: None,
+            principal: Some(caller.principal(self.identity.account()).arn),
+            source_ip: client.map(|c| c.ip.to_string()),
+            user_agent: None,
+            reason: Some(what.clone()),
+        };
+        if let Err(e) = self.meta.record_audit(&event).await {
+            tracing::error!(error = %e, "cannot record a presigned-URL revocation in the audit trail");
+        }
+        json(StatusCode::CREATED, &serde_json::json!({ "revoked": what }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+    use time::macros::datetime;
+
+    fn read(url: Option<&str>, signed_by: Option<&str>, before: Option<&str>) -> Result<(Revoked, String), String> {
+        let request = RevokeRequest {
+            url: url.map(Into::into),
+            signed_by: signed_by.map(Into::into),
+            before: before.map(Into::into),
+        };
+        read_request(request, datetime!(2026-12-05 12:00 UTC)).map(|(revoked, key, _, _)| (revoked, key))
+    }
+
+    #[test]
+    fn a_request_names_one_url_or_a_key_and_a_past_time() {
+        let url = "https://h/b/k?X-Amz-Credential=AKIAUSER%2F20261205%2Fus-east-1%2Fs3%2Faws4_request\
+                   &X-Amz-Date=20261205T110000Z&X-Amz-Expires=60&X-Amz-Signature=ab#frag";
+        let (revoked, key) = read(Some(url), None, None).unwrap();
+        assert_eq!(key, "AKIAUSER");
+        assert_eq!(revoked, Revoked::Signature(sha2::Sha256::digest(b"ab").to_vec()), "the fragment is no part of it");
+        let (revoked, _) = read(None, Some("AKIAUSER"), None).unwrap();
+        assert_eq!(
+            revoked,
+            Revoked::SignedBy { access_key_id: "AKIAUSER".into(), before: datetime!(2026-12-05 12:00 UTC) }
+        );
+        assert!(read(None, Some("AKIAUSER"), Some("2026-12-05T11:00:00Z")).is_ok());
+        for (url, key, before, why) in [
+            (Some("https://h/b/k"), None, None, "not a presigned URL"),
+            (None, Some("AKIAUSER"), Some("2026-12-06T00:00:00Z"), "in the future"),
+            (None, Some("AKIAUSER"), Some("yesterday"), "RFC 3339"),
+            (None, Some("AKIA/../x"), None, "not an access key id"),
+            (Some(url), Some("AKIAUSER"), None, "either"),
+            (None, None, Some("2026-12-05T11:00:00Z"), "either"),
+        ] {
+            assert!(read(url, key, before).unwrap_err().contains(why), "{why}");
+        }
+    }
+}

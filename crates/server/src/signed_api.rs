@@ -1,0 +1,64 @@
+//! Latchkey's signed APIs (`/-/shares`, `/-/presigned`, `/-/audit/events|digests`) as the one
+//! custom route s3s takes: each request goes to the first API whose paths it names, after s3s
+//! has verified its signature.
+
+use http::{HeaderMap, Method, Uri};
+use s3s::route::S3Route;
+use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
+
+/// The path prefixes of the signed APIs; every other path under `/-/` is public.
+pub const PREFIXES: [&str; 4] = ["/-/shares", "/-/presigned", crate::audit_api::EVENTS, crate::audit_api::DIGESTS];
+
+/// Whether `path` is one of the signed APIs'.
+pub fn is_signed_api(path: &str) -> bool {
+    PREFIXES.iter().any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+pub struct SignedApis(pub Vec<Box<dyn S3Route>>);
+
+/// Which of the APIs matched, left in the request's extensions by `is_match`.
+#[derive(Clone, Copy)]
+struct Matched(usize);
+
+impl SignedApis {
+    fn matched(&self, extensions: &http::Extensions) -> S3Result<&dyn S3Route> {
+        let Matched(index) = extensions.get::<Matched>().copied().ok_or_else(|| s3_error!(InternalError))?;
+        Ok(self.0[index].as_ref())
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Route for SignedApis {
+    fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, extensions: &mut http::Extensions) -> bool {
+        match self.0.iter().position(|api| api.is_match(method, uri, headers, extensions)) {
+            Some(index) => {
+                extensions.insert(Matched(index));
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        self.matched(&req.extensions)?.check_access(req).await
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        self.matched(&req.extensions)?.call(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_api_paths() {
+        for path in ["/-/shares", "/-/shares/abc", "/-/presigned", "/-/presigned/revocations", "/-/audit/events"] {
+            assert!(is_signed_api(path), "{path}");
+        }
+        for path in ["/-/sharesx", "/-/presignedx/a", "/-/health", "/-/s/abc", "/shares", "/-/audit/public-key"] {
+            assert!(!is_signed_api(path), "{path}");
+        }
+    }
+}
