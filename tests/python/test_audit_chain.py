@@ -17,7 +17,8 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, BIN, PG_REQUIRED, REGION, Server, new_pg_schema, pg_schema_url, pg_unavailable, psql
+from conftest import (ACCESS_KEY, BIN, PG_REQUIRED, REGION, Server, audit_rows, new_pg_schema, pg_schema_url,
+                      pg_unavailable, psql)
 from test_identity import client, new_user
 from test_counted_presign import presign
 from test_presign_revoke import revoke
@@ -68,10 +69,13 @@ def unhexed(server, digits):
     return f"decode('{digits}', 'hex')" if server.meta_url else f"X'{digits}'"
 
 
-def verify(server, public_key):
+def verify_args(server, public_key):
     store = ["--meta-url", server.meta_url] if server.meta_url else ["--data-dir", str(server.data_dir)]
-    return subprocess.run([BIN, "audit", "verify", *store, "--public-key", str(public_key)],
-                          capture_output=True, text=True, timeout=60)
+    return [BIN, "audit", "verify", *store, "--public-key", str(public_key)]
+
+
+def verify(server, public_key):
+    return subprocess.run(verify_args(server, public_key), capture_output=True, text=True, timeout=60)
 
 
 def link(prev_hash, row):
@@ -94,6 +98,16 @@ def wait_until_signed(server):
         time.sleep(0.2)
 
 
+def a_signed_revocation(server, tmp_path, bucket):
+    """Records a revocation (an audit event) and waits until it is linked and signed; the
+    revoked URL."""
+    server.client().create_bucket(Bucket=bucket)
+    url = presign(server, tmp_path / "home", f"s3://{bucket}/k")
+    assert revoke(server, tmp_path / "home", url).returncode == 0
+    wait_until_signed(server)
+    return url
+
+
 def test_any_edit_deletion_insertion_or_reordering_is_named(audited, tmp_path):
     s3 = audited.client()
     s3.create_bucket(Bucket="ledger")
@@ -109,6 +123,8 @@ def test_any_edit_deletion_insertion_or_reordering_is_named(audited, tmp_path):
     public_key = tmp_path / "audit.pem"
     public_key.write_text(requests.get(f"{audited.endpoint}/-/audit/public-key", timeout=10).text)
 
+    # Tampering happens with the server stopped (a running one would refuse to sign over it).
+    assert audited.stop() == 0
     out = verify(audited, public_key)
     assert out.returncode == 0 and "audit trail intact" in out.stdout, (out.stdout, out.stderr)
     assert f"{head} events" in out.stdout
@@ -157,10 +173,10 @@ def test_any_edit_deletion_insertion_or_reordering_is_named(audited, tmp_path):
     assert verify(audited, public_key).returncode == 0, "restored"
 
     # A deletion in the middle, and of the last signed event.
-    sql(audited, "DELETE FROM {t}audit_events WHERE chain_pos = 6")
-    broken("audit event 6: is missing")
-    sql(audited, f"DELETE FROM {{t}}audit_events WHERE chain_pos >= 6")
-    broken("audit event 6: is missing: a digest signs events up to it")
+    sql(audited, "DELETE FROM {t}audit_events WHERE chain_pos = 4")
+    broken("audit event 4: is missing")
+    sql(audited, "DELETE FROM {t}audit_events WHERE chain_pos >= 4")
+    broken("audit event 4: is missing: a digest signs events up to it")
 
     # Another key does not verify the digests.
     other = Server(tmp_path / "other").start()
@@ -173,12 +189,42 @@ def test_any_edit_deletion_insertion_or_reordering_is_named(audited, tmp_path):
     assert out.returncode == 1 and "signature does not verify" in out.stdout, out.stdout
 
 
+def test_a_pinned_digest_tells_when_the_newest_events_and_digests_are_removed(audited, tmp_path):
+    """Whoever can write the store can cut the newest events off together with the digests that
+    sign them; an auditor who noted a digest (`--expect-digest`) sees it gone."""
+    a_signed_revocation(audited, tmp_path, "pinned")
+    public_key = tmp_path / "audit.pem"
+    public_key.write_text(requests.get(f"{audited.endpoint}/-/audit/public-key", timeout=10).text)
+    assert audited.stop() == 0
+    out = verify(audited, public_key)
+    pin = out.stdout.split("latest digest: ", 1)[1].split(" ", 1)[0]
+    first = sql(audited, "SELECT max(first_pos) FROM {t}audit_digests")[0][0]
+    sql(audited, f"DELETE FROM {{t}}audit_digests WHERE first_pos >= {first}")
+    sql(audited, f"DELETE FROM {{t}}audit_events WHERE chain_pos >= {first}")
+    assert verify(audited, public_key).returncode == 0, "a shorter chain, as far as it shows"
+    out = subprocess.run([*verify_args(audited, public_key), "--expect-digest", pin],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and f"the digest {pin} the auditor expects is not among" in out.stdout, out.stdout
+    bad_pin = subprocess.run([*verify_args(audited, public_key), "--expect-digest", "xyz"],
+                             capture_output=True, text=True, timeout=60)
+    assert bad_pin.returncode == 2 and "at least 16 hex digits" in bad_pin.stderr
+
+
+def test_the_server_does_not_sign_over_removed_digests(audited, tmp_path):
+    url = a_signed_revocation(audited, tmp_path, "signed")
+    sql(audited, "DELETE FROM {t}audit_digests")
+    assert requests.get(url, timeout=10).status_code == 403, "one more event"
+    wait_for_event = time.monotonic() + 10
+    while not [r for r in audit_rows(audited, "audit.broken")]:
+        assert time.monotonic() < wait_for_event, "the removal was not noticed"
+        time.sleep(0.2)
+    assert "that this server signed are gone" in audit_rows(audited, "audit.broken")[0]["reason"]
+    time.sleep(1.5)
+    assert sql(audited, "SELECT count(*) FROM {t}audit_digests")[0][0] == "0", "nothing signed over it"
+
+
 def test_a_digest_signature_checks_with_openssl(audited, tmp_path):
-    s3 = audited.client()
-    s3.create_bucket(Bucket="digested")
-    url = presign(audited, tmp_path / "home", "s3://digested/k")
-    assert revoke(audited, tmp_path / "home", url).returncode == 0
-    wait_until_signed(audited)
+    a_signed_revocation(audited, tmp_path, "digested")
     pem = requests.get(f"{audited.endpoint}/-/audit/public-key", timeout=10)
     assert pem.status_code == 200 and pem.text.startswith("-----BEGIN PUBLIC KEY-----")
     (tmp_path / "pub.pem").write_text(pem.text)

@@ -12,9 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import requests
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
-from conftest import BIN, REGION, audit_rows, psql
+from conftest import ACCESS_KEY, BIN, REGION, SECRET_KEY, audit_rows, psql
 from test_bad_input import error_code
 from test_counted_presign import presign
 from test_identity import allow, new_user
@@ -64,11 +67,12 @@ def test_a_revoked_url_is_refused_and_only_its_hash_is_kept(server, s3, bucket, 
     signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
     rows = stored_revocations(server)
     stored = len(rows)
-    assert (hashlib.sha256(signature.encode()).hexdigest(), None) in rows
+    kept = hashlib.sha256(f"{ACCESS_KEY}\n{signature}".encode()).hexdigest()
+    assert (kept, None) in rows
     assert not any(signature in str(row) for row in rows), "the signature itself is not stored"
     reasons = [row["reason"] for row in audit_rows(server, "presigned.revoked")]
     assert len(reasons) >= 2 and all(signature not in r for r in reasons)
-    assert hashlib.sha256(signature.encode()).hexdigest()[:16] in reasons[-2]
+    assert kept[:16] in reasons[-2]
     denied = [row["reason"] for row in audit_rows(server, "presigned.denied")]
     assert any("revoked" in r for r in denied)
 
@@ -137,9 +141,27 @@ def test_who_may_revoke(server, s3, bucket, tmp_path):
     assert revoke(server, None, "--signed-by", bob_key, env=alice).returncode != 0
     assert revoke(server, None, alice_url, env=alice).returncode == 0, "its own"
     assert requests.get(alice_url, timeout=10).status_code == 403
+    # Review finding: naming one's own key beside another's signature revokes nothing of theirs.
+    bob = env_for(bob_key, bob_secret, tmp_path / "bob")
+    time.sleep(1.1)  # another X-Amz-Date: another URL than the one alice revoked
+    alice_again = url_of(alice_key, alice_secret)
+    assert requests.get(alice_again, timeout=10).status_code == 200
+    swapped = alice_again.replace(alice_key, bob_key)
+    assert revoke(server, None, swapped, env=bob).returncode == 0
+    assert requests.get(alice_again, timeout=10).status_code == 200, "alice's URL still works"
     admin = env_for(admin_key, admin_secret, tmp_path / "admin")
     assert revoke(server, None, bob_url, env=admin).returncode == 0
     assert requests.get(bob_url, timeout=10).status_code == 403
+
+
+def test_a_revoked_url_is_refused_by_the_signed_apis_too(server, tmp_path):
+    """Review finding: a presigned URL of Latchkey's own signed APIs is revoked like any other."""
+    request = AWSRequest(method="GET", url=f"{server.endpoint}/-/audit/digests")
+    S3SigV4QueryAuth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION, expires=600).add_auth(request)
+    url = request.url
+    assert requests.get(url, timeout=10).status_code == 200
+    assert revoke(server, tmp_path / "home", url).returncode == 0
+    assert requests.get(url, timeout=10).status_code == 403
 
 
 def test_a_revoked_url_is_refused_on_both_replicas(replicas, tmp_path):

@@ -6,13 +6,20 @@
 //! its public half is served at `/-/audit/public-key`). [`verify`] recomputes the chain and
 //! checks every digest, naming the first broken link: the server's own check and
 //! `latchkey audit verify`, which can read a store directly.
+//!
+//! Alarms watch the same chain: [`alarm`] holds the rules and their counts, [`Watcher`] feeds
+//! them each linked event and delivers what fires to signed [`webhook`]s.
 
+pub mod alarm;
 mod digest;
 mod key;
 mod linker;
 mod verify;
+mod watcher;
+pub mod webhook;
 
 pub use digest::{digest_message, sign_digest};
 pub use key::{PublicKey, SigningKey};
 pub use linker::Linker;
 pub use verify::{Broken, Verified, verify};
+pub use watcher::Watcher;

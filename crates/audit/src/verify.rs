@@ -20,6 +20,8 @@ pub struct Verified {
     pub head: Option<i64>,
     /// Events after the last digest: linked, not yet signed.
     pub unsigned: i64,
+    /// The newest digest, which an auditor can note and pin later (`expect`).
+    pub latest: Option<AuditDigest>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum Broken {
     Event { pos: i64, why: String },
     #[error("audit digest starting at event {first_pos}: {why}")]
     Digest { first_pos: i64, why: String },
+    #[error("the digest {0} the auditor expects is not among the digests: digests were removed or replaced")]
+    Missing(String),
     #[error("cannot read the audit trail: {0}")]
     Store(#[from] MetaError),
 }
@@ -36,55 +40,79 @@ fn broken(pos: i64, why: &str) -> Broken {
     Broken::Event { pos, why: why.to_owned() }
 }
 
-/// Checks the digests, then the chain.
-pub async fn verify(store: &dyn AuditTrail, key: &PublicKey) -> Result<Verified, Broken> {
+/// Checks the digests (one whose signature starts with `expect`, hex, must be among them), then
+/// the chain.
+pub async fn verify(store: &dyn AuditTrail, key: &PublicKey, expect: Option<&str>) -> Result<Verified, Broken> {
     let digests = store.audit_digests().await?;
     check_digests(&digests, key)?;
-    let ends: HashMap<i64, &AuditDigest> = digests.iter().map(|d| (d.last_pos, d)).collect();
-    let (mut events, mut first) = (0u64, None);
-    // The last event checked: its position and hash.
-    let mut last: Option<(i64, Vec<u8>)> = None;
-    loop {
-        let page = store.chained_audit(&AuditQuery::page(last.as_ref().map_or(0, |(pos, _)| *pos), 1000)).await?;
-        if page.is_empty() {
-            break;
-        }
-        for linked in page {
-            let prev = match &last {
-                Some((pos, hash)) if linked.pos == pos + 1 => hash.clone(),
-                Some((pos, _)) => return Err(broken(pos + 1, "is missing: the chain jumps to a later event")),
-                None if linked.pos == 1 => GENESIS.to_vec(),
-                // Retention removes events only up to a digest.
-                None => match ends.get(&(linked.pos - 1)) {
-                    Some(digest) => digest.last_hash.clone(),
-                    None => {
-                        return Err(broken(
-                            linked.pos,
-                            "is the first left, but no digest ends right before it: earlier events were removed",
-                        ));
-                    }
-                },
-            };
-            if link_hash(&prev, linked.pos, &linked.event).as_slice() != linked.hash {
-                return Err(broken(
-                    linked.pos,
-                    "does not match its contents and the event before it: it was edited, inserted or moved",
-                ));
-            }
-            if ends.get(&linked.pos).is_some_and(|d| d.last_hash != linked.hash) {
-                return Err(broken(linked.pos, "differs from the hash its digest signed"));
-            }
-            first.get_or_insert(linked.pos);
-            events += 1;
-            last = Some((linked.pos, linked.hash));
-        }
+    if let Some(expect) = expect
+        && !digests.iter().any(|d| hex::encode(&d.signature).starts_with(&expect.to_ascii_lowercase()))
+    {
+        return Err(Broken::Missing(expect.to_owned()));
     }
+    let ends: HashMap<i64, &AuditDigest> = digests.iter().map(|d| (d.last_pos, d)).collect();
+    let start = match store.chained_audit(&AuditQuery::page(0, 1)).await?.first() {
+        None => None,
+        Some(first) if first.pos == 1 => Some((0, GENESIS.to_vec())),
+        // Retention removes events only up to a digest.
+        Some(first) => match ends.get(&(first.pos - 1)) {
+            Some(digest) => Some((digest.last_pos, digest.last_hash.clone())),
+            None => {
+                let why = "is the first left, but no digest ends right before it: earlier events were removed";
+                return Err(broken(first.pos, why));
+            }
+        },
+    };
+    let first = start.as_ref().map(|(pos, _)| pos + 1);
+    let (events, last) = match start {
+        Some(start) => walk(store, start, &ends).await?,
+        None => (0, None),
+    };
     let head = last.map(|(pos, _)| pos);
     let signed = digests.last().map_or(0, |d| d.last_pos);
     if signed > head.unwrap_or(0) {
         return Err(broken(head.unwrap_or(0) + 1, "is missing: a digest signs events up to it"));
     }
-    Ok(Verified { events, digests: digests.len(), first, head, unsigned: head.unwrap_or(0) - signed })
+    Ok(Verified {
+        events,
+        digests: digests.len(),
+        first: first.filter(|_| events > 0),
+        head,
+        unsigned: head.unwrap_or(0) - signed,
+        latest: digests.last().cloned(),
+    })
+}
+
+/// Recomputes every link after `start` (a position and its hash) to the head, meeting each
+/// digest's hash where the chain reaches its last position: how many events, and the last
+/// one's position and hash (`None` when there is none after `start`).
+pub(crate) async fn walk(
+    store: &dyn AuditTrail,
+    start: (i64, Vec<u8>),
+    ends: &HashMap<i64, &AuditDigest>,
+) -> Result<(u64, Option<(i64, Vec<u8>)>), Broken> {
+    let (mut pos, mut prev) = start;
+    let mut events = 0;
+    loop {
+        let page = store.chained_audit(&AuditQuery::page(pos, 1000)).await?;
+        if page.is_empty() {
+            return Ok((events, (events > 0).then_some((pos, prev))));
+        }
+        for linked in page {
+            if linked.pos != pos + 1 {
+                return Err(broken(pos + 1, "is missing: the chain jumps to a later event"));
+            }
+            if link_hash(&prev, linked.pos, &linked.event).as_slice() != linked.hash {
+                let why = "does not match its contents and the event before it: it was edited, inserted or moved";
+                return Err(broken(linked.pos, why));
+            }
+            if ends.get(&linked.pos).is_some_and(|d| d.last_hash != linked.hash) {
+                return Err(broken(linked.pos, "differs from the hash its digest signed"));
+            }
+            events += 1;
+            (pos, prev) = (linked.pos, linked.hash);
+        }
+    }
 }
 
 /// Each digest is signed by `key` and follows the one before it.
@@ -137,7 +165,7 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
         let key = Arc::new(SigningKey::load_or_create(dir.path()).unwrap());
         let public = key.public_key();
-        let linker = Linker::new(store.clone(), key, Duration::from_secs(3600));
+        let linker = Linker::new(store.clone(), store.clone(), key, Duration::from_secs(3600));
         for n in 0..5 {
             store.record_audit(&event(n)).await.unwrap();
         }
@@ -149,12 +177,26 @@ mod tests {
         }
         linker.link().await.unwrap();
         assert!(!linker.digest(false).await.unwrap(), "not yet due");
-        let done = verify(store.as_ref(), &public).await.unwrap();
-        assert_eq!(done, Verified { events: 8, digests: 1, first: Some(1), head: Some(8), unsigned: 3 });
+        let done = verify(store.as_ref(), &public, None).await.unwrap();
+        let first_digest = done.latest.clone().unwrap();
+        assert_eq!(
+            done,
+            Verified {
+                events: 8,
+                digests: 1,
+                first: Some(1),
+                head: Some(8),
+                unsigned: 3,
+                latest: Some(first_digest.clone())
+            }
+        );
+        let pinned = hex::encode(&first_digest.signature[..16]);
+        assert!(verify(store.as_ref(), &public, Some(&pinned)).await.is_ok());
+        assert!(matches!(verify(store.as_ref(), &public, Some("00ff")).await, Err(Broken::Missing(_))));
         assert!(linker.digest(true).await.unwrap());
 
         let stranger = SigningKey::load_or_create(tempfile::tempdir().unwrap().path()).unwrap().public_key();
-        let refused = verify(store.as_ref(), &stranger).await.unwrap_err();
+        let refused = verify(store.as_ref(), &stranger, None).await.unwrap_err();
         assert!(matches!(refused, Broken::Digest { first_pos: 1, .. }), "{refused}");
 
         // Retention removes events up to the last digest made before its cutoff, and the chain
@@ -163,7 +205,7 @@ mod tests {
         assert_eq!(store.purge_audit(OffsetDateTime::now_utc()).await.unwrap(), 8);
         store.record_audit(&event(9)).await.unwrap();
         linker.link().await.unwrap();
-        let done = verify(store.as_ref(), &public).await.unwrap();
+        let done = verify(store.as_ref(), &public, None).await.unwrap();
         assert_eq!((done.events, done.first, done.head, done.unsigned), (1, Some(9), Some(9), 1));
     }
 }

@@ -18,7 +18,8 @@ use latchkey::api::call;
 use latchkey::aws_env::{self, ClientEnv};
 use latchkey_audit::{Broken, PublicKey, SigningKey, verify};
 use latchkey_meta::{
-    AuditDigest, AuditEvent, AuditQuery, AuditTrail, ChainedEvent, MetaError, MetaResult, PgStore, SqliteAuditReader,
+    AuditDigest, AuditEvent, AuditQuery, AuditTrail, ChainedEvent, MetaError, MetaResult, PgAuditReader,
+    SqliteAuditReader,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -69,6 +70,10 @@ enum AuditCommand {
         /// without it, the data dir's key, or the key the server publishes
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// A digest signature (hex, at least its first 16 digits) noted from an earlier run,
+        /// which must still be there: removing or rewriting recent digests is then detected
+        #[arg(long, value_name = "HEX", value_parser = parse_pin)]
+        expect_digest: Option<String>,
     },
     /// Write the events that match into a bucket: s3://BUCKET/PREFIX/audit-FIRST-LAST.jsonl, with
     /// digests.json and public-key.pem beside them
@@ -112,8 +117,9 @@ const PAGE: u32 = 1000;
 
 pub async fn run(args: AuditArgs) -> ExitCode {
     let result = match args.command {
-        AuditCommand::Verify { data_dir, meta_url, public_key } => {
-            verify_trail(data_dir, meta_url, public_key, args.endpoint_url, args.profile).await
+        AuditCommand::Verify { data_dir, meta_url, public_key, expect_digest } => {
+            let store = Store { data_dir, meta_url, endpoint_url: args.endpoint_url, profile: args.profile };
+            verify_trail(store, public_key, expect_digest).await
         }
         command => {
             async {
@@ -248,13 +254,24 @@ async fn fetch_public_key(env: &ClientEnv) -> anyhow::Result<String> {
     String::from_utf8(body.to_vec()).context("the public key is not text")
 }
 
-async fn verify_trail(
+fn parse_pin(pin: &str) -> Result<String, String> {
+    if pin.len() >= 16 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(pin.to_ascii_lowercase())
+    } else {
+        Err("a digest signature is at least 16 hex digits".into())
+    }
+}
+
+/// Where `verify` reads the trail: a store directly, or the server.
+struct Store {
     data_dir: Option<PathBuf>,
     meta_url: Option<String>,
-    public_key: Option<PathBuf>,
     endpoint_url: Option<String>,
     profile: Option<String>,
-) -> anyhow::Result<ExitCode> {
+}
+
+async fn verify_trail(store: Store, public_key: Option<PathBuf>, expect: Option<String>) -> anyhow::Result<ExitCode> {
+    let Store { data_dir, meta_url, endpoint_url, profile } = store;
     let direct = data_dir.is_some() || meta_url.is_some();
     let env = if direct { None } else { Some(aws_env::load(profile.as_deref(), endpoint_url.as_deref()).await?) };
     let key = match (&public_key, &data_dir, &env) {
@@ -278,12 +295,12 @@ async fn verify_trail(
             Arc::new(open_sqlite(PathBuf::from(url.trim_start_matches("sqlite:").trim_start_matches("//"))).await?)
         }
         (Some(url), _, _) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgStore::open(url, 2).await.context("cannot open the PostgreSQL store")?)
+            Arc::new(PgAuditReader::open(url).await.context("cannot open the PostgreSQL store")?)
         }
         (Some(other), _, _) => bail!("unsupported --meta-url {other:?}: expected sqlite:PATH or postgres://..."),
         (None, None, None) => unreachable!("no store and no server"),
     };
-    Ok(match verify(trail.as_ref(), &key).await {
+    Ok(match verify(trail.as_ref(), &key, expect.as_deref()).await {
         Ok(done) => {
             let span = match (done.first, done.head) {
                 (Some(first), Some(head)) => format!(" (positions {first} to {head})"),
@@ -293,6 +310,18 @@ async fn verify_trail(
                 "audit trail intact: {} events{span}, {} signed digests, {} events not signed yet",
                 done.events, done.digests, done.unsigned
             );
+            if let Some(latest) = done.latest {
+                let at = latest.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                println!(
+                    "latest digest: {} (events {} to {}, signed {at}); note it and pass --expect-digest next time",
+                    hex::encode(&latest.signature[..16]),
+                    latest.first_pos,
+                    latest.last_pos
+                );
+            }
+            if done.first.is_some_and(|first| first > 1) {
+                println!("events before position {} were removed by retention", done.first.unwrap_or(1));
+            }
             ExitCode::SUCCESS
         }
         Err(Broken::Store(e)) => bail!("cannot read the audit trail: {e}"),
@@ -356,6 +385,10 @@ impl AuditTrail for RemoteTrail {
                 })
             })
             .collect()
+    }
+
+    async fn latest_audit_digest(&self) -> MetaResult<Option<AuditDigest>> {
+        Ok(self.audit_digests().await?.pop())
     }
 
     async fn audit_digests(&self) -> MetaResult<Vec<AuditDigest>> {

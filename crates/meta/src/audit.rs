@@ -89,6 +89,8 @@ pub trait AuditTrail: Send + Sync + 'static {
     async fn chained_audit(&self, query: &AuditQuery) -> MetaResult<Vec<ChainedEvent>>;
     /// Every digest, oldest first.
     async fn audit_digests(&self) -> MetaResult<Vec<AuditDigest>>;
+    /// The newest digest.
+    async fn latest_audit_digest(&self) -> MetaResult<Option<AuditDigest>>;
 }
 
 /// The chain as the server keeps it.
@@ -100,6 +102,23 @@ pub trait AuditStore: AuditTrail {
     /// Records a digest; `false` when one starting at the same position exists (another
     /// replica's).
     async fn record_audit_digest(&self, digest: &AuditDigest) -> MetaResult<bool>;
+    /// Claims the firing of alarm `rule` for `group` in the window starting at `window_start`;
+    /// `false` when it was claimed already (here or by another replica).
+    async fn claim_alarm(&self, rule: &str, group: &str, window_start: OffsetDateTime) -> MetaResult<bool>;
+    /// Forgets firings claimed before `before`; how many.
+    async fn purge_alarm_firings(&self, before: OffsetDateTime) -> MetaResult<u64>;
+}
+
+/// A read-only view of a PostgreSQL store's audit trail: no migration, no listener, so that an
+/// auditor can verify with a role that may only read (a schema without the tables is an error).
+pub struct PgAuditReader {
+    pool: sqlx::PgPool,
+}
+
+impl PgAuditReader {
+    pub async fn open(url: &str) -> MetaResult<PgAuditReader> {
+        Ok(PgAuditReader { pool: sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await? })
+    }
 }
 
 /// A read-only view of an SQLite store's audit trail, opened without the server's lock, so that
@@ -122,8 +141,10 @@ pub(crate) type Pending =
     (i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// The links of `pending` (seq and fields, oldest first) after `head`: (seq, position, hash).
-pub(crate) fn links(head: Option<(i64, Vec<u8>)>, pending: Vec<Pending>) -> Vec<(i64, i64, Vec<u8>)> {
-    let (mut pos, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
+/// A head whose hash was removed (NULL) links on from an empty hash, which verification then
+/// reports as the broken link it is.
+pub(crate) fn links(head: Option<(i64, Option<Vec<u8>>)>, pending: Vec<Pending>) -> Vec<(i64, i64, Vec<u8>)> {
+    let (mut pos, mut prev) = head.map_or((0, GENESIS.to_vec()), |(pos, hash)| (pos, hash.unwrap_or_default()));
     pending
         .into_iter()
         .map(|(seq, at_ms, event, share_id, principal, source_ip, user_agent, reason)| {
@@ -145,6 +166,18 @@ pub(crate) const SELECT_HEAD: &str = "SELECT pos, hash FROM (
          SELECT pos, hash FROM (SELECT last_pos AS pos, last_hash AS hash FROM audit_digests
                                 ORDER BY last_pos DESC LIMIT 1) AS digested
      ) AS head ORDER BY pos DESC LIMIT 1";
+pub(crate) const SELECT_DIGESTS: &str =
+    "SELECT at_ms, first_pos, last_pos, last_hash, prev_signature, signature FROM audit_digests";
+
+/// A digest's row as `SELECT_DIGESTS` reads it.
+pub(crate) type DigestRow = (i64, i64, i64, Vec<u8>, Option<Vec<u8>>, Vec<u8>);
+
+pub(crate) fn digest_from_row(
+    (at_ms, first_pos, last_pos, last_hash, prev_signature, signature): DigestRow,
+) -> AuditDigest {
+    AuditDigest { at: rows::from_ms(at_ms), first_pos, last_pos, last_hash, prev_signature, signature }
+}
+
 pub(crate) const SELECT_PENDING: &str = "SELECT seq, at_ms, event, share_id, principal, source_ip, user_agent, reason
      FROM audit_events WHERE chain_pos IS NULL ORDER BY seq LIMIT $1";
 
@@ -153,60 +186,73 @@ macro_rules! audit_trail {
     ($store:ty, $pool:ident) => {
         #[async_trait::async_trait]
         impl $crate::audit::AuditTrail for $store {
-        async fn audit_head(&self) -> $crate::MetaResult<Option<(i64, Vec<u8>)>> {
-            Ok(sqlx::query_as($crate::audit::SELECT_HEAD).fetch_optional(&self.$pool).await?)
-        }
+            async fn audit_head(&self) -> $crate::MetaResult<Option<(i64, Vec<u8>)>> {
+                let head: Option<(i64, Option<Vec<u8>>)> =
+                    sqlx::query_as($crate::audit::SELECT_HEAD).fetch_optional(&self.$pool).await?;
+                Ok(head.map(|(pos, hash)| (pos, hash.unwrap_or_default())))
+            }
 
-        async fn chained_audit(&self, query: &$crate::audit::AuditQuery) -> $crate::MetaResult<Vec<$crate::audit::ChainedEvent>> {
-            let order = if query.newest { "DESC" } else { "ASC" };
-            let statement = format!(
-                "SELECT chain_pos, at_ms, event, share_id, principal, source_ip, user_agent, reason, hash
+            async fn chained_audit(
+                &self,
+                query: &$crate::audit::AuditQuery,
+            ) -> $crate::MetaResult<Vec<$crate::audit::ChainedEvent>> {
+                let order = if query.newest { "DESC" } else { "ASC" };
+                let statement = format!(
+                    "SELECT chain_pos, at_ms, event, share_id, principal, source_ip, user_agent, reason, hash
                  FROM audit_events WHERE chain_pos > $1
                  AND (CAST($2 AS BIGINT) IS NULL OR at_ms >= $2)
                  AND (CAST($3 AS TEXT) IS NULL OR principal = $3)
                  AND (CAST($4 AS TEXT) IS NULL OR event = $4)
                  ORDER BY chain_pos {order} LIMIT $5"
-            );
-            let mut rows: Vec<(i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Vec<u8>)> =
-                sqlx::query_as(&statement)
-                .bind(query.after)
-                .bind(query.since.map($crate::rows::to_ms))
-                .bind(&query.principal)
-                .bind(&query.event)
-                .bind(i64::from(query.limit))
-                .fetch_all(&self.$pool)
-                .await?;
-            if query.newest {
-                rows.reverse();
+                );
+                let mut rows: Vec<(
+                    i64,
+                    i64,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<Vec<u8>>,
+                )> = sqlx::query_as(&statement)
+                    .bind(query.after)
+                    .bind(query.since.map($crate::rows::to_ms))
+                    .bind(&query.principal)
+                    .bind(&query.event)
+                    .bind(i64::from(query.limit))
+                    .fetch_all(&self.$pool)
+                    .await?;
+                if query.newest {
+                    rows.reverse();
+                }
+                Ok(rows
+                    .into_iter()
+                    .map(|(pos, at_ms, event, share_id, principal, source_ip, user_agent, reason, hash)| {
+                        let at = $crate::rows::from_ms(at_ms);
+                        let event =
+                            $crate::AuditEvent { at, event, share_id, principal, source_ip, user_agent, reason };
+                        // A hash removed (NULL) verifies as a broken link, never as a read error.
+                        $crate::audit::ChainedEvent { pos, event, hash: hash.unwrap_or_default() }
+                    })
+                    .collect())
             }
-            Ok(rows
-                .into_iter()
-                .map(|(pos, at_ms, event, share_id, principal, source_ip, user_agent, reason, hash)| {
-                    let at = $crate::rows::from_ms(at_ms);
-                    let event = $crate::AuditEvent { at, event, share_id, principal, source_ip, user_agent, reason };
-                    $crate::audit::ChainedEvent { pos, event, hash }
-                })
-                .collect())
-        }
 
-        async fn audit_digests(&self) -> $crate::MetaResult<Vec<$crate::audit::AuditDigest>> {
-            let rows: Vec<(i64, i64, i64, Vec<u8>, Option<Vec<u8>>, Vec<u8>)> = sqlx::query_as(
-                "SELECT at_ms, first_pos, last_pos, last_hash, prev_signature, signature FROM audit_digests ORDER BY first_pos",
-            )
-            .fetch_all(&self.$pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(at_ms, first_pos, last_pos, last_hash, prev_signature, signature)| $crate::audit::AuditDigest {
-                    at: $crate::rows::from_ms(at_ms),
-                    first_pos,
-                    last_pos,
-                    last_hash,
-                    prev_signature,
-                    signature,
-                })
-                .collect())
-        }
+            async fn audit_digests(&self) -> $crate::MetaResult<Vec<$crate::audit::AuditDigest>> {
+                let rows: Vec<$crate::audit::DigestRow> =
+                    sqlx::query_as(&format!("{} ORDER BY first_pos", $crate::audit::SELECT_DIGESTS))
+                        .fetch_all(&self.$pool)
+                        .await?;
+                Ok(rows.into_iter().map($crate::audit::digest_from_row).collect())
+            }
+
+            async fn latest_audit_digest(&self) -> $crate::MetaResult<Option<$crate::audit::AuditDigest>> {
+                let row: Option<$crate::audit::DigestRow> =
+                    sqlx::query_as(&format!("{} ORDER BY first_pos DESC LIMIT 1", $crate::audit::SELECT_DIGESTS))
+                        .fetch_optional(&self.$pool)
+                        .await?;
+                Ok(row.map($crate::audit::digest_from_row))
+            }
         }
     };
 }
@@ -230,7 +276,25 @@ macro_rules! insert_audit_digest {
 }
 pub(crate) use insert_audit_digest;
 
+/// The statement that claims an alarm firing (`AuditStore::claim_alarm`), bound.
+macro_rules! claim_alarm {
+    ($rule:expr, $group:expr, $window_start:expr) => {
+        sqlx::query(
+            "INSERT INTO alarm_firings (rule, grp, window_start_ms, fired_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind($rule)
+        .bind($group)
+        .bind($crate::rows::to_ms($window_start))
+        .bind($crate::rows::to_ms(time::OffsetDateTime::now_utc()))
+    };
+}
+pub(crate) use claim_alarm;
+
+pub(crate) const PURGE_ALARM_FIRINGS: &str = "DELETE FROM alarm_firings WHERE fired_ms < $1";
+
 audit_trail!(SqliteAuditReader, reader);
+audit_trail!(PgAuditReader, pool);
 
 /// Behaviour every `AuditStore` must show, run against each backend.
 #[cfg(test)]
@@ -306,6 +370,14 @@ pub(crate) mod conformance {
         assert!(store.record_audit_digest(&digest).await.unwrap());
         assert!(!store.record_audit_digest(&AuditDigest { signature: vec![2; 64], ..digest.clone() }).await.unwrap());
         assert_eq!(store.audit_digests().await.unwrap(), [digest]);
+
+        // An alarm firing is claimed once.
+        let window = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert!(store.claim_alarm("denials", "192.0.2.1", window).await.unwrap());
+        assert!(!store.claim_alarm("denials", "192.0.2.1", window).await.unwrap(), "claimed");
+        assert!(store.claim_alarm("denials", "192.0.2.2", window).await.unwrap(), "another group");
+        let later = OffsetDateTime::now_utc() + time::Duration::minutes(1);
+        assert_eq!(store.purge_alarm_firings(later).await.unwrap(), 2);
 
         // Retention removes events only up to a digest made before its cutoff.
         store.record_audit(&event(99)).await.unwrap();

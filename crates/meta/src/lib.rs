@@ -31,7 +31,9 @@ mod statements;
 mod supervise;
 mod uses;
 
-pub use audit::{AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, SqliteAuditReader, link_hash};
+pub use audit::{
+    AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, PgAuditReader, SqliteAuditReader, link_hash,
+};
 pub use bucket_config::{BucketConfig, BucketConfigSnapshot, BucketConfigStore, BucketSetting, PublicAccessBlock};
 pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,

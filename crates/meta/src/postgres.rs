@@ -81,6 +81,15 @@ impl crate::audit::AuditStore for PgStore {
     async fn record_audit_digest(&self, digest: &crate::AuditDigest) -> MetaResult<bool> {
         Ok(crate::audit::insert_audit_digest!(digest).execute(&self.pool).await?.rows_affected() == 1)
     }
+
+    async fn claim_alarm(&self, rule: &str, group: &str, window_start: OffsetDateTime) -> MetaResult<bool> {
+        Ok(crate::audit::claim_alarm!(rule, group, window_start).execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn purge_alarm_firings(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        let done = sqlx::query(crate::audit::PURGE_ALARM_FIRINGS).bind(to_ms(before)).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
 }
 
 crate::audit::audit_trail!(PgStore, pool);

@@ -26,7 +26,7 @@ pub trait PresignedStore: Send + Sync + 'static {
     ) -> MetaResult<bool>;
     /// Forgets the uses and revocations of URLs that expired before `before`; how many rows
     /// were forgotten.
-    async fn purge_presigned_uses(&self, before: OffsetDateTime) -> MetaResult<u64>;
+    async fn purge_expired_presigned(&self, before: OffsetDateTime) -> MetaResult<u64>;
     /// Records a revocation (a signature revoked twice is recorded once).
     async fn revoke_presigned(&self, revocation: &Revocation) -> MetaResult<()>;
     /// Every revocation in force, with the generation it was read at.
@@ -85,7 +85,7 @@ macro_rules! presigned_store {
                 Ok(granted.is_some() && max_uses > 0)
             }
 
-            async fn purge_presigned_uses(&self, before: time::OffsetDateTime) -> $crate::MetaResult<u64> {
+            async fn purge_expired_presigned(&self, before: time::OffsetDateTime) -> $crate::MetaResult<u64> {
                 let mut purged = 0;
                 for table in ["presigned_uses", "presigned_revocations"] {
                     let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_ms < $1"))
@@ -202,7 +202,7 @@ pub(crate) mod conformance {
         assert!(loaded.generation > before.generation, "{} then {}", before.generation, loaded.generation);
         let mine: Vec<_> = loaded.revoked.iter().filter(|r| **r == one.revoked || **r == key).collect();
         assert_eq!(mine, [&one.revoked, &key], "the signature once, the key's revocation as written");
-        store.purge_presigned_uses(now).await.unwrap();
+        store.purge_expired_presigned(now).await.unwrap();
         let loaded = store.load_presigned_revocations().await.unwrap();
         assert!(loaded.revoked.contains(&one.revoked), "the later expiry stands");
         assert!(!loaded.revoked.contains(&key), "expired revocations go");
@@ -213,7 +213,7 @@ pub(crate) mod conformance {
         let now = OffsetDateTime::now_utc();
         assert!(store.spend_presigned_use(&[1u8; 32], 1, now - Duration::minutes(1)).await.unwrap());
         assert!(store.spend_presigned_use(&[2u8; 32], 1, now + Duration::hours(1)).await.unwrap());
-        assert_eq!(store.purge_presigned_uses(now).await.unwrap(), 1);
+        assert_eq!(store.purge_expired_presigned(now).await.unwrap(), 1);
         assert!(!store.spend_presigned_use(&[2u8; 32], 1, now + Duration::hours(1)).await.unwrap(), "still spent");
     }
 }

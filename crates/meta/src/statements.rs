@@ -325,13 +325,14 @@ macro_rules! purge_shares {
 }
 pub(crate) use purge_shares;
 
-/// Deletes audit events recorded before `$before`, up to the last digest made before then: the
-/// chain that remains starts right after a signed hash. Unlinked events stay.
+/// Deletes the audit events up to the last digest made before `$before` (so, recorded before
+/// then): the chain that remains starts right after a signed hash, without holes. Unlinked
+/// events stay.
 macro_rules! purge_audit {
     ($before:expr) => {
         $crate::statements::bound!(
-            "DELETE FROM audit_events WHERE at_ms < $1
-             AND chain_pos <= (SELECT COALESCE(MAX(last_pos), 0) FROM audit_digests WHERE at_ms < $1)",
+            "DELETE FROM audit_events
+             WHERE chain_pos <= (SELECT COALESCE(MAX(last_pos), 0) FROM audit_digests WHERE at_ms < $1)",
             $crate::rows::to_ms($before)
         )
     };

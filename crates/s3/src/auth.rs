@@ -368,13 +368,10 @@ impl S3Access for Authorizer {
         let client = cx.extensions_mut().get::<ClientConnection>().copied();
         let source_ip = client.map(|c| c.ip);
         // A revoked presigned URL is refused whatever the policies say.
-        if let Some(caller) = &caller
-            && let Some(reason) = cx.uri().query().and_then(|q| self.revocations.refusal(q))
-        {
-            let principal = Some(caller.principal(self.identity.account()).arn);
-            let reason = format!("{} {}: {reason}", cx.method(), cx.uri().path());
-            counted::audit_refusal(self.meta.as_ref(), principal, source_ip.map(|ip| ip.to_string()), reason).await;
-            return Err(s3_error!(AccessDenied, "Access Denied"));
+        if let Some(caller) = &caller {
+            let principal = caller.principal(self.identity.account()).arn;
+            let request = (cx.method(), cx.uri());
+            self.revocations.refuse_revoked(request, principal, source_ip, self.meta.as_ref()).await?;
         }
         let operation = cx.s3_op().name();
         let mut context = policy_request::s3_context(cx, client, OffsetDateTime::now_utc())?;

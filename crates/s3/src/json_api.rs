@@ -1,14 +1,24 @@
-//! What Latchkey's signed JSON APIs (`/-/shares`, `/-/presigned`) share: they run as s3s custom
+//! What Latchkey's signed JSON APIs (`/-/shares`, `/-/presigned`, `/-/audit`) share: they run as s3s custom
 //! routes behind its signature check, resolve the caller as any S3 call does, and answer JSON,
 //! errors as `{"error": CODE, "message": ...}`.
 
+use std::net::IpAddr;
+
 use http::{HeaderValue, StatusCode, header};
 use latchkey_identity::{Caller, Identity};
+use latchkey_meta::{AuditEvent, MetaStore};
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use serde::Serialize;
 
 /// The largest request body the JSON APIs read.
 pub const MAX_API_BODY: usize = 64 * 1024;
+
+/// Whether a query parameter belongs to a presigned URL's signature (SigV4 `X-Amz-*`, SigV2
+/// `AWSAccessKeyId`, `Signature`, `Expires`) rather than to the API call.
+pub fn is_signature_param(name: &str) -> bool {
+    name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+        || matches!(name, "AWSAccessKeyId" | "Signature" | "Expires")
+}
 
 /// A JSON answer.
 pub fn json(status: StatusCode, value: &impl Serialize) -> S3Result<S3Response<Body>> {
@@ -36,4 +46,27 @@ pub async fn body(req: &mut S3Request<Body>) -> S3Result<bytes::Bytes> {
         .store_all_limited(MAX_API_BODY)
         .await
         .map_err(|_| s3_error!(MaxMessageLengthExceeded, "the request body exceeds {MAX_API_BODY} bytes"))
+}
+
+/// Records a refused API action (`policy.denied`), as the Authorizer records refused S3
+/// operations.
+pub async fn audit_denial(
+    meta: &dyn MetaStore,
+    principal: String,
+    source_ip: Option<IpAddr>,
+    action: &str,
+    resource: &str,
+) {
+    let event = AuditEvent {
+        at: time::OffsetDateTime::now_utc(),
+        event: "policy.denied".into(),
+        share_id: None,
+        principal: Some(principal),
+        source_ip: source_ip.map(|ip| ip.to_string()),
+        user_agent: None,
+        reason: Some(format!("{action} on {resource}: no policy allows it")),
+    };
+    if let Err(e) = meta.record_audit(&event).await {
+        tracing::error!(error = %e, "cannot record a refused API action");
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode, Uri};
 use latchkey_identity::{Caller, ClientConnection, Identity};
-use latchkey_meta::{AuditEvent, MetaStore, Revoked};
+use latchkey_meta::{AuditEvent, MetaStore, Revocation, Revoked};
 use latchkey_policy::{Effect, RequestContext};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::json_api::{self, api_error, json};
-use crate::revoked::{PresignedUrl, Revocations};
+use crate::revoked::{MAX_PRESIGNED_LIFETIME, PresignedUrl, Revocations};
 
 const PATH: &str = "/-/presigned/revocations";
 /// The IAM action that lets a caller revoke URLs signed with another principal's keys.
@@ -67,12 +67,13 @@ impl PresignedApi {
     }
 }
 
-/// What a request revokes, the key that signed what it revokes, when the URL expires (for one
-/// URL) and how the audit trail describes it; or why it cannot be read.
-fn read_request(
-    request: RevokeRequest,
-    now: OffsetDateTime,
-) -> Result<(Revoked, String, Option<OffsetDateTime>, String), String> {
+/// How far ahead of the server's clock a SigV4 `X-Amz-Date` may be (s3s's allowed skew): a
+/// `before` may reach that far, to cover URLs dated ahead.
+const SKEW: time::Duration = time::Duration::minutes(15);
+
+/// What a request revokes, the key that signed what it revokes, and how the audit trail
+/// describes it; or why it cannot be read.
+fn read_request(request: RevokeRequest, now: OffsetDateTime) -> Result<(Revocation, String, String), String> {
     match request {
         RevokeRequest { url: Some(url), signed_by: None, before: None } => {
             let query = url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or(q)).unwrap_or_default();
@@ -84,7 +85,8 @@ fn read_request(
                 url.access_key_id,
                 hex::encode(&hash[..8])
             );
-            Ok((Revoked::Signature(hash.to_vec()), url.access_key_id, Some(url.expires), what))
+            let revocation = Revocation { revoked: Revoked::Signature(hash.to_vec()), expires: url.expires };
+            Ok((revocation, url.access_key_id, what))
         }
         RevokeRequest { url: None, signed_by: Some(key), before } => {
             let before = match before {
@@ -93,14 +95,16 @@ fn read_request(
                     OffsetDateTime::parse(&t, &Rfc3339).map_err(|_| format!("before is not an RFC 3339 time: {t:?}"))?
                 }
             };
-            if before > now {
-                return Err("before cannot be in the future".into());
+            if before > now + SKEW {
+                return Err("before cannot be more than 15 minutes in the future".into());
             }
             if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err("signed_by is not an access key id".into());
             }
             let what = format!("presigned URLs signed by {key} before {}", before.format(&Rfc3339).unwrap_or_default());
-            Ok((Revoked::SignedBy { access_key_id: key.clone(), before }, key, None, what))
+            // Every URL signed before `before` has expired a longest lifetime later.
+            let revoked = Revoked::SignedBy { access_key_id: key.clone(), before };
+            Ok((Revocation { revoked, expires: before + MAX_PRESIGNED_LIFETIME }, key, what))
         }
         _ => Err("give either url, or signed_by (with before)".into()),
     }
@@ -122,15 +126,18 @@ impl S3Route for PresignedApi {
         let read = serde_json::from_slice::<RevokeRequest>(&body)
             .map_err(|e| e.to_string())
             .and_then(|r| read_request(r, now));
-        let (revoked, signer, url_expires, what) = match read {
+        let (revocation, signer, what) = match read {
             Ok(read) => read,
             Err(message) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &message),
         };
         let client = req.extensions.get::<ClientConnection>().copied();
         if !self.may_revoke(&caller, &signer, client).await {
+            let principal = caller.principal(self.identity.account()).arn;
+            let resource = format!("URLs signed by {signer}");
+            json_api::audit_denial(self.meta.as_ref(), principal, client.map(|c| c.ip), REVOKE_ACTION, &resource).await;
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
-        self.revocations.revoke(revoked, url_expires).await.map_err(|e| {
+        self.revocations.revoke(&revocation).await.map_err(|e| {
             tracing::error!(error = %e, "cannot record a presigned-URL revocation");
             s3_error!(InternalError)
         })?;
@@ -162,7 +169,7 @@ mod tests {
             signed_by: signed_by.map(Into::into),
             before: before.map(Into::into),
         };
-        read_request(request, datetime!(2026-12-05 12:00 UTC)).map(|(revoked, key, _, _)| (revoked, key))
+        read_request(request, datetime!(2026-12-05 12:00 UTC)).map(|(revocation, key, _)| (revocation.revoked, key))
     }
 
     #[test]
@@ -171,16 +178,18 @@ mod tests {
                    &X-Amz-Date=20261205T110000Z&X-Amz-Expires=60&X-Amz-Signature=ab#frag";
         let (revoked, key) = read(Some(url), None, None).unwrap();
         assert_eq!(key, "AKIAUSER");
-        assert_eq!(revoked, Revoked::Signature(sha2::Sha256::digest(b"ab").to_vec()), "the fragment is no part of it");
+        let hash = sha2::Sha256::digest(b"AKIAUSER\nab").to_vec();
+        assert_eq!(revoked, Revoked::Signature(hash), "the key and the signature, the fragment no part of it");
         let (revoked, _) = read(None, Some("AKIAUSER"), None).unwrap();
         assert_eq!(
             revoked,
             Revoked::SignedBy { access_key_id: "AKIAUSER".into(), before: datetime!(2026-12-05 12:00 UTC) }
         );
         assert!(read(None, Some("AKIAUSER"), Some("2026-12-05T11:00:00Z")).is_ok());
+        assert!(read(None, Some("AKIAUSER"), Some("2026-12-05T12:14:00Z")).is_ok(), "URLs dated ahead");
         for (url, key, before, why) in [
             (Some("https://h/b/k"), None, None, "not a presigned URL"),
-            (None, Some("AKIAUSER"), Some("2026-12-06T00:00:00Z"), "in the future"),
+            (None, Some("AKIAUSER"), Some("2026-12-05T12:16:00Z"), "in the future"),
             (None, Some("AKIAUSER"), Some("yesterday"), "RFC 3339"),
             (None, Some("AKIA/../x"), None, "not an access key id"),
             (Some(url), Some("AKIAUSER"), None, "either"),

@@ -64,9 +64,15 @@ impl PresignedUrl {
         })
     }
 
-    /// The SHA-256 of the signature: all that a revocation keeps of it.
+    /// The SHA-256 of the access key id, a newline and the signature: all that a revocation
+    /// keeps of a URL. The key id is in it because the signature check vouches for the pair: a
+    /// revocation naming another key beside the same signature refuses nothing.
     pub fn signature_hash(&self) -> [u8; 32] {
-        Sha256::digest(self.signature.as_bytes()).into()
+        let mut hasher = Sha256::new();
+        hasher.update(self.access_key_id.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(self.signature.as_bytes());
+        hasher.finalize().into()
     }
 }
 
@@ -112,14 +118,10 @@ impl Revocations {
         Ok(revocations)
     }
 
-    /// Records `revoked` and reloads, so that it applies to this process's next request (other
-    /// replicas reload when PostgreSQL tells them).
-    pub async fn revoke(&self, revoked: Revoked, url_expires: Option<OffsetDateTime>) -> Result<(), MetaError> {
-        let expires = match &revoked {
-            Revoked::Signature(_) => url_expires.unwrap_or_else(|| OffsetDateTime::now_utc() + MAX_PRESIGNED_LIFETIME),
-            Revoked::SignedBy { before, .. } => *before + MAX_PRESIGNED_LIFETIME.max(self.sigv2_lifetime),
-        };
-        self.store.revoke_presigned(&Revocation { revoked, expires }).await?;
+    /// Records `revocation` and reloads, so that it applies to this process's next request
+    /// (other replicas reload when PostgreSQL tells them).
+    pub async fn revoke(&self, revocation: &Revocation) -> Result<(), MetaError> {
+        self.store.revoke_presigned(revocation).await?;
         self.reload().await
     }
 
@@ -158,9 +160,25 @@ impl Revocations {
         .await;
     }
 
+    /// Refuses a request (`403 AccessDenied`, audited as `presigned.denied` for `principal`) whose
+    /// presigned URL is revoked; every S3 operation and signed API asks, once the signature is
+    /// verified.
+    pub async fn refuse_revoked(
+        &self,
+        (method, uri): (&http::Method, &http::Uri),
+        principal: String,
+        source_ip: Option<std::net::IpAddr>,
+        meta: &dyn latchkey_meta::MetaStore,
+    ) -> s3s::S3Result<()> {
+        let Some(reason) = uri.query().and_then(|q| self.refusal(q)) else { return Ok(()) };
+        let reason = format!("{method} {}: {reason}", uri.path());
+        crate::counted::audit_refusal(meta, Some(principal), source_ip.map(|ip| ip.to_string()), reason).await;
+        Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+    }
+
     /// Why the presigned URL in `query` is refused, if it is revoked (`None` for any other
     /// request).
-    pub fn refusal(&self, query: &str) -> Option<String> {
+    fn refusal(&self, query: &str) -> Option<String> {
         let current = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
         if current.is_empty() || !(query.contains("Signature") || query.contains('%')) {
             return None;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode, Uri};
 use latchkey_identity::{Caller, ClientConnection, Identity};
-use latchkey_meta::{AuditQuery, AuditTrail};
+use latchkey_meta::{AuditQuery, AuditTrail, MetaStore};
 use latchkey_policy::{Effect, RequestContext};
 use latchkey_s3::json_api::{self, api_error, json};
 use s3s::route::S3Route;
@@ -28,11 +28,12 @@ const MAX_PAGE: u32 = 1000;
 pub struct AuditApi {
     identity: Arc<Identity>,
     trail: Arc<dyn AuditTrail>,
+    meta: Arc<dyn MetaStore>,
 }
 
 impl AuditApi {
-    pub fn new(identity: Arc<Identity>, trail: Arc<dyn AuditTrail>) -> AuditApi {
-        AuditApi { identity, trail }
+    pub fn new(identity: Arc<Identity>, trail: Arc<dyn AuditTrail>, meta: Arc<dyn MetaStore>) -> AuditApi {
+        AuditApi { identity, trail, meta }
     }
 
     fn may_read(&self, caller: &Caller, client: Option<ClientConnection>) -> bool {
@@ -69,7 +70,14 @@ fn events_query(query: Option<&str>) -> Result<AuditQuery, String> {
             }
             "principal" => out.principal = Some(value.into_owned()),
             "event" => out.event = Some(value.into_owned()),
-            "newest" => out.newest = value == "true",
+            name if json_api::is_signature_param(name) => {}
+            "newest" => {
+                out.newest = match &*value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("newest must be true or false, not {value:?}")),
+                };
+            }
             other => return Err(format!("unknown parameter {other:?}")),
         }
     }
@@ -87,7 +95,10 @@ impl S3Route for AuditApi {
             return Err(s3_error!(MethodNotAllowed));
         }
         let caller = json_api::caller(&self.identity, &req).await?;
-        if !self.may_read(&caller, req.extensions.get::<ClientConnection>().copied()) {
+        let client = req.extensions.get::<ClientConnection>().copied();
+        if !self.may_read(&caller, client) {
+            let principal = caller.principal(self.identity.account()).arn;
+            json_api::audit_denial(self.meta.as_ref(), principal, client.map(|c| c.ip), READ_ACTION, "*").await;
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
         let failed = |e: latchkey_meta::MetaError| {
@@ -95,6 +106,10 @@ impl S3Route for AuditApi {
             s3_error!(InternalError)
         };
         if req.uri.path() == DIGESTS {
+            let query = form_urlencoded::parse(req.uri.query().unwrap_or_default().as_bytes());
+            if query.into_iter().any(|(name, _)| !json_api::is_signature_param(&name)) {
+                return api_error(StatusCode::BAD_REQUEST, "InvalidArgument", "/-/audit/digests takes no parameters");
+            }
             let digests = self.trail.audit_digests().await.map_err(failed)?;
             let digests: Vec<Value> = digests
                 .iter()
@@ -152,6 +167,8 @@ mod tests {
         let q = events_query(Some("since=2026-12-05T12:00:00Z")).unwrap();
         assert_eq!(q.since, Some(time::macros::datetime!(2026-12-05 12:00 UTC)));
         assert_eq!(events_query(None).unwrap().limit, 100);
+        let presigned = events_query(Some("limit=5&X-Amz-Signature=ab&X-Amz-Date=20261205T120000Z")).unwrap();
+        assert_eq!(presigned.limit, 5, "a presigned URL's own parameters are not the call's");
         for (bad, why) in [
             ("limit=0", "limit"),
             ("limit=1001", "limit"),

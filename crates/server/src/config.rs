@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipnet::IpNet;
+use latchkey_audit::alarm::AlarmRule;
+use latchkey_audit::webhook::{Target, Webhook};
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use serde::Deserialize;
 
@@ -108,6 +110,9 @@ pub struct ServerConfig {
     pub networks: NetworkList,
     pub access_log: AccessLogTarget,
     pub rate_limits: RateSettings,
+    /// Alarm rules over the audit trail, and the webhooks their notifications go to.
+    pub alarms: Vec<AlarmRule>,
+    pub webhooks: Vec<Target>,
     /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
     pub trusted_proxies: TrustedProxies,
 }
@@ -157,6 +162,10 @@ pub struct ConfigFile {
     pub deny_cidrs: Option<Vec<String>>,
     #[serde(default)]
     pub listeners: Vec<ListenerFile>,
+    #[serde(default)]
+    pub alarms: Vec<AlarmRule>,
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
 }
 
 /// Where the access log's JSON lines go.
@@ -345,8 +354,29 @@ impl ServerConfig {
                 Some(path) => AccessLogTarget::File(path.into()),
             },
             rate_limits: file.rate_limits.resolve()?,
+            alarms: checked_alarms(file.alarms)?,
+            webhooks: file
+                .webhooks
+                .iter()
+                .map(Webhook::target)
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?,
         })
     }
+}
+
+/// The alarm rules, each usable and named once.
+fn checked_alarms(alarms: Vec<AlarmRule>) -> anyhow::Result<Vec<AlarmRule>> {
+    let mut names = std::collections::HashSet::new();
+    for alarm in &alarms {
+        if let Some(problem) = alarm.problem() {
+            bail!("{problem}");
+        }
+        if !names.insert(alarm.name.as_str()) {
+            bail!("two alarms are named {:?}", alarm.name);
+        }
+    }
+    Ok(alarms)
 }
 
 impl ServerConfig {

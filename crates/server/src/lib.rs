@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper_util::server::graceful::GracefulShutdown;
-use latchkey_audit::{Linker, SigningKey};
+use latchkey_audit::{Linker, SigningKey, Watcher};
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
 use latchkey_meta::{AuditStore, BucketConfigStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore};
 use latchkey_object::ObjectService;
@@ -62,6 +62,7 @@ pub struct Server {
     presigned: Arc<dyn PresignedStore>,
     revocations: Arc<Revocations>,
     linker: Linker,
+    watcher: Watcher,
     dispatch: Arc<router::Dispatch>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
@@ -105,7 +106,15 @@ impl Server {
         let audit_key = SigningKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the audit signing key in {}", config.data_dir.display()))?;
         let audit_public_key = audit_key.public_key().to_pem();
-        let linker = Linker::new(audit.clone(), Arc::new(audit_key), config.audit_digest_interval);
+        let linker = Linker::new(audit.clone(), meta.clone(), Arc::new(audit_key), config.audit_digest_interval);
+        let poster = latchkey_audit::webhook::Poster::new().context("cannot load the system's root certificates")?;
+        let watcher = Watcher::new(
+            audit.clone(),
+            meta.clone(),
+            latchkey_audit::alarm::Alarms::new(config.alarms.clone()),
+            config.webhooks.clone(),
+            poster,
+        );
         let share_key = ShareKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
         let policy = SharePolicy {
@@ -133,11 +142,16 @@ impl Server {
         s3.set_auth(keys.clone());
         s3.set_access(authorizer);
         s3.set_validation(BucketNames);
-        s3.set_route(signed_api::SignedApis(vec![
-            Box::new(SharesApi::new(shares.clone())),
-            Box::new(PresignedApi::new(identity.clone(), meta.clone(), revocations.clone())),
-            Box::new(audit_api::AuditApi::new(identity.clone(), audit)),
-        ]));
+        s3.set_route(signed_api::SignedApis {
+            apis: vec![
+                Box::new(SharesApi::new(shares.clone())),
+                Box::new(PresignedApi::new(identity.clone(), meta.clone(), revocations.clone())),
+                Box::new(audit_api::AuditApi::new(identity.clone(), audit.clone(), meta.clone())),
+            ],
+            revocations: revocations.clone(),
+            identity: identity.clone(),
+            meta: meta.clone(),
+        });
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot listen for SIGHUP")?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
@@ -190,6 +204,7 @@ impl Server {
             presigned,
             revocations,
             linker,
+            watcher,
             dispatch: Arc::new(dispatch),
             objects,
             shares,
@@ -236,9 +251,10 @@ impl Server {
             async move { configs.maintain(until()).await }
         });
         tokio::spawn(self.limits.clone().maintain(until_stopped()));
-        tokio::spawn(purge_presigned_uses(self.presigned.clone(), until_stopped()));
+        tokio::spawn(purge_expired_presigned(self.presigned.clone(), until_stopped()));
         tokio::spawn(self.revocations.clone().maintain(until_stopped()));
         let linker = tokio::spawn(self.linker.run(until_stopped()));
+        tokio::spawn(self.watcher.run(until_stopped()));
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
         tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
@@ -295,13 +311,13 @@ impl Server {
 }
 
 /// Forgets the uses and revocations of expired presigned URLs every ten minutes until `stopped`.
-async fn purge_presigned_uses(store: Arc<dyn PresignedStore>, stopped: impl Future<Output = ()>) {
+async fn purge_expired_presigned(store: Arc<dyn PresignedStore>, stopped: impl Future<Output = ()>) {
     let mut stopped = std::pin::pin!(stopped);
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tokio::select! {
             _ = every.tick() => {
-                if let Err(e) = store.purge_presigned_uses(time::OffsetDateTime::now_utc()).await {
+                if let Err(e) = store.purge_expired_presigned(time::OffsetDateTime::now_utc()).await {
                     tracing::warn!(error = %e, "cannot purge the uses of expired presigned URLs");
                 }
             }

@@ -2,7 +2,9 @@
 //!
 //! - `auth.failed`: a signature, key or session token refused (SignatureDoesNotMatch,
 //!   InvalidAccessKeyId, InvalidClientTokenId, ExpiredToken, InvalidToken...), with the key id
-//!   when it has the shape of one;
+//!   when it has the shape of one; at most [`FAILURES_PER_WINDOW`] per client address per
+//!   [`FAILURE_WINDOW`], the rest counted into one event when that address next fails, so a
+//!   flood of bad signatures cannot flood the trail;
 //! - `config.changed`: a bucket created or deleted, or its policy, public access block, CORS
 //!   rules or tags changed;
 //! - `root.used`: the root user's credentials at work, once per client address per
@@ -22,8 +24,19 @@ use time::OffsetDateTime;
 
 /// How often one client address's use of root credentials is recorded.
 pub const ROOT_USE_EVERY: Duration = Duration::from_secs(600);
-/// Addresses remembered for root use at most; beyond, the memory starts over.
-const ROOT_USE_MEMORY: usize = 4096;
+/// Addresses remembered (for root use, for failures) at most; beyond, the memory starts over.
+const MEMORY: usize = 4096;
+/// Authentication failures recorded one by one per client address and window.
+pub const FAILURES_PER_WINDOW: u32 = 10;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(10);
+
+/// One address's failures in its current window.
+struct Failures {
+    since: Instant,
+    recorded: u32,
+    /// Failures not recorded one by one.
+    counted: u64,
+}
 
 /// Error codes that say the credentials themselves were refused.
 const AUTH_FAILURES: [&str; 8] = [
@@ -70,11 +83,12 @@ pub struct SecurityEvents {
     meta: Arc<dyn MetaStore>,
     root_arn: String,
     root_seen: Mutex<HashMap<IpAddr, Instant>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
 }
 
 impl SecurityEvents {
     pub fn new(meta: Arc<dyn MetaStore>, root_arn: String) -> SecurityEvents {
-        SecurityEvents { meta, root_arn, root_seen: Mutex::new(HashMap::new()) }
+        SecurityEvents { meta, root_arn, root_seen: Mutex::new(HashMap::new()), failures: Mutex::new(HashMap::new()) }
     }
 
     /// Records what `answered` says, if it is a security event (in a task of its own: the
@@ -104,7 +118,15 @@ impl SecurityEvents {
         let operation = a.operation.unwrap_or("-");
         if let Some(code) = a.error_code.filter(|code| AUTH_FAILURES.contains(code)) {
             let key = a.access_key_id.map(|k| format!(" (access key {k})")).unwrap_or_default();
-            return Some(("auth.failed", format!("{} {}: {code}{key}", a.method, a.path)));
+            let reason = format!("{} {}: {code}{key}", a.method, a.path);
+            return self.failure_recorded(a.client).map(|counted| {
+                let more = if counted > 0 {
+                    format!("; {counted} more failures from this address were counted, not recorded one by one")
+                } else {
+                    String::new()
+                };
+                ("auth.failed", reason + &more)
+            });
         }
         let done = (200..300).contains(&a.status);
         if done && CONFIG_CHANGES.contains(&operation) {
@@ -116,6 +138,28 @@ impl SecurityEvents {
         None
     }
 
+    /// Whether a failure from `client` is recorded, with the failures counted unrecorded before
+    /// it; `None` when it is only counted.
+    fn failure_recorded(&self, client: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= MEMORY && !failures.contains_key(&client) {
+            failures.clear();
+        }
+        let entry = failures.entry(client).or_insert(Failures { since: now, recorded: 0, counted: 0 });
+        if now.duration_since(entry.since) >= FAILURE_WINDOW {
+            let counted = entry.counted;
+            *entry = Failures { since: now, recorded: 1, counted: 0 };
+            return Some(counted);
+        }
+        if entry.recorded < FAILURES_PER_WINDOW {
+            entry.recorded += 1;
+            return Some(0);
+        }
+        entry.counted += 1;
+        None
+    }
+
     /// Whether root's use from `client` was not recorded within [`ROOT_USE_EVERY`].
     fn root_first_seen(&self, client: IpAddr) -> bool {
         let now = Instant::now();
@@ -123,7 +167,7 @@ impl SecurityEvents {
         if seen.get(&client).is_some_and(|at| now.duration_since(*at) < ROOT_USE_EVERY) {
             return false;
         }
-        if seen.len() >= ROOT_USE_MEMORY {
+        if seen.len() >= MEMORY {
             seen.clear();
         }
         seen.insert(client, now);
@@ -165,5 +209,14 @@ mod tests {
         assert_eq!(events.event(&root), None, "once per address per interval");
         let elsewhere = Answered { client: "192.0.2.10".parse().unwrap(), ..root };
         assert_eq!(events.event(&elsewhere).unwrap().0, "root.used");
+
+        // Review finding: a flood of failures from one address records at most a few.
+        let flood = Answered {
+            client: "192.0.2.66".parse().unwrap(),
+            ..answered(403, Some("SignatureDoesNotMatch"), "GetObject")
+        };
+        let recorded = (0..500).filter(|_| events.event(&flood).is_some()).count();
+        assert_eq!(recorded, FAILURES_PER_WINDOW as usize);
+        assert_eq!(events.failures.lock().unwrap()[&flood.client].counted, 500 - u64::from(FAILURES_PER_WINDOW));
     }
 }

@@ -1,8 +1,15 @@
 //! Latchkey's signed APIs (`/-/shares`, `/-/presigned`, `/-/audit/events|digests`) as the one
 //! custom route s3s takes: each request goes to the first API whose paths it names, after s3s
-//! has verified its signature.
+//! has verified its signature and a revoked presigned URL has been refused (as the Authorizer
+//! refuses one for S3 operations).
+
+use std::sync::Arc;
 
 use http::{HeaderMap, Method, Uri};
+use latchkey_identity::{ClientConnection, Identity};
+use latchkey_meta::MetaStore;
+use latchkey_s3::json_api;
+use latchkey_s3::revoked::Revocations;
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
@@ -14,7 +21,12 @@ pub fn is_signed_api(path: &str) -> bool {
     PREFIXES.iter().any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
-pub struct SignedApis(pub Vec<Box<dyn S3Route>>);
+pub struct SignedApis {
+    pub apis: Vec<Box<dyn S3Route>>,
+    pub revocations: Arc<Revocations>,
+    pub identity: Arc<Identity>,
+    pub meta: Arc<dyn MetaStore>,
+}
 
 /// Which of the APIs matched, left in the request's extensions by `is_match`.
 #[derive(Clone, Copy)]
@@ -23,14 +35,14 @@ struct Matched(usize);
 impl SignedApis {
     fn matched(&self, extensions: &http::Extensions) -> S3Result<&dyn S3Route> {
         let Matched(index) = extensions.get::<Matched>().copied().ok_or_else(|| s3_error!(InternalError))?;
-        Ok(self.0[index].as_ref())
+        Ok(self.apis[index].as_ref())
     }
 }
 
 #[async_trait::async_trait]
 impl S3Route for SignedApis {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, extensions: &mut http::Extensions) -> bool {
-        match self.0.iter().position(|api| api.is_match(method, uri, headers, extensions)) {
+        match self.apis.iter().position(|api| api.is_match(method, uri, headers, extensions)) {
             Some(index) => {
                 extensions.insert(Matched(index));
                 true
@@ -40,7 +52,10 @@ impl S3Route for SignedApis {
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        self.matched(&req.extensions)?.check_access(req).await
+        self.matched(&req.extensions)?.check_access(req).await?;
+        let principal = json_api::caller(&self.identity, req).await?.principal(self.identity.account()).arn;
+        let source_ip = req.extensions.get::<ClientConnection>().map(|c| c.ip);
+        self.revocations.refuse_revoked((&req.method, &req.uri), principal, source_ip, self.meta.as_ref()).await
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {

@@ -282,6 +282,7 @@ fn parse_list_query(query: &str) -> Result<ListQuery, String> {
             "prefix" => out.prefix = Some(v),
             "state" if v == "active" || v == "all" => out.state = Some(v),
             "state" => return Err(format!("state must be \"active\" or \"all\", not {v:?}")),
+            name if json_api::is_signature_param(name) => {}
             other => return Err(format!("unknown parameter {other:?}")),
         }
     }

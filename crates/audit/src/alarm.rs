@@ -1,0 +1,318 @@
+//! Alarm rules over the audit trail (`[[alarms]]` in TOML), evaluated as events are linked.
+//!
+//! A rule counts the events that match it (an event name, `auth.*` or `*`; optionally a reason
+//! substring and a principal), per group (`group_by`: `source_ip`, `principal`, or none), in
+//! tumbling windows of event time (`window_secs`, aligned to the epoch). It fires once per
+//! group and window, when the count passes `threshold` (0: on the first event). A
+//! `new_network` rule instead fires when a principal is seen from a network (an IPv4 /24, an
+//! IPv6 /48) it was not seen from before. Every replica reads the whole chain and decides alike;
+//! the store lets one of them claim each firing ([`AuditStore::claim_alarm`]), and that one
+//! delivers it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use latchkey_meta::ChainedEvent;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+/// Audit events the alarms themselves write, which no rule counts.
+pub const ALARM_EVENTS: &str = "alarm.";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmRule {
+    pub name: String,
+    /// The event name (`share.denied`), a family (`auth.*`) or every event (`*`).
+    pub event: String,
+    /// Only events whose reason contains this.
+    pub reason_contains: Option<String>,
+    /// Only events of this principal (ARN).
+    pub principal: Option<String>,
+    pub group_by: Option<GroupBy>,
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Fires when more events than this fall in one window.
+    #[serde(default)]
+    pub threshold: u64,
+    /// Fires when a principal is seen from a network it was not seen from before.
+    #[serde(default)]
+    pub new_network: bool,
+}
+
+fn default_window() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    SourceIp,
+    Principal,
+}
+
+impl AlarmRule {
+    /// Why the rule cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        let name = &self.name;
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Some(format!("alarm name {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"));
+        }
+        if self.window_secs == 0 || self.window_secs > 86_400 {
+            return Some(format!("alarm {name}: window_secs must be between 1 and 86400"));
+        }
+        if self.event.is_empty() || (self.event.contains('*') && !self.event.ends_with('*')) {
+            return Some(format!("alarm {name}: event must be a name, a prefix ending in *, or *"));
+        }
+        None
+    }
+
+    fn matches(&self, event: &ChainedEvent) -> bool {
+        let e = &event.event;
+        let name_matches = match self.event.strip_suffix('*') {
+            Some(prefix) => e.event.starts_with(prefix),
+            None => e.event == self.event,
+        };
+        name_matches
+            && !e.event.starts_with(ALARM_EVENTS)
+            && self.reason_contains.as_deref().is_none_or(|s| e.reason.as_deref().is_some_and(|r| r.contains(s)))
+            && self.principal.as_deref().is_none_or(|p| e.principal.as_deref() == Some(p))
+    }
+
+    fn group(&self, event: &ChainedEvent) -> Option<String> {
+        match self.group_by {
+            None => Some(String::new()),
+            Some(GroupBy::SourceIp) => event.event.source_ip.clone(),
+            Some(GroupBy::Principal) => event.event.principal.clone(),
+        }
+    }
+}
+
+/// A rule that fired: for one group, in one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firing {
+    pub rule: String,
+    /// The group's value (an address or a principal; empty without grouping).
+    pub group: String,
+    pub group_by: Option<GroupBy>,
+    pub window_start: OffsetDateTime,
+    pub window_secs: u64,
+    pub count: u64,
+    pub threshold: u64,
+    /// The event that made it fire.
+    pub sample: ChainedEvent,
+}
+
+impl Firing {
+    /// What the firing is, in one line (its audit reason).
+    pub fn describe(&self) -> String {
+        let group = if self.group.is_empty() { String::new() } else { format!(" from {}", self.group) };
+        if self.window_secs == 0 {
+            return format!(
+                "{}: {} seen from a new network {}",
+                self.rule,
+                self.group,
+                self.sample.event.source_ip.as_deref().unwrap_or("-")
+            );
+        }
+        format!(
+            "{}: {} {} events in {} s (threshold {}){group}",
+            self.rule, self.count, self.sample.event.event, self.window_secs, self.threshold
+        )
+    }
+
+    /// The id receivers can deduplicate by: rule, group and window.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.rule, self.group, self.window_start.unix_timestamp())
+    }
+}
+
+/// The network an address belongs to, for `new_network`.
+fn network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// The counts of every rule, fed with events in chain order.
+pub struct Alarms {
+    rules: Vec<AlarmRule>,
+    /// (rule index, group, window start) -> count.
+    counts: HashMap<(usize, String, i64), u64>,
+    /// (principal, network) pairs seen.
+    networks: HashSet<(String, String)>,
+}
+
+impl Alarms {
+    pub fn new(rules: Vec<AlarmRule>) -> Alarms {
+        Alarms { rules, counts: HashMap::new(), networks: HashSet::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Takes in an event without firing (history read at start, so that networks are known).
+    pub fn learn(&mut self, event: &ChainedEvent) {
+        if let Some(pair) = principal_network(event) {
+            self.networks.insert(pair);
+        }
+    }
+
+    /// Takes in the next event; the firings it causes.
+    pub fn observe(&mut self, event: &ChainedEvent) -> Vec<Firing> {
+        let mut fired = Vec::new();
+        let new_network = principal_network(event).filter(|pair| !self.networks.contains(pair));
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.matches(event) {
+                continue;
+            }
+            if rule.new_network {
+                if let Some((principal, _)) = &new_network {
+                    fired.push(Firing {
+                        rule: rule.name.clone(),
+                        group: principal.clone(),
+                        group_by: Some(GroupBy::Principal),
+                        window_start: event.event.at,
+                        window_secs: 0,
+                        count: 1,
+                        threshold: 0,
+                        sample: event.clone(),
+                    });
+                }
+                continue;
+            }
+            let Some(group) = rule.group(event) else { continue };
+            let window = rule.window_secs as i64;
+            let start = event.event.at.unix_timestamp().div_euclid(window) * window;
+            let count = self.counts.entry((index, group.clone(), start)).or_insert(0);
+            *count += 1;
+            if *count == rule.threshold + 1 {
+                fired.push(Firing {
+                    rule: rule.name.clone(),
+                    group,
+                    group_by: rule.group_by,
+                    window_start: OffsetDateTime::from_unix_timestamp(start).unwrap_or(event.event.at),
+                    window_secs: rule.window_secs,
+                    count: *count,
+                    threshold: rule.threshold,
+                    sample: event.clone(),
+                });
+            }
+        }
+        if let Some(pair) = new_network {
+            self.networks.insert(pair);
+        }
+        fired
+    }
+
+    /// Forgets the counts of windows that ended before `before`.
+    pub fn forget(&mut self, before: OffsetDateTime) {
+        let rules = &self.rules;
+        let before = before.unix_timestamp();
+        self.counts.retain(|(index, _, start), _| start + rules[*index].window_secs as i64 >= before);
+    }
+}
+
+fn principal_network(event: &ChainedEvent) -> Option<(String, String)> {
+    let principal = event.event.principal.clone()?;
+    let ip: IpAddr = event.event.source_ip.as_deref()?.parse().ok()?;
+    Some((principal, network(ip)))
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_meta::AuditEvent;
+
+    use super::*;
+
+    fn event(pos: i64, at: i64, name: &str, ip: &str, reason: &str) -> ChainedEvent {
+        ChainedEvent {
+            pos,
+            event: AuditEvent {
+                at: OffsetDateTime::from_unix_timestamp(at).unwrap(),
+                event: name.into(),
+                share_id: None,
+                principal: Some("arn:aws:iam::000000000000:user/alice".into()),
+                source_ip: Some(ip.into()),
+                user_agent: None,
+                reason: Some(reason.into()),
+            },
+            hash: vec![],
+        }
+    }
+
+    fn rule(toml_text: &str) -> AlarmRule {
+        let rule: AlarmRule = toml::from_str(toml_text).unwrap();
+        assert_eq!(rule.problem(), None);
+        rule
+    }
+
+    #[test]
+    fn a_rule_fires_once_per_group_and_window_past_its_threshold() {
+        let denials = rule("name = \"denials\"\nevent = \"share.denied\"\ngroup_by = \"source_ip\"\nthreshold = 2");
+        let mut alarms = Alarms::new(vec![denials]);
+        let fired: Vec<_> = (0..5)
+            .flat_map(|i| alarms.observe(&event(i, 1_800_000_000 + i, "share.denied", "192.0.2.1", "used")))
+            .collect();
+        assert_eq!(fired.len(), 1, "once in the window");
+        assert_eq!((fired[0].count, fired[0].group.as_str(), fired[0].sample.pos), (3, "192.0.2.1", 2));
+        assert_eq!(fired[0].describe(), "denials: 3 share.denied events in 60 s (threshold 2) from 192.0.2.1");
+        // Another address counts apart; the next window starts over.
+        let other: Vec<_> = (0..3)
+            .flat_map(|i| alarms.observe(&event(10 + i, 1_800_000_010, "share.denied", "192.0.2.2", "x")))
+            .collect();
+        assert_eq!(other.len(), 1);
+        let next: Vec<_> = (0..3)
+            .flat_map(|i| alarms.observe(&event(20 + i, 1_800_000_060 + i, "share.denied", "192.0.2.1", "x")))
+            .collect();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].window_start.unix_timestamp(), 1_800_000_060);
+        assert!(
+            alarms.observe(&event(30, 1_800_000_070, "share.redeemed", "192.0.2.1", "x")).is_empty(),
+            "another event"
+        );
+    }
+
+    #[test]
+    fn filters_families_reasons_and_new_networks() {
+        let burst =
+            rule("name = \"sig\"\nevent = \"auth.*\"\nreason_contains = \"SignatureDoesNotMatch\"\nthreshold = 1");
+        let root = rule("name = \"root\"\nevent = \"root.used\"");
+        let roaming = rule("name = \"roaming\"\nevent = \"*\"\nnew_network = true");
+        let mut alarms = Alarms::new(vec![burst, root, roaming]);
+        alarms.learn(&event(0, 1_799_999_000, "policy.denied", "10.1.2.3", "x"));
+        assert!(alarms.observe(&event(1, 1_800_000_000, "auth.failed", "10.1.2.4", "InvalidAccessKeyId")).is_empty());
+        assert!(
+            alarms.observe(&event(2, 1_800_000_001, "auth.failed", "10.1.2.5", "SignatureDoesNotMatch")).is_empty()
+        );
+        let fired = alarms.observe(&event(3, 1_800_000_002, "auth.failed", "10.1.2.5", "SignatureDoesNotMatch"));
+        assert_eq!(fired.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["sig"]);
+        assert_eq!(alarms.observe(&event(4, 1_800_000_003, "root.used", "10.1.2.5", "x"))[0].rule, "root");
+        let moved = alarms.observe(&event(5, 1_800_000_004, "policy.denied", "203.0.113.9", "x"));
+        assert_eq!(moved.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["roaming"]);
+        assert!(moved[0].describe().contains("seen from a new network 203.0.113.9"));
+        assert!(alarms.observe(&event(6, 1_800_000_005, "policy.denied", "203.0.113.10", "x")).is_empty(), "known now");
+        assert!(
+            alarms.observe(&event(7, 1_800_000_006, "alarm.fired", "198.51.100.1", "x")).is_empty(),
+            "never alarms"
+        );
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_their_name() {
+        let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"a*b\"").unwrap();
+        assert!(bad.problem().unwrap().contains("alarm w: event"));
+        let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"x\"\nwindow_secs = 0").unwrap();
+        assert!(bad.problem().unwrap().contains("window_secs"));
+        assert!(toml::from_str::<AlarmRule>("name = \"w\"\nevent = \"x\"\nthreshhold = 3").is_err(), "unknown fields");
+    }
+}

@@ -1,0 +1,172 @@
+//! The background task that runs the alarm rules: it reads each newly linked event of the chain
+//! (every second), feeds it to [`Alarms`], claims each firing in the store (one replica wins
+//! it), posts the winner's notification to every webhook, and records `alarm.fired` in the
+//! audit trail (which no rule counts).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use latchkey_meta::{AuditEvent, AuditQuery, AuditStore, MetaResult, MetaStore};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::alarm::{Alarms, Firing, GroupBy};
+use crate::webhook::{Poster, Target};
+
+/// Events read per store call.
+const PAGE: u32 = 1000;
+/// At start, how many past events teach `new_network` rules the networks already seen.
+const HISTORY: i64 = 100_000;
+/// Firings are remembered (so that no replica claims one again) this long.
+const FIRINGS_KEPT: time::Duration = time::Duration::days(2);
+
+pub struct Watcher {
+    trail: Arc<dyn AuditStore>,
+    meta: Arc<dyn MetaStore>,
+    alarms: Alarms,
+    targets: Arc<Vec<Target>>,
+    poster: Poster,
+}
+
+impl Watcher {
+    pub fn new(
+        trail: Arc<dyn AuditStore>,
+        meta: Arc<dyn MetaStore>,
+        alarms: Alarms,
+        targets: Vec<Target>,
+        poster: Poster,
+    ) -> Watcher {
+        Watcher { trail, meta, alarms, targets: Arc::new(targets), poster }
+    }
+
+    /// Watches until `shutdown` resolves (at once when there is no rule).
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        if self.alarms.is_empty() {
+            return;
+        }
+        tokio::pin!(shutdown);
+        let mut cursor = loop {
+            match self.catch_up().await {
+                Ok(cursor) => break cursor,
+                Err(e) => tracing::error!(error = %e, "alarms cannot read the audit trail; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                () = &mut shutdown => return,
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut purged = OffsetDateTime::now_utc();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut shutdown => return,
+            }
+            match self.watch(cursor).await {
+                Ok(next) => cursor = next,
+                Err(e) => tracing::error!(error = %e, "alarms cannot read the audit trail"),
+            }
+            let now = OffsetDateTime::now_utc();
+            if now - purged > time::Duration::hours(1) {
+                purged = now;
+                self.alarms.forget(now - time::Duration::days(1));
+                if let Err(e) = self.trail.purge_alarm_firings(now - FIRINGS_KEPT).await {
+                    tracing::warn!(error = %e, "cannot forget old alarm firings");
+                }
+            }
+        }
+    }
+
+    /// Learns the recent past without firing; the position to watch from.
+    async fn catch_up(&mut self) -> MetaResult<i64> {
+        let Some((head, _)) = self.trail.audit_head().await? else { return Ok(0) };
+        let mut after = (head - HISTORY).max(0);
+        while after < head {
+            let page = self.trail.chained_audit(&AuditQuery::page(after, PAGE)).await?;
+            let Some(last) = page.last() else { break };
+            after = last.pos;
+            page.iter().for_each(|event| self.alarms.learn(event));
+        }
+        Ok(head)
+    }
+
+    /// Feeds the events linked after `cursor`; the new cursor.
+    async fn watch(&mut self, mut cursor: i64) -> MetaResult<i64> {
+        loop {
+            let page = self.trail.chained_audit(&AuditQuery::page(cursor, PAGE)).await?;
+            for event in &page {
+                for firing in self.alarms.observe(event) {
+                    if self.trail.claim_alarm(&firing.rule, &firing.group, firing.window_start).await? {
+                        tokio::spawn(notify(firing, self.targets.clone(), self.poster.clone(), self.meta.clone()));
+                    }
+                }
+                cursor = event.pos;
+            }
+            if page.len() < PAGE as usize {
+                return Ok(cursor);
+            }
+        }
+    }
+}
+
+/// The notification's JSON body.
+fn body(firing: &Firing) -> serde_json::Value {
+    let rfc3339 = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let sample = &firing.sample.event;
+    json!({
+        "id": firing.id(),
+        "alarm": firing.rule,
+        "summary": firing.describe(),
+        "fired_at": rfc3339(OffsetDateTime::now_utc()),
+        "window_start": rfc3339(firing.window_start),
+        "window_secs": firing.window_secs,
+        "count": firing.count,
+        "threshold": firing.threshold,
+        "group_by": firing.group_by.map(|g| match g { GroupBy::SourceIp => "source_ip", GroupBy::Principal => "principal" }),
+        "group": firing.group,
+        "event": {
+            "pos": firing.sample.pos,
+            "time": rfc3339(sample.at),
+            "event": sample.event,
+            "principal": sample.principal,
+            "source_ip": sample.source_ip,
+            "reason": sample.reason,
+        },
+    })
+}
+
+/// Posts a firing to every webhook, then records it (with how each delivery went).
+async fn notify(firing: Firing, targets: Arc<Vec<Target>>, poster: Poster, meta: Arc<dyn MetaStore>) {
+    let body = Bytes::from(body(&firing).to_string());
+    let id = firing.id();
+    let deliveries = targets.iter().map(|target| {
+        let (poster, body, id) = (poster.clone(), body.clone(), id.clone());
+        async move {
+            let (taken, outcome) = poster.deliver(target, &id, body).await;
+            if !taken {
+                tracing::warn!(webhook = %target.url, alarm = %id, outcome, "an alarm notification was not delivered");
+            }
+            format!("{} {}", target.url, outcome)
+        }
+    });
+    let outcomes = futures::future::join_all(deliveries).await;
+    let sample = &firing.sample.event;
+    let event = AuditEvent {
+        at: OffsetDateTime::now_utc(),
+        event: "alarm.fired".into(),
+        share_id: None,
+        principal: sample.principal.clone(),
+        source_ip: sample.source_ip.clone(),
+        user_agent: None,
+        reason: Some(if outcomes.is_empty() {
+            firing.describe()
+        } else {
+            format!("{}; webhooks: {}", firing.describe(), outcomes.join(", "))
+        }),
+    };
+    if let Err(e) = meta.record_audit(&event).await {
+        tracing::error!(error = %e, "cannot record a fired alarm");
+    }
+}
