@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,9 @@ def test_a_put_and_a_redemption_sync_in_order(tmp_path):
     try:
         s3 = srv.client()
         s3.create_bucket(Bucket="synced")
+        # The bucket's creation is audited; its events are linked (a WAL write of their own)
+        # within a second, before the PUT whose write order is checked.
+        time.sleep(2)
         s3.put_object(Bucket="synced", Key="blob", Body=b"PUT-BODY " * 2000)
         link = mint(srv, "synced", "blob")
         redeemed = requests.get(link["api_url"], timeout=30)

@@ -91,9 +91,14 @@ impl Linker {
     pub async fn link(&self) -> MetaResult<u64> {
         let mut linked = 0;
         loop {
-            let n = self.store.chain_audit(BATCH).await?;
+            let n = latchkey_meta::timed("link_audit", self.store.chain_audit(BATCH)).await?;
             linked += n;
             if n < u64::from(BATCH) {
+                if linked > 0
+                    && let Some((head, _)) = self.store.audit_head().await?
+                {
+                    metrics::gauge!("latchkey_audit_chain_length").set(head as f64);
+                }
                 return Ok(linked);
             }
         }

@@ -48,6 +48,16 @@ pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+
+/// Runs a store call, recording how long it took (`latchkey_store_duration_seconds`, by
+/// operation).
+pub async fn timed<T>(operation: &'static str, call: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = call.await;
+    metrics::histogram!("latchkey_store_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    out
+}
 use time::OffsetDateTime;
 
 /// Why a store operation failed. Domain outcomes get their own variant so that the S3 layer can

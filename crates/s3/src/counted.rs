@@ -74,10 +74,10 @@ pub(crate) async fn spend(
         return Err(s3_error!(InvalidRequest, "{MAX_USES_PARAM} counts only in SigV4 presigned URLs."));
     }
     let hash = Sha256::digest(url.signature.as_bytes());
-    let granted = store
-        .spend_presigned_use(&hash, url.max_uses, url.expires)
-        .await
-        .map_err(|e| s3_error!(e, InternalError, "cannot count the use of this presigned URL"))?;
+    let granted =
+        latchkey_meta::timed("spend_presigned_use", store.spend_presigned_use(&hash, url.max_uses, url.expires))
+            .await
+            .map_err(|e| s3_error!(e, InternalError, "cannot count the use of this presigned URL"))?;
     if granted {
         return Ok(());
     }

@@ -326,6 +326,10 @@ impl Dispatch {
             && let Some(body) = resp.body().bytes()
         {
             entry.error_code = error_body::code(&body).map(str::to_owned);
+            // s3s's words for a presigned URL (or a dated request) past its time.
+            if entry.auth == AuthType::Presigned && body.windows(19).any(|w| w == b"Request has expired") {
+                metrics::counter!("latchkey_presigned_expired_total").increment(1);
+            }
             if let Some(completed) = error_body::complete(&body, &request_id) {
                 resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(completed.len()));
                 *resp.body_mut() = Body::from(completed);

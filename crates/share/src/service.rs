@@ -294,6 +294,7 @@ impl ShareService {
         };
         self.objects.meta().create_share(&share).await.map_err(ObjectError::from)?;
         self.audit("share.created", Some(&share.id), Some(principal), None, None).await;
+        metrics::counter!("latchkey_shares_total", "outcome" => "minted").increment(1);
         Ok((share, token))
     }
 
@@ -367,6 +368,13 @@ impl ShareService {
     ) -> Result<Redemption, RedeemError> {
         let hash = self.key.hash(token);
         let result = self.try_redeem(&hash, who, range, base_url).await;
+        let outcome = match &result {
+            Ok(r) if r.resumed => "resumed",
+            Ok(_) => "redeemed",
+            Err(RedeemError::Denied(_)) => "denied",
+            Err(_) => "failed",
+        };
+        metrics::counter!("latchkey_shares_total", "outcome" => outcome).increment(1);
         match &result {
             // A redemption's audit event was stored with the use it consumed; only log it here.
             Ok(r) if !r.resumed => emit(&who.grantee().redeemed(&r.share.id, OffsetDateTime::now_utc())),
@@ -391,7 +399,8 @@ impl ShareService {
         // The common case, a whole download of a link without an allow-list, needs no check
         // before the statement that takes the use, which makes it one statement.
         if range.is_none()
-            && let Some(granted) = meta.consume_share(hash, now, &to, false).await?
+            && let Some(granted) =
+                latchkey_meta::timed("consume_share", meta.consume_share(hash, now, &to, false)).await?
         {
             // Checked after the use is taken, to keep the common case one statement: a link
             // whose creator lost access is dead, so the use it spends is worth nothing.
@@ -442,7 +451,8 @@ impl ShareService {
                 .deliver(GrantedUse { share, object: None }, range, base_url, now, Some(reservation), true)
                 .await;
         }
-        let Some(granted) = meta.consume_share(hash, now, &to, true).await? else {
+        let Some(granted) = latchkey_meta::timed("consume_share", meta.consume_share(hash, now, &to, true)).await?
+        else {
             // Nothing was consumed; read the share again to say why.
             let current = meta.find_share(hash).await?;
             let mut denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
