@@ -1,7 +1,7 @@
 """Alarm rules over the audit trail: when one fires, a JSON notification signed with
 HMAC-SHA256 (X-Latchkey-Timestamp, X-Latchkey-Signature: v1=hex(HMAC(secret, "ts.body"))) is
-POSTed to the configured webhooks, retried on failure, exactly once per rule, group and window
-(across replicas too), and recorded in the audit trail as alarm.fired."""
+POSTed to the configured webhooks, retried on failure, once per rule, group and window (across
+replicas too), and recorded in the audit trail as alarm.fired."""
 
 import hashlib
 import hmac
@@ -137,7 +137,9 @@ def test_an_alarm_fires_signed_once_per_window_and_is_retried(receiver, tmp_path
         assert len(receiver.notifications("root-keys")) == 1, "root's use from one address: once"
         fired = [row["reason"] for row in audit_rows(server, "alarm.fired")]
         assert sum(r.startswith("denied-urls: 4 presigned.denied events") for r in fired) == 2
-        assert all(f"{receiver.url} answered 204 No Content" in r for r in fired), fired
+        # The webhook's host only: its path and query can be a credential.
+        assert all(f"http://127.0.0.1:{receiver.port} answered 204 No Content" in r for r in fired), fired
+        assert not any("/hooks/latchkey" in r for r in fired)
     finally:
         server.stop()
 

@@ -65,6 +65,9 @@ impl AlarmRule {
         if self.event.is_empty() || (self.event.contains('*') && !self.event.ends_with('*')) {
             return Some(format!("alarm {name}: event must be a name, a prefix ending in *, or *"));
         }
+        if self.new_network && (self.group_by.is_some() || self.threshold > 0) {
+            return Some(format!("alarm {name}: new_network rules take no group_by or threshold"));
+        }
         None
     }
 
@@ -80,12 +83,15 @@ impl AlarmRule {
             && self.principal.as_deref().is_none_or(|p| e.principal.as_deref() == Some(p))
     }
 
-    fn group(&self, event: &ChainedEvent) -> Option<String> {
-        match self.group_by {
-            None => Some(String::new()),
-            Some(GroupBy::SourceIp) => event.event.source_ip.clone(),
-            Some(GroupBy::Principal) => event.event.principal.clone(),
-        }
+    /// The group an event counts in; `-` for an event without the grouped field (an
+    /// authentication failure has no principal).
+    fn group(&self, event: &ChainedEvent) -> String {
+        let value = match self.group_by {
+            None => return String::new(),
+            Some(GroupBy::SourceIp) => &event.event.source_ip,
+            Some(GroupBy::Principal) => &event.event.principal,
+        };
+        value.clone().unwrap_or_else(|| "-".to_owned())
     }
 }
 
@@ -122,9 +128,9 @@ impl Firing {
         )
     }
 
-    /// The id receivers can deduplicate by: rule, group and window.
+    /// The id receivers can deduplicate by: rule, group and window (milliseconds, as claimed).
     pub fn id(&self) -> String {
-        format!("{}/{}/{}", self.rule, self.group, self.window_start.unix_timestamp())
+        format!("{}/{}/{}", self.rule, self.group, self.window_start.unix_timestamp_nanos() / 1_000_000)
     }
 }
 
@@ -142,13 +148,19 @@ fn network(ip: IpAddr) -> String {
     }
 }
 
+/// Counts and networks kept at most; beyond, the oldest windows go first, and the networks
+/// start over (so a flood of addresses costs memory once, not without bound).
+const MAX_COUNTS: usize = 100_000;
+const MAX_NETWORKS: usize = 100_000;
+
 /// The counts of every rule, fed with events in chain order.
 pub struct Alarms {
     rules: Vec<AlarmRule>,
     /// (rule index, group, window start) -> count.
     counts: HashMap<(usize, String, i64), u64>,
-    /// (principal, network) pairs seen.
-    networks: HashSet<(String, String)>,
+    /// (rule index, principal, network) seen by each `new_network` rule, from the events it
+    /// matches only: events a rule does not watch cannot make a network known to it.
+    networks: HashSet<(usize, String, String)>,
 }
 
 impl Alarms {
@@ -160,42 +172,58 @@ impl Alarms {
         self.rules.is_empty()
     }
 
+    /// Whether a rule needs the past (the networks principals were seen from).
+    pub fn needs_history(&self) -> bool {
+        self.rules.iter().any(|rule| rule.new_network)
+    }
+
     /// Takes in an event without firing (history read at start, so that networks are known).
     pub fn learn(&mut self, event: &ChainedEvent) {
-        if let Some(pair) = principal_network(event) {
-            self.networks.insert(pair);
+        self.new_networks(event);
+    }
+
+    /// The `new_network` rules (by index) for which `event` shows a principal on a network new
+    /// to it, now remembered.
+    fn new_networks(&mut self, event: &ChainedEvent) -> Vec<usize> {
+        let Some((principal, network)) = principal_network(event) else { return Vec::new() };
+        if self.networks.len() >= MAX_NETWORKS {
+            self.networks.clear();
         }
+        let watching: Vec<usize> =
+            (0..self.rules.len()).filter(|i| self.rules[*i].new_network && self.rules[*i].matches(event)).collect();
+        watching.into_iter().filter(|i| self.networks.insert((*i, principal.clone(), network.clone()))).collect()
     }
 
     /// Takes in the next event; the firings it causes.
     pub fn observe(&mut self, event: &ChainedEvent) -> Vec<Firing> {
         let mut fired = Vec::new();
-        let new_network = principal_network(event).filter(|pair| !self.networks.contains(pair));
+        for index in self.new_networks(event) {
+            let rule = &self.rules[index];
+            fired.push(Firing {
+                rule: rule.name.clone(),
+                group: event.event.principal.clone().unwrap_or_default(),
+                group_by: Some(GroupBy::Principal),
+                window_start: event.event.at,
+                window_secs: 0,
+                count: 1,
+                threshold: 0,
+                sample: event.clone(),
+            });
+        }
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.matches(event) {
+            if rule.new_network || !rule.matches(event) {
                 continue;
             }
-            if rule.new_network {
-                if let Some((principal, _)) = &new_network {
-                    fired.push(Firing {
-                        rule: rule.name.clone(),
-                        group: principal.clone(),
-                        group_by: Some(GroupBy::Principal),
-                        window_start: event.event.at,
-                        window_secs: 0,
-                        count: 1,
-                        threshold: 0,
-                        sample: event.clone(),
-                    });
-                }
-                continue;
-            }
-            let Some(group) = rule.group(event) else { continue };
+            let group = rule.group(event);
             let window = rule.window_secs as i64;
             let start = event.event.at.unix_timestamp().div_euclid(window) * window;
+            if self.counts.len() >= MAX_COUNTS && !self.counts.contains_key(&(index, group.clone(), start)) {
+                let oldest = self.counts.keys().map(|(_, _, start)| *start).min().unwrap_or(start);
+                self.counts.retain(|(_, _, s), _| *s > oldest);
+            }
             let count = self.counts.entry((index, group.clone(), start)).or_insert(0);
             *count += 1;
-            if *count == rule.threshold + 1 {
+            if *count == rule.threshold.saturating_add(1) {
                 fired.push(Firing {
                     rule: rule.name.clone(),
                     group,
@@ -208,16 +236,14 @@ impl Alarms {
                 });
             }
         }
-        if let Some(pair) = new_network {
-            self.networks.insert(pair);
-        }
         fired
     }
 
-    /// Forgets the counts of windows that ended before `before`.
-    pub fn forget(&mut self, before: OffsetDateTime) {
+    /// Forgets the counts of windows that ended more than a minute before `now` (events are
+    /// linked within a second of being recorded; a late one still counts in its window).
+    pub fn forget(&mut self, now: OffsetDateTime) {
         let rules = &self.rules;
-        let before = before.unix_timestamp();
+        let before = now.unix_timestamp() - 60;
         self.counts.retain(|(index, _, start), _| start + rules[*index].window_secs as i64 >= before);
     }
 }
@@ -314,5 +340,7 @@ mod tests {
         let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"x\"\nwindow_secs = 0").unwrap();
         assert!(bad.problem().unwrap().contains("window_secs"));
         assert!(toml::from_str::<AlarmRule>("name = \"w\"\nevent = \"x\"\nthreshhold = 3").is_err(), "unknown fields");
+        let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"x\"\nnew_network = true\nthreshold = 2").unwrap();
+        assert!(bad.problem().unwrap().contains("take no group_by or threshold"));
     }
 }

@@ -28,6 +28,8 @@ pub struct Watcher {
     alarms: Alarms,
     targets: Arc<Vec<Target>>,
     poster: Poster,
+    /// Firings whose claim could not be written yet, tried again before anything new.
+    unclaimed: Vec<Firing>,
 }
 
 impl Watcher {
@@ -38,7 +40,7 @@ impl Watcher {
         targets: Vec<Target>,
         poster: Poster,
     ) -> Watcher {
-        Watcher { trail, meta, alarms, targets: Arc::new(targets), poster }
+        Watcher { trail, meta, alarms, targets: Arc::new(targets), poster, unclaimed: Vec::new() }
     }
 
     /// Watches until `shutdown` resolves (at once when there is no rule).
@@ -64,14 +66,13 @@ impl Watcher {
                 _ = tick.tick() => {}
                 () = &mut shutdown => return,
             }
-            match self.watch(cursor).await {
-                Ok(next) => cursor = next,
-                Err(e) => tracing::error!(error = %e, "alarms cannot read the audit trail"),
+            if let Err(e) = self.watch(&mut cursor).await {
+                tracing::error!(error = %e, "alarms cannot read the audit trail or claim a firing");
             }
             let now = OffsetDateTime::now_utc();
+            self.alarms.forget(now);
             if now - purged > time::Duration::hours(1) {
                 purged = now;
-                self.alarms.forget(now - time::Duration::days(1));
                 if let Err(e) = self.trail.purge_alarm_firings(now - FIRINGS_KEPT).await {
                     tracing::warn!(error = %e, "cannot forget old alarm firings");
                 }
@@ -79,10 +80,11 @@ impl Watcher {
         }
     }
 
-    /// Learns the recent past without firing; the position to watch from.
+    /// Learns the recent past without firing (for `new_network` rules); the position to watch
+    /// from.
     async fn catch_up(&mut self) -> MetaResult<i64> {
         let Some((head, _)) = self.trail.audit_head().await? else { return Ok(0) };
-        let mut after = (head - HISTORY).max(0);
+        let mut after = if self.alarms.needs_history() { (head - HISTORY).max(0) } else { head };
         while after < head {
             let page = self.trail.chained_audit(&AuditQuery::page(after, PAGE)).await?;
             let Some(last) = page.last() else { break };
@@ -92,22 +94,34 @@ impl Watcher {
         Ok(head)
     }
 
-    /// Feeds the events linked after `cursor`; the new cursor.
-    async fn watch(&mut self, mut cursor: i64) -> MetaResult<i64> {
+    /// Feeds the events linked after `cursor`, moving it past each one fed, then claims what
+    /// fired. A claim that cannot be written waits in `unclaimed` (its events are not fed again,
+    /// which would count them twice).
+    async fn watch(&mut self, cursor: &mut i64) -> MetaResult<()> {
         loop {
-            let page = self.trail.chained_audit(&AuditQuery::page(cursor, PAGE)).await?;
+            let page = self.trail.chained_audit(&AuditQuery::page(*cursor, PAGE)).await?;
             for event in &page {
-                for firing in self.alarms.observe(event) {
-                    if self.trail.claim_alarm(&firing.rule, &firing.group, firing.window_start).await? {
-                        tokio::spawn(notify(firing, self.targets.clone(), self.poster.clone(), self.meta.clone()));
-                    }
-                }
-                cursor = event.pos;
+                let fired = self.alarms.observe(event);
+                self.unclaimed.extend(fired);
+                *cursor = event.pos;
             }
+            self.claim().await?;
             if page.len() < PAGE as usize {
-                return Ok(cursor);
+                return Ok(());
             }
         }
+    }
+
+    /// Claims each waiting firing in order; the one that wins is delivered.
+    async fn claim(&mut self) -> MetaResult<()> {
+        while let Some(firing) = self.unclaimed.first() {
+            if self.trail.claim_alarm(&firing.rule, &firing.group, firing.window_start).await? {
+                let firing = firing.clone();
+                tokio::spawn(notify(firing, self.targets.clone(), self.poster.clone(), self.meta.clone()));
+            }
+            self.unclaimed.remove(0);
+        }
+        Ok(())
     }
 }
 
@@ -148,17 +162,22 @@ async fn notify(firing: Firing, targets: Arc<Vec<Target>>, poster: Poster, meta:
             if !taken {
                 tracing::warn!(webhook = %target.url, alarm = %id, outcome, "an alarm notification was not delivered");
             }
-            format!("{} {}", target.url, outcome)
+            // The URL's path and query can be a credential (Slack, Discord): only its host.
+            format!(
+                "{}://{} {outcome}",
+                target.url.scheme_str().unwrap_or("http"),
+                target.url.authority().map_or("-", |a| a.as_str())
+            )
         }
     });
     let outcomes = futures::future::join_all(deliveries).await;
-    let sample = &firing.sample.event;
+    // Not the sample's principal or address: a query for those shows what they did.
     let event = AuditEvent {
         at: OffsetDateTime::now_utc(),
         event: "alarm.fired".into(),
         share_id: None,
-        principal: sample.principal.clone(),
-        source_ip: sample.source_ip.clone(),
+        principal: None,
+        source_ip: None,
         user_agent: None,
         reason: Some(if outcomes.is_empty() {
             firing.describe()

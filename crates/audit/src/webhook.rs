@@ -24,6 +24,8 @@ use sha2::Sha256;
 pub const ATTEMPTS: u32 = 5;
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a receiver's answer that is read.
+const MAX_ANSWER: usize = 64 * 1024;
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,8 +132,10 @@ impl Poster {
         match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(request)).await {
             Ok(Ok(resp)) => {
                 let status = resp.status();
-                // Read (and drop) the answer, so the connection can be reused.
-                let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, resp.into_body().collect()).await;
+                // Read (and drop) a short answer, so the connection can be reused; a longer one
+                // is not read at all.
+                let answer = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER);
+                let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, answer.collect()).await;
                 let retry = status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS;
                 (status.is_success(), retry, format!("answered {status}"))
             }

@@ -326,8 +326,12 @@ impl Dispatch {
             && let Some(body) = resp.body().bytes()
         {
             entry.error_code = error_body::code(&body).map(str::to_owned);
-            // s3s's words for a presigned URL (or a dated request) past its time.
-            if entry.auth == AuthType::Presigned && body.windows(19).any(|w| w == b"Request has expired") {
+            // s3s's words for a presigned URL past its time (it says so before checking the
+            // signature, so only URLs of keys this server knows are counted).
+            if entry.auth == AuthType::Presigned
+                && entry.access_key_id.as_deref().is_some_and(|key| self.identity.knows_access_key(key))
+                && body.windows(19).any(|w| w == b"Request has expired")
+            {
                 metrics::counter!("latchkey_presigned_expired_total").increment(1);
             }
             if let Some(completed) = error_body::complete(&body, &request_id) {

@@ -94,7 +94,12 @@ impl SecurityEvents {
     /// Records what `answered` says, if it is a security event (in a task of its own: the
     /// response is already gone).
     pub fn observe(&self, answered: &Answered<'_>) {
-        let Some((event, reason)) = self.event(answered) else { return };
+        for (event, reason) in self.events(answered) {
+            self.record(answered, event, reason);
+        }
+    }
+
+    fn record(&self, answered: &Answered<'_>, event: &'static str, reason: String) {
         let event = AuditEvent {
             at: OffsetDateTime::now_utc(),
             event: event.into(),
@@ -114,28 +119,34 @@ impl SecurityEvents {
         }
     }
 
-    fn event(&self, a: &Answered<'_>) -> Option<(&'static str, String)> {
+    /// The security events a request makes: an authentication failure, or else a
+    /// configuration change and root's use (both, for root changing a bucket's settings).
+    fn events(&self, a: &Answered<'_>) -> Vec<(&'static str, String)> {
         let operation = a.operation.unwrap_or("-");
         if let Some(code) = a.error_code.filter(|code| AUTH_FAILURES.contains(code)) {
             let key = a.access_key_id.map(|k| format!(" (access key {k})")).unwrap_or_default();
             let reason = format!("{} {}: {code}{key}", a.method, a.path);
-            return self.failure_recorded(a.client).map(|counted| {
-                let more = if counted > 0 {
-                    format!("; {counted} more failures from this address were counted, not recorded one by one")
-                } else {
-                    String::new()
-                };
-                ("auth.failed", reason + &more)
-            });
+            return self
+                .failure_recorded(a.client)
+                .map(|counted| {
+                    let more = if counted > 0 {
+                        format!("; {counted} more failures from this address were counted, not recorded one by one")
+                    } else {
+                        String::new()
+                    };
+                    ("auth.failed", reason + &more)
+                })
+                .into_iter()
+                .collect();
         }
-        let done = (200..300).contains(&a.status);
-        if done && CONFIG_CHANGES.contains(&operation) {
-            return Some(("config.changed", format!("{operation} {}", a.bucket.unwrap_or("-"))));
+        let mut events = Vec::new();
+        if (200..300).contains(&a.status) && CONFIG_CHANGES.contains(&operation) {
+            events.push(("config.changed", format!("{operation} {}", a.bucket.unwrap_or("-"))));
         }
         if a.principal == Some(self.root_arn.as_str()) && self.root_first_seen(a.client) {
-            return Some(("root.used", format!("{operation} ({} {})", a.method, a.status)));
+            events.push(("root.used", format!("{operation} ({} {})", a.method, a.status)));
         }
-        None
+        events
     }
 
     /// Whether a failure from `client` is recorded, with the failures counted unrecorded before
@@ -199,23 +210,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
         let events = SecurityEvents::new(meta, "arn:aws:iam::000000000000:root".into());
-        let failed = events.event(&answered(403, Some("SignatureDoesNotMatch"), "PutBucketPolicy")).unwrap();
-        assert_eq!(failed, ("auth.failed", "PUT /b: SignatureDoesNotMatch (access key AKIAEXAMPLEEXAMPLE)".into()));
-        assert_eq!(events.event(&answered(204, None, "PutBucketPolicy")).unwrap().0, "config.changed");
-        assert_eq!(events.event(&answered(403, Some("AccessDenied"), "PutBucketPolicy")), None, "audited as a denial");
-        assert_eq!(events.event(&answered(200, None, "PutObject")), None);
+        let failed = events.events(&answered(403, Some("SignatureDoesNotMatch"), "PutBucketPolicy"));
+        assert_eq!(failed, [("auth.failed", "PUT /b: SignatureDoesNotMatch (access key AKIAEXAMPLEEXAMPLE)".into())]);
+        assert_eq!(events.events(&answered(204, None, "PutBucketPolicy"))[0].0, "config.changed");
+        assert!(events.events(&answered(403, Some("AccessDenied"), "PutBucketPolicy")).is_empty(), "a denial");
+        assert!(events.events(&answered(200, None, "PutObject")).is_empty());
         let root = Answered { principal: Some("arn:aws:iam::000000000000:root"), ..answered(200, None, "GetObject") };
-        assert_eq!(events.event(&root).unwrap(), ("root.used", "GetObject (PUT 200)".into()));
-        assert_eq!(events.event(&root), None, "once per address per interval");
-        let elsewhere = Answered { client: "192.0.2.10".parse().unwrap(), ..root };
-        assert_eq!(events.event(&elsewhere).unwrap().0, "root.used");
+        assert_eq!(events.events(&root), [("root.used", "GetObject (PUT 200)".into())]);
+        assert!(events.events(&root).is_empty(), "once per address per interval");
+        // Review finding: root changing a bucket's settings is both.
+        let root_change = Answered { client: "192.0.2.10".parse().unwrap(), ..answered(204, None, "PutBucketPolicy") };
+        let root_change = Answered { principal: Some("arn:aws:iam::000000000000:root"), ..root_change };
+        let kinds: Vec<_> = events.events(&root_change).into_iter().map(|(kind, _)| kind).collect();
+        assert_eq!(kinds, ["config.changed", "root.used"]);
 
         // Review finding: a flood of failures from one address records at most a few.
         let flood = Answered {
             client: "192.0.2.66".parse().unwrap(),
             ..answered(403, Some("SignatureDoesNotMatch"), "GetObject")
         };
-        let recorded = (0..500).filter(|_| events.event(&flood).is_some()).count();
+        let recorded = (0..500).filter(|_| !events.events(&flood).is_empty()).count();
         assert_eq!(recorded, FAILURES_PER_WINDOW as usize);
         assert_eq!(events.failures.lock().unwrap()[&flood.client].counted, 500 - u64::from(FAILURES_PER_WINDOW));
     }
