@@ -4,8 +4,8 @@
 //! itself is never stored) and `latchkey presign revoke --signed-by KEY --before TIME` every URL
 //! that key signed before that time. [`Revocations`] holds every revocation in force, reloaded
 //! whole when the store announces one (this process's at once, other replicas' through
-//! PostgreSQL `LISTEN latchkey_presigned`). While there is none, a request costs one load of a
-//! pointer; otherwise only presigned requests are read.
+//! PostgreSQL `LISTEN latchkey_presigned`). While there is none, a request costs one read lock
+//! and a check; otherwise only presigned requests are read.
 //!
 //! A SigV2 URL says only when it expires, not when it was signed: it counts as signed the
 //! longest lifetime the server allows (`max_presigned_expiry_secs`) before its expiry, so a
@@ -179,10 +179,14 @@ impl Revocations {
     /// Why the presigned URL in `query` is refused, if it is revoked (`None` for any other
     /// request).
     fn refusal(&self, query: &str) -> Option<String> {
-        let current = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if current.is_empty() || !(query.contains("Signature") || query.contains('%')) {
-            return None;
-        }
+        // The common case, no revocation in force, reads the snapshot without sharing it.
+        let current = {
+            let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+            if guard.is_empty() || !(query.contains("Signature") || query.contains('%')) {
+                return None;
+            }
+            guard.clone()
+        };
         let url = PresignedUrl::parse(query)?;
         let hash = url.signature_hash();
         if current.signatures.contains(&hash) {

@@ -146,7 +146,7 @@ impl Server {
             apis: vec![
                 Box::new(SharesApi::new(shares.clone())),
                 Box::new(PresignedApi::new(identity.clone(), meta.clone(), revocations.clone())),
-                Box::new(audit_api::AuditApi::new(identity.clone(), audit.clone(), meta.clone())),
+                Box::new(audit_api::AuditApi::new(identity.clone(), audit, meta.clone())),
             ],
             revocations: revocations.clone(),
             identity: identity.clone(),

@@ -4,8 +4,11 @@
 //! `latchkey_request_duration_seconds{surface}`, `latchkey_bytes_{in,out}_total{surface}`,
 //! `latchkey_denied_total{code}` (401/403 by error code), `latchkey_refused_total{reason}`
 //! (every guard limit: surface, network, connections, connections_per_ip, rate, header_size,
-//! request_line, header_timeout, idle_body, idle_response, forwarding_header) and
-//! `latchkey_open_connections`.
+//! request_line, header_timeout, idle_body, idle_response, forwarding_header),
+//! `latchkey_open_connections`; and from the layers behind: `latchkey_presigned_expired_total`
+//! (router), `latchkey_shares_total{outcome}` (share service),
+//! `latchkey_store_duration_seconds{operation}` (`latchkey_meta::timed`) and
+//! `latchkey_audit_chain_length` (the audit linker).
 
 use std::sync::OnceLock;
 
