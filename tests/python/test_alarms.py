@@ -1,4 +1,4 @@
-"""Alarm rules over the audit trail: when one fires, a JSON notification signed with
+"""Alarm rules over the audit trail and over metrics: when one fires, a JSON notification signed with
 HMAC-SHA256 (X-Latchkey-Timestamp, X-Latchkey-Signature: v1=hex(HMAC(secret, "ts.body"))) is
 POSTed to the configured webhooks, retried on failure, once per rule, group and window (across
 replicas too), and recorded in the audit trail as alarm.fired."""
@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import BIN, Server, audit_rows, free_port, toml_value
+from conftest import ACCESS_KEY, BIN, Server, audit_rows, free_port, toml_value
 from test_counted_presign import presign
+from test_identity import signed_request
 from test_presign_revoke import revoke
 
 SECRET = "whsec-0123456789abcdef"
@@ -144,6 +145,34 @@ def test_an_alarm_fires_signed_once_per_window_and_is_retried(receiver, tmp_path
         server.stop()
 
 
+def test_a_metric_rule_fires_once_when_its_series_rise_past_the_threshold(receiver, tmp_path):
+    rule = {"name": "bad-signatures", "metric": "latchkey_denied_total", "labels": {"code": "SignatureDoesNotMatch"},
+            "window_secs": WINDOW, "threshold": 2}
+    server = Server(tmp_path / "data", config={"alarms": [rule], "webhooks": [{"url": receiver.url, "secret": SECRET}]})
+    server.start()
+    try:
+        start_of_a_window()
+        for _ in range(2):
+            assert signed_request(server, "GET", "/", ACCESS_KEY, "not-the-secret").status_code == 403
+        assert requests.get(server.endpoint + "/nope", timeout=10).status_code == 403, "another code: not counted"
+        time.sleep(1.5)
+        assert receiver.notifications("bad-signatures") == [], "two is not more than two"
+        for _ in range(3):
+            assert signed_request(server, "GET", "/", ACCESS_KEY, "not-the-secret").status_code == 403
+        wait_for(lambda: receiver.notifications("bad-signatures"), "no notification")
+        time.sleep(1.5)
+        [note] = receiver.notifications("bad-signatures")
+        assert note["metric"] == {"name": "latchkey_denied_total", "value": 5.0, "gauge": False}
+        assert "event" not in note and note["window_secs"] == WINDOW
+        assert note["summary"] == f"bad-signatures: latchkey_denied_total rose by 5 in {WINDOW} s (threshold 2)"
+        check_signature(*receiver.received[-1])
+        wait_for(lambda: any(r.startswith("bad-signatures: latchkey_denied_total rose by 5")
+                             for r in (row["reason"] for row in audit_rows(server, "alarm.fired"))),
+                 "the firing was not audited")
+    finally:
+        server.stop()
+
+
 def test_two_replicas_deliver_each_firing_once(receiver, pg_url, tmp_path):
     master = {"LATCHKEY_MASTER_KEY": "cd" * 32}
     pair = [Server(tmp_path / "data", meta_url=pg_url, env=master, config=config(receiver)).start()
@@ -172,6 +201,8 @@ def test_bad_alarm_and_webhook_settings_are_refused_at_start(tmp_path):
         ({"alarms": [{"name": "a", "event": "x*y"}]}, "alarm a: event"),
         ({"alarms": [{"name": "a", "event": "x"}, {"name": "a", "event": "y"}]}, "two alarms are named"),
         ({"alarms": [{"name": "a", "event": "x", "treshold": 3}]}, "treshold"),
+        ({"alarms": [{"name": "m", "metric": "latchkey_nope_total"}]}, "alarm m: no metric is named"),
+        ({"alarms": [{"name": "m", "metric": "latchkey_denied_total", "principal": "x"}]}, "a metric rule takes no"),
         ({"webhooks": [{"url": "ftp://x/y", "secret": SECRET}]}, "http:// or https://"),
         ({"webhooks": [{"url": "http://x/y", "secret": "short"}]}, "at least 16"),
     )):

@@ -29,7 +29,7 @@ def test_a_client_over_its_rate_waits_while_another_is_served(tmp_path):
     server = limited_server(tmp_path)
     try:
         # The client is made and warmed up (botocore loads its models on the first call) as another
-        # address first: the test runs within the one second a request refills.
+        # address first.
         s3 = server.client()
         client_ip = ["203.0.113.77"]
 
@@ -37,24 +37,37 @@ def test_a_client_over_its_rate_waits_while_another_is_served(tmp_path):
             request.headers["X-Forwarded-For"] = client_ip[0]
         s3.meta.events.register("before-sign.s3.ListBuckets", add)
         s3.list_buckets()
-        client_ip[0] = "203.0.113.5"
-        assert [health(server, "203.0.113.5").status_code for _ in range(4)] == [200] * 4
-        # The S3 API answers in S3's words, which SDKs back off on; the answer is held back a
-        # little (a flooding client's connections then sit idle).
-        started = time.monotonic()
-        with pytest.raises(ClientError) as slow:
-            s3.list_buckets()
-        assert time.monotonic() - started >= 0.125
-        error = slow.value.response
+        # The refusals must all land within the one second a request refills; each is held back
+        # up to 375 ms, so on a loaded machine the round is tried again from a fresh address.
+        for attempt in range(5):
+            address = f"203.0.113.{5 + attempt}"
+            client_ip[0] = address
+            started = time.monotonic()
+            assert [health(server, address).status_code for _ in range(4)] == [200] * 4
+            # The S3 API answers in S3's words, which SDKs back off on; the answer is held back
+            # a little (a flooding client's connections then sit idle).
+            before_s3 = time.monotonic()
+            try:
+                s3.list_buckets()
+                error = None
+            except ClientError as slow:
+                error = slow.response
+            held = time.monotonic() - before_s3
+            refused = health(server, address)
+            if time.monotonic() - started < 0.95:
+                break
+        else:
+            pytest.fail("five rounds each took longer than the one second a request refills")
+        assert error is not None, "the fifth request within the burst's second was served"
+        assert held >= 0.125
         assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("SlowDown", 503)
         assert "retry-after" in error["ResponseMetadata"]["HTTPHeaders"]
-        refused = health(server, "203.0.113.5")
         assert (refused.status_code, refused.text) == (429, "Too Many Requests\n")
         assert int(refused.headers["Retry-After"]) == 1
-        assert health(server, "203.0.113.6").status_code == 200, "another address is not affected"
+        assert health(server, "203.0.113.66").status_code == 200, "another address is not affected"
 
         time.sleep(1.1)  # a request's worth at 1/s: the window is what is under test
-        assert health(server, "203.0.113.5").status_code == 200, "recovered"
+        assert health(server, address).status_code == 200, "recovered"
     finally:
         server.stop()
 

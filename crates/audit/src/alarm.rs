@@ -1,20 +1,26 @@
-//! Alarm rules over the audit trail (`[[alarms]]` in TOML), evaluated as events are linked.
+//! Alarm rules (`[[alarms]]` in TOML) over the audit trail, evaluated as events are linked, or
+//! over this replica's metrics, evaluated every second.
 //!
-//! A rule counts the events that match it (an event name, `auth.*` or `*`; optionally a reason
+//! An event rule counts the events that match it (an event name, `auth.*` or `*`; optionally a reason
 //! substring and a principal), per group (`group_by`: `source_ip`, `principal`, or none), in
 //! tumbling windows of event time (`window_secs`, aligned to the epoch). It fires once per
 //! group and window, when the count passes `threshold` (0: on the first event). A
 //! `new_network` rule instead fires when a principal is seen from a network (an IPv4 /24, an
 //! IPv6 /48) it was not seen from before. Every replica reads the whole chain and decides alike;
 //! the store lets one of them claim each firing ([`AuditStore::claim_alarm`]), and that one
-//! delivers it.
+//! delivers it. A metric rule sums the series of one metric that carry its `labels`; it fires
+//! once per tumbling window when the sum rose by more than `threshold` within the window (or,
+//! for a gauge, stood above it). Metrics are per replica: each judges its own, and the claim
+//! still lets one firing per window through.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use latchkey_meta::ChainedEvent;
 use serde::Deserialize;
 use time::OffsetDateTime;
+
+use crate::metric::Figures;
 
 /// Audit events the alarms themselves write, which no rule counts.
 pub const ALARM_EVENTS: &str = "alarm.";
@@ -24,7 +30,12 @@ pub const ALARM_EVENTS: &str = "alarm.";
 pub struct AlarmRule {
     pub name: String,
     /// The event name (`share.denied`), a family (`auth.*`) or every event (`*`).
-    pub event: String,
+    pub event: Option<String>,
+    /// Or a metric series (`latchkey_denied_total`).
+    pub metric: Option<String>,
+    /// The metric's series counted: those with these label values.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Only events whose reason contains this.
     pub reason_contains: Option<String>,
     /// Only events of this principal (ARN).
@@ -62,8 +73,24 @@ impl AlarmRule {
         if self.window_secs == 0 || self.window_secs > 86_400 {
             return Some(format!("alarm {name}: window_secs must be between 1 and 86400"));
         }
-        if self.event.is_empty() || (self.event.contains('*') && !self.event.ends_with('*')) {
-            return Some(format!("alarm {name}: event must be a name, a prefix ending in *, or *"));
+        match (&self.event, &self.metric) {
+            (Some(event), None) => {
+                if event.is_empty() || (event.contains('*') && !event.ends_with('*')) {
+                    return Some(format!("alarm {name}: event must be a name, a prefix ending in *, or *"));
+                }
+                if !self.labels.is_empty() {
+                    return Some(format!("alarm {name}: labels go with a metric"));
+                }
+            }
+            (None, Some(_)) => {
+                let event_only = self.reason_contains.is_some() || self.principal.is_some() || self.group_by.is_some();
+                if event_only || self.new_network {
+                    return Some(format!(
+                        "alarm {name}: a metric rule takes no reason_contains, principal, group_by or new_network"
+                    ));
+                }
+            }
+            _ => return Some(format!("alarm {name}: give either an event or a metric")),
         }
         if self.new_network && (self.group_by.is_some() || self.threshold > 0) {
             return Some(format!("alarm {name}: new_network rules take no group_by or threshold"));
@@ -72,10 +99,11 @@ impl AlarmRule {
     }
 
     fn matches(&self, event: &ChainedEvent) -> bool {
+        let Some(pattern) = &self.event else { return false };
         let e = &event.event;
-        let name_matches = match self.event.strip_suffix('*') {
+        let name_matches = match pattern.strip_suffix('*') {
             Some(prefix) => e.event.starts_with(prefix),
-            None => e.event == self.event,
+            None => e.event == *pattern,
         };
         name_matches
             && !e.event.starts_with(ALARM_EVENTS)
@@ -96,7 +124,7 @@ impl AlarmRule {
 }
 
 /// A rule that fired: for one group, in one window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Firing {
     pub rule: String,
     /// The group's value (an address or a principal; empty without grouping).
@@ -106,26 +134,42 @@ pub struct Firing {
     pub window_secs: u64,
     pub count: u64,
     pub threshold: u64,
-    /// The event that made it fire.
-    pub sample: ChainedEvent,
+    pub cause: Cause,
+}
+
+/// What made a rule fire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cause {
+    /// The event that passed the threshold.
+    Event(ChainedEvent),
+    /// The metric's sum: its rise within the window, or a gauge's value.
+    Metric { metric: String, value: f64, gauge: bool },
 }
 
 impl Firing {
     /// What the firing is, in one line (its audit reason).
     pub fn describe(&self) -> String {
         let group = if self.group.is_empty() { String::new() } else { format!(" from {}", self.group) };
-        if self.window_secs == 0 {
-            return format!(
-                "{}: {} seen from a new network {}",
-                self.rule,
+        let (rule, window, threshold) = (&self.rule, self.window_secs, self.threshold);
+        match &self.cause {
+            Cause::Metric { metric, value, gauge: true } => {
+                format!("{rule}: {metric} at {value} (threshold {threshold})")
+            }
+            Cause::Metric { metric, value, gauge: false } => {
+                format!("{rule}: {metric} rose by {value} in {window} s (threshold {threshold})")
+            }
+            Cause::Event(sample) if window == 0 => format!(
+                "{rule}: {} seen from a new network {}",
                 self.group,
-                self.sample.event.source_ip.as_deref().unwrap_or("-")
-            );
+                sample.event.source_ip.as_deref().unwrap_or("-")
+            ),
+            Cause::Event(sample) => {
+                format!(
+                    "{rule}: {} {} events in {window} s (threshold {threshold}){group}",
+                    self.count, sample.event.event
+                )
+            }
         }
-        format!(
-            "{}: {} {} events in {} s (threshold {}){group}",
-            self.rule, self.count, self.sample.event.event, self.window_secs, self.threshold
-        )
     }
 
     /// The id receivers can deduplicate by: rule, group and window (milliseconds, as claimed).
@@ -161,11 +205,63 @@ pub struct Alarms {
     /// (rule index, principal, network) seen by each `new_network` rule, from the events it
     /// matches only: events a rule does not watch cannot make a network known to it.
     networks: HashSet<(usize, String, String)>,
+    /// Each metric rule's window (by rule index).
+    metric_windows: HashMap<usize, MetricWindow>,
+}
+
+/// A metric rule's current window: its start, the sum when it started, whether it fired.
+#[derive(Debug, Clone, Copy)]
+struct MetricWindow {
+    start: i64,
+    base: f64,
+    /// The sum at the last reading, the next window's base.
+    last: f64,
+    fired: bool,
 }
 
 impl Alarms {
     pub fn new(rules: Vec<AlarmRule>) -> Alarms {
-        Alarms { rules, counts: HashMap::new(), networks: HashSet::new() }
+        Alarms { rules, counts: HashMap::new(), networks: HashSet::new(), metric_windows: HashMap::new() }
+    }
+
+    /// Whether a rule reads metrics.
+    pub fn reads_metrics(&self) -> bool {
+        self.rules.iter().any(|rule| rule.metric.is_some())
+    }
+
+    /// Takes in a reading of the metrics at `now`; the firings it causes. A counter's rise is
+    /// measured from the last reading of the window before (or from zero on the first).
+    pub fn observe_metrics(&mut self, figures: &Figures, now: OffsetDateTime) -> Vec<Firing> {
+        let mut fired = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let Some(metric) = &rule.metric else { continue };
+            let labels: Vec<(String, String)> = rule.labels.clone().into_iter().collect();
+            let sum = figures.sum(metric, &labels).unwrap_or(0.0);
+            let window = rule.window_secs as i64;
+            let start = now.unix_timestamp().div_euclid(window) * window;
+            let state =
+                self.metric_windows.entry(index).or_insert(MetricWindow { start, base: 0.0, last: 0.0, fired: false });
+            if state.start != start {
+                *state = MetricWindow { start, base: state.last, last: state.last, fired: false };
+            }
+            state.last = sum;
+            let gauge = figures.is_gauge(metric);
+            let value = if gauge { sum } else { sum - state.base };
+            if !state.fired && value > rule.threshold as f64 {
+                state.fired = true;
+                fired.push(Firing {
+                    rule: rule.name.clone(),
+                    group: String::new(),
+                    group_by: None,
+                    window_start: OffsetDateTime::from_unix_timestamp(start).unwrap_or(now),
+                    window_secs: rule.window_secs,
+                    count: value as u64,
+                    threshold: rule.threshold,
+                    cause: Cause::Metric { metric: metric.clone(), value, gauge },
+                });
+            }
+        }
+        fired
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,7 +303,7 @@ impl Alarms {
                 window_secs: 0,
                 count: 1,
                 threshold: 0,
-                sample: event.clone(),
+                cause: Cause::Event(event.clone()),
             });
         }
         for (index, rule) in self.rules.iter().enumerate() {
@@ -232,7 +328,7 @@ impl Alarms {
                     window_secs: rule.window_secs,
                     count: *count,
                     threshold: rule.threshold,
-                    sample: event.clone(),
+                    cause: Cause::Event(event.clone()),
                 });
             }
         }
@@ -290,7 +386,8 @@ mod tests {
             .flat_map(|i| alarms.observe(&event(i, 1_800_000_000 + i, "share.denied", "192.0.2.1", "used")))
             .collect();
         assert_eq!(fired.len(), 1, "once in the window");
-        assert_eq!((fired[0].count, fired[0].group.as_str(), fired[0].sample.pos), (3, "192.0.2.1", 2));
+        let Cause::Event(sample) = &fired[0].cause else { panic!("an event rule") };
+        assert_eq!((fired[0].count, fired[0].group.as_str(), sample.pos), (3, "192.0.2.1", 2));
         assert_eq!(fired[0].describe(), "denials: 3 share.denied events in 60 s (threshold 2) from 192.0.2.1");
         // Another address counts apart; the next window starts over.
         let other: Vec<_> = (0..3)
@@ -334,6 +431,35 @@ mod tests {
     }
 
     #[test]
+    fn metric_rules_fire_on_a_rise_within_a_window_or_a_gauge_above_the_threshold() {
+        let denials = rule(
+            "name = \"denials\"\nmetric = \"latchkey_denied_total\"\nlabels = { code = \"AccessDenied\" }\nthreshold = 5",
+        );
+        let open = rule("name = \"open\"\nmetric = \"latchkey_open_connections\"\nthreshold = 100");
+        let mut alarms = Alarms::new(vec![denials, open]);
+        assert!(alarms.reads_metrics());
+        let reading = |denied: u32, other: u32, open: u32| {
+            Figures::parse(&format!(
+                "latchkey_denied_total{{code=\"AccessDenied\"}} {denied}\n\
+                 latchkey_denied_total{{code=\"SignatureDoesNotMatch\"}} {other}\n\
+                 # TYPE latchkey_open_connections gauge\nlatchkey_open_connections {open}\n"
+            ))
+        };
+        let at = |s: i64| OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap();
+        let names = |fired: Vec<Firing>| fired.into_iter().map(|f| f.rule).collect::<Vec<_>>();
+        assert!(alarms.observe_metrics(&reading(5, 50, 10), at(1)).is_empty(), "five is not more than five");
+        let fired = alarms.observe_metrics(&reading(6, 50, 10), at(2));
+        assert_eq!(fired[0].describe(), "denials: latchkey_denied_total rose by 6 in 60 s (threshold 5)");
+        assert!(alarms.observe_metrics(&reading(60, 50, 10), at(3)).is_empty(), "once per window");
+        // The next window counts from the last reading of this one.
+        assert!(alarms.observe_metrics(&reading(65, 90, 10), at(61)).is_empty());
+        assert_eq!(names(alarms.observe_metrics(&reading(66, 90, 101), at(62))), ["denials", "open"]);
+        let fired = alarms.observe_metrics(&reading(66, 90, 500), at(121));
+        assert_eq!(fired[0].describe(), "open: latchkey_open_connections at 500 (threshold 100)");
+        assert_eq!(fired[0].window_start, at(120));
+    }
+
+    #[test]
     fn bad_rules_are_refused_with_their_name() {
         let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"a*b\"").unwrap();
         assert!(bad.problem().unwrap().contains("alarm w: event"));
@@ -342,5 +468,11 @@ mod tests {
         assert!(toml::from_str::<AlarmRule>("name = \"w\"\nevent = \"x\"\nthreshhold = 3").is_err(), "unknown fields");
         let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"x\"\nnew_network = true\nthreshold = 2").unwrap();
         assert!(bad.problem().unwrap().contains("take no group_by or threshold"));
+        let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"x\"\nmetric = \"m\"").unwrap();
+        assert!(bad.problem().unwrap().contains("either an event or a metric"));
+        let bad: AlarmRule = toml::from_str("name = \"w\"\nmetric = \"m\"\ngroup_by = \"principal\"").unwrap();
+        assert!(bad.problem().unwrap().contains("a metric rule takes no"));
+        let bad: AlarmRule = toml::from_str("name = \"w\"\nevent = \"x\"\nlabels = { a = \"b\" }").unwrap();
+        assert!(bad.problem().unwrap().contains("labels go with a metric"));
     }
 }

@@ -7,13 +7,15 @@
 //! checks every digest, naming the first broken link: the server's own check and
 //! `latchkey audit verify`, which can read a store directly.
 //!
-//! Alarms watch the same chain: [`alarm`] holds the rules and their counts, [`Watcher`] feeds
-//! them each linked event and delivers what fires to signed [`webhook`]s.
+//! Alarms watch the same chain and the process's metrics: [`alarm`] holds the rules and their
+//! counts, [`metric`] reads the metrics' rendering, [`Watcher`] feeds them each linked event and
+//! each second's figures and delivers what fires to signed [`webhook`]s.
 
 pub mod alarm;
 mod digest;
 mod key;
 mod linker;
+pub mod metric;
 mod verify;
 mod watcher;
 pub mod webhook;

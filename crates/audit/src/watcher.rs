@@ -1,5 +1,5 @@
 //! The background task that runs the alarm rules: it reads each newly linked event of the chain
-//! (every second), feeds it to [`Alarms`], claims each firing in the store (one replica wins
+//! and the process's metrics (every second), feeds them to [`Alarms`], claims each firing in the store (one replica wins
 //! it), posts the winner's notification to every webhook, and records `alarm.fired` in the
 //! audit trail (which no rule counts).
 
@@ -12,7 +12,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::alarm::{Alarms, Firing, GroupBy};
+use crate::alarm::{Alarms, Cause, Firing, GroupBy};
+use crate::metric::Figures;
 use crate::webhook::{Poster, Target};
 
 /// Events read per store call.
@@ -22,8 +23,12 @@ const HISTORY: i64 = 100_000;
 /// Firings are remembered (so that no replica claims one again) this long.
 const FIRINGS_KEPT: time::Duration = time::Duration::days(2);
 
+/// The process's metrics in the Prometheus text format, for metric rules.
+pub type RenderMetrics = Box<dyn Fn() -> String + Send + Sync>;
+
 pub struct Watcher {
     trail: Arc<dyn AuditStore>,
+    metrics: RenderMetrics,
     meta: Arc<dyn MetaStore>,
     alarms: Alarms,
     targets: Arc<Vec<Target>>,
@@ -39,8 +44,9 @@ impl Watcher {
         alarms: Alarms,
         targets: Vec<Target>,
         poster: Poster,
+        metrics: RenderMetrics,
     ) -> Watcher {
-        Watcher { trail, meta, alarms, targets: Arc::new(targets), poster, unclaimed: Vec::new() }
+        Watcher { trail, metrics, meta, alarms, targets: Arc::new(targets), poster, unclaimed: Vec::new() }
     }
 
     /// Watches until `shutdown` resolves (at once when there is no rule).
@@ -65,6 +71,11 @@ impl Watcher {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = &mut shutdown => return,
+            }
+            if self.alarms.reads_metrics() {
+                let figures = Figures::parse(&(self.metrics)());
+                let fired = self.alarms.observe_metrics(&figures, OffsetDateTime::now_utc());
+                self.unclaimed.extend(fired);
             }
             if let Err(e) = self.watch(&mut cursor).await {
                 tracing::error!(error = %e, "alarms cannot read the audit trail or claim a firing");
@@ -125,11 +136,10 @@ impl Watcher {
     }
 }
 
-/// The notification's JSON body.
+/// The notification's JSON body: the event that made it fire, or the metric's figure.
 fn body(firing: &Firing) -> serde_json::Value {
     let rfc3339 = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
-    let sample = &firing.sample.event;
-    json!({
+    let mut body = json!({
         "id": firing.id(),
         "alarm": firing.rule,
         "summary": firing.describe(),
@@ -140,15 +150,23 @@ fn body(firing: &Firing) -> serde_json::Value {
         "threshold": firing.threshold,
         "group_by": firing.group_by.map(|g| match g { GroupBy::SourceIp => "source_ip", GroupBy::Principal => "principal" }),
         "group": firing.group,
-        "event": {
-            "pos": firing.sample.pos,
-            "time": rfc3339(sample.at),
-            "event": sample.event,
-            "principal": sample.principal,
-            "source_ip": sample.source_ip,
-            "reason": sample.reason,
-        },
-    })
+    });
+    let (field, cause) = match &firing.cause {
+        Cause::Event(sample) => (
+            "event",
+            json!({
+                "pos": sample.pos,
+                "time": rfc3339(sample.event.at),
+                "event": sample.event.event,
+                "principal": sample.event.principal,
+                "source_ip": sample.event.source_ip,
+                "reason": sample.event.reason,
+            }),
+        ),
+        Cause::Metric { metric, value, gauge } => ("metric", json!({ "name": metric, "value": value, "gauge": gauge })),
+    };
+    body[field] = cause;
+    body
 }
 
 /// Posts a firing to every webhook, then records it (with how each delivery went).

@@ -1,6 +1,6 @@
 //! Per-bucket settings behind [`BucketConfigStore`]: the bucket policy (JSON as the client sent
-//! it), the public access block, the bucket's tags and its CORS rules (JSON, as the S3 front
-//! accepted them).
+//! it), the public access block, the bucket's tags, its CORS rules and where its server access
+//! log goes (JSON, as the S3 front accepted them).
 //!
 //! The row goes with its bucket (a foreign key with `ON DELETE CASCADE`). A bucket without a row
 //! reads as [`BucketConfig::default`]: no policy, no tags, every public access flag on, so that a
@@ -45,6 +45,8 @@ pub struct BucketConfig {
     pub tags: Vec<Tag>,
     /// The CORS rules; `None`: no CORS configuration (no cross-origin request is admitted).
     pub cors: Option<String>,
+    /// Where the server access log goes (PutBucketLogging); `None`: logging off.
+    pub logging: Option<String>,
 }
 
 impl Default for BucketConfig {
@@ -54,6 +56,7 @@ impl Default for BucketConfig {
             public_access_block: Some(PublicAccessBlock::all(true)),
             tags: Vec::new(),
             cors: None,
+            logging: None,
         }
     }
 }
@@ -65,6 +68,7 @@ pub enum BucketSetting {
     PublicAccessBlock(Option<PublicAccessBlock>),
     Tags(Vec<Tag>),
     Cors(Option<String>),
+    Logging(Option<String>),
 }
 
 /// Every bucket's settings as of one moment.
@@ -98,35 +102,40 @@ pub trait BucketConfigStore: Send + Sync + 'static {
 }
 
 /// The upsert that replaces `setting`, and its binds after the bucket: a new row's policy,
-/// public access block, tags and CORS rules (the defaults with `setting` applied). Only the
+/// public access block, tags, CORS rules and logging target (the defaults with `setting` applied). Only the
 /// setting's own column is updated on an existing row, so concurrent changes of different
 /// settings all stand.
-pub(crate) fn upsert(setting: &BucketSetting) -> MetaResult<(&'static str, [Option<String>; 4])> {
+pub(crate) fn upsert(setting: &BucketSetting) -> MetaResult<(&'static str, [Option<String>; 5])> {
     let mut config = BucketConfig::default();
     let statement = match setting {
         BucketSetting::Policy(policy) => {
             config.policy = policy.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (bucket) DO UPDATE SET policy = excluded.policy"
         }
         BucketSetting::PublicAccessBlock(block) => {
             config.public_access_block = *block;
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (bucket) DO UPDATE SET public_access_block = excluded.public_access_block"
         }
         BucketSetting::Tags(tags) => {
             config.tags = tags.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (bucket) DO UPDATE SET tags = excluded.tags"
         }
         BucketSetting::Cors(cors) => {
             config.cors = cors.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (bucket) DO UPDATE SET cors = excluded.cors"
+        }
+        BucketSetting::Logging(logging) => {
+            config.logging = logging.clone();
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (bucket) DO UPDATE SET logging = excluded.logging"
         }
     };
     let block = config.public_access_block.as_ref().map(serde_json::to_string).transpose()?;
-    Ok((statement, [config.policy, block, Some(serde_json::to_string(&config.tags)?), config.cors]))
+    Ok((statement, [config.policy, block, Some(serde_json::to_string(&config.tags)?), config.cors, config.logging]))
 }
 
 /// A row as a bucket's name and settings.
@@ -137,6 +146,7 @@ pub(crate) fn config_from_row(row: &impl crate::rows::Columns) -> MetaResult<(St
         public_access_block,
         tags: serde_json::from_str(&row.text("tags")?)?,
         cors: row.opt_text("cors")?,
+        logging: row.opt_text("logging")?,
     };
     Ok((row.text("bucket")?, config))
 }
@@ -153,9 +163,11 @@ macro_rules! bucket_config_store {
                         sqlx::query_scalar("SELECT generation FROM bucket_config_generation WHERE id = 1")
                             .fetch_one(&mut *tx)
                             .await?;
-                    let rows = sqlx::query("SELECT bucket, policy, public_access_block, tags, cors FROM bucket_config")
-                        .fetch_all(&mut *tx)
-                        .await?;
+                    let rows = sqlx::query(
+                        "SELECT bucket, policy, public_access_block, tags, cors, logging FROM bucket_config",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await?;
                     let configs =
                         rows.iter().map($crate::bucket_config::config_from_row).collect::<$crate::MetaResult<_>>()?;
                     Ok($crate::bucket_config::BucketConfigSnapshot { generation, configs })
@@ -167,8 +179,9 @@ macro_rules! bucket_config_store {
                 bucket: &str,
                 setting: &$crate::bucket_config::BucketSetting,
             ) -> $crate::MetaResult<()> {
-                let (statement, [policy, block, tags, cors]) = $crate::bucket_config::upsert(setting)?;
-                let query = sqlx::query(statement).bind(bucket).bind(policy).bind(block).bind(tags).bind(cors);
+                let (statement, [policy, block, tags, cors, logging]) = $crate::bucket_config::upsert(setting)?;
+                let query =
+                    sqlx::query(statement).bind(bucket).bind(policy).bind(block).bind(tags).bind(cors).bind(logging);
                 query
                     .execute(&self.$writer)
                     .await

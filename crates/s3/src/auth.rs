@@ -14,7 +14,7 @@ use latchkey_meta::{AuditEvent, MetaStore, PresignedStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::PutObjectTaggingInput;
+use s3s::dto::{PutBucketLoggingInput, PutObjectTaggingInput};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
@@ -389,9 +389,9 @@ impl S3Access for Authorizer {
             checks.push(("s3:GetObject".to_owned(), source));
         }
         match operation {
-            // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the
-            // operation's hook, once s3s has parsed it.
-            "PutObjectTagging" => {
+            // The tags asked for are in the body (s3:RequestObjectTag/*), as is the logging
+            // target (s3:PutObject there): judged in the operation's hook, once s3s has parsed it.
+            "PutObjectTagging" | "PutBucketLogging" => {
                 cx.extensions_mut().insert(Deferred { caller: caller.clone(), context, checks, source_ip });
             }
             // Each key is judged by the operation (no check was collected above).
@@ -430,6 +430,19 @@ impl S3Access for Authorizer {
             .iter()
             .map(|tag| (tag.key.clone().unwrap_or_default(), tag.value.clone().unwrap_or_default()));
         policy_request::insert_request_tags(&mut deferred.context, tags.collect())?;
+        self.judge(deferred.caller.as_ref(), &mut deferred.context, &deferred.checks, deferred.source_ip).await
+    }
+
+    /// The log objects are written into the target on the caller's behalf: the caller must be
+    /// allowed to write them there itself.
+    async fn put_bucket_logging(&self, req: &mut S3Request<PutBucketLoggingInput>) -> S3Result<()> {
+        let Some(mut deferred) = req.extensions.remove::<Deferred>() else {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        };
+        if let Some(target) = crate::logging::target_of(&req.input.bucket_logging_status)? {
+            let resource = format!("arn:aws:s3:::{}/{}", target.target_bucket, target.target_prefix);
+            deferred.checks.push(("s3:PutObject".to_owned(), resource));
+        }
         self.judge(deferred.caller.as_ref(), &mut deferred.context, &deferred.checks, deferred.source_ip).await
     }
 }

@@ -14,6 +14,7 @@ use latchkey_meta::{BucketConfig, BucketConfigStore, BucketSetting, MetaError, P
 use latchkey_policy::{MAX_POLICY_BYTES, NamedPolicy, PolicyKind, PolicySource};
 
 use crate::cors::CorsRule;
+use crate::logging::LoggingTarget;
 
 /// One bucket's settings, with its policy compiled.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct BucketRules {
     /// The CORS rules, read; `None` without a configuration (or with one that no longer reads:
     /// then no cross-origin request is admitted).
     cors: Option<Vec<CorsRule>>,
+    /// Where the server access log goes; `None`: logging off (or a target that no longer reads).
+    logging: Option<LoggingTarget>,
 }
 
 /// A bucket's policy as the Authorizer uses it.
@@ -65,12 +68,24 @@ impl BucketRules {
                 None
             }
         });
-        BucketRules { config, policy, cors }
+        let logging = config.logging.as_deref().and_then(|json| match serde_json::from_str(json) {
+            Ok(target) => Some(target),
+            Err(e) => {
+                tracing::error!(bucket, error = %e, "a stored logging target does not read; the bucket is not logged");
+                None
+            }
+        });
+        BucketRules { config, policy, cors, logging }
     }
 
     /// The bucket's CORS rules, if it has a configuration.
     pub fn cors(&self) -> Option<&[CorsRule]> {
         self.cors.as_deref()
+    }
+
+    /// Where the bucket's server access log goes, if it is logged.
+    pub fn logging(&self) -> Option<&LoggingTarget> {
+        self.logging.as_ref()
     }
 
     /// Whether the policy is public (see `latchkey_policy::Policy::is_public`).
@@ -117,13 +132,15 @@ impl BucketRules {
 
 /// A bucket without a stored row.
 static DEFAULT_RULES: LazyLock<Arc<BucketRules>> = LazyLock::new(|| {
-    Arc::new(BucketRules { config: BucketConfig::default(), policy: CompiledPolicy::None, cors: None })
+    Arc::new(BucketRules { config: BucketConfig::default(), policy: CompiledPolicy::None, cors: None, logging: None })
 });
 
 #[derive(Default)]
 struct Snapshot {
     generation: i64,
     buckets: HashMap<String, Arc<BucketRules>>,
+    /// Whether some bucket is logged (requests then note what its log line needs).
+    logging: bool,
 }
 
 pub struct BucketConfigs {
@@ -167,10 +184,15 @@ impl BucketConfigs {
         current.buckets.get(bucket).cloned().unwrap_or_else(|| DEFAULT_RULES.clone())
     }
 
+    /// Whether any bucket has its server access log on.
+    pub fn any_logging(&self) -> bool {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).logging
+    }
+
     /// Reads the store and replaces the snapshot (unless a newer one is in place already).
     pub async fn reload(&self) -> Result<(), MetaError> {
         let loaded = self.store.load_bucket_configs().await?;
-        let buckets = loaded
+        let buckets: HashMap<String, Arc<BucketRules>> = loaded
             .configs
             .into_iter()
             .map(|(bucket, config)| {
@@ -178,7 +200,8 @@ impl BucketConfigs {
                 (bucket, rules)
             })
             .collect();
-        let built = Arc::new(Snapshot { generation: loaded.generation, buckets });
+        let logging = buckets.values().any(|rules| rules.logging.is_some());
+        let built = Arc::new(Snapshot { generation: loaded.generation, buckets, logging });
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         if built.generation >= current.generation {
             *current = built;

@@ -20,6 +20,7 @@ mod envelope;
 mod error;
 pub mod json_api;
 mod list;
+pub mod logging;
 mod multipart;
 mod object;
 mod policy_request;
@@ -152,6 +153,18 @@ impl S3 for S3Front {
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         cors::delete_bucket_cors(self, req).await
+    }
+    async fn put_bucket_logging(
+        &self,
+        req: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        logging::put_bucket_logging(self, req).await
+    }
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        logging::get_bucket_logging(self, req).await
     }
     async fn put_bucket_encryption(
         &self,

@@ -19,6 +19,7 @@ use s3s::{Body, StdError};
 use serde::Serialize;
 
 use crate::access_path;
+use crate::bucket_log::{LoggedRequest, Record};
 use crate::idle::{BodyTally, Counted};
 use crate::security_events::{Answered, SecurityEvents};
 use crate::surface::Surface;
@@ -75,6 +76,8 @@ pub struct Entry {
     pub error_code: Option<String>,
     /// Which guard limit refused it, if one did.
     pub refused: Option<&'static str>,
+    /// What its bucket's server access log needs, while some bucket is logged.
+    pub logged: Option<LoggedRequest>,
 }
 
 #[derive(Serialize)]
@@ -132,11 +135,37 @@ impl Entry {
             access_key_id,
             user_agent: self.user_agent.as_deref(),
         });
+        let now = time::OffsetDateTime::now_utc();
+        if let Some(logged) = &self.logged {
+            // A request refused before it was parsed names its bucket in its path only.
+            let path_bucket = || {
+                let first = self.path.trim_start_matches('/').split('/').next().filter(|b| !b.is_empty());
+                first.filter(|_| self.surface == Surface::S3)
+            };
+            if let Some(bucket) = noted.bucket.as_deref().or_else(path_bucket) {
+                let record = Record {
+                    bucket,
+                    at: now,
+                    remote_ip: self.client,
+                    requester: noted.principal.as_deref(),
+                    request_id: &self.request_id,
+                    operation: noted.operation.as_deref(),
+                    method: self.method.as_str(),
+                    key: noted.key.as_deref(),
+                    path: &self.path,
+                    status: self.status,
+                    error_code: self.error_code.as_deref(),
+                    bytes_sent: bytes_out,
+                    total_ms: elapsed.as_millis(),
+                    user_agent: self.user_agent.as_deref(),
+                    auth: self.auth,
+                };
+                logged.log.record(&record, logged);
+            }
+        }
         let Some(sink) = &self.sink else { return };
         let line = Line {
-            time: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            time: now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             request_id: &self.request_id,
             principal: noted.principal.as_deref(),
             access_key_id,

@@ -51,6 +51,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 20;
 /// Audit digests every five minutes (CloudTrail writes its digest files hourly).
 pub const DEFAULT_AUDIT_DIGEST_INTERVAL_SECS: u64 = 300;
+pub const DEFAULT_BUCKET_LOG_FLUSH_SECS: u64 = 60;
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -104,6 +105,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// How often the audit chain's head is signed (`latchkey-audit`).
     pub audit_digest_interval: Duration,
+    /// How often buckets' server access logs are delivered into their target buckets.
+    pub bucket_log_flush: Duration,
     /// Open connections allowed, in all and per client address.
     pub connection_caps: ConnectionCaps,
     /// Networks admitted on every listener (`[networks]`), on top of each listener's own lists.
@@ -145,6 +148,7 @@ pub struct ConfigFile {
     pub header_read_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub audit_digest_interval_secs: Option<u64>,
+    pub bucket_log_flush_secs: Option<u64>,
     /// `stderr` (default), `off`, or a file path.
     pub access_log: Option<String>,
     pub max_connections: Option<usize>,
@@ -298,6 +302,10 @@ impl ServerConfig {
         let idle_timeout = Duration::from_secs(file.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS));
         let audit_digest_interval =
             Duration::from_secs(file.audit_digest_interval_secs.unwrap_or(DEFAULT_AUDIT_DIGEST_INTERVAL_SECS));
+        let bucket_log_flush = Duration::from_secs(file.bucket_log_flush_secs.unwrap_or(DEFAULT_BUCKET_LOG_FLUSH_SECS));
+        if bucket_log_flush.is_zero() {
+            bail!("bucket_log_flush_secs must be at least 1");
+        }
         if audit_digest_interval.is_zero() {
             bail!("audit_digest_interval_secs must be at least 1");
         }
@@ -345,6 +353,7 @@ impl ServerConfig {
             header_read_timeout,
             idle_timeout,
             audit_digest_interval,
+            bucket_log_flush,
             connection_caps,
             networks: global_networks,
             access_log: match file.access_log.as_deref() {
@@ -371,6 +380,15 @@ fn checked_alarms(alarms: Vec<AlarmRule>) -> anyhow::Result<Vec<AlarmRule>> {
     for alarm in &alarms {
         if let Some(problem) = alarm.problem() {
             bail!("{problem}");
+        }
+        if let Some(metric) = &alarm.metric
+            && !crate::metrics::SERIES.contains(&metric.as_str())
+        {
+            bail!(
+                "alarm {}: no metric is named {metric:?}; the metrics are {}",
+                alarm.name,
+                crate::metrics::SERIES.join(", ")
+            );
         }
         if !names.insert(alarm.name.as_str()) {
             bail!("two alarms are named {:?}", alarm.name);

@@ -11,6 +11,7 @@ mod access_log;
 mod access_path;
 mod admission;
 mod audit_api;
+mod bucket_log;
 pub mod config;
 mod cors;
 pub mod credentials;
@@ -46,6 +47,7 @@ use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
 
 pub use access_log::AccessSink;
+use bucket_log::BucketLog;
 pub use config::ServerConfig;
 use credentials::RootSource;
 use listener::Listener;
@@ -64,6 +66,7 @@ pub struct Server {
     linker: Linker,
     watcher: Watcher,
     dispatch: Arc<router::Dispatch>,
+    bucket_log: Arc<BucketLog>,
     objects: Arc<ObjectService>,
     shares: Arc<ShareService>,
     meta: Arc<dyn MetaStore>,
@@ -114,6 +117,7 @@ impl Server {
             latchkey_audit::alarm::Alarms::new(config.alarms.clone()),
             config.webhooks.clone(),
             poster,
+            Box::new(|| metrics::recorder().render()),
         );
         let share_key = ShareKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the share key in {}", config.data_dir.display()))?;
@@ -169,6 +173,7 @@ impl Server {
             config.connection_caps,
             config.trusted_proxies.clone(),
         ));
+        let bucket_log = BucketLog::new(configs.clone(), objects.clone(), &identity.account().id, &config.region);
         let dispatch = router::Dispatch::new(
             s3.build(),
             router::public_routes(
@@ -194,6 +199,7 @@ impl Server {
                     meta.clone(),
                     identity.account().root_arn(),
                 )),
+                bucket_log: bucket_log.clone(),
             },
         );
         Ok(Self {
@@ -206,6 +212,7 @@ impl Server {
             linker,
             watcher,
             dispatch: Arc::new(dispatch),
+            bucket_log,
             objects,
             shares,
             meta,
@@ -257,6 +264,7 @@ impl Server {
         tokio::spawn(self.watcher.run(until_stopped()));
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
         tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
+        let bucket_log = tokio::spawn(self.bucket_log.clone().run(self.config.bucket_log_flush, until_stopped()));
         let sweeper = tokio::spawn(async move { shares.run_sweeper(until_stopped()).await });
         let shared = Arc::new(listener::Shared {
             dispatch: self.dispatch.clone(),
@@ -305,6 +313,7 @@ impl Server {
         let _ = maintainer.await;
         let _ = config_maintainer.await;
         let _ = linker.await;
+        let _ = bucket_log.await;
         self.meta.close().await;
         Ok(())
     }

@@ -21,7 +21,7 @@ use crate::config::ListenerConfig;
 use crate::idle::{Activity, IdleIo};
 use crate::router;
 use crate::surface::Surfaces;
-use crate::tls::{self, Tls};
+use crate::tls::{self, Tls, TlsSession};
 
 /// HTTP/2 connections are pinged this often when idle, and closed when a ping goes unanswered
 /// for `H2_KEEP_ALIVE_TIMEOUT`.
@@ -162,7 +162,7 @@ impl Listener {
             };
             match self.tls.clone() {
                 None => {
-                    tokio::spawn(accepted.serve(stream, false, false));
+                    tokio::spawn(accepted.serve(stream, None, false));
                 }
                 Some(tls) => {
                     let plain_ok = shared.plain_http_from_loopback && peer.ip().is_loopback();
@@ -200,7 +200,7 @@ struct Accepted {
 
 impl Accepted {
     /// Serves HTTP/1.1 (or HTTP/2 if `h2`) on `io` until the client leaves or shutdown closes it.
-    async fn serve<I>(self, io: I, secure: bool, h2: bool)
+    async fn serve<I>(self, io: I, tls: Option<TlsSession>, h2: bool)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -209,7 +209,8 @@ impl Accepted {
         let conn = Arc::new(router::Connection {
             peer,
             public_base,
-            secure,
+            secure: tls.is_some(),
+            tls,
             surfaces,
             networks,
             listener,
@@ -253,15 +254,17 @@ impl Accepted {
         }
         if !tls::starts_handshake(first[0]) {
             if plain_ok {
-                return self.serve(stream, false, false).await;
+                return self.serve(stream, None, false).await;
             }
             let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, USE_HTTPS).await;
             return;
         }
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
             Ok(Ok(tls_stream)) => {
-                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                self.serve(tls_stream, true, h2).await
+                let session = tls_stream.get_ref().1;
+                let h2 = session.alpn_protocol() == Some(b"h2");
+                let negotiated = TlsSession::of(session);
+                self.serve(tls_stream, Some(negotiated), h2).await
             }
             Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

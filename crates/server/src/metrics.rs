@@ -7,8 +7,10 @@
 //! request_line, header_timeout, idle_body, idle_response, forwarding_header),
 //! `latchkey_open_connections`; and from the layers behind: `latchkey_presigned_expired_total`
 //! (router), `latchkey_shares_total{outcome}` (share service),
-//! `latchkey_store_duration_seconds{operation}` (`latchkey_meta::timed`) and
-//! `latchkey_audit_chain_length` (the audit linker).
+//! `latchkey_store_duration_seconds{operation}` (`latchkey_meta::timed`),
+//! `latchkey_audit_chain_length` (the audit linker) and `latchkey_bucket_log_lines_total{outcome}`
+//! (server access logs delivered into buckets or dropped). [`SERIES`] lists them for metric
+//! alarm rules.
 
 use std::sync::OnceLock;
 
@@ -18,6 +20,26 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 /// Request latency buckets, in seconds: from a cached small GET to a large upload.
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
+
+/// Every series name rendered, histograms as their `_bucket`, `_sum` and `_count` series.
+pub const SERIES: [&str; 16] = [
+    "latchkey_requests_total",
+    "latchkey_request_duration_seconds_bucket",
+    "latchkey_request_duration_seconds_sum",
+    "latchkey_request_duration_seconds_count",
+    "latchkey_bytes_in_total",
+    "latchkey_bytes_out_total",
+    "latchkey_denied_total",
+    "latchkey_refused_total",
+    "latchkey_open_connections",
+    "latchkey_presigned_expired_total",
+    "latchkey_shares_total",
+    "latchkey_store_duration_seconds_bucket",
+    "latchkey_store_duration_seconds_sum",
+    "latchkey_store_duration_seconds_count",
+    "latchkey_audit_chain_length",
+    "latchkey_bucket_log_lines_total",
+];
 
 /// The recorder, installed on first use. One per process: a second server in the same process
 /// shares it.

@@ -29,12 +29,14 @@ use tower::ServiceExt;
 
 use crate::access_log::{self, AccessSink, AuthType, Logged};
 use crate::admission::{Admission, NetworkList, Refusal};
+use crate::bucket_log::{BucketLog, LoggedRequest};
 use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
 use crate::idle::{Activity, BodyTally, IdleBody, request_timeout};
 use crate::rate::{self, RateLimits};
 use crate::security_events::SecurityEvents;
 use crate::signed_api::is_signed_api;
 use crate::surface::{Surface, Surfaces};
+use crate::tls::TlsSession;
 use crate::{access_path, cors, error_body};
 
 /// How long `/-/health` waits for the metadata store before calling it down.
@@ -123,6 +125,8 @@ pub struct Dispatch {
     /// Where access-log lines go; `None`: nowhere (metrics are still kept).
     access_log: Option<Arc<dyn AccessSink>>,
     security_events: Arc<SecurityEvents>,
+    /// Server access logs delivered into buckets.
+    bucket_log: Arc<BucketLog>,
 }
 
 /// What guards every request before it is routed: whose forwarding headers are believed, the
@@ -137,6 +141,7 @@ pub struct Guard {
     pub idle_timeout: Duration,
     pub access_log: Option<Arc<dyn AccessSink>>,
     pub security_events: Arc<SecurityEvents>,
+    pub bucket_log: Arc<BucketLog>,
 }
 
 /// What a connection tells every request on it.
@@ -147,6 +152,8 @@ pub struct Connection {
     pub public_base: PublicBase,
     /// TLS terminated here (`aws:SecureTransport`, HSTS).
     pub secure: bool,
+    /// The TLS version and cipher suite negotiated, for bucket logs.
+    pub tls: Option<TlsSession>,
     /// What its listener serves; other requests get a bare 404.
     pub surfaces: Surfaces,
     /// Its listener's own networks, for clients named by trusted proxies.
@@ -196,6 +203,7 @@ impl Dispatch {
             idle_timeout,
             access_log,
             security_events,
+            bucket_log,
         } = guard;
         let hsts = (hsts_max_age_secs > 0)
             .then(|| HeaderValue::try_from(format!("max-age={hsts_max_age_secs}")).expect("digits are a header value"));
@@ -216,6 +224,7 @@ impl Dispatch {
             idle_timeout,
             access_log,
             security_events,
+            bucket_log,
         }
     }
 
@@ -267,6 +276,7 @@ impl Dispatch {
             status: resp.status().as_u16(),
             error_code: None,
             refused,
+            logged: self.bucket_log.active().then(|| self.logged_request(&req, &conn)),
         };
         let refusal = if malformed {
             Some((bad_forwarding_header(), "forwarding_header"))
@@ -410,6 +420,21 @@ fn own_operation(path: &str) -> Option<&'static str> {
         _ if is_signed_api(path) => "SharesApi",
         _ => return None,
     })
+}
+
+impl Dispatch {
+    /// What a logged bucket's server access log needs of a request.
+    fn logged_request<B>(&self, req: &Request<B>, conn: &Connection) -> LoggedRequest {
+        let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(capped);
+        LoggedRequest {
+            log: self.bucket_log.clone(),
+            host: header(http::header::HOST).or_else(|| req.uri().authority().map(|a| capped(a.as_str()))),
+            referer: header(http::header::REFERER),
+            http_version: req.version(),
+            signature_version: LoggedRequest::signature_version(req.headers(), req.uri().query()),
+            tls: conn.tls,
+        }
+    }
 }
 
 /// A client-chosen header value as the access log may hold it.

@@ -52,6 +52,36 @@ impl Tls {
     }
 }
 
+/// What a connection's handshake settled, as S3's server access logs name it: `TLSv1.3`, and
+/// the suite's IANA name (`TLS_AES_128_GCM_SHA256`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsSession {
+    pub version: &'static str,
+    pub cipher_suite: &'static str,
+}
+
+impl TlsSession {
+    pub fn of(session: &rustls::ServerConnection) -> TlsSession {
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "-",
+        };
+        let suite = session.negotiated_cipher_suite().and_then(|suite| suite.suite().as_str());
+        // rustls names TLS 1.3 suites `TLS13_...`; their IANA names are `TLS_...`.
+        let cipher_suite = match suite {
+            Some(name) => name
+                .strip_prefix("TLS13_")
+                .map_or(name, |rest| IANA_TLS13.iter().find(|n| n[4..] == *rest).copied().unwrap_or(name)),
+            None => "-",
+        };
+        TlsSession { version, cipher_suite }
+    }
+}
+
+/// The TLS 1.3 suites rustls offers, by their IANA names.
+const IANA_TLS13: [&str; 3] = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"];
+
 /// Whether a connection that begins with `first` is starting a TLS handshake.
 pub fn starts_handshake(first: u8) -> bool {
     first == HANDSHAKE_RECORD

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use latchkey_identity::ClientConnection;
+use latchkey_identity::{ClientConnection, RequestNote};
 use latchkey_meta::{ListedShare, Share, ShareFilter};
 use latchkey_s3::json_api::{self, api_error, json};
 use s3s::route::S3Route;
@@ -332,11 +332,13 @@ async fn access_object(
     State(shares): State<Arc<ShareService>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(base): Extension<PublicBase>,
+    note: Option<Extension<Arc<RequestNote>>>,
     Query(query): Query<NonceQuery>,
     headers: HeaderMap,
 ) -> Response {
     let Some(token) = nonce(&headers, query.nonce) else { return refused() };
-    redeem_response(&shares, &token, peer, &base, &headers, refused).await
+    let note = note.as_ref().map(|Extension(note)| note.as_ref());
+    redeem_response(&shares, &token, peer, &base, &headers, note, refused).await
 }
 
 /// `HEAD /-/access-object`: what a download would be, without using the link (link checkers and
@@ -370,6 +372,7 @@ async fn inspect_object(
 async fn upload_object(
     State(shares): State<Arc<ShareService>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    note: Option<Extension<Arc<RequestNote>>>,
     Query(query): Query<NonceQuery>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -382,6 +385,9 @@ async fn upload_object(
     };
     match shares.upload(&token, &redeemer(peer, &headers), request, body.into_data_stream()).await {
         Ok((_, record)) => {
+            if let Some(Extension(note)) = &note {
+                note.target(Some(&record.bucket), Some(&record.key));
+            }
             let name = record.key.rsplit('/').next().unwrap_or(&record.key);
             let receipt = serde_json::json!({ "name": name, "size": record.size, "etag": record.etag });
             (StatusCode::CREATED, axum::Json(receipt)).into_response()
@@ -409,13 +415,15 @@ pub(crate) fn upload_failure(e: &UploadError) -> Option<(StatusCode, String)> {
     Some((status, e.to_string()))
 }
 
-/// Redeems and answers: the download, or `refusal()` (an API 403 or the landing page).
+/// Redeems and answers: the download, or `refusal()` (an API 403 or the landing page). What
+/// was handed out is noted for the access logs.
 pub(crate) async fn redeem_response(
     shares: &ShareService,
     token: &str,
     peer: SocketAddr,
     base: &PublicBase,
     headers: &HeaderMap,
+    note: Option<&RequestNote>,
     refusal: fn() -> Response,
 ) -> Response {
     let range = match headers.get(header::RANGE).map(|v| v.to_str().ok().and_then(|r| RangeHeader::parse(r).ok())) {
@@ -424,10 +432,15 @@ pub(crate) async fn redeem_response(
         Some(None) => return StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
     };
     match shares.redeem(token, &redeemer(peer, headers), range.as_ref(), &base.0).await {
-        Ok(granted) => match granted.delivery {
-            Delivery::Stream(read) => download(&granted.share, *read),
-            Delivery::Redirect(url) => redirect(&url),
-        },
+        Ok(granted) => {
+            if let Some(note) = note {
+                note.target(Some(&granted.share.bucket), Some(&granted.share.key));
+            }
+            match granted.delivery {
+                Delivery::Stream(read) => download(&granted.share, *read),
+                Delivery::Redirect(url) => redirect(&url),
+            }
+        }
         Err(RedeemError::Denied(_)) => refusal(),
         Err(RedeemError::BadRange) => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
         Err(RedeemError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

@@ -17,6 +17,7 @@ use time::macros::format_description;
 
 use crate::http::{PublicBase, redeem_response, redeemer, upload_failure};
 use crate::service::{RedeemError, ShareService, UploadError, UploadRequest};
+use latchkey_identity::RequestNote;
 use latchkey_meta::{ObjectRecord, Share};
 
 /// No scripts, no third-party anything, no referrer (the URL is the secret), no framing, no
@@ -141,12 +142,13 @@ pub(crate) async fn take(
     request: Request,
 ) -> Response {
     let headers = request.headers().clone();
+    let note = request.extensions().get::<Arc<RequestNote>>().cloned();
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_form {
-        return redeem_response(&shares, &token, peer, &base, &headers, refused_page).await;
+        return redeem_response(&shares, &token, peer, &base, &headers, note.as_deref(), refused_page).await;
     }
     let outcome = match Multipart::from_request(request, &()).await {
         Ok(form) => upload_from_form(&shares, &token, peer, &headers, form).await,
@@ -154,6 +156,9 @@ pub(crate) async fn take(
     };
     match outcome {
         Ok(record) => {
+            if let Some(note) = &note {
+                note.target(Some(&record.bucket), Some(&record.key));
+            }
             let name = record.key.rsplit('/').next().unwrap_or(&record.key);
             let body = format!(
                 "<h1>Uploaded</h1><p id=\"received\">{} ({}) was received. You can close this page.</p>",
