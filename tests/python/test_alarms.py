@@ -151,6 +151,7 @@ def test_a_metric_rule_fires_once_when_its_series_rise_past_the_threshold(receiv
     server = Server(tmp_path / "data", config={"alarms": [rule], "webhooks": [{"url": receiver.url, "secret": SECRET}]})
     server.start()
     try:
+        time.sleep(1.5)  # the first reading of the metrics is the base
         start_of_a_window()
         for _ in range(2):
             assert signed_request(server, "GET", "/", ACCESS_KEY, "not-the-secret").status_code == 403
@@ -203,6 +204,7 @@ def test_bad_alarm_and_webhook_settings_are_refused_at_start(tmp_path):
         ({"alarms": [{"name": "a", "event": "x", "treshold": 3}]}, "treshold"),
         ({"alarms": [{"name": "m", "metric": "latchkey_nope_total"}]}, "alarm m: no metric is named"),
         ({"alarms": [{"name": "m", "metric": "latchkey_denied_total", "principal": "x"}]}, "a metric rule takes no"),
+        ({"alarms": [{"name": "m", "metric": "latchkey_denied_total", "labels": {"cod": "x"}}]}, "has no label \"cod\""),
         ({"webhooks": [{"url": "ftp://x/y", "secret": SECRET}]}, "http:// or https://"),
         ({"webhooks": [{"url": "http://x/y", "secret": "short"}]}, "at least 16"),
     )):

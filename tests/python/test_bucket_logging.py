@@ -13,7 +13,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, Server
+from conftest import ACCESS_KEY, Server, audit_rows
 from test_identity import allow, client, error_code, new_user, signed_request
 from test_shares import mint
 
@@ -22,8 +22,17 @@ NAME = re.compile(r"^access/\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9A-F]{16}$")
 ROOT_ARN = "arn:aws:iam::000000000000:root"
 
 
-def logging_server(tmp_path, flush=1):
-    return Server(tmp_path / "data", config={"bucket_log_flush_secs": flush}).start()
+def logging_server(tmp_path, source, flush=1):
+    """A server delivering logs every `flush` seconds, with buckets `source` and `logs`; and a client."""
+    server = Server(tmp_path / "data", config={"bucket_log_flush_secs": flush}).start()
+    s3 = server.client()
+    try:
+        s3.create_bucket(Bucket=source)
+        s3.create_bucket(Bucket="logs")
+    except Exception:
+        server.stop()
+        raise
+    return server, s3
 
 
 def enable(s3, source, target, prefix="access/", key_format=None):
@@ -56,11 +65,8 @@ def wait_for_lines(s3, bucket, prefix, request_ids, timeout=15):
 
 
 def test_requests_on_a_logged_bucket_arrive_in_s3_format_in_its_target(tmp_path):
-    server = logging_server(tmp_path)
+    server, s3 = logging_server(tmp_path, "source")
     try:
-        s3 = server.client()
-        s3.create_bucket(Bucket="source")
-        s3.create_bucket(Bucket="logs")
         assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="source")
         enable(s3, "source", "logs")
         enabled = s3.get_bucket_logging(Bucket="source")["LoggingEnabled"]
@@ -72,8 +78,8 @@ def test_requests_on_a_logged_bucket_arrive_in_s3_format_in_its_target(tmp_path)
         ids["put"] = put["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
         url = server.client(signature_version="s3v4").generate_presigned_url("get_object", Params={"Bucket": "source", "Key": "dir/a b.txt"})
         signature = re.search(r"X-Amz-Signature=([0-9a-f]+)", url).group(1)
-        got = requests.get(url, headers={"User-Agent": 'agent "quoted"\tand tabbed', "Referer": "https://r.test/"},
-                           timeout=10)
+        referer = f"https://user:pw@r.test/page?X-Amz-Signature={signature}#frag"
+        got = requests.get(url, headers={"User-Agent": 'agent "quoted"\tand tabbed\\', "Referer": referer}, timeout=10)
         assert got.content == b"twelve bytes"
         ids["presigned"] = got.headers["x-amz-request-id"]
         forged = signed_request(server, "GET", "/source/dir/a%20b.txt", ACCESS_KEY, "not-the-secret")
@@ -105,7 +111,7 @@ def test_requests_on_a_logged_bucket_arrive_in_s3_format_in_its_target(tmp_path)
         presigned = by_id[ids["presigned"]]
         assert (presigned[6], presigned[9], presigned[11]) == ("REST.GET.OBJECT", "200", "12")
         assert presigned[8] == "GET /source/dir/a%20b.txt HTTP/1.1", "no query string: no signature"
-        assert (presigned[15], presigned[16]) == ("https://r.test/", 'agent %22quoted%22%09and tabbed')
+        assert (presigned[15], presigned[16]) == ("https://r.test/page", "agent %22quoted%22%09and tabbed%5C")
         assert (presigned[19], presigned[21]) == ("SigV4", "QueryString")
 
         refused = by_id[ids["forged"]]
@@ -133,11 +139,8 @@ def test_requests_on_a_logged_bucket_arrive_in_s3_format_in_its_target(tmp_path)
 
 
 def test_partitioned_names_and_delivery_at_shutdown(tmp_path):
-    server = logging_server(tmp_path, flush=3600)
+    server, s3 = logging_server(tmp_path, "src", flush=3600)
     try:
-        s3 = server.client()
-        s3.create_bucket(Bucket="src")
-        s3.create_bucket(Bucket="logs")
         enable(s3, "src", "logs", prefix="p/",
                key_format={"PartitionedPrefix": {"PartitionDateSource": "EventTime"}})
         assert s3.get_bucket_logging(Bucket="src")["LoggingEnabled"]["TargetObjectKeyFormat"] == \
@@ -152,6 +155,26 @@ def test_partitioned_names_and_delivery_at_shutdown(tmp_path):
         assert re.fullmatch(rf"p/000000000000/us-east-1/src/{day}/{day.replace('/', '-')}-00-00-00-[0-9A-F]{{16}}",
                             name), name
         assert request_id in text
+    finally:
+        server.stop()
+
+
+def test_delivery_stops_when_whoever_set_the_target_may_no_longer_write_there(tmp_path):
+    server, s3 = logging_server(tmp_path, "src")
+    try:
+        name, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:PutBucketLogging", "Resource": "arn:aws:s3:::src"},
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::logs/alice/*"}]})
+        enable(client(server, "s3", key_id, secret), "src", "logs", prefix="alice/")
+        first = s3.put_object(Bucket="src", Key="one", Body=b"1")["ResponseMetadata"]["RequestId"]
+        objects, _ = wait_for_lines(s3, "logs", "alice/", [first])
+        assert any(first in text for text in objects.values()), "delivered while allowed"
+        client(server, "iam").delete_user_policy(UserName=name, PolicyName="p")
+        later = s3.put_object(Bucket="src", Key="two", Body=b"2")["ResponseMetadata"]["RequestId"]
+        time.sleep(3)
+        assert not any(later in text for text in log_objects(s3, "logs", "alice/").values())
+        denials = [row["reason"] for row in audit_rows(server, "policy.denied")]
+        assert any(r.startswith("s3:PutObject on arn:aws:s3:::logs/alice/") for r in denials), denials
     finally:
         server.stop()
 

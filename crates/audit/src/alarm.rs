@@ -214,8 +214,9 @@ pub struct Alarms {
 struct MetricWindow {
     start: i64,
     base: f64,
-    /// The sum at the last reading, the next window's base.
+    /// The sum at the last reading (the next window's base) and when it was read.
     last: f64,
+    read_at: i64,
     fired: bool,
 }
 
@@ -230,7 +231,9 @@ impl Alarms {
     }
 
     /// Takes in a reading of the metrics at `now`; the firings it causes. A counter's rise is
-    /// measured from the last reading of the window before (or from zero on the first).
+    /// measured from the last reading of the window before; the first reading, and one after a
+    /// gap longer than the window (the readings stalled), only set the base: a rise of unknown
+    /// timing is not put in one window.
     pub fn observe_metrics(&mut self, figures: &Figures, now: OffsetDateTime) -> Vec<Firing> {
         let mut fired = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
@@ -238,13 +241,17 @@ impl Alarms {
             let labels: Vec<(String, String)> = rule.labels.clone().into_iter().collect();
             let sum = figures.sum(metric, &labels).unwrap_or(0.0);
             let window = rule.window_secs as i64;
-            let start = now.unix_timestamp().div_euclid(window) * window;
-            let state =
-                self.metric_windows.entry(index).or_insert(MetricWindow { start, base: 0.0, last: 0.0, fired: false });
-            if state.start != start {
-                *state = MetricWindow { start, base: state.last, last: state.last, fired: false };
+            let at = now.unix_timestamp();
+            let start = at.div_euclid(window) * window;
+            let fresh = MetricWindow { start, base: sum, last: sum, read_at: at, fired: false };
+            let state = self.metric_windows.entry(index).or_insert(fresh);
+            if at - state.read_at > window {
+                *state = fresh;
+            } else if state.start != start {
+                *state = MetricWindow { start, base: state.last, fired: false, ..*state };
             }
             state.last = sum;
+            state.read_at = at;
             let gauge = figures.is_gauge(metric);
             let value = if gauge { sum } else { sum - state.base };
             if !state.fired && value > rule.threshold as f64 {
@@ -447,8 +454,9 @@ mod tests {
         };
         let at = |s: i64| OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap();
         let names = |fired: Vec<Firing>| fired.into_iter().map(|f| f.rule).collect::<Vec<_>>();
-        assert!(alarms.observe_metrics(&reading(5, 50, 10), at(1)).is_empty(), "five is not more than five");
-        let fired = alarms.observe_metrics(&reading(6, 50, 10), at(2));
+        assert!(alarms.observe_metrics(&reading(40, 50, 10), at(0)).is_empty(), "the first reading is the base");
+        assert!(alarms.observe_metrics(&reading(45, 50, 10), at(1)).is_empty(), "five is not more than five");
+        let fired = alarms.observe_metrics(&reading(46, 50, 10), at(2));
         assert_eq!(fired[0].describe(), "denials: latchkey_denied_total rose by 6 in 60 s (threshold 5)");
         assert!(alarms.observe_metrics(&reading(60, 50, 10), at(3)).is_empty(), "once per window");
         // The next window counts from the last reading of this one.
@@ -457,6 +465,9 @@ mod tests {
         let fired = alarms.observe_metrics(&reading(66, 90, 500), at(121));
         assert_eq!(fired[0].describe(), "open: latchkey_open_connections at 500 (threshold 100)");
         assert_eq!(fired[0].window_start, at(120));
+        // Readings that stalled for longer than a window: the rise is not known to be recent.
+        assert!(alarms.observe_metrics(&reading(1000, 90, 10), at(400)).is_empty());
+        assert_eq!(names(alarms.observe_metrics(&reading(1006, 90, 10), at(401))), ["denials"]);
     }
 
     #[test]

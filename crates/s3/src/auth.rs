@@ -6,6 +6,7 @@
 //! returns. [`Authorizer`] then refuses what no backend can store and asks the identity service
 //! whether the caller's policies and the bucket's policy allow the operation.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use latchkey_meta::{AuditEvent, MetaStore, PresignedStore, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::{PutBucketLoggingInput, PutObjectTaggingInput};
+use s3s::dto::PutObjectTaggingInput;
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
@@ -225,6 +226,34 @@ impl ObjectPermission {
         let mut context = RequestContext::clone(&self.context);
         self.authorizer.judge(self.caller.as_ref(), &mut context, &checks, self.source_ip).await.is_ok()
     }
+
+    /// The caller's ARN; `None` for an unsigned request.
+    pub fn principal(&self) -> Option<String> {
+        let account = self.authorizer.identity.account();
+        self.caller.as_ref().map(|caller| caller.principal(account).arn)
+    }
+
+    pub fn account(&self) -> &str {
+        &self.authorizer.identity.account().id
+    }
+}
+
+impl Authorizer {
+    /// Whether the principal recorded as `arn` (`None`: anonymous) may do `action` on
+    /// `bucket/key` now, for work done later on its behalf; a refusal is audited. A principal
+    /// deleted since may do nothing.
+    pub async fn permits(&self, arn: Option<&str>, action: &str, bucket: &str, key: &str) -> bool {
+        let caller = match arn {
+            Some(arn) => match self.identity.principal_caller(arn) {
+                Some(caller) => Some(caller),
+                None => return false,
+            },
+            None => None,
+        };
+        let checks = [(action.to_owned(), format!("arn:aws:s3:::{bucket}/{key}"))];
+        let mut context = RequestContext::new();
+        self.judge(caller.as_ref(), &mut context, &checks, None).await.is_ok()
+    }
 }
 
 /// The bucket an ARN from `policy_request` names (`arn:aws:s3:::bucket/key` or `...:::bucket`).
@@ -260,7 +289,7 @@ fn session_token(cx: &S3AccessContext<'_>, access_key: &str) -> Option<String> {
     if let Some(token) = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
         return Some(token.to_owned());
     }
-    policy_request::query_param(cx.uri().query()?, "X-Amz-Security-Token")
+    crate::query::get(cx.uri().query()?, "X-Amz-Security-Token").map(Cow::into_owned)
 }
 
 /// An S3 request's checks left to its operation's hook: what they judge is in the body.
@@ -389,13 +418,17 @@ impl S3Access for Authorizer {
             checks.push(("s3:GetObject".to_owned(), source));
         }
         match operation {
-            // The tags asked for are in the body (s3:RequestObjectTag/*), as is the logging
-            // target (s3:PutObject there): judged in the operation's hook, once s3s has parsed it.
-            "PutObjectTagging" | "PutBucketLogging" => {
+            // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the
+            // operation's hook, once s3s has parsed it.
+            "PutObjectTagging" => {
                 cx.extensions_mut().insert(Deferred { caller: caller.clone(), context, checks, source_ip });
             }
-            // Each key is judged by the operation (no check was collected above).
-            "DeleteObjects" => {
+            // Each key is judged by the operation (no check was collected above); a logging
+            // target's keys too, once the operation itself is allowed.
+            "DeleteObjects" | "PutBucketLogging" => {
+                if operation == "PutBucketLogging" {
+                    self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?;
+                }
                 cx.extensions_mut().insert(ObjectPermission {
                     authorizer: self.clone(),
                     caller: caller.clone(),
@@ -405,9 +438,8 @@ impl S3Access for Authorizer {
             }
             _ => self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?,
         }
-        // A counted presigned URL spends a use only once the request is allowed. Its parameter
-        // name may come percent-encoded, so any query with an escape is read (`counted.rs`).
-        if cx.uri().query().is_some_and(|q| q.contains(counted::MAX_USES_PARAM) || q.contains('%')) {
+        // A counted presigned URL spends a use only once the request is allowed.
+        if cx.uri().query().is_some_and(|q| crate::query::has(q, counted::MAX_USES_PARAM)) {
             let principal = caller.as_ref().map(|c| c.principal(self.identity.account()).arn);
             let ip = source_ip.map(|ip| ip.to_string());
             counted::spend(cx, self.presigned.as_ref(), self.meta.as_ref(), principal, ip).await?;
@@ -430,19 +462,6 @@ impl S3Access for Authorizer {
             .iter()
             .map(|tag| (tag.key.clone().unwrap_or_default(), tag.value.clone().unwrap_or_default()));
         policy_request::insert_request_tags(&mut deferred.context, tags.collect())?;
-        self.judge(deferred.caller.as_ref(), &mut deferred.context, &deferred.checks, deferred.source_ip).await
-    }
-
-    /// The log objects are written into the target on the caller's behalf: the caller must be
-    /// allowed to write them there itself.
-    async fn put_bucket_logging(&self, req: &mut S3Request<PutBucketLoggingInput>) -> S3Result<()> {
-        let Some(mut deferred) = req.extensions.remove::<Deferred>() else {
-            return Err(s3_error!(AccessDenied, "Access Denied"));
-        };
-        if let Some(target) = crate::logging::target_of(&req.input.bucket_logging_status)? {
-            let resource = format!("arn:aws:s3:::{}/{}", target.target_bucket, target.target_prefix);
-            deferred.checks.push(("s3:PutObject".to_owned(), resource));
-        }
         self.judge(deferred.caller.as_ref(), &mut deferred.context, &deferred.checks, deferred.source_ip).await
     }
 }

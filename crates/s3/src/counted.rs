@@ -29,12 +29,12 @@ const MAX_LIFETIME_SECS: i64 = 604_800;
 /// same parameter). `header_signed`: the request carries an `Authorization` header.
 fn counted(query: &str, header_signed: bool) -> S3Result<Option<Counted>> {
     let (mut max_uses, mut signature, mut date, mut lifetime, mut sigv2) = (None, None, None, None, false);
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+    for (name, value) in crate::query::params(query) {
         match &*name {
-            MAX_USES_PARAM => max_uses = Some(value.into_owned()),
-            "X-Amz-Signature" => signature = Some(value.into_owned()),
-            "X-Amz-Date" => date = Some(value.into_owned()),
-            "X-Amz-Expires" => lifetime = value.parse::<i64>().ok(),
+            MAX_USES_PARAM => max_uses = Some(value.decode()),
+            "X-Amz-Signature" => signature = Some(value.decode().into_owned()),
+            "X-Amz-Date" => date = Some(value.decode()),
+            "X-Amz-Expires" => lifetime = value.decode().parse::<i64>().ok(),
             "Signature" | "AWSAccessKeyId" => sigv2 = true,
             _ => {}
         }

@@ -129,13 +129,13 @@ impl SigningRules {
 fn signing<'a>(uri: &Uri, headers: &'a HeaderMap) -> Signing<'a> {
     let mut v2_signature = false;
     let (mut v2_expires, mut v4_credential, mut v4_signature, mut v4_expires) = (None, None, false, None);
-    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+    for (name, value) in crate::query::params(uri.query().unwrap_or_default()) {
         match name.as_ref() {
             "Signature" => v2_signature = true,
-            "Expires" => v2_expires = Some(value.into_owned()),
+            "Expires" => v2_expires = Some(value.decode().into_owned()),
             "X-Amz-Signature" => v4_signature = true,
-            "X-Amz-Credential" => v4_credential = Some(value.into_owned()),
-            "X-Amz-Expires" => v4_expires = Some(value.into_owned()),
+            "X-Amz-Credential" => v4_credential = Some(value.decode().into_owned()),
+            "X-Amz-Expires" => v4_expires = Some(value.decode().into_owned()),
             _ => {}
         }
     }

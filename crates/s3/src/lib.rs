@@ -26,6 +26,7 @@ mod object;
 mod policy_request;
 pub mod presigned_api;
 mod public_access_block;
+pub mod query;
 pub mod revoked;
 mod sigv2;
 mod sse;

@@ -8,6 +8,8 @@ use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 use time::OffsetDateTime;
 
+use crate::query;
+
 /// The IAM action of an S3 operation (by s3s's operation name). Operations that AWS authorises
 /// under another operation's action say so here (HEAD is GET, listing is `s3:ListBucket`...).
 pub fn action(operation: &str) -> String {
@@ -70,8 +72,8 @@ pub fn s3_context(
     let query = cx.uri().query().unwrap_or_default();
     let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
 
-    let presigned_v4 = query_param(query, "X-Amz-Signature").is_some();
-    let presigned_v2 = query_param(query, "Signature").is_some() && query_param(query, "AWSAccessKeyId").is_some();
+    let presigned_v4 = query::has(query, "X-Amz-Signature");
+    let presigned_v2 = query::has(query, "Signature") && query::has(query, "AWSAccessKeyId");
     let auth_header = header("authorization").unwrap_or_default();
     let (auth_type, version) = if presigned_v4 {
         ("REST-QUERY-STRING", "AWS4-HMAC-SHA256")
@@ -85,7 +87,7 @@ pub fn s3_context(
     context.insert("s3:authType", auth_type);
     context.insert("s3:signatureversion", version);
     // Milliseconds since the signature was made (SigV4: X-Amz-Date, in the query or a header).
-    let signed_at = match query_param(query, "X-Amz-Date") {
+    let signed_at = match query::get(query, "X-Amz-Date") {
         Some(date) => parse_amz_date(&date),
         None => header("x-amz-date").and_then(parse_amz_date),
     };
@@ -94,8 +96,8 @@ pub fn s3_context(
         context.insert("s3:signatureAge", age.to_string());
     }
     for (key, name) in [("s3:prefix", "prefix"), ("s3:delimiter", "delimiter"), ("s3:max-keys", "max-keys")] {
-        if let Some(value) = query_param(query, name) {
-            context.insert(key, value);
+        if let Some(value) = query::get(query, name) {
+            context.insert(key, value.into_owned());
         }
     }
     // The tags a write stores from x-amz-tagging: only where the operation uses that header
@@ -140,20 +142,6 @@ pub fn insert_request_tags(context: &mut RequestContext, tags: Vec<(String, Stri
     Ok(())
 }
 
-/// The value of one query parameter, percent-decoded only when it is the one asked for: every
-/// request builds its context, so the rest of the query string is not decoded. Names match
-/// exactly, as s3s matches them when it reads the operation's input (which refuses a name given
-/// twice): a condition must judge the value the operation will use, so `Prefix=` is not `prefix=`.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| {
-            let value = value.replace('+', " ");
-            percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned()
-        })
-    })
-}
-
 /// `20261205T101500Z` as an instant.
 fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -179,17 +167,6 @@ mod tests {
         assert_eq!(resource(&S3Path::Root), "*");
         assert_eq!(resource(&S3Path::Bucket { bucket: "b".into() }), "arn:aws:s3:::b");
         assert_eq!(resource(&S3Path::Object { bucket: "b".into(), key: "a/b c".into() }), "arn:aws:s3:::b/a/b c");
-    }
-
-    #[test]
-    fn query_parameters_are_found_by_their_exact_name_and_decoded() {
-        let query = "Prefix=home%2Fbob%2F&prefix=home%2Falice%2F&X-Amz-Date=20261205T101500Z&delimiter=%2F&q=a+b";
-        assert_eq!(query_param(query, "prefix").as_deref(), Some("home/alice/"));
-        assert_eq!(query_param(query, "X-Amz-Date").as_deref(), Some("20261205T101500Z"));
-        assert_eq!(query_param(query, "x-amz-date"), None);
-        assert_eq!(query_param(query, "q").as_deref(), Some("a b"));
-        assert_eq!(query_param(query, "max-keys"), None);
-        assert_eq!(query_param("flag&x=1", "flag").as_deref(), Some(""));
     }
 
     #[test]

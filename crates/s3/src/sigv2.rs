@@ -77,7 +77,7 @@ impl SigV2Verifier {
     pub async fn verify(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> S3Result<()> {
         // Most requests are SigV4: tell them apart before copying the query (names are decoded,
         // as s3s decodes them: `Sig%6Eature` is a SigV2 signature too).
-        let v2_query = uri.query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Signature"));
+        let v2_query = uri.query().is_some_and(|q| crate::query::has(q, "Signature"));
         let v2_header = headers.get(header::AUTHORIZATION).is_some_and(|a| a.as_bytes().starts_with(b"AWS "));
         if !v2_query && !v2_header {
             return Ok(());

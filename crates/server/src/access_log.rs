@@ -47,9 +47,9 @@ impl AuthType {
         if headers.contains_key(http::header::AUTHORIZATION) {
             return AuthType::Header;
         }
-        let presigned = query.is_some_and(|q| {
-            q.split('&').any(|pair| pair.starts_with("X-Amz-Signature=") || pair.starts_with("Signature="))
-        });
+        // Names read as s3s reads them: `X-Amz-%53ignature` is a presigned URL too.
+        let presigned = query
+            .is_some_and(|q| latchkey_s3::query::has(q, "X-Amz-Signature") || latchkey_s3::query::has(q, "Signature"));
         if presigned { AuthType::Presigned } else { AuthType::Anonymous }
     }
 }
@@ -110,9 +110,19 @@ impl Entry {
         let noted = self.note.take();
         let bytes_in = self.body.received();
         let surface = self.surface.name();
-        let operation = noted.operation.as_deref().unwrap_or("-");
-        let status = self.status.to_string();
-        metrics::counter!("latchkey_requests_total", "surface" => surface, "operation" => operation.to_owned(), "status" => status)
+        // Operation names are mostly static, and so are the common statuses: labels without
+        // an allocation (this runs for every request).
+        let operation = noted.operation.clone().unwrap_or(Cow::Borrowed("-"));
+        let status: Cow<'static, str> = match self.status {
+            200 => Cow::Borrowed("200"),
+            204 => Cow::Borrowed("204"),
+            206 => Cow::Borrowed("206"),
+            304 => Cow::Borrowed("304"),
+            403 => Cow::Borrowed("403"),
+            404 => Cow::Borrowed("404"),
+            other => Cow::Owned(other.to_string()),
+        };
+        metrics::counter!("latchkey_requests_total", "surface" => surface, "operation" => operation, "status" => status)
             .increment(1);
         metrics::histogram!("latchkey_request_duration_seconds", "surface" => surface).record(elapsed.as_secs_f64());
         metrics::counter!("latchkey_bytes_in_total", "surface" => surface).increment(bytes_in);

@@ -4,10 +4,12 @@
 //! a megabyte has gathered, and at shutdown. Lines hold what the JSON access log holds, so never
 //! a credential: the request URI is the loggable path (no query string, share tokens masked).
 //!
-//! Delivery is best effort, as S3's is: what cannot be written (the target bucket deleted, the
-//! store down) is dropped with a warning and counted (`latchkey_bucket_log_lines_total`), and
-//! at most `MAX_PENDING_BYTES` wait in memory. Every replica delivers its own lines under
-//! object names of its own.
+//! Each delivery is judged for the principal that set the target (`s3:PutObject` on the key
+//! written, as that principal and the target's policy stand then). Delivery is best effort, as
+//! S3's is: what may not or cannot be written (the permission taken away, the target bucket
+//! deleted, the store down) is dropped with a warning and counted
+//! (`latchkey_bucket_log_lines_total`), and at most `MAX_PENDING_BYTES` wait in memory. Every
+//! replica delivers its own lines under object names of its own.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,8 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use latchkey_meta::ContentHeaders;
 use latchkey_object::{ObjectAttributes, ObjectService};
-use latchkey_s3::BucketConfigs;
 use latchkey_s3::logging::{LoggingTarget, PartitionDate};
+use latchkey_s3::{Authorizer, BucketConfigs};
 use latchkey_storage::WriteLimits;
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::macros::format_description;
@@ -33,6 +35,8 @@ use crate::tls::TlsSession;
 const MAX_PENDING_BYTES: usize = 16 << 20;
 /// Lines waiting for one target that start a delivery before its time.
 const EARLY_DELIVERY_BYTES: usize = 1 << 20;
+/// How long the delivery at shutdown may take.
+const FINAL_DELIVERY: Duration = Duration::from_secs(10);
 
 /// What a request's line needs beyond the access-log entry; read only while some bucket is
 /// logged, so that requests pay nothing otherwise.
@@ -49,6 +53,7 @@ pub struct LoggedRequest {
 impl LoggedRequest {
     /// The signature version of a request, as S3's log names it: `SigV4`, `SigV2`, or none.
     pub fn signature_version(headers: &http::HeaderMap, query: Option<&str>) -> Option<&'static str> {
+        use latchkey_s3::query::has;
         if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             return if auth.starts_with("AWS4-") {
                 Some("SigV4")
@@ -59,14 +64,25 @@ impl LoggedRequest {
             };
         }
         let query = query?;
-        if query.split('&').any(|p| p.starts_with("X-Amz-Signature=")) {
+        if has(query, "X-Amz-Signature") {
             Some("SigV4")
-        } else if query.split('&').any(|p| p.starts_with("Signature=")) {
+        } else if has(query, "Signature") {
             Some("SigV2")
         } else {
             None
         }
     }
+}
+
+/// A `Referer` as the log may hold it: no query or fragment (a presigned URL's signature, a
+/// share nonce), no user information, and its path masked as request paths are (`/-/s/<token>`).
+pub fn loggable_referer(value: &str) -> String {
+    let cut = value.find(['?', '#']).map_or(value, |end| &value[..end]);
+    let Some(scheme_end) = cut.find("://").map(|i| i + 3) else { return access_path::loggable(cut).into_owned() };
+    let (authority, path) = cut[scheme_end..].split_at(cut[scheme_end..].find('/').unwrap_or(cut.len() - scheme_end));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let path = if path.is_empty() { Default::default() } else { access_path::loggable(path) };
+    format!("{}{host}{path}", &cut[..scheme_end])
 }
 
 /// One request as its log line says it.
@@ -107,6 +123,8 @@ struct Pending {
 pub struct BucketLog {
     configs: Arc<BucketConfigs>,
     objects: Arc<ObjectService>,
+    /// Judges each delivery for the principal that set its target.
+    authorizer: Authorizer,
     /// The account that owns every bucket (the log's first field).
     owner: String,
     region: String,
@@ -115,10 +133,17 @@ pub struct BucketLog {
 }
 
 impl BucketLog {
-    pub fn new(configs: Arc<BucketConfigs>, objects: Arc<ObjectService>, owner: &str, region: &str) -> Arc<BucketLog> {
+    pub fn new(
+        configs: Arc<BucketConfigs>,
+        objects: Arc<ObjectService>,
+        authorizer: Authorizer,
+        owner: &str,
+        region: &str,
+    ) -> Arc<BucketLog> {
         Arc::new(BucketLog {
             configs,
             objects,
+            authorizer,
             owner: owner.to_owned(),
             region: region.to_owned(),
             pending: Mutex::default(),
@@ -211,7 +236,10 @@ impl BucketLog {
                 () = tokio::time::sleep(every) => {}
                 () = self.early.notified() => {}
                 () = &mut stopped => {
-                    self.deliver().await;
+                    // A store that does not answer must not hold the shutdown up.
+                    if tokio::time::timeout(FINAL_DELIVERY, self.deliver()).await.is_err() {
+                        tracing::warn!("the last server access logs were not delivered in time; they are dropped");
+                    }
                     return;
                 }
             }
@@ -228,14 +256,28 @@ impl BucketLog {
         };
         for (batch, lines) in batches {
             let count = bytecount(&lines);
-            let name = self.object_key(&batch, OffsetDateTime::now_utc());
+            let target = &batch.target;
+            let name = target.object_key(
+                &self.owner,
+                &self.region,
+                &batch.source,
+                OffsetDateTime::now_utc(),
+                batch.day,
+                rand::random(),
+            );
+            let bucket = &target.target_bucket;
+            if !self.authorizer.permits(target.configured_by.as_deref(), "s3:PutObject", bucket, &name).await {
+                tracing::warn!(source = %batch.source, target = %bucket, lines = count,
+                    "the principal that set this bucket's log target may no longer write there; its lines are dropped");
+                metrics::counter!("latchkey_bucket_log_lines_total", "outcome" => "dropped").increment(count);
+                continue;
+            }
             let attrs = ObjectAttributes {
                 headers: ContentHeaders { content_type: Some("text/plain".to_owned()), ..ContentHeaders::default() },
                 ..ObjectAttributes::default()
             };
             let body = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(lines)) });
-            let written =
-                self.objects.put(&batch.target.target_bucket, &name, body, WriteLimits::default(), attrs).await;
+            let written = self.objects.put(bucket, &name, body, WriteLimits::default(), attrs).await;
             let outcome = match written {
                 Ok(_) => "delivered",
                 Err(e) => {
@@ -245,32 +287,6 @@ impl BucketLog {
                 }
             };
             metrics::counter!("latchkey_bucket_log_lines_total", "outcome" => outcome).increment(count);
-        }
-    }
-
-    /// The log object's key, as S3 names them: `prefix` + `YYYY-mm-DD-HH-MM-SS-UNIQUE`, or
-    /// partitioned `prefix` + `account/region/bucket/YYYY/mm/DD/` + that name (for event time,
-    /// the requests' day at midnight).
-    fn object_key(&self, batch: &Batch, now: OffsetDateTime) -> String {
-        let unique = format!("{:016X}", rand::random::<u64>());
-        let stamp = |t: OffsetDateTime| {
-            t.format(format_description!("[year]-[month]-[day]-[hour]-[minute]-[second]")).unwrap_or_default()
-        };
-        let target = &batch.target;
-        match target.partitioned {
-            None => format!("{}{}-{unique}", target.target_prefix, stamp(now)),
-            Some(_) => {
-                let at = batch.day.map_or(now, |day| day.midnight().assume_utc());
-                let day = at.format(format_description!("[year]/[month]/[day]")).unwrap_or_default();
-                format!(
-                    "{}{}/{}/{}/{day}/{}-{unique}",
-                    target.target_prefix,
-                    self.owner,
-                    self.region,
-                    batch.source,
-                    stamp(at)
-                )
-            }
         }
     }
 }
@@ -317,9 +333,9 @@ fn upper_snake(name: &str) -> String {
 
 /// Escapes in an unquoted field: a space or a quote would shift the fields after it, a line
 /// break would forge a line. (A `%` stays: paths arrive percent-encoded already.)
-const UNQUOTED: &AsciiSet = &CONTROLS.add(b' ').add(b'"');
-/// Escapes in a quoted field.
-const QUOTED: &AsciiSet = &CONTROLS.add(b'"');
+const UNQUOTED: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'\\');
+/// Escapes in a quoted field (a backslash would escape its closing quote).
+const QUOTED: &AsciiSet = &CONTROLS.add(b'"').add(b'\\');
 /// A key is URL-encoded, as S3 logs it.
 const KEY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
@@ -351,8 +367,21 @@ mod tests {
     }
 
     #[test]
+    fn referers_lose_what_could_be_a_credential() {
+        let token = "A".repeat(43);
+        assert_eq!(
+            loggable_referer("https://u:p@files.test/src/a.html?X-Amz-Signature=ab#f"),
+            "https://files.test/src/a.html"
+        );
+        assert_eq!(loggable_referer(&format!("https://files.test/-/s/{token}")), "https://files.test/-/s/<token>");
+        assert_eq!(loggable_referer("https://files.test"), "https://files.test");
+        assert_eq!(loggable_referer("/-/access-object?nonce=x"), "/-/access-object");
+    }
+
+    #[test]
     fn fields_cannot_shift_or_break_the_line() {
-        assert_eq!(bare("a b\"c\nd"), "a%20b%22c%0Ad");
+        assert_eq!(bare("a b\"c\nd\\"), "a%20b%22c%0Ad%5C");
+        assert_eq!(quoted("ua\\"), "\"ua%5C\"");
         assert_eq!(quoted("curl/8 \"x\"\r\nforged"), "\"curl/8 %22x%22%0D%0Aforged\"");
         assert_eq!(utf8_percent_encode("dir/a b+é.txt", KEY).to_string(), "dir/a%20b%2B%C3%A9.txt");
     }

@@ -381,14 +381,15 @@ fn checked_alarms(alarms: Vec<AlarmRule>) -> anyhow::Result<Vec<AlarmRule>> {
         if let Some(problem) = alarm.problem() {
             bail!("{problem}");
         }
-        if let Some(metric) = &alarm.metric
-            && !crate::metrics::SERIES.contains(&metric.as_str())
-        {
-            bail!(
-                "alarm {}: no metric is named {metric:?}; the metrics are {}",
-                alarm.name,
-                crate::metrics::SERIES.join(", ")
-            );
+        if let Some(metric) = &alarm.metric {
+            let series = crate::metrics::SERIES;
+            let Some((_, labels)) = series.iter().find(|(name, _)| name == metric) else {
+                let names: Vec<&str> = series.iter().map(|(name, _)| *name).collect();
+                bail!("alarm {}: no metric is named {metric:?}; the metrics are {}", alarm.name, names.join(", "));
+            };
+            if let Some(label) = alarm.labels.keys().find(|label| !labels.contains(&label.as_str())) {
+                bail!("alarm {}: {metric} has no label {label:?}; its labels are {}", alarm.name, labels.join(", "));
+            }
         }
         if !names.insert(alarm.name.as_str()) {
             bail!("two alarms are named {:?}", alarm.name);

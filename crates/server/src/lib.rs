@@ -144,7 +144,7 @@ impl Server {
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
         let keys = KeyAuth::new(identity.clone());
         s3.set_auth(keys.clone());
-        s3.set_access(authorizer);
+        s3.set_access(authorizer.clone());
         s3.set_validation(BucketNames);
         s3.set_route(signed_api::SignedApis {
             apis: vec![
@@ -173,7 +173,13 @@ impl Server {
             config.connection_caps,
             config.trusted_proxies.clone(),
         ));
-        let bucket_log = BucketLog::new(configs.clone(), objects.clone(), &identity.account().id, &config.region);
+        let bucket_log = BucketLog::new(
+            configs.clone(),
+            objects.clone(),
+            authorizer.clone(),
+            &identity.account().id,
+            &config.region,
+        );
         let dispatch = router::Dispatch::new(
             s3.build(),
             router::public_routes(

@@ -21,24 +21,25 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
 
-/// Every series name rendered, histograms as their `_bucket`, `_sum` and `_count` series.
-pub const SERIES: [&str; 16] = [
-    "latchkey_requests_total",
-    "latchkey_request_duration_seconds_bucket",
-    "latchkey_request_duration_seconds_sum",
-    "latchkey_request_duration_seconds_count",
-    "latchkey_bytes_in_total",
-    "latchkey_bytes_out_total",
-    "latchkey_denied_total",
-    "latchkey_refused_total",
-    "latchkey_open_connections",
-    "latchkey_presigned_expired_total",
-    "latchkey_shares_total",
-    "latchkey_store_duration_seconds_bucket",
-    "latchkey_store_duration_seconds_sum",
-    "latchkey_store_duration_seconds_count",
-    "latchkey_audit_chain_length",
-    "latchkey_bucket_log_lines_total",
+/// Every series rendered, with the labels it carries; histograms as their `_bucket`, `_sum`
+/// and `_count` series.
+pub const SERIES: [(&str, &[&str]); 16] = [
+    ("latchkey_requests_total", &["surface", "operation", "status"]),
+    ("latchkey_request_duration_seconds_bucket", &["surface", "le"]),
+    ("latchkey_request_duration_seconds_sum", &["surface"]),
+    ("latchkey_request_duration_seconds_count", &["surface"]),
+    ("latchkey_bytes_in_total", &["surface"]),
+    ("latchkey_bytes_out_total", &["surface"]),
+    ("latchkey_denied_total", &["code"]),
+    ("latchkey_refused_total", &["reason"]),
+    ("latchkey_open_connections", &[]),
+    ("latchkey_presigned_expired_total", &[]),
+    ("latchkey_shares_total", &["outcome"]),
+    ("latchkey_store_duration_seconds_bucket", &["operation", "le"]),
+    ("latchkey_store_duration_seconds_sum", &["operation"]),
+    ("latchkey_store_duration_seconds_count", &["operation"]),
+    ("latchkey_audit_chain_length", &[]),
+    ("latchkey_bucket_log_lines_total", &["outcome"]),
 ];
 
 /// The recorder, installed on first use. One per process: a second server in the same process

@@ -157,9 +157,9 @@ pub fn access_key_of(headers: &http::HeaderMap, query: Option<&str>) -> Option<S
         }
     }
     let query = query?;
-    form_urlencoded::parse(query.as_bytes()).find_map(|(name, value)| match name.as_ref() {
-        "X-Amz-Credential" => value.split('/').next().map(str::to_owned),
-        "AWSAccessKeyId" => Some(value.into_owned()),
+    latchkey_s3::query::params(query).find_map(|(name, value)| match name.as_ref() {
+        "X-Amz-Credential" => value.decode().split('/').next().map(str::to_owned),
+        "AWSAccessKeyId" => Some(value.decode().into_owned()),
         _ => None,
     })
 }

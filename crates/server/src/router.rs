@@ -29,7 +29,7 @@ use tower::ServiceExt;
 
 use crate::access_log::{self, AccessSink, AuthType, Logged};
 use crate::admission::{Admission, NetworkList, Refusal};
-use crate::bucket_log::{BucketLog, LoggedRequest};
+use crate::bucket_log::{BucketLog, LoggedRequest, loggable_referer};
 use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
 use crate::idle::{Activity, BodyTally, IdleBody, request_timeout};
 use crate::rate::{self, RateLimits};
@@ -429,7 +429,7 @@ impl Dispatch {
         LoggedRequest {
             log: self.bucket_log.clone(),
             host: header(http::header::HOST).or_else(|| req.uri().authority().map(|a| capped(a.as_str()))),
-            referer: header(http::header::REFERER),
+            referer: header(http::header::REFERER).map(|referer| loggable_referer(&referer)),
             http_version: req.version(),
             signature_version: LoggedRequest::signature_version(req.headers(), req.uri().query()),
             tls: conn.tls,

@@ -492,6 +492,8 @@ fn download(share: &Share, read: latchkey_object::ObjectRead) -> Response {
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    // A page opened through the link must not hand its URL (the token) to what it loads.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if partial {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }

@@ -1,0 +1,66 @@
+//! A request's query parameters read as s3s reads them (`application/x-www-form-urlencoded`:
+//! names and values percent-decoded, `+` a space), so that what the gates judge is what the
+//! operation will use, and a name sent percent-encoded (`X-Amz-%53ignature`) is still that
+//! name. Values are decoded only when asked for: the presigned parameters every request carries
+//! (a credential, a signature) are long, and most readers want one or two of them.
+
+use std::borrow::Cow;
+
+/// The parameters of `query`, in order, each name decoded.
+pub fn params(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Value<'_>)> {
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(name), Value(value))
+    })
+}
+
+/// Whether `query` has a parameter named `name`.
+pub fn has(query: &str, name: &str) -> bool {
+    params(query).any(|(n, _)| n == name)
+}
+
+/// Whether `text` has anything to decode.
+fn encoded(text: &str) -> bool {
+    text.bytes().any(|b| b == b'%' || b == b'+')
+}
+
+/// The first value of the parameter named `name`, decoded.
+pub fn get<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    params(query).find_map(|(n, value)| (n == name).then(|| value.decode()))
+}
+
+/// A parameter's value as sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Value<'a>(&'a str);
+
+impl<'a> Value<'a> {
+    pub fn decode(self) -> Cow<'a, str> {
+        decode(self.0)
+    }
+}
+
+fn decode(text: &str) -> Cow<'_, str> {
+    if !encoded(text) {
+        return Cow::Borrowed(text);
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_as_form_urlencoded_does() {
+        let query = "X-Amz-%53ignature=ab%2Bc&&q=a+b%20c&flag&Prefix=home%2Fbob%2F&prefix=x&bad=%FF";
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            assert_eq!(get(query, &name).as_deref(), Some(value.as_ref()), "{name}");
+        }
+        assert!(has(query, "X-Amz-Signature") && has(query, "flag") && !has(query, "x-amz-signature"));
+        assert_eq!(get(query, "prefix").as_deref(), Some("x"), "names are exact");
+        assert_eq!(params(query).count(), form_urlencoded::parse(query.as_bytes()).count());
+        assert!(matches!(get(query, "Prefix"), Some(Cow::Owned(_))));
+        assert!(matches!(get(query, "prefix"), Some(Cow::Borrowed(_))), "nothing to decode: borrowed");
+    }
+}
