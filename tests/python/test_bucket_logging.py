@@ -93,6 +93,9 @@ def test_requests_on_a_logged_bucket_arrive_in_s3_format_in_its_target(tmp_path)
         assert redeemed.content == b"twelve bytes"
         ids["share"] = redeemed.headers["x-amz-request-id"]
         s3.put_object(Bucket="logs", Key="unlogged", Body=b"x")  # the target is not logged itself
+        # Non-canonical paths: no line under another bucket, no token (both checked below).
+        for odd in ("//source/dir/a%20b.txt", "/./source/x", "/%2D/s/" + link["token"], "/logs/../source/x"):
+            assert requests.get(server.endpoint + odd, timeout=10).status_code >= 400, odd
 
         objects, lines = wait_for_lines(s3, "logs", "access/", ids.values())
         assert objects and all(NAME.match(name) for name in objects), list(objects)
@@ -177,6 +180,28 @@ def test_delivery_stops_when_whoever_set_the_target_may_no_longer_write_there(tm
         assert any(r.startswith("s3:PutObject on arn:aws:s3:::logs/alice/") for r in denials), denials
     finally:
         server.stop()
+
+
+def test_each_replica_delivers_its_own_lines(pg_url, tmp_path):
+    """Two replicas on one PostgreSQL: logging set through one applies on the other at once, and
+    each delivers the lines of the requests it served, under names of its own."""
+    master = {"LATCHKEY_MASTER_KEY": "ef" * 32}
+    pair = [Server(tmp_path / "data", meta_url=pg_url, env=master, config={"bucket_log_flush_secs": 1}).start()
+            for _ in range(2)]
+    try:
+        first, second = (srv.client() for srv in pair)
+        first.create_bucket(Bucket="src")
+        first.create_bucket(Bucket="logs")
+        enable(first, "src", "logs")
+        ids = [client.put_object(Bucket="src", Key=f"k{i}", Body=b"x")["ResponseMetadata"]["RequestId"]
+               for i, client in enumerate((first, second, second))]
+        objects, lines = wait_for_lines(first, "logs", "access/", ids)
+        assert set(ids) <= {f[5] for f in lines}, "the second replica logged as soon as the setting was made"
+        assert len(objects) >= 2 and all(NAME.match(name) for name in objects), list(objects)
+        assert sum(ids[0] in text for text in objects.values()) == 1, "delivered once"
+    finally:
+        for srv in pair:
+            srv.stop()
 
 
 def test_a_target_must_exist_and_be_writable_by_whoever_sets_it(server, s3):

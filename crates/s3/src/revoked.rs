@@ -40,10 +40,7 @@ impl PresignedUrl {
     /// The presigned URL a query string makes, if it is one (SigV4 or SigV2, names decoded as
     /// the signature check reads them). SigV4 lifetimes count at most seven days.
     pub fn parse(query: &str) -> Option<PresignedUrl> {
-        let mut q = HashMap::new();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            q.insert(name, value);
-        }
+        let q: HashMap<_, _> = crate::query::params(query).map(|(name, value)| (name, value.decode())).collect();
         if let (Some(signature), Some(credential)) = (q.get("X-Amz-Signature"), q.get("X-Amz-Credential")) {
             let signed = amz_date(q.get("X-Amz-Date")?)?;
             let lifetime =
