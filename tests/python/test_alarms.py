@@ -163,11 +163,13 @@ def test_a_metric_rule_fires_once_when_its_series_rise_past_the_threshold(receiv
         wait_for(lambda: receiver.notifications("bad-signatures"), "no notification")
         time.sleep(1.5)
         [note] = receiver.notifications("bad-signatures")
-        assert note["metric"] == {"name": "latchkey_denied_total", "value": 5.0, "gauge": False}
+        # It fires at the first reading past the threshold: after the third, fourth or fifth denial.
+        rise = note["metric"]["value"]
+        assert note["metric"] == {"name": "latchkey_denied_total", "value": rise, "gauge": False} and rise in (3, 4, 5)
         assert "event" not in note and note["window_secs"] == WINDOW
-        assert note["summary"] == f"bad-signatures: latchkey_denied_total rose by 5 in {WINDOW} s (threshold 2)"
+        assert note["summary"] == f"bad-signatures: latchkey_denied_total rose by {rise:g} in {WINDOW} s (threshold 2)"
         check_signature(*receiver.received[-1])
-        wait_for(lambda: any(r.startswith("bad-signatures: latchkey_denied_total rose by 5")
+        wait_for(lambda: any(r.startswith(f"bad-signatures: latchkey_denied_total rose by {rise:g}")
                              for r in (row["reason"] for row in audit_rows(server, "alarm.fired"))),
                  "the firing was not audited")
     finally:
