@@ -1,0 +1,388 @@
+//! The compiled engine: every identifier's everywhere-pattern in one multi-pattern regex (one
+//! pass over the data, whichever identifiers there are), the keywords in one Aho-Corasick
+//! automaton, and the keyword-gated patterns searched only in the few bytes after a keyword.
+//! [`Engine::search`] judges the matches that start in one window of a stream; the
+//! [`crate::Scanner`] moves the window along.
+
+use std::collections::HashSet;
+
+use aho_corasick::AhoCorasick;
+use regex_automata::meta::{self, Regex};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::{Anchored, Input, PatternID};
+use regex_syntax::hir::Hir;
+
+use crate::config::ScanConfig;
+use crate::identifier::{Category, Check, Definition, Severity};
+
+/// The longest match any pattern may make, in bytes: the window overlap that guarantees a match
+/// across a chunk border is seen whole, once.
+pub const MAX_MATCH_LEN: usize = 8 * 1024;
+
+/// What a custom pattern's automaton may grow to before it is refused as too large. Real
+/// identifiers take a few KiB; nested repetitions such as `(?:\w{1,50}\s?){1,100}` take
+/// hundreds, and would thrash the lazy DFA on every byte scanned.
+const CUSTOM_NFA_LIMIT: usize = 256 * 1024;
+
+/// Why an identifier or an allow-list entry cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {name:?}: {reason}")]
+pub struct ConfigError {
+    pub what: &'static str,
+    pub name: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(what: &'static str, name: &str, reason: impl Into<String>) -> Self {
+        Self { what, name: name.to_owned(), reason: reason.into() }
+    }
+}
+
+/// What the engine keeps of each identifier once its patterns are compiled.
+#[derive(Debug)]
+pub struct Identifier {
+    pub id: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub(crate) max_distance: usize,
+    ignore_words: Vec<Vec<u8>>,
+    check: Option<Check>,
+    near: Option<Regex>,
+}
+
+/// A match the engine accepted: the identifier (its index), where it is in the window, and
+/// whether one of its keywords came before it within reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub identifier: usize,
+    pub start: usize,
+    pub end: usize,
+    pub keyword: bool,
+}
+
+/// The compiled identifiers.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) identifiers: Vec<Identifier>,
+    /// One pattern per identifier that is searched everywhere; `owner[pattern]` is its identifier.
+    everywhere: Option<Regex>,
+    owner: Vec<usize>,
+    keywords: Option<AhoCorasick>,
+    /// Per keyword pattern: the identifiers it belongs to, and whether its first and last bytes
+    /// are word bytes (then it must stand as a whole word).
+    keyword_owners: Vec<(Vec<usize>, bool, bool)>,
+    allow_values: HashSet<Vec<u8>>,
+    allow_patterns: Option<Regex>,
+    /// Bytes a window must keep before the matches it judges (a keyword and its distance).
+    pub(crate) back: usize,
+    /// Bytes a window must have after the start of a match it judges (the longest match).
+    pub(crate) reach: usize,
+    pub(crate) max_locations: usize,
+}
+
+/// Parses one pattern (as bytes, not UTF-8; ASCII classes unless it asks for Unicode with
+/// `(?u)`) and checks that its matches are neither empty nor unbounded.
+fn parse(what: &'static str, name: &str, pattern: &str) -> Result<Hir, ConfigError> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .nest_limit(64)
+        .build()
+        .parse(pattern)
+        .map_err(|e| ConfigError::new(what, name, format!("the regex does not parse: {e}")))?;
+    let properties = hir.properties();
+    if properties.minimum_len().is_none_or(|len| len == 0) {
+        return Err(ConfigError::new(what, name, "the regex can match empty text"));
+    }
+    match properties.maximum_len() {
+        Some(len) if len <= MAX_MATCH_LEN => Ok(hir),
+        _ => Err(ConfigError::new(
+            what,
+            name,
+            format!(
+                "the regex has no bound on the length of its matches (a `*`, `+` or `{{n,}}`), or one over \
+                 {MAX_MATCH_LEN} bytes: use a bounded repetition such as `{{1,64}}`"
+            ),
+        )),
+    }
+}
+
+fn build(hirs: &[Hir], nfa_limit: Option<usize>) -> Result<Regex, Box<meta::BuildError>> {
+    let config = meta::Config::new().nfa_size_limit(nfa_limit).which_captures(WhichCaptures::Implicit);
+    meta::Builder::new().configure(config).build_many_from_hir(hirs).map_err(Box::new)
+}
+
+/// Compiles one custom pattern on its own, so that one too large is refused by name.
+fn check_size(name: &str, hir: &Hir) -> Result<(), ConfigError> {
+    build(std::slice::from_ref(hir), Some(CUSTOM_NFA_LIMIT)).map(drop).map_err(|e| {
+        let reason = match e.size_limit() {
+            Some(limit) => {
+                format!("the regex compiles to more than {limit} bytes: simplify it or bound its repetitions lower")
+            }
+            None => format!("the regex does not compile: {e}"),
+        };
+        ConfigError::new("custom identifier", name, reason)
+    })
+}
+
+impl Engine {
+    /// The managed identifiers, then `config`'s custom ones, with its allow-list.
+    pub fn new(config: &ScanConfig) -> Result<Engine, ConfigError> {
+        let mut definitions = crate::managed::definitions();
+        if let Some(unknown) = config.disabled_identifiers.iter().find(|id| !definitions.iter().any(|d| &d.id == *id)) {
+            return Err(ConfigError::new("managed identifier", unknown, "there is no managed identifier of that id"));
+        }
+        definitions.retain(|d| !config.disabled_identifiers.contains(&d.id));
+        let custom = config.custom_definitions()?;
+        for definition in &custom {
+            for pattern in [&definition.pattern, &definition.near_keyword].into_iter().flatten() {
+                check_size(&definition.id, &parse("custom identifier", &definition.id, pattern)?)?;
+            }
+        }
+        definitions.extend(custom);
+        Engine::compile(definitions, config)
+    }
+
+    fn compile(definitions: Vec<Definition>, config: &ScanConfig) -> Result<Engine, ConfigError> {
+        let mut everywhere = Vec::new();
+        let mut owner = Vec::new();
+        let mut keywords: Vec<(String, usize)> = Vec::new();
+        let mut identifiers = Vec::new();
+        let (mut back, mut reach) = (0, 1);
+        for (index, definition) in definitions.into_iter().enumerate() {
+            let what = "identifier";
+            if let Some(pattern) = &definition.pattern {
+                let hir = parse(what, &definition.id, pattern)?;
+                reach = reach.max(hir.properties().maximum_len().unwrap_or(MAX_MATCH_LEN));
+                everywhere.push(hir);
+                owner.push(index);
+            }
+            let near = match &definition.near_keyword {
+                Some(pattern) => {
+                    let hir = parse(what, &definition.id, pattern)?;
+                    let regex = build(&[hir], None).map_err(|e| {
+                        ConfigError::new(what, &definition.id, format!("the regex does not compile: {e}"))
+                    })?;
+                    Some(regex)
+                }
+                None => None,
+            };
+            if !definition.keywords.is_empty() {
+                let longest = definition.keywords.iter().map(String::len).max().unwrap_or(0);
+                back = back.max(longest + definition.max_distance + 1);
+                reach = reach.max(definition.max_distance + 1);
+            }
+            keywords.extend(definition.keywords.iter().map(|k| (k.to_ascii_lowercase(), index)));
+            identifiers.push(Identifier {
+                id: definition.id,
+                category: definition.category,
+                severity: definition.severity,
+                max_distance: definition.max_distance,
+                ignore_words: definition.ignore_words.into_iter().map(String::into_bytes).collect(),
+                check: definition.check,
+                near,
+            });
+        }
+        let everywhere = match everywhere.is_empty() {
+            true => None,
+            false => Some(build(&everywhere, None).map_err(|e| {
+                ConfigError::new("identifiers", "all", format!("the patterns do not compile together: {e}"))
+            })?),
+        };
+        // One automaton pattern per distinct keyword, owned by every identifier that lists it.
+        keywords.sort();
+        let mut distinct: Vec<String> = Vec::new();
+        let mut keyword_owners: Vec<(Vec<usize>, bool, bool)> = Vec::new();
+        for (keyword, index) in keywords {
+            if distinct.last() != Some(&keyword) {
+                let bytes = keyword.as_bytes();
+                let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+                keyword_owners.push((Vec::new(), word(bytes.first()), word(bytes.last())));
+                distinct.push(keyword);
+            }
+            let owners = &mut keyword_owners.last_mut().expect("pushed above").0;
+            if !owners.contains(&index) {
+                owners.push(index);
+            }
+        }
+        let keywords = match distinct.is_empty() {
+            true => None,
+            false => Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(&distinct)
+                    .map_err(|e| ConfigError::new("keywords", "all", e.to_string()))?,
+            ),
+        };
+        let allow_patterns = match config.allow_list.regexes.is_empty() {
+            true => None,
+            false => {
+                let hirs = config.allow_list.regexes.iter().map(|p| parse("allow-list regex", p, p)).collect::<Result<
+                    Vec<_>,
+                    _,
+                >>(
+                )?;
+                Some(build(&hirs, Some(CUSTOM_NFA_LIMIT)).map_err(|e| {
+                    ConfigError::new("allow-list", "regexes", format!("the regexes do not compile: {e}"))
+                })?)
+            }
+        };
+        Ok(Engine {
+            identifiers,
+            everywhere,
+            owner,
+            keywords,
+            keyword_owners,
+            allow_values: config.allow_list.values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            allow_patterns,
+            back,
+            reach: reach + 1,
+            max_locations: config.max_locations,
+        })
+    }
+
+    /// The identifiers, in the order their indices in [`Hit`] refer to.
+    pub fn identifiers(&self) -> &[Identifier] {
+        &self.identifiers
+    }
+
+    /// The accepted matches that start in `window[from..limit]`, in order of start. The search
+    /// for everywhere-patterns starts at `resume` if that is later (the end of the last such
+    /// match accepted, which may reach into this window) and moves it on. The bytes outside
+    /// `from..limit` are context: keywords before, the rest of a match after.
+    pub fn search(&self, window: &[u8], from: usize, limit: usize, resume: &mut usize, cache: &mut Caches) -> Vec<Hit> {
+        let keywords = self.keyword_hits(window);
+        let mut hits = Vec::new();
+        if let (Some(regex), Some(cache)) = (&self.everywhere, &mut cache.everywhere) {
+            let mut at = from.max(*resume);
+            while at < limit {
+                let input = Input::new(window).range(at..);
+                let Some(found) = regex.search_with(cache, &input) else { break };
+                if found.start() >= limit {
+                    break;
+                }
+                match self.accept_at(regex, cache, window, found.start(), found.pattern(), found.end(), &keywords) {
+                    Some(hit) => {
+                        at = hit.end;
+                        *resume = hit.end;
+                        hits.push(hit);
+                    }
+                    None => at = found.start() + 1,
+                }
+            }
+        }
+        let everywhere_hits = hits.len();
+        for &(end, keyword) in &keywords {
+            for &index in &self.keyword_owners[keyword].0 {
+                let identifier = &self.identifiers[index];
+                let Some(near) = &identifier.near else { continue };
+                let stop = (end + identifier.max_distance).min(window.len());
+                let mut at = end.max(from);
+                while at < stop {
+                    let input = Input::new(window).range(at..stop);
+                    let Some(found) = near.search(&input) else { break };
+                    if found.start() >= limit {
+                        break;
+                    }
+                    let span = found.start()..found.end();
+                    let taken = hits.iter().any(|h: &Hit| h.start < span.end && span.start < h.end);
+                    if !taken && self.judge(index, &window[span.clone()]) {
+                        hits.push(Hit { identifier: index, start: span.start, end: span.end, keyword: true });
+                        at = span.end;
+                    } else {
+                        at = span.start + 1;
+                    }
+                }
+            }
+        }
+        if hits.len() > everywhere_hits {
+            hits.sort_by_key(|h| h.start);
+        }
+        hits
+    }
+
+    /// The match of pattern `pattern` at `start`, or, if its identifier refuses it, the first
+    /// other everywhere-pattern that matches at `start` and is accepted.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_at(
+        &self,
+        regex: &Regex,
+        cache: &mut meta::Cache,
+        window: &[u8],
+        start: usize,
+        pattern: PatternID,
+        end: usize,
+        keywords: &[(usize, usize)],
+    ) -> Option<Hit> {
+        let index = self.owner[pattern.as_usize()];
+        if self.judge(index, &window[start..end]) {
+            return Some(self.hit(index, start, end, keywords));
+        }
+        for (other, &index) in self.owner.iter().enumerate().filter(|(other, _)| *other != pattern.as_usize()) {
+            let input = Input::new(window).range(start..).anchored(Anchored::Pattern(PatternID::new_unchecked(other)));
+            if let Some(found) = regex.search_with(cache, &input)
+                && self.judge(index, &window[start..found.end()])
+            {
+                return Some(self.hit(index, start, found.end(), keywords));
+            }
+        }
+        None
+    }
+
+    fn hit(&self, identifier: usize, start: usize, end: usize, keywords: &[(usize, usize)]) -> Hit {
+        let distance = self.identifiers[identifier].max_distance;
+        let keyword = keywords.iter().any(|&(keyword_end, keyword)| {
+            keyword_end <= start
+                && end - keyword_end <= distance
+                && self.keyword_owners[keyword].0.contains(&identifier)
+        });
+        Hit { identifier, start, end, keyword }
+    }
+
+    /// Whether a match of `identifier` stands: no ignore word in it, not on the allow-list, and
+    /// its check passes.
+    fn judge(&self, identifier: usize, matched: &[u8]) -> bool {
+        let identifier = &self.identifiers[identifier];
+        if identifier.ignore_words.iter().any(|word| memchr::memmem::find(matched, word).is_some()) {
+            return false;
+        }
+        let core = crate::redact::core(matched);
+        if self.allow_values.contains(core) {
+            return false;
+        }
+        if let Some(allow) = &self.allow_patterns
+            && allow.search(&Input::new(core).anchored(Anchored::Yes)).is_some_and(|m| m.end() == core.len())
+        {
+            return false;
+        }
+        identifier.check.is_none_or(|check| check(matched))
+    }
+
+    /// Every whole-word keyword in `window`: (end, keyword pattern), in order of end.
+    fn keyword_hits(&self, window: &[u8]) -> Vec<(usize, usize)> {
+        let Some(keywords) = &self.keywords else { return Vec::new() };
+        let word = |at: Option<&u8>| at.is_some_and(u8::is_ascii_alphanumeric);
+        let mut hits: Vec<(usize, usize)> = keywords
+            .find_overlapping_iter(window)
+            .filter(|m| {
+                let (_, starts_word, ends_word) = self.keyword_owners[m.pattern().as_usize()];
+                let before = m.start().checked_sub(1).and_then(|i| window.get(i));
+                !(starts_word && word(before) || ends_word && word(window.get(m.end())))
+            })
+            .map(|m| (m.end(), m.pattern().as_usize()))
+            .collect();
+        hits.sort_unstable();
+        hits
+    }
+
+    /// The regex caches one scan reuses.
+    pub fn caches(&self) -> Caches {
+        Caches { everywhere: self.everywhere.as_ref().map(Regex::create_cache) }
+    }
+}
+
+/// Per-scan state of the everywhere-regex (its lazy DFA), kept across windows.
+pub struct Caches {
+    everywhere: Option<meta::Cache>,
+}

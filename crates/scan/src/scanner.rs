@@ -1,0 +1,141 @@
+//! Scanning a stream in bounded memory: bytes are fed in any pieces; every `chunk` bytes the
+//! engine judges the matches that start in the window's new part, with enough bytes kept before
+//! it (keywords within reach) and after it (the longest match), so that a match across a chunk
+//! border is found exactly once. Memory stays at one chunk plus that overlap.
+
+use std::io::{self, Read};
+
+use crate::engine::{Caches, Engine};
+use crate::redact;
+use crate::report::{Location, Report, Tally};
+
+/// Bytes judged per window.
+pub const DEFAULT_CHUNK: usize = 1 << 20;
+
+/// One stream being scanned.
+pub struct Scanner<'e> {
+    engine: &'e Engine,
+    caches: Caches,
+    chunk: usize,
+    /// The bytes kept: context before `from`, the part not yet judged, and the overlap.
+    window: Vec<u8>,
+    /// Stream offset of `window[0]`.
+    base: u64,
+    /// Matches starting before `window[from]` have been judged.
+    from: usize,
+    /// Where the everywhere-search resumes (the end of its last accepted match).
+    resume: usize,
+    /// Line of `window[counted]` (1-based), and the stream offset where that line starts.
+    line: u64,
+    line_start: u64,
+    counted: usize,
+    bytes: u64,
+    tally: Tally,
+}
+
+impl<'e> Scanner<'e> {
+    pub fn new(engine: &'e Engine) -> Self {
+        Self::with_chunk(engine, DEFAULT_CHUNK)
+    }
+
+    /// A scanner that judges `chunk` bytes at a time (at least one).
+    pub fn with_chunk(engine: &'e Engine, chunk: usize) -> Self {
+        Self {
+            engine,
+            caches: engine.caches(),
+            chunk: chunk.max(1),
+            window: Vec::new(),
+            base: 0,
+            from: 0,
+            resume: 0,
+            line: 1,
+            line_start: 0,
+            counted: 0,
+            bytes: 0,
+            tally: Tally::new(engine),
+        }
+    }
+
+    /// Scans the next bytes of the stream.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        let full = |scanner: &Self| scanner.from + scanner.chunk + scanner.engine.reach;
+        while !data.is_empty() {
+            let take = full(self).saturating_sub(self.window.len()).clamp(1, data.len());
+            self.window.extend_from_slice(&data[..take]);
+            self.bytes += take as u64;
+            data = &data[take..];
+            if self.window.len() >= full(self) {
+                self.judge(false);
+            }
+        }
+    }
+
+    /// Judges what is left and reports.
+    pub fn finish(mut self) -> Report {
+        self.judge(true);
+        self.tally.report(self.bytes)
+    }
+
+    /// Judges the matches that start in the window's new part, then drops what no later window
+    /// needs.
+    fn judge(&mut self, last: bool) {
+        let limit = if last { self.window.len() } else { self.window.len() - self.engine.reach };
+        let hits = self.engine.search(&self.window, self.from, limit, &mut self.resume, &mut self.caches);
+        for hit in hits {
+            let start = hit.start + redact::core_span(&self.window[hit.start..hit.end]).start;
+            self.count_lines(start);
+            let matched = &self.window[hit.start..hit.end];
+            let offset = self.base + start as u64;
+            let (line, column) = (self.line, offset - self.line_start + 1);
+            self.tally.add(self.engine, hit.identifier, || Location {
+                offset,
+                line,
+                column,
+                sample: redact::sample(matched),
+                keyword: hit.keyword,
+            });
+        }
+        self.count_lines(limit);
+        let keep = limit.saturating_sub(self.engine.back);
+        self.window.drain(..keep);
+        self.base += keep as u64;
+        self.from = limit - keep;
+        self.resume = self.resume.saturating_sub(keep);
+        self.counted -= keep;
+    }
+
+    /// Counts the lines up to `window[to]`.
+    fn count_lines(&mut self, to: usize) {
+        if to <= self.counted {
+            return;
+        }
+        for newline in memchr::memchr_iter(b'\n', &self.window[self.counted..to]) {
+            self.line += 1;
+            self.line_start = self.base + (self.counted + newline + 1) as u64;
+        }
+        self.counted = to;
+    }
+}
+
+impl Engine {
+    /// Scans everything `reader` yields.
+    pub fn scan_reader(&self, mut reader: impl Read) -> io::Result<Report> {
+        let mut scanner = Scanner::new(self);
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => return Ok(scanner.finish()),
+                Ok(n) => scanner.feed(&buffer[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Scans bytes already in memory.
+    pub fn scan_bytes(&self, data: &[u8]) -> Report {
+        let mut scanner = Scanner::new(self);
+        scanner.feed(data);
+        scanner.finish()
+    }
+}
