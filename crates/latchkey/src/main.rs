@@ -1,11 +1,12 @@
 //! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally (and
 //! revokes them), `share` manages share links, `policy` simulates and validates IAM policies,
-//! `audit` verifies the audit trail.
+//! `audit` verifies the audit trail, `scan` finds sensitive data in local files.
 
 mod audit;
 mod logging;
 mod policy;
 mod presign;
+mod scan;
 mod serve;
 mod share;
 
@@ -34,6 +35,9 @@ enum Command {
     Policy(policy::PolicyArgs),
     /// Check the tamper-evident audit trail.
     Audit(audit::AuditArgs),
+    /// Find credentials, financial and personal data in local files, offline
+    /// (exit 0: clean, 1: findings, 2: error).
+    Scan(scan::ScanArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
             // Its exit code says allowed or denied (2 on error), so it reports its own errors.
             Command::Policy(args) => Ok(policy::run(args).await),
             Command::Audit(args) => Ok(audit::run(args).await),
+            Command::Scan(args) => Ok(scan::run(args).await),
         }
     });
     match result {

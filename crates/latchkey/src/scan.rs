@@ -1,0 +1,255 @@
+//! `latchkey scan`: finds sensitive data in local files and directories, offline, with the
+//! server's engine and the same `[[custom_identifiers]]` and `[allow_list]` tables. Exit codes
+//! for scripts: 0 clean, 1 findings, 2 an error (a file that could not be read counts).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use latchkey_scan::{Engine, Finding, ScanConfig, Severity};
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Args)]
+pub struct ScanArgs {
+    /// Files and directories to scan (directories recursively; symbolic links inside them are
+    /// not followed)
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// How to print the results: a table, one JSON object, or SARIF 2.1 for code-scanning tools
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// A TOML file with `[[custom_identifiers]]`, `[allow_list]`, `disabled_identifiers` and
+    /// `max_locations` (the server's configuration file can be given as it is)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+/// One file's result, as `--format json` prints it.
+#[derive(Serialize)]
+struct FileResult {
+    path: String,
+    findings: Vec<Finding>,
+    /// Why the file was not scanned, or `null`.
+    skipped: Option<String>,
+}
+
+pub async fn run(args: ScanArgs) -> ExitCode {
+    match tokio::task::spawn_blocking(move || scan(&args)).await {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("latchkey scan: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("latchkey scan: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<ScanConfig>(&text)
+                .with_context(|| format!("{} is not a valid scan configuration", path.display()))?
+        }
+        None => ScanConfig::default(),
+    };
+    let engine = Engine::new(&config).context("the scan configuration is refused")?;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        collect(path, true, &mut files);
+    }
+    let progress = ProgressBar::new(files.len() as u64);
+    progress.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"));
+    let mut results = Vec::new();
+    let mut failed = false;
+    for file in files {
+        let result = match file {
+            Ok(path) => {
+                progress.set_message(path.display().to_string());
+                let outcome = scan_file(&engine, &path);
+                progress.inc(1);
+                match outcome {
+                    Ok(Scanned::Report(findings)) => FileResult { path: shown(&path), findings, skipped: None },
+                    Ok(Scanned::Skipped(reason)) => {
+                        FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        FileResult {
+                            path: shown(&path),
+                            findings: Vec::new(),
+                            skipped: Some(format!("cannot read: {e}")),
+                        }
+                    }
+                }
+            }
+            Err((path, reason)) => {
+                failed |= !reason.starts_with("symbolic link");
+                FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
+            }
+        };
+        results.push(result);
+    }
+    progress.finish_and_clear();
+    match args.format {
+        Format::Table => print_table(&results),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json!({ "files": results }))?),
+        Format::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&engine, &results))?),
+    }
+    let found = results.iter().any(|r| !r.findings.is_empty());
+    Ok(ExitCode::from(if failed { 2 } else { u8::from(found) }))
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The files under `path` in a stable order; what cannot be listed, or a symbolic link met
+/// inside a directory, is kept with the reason it is not scanned.
+fn collect(path: &Path, given: bool, out: &mut Vec<Result<PathBuf, (PathBuf, String)>>) {
+    let metadata = match if given { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) } {
+        Ok(metadata) => metadata,
+        Err(e) => return out.push(Err((path.to_owned(), format!("cannot read: {e}")))),
+    };
+    if metadata.is_symlink() {
+        return out.push(Err((path.to_owned(), "symbolic link (not followed)".to_owned())));
+    }
+    if metadata.is_file() {
+        return out.push(Ok(path.to_owned()));
+    }
+    if !metadata.is_dir() {
+        return out.push(Err((path.to_owned(), "not a regular file".to_owned())));
+    }
+    let entries = match std::fs::read_dir(path).and_then(|dir| dir.collect::<io::Result<Vec<_>>>()) {
+        Ok(entries) => entries,
+        Err(e) => return out.push(Err((path.to_owned(), format!("cannot read: {e}")))),
+    };
+    let mut children: Vec<PathBuf> = entries.into_iter().map(|entry| entry.path()).collect();
+    children.sort();
+    for child in children {
+        collect(&child, false, out);
+    }
+}
+
+enum Scanned {
+    Report(Vec<Finding>),
+    Skipped(String),
+}
+
+/// Formats the engine does not read yet, told by their first bytes.
+const NOT_YET_READ: &[(&[u8], &str)] = &[
+    (b"\x1f\x8b", "gzip data"),
+    (b"PK\x03\x04", "a zip archive (also docx, xlsx, pptx)"),
+    (b"%PDF-", "a PDF document"),
+];
+
+fn scan_file(engine: &Engine, path: &Path) -> io::Result<Scanned> {
+    let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    let mut head = [0u8; 8192];
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    let head = &head[..filled];
+    if let Some((_, what)) = NOT_YET_READ.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Ok(Scanned::Skipped(format!("{what}: not read by this version of the scanner")));
+    }
+    if head.contains(&0) {
+        return Ok(Scanned::Skipped("binary content (a NUL byte in the first 8 KiB)".to_owned()));
+    }
+    let report = engine.scan_reader(head.chain(reader))?;
+    Ok(Scanned::Report(report.findings))
+}
+
+fn print_table(results: &[FileResult]) {
+    println!("{:<40} {:<40} {:<8} {:>6}  FIRST AT  SAMPLE", "PATH", "IDENTIFIER", "SEVERITY", "COUNT");
+    for result in results {
+        if let Some(reason) = &result.skipped {
+            println!("{:<40} skipped: {reason}", result.path);
+        }
+        for finding in &result.findings {
+            let first = finding.locations.first();
+            let at = first.map_or_else(String::new, |l| format!("{}:{}", l.line, l.column));
+            let sample = first.map_or("", |l| l.sample.as_str());
+            println!(
+                "{:<40} {:<40} {:<8} {:>6}  {:<8}  {sample}",
+                result.path,
+                finding.identifier,
+                finding.severity.as_str(),
+                finding.count,
+                at
+            );
+        }
+    }
+}
+
+/// SARIF's level for a severity.
+fn level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low => "note",
+    }
+}
+
+/// The results as a SARIF 2.1.0 log: one rule per identifier, one result per location kept.
+fn sarif(engine: &Engine, results: &[FileResult]) -> serde_json::Value {
+    let rules: Vec<_> = engine
+        .identifiers()
+        .iter()
+        .map(|identifier| {
+            json!({
+                "id": identifier.id,
+                "shortDescription": { "text": format!("{} ({})", identifier.id, identifier.category.as_str()) },
+                "defaultConfiguration": { "level": level(identifier.severity) },
+                "properties": { "category": identifier.category.as_str(), "severity": identifier.severity.as_str() },
+            })
+        })
+        .collect();
+    let mut sarif_results = Vec::new();
+    for result in results {
+        for finding in &result.findings {
+            for location in &finding.locations {
+                sarif_results.push(json!({
+                    "ruleId": finding.identifier,
+                    "level": level(finding.severity),
+                    "message": { "text": format!("{} found ({} in this file): {}", finding.identifier, finding.count, location.sample) },
+                    "locations": [{ "physicalLocation": {
+                        "artifactLocation": { "uri": result.path },
+                        "region": { "startLine": location.line, "startColumn": location.column, "byteOffset": location.offset },
+                    }}],
+                }));
+            }
+        }
+    }
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "latchkey-scan",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "results": sarif_results,
+        }],
+    })
+}

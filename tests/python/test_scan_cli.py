@@ -1,0 +1,134 @@
+"""`latchkey scan` offline, on the seed walkthrough's files: a spreadsheet as CSV with names,
+addresses, phones, emails and Luhn-valid test cards, an RSA key made by openssl, a
+`credentials.csv`; exit codes, JSON and SARIF output, custom identifiers from a config file, and
+files it does not read reported as skipped, never silently."""
+
+import json
+import subprocess
+import zipfile
+
+from conftest import BIN
+
+CARDS = ["4111 1111 1111 1111", "5555-5555-5555-4444", "378282246310005"]
+SECRET = "Fk3vH1qU/2mWsZ8rTy7LbN0pQx4eKd5cJa9oRi6G"
+KEY_ID = "AKIA2E3A4F5B2Q4C7D6X"
+
+
+def scan(*args):
+    return subprocess.run([BIN, "scan", *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def walkthrough(tmp_path):
+    folder = tmp_path / "walkthrough"
+    folder.mkdir()
+    rows = [
+        "name,address,phone,email,card",
+        f"Ada Lovelace,address: 12 High Street London,+44 20 7946 0958,ada@example.org,{CARDS[0]}",
+        f"Alan Turing,address: 221 Baker Street,+44 161 496 0000,alan@example.net,{CARDS[1]}",
+        f"Grace Hopper,address: 500 Main Street,(415) 555-0123,grace@example.com,{CARDS[2]}",
+    ]
+    (folder / "customers.csv").write_text("\n".join(rows) + "\n")
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(folder / "ec2-key.pem"), "2048"],
+                   check=True, capture_output=True)
+    (folder / "credentials.csv").write_text(
+        "User name,Password,Access key ID,Secret access key,Console login link\n"
+        f"deploy,,{KEY_ID},{SECRET},https://123456789012.signin.aws.amazon.com/console\n")
+    (folder / "notes.txt").write_text("Nothing sensitive here, only a meeting at 10:30 in room 4.\n")
+    return folder
+
+
+def by_path(report):
+    return {f["path"].rsplit("/", 1)[-1]: f for f in report["files"]}
+
+
+def test_the_walkthrough_files_are_each_flagged(tmp_path):
+    folder = walkthrough(tmp_path)
+    result = scan("--format", "json", folder)
+    assert result.returncode == 1, result.stderr
+    files = by_path(json.loads(result.stdout))
+    assert set(files) == {"customers.csv", "ec2-key.pem", "credentials.csv", "notes.txt"}
+
+    customers = {f["identifier"]: f for f in files["customers.csv"]["findings"]}
+    assert customers["CREDIT_CARD_NUMBER"]["count"] == 3
+    assert customers["CREDIT_CARD_NUMBER"]["category"] == "financial"
+    assert customers["CREDIT_CARD_NUMBER"]["severity"] == "High"
+    assert [(l["line"], l["sample"]) for l in customers["CREDIT_CARD_NUMBER"]["locations"]] == [
+        (2, "41** **** **** **11"), (3, "55**-****-****-**44"), (4, "3*************5")]
+    assert customers["EMAIL_ADDRESS"]["count"] == 3
+    assert customers["PHONE_NUMBER"]["count"] == 3
+    assert customers["ADDRESS"]["count"] == 3
+
+    pem = files["ec2-key.pem"]["findings"]
+    assert [(f["identifier"], f["count"], f["locations"][0]["line"]) for f in pem] == [("PEM_PRIVATE_KEY", 1, 1)]
+    credentials = files["credentials.csv"]["findings"]
+    assert [(f["identifier"], f["category"]) for f in credentials] == [("AWS_CREDENTIALS", "credentials")]
+    assert files["notes.txt"] == {"path": str(folder / "notes.txt"), "findings": [], "skipped": None}
+    # Samples are redacted: no card number, key or secret appears whole in any output.
+    for fmt in ("json", "table", "sarif"):
+        out = scan("--format", fmt, folder).stdout
+        for secret in [*CARDS, SECRET, KEY_ID]:
+            assert secret not in out, (fmt, secret)
+
+
+def test_exit_codes_say_clean_findings_or_error(tmp_path):
+    clean = tmp_path / "clean.txt"
+    clean.write_text("just words\n")
+    assert scan(clean).returncode == 0
+    dirty = tmp_path / "dirty.txt"
+    dirty.write_text("SSN 536-22-1234\n")
+    result = scan(dirty)
+    assert result.returncode == 1
+    assert "USA_SOCIAL_SECURITY_NUMBER" in result.stdout and "536-22-1234" not in result.stdout
+    missing = scan(tmp_path / "nope.txt")
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stdout
+
+
+def test_sarif_names_rules_and_regions(tmp_path):
+    folder = walkthrough(tmp_path)
+    log = json.loads(scan("--format", "sarif", folder).stdout)
+    assert log["version"] == "2.1.0"
+    run = log["runs"][0]
+    rule_ids = {rule["id"] for rule in run["tool"]["driver"]["rules"]}
+    assert {"CREDIT_CARD_NUMBER", "PEM_PRIVATE_KEY", "AWS_CREDENTIALS"} <= rule_ids
+    pem = [r for r in run["results"] if r["ruleId"] == "PEM_PRIVATE_KEY"]
+    assert len(pem) == 1 and pem[0]["level"] == "error"
+    location = pem[0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"].endswith("ec2-key.pem")
+    assert location["region"]["startLine"] == 1 and location["region"]["startColumn"] == 1
+
+
+def test_custom_identifiers_come_from_the_config_file(tmp_path):
+    config = tmp_path / "latchkey.toml"
+    config.write_text(
+        'listen = "127.0.0.1:9000"\n'  # the server's own settings are ignored here
+        "[[custom_identifiers]]\n"
+        'name = "acme-account"\n'
+        "regex = 'XYZ-\\d{11}'\n"
+        'keywords = ["account"]\n'
+        "max_match_distance = 20\n")
+    data = tmp_path / "ledger.txt"
+    data.write_text("account: XYZ-12345678901\nreference XYZ-10987654321\n")
+    report = json.loads(scan("--format", "json", "--config", config, data).stdout)
+    findings = report["files"][0]["findings"]
+    assert [(f["identifier"], f["count"], f["category"]) for f in findings] == [("acme-account", 1, "custom")]
+    assert findings[0]["locations"][0]["line"] == 1
+
+    config.write_text("[[custom_identifiers]]\nname = \"greedy\"\nregex = 'ID-\\d+'\n")
+    refused = scan("--config", config, data)
+    assert refused.returncode == 2
+    assert '"greedy"' in refused.stderr and "bounded repetition" in refused.stderr
+
+
+def test_files_it_cannot_read_are_reported_as_skipped(tmp_path):
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02SSN 536-22-1234")
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as archive:
+        archive.writestr("inside.txt", "SSN 536-22-1234")
+    (tmp_path / "link").symlink_to(tmp_path / "blob.bin")
+    result = scan("--format", "json", tmp_path)
+    files = by_path(json.loads(result.stdout))
+    assert "binary content" in files["blob.bin"]["skipped"]
+    assert "zip archive" in files["archive.zip"]["skipped"]
+    assert "symbolic link" in files["link"]["skipped"]
+    assert all(f["findings"] == [] for f in files.values())
+    assert result.returncode == 0
