@@ -7,7 +7,7 @@ import json
 import subprocess
 import zipfile
 
-from conftest import BIN
+from conftest import BIN, Server
 
 CARDS = ["4111 1111 1111 1111", "5555-5555-5555-4444", "378282246310005"]
 SECRET = "Fk3vH1qU/2mWsZ8rTy7LbN0pQx4eKd5cJa9oRi6G"
@@ -132,3 +132,22 @@ def test_files_it_cannot_read_are_reported_as_skipped(tmp_path):
     assert "symbolic link" in files["link"]["skipped"]
     assert all(f["findings"] == [] for f in files.values())
     assert result.returncode == 0
+
+
+def test_the_server_reads_the_same_tables_and_refuses_a_bad_identifier_at_start(tmp_path):
+    server = Server(tmp_path / "data", config={
+        "custom_identifiers": [{"name": "acme-account", "regex": "XYZ-\\d{11}", "keywords": ["account"]}],
+        "allow_list": {"values": ["XYZ-00000000000"]},
+        "disabled_identifiers": ["IP_ADDRESS"],
+    })
+    server.start()
+    try:
+        assert server.client().list_buckets()["Buckets"] == []
+    finally:
+        server.stop()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[custom_identifiers]]\nname = \"greedy\"\nregex = 'ID-\\d+'\n")
+    out = subprocess.run([BIN, "serve", "--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
+                          "--config", str(bad)], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "scanner's settings are refused" in out.stderr and '"greedy"' in out.stderr, out.stderr

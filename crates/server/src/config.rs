@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use latchkey_audit::alarm::AlarmRule;
 use latchkey_audit::webhook::{Target, Webhook};
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
+use latchkey_scan::{AllowList, CustomIdentifier, ScanConfig};
 use serde::Deserialize;
 
 use crate::admission::{ConnectionCaps, NetworkList};
@@ -116,6 +117,9 @@ pub struct ServerConfig {
     /// Alarm rules over the audit trail, and the webhooks their notifications go to.
     pub alarms: Vec<AlarmRule>,
     pub webhooks: Vec<Target>,
+    /// The sensitive-data scanner's custom identifiers, allow-list and settings, checked at
+    /// start (the same tables `latchkey scan --config` reads).
+    pub scan: ScanConfig,
     /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
     pub trusted_proxies: TrustedProxies,
 }
@@ -170,6 +174,14 @@ pub struct ConfigFile {
     pub alarms: Vec<AlarmRule>,
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
+    #[serde(default)]
+    pub custom_identifiers: Vec<CustomIdentifier>,
+    #[serde(default)]
+    pub allow_list: AllowList,
+    #[serde(default)]
+    pub disabled_identifiers: Vec<String>,
+    /// Locations a finding keeps per identifier.
+    pub max_locations: Option<usize>,
 }
 
 /// Where the access log's JSON lines go.
@@ -330,6 +342,13 @@ impl ServerConfig {
             Some(other) => bail!("invalid forwarded_header {other:?}: expected \"x-forwarded-for\" or \"forwarded\""),
         };
         let trusted_proxies = TrustedProxies { networks, header, proto: file.trust_forwarded_proto.unwrap_or(false) };
+        let scan = ScanConfig {
+            custom_identifiers: file.custom_identifiers,
+            allow_list: file.allow_list,
+            disabled_identifiers: file.disabled_identifiers,
+            max_locations: file.max_locations.unwrap_or(ScanConfig::default().max_locations),
+        };
+        latchkey_scan::Engine::new(&scan).context("the sensitive-data scanner's settings are refused")?;
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listeners,
@@ -350,6 +369,7 @@ impl ServerConfig {
             plain_http_from_loopback: file.plain_http_from_loopback.unwrap_or(true),
             hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
             trusted_proxies,
+            scan,
             header_read_timeout,
             idle_timeout,
             audit_digest_interval,
