@@ -393,14 +393,11 @@ pub fn au_tfn(text: &[u8]) -> bool {
     d.iter().zip(weights).map(|(d, w)| u32::from(*d) * w).sum::<u32>().is_multiple_of(11)
 }
 
-/// A SWIFT/BIC code: four letters of bank, an ISO country (two letters), a location and an
-/// optional branch; refuses ordinary upper-case words by asking for a location with a digit
-/// or a branch.
+/// A SWIFT/BIC code: four letters of bank, two of country, a location and an optional branch
+/// (searched only after a SWIFT or BIC keyword, so that words of eight capitals are not).
 pub fn swift_bic(text: &[u8]) -> bool {
     let s = alphanumerics(text);
-    matches!(s.len(), 8 | 11)
-        && s[..6].iter().all(u8::is_ascii_uppercase)
-        && (s[6..8].iter().any(u8::is_ascii_digit) || s.len() == 11)
+    matches!(s.len(), 8 | 11) && s[..6].iter().all(u8::is_ascii_uppercase)
 }
 
 /// A 40-character AWS secret access key: base64 alphabet with upper, lower case and digits
@@ -410,6 +407,14 @@ pub fn aws_secret(text: &[u8]) -> bool {
     let end = text.iter().rposition(in_alphabet).map_or(0, |i| i + 1);
     let tail = text[..end].rsplit(|b| !in_alphabet(b)).next().unwrap_or_default();
     tail.len() == 40 && mixed_alphabet(tail)
+}
+
+/// An AWS access key pair: the secret as [`aws_secret`] has it, and neither the key id (the
+/// first 20 bytes) nor the secret is one of AWS's documentation examples (`...EXAMPLE`).
+pub fn aws_key_pair(text: &[u8]) -> bool {
+    let example = |part: &[u8]| memchr::memmem::find(part, b"EXAMPLE").is_some();
+    let end = text.iter().rposition(|b| b.is_ascii_alphanumeric() || *b == b'/' || *b == b'+').map_or(0, |i| i + 1);
+    aws_secret(text) && !example(&text[..20.min(text.len())]) && !example(&text[end.saturating_sub(40)..end])
 }
 
 /// Whether `token` mixes upper case, lower case and digits, as generated secrets do.
@@ -422,7 +427,8 @@ pub fn mixed_alphabet(token: &[u8]) -> bool {
 /// A JSON Web Token: the first segment decodes (base64url) to a JSON header naming `alg`.
 pub fn jwt(text: &[u8]) -> bool {
     use base64::Engine as _;
-    let header = text.split(|b| *b == b'.').next().unwrap_or_default();
+    let start = text.iter().position(|b| b.is_ascii_alphanumeric()).unwrap_or(text.len());
+    let header = text[start..].split(|b| *b == b'.').next().unwrap_or_default();
     let Ok(decoded) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else { return false };
     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decoded).is_ok_and(|h| h.contains_key("alg"))
 }
@@ -606,6 +612,7 @@ mod tests {
         assert!(!phone(b"046 454 286"));
         assert!(swift_bic(b"DEUTDEFF500"));
         assert!(swift_bic(b"NWBKGB2L"));
-        assert!(!swift_bic(b"OVERSEAS"));
+        assert!(swift_bic(b"DEUTDEFF"));
+        assert!(!swift_bic(b"DEUT1EFF"));
     }
 }

@@ -76,8 +76,11 @@ pub struct Engine {
     allow_patterns: Option<Regex>,
     /// Bytes a window must keep before the matches it judges (a keyword and its distance).
     pub(crate) back: usize,
-    /// Bytes a window must have after the start of a match it judges (the longest match).
+    /// Bytes a window must have after the start of a match it judges: the longest match, plus
+    /// `near_reach` to see the everywhere-matches that a keyword-gated one could overlap.
     pub(crate) reach: usize,
+    /// The longest distance of a keyword-gated identifier.
+    near_reach: usize,
     pub(crate) max_locations: usize,
 }
 
@@ -149,7 +152,8 @@ impl Engine {
         let mut owner = Vec::new();
         let mut keywords: Vec<(String, usize)> = Vec::new();
         let mut identifiers = Vec::new();
-        let (mut back, mut reach) = (0, 1);
+        // At least one byte before: `\b` at a window's start looks at it.
+        let (mut back, mut reach, mut near_reach) = (1, 1, 0);
         for (index, definition) in definitions.into_iter().enumerate() {
             let what = "identifier";
             if let Some(pattern) = &definition.pattern {
@@ -168,6 +172,9 @@ impl Engine {
                 }
                 None => None,
             };
+            if near.is_some() {
+                near_reach = near_reach.max(definition.max_distance);
+            }
             if !definition.keywords.is_empty() {
                 let longest = definition.keywords.iter().map(String::len).max().unwrap_or(0);
                 back = back.max(longest + definition.max_distance + 1);
@@ -218,11 +225,13 @@ impl Engine {
         let allow_patterns = match config.allow_list.regexes.is_empty() {
             true => None,
             false => {
-                let hirs = config.allow_list.regexes.iter().map(|p| parse("allow-list regex", p, p)).collect::<Result<
-                    Vec<_>,
-                    _,
-                >>(
-                )?;
+                // Each must match the whole value: anchored at its end here, at its start by the search.
+                let hirs = config
+                    .allow_list
+                    .regexes
+                    .iter()
+                    .map(|p| parse("allow-list regex", p, &format!("(?:{p})\\z")))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Some(build(&hirs, Some(CUSTOM_NFA_LIMIT)).map_err(|e| {
                     ConfigError::new("allow-list", "regexes", format!("the regexes do not compile: {e}"))
                 })?)
@@ -237,7 +246,8 @@ impl Engine {
             allow_values: config.allow_list.values.iter().map(|v| v.as_bytes().to_vec()).collect(),
             allow_patterns,
             back,
-            reach: reach + 1,
+            reach: reach + near_reach + 1,
+            near_reach,
             max_locations: config.max_locations,
         })
     }
@@ -252,33 +262,51 @@ impl Engine {
     /// match accepted, which may reach into this window) and moves it on. The bytes outside
     /// `from..limit` are context: keywords before, the rest of a match after.
     pub fn search(&self, window: &[u8], from: usize, limit: usize, resume: &mut usize, cache: &mut Caches) -> Vec<Hit> {
+        // The end of what earlier windows accepted: no match of this one starts inside it.
+        let carried = *resume;
         let keywords = self.keyword_hits(window);
         let mut hits = Vec::new();
+        // Everywhere-matches just past `limit` are judged too, not reported (the next window
+        // does): a keyword-gated match before `limit` must yield to them as in one pass.
+        let mut ahead = Vec::new();
+        let horizon = if limit == window.len() { limit } else { (limit + self.near_reach).min(window.len()) };
         if let (Some(regex), Some(cache)) = (&self.everywhere, &mut cache.everywhere) {
             let mut at = from.max(*resume);
-            while at < limit {
+            while at < horizon {
                 let input = Input::new(window).range(at..);
                 let Some(found) = regex.search_with(cache, &input) else { break };
-                if found.start() >= limit {
+                if found.start() >= horizon {
                     break;
                 }
                 match self.accept_at(regex, cache, window, found.start(), found.pattern(), found.end(), &keywords) {
-                    Some(hit) => {
+                    Ok(hit) if hit.start >= limit => {
+                        at = hit.end;
+                        ahead.push(hit);
+                    }
+                    Ok(hit) => {
                         at = hit.end;
                         *resume = hit.end;
                         hits.push(hit);
                     }
-                    None => at = found.start() + 1,
+                    // A value on the allow-list or holding an ignore word is passed over whole.
+                    Err(Verdict::Suppressed) => at = found.end(),
+                    Err(_) => at = found.start() + 1,
                 }
             }
         }
-        let everywhere_hits = hits.len();
+        // Keyword-gated matches: one that covers an everywhere-match whole takes its place (the
+        // keyword says more than a shape: `NHS number 077 891 7851` is no phone number).
+        let mut near_hits: Vec<Hit> = Vec::new();
+        let mut searched = vec![0; self.identifiers.len()];
         for &(end, keyword) in &keywords {
             for &index in &self.keyword_owners[keyword].0 {
                 let identifier = &self.identifiers[index];
                 let Some(near) = &identifier.near else { continue };
-                let stop = (end + identifier.max_distance).min(window.len());
-                let mut at = end.max(from);
+                let stop = same_line(window, end, (end + identifier.max_distance).min(window.len()));
+                // What an earlier keyword's range covered is not searched again (linear time on
+                // a run of keywords), nor what a match accepted in an earlier window covers.
+                let mut at = end.max(from).max(carried).max(searched[index]);
+                searched[index] = searched[index].max(stop);
                 while at < stop {
                     let input = Input::new(window).range(at..stop);
                     let Some(found) = near.search(&input) else { break };
@@ -286,9 +314,18 @@ impl Engine {
                         break;
                     }
                     let span = found.start()..found.end();
-                    let taken = hits.iter().any(|h: &Hit| h.start < span.end && span.start < h.end);
-                    if !taken && self.judge(index, &window[span.clone()]) {
-                        hits.push(Hit { identifier: index, start: span.start, end: span.end, keyword: true });
+                    let overlaps = |h: &Hit| h.start < span.end && span.start < h.end;
+                    // Everywhere-hits are in order and do not overlap: only those from the last
+                    // one starting before the span can touch it.
+                    let first = hits.partition_point(|h| h.end <= span.start);
+                    let covers = |h: &Hit| h.start < span.start || h.end > span.end;
+                    let blocked = near_hits.iter().any(overlaps)
+                        || hits[first..].iter().take_while(|h| h.start < span.end).any(covers)
+                        || ahead.iter().any(|h| overlaps(h) && covers(h));
+                    if !blocked && self.judge(index, &window[span.clone()]) == Verdict::Accept {
+                        hits.retain(|h| !overlaps(h));
+                        ahead.retain(|h| !overlaps(h));
+                        near_hits.push(Hit { identifier: index, start: span.start, end: span.end, keyword: true });
                         at = span.end;
                     } else {
                         at = span.start + 1;
@@ -296,7 +333,9 @@ impl Engine {
                 }
             }
         }
-        if hits.len() > everywhere_hits {
+        if !near_hits.is_empty() {
+            *resume = (*resume).max(near_hits.iter().map(|h| h.end).max().unwrap_or(0));
+            hits.extend(near_hits);
             hits.sort_by_key(|h| h.start);
         }
         hits
@@ -314,27 +353,30 @@ impl Engine {
         pattern: PatternID,
         end: usize,
         keywords: &[(usize, usize)],
-    ) -> Option<Hit> {
+    ) -> Result<Hit, Verdict> {
         let index = self.owner[pattern.as_usize()];
-        if self.judge(index, &window[start..end]) {
-            return Some(self.hit(index, start, end, keywords));
+        match self.judge(index, &window[start..end]) {
+            Verdict::Accept => return Ok(self.hit(window, index, start, end, keywords)),
+            Verdict::Suppressed => return Err(Verdict::Suppressed),
+            Verdict::Refused => {}
         }
         for (other, &index) in self.owner.iter().enumerate().filter(|(other, _)| *other != pattern.as_usize()) {
             let input = Input::new(window).range(start..).anchored(Anchored::Pattern(PatternID::new_unchecked(other)));
             if let Some(found) = regex.search_with(cache, &input)
-                && self.judge(index, &window[start..found.end()])
+                && self.judge(index, &window[start..found.end()]) == Verdict::Accept
             {
-                return Some(self.hit(index, start, found.end(), keywords));
+                return Ok(self.hit(window, index, start, found.end(), keywords));
             }
         }
-        None
+        Err(Verdict::Refused)
     }
 
-    fn hit(&self, identifier: usize, start: usize, end: usize, keywords: &[(usize, usize)]) -> Hit {
+    fn hit(&self, window: &[u8], identifier: usize, start: usize, end: usize, keywords: &[(usize, usize)]) -> Hit {
         let distance = self.identifiers[identifier].max_distance;
         let keyword = keywords.iter().any(|&(keyword_end, keyword)| {
             keyword_end <= start
                 && end - keyword_end <= distance
+                && memchr::memchr(b'\n', &window[keyword_end..start]).is_none()
                 && self.keyword_owners[keyword].0.contains(&identifier)
         });
         Hit { identifier, start, end, keyword }
@@ -342,21 +384,24 @@ impl Engine {
 
     /// Whether a match of `identifier` stands: no ignore word in it, not on the allow-list, and
     /// its check passes.
-    fn judge(&self, identifier: usize, matched: &[u8]) -> bool {
+    fn judge(&self, identifier: usize, matched: &[u8]) -> Verdict {
         let identifier = &self.identifiers[identifier];
         if identifier.ignore_words.iter().any(|word| memchr::memmem::find(matched, word).is_some()) {
-            return false;
+            return Verdict::Suppressed;
         }
         let core = crate::redact::core(matched);
         if self.allow_values.contains(core) {
-            return false;
+            return Verdict::Suppressed;
         }
         if let Some(allow) = &self.allow_patterns
-            && allow.search(&Input::new(core).anchored(Anchored::Yes)).is_some_and(|m| m.end() == core.len())
+            && allow.search(&Input::new(core).anchored(Anchored::Yes)).is_some()
         {
-            return false;
+            return Verdict::Suppressed;
         }
-        identifier.check.is_none_or(|check| check(matched))
+        match identifier.check.is_none_or(|check| check(matched)) {
+            true => Verdict::Accept,
+            false => Verdict::Refused,
+        }
     }
 
     /// Every whole-word keyword in `window`: (end, keyword pattern), in order of end.
@@ -382,7 +427,24 @@ impl Engine {
     }
 }
 
+/// What becomes of a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accept,
+    /// Its check fails: another pattern may take the place.
+    Refused,
+    /// Known data (allow-list) or an ignore word: nothing at this place is reported.
+    Suppressed,
+}
+
 /// Per-scan state of the everywhere-regex (its lazy DFA), kept across windows.
 pub struct Caches {
     everywhere: Option<meta::Cache>,
+}
+
+/// `to`, or just past the first line break in `window[from..to]` (a pattern may end on it): a
+/// keyword counts on its own line only (one on the line before is as likely to label
+/// something else).
+fn same_line(window: &[u8], from: usize, to: usize) -> usize {
+    memchr::memchr(b'\n', &window[from..to]).map_or(to, |i| from + i + 1)
 }

@@ -52,8 +52,8 @@ const TABLE: &[Managed] = &[
             r"\b(?:AKIA|ASIA)[A-Z2-7]{16}\b[\s\S]{0,160}?[^A-Za-z0-9/+][A-Za-z0-9/+]{40}",
             token_end!("A-Za-z0-9/+=")
         )),
-        ignore_words: DOCUMENTATION_WORDS,
-        check: Some(check::aws_secret),
+        // Documentation's pairs are told by the key and the secret, not by what lies between.
+        check: Some(check::aws_key_pair),
         ..BASE
     },
     Managed {
@@ -76,22 +76,24 @@ const TABLE: &[Managed] = &[
     Managed {
         id: "PEM_PRIVATE_KEY",
         category: Category::Credentials,
+        // A line break after the header may be written `\n` (a key inside JSON), the body may be
+        // indented (YAML) or follow on the same line.
         pattern: Some(
-            r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----\r?\n(?:[A-Za-z-]{1,20}: [^\r\n]{1,100}\r?\n){0,3}(?:\r?\n)?[A-Za-z0-9+/=]{40,80}\r?\n",
+            r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----(?:[ \t]{0,16}(?:\r?\n|\\n)(?:[ \t]{0,16}[A-Za-z-]{1,20}: [^\r\n]{1,100}(?:\r?\n|\\n)){0,3}(?:\r?\n|\\n)?|[ \t])[ \t]{0,16}[A-Za-z0-9+/]{40}",
         ),
         ..BASE
     },
     Managed {
         id: "OPENSSH_PRIVATE_KEY",
         category: Category::Credentials,
-        pattern: Some(r"-----BEGIN OPENSSH PRIVATE KEY-----\r?\n[A-Za-z0-9+/=]{40,80}\r?\n"),
+        pattern: Some(r"-----BEGIN OPENSSH PRIVATE KEY-----[ \t]{0,16}(?:\r?\n|\\n|[ \t])[ \t]{0,16}[A-Za-z0-9+/]{40}"),
         ..BASE
     },
     Managed {
         id: "PGP_PRIVATE_KEY",
         category: Category::Credentials,
         pattern: Some(
-            r"-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n(?:[A-Za-z]{1,20}: [^\r\n]{1,100}\r?\n){0,5}(?:\r?\n)?[A-Za-z0-9+/=]{40,80}\r?\n",
+            r"-----BEGIN PGP PRIVATE KEY BLOCK-----[ \t]{0,16}(?:\r?\n|\\n)(?:[ \t]{0,16}[A-Za-z]{1,20}: [^\r\n]{1,100}(?:\r?\n|\\n)){0,5}(?:\r?\n|\\n)?[ \t]{0,16}[A-Za-z0-9+/]{40}",
         ),
         ..BASE
     },
@@ -152,7 +154,9 @@ const TABLE: &[Managed] = &[
     Managed {
         id: "JSON_WEB_TOKEN",
         category: Category::Credentials,
-        pattern: Some(r"\beyJ[A-Za-z0-9_-]{10,800}\.eyJ[A-Za-z0-9_-]{4,4000}\.[A-Za-z0-9_-]{16,700}"),
+        // Starts only where a token can (`-` and `_` are token bytes, so `\b` would let every
+        // `eyJ` inside a long token start a candidate).
+        pattern: Some(r"(?:^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,800}\.eyJ[A-Za-z0-9_-]{4,4000}\.[A-Za-z0-9_-]{16,700}"),
         check: Some(check::jwt),
         ..BASE
     },
@@ -206,7 +210,8 @@ const TABLE: &[Managed] = &[
     Managed {
         id: "BANK_ACCOUNT_NUMBER_IBAN",
         category: Category::Financial,
-        pattern: Some(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+        // The last short group is digits: a word after the number (`BIC`, `EUR`) is not taken in.
+        pattern: Some(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?\d{1,3})?\b"),
         check: Some(check::iban),
         ..BASE
     },
@@ -243,8 +248,9 @@ const TABLE: &[Managed] = &[
             r"\+[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}\b",
             // US: (415) 555-0123, 415-555-0123, 415.555.0123.
             r"|\(\d{3}\) ?\d{3}[ .-]\d{4}\b|\b\d{3}[.-]\d{3}[.-]\d{4}\b",
-            // UK and German national forms: 020 7946 0958, 07700 900123, 030 1234567.
-            r"|\b0\d{2,4} \d{3,4} ?\d{3,4}\b",
+            // UK national forms (020 7946 0958, 0161 496 0000, 07700 900123, 01632 960 001)
+            // and German ones (030 1234567).
+            r"|\b0\d{2} \d{4} \d{4}\b|\b0\d{3} \d{3} \d{4}\b|\b0\d{4} \d{6}\b|\b0\d{4} \d{3} \d{3}\b|\b0\d{2,4} \d{5,8}\b",
             // French: 01 23 45 67 89.
             r"|\b0[1-9](?:[ .]\d{2}){4}\b"
         )),
@@ -403,8 +409,8 @@ const TABLE: &[Managed] = &[
     Managed {
         id: "INDIA_AADHAAR_NUMBER",
         category: Category::NationalId,
-        pattern: Some(r"\b[2-9]\d{3} \d{4} \d{4}\b"),
-        near_keyword: Some(r"\b[2-9]\d{11}\b"),
+        // Twelve digits in groups of four are also parcel and account numbers: near a keyword only.
+        near_keyword: Some(r"\b[2-9]\d{3} ?\d{4} ?\d{4}\b"),
         keywords: &["aadhaar", "aadhar", "uidai"],
         check: Some(check::in_aadhaar),
         ..BASE

@@ -25,11 +25,15 @@ const MASK_MAX: usize = 24;
 
 /// A sample of `matched`: an eighth of its characters (at most four) shown at each end, the rest
 /// masked with `*` except spaces and dashes (which show the format); control characters become
-/// spaces. Twelve characters or fewer are masked whole.
+/// spaces. Twelve characters or fewer are masked whole, and so is a match that holds a name and
+/// a value (`=`, `:`, `@`, quotes: an assignment, a URL with a password, an address), whose
+/// ends could be most of a short secret.
 pub fn sample(matched: &[u8]) -> String {
-    let text = String::from_utf8_lossy(core(matched));
+    let core = core(matched);
+    let named = core.iter().any(|b| b"=:@\"'".contains(b));
+    let text = String::from_utf8_lossy(core);
     let chars: Vec<char> = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let shown = if chars.len() > 12 { (chars.len() / 8).min(4) } else { 0 };
+    let shown = if chars.len() > 12 && !named { (chars.len() / 8).min(4) } else { 0 };
     let middle = &chars[shown..chars.len() - shown];
     let mut out: String = chars[..shown].iter().collect();
     out.extend(middle.iter().take(MASK_MAX).map(|&c| if c == ' ' || c == '-' { c } else { '*' }));
@@ -50,6 +54,8 @@ mod tests {
         assert_eq!(sample(b"536-22-1234"), "***-**-****");
         assert_eq!(sample(b" wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEK,"), "wJal************************…PLEK");
         assert_eq!(core(b"=\"hunter2!\""), b"hunter2!");
+        assert_eq!(sample(b"my_service_api_password = \"Zq9!xK\""), "*********************** …");
+        assert_eq!(sample(b"postgres://app:Tr0ub4dor-x9@db"), "************************…");
     }
 
     #[test]

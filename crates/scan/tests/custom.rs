@@ -52,6 +52,15 @@ ignore_words = ["EMP-000000"]
 }
 
 #[test]
+fn every_allow_list_regex_is_tried_on_the_whole_value() {
+    // Found by review: the first regex that matched a prefix decided alone.
+    let engine =
+        Engine::new(&config("[allow_list]\nregexes = ['[a-z]{1,20}', '[a-z]{1,20}@example\\.org']\n")).unwrap();
+    assert!(ids(&engine, "ada@example.org").is_empty());
+    assert_eq!(ids(&engine, "ada@example.net"), vec![("EMAIL_ADDRESS".to_owned(), 1)]);
+}
+
+#[test]
 fn the_allow_list_suppresses_known_test_data() {
     let engine = Engine::new(&config(
         r#"

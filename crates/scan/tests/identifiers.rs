@@ -157,3 +157,32 @@ fn finding_types_follow_macie() {
     assert_eq!(multiple.finding_type().as_deref(), Some("SensitiveData:S3Object/Multiple"));
     assert_eq!(engine.scan_bytes(b"nothing to see").finding_type(), None);
 }
+
+#[test]
+fn layouts_found_by_review() {
+    let engine = engine();
+    let body = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun";
+    let cases: &[(&str, &str)] = &[
+        // What lies between a key id and its secret does not make the pair an example.
+        (
+            "AWS_CREDENTIALS",
+            "AWS_KEY=AKIA2E3A4F5B2Q4C7D6X\nS3_BUCKET=assets.example.com\nAWS_SECRET=Fk3vH1qU/2mWsZ8rTy7LbN0pQx4eKd5cJa9oRi6G\n",
+        ),
+        // A key inside JSON (a service-account file), in YAML, on one line.
+        ("PEM_PRIVATE_KEY", &format!("{{\"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{body}\\n\"}}")),
+        ("PEM_PRIVATE_KEY", &format!("key: |\n  -----BEGIN RSA PRIVATE KEY-----\n  {body}\n")),
+        ("PEM_PRIVATE_KEY", &format!("-----BEGIN EC PRIVATE KEY----- {body}{body} -----END EC PRIVATE KEY-----")),
+        // An IBAN followed by a short word.
+        ("BANK_ACCOUNT_NUMBER_IBAN", "pay to BE68 5390 0754 7034 EUR\n"),
+        ("SWIFT_CODE", "SWIFT: DEUTDEFF\n"),
+    ];
+    for (id, text) in cases {
+        let report = engine.scan_bytes(text.as_bytes());
+        assert_eq!(found(&report), vec![(*id, 1)], "{text:?}");
+    }
+    let both = engine.scan_bytes(b"pay to BE68 5390 0754 7034 BIC: GEBABEBB\n");
+    assert_eq!(found(&both), vec![("BANK_ACCOUNT_NUMBER_IBAN", 1), ("SWIFT_CODE", 1)]);
+    // Documentation keys are still passed over.
+    let example = "AWS_KEY=AKIAIOSFODNN7EXAMPLE\nAWS_SECRET=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
+    assert!(engine.scan_bytes(example.as_bytes()).is_clean());
+}

@@ -50,19 +50,25 @@ fn filler(len: usize, seed: usize) -> String {
     out
 }
 
+/// `value` placed again and again so that each chunk border of 64 falls at each of its bytes
+/// in turn, `around` on either side of it.
+fn straddling(value: &str, around: char) -> String {
+    let mut data = String::new();
+    for shift in 0..value.len() {
+        let target = (shift + 1) * 9 * 1024 + 64 - shift;
+        data.push_str(&filler(target - data.len() - 1, shift));
+        data.push(around);
+        data.push_str(value);
+        data.push(around);
+    }
+    data
+}
+
 #[test]
 fn a_match_across_every_chunk_border_is_found_once() {
     let engine = Engine::new(&ScanConfig { max_locations: 1000, ..ScanConfig::default() }).unwrap();
     let card = "4111 1111 1111 1111";
-    // The card is placed so that each chunk border of 64 falls at each of its bytes in turn.
-    let mut data = String::new();
-    for shift in 0..card.len() {
-        let target = (shift + 1) * 9 * 1024 + 64 - shift;
-        data.push_str(&filler(target - data.len() - 1, shift));
-        data.push(' ');
-        data.push_str(card);
-        data.push(' ');
-    }
+    let mut data = straddling(card, ' ');
     data.push_str(&filler(10 * 1024, 99));
     let whole = scan_in(&engine, data.as_bytes(), usize::MAX / 2, data.len());
     assert_eq!(whole.findings.len(), 1);
@@ -70,6 +76,21 @@ fn a_match_across_every_chunk_border_is_found_once() {
     for chunk in [1, 3, 64, 1000, 4096, 9 * 1024] {
         let chunked = scan_in(&engine, data.as_bytes(), chunk, 777);
         assert_eq!(locations(&chunked), locations(&whole), "chunk {chunk}");
+    }
+}
+
+#[test]
+fn keyword_gated_matches_across_a_border_are_judged_once() {
+    // Found by review: a keyword-gated match accepted before the border was found again, from
+    // a later start, after it.
+    let engine = Engine::new(&ScanConfig { max_locations: 1000, ..ScanConfig::default() }).unwrap();
+    for value in ["SIN 130 456 783 455 839", "TFN 123 456 782.555.0123", "card 4111 1111 1111 1111 1111"] {
+        let data = straddling(value, '\n');
+        let whole = scan_in(&engine, data.as_bytes(), usize::MAX / 2, data.len());
+        for chunk in [64, 1000] {
+            let chunked = scan_in(&engine, data.as_bytes(), chunk, 333);
+            assert_eq!(locations(&chunked), locations(&whole), "{value:?}, chunk {chunk}");
+        }
     }
 }
 
