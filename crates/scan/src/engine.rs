@@ -155,18 +155,17 @@ impl Engine {
         // At least one byte before: `\b` at a window's start looks at it.
         let (mut back, mut reach, mut near_reach) = (1, 1, 0);
         for (index, definition) in definitions.into_iter().enumerate() {
-            let what = "identifier";
             if let Some(pattern) = &definition.pattern {
-                let hir = parse(what, &definition.id, pattern)?;
+                let hir = parse("identifier", &definition.id, pattern)?;
                 reach = reach.max(hir.properties().maximum_len().unwrap_or(MAX_MATCH_LEN));
                 everywhere.push(hir);
                 owner.push(index);
             }
             let near = match &definition.near_keyword {
                 Some(pattern) => {
-                    let hir = parse(what, &definition.id, pattern)?;
+                    let hir = parse("identifier", &definition.id, pattern)?;
                     let regex = build(&[hir], None).map_err(|e| {
-                        ConfigError::new(what, &definition.id, format!("the regex does not compile: {e}"))
+                        ConfigError::new("identifier", &definition.id, format!("the regex does not compile: {e}"))
                     })?;
                     Some(regex)
                 }
@@ -257,10 +256,10 @@ impl Engine {
         &self.identifiers
     }
 
-    /// The accepted matches that start in `window[from..limit]`, in order of start. The search
-    /// for everywhere-patterns starts at `resume` if that is later (the end of the last such
-    /// match accepted, which may reach into this window) and moves it on. The bytes outside
-    /// `from..limit` are context: keywords before, the rest of a match after.
+    /// The accepted matches that start in `window[from..limit]`, in order of start. No match
+    /// starts before `resume` (the end of the last match accepted, which may reach into this
+    /// window), which moves on. The bytes outside `from..limit` are context: keywords before,
+    /// the rest of a match and the matches it could overlap after.
     pub fn search(&self, window: &[u8], from: usize, limit: usize, resume: &mut usize, cache: &mut Caches) -> Vec<Hit> {
         // The end of what earlier windows accepted: no match of this one starts inside it.
         let carried = *resume;

@@ -95,9 +95,7 @@ fn keyword_gated_matches_across_a_border_are_judged_once() {
 }
 
 #[test]
-fn memory_stays_at_one_chunk_plus_the_overlap() {
-    // Not a measurement of the process: the window the scanner keeps, observed through what it
-    // reports on a stream far larger than a chunk.
+fn a_stream_far_larger_than_a_chunk_is_scanned_to_its_end() {
     let engine = Engine::new(&ScanConfig::default()).unwrap();
     let mut scanner = Scanner::with_chunk(&engine, 4096);
     let block = filler(1 << 20, 5);
