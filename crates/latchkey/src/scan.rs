@@ -77,9 +77,9 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     progress.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"));
     let mut results = Vec::new();
     let mut failed = false;
-    for file in files {
-        let result = match file {
-            Ok(path) => {
+    for entry in files {
+        let result = match entry {
+            Entry::File(path) => {
                 progress.set_message(path.display().to_string());
                 let outcome = scan_file(&engine, &path);
                 progress.inc(1);
@@ -98,8 +98,11 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Err((path, reason)) => {
-                failed |= !reason.starts_with("symbolic link");
+            Entry::Passed(path, reason) => {
+                FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
+            }
+            Entry::Unreadable(path, reason) => {
+                failed = true;
                 FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
             }
         };
@@ -119,25 +122,33 @@ fn shown(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// The files under `path` in a stable order; what cannot be listed, or a symbolic link met
-/// inside a directory, is kept with the reason it is not scanned.
-fn collect(path: &Path, given: bool, out: &mut Vec<Result<PathBuf, (PathBuf, String)>>) {
+/// What `collect` finds under a path.
+enum Entry {
+    File(PathBuf),
+    /// Left alone on purpose (a symbolic link inside a directory), with the reason.
+    Passed(PathBuf, String),
+    /// Cannot be scanned: an error, with the reason.
+    Unreadable(PathBuf, String),
+}
+
+/// The files under `path` in a stable order, and what is not scanned with the reason.
+fn collect(path: &Path, given: bool, out: &mut Vec<Entry>) {
     let metadata = match if given { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) } {
         Ok(metadata) => metadata,
-        Err(e) => return out.push(Err((path.to_owned(), format!("cannot read: {e}")))),
+        Err(e) => return out.push(Entry::Unreadable(path.to_owned(), format!("cannot read: {e}"))),
     };
     if metadata.is_symlink() {
-        return out.push(Err((path.to_owned(), "symbolic link (not followed)".to_owned())));
+        return out.push(Entry::Passed(path.to_owned(), "symbolic link (not followed)".to_owned()));
     }
     if metadata.is_file() {
-        return out.push(Ok(path.to_owned()));
+        return out.push(Entry::File(path.to_owned()));
     }
     if !metadata.is_dir() {
-        return out.push(Err((path.to_owned(), "not a regular file".to_owned())));
+        return out.push(Entry::Unreadable(path.to_owned(), "not a regular file".to_owned()));
     }
     let entries = match std::fs::read_dir(path).and_then(|dir| dir.collect::<io::Result<Vec<_>>>()) {
         Ok(entries) => entries,
-        Err(e) => return out.push(Err((path.to_owned(), format!("cannot read: {e}")))),
+        Err(e) => return out.push(Entry::Unreadable(path.to_owned(), format!("cannot read: {e}"))),
     };
     let mut children: Vec<PathBuf> = entries.into_iter().map(|entry| entry.path()).collect();
     children.sort();

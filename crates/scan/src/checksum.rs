@@ -37,7 +37,7 @@ pub fn luhn_digits(digits: &[u8]) -> bool {
 }
 
 /// A payment card number: 13 to 19 digits of a major brand's ranges and lengths, Luhn-valid,
-/// with separators (if any) only between groups.
+/// not all one digit (where separators may stand is the pattern's business).
 pub fn payment_card(text: &[u8]) -> bool {
     let d = digits(text);
     if !luhn_digits(&d) || all_same(&d) {
@@ -336,7 +336,7 @@ pub fn pl_pesel(text: &[u8]) -> bool {
     }
     let month = number(&d[2..4]) % 20;
     let day = number(&d[4..6]);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || number(&d[2..4]) >= 100 {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return false;
     }
     let weights = [1, 3, 7, 9, 1, 3, 7, 9, 1, 3];
@@ -481,8 +481,8 @@ pub fn birth_date(text: &[u8]) -> bool {
     }
 }
 
-/// An IPv4 address that names a host: not 0.0.0.0 or a broadcast, and not a dotted version
-/// number with a leading zero field.
+/// An IPv4 address that names a host: four fields of at most 255, not in 0.0.0.0/8 and not the
+/// broadcast address.
 pub fn ipv4(text: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(text) else { return false };
     let Ok(addr) = text.parse::<std::net::Ipv4Addr>() else { return false };

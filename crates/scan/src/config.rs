@@ -122,9 +122,9 @@ impl CustomIdentifier {
 }
 
 impl ScanConfig {
-    /// The custom identifiers, checked against Macie's limits and for names already taken.
-    pub(crate) fn custom_definitions(&self) -> Result<Vec<Definition>, ConfigError> {
-        let managed = crate::managed::definitions();
+    /// The custom identifiers, checked against Macie's limits and for names already taken (by
+    /// one of `managed`, turned off or not, or an earlier custom one).
+    pub(crate) fn custom_definitions(&self, managed: &[Definition]) -> Result<Vec<Definition>, ConfigError> {
         let mut definitions: Vec<Definition> = Vec::new();
         for custom in &self.custom_identifiers {
             let taken = managed.iter().chain(&definitions).any(|d| d.id.eq_ignore_ascii_case(&custom.name));

@@ -136,8 +136,8 @@ impl Engine {
         if let Some(unknown) = config.disabled_identifiers.iter().find(|id| !definitions.iter().any(|d| &d.id == *id)) {
             return Err(ConfigError::new("managed identifier", unknown, "there is no managed identifier of that id"));
         }
+        let custom = config.custom_definitions(&definitions)?;
         definitions.retain(|d| !config.disabled_identifiers.contains(&d.id));
-        let custom = config.custom_definitions()?;
         for definition in &custom {
             for pattern in [&definition.pattern, &definition.near_keyword].into_iter().flatten() {
                 check_size(&definition.id, &parse("custom identifier", &definition.id, pattern)?)?;
