@@ -33,16 +33,25 @@ pub struct PrincipalPolicies {
     pub unique_id: String,
     /// A policy failed to compile: refuse everything.
     pub poisoned: bool,
-    /// Some policy tests `s3:ExistingObjectTag/*`: requests on objects need the object's tags.
-    pub reads_object_tags: bool,
+    /// Some policy tests `s3:ExistingObjectTag/*` or `latchkey:ObjectSensitivity`: requests on
+    /// objects need the object's record.
+    pub reads_object_state: bool,
 }
 
 /// The condition key prefix of an object's stored tags, folded.
 pub const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
 
-/// Whether any of `policies` tests the tags of the object a request acts on.
-pub fn reads_object_tags<'a>(policies: impl IntoIterator<Item = &'a NamedPolicy>) -> bool {
-    policies.into_iter().any(|p| p.policy.reads_key_prefix(EXISTING_OBJECT_TAG))
+/// The condition key of an object version's scanned sensitivity, folded.
+pub const OBJECT_SENSITIVITY: &str = "latchkey:objectsensitivity";
+
+/// Whether `policy` tests what the object a request acts on holds: its tags or its sensitivity.
+pub fn policy_reads_object_state(policy: &latchkey_policy::Policy) -> bool {
+    policy.reads_key_prefix(EXISTING_OBJECT_TAG) || policy.reads_key_prefix(OBJECT_SENSITIVITY)
+}
+
+/// Whether any of `policies` tests the tags or sensitivity of the object a request acts on.
+pub fn reads_object_state<'a>(policies: impl IntoIterator<Item = &'a NamedPolicy>) -> bool {
+    policies.into_iter().any(|p| policy_reads_object_state(&p.policy))
 }
 
 /// An access key as the request path needs it.
@@ -251,7 +260,7 @@ impl Directory {
             tags: user.tags.clone(),
             unique_id: user.id.clone(),
             poisoned: !(whole && boundary_ok),
-            reads_object_tags: reads_object_tags(identity.iter().chain(boundary.as_ref())),
+            reads_object_state: reads_object_state(identity.iter().chain(boundary.as_ref())),
             identity,
             boundary,
         }
@@ -272,7 +281,7 @@ impl Directory {
             tags: role.tags.clone(),
             unique_id: role.id.clone(),
             poisoned: !(whole && boundary_ok),
-            reads_object_tags: reads_object_tags(identity.iter().chain(boundary.as_ref())),
+            reads_object_state: reads_object_state(identity.iter().chain(boundary.as_ref())),
             identity,
             boundary,
         }

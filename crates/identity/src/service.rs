@@ -384,12 +384,12 @@ impl Identity {
 
     /// Whether the caller's policies (identity, boundary, session) test the tags of the object
     /// a request acts on, so that the request must look them up.
-    pub fn reads_object_tags(&self, caller: &Caller) -> bool {
+    pub fn reads_object_state(&self, caller: &Caller) -> bool {
         match caller {
             Caller::Root => false,
-            Caller::User { policies, .. } => policies.reads_object_tags,
+            Caller::User { policies, .. } => policies.reads_object_state,
             Caller::Session { session, policies, .. } => {
-                policies.reads_object_tags || directory::reads_object_tags(session.policy.as_ref())
+                policies.reads_object_state || directory::reads_object_state(session.policy.as_ref())
             }
         }
     }

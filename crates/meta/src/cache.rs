@@ -92,6 +92,7 @@ mod tests {
             user_meta: Default::default(),
             tags: vec![],
             parts_count: None,
+            scan: Default::default(),
         }
     }
 

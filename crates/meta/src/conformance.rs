@@ -34,6 +34,7 @@ pub fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
         user_meta: BTreeMap::new(),
         tags: vec![],
         parts_count: None,
+        scan: Default::default(),
     }
 }
 

@@ -2,8 +2,9 @@
 //! [`MetaStore`] (buckets, object records, multipart uploads, share links and their grants, audit
 //! events), [`BucketConfigStore`] (bucket policies, public access blocks, bucket tags) and
 //! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions) and
-//! [`PresignedStore`] (uses of counted presigned URLs, revoked presigned URLs) and [`AuditStore`]
-//! (the audit trail's hash chain and its signed digests).
+//! [`PresignedStore`] (uses of counted presigned URLs, revoked presigned URLs), [`AuditStore`]
+//! (the audit trail's hash chain and its signed digests) and [`FindingsStore`] (the scan queue
+//! and the sensitive data found in objects).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -18,6 +19,7 @@ mod bucket_config_conformance;
 mod cache;
 #[cfg(test)]
 mod conformance;
+mod findings;
 mod identity;
 #[cfg(test)]
 mod identity_conformance;
@@ -35,13 +37,14 @@ pub use audit::{
     AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, PgAuditReader, SqliteAuditReader, link_hash,
 };
 pub use bucket_config::{BucketConfig, BucketConfigSnapshot, BucketConfigStore, BucketSetting, PublicAccessBlock};
+pub use findings::{Finding, FindingFilter, FindingsStore, QueuedScan, ScanCompletion, ScanOutcome, ScanQueueCounts};
 pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,
     SessionRecord, StoredAccessKey,
 };
 pub use model::{
     AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, ObjectRecord,
-    PartRecord, Share, ShareFilter, Tag,
+    PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity, Share, ShareFilter, Tag,
 };
 pub use postgres::PgStore;
 pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};

@@ -50,8 +50,64 @@ pub struct ObjectRecord {
     pub last_modified: OffsetDateTime,
     pub headers: ContentHeaders,
     pub user_meta: BTreeMap<String, String>,
+    /// The tags its writers set (the scanner's `latchkey:` tag is not among them: see
+    /// [`ObjectRecord::tag_set`]).
     pub tags: Vec<Tag>,
     pub parts_count: Option<u32>,
+    /// What the sensitive-data scanner concluded about this version.
+    pub scan: ScanStatus,
+}
+
+/// The tag key under which the scanner shows an object's sensitivity.
+pub const SENSITIVITY_TAG: &str = "latchkey:sensitivity";
+
+impl ObjectRecord {
+    /// The object's tags as S3 shows them and policies read them: its writers' tags, and the
+    /// scanner's `latchkey:sensitivity` when remediation tagged the version.
+    pub fn tag_set(&self) -> Vec<Tag> {
+        let mut tags = self.tags.clone();
+        if let (true, Some(sensitivity)) = (self.scan.tagged, self.scan.sensitivity) {
+            tags.push(Tag { key: SENSITIVITY_TAG.to_owned(), value: sensitivity.as_str().to_owned() });
+        }
+        tags
+    }
+}
+
+/// The highest severity of sensitive data found in an object version, or `None` when a scan
+/// found nothing (the values of the `latchkey:ObjectSensitivity` condition key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Sensitivity {
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+impl Sensitivity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Low => "Low",
+            Self::Medium => "Medium",
+            Self::High => "High",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::None, Self::Low, Self::Medium, Self::High].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// An object version's scan status. A new version starts unscanned (`sensitivity: None`,
+/// nothing applied); only the scan queue's completion changes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStatus {
+    /// `None` until the version has been scanned.
+    pub sensitivity: Option<Sensitivity>,
+    /// Show `latchkey:sensitivity` among its tags.
+    pub tagged: bool,
+    /// Refuse every read of its bytes (GET, copy, share links, presigned URLs).
+    pub quarantined: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,6 +46,9 @@ pub struct PgStore {
 crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
 crate::presigned::presigned_store!(PgStore, writer: pool, changes: revocation_changes);
+crate::findings::findings_store!(PgStore, writer: pool, reader: pool,
+    claim: crate::findings::claim_scans_sql!("FOR UPDATE SKIP LOCKED"), release_stale: false,
+    changed: |_: &PgStore, _: &str, _: &str| ());
 
 #[async_trait::async_trait]
 impl crate::audit::AuditStore for PgStore {
@@ -556,6 +559,27 @@ mod tests {
         async fn audit_events_are_linked_into_one_chain() {
             if let Some((store, _schema)) = open().await {
                 crate::audit::conformance::events_are_linked_into_one_chain(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn queued_versions_are_claimed_scanned_and_recorded_once() {
+            if let Some((store, _schema)) = open().await {
+                crate::findings::conformance::queued_versions_are_claimed_scanned_and_recorded_once(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn failed_scans_retry_then_stay_dead() {
+            if let Some((store, _schema)) = open().await {
+                crate::findings::conformance::failed_scans_retry_then_stay_dead(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn findings_list_newest_first_in_pages() {
+            if let Some((store, _schema)) = open().await {
+                crate::findings::conformance::findings_list_newest_first_in_pages(store).await;
             }
         }
     }

@@ -6,7 +6,9 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
-use crate::{Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, PartRecord, Share};
+use crate::{
+    Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, PartRecord, ScanStatus, Sensitivity, Share,
+};
 
 /// Typed column access that both backends' rows provide.
 pub(crate) trait Columns {
@@ -107,6 +109,11 @@ pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
         user_meta: serde_json::from_str(&user_meta)?,
         tags: serde_json::from_str(&tags)?,
         parts_count: parts.and_then(|n| u32::try_from(n).ok()),
+        scan: ScanStatus {
+            sensitivity: row.opt_text("sensitivity")?.as_deref().and_then(Sensitivity::parse),
+            tagged: row.flag("sensitivity_tagged")?,
+            quarantined: row.flag("quarantined")?,
+        },
     })
 }
 

@@ -57,6 +57,9 @@ pub struct SqliteStore {
 crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
 crate::presigned::presigned_store!(SqliteStore, writer: writer, changes: revocation_changes);
+crate::findings::findings_store!(SqliteStore, writer: writer, reader: reader,
+    claim: crate::findings::claim_scans_sql!(""), release_stale: true,
+    changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key));
 
 #[async_trait::async_trait]
 impl crate::audit::AuditStore for SqliteStore {
@@ -523,6 +526,24 @@ mod tests {
         async fn audit_events_are_linked_into_one_chain() {
             let (store, _dir) = open().await.unwrap();
             crate::audit::conformance::events_are_linked_into_one_chain(store).await;
+        }
+
+        #[tokio::test]
+        async fn queued_versions_are_claimed_scanned_and_recorded_once() {
+            let (store, _dir) = open().await.unwrap();
+            crate::findings::conformance::queued_versions_are_claimed_scanned_and_recorded_once(store).await;
+        }
+
+        #[tokio::test]
+        async fn failed_scans_retry_then_stay_dead() {
+            let (store, _dir) = open().await.unwrap();
+            crate::findings::conformance::failed_scans_retry_then_stay_dead(store).await;
+        }
+
+        #[tokio::test]
+        async fn findings_list_newest_first_in_pages() {
+            let (store, _dir) = open().await.unwrap();
+            crate::findings::conformance::findings_list_newest_first_in_pages(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

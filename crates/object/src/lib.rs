@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use latchkey_meta::{Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Tag};
+use latchkey_meta::{AuditEvent, Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Sensitivity, Tag};
 use latchkey_storage::{BlobStore, BlobStream, StorageError, WriteLimits};
 use time::OffsetDateTime;
 
@@ -36,6 +36,58 @@ pub enum ObjectError {
     /// The version a copy was asked for was replaced and its bytes are gone.
     #[error("the copy source changed")]
     SourceChanged,
+    /// The scanner's verdict withholds the version's bytes (the reason is audited, never shown).
+    #[error("the object is withheld: {0}")]
+    Withheld(Withheld),
+}
+
+/// Why a version's bytes are not served: every read (GET, copy, share links) honours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// Remediation quarantined it.
+    Quarantined,
+    /// Its bucket is scan-gated and it has not been scanned yet.
+    Unscanned,
+    /// Its bucket is scan-gated and the scan found sensitive data.
+    Sensitive(Sensitivity),
+}
+
+impl std::fmt::Display for Withheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Quarantined => f.write_str("quarantined by the sensitive-data scanner"),
+            Self::Unscanned => f.write_str("not scanned yet in a scan-gated bucket"),
+            Self::Sensitive(s) => write!(f, "sensitive data ({}) in a scan-gated bucket", s.as_str()),
+        }
+    }
+}
+
+/// Buckets whose new versions are served only once scanned clean.
+#[derive(Debug, Clone, Default)]
+pub struct ScanGate {
+    /// Bucket names; `*` gates every bucket.
+    pub buckets: Vec<String>,
+}
+
+impl ScanGate {
+    fn gates(&self, bucket: &str) -> bool {
+        self.buckets.iter().any(|b| b == "*" || b == bucket)
+    }
+
+    /// Why `record`'s bytes may not be served, if they may not.
+    pub fn withheld(&self, record: &ObjectRecord) -> Option<Withheld> {
+        if record.scan.quarantined {
+            return Some(Withheld::Quarantined);
+        }
+        if !self.gates(&record.bucket) {
+            return None;
+        }
+        match record.scan.sensitivity {
+            None => Some(Withheld::Unscanned),
+            Some(Sensitivity::None) => None,
+            Some(found) => Some(Withheld::Sensitive(found)),
+        }
+    }
 }
 
 impl From<MetaError> for ObjectError {
@@ -80,6 +132,7 @@ pub struct ObjectRead {
 pub struct ObjectService {
     meta: Arc<dyn MetaStore>,
     blobs: BlobStore,
+    gate: ScanGate,
     /// Woken by deletions; replaced blobs wait for the collector's next tick.
     released: tokio::sync::Notify,
 }
@@ -97,7 +150,32 @@ const READ_ATTEMPTS: usize = 4;
 
 impl ObjectService {
     pub fn new(meta: Arc<dyn MetaStore>, blobs: BlobStore) -> Self {
-        Self { meta, blobs, released: tokio::sync::Notify::new() }
+        Self { meta, blobs, gate: ScanGate::default(), released: tokio::sync::Notify::new() }
+    }
+
+    /// Serves versions in `gate`'s buckets only once scanned clean.
+    pub fn with_scan_gate(mut self, gate: ScanGate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// `Withheld` when the scanner's verdict (quarantine, scan gate) keeps `record`'s bytes from
+    /// being served, the refusal audited: what every read, and the minting of a link, asks.
+    pub async fn check_servable(&self, record: &ObjectRecord) -> ObjectResult<()> {
+        let Some(why) = self.gate.withheld(record) else { return Ok(()) };
+        let event = AuditEvent {
+            at: OffsetDateTime::now_utc(),
+            event: "object.withheld".into(),
+            share_id: None,
+            principal: None,
+            source_ip: None,
+            user_agent: None,
+            reason: Some(format!("s3://{}/{} version {}: {why}", record.bucket, record.key, record.version_id)),
+        };
+        if let Err(e) = self.meta.record_audit(&event).await {
+            tracing::error!(error = %e, "cannot record a withheld read");
+        }
+        Err(ObjectError::Withheld(why))
     }
 
     pub fn meta(&self) -> &dyn MetaStore {
@@ -132,7 +210,8 @@ impl ObjectService {
 
     /// Opens the current version of an object. `plan` sees the record and decides the range to
     /// serve, or refuses (a failed precondition, an unsatisfiable range); it may run more than
-    /// once, because a read that races an overwrite retries with the newer record.
+    /// once, because a read that races an overwrite retries with the newer record. A version the
+    /// scanner's verdict withholds is refused (`Withheld`), and the refusal audited.
     pub async fn read<E>(
         &self,
         bucket: &str,
@@ -158,6 +237,7 @@ impl ObjectService {
                 Some(record) => record,
                 None => self.head(bucket, key).await.map_err(ReadError::Object)?,
             };
+            self.check_servable(&record).await.map_err(ReadError::Object)?;
             let range = plan(&record).map_err(ReadError::Refused)?;
             match self.blobs.read(&record.blob_id, range.clone()).await {
                 Ok(body) => return Ok(ObjectRead { record, range, body }),
@@ -165,6 +245,12 @@ impl ObjectService {
                 Err(e) => return Err(ReadError::Object(e.into())),
             }
         }
+    }
+
+    /// All of `record`'s bytes whatever the scan gate says: for the scanner alone, whose verdict
+    /// is what the gate waits for. `NotFound` once the version was replaced and its blob released.
+    pub async fn open_for_scan(&self, record: &ObjectRecord) -> io::Result<latchkey_storage::BlobStream> {
+        self.blobs.read(&record.blob_id, 0..record.size).await
     }
 
     /// Stores a new version of `bucket/key` from a stream of bytes. The previous version stays
@@ -242,6 +328,7 @@ impl ObjectService {
             user_meta: attrs.user_meta,
             tags: attrs.tags,
             parts_count: None,
+            scan: Default::default(),
         })
     }
 

@@ -60,6 +60,7 @@ const KNOWN_KEYS: &[&str] = &[
     "latchkey:shareexpiresin",
     "latchkey:sharemethod",
     "latchkey:shareallowcidrs",
+    "latchkey:objectsensitivity",
 ];
 
 /// S3 actions on objects, whose resource is `arn:aws:s3:::bucket/key`.

@@ -15,6 +15,7 @@ pub(crate) const MAX_OBJECT_TAGS: usize = 10;
 pub(crate) const MAX_BUCKET_TAGS: usize = 50;
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
+const RESERVED_TAG_PREFIX: &str = "latchkey:";
 
 /// The attribute fields that PutObject, CopyObject and CreateMultipartUpload inputs share.
 pub(crate) struct WriteHeaders<'a> {
@@ -105,6 +106,11 @@ fn validate_tags(tags: Vec<Tag>, max: usize) -> S3Result<Vec<Tag>> {
     for (i, tag) in tags.iter().enumerate() {
         if tag.key.is_empty() || tag.key.chars().count() > MAX_TAG_KEY {
             return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid"));
+        }
+        // Latchkey's own tags (the scanner's `latchkey:sensitivity`) are shown beside the
+        // writers' but never set by them, as S3 keeps `aws:` to itself.
+        if tag.key.get(..RESERVED_TAG_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_TAG_PREFIX)) {
+            return Err(s3_error!(InvalidTag, "Your TagKey cannot be prefixed with latchkey:"));
         }
         if tag.value.chars().count() > MAX_TAG_VALUE {
             return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid"));

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use latchkey_identity::{Caller, ClientConnection, Identity, Refusal, RequestNote};
-use latchkey_meta::{AuditEvent, MetaStore, PresignedStore, Tag};
+use latchkey_meta::{AuditEvent, MetaStore, ObjectRecord, PresignedStore, Sensitivity, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
@@ -268,6 +268,14 @@ fn arn_object(resource: &str) -> Option<(&str, &str)> {
 }
 
 /// Sets `{prefix}KEY` for each of `tags` in `context`; `unset` removes them again.
+/// The condition key of the object version's scanned sensitivity: `None`, `Low`, `Medium`,
+/// `High`, or `Unscanned` until the scanner has seen it.
+const OBJECT_SENSITIVITY_KEY: &str = "latchkey:ObjectSensitivity";
+
+fn sensitivity_value(sensitivity: Option<Sensitivity>) -> &'static str {
+    sensitivity.map_or("Unscanned", Sensitivity::as_str)
+}
+
 fn set_tags(context: &mut RequestContext, prefix: &str, tags: &[Tag]) {
     for tag in tags {
         context.insert(&format!("{prefix}{}", tag.key), tag.value.as_str());
@@ -315,30 +323,34 @@ impl Authorizer {
         context: &mut RequestContext,
     ) -> Result<Decision, String> {
         let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
-        let object_tags = match arn_object(resource) {
-            Some((bucket, key)) if self.reads_object_tags(caller, rules.as_deref()) => {
-                let record = self.meta.get_object(bucket, key).await.map_err(|e| {
+        let object = match arn_object(resource) {
+            Some((bucket, key)) if self.reads_object_state(caller, rules.as_deref()) => {
+                self.meta.get_object(bucket, key).await.map_err(|e| {
                     tracing::error!(error = %e, "cannot read an object's tags for a policy");
                     "the object's tags cannot be read".to_owned()
-                })?;
-                record.map(|r| r.tags).unwrap_or_default()
+                })?
             }
-            _ => Vec::new(),
+            _ => None,
         };
+        let object_tags = object.as_ref().map(ObjectRecord::tag_set).unwrap_or_default();
         let bucket_tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
         set_tags(context, "aws:ResourceTag/", bucket_tags);
         set_tags(context, "s3:ExistingObjectTag/", &object_tags);
+        if let Some(object) = &object {
+            context.insert(OBJECT_SENSITIVITY_KEY, sensitivity_value(object.scan.sensitivity));
+        }
         let decision = decide(&self.identity, caller, action, resource, context, rules.as_deref());
         unset_tags(context, "aws:ResourceTag/", bucket_tags);
         unset_tags(context, "s3:ExistingObjectTag/", &object_tags);
+        context.insert_multi(OBJECT_SENSITIVITY_KEY, Vec::<String>::new());
         decision
     }
 
     /// Whether a policy that applies (the bucket's, the caller's) reads object tags, which are
     /// looked up only then.
-    fn reads_object_tags(&self, caller: Option<&Caller>, rules: Option<&BucketRules>) -> bool {
-        rules.is_some_and(BucketRules::reads_object_tags)
-            || caller.is_some_and(|caller| self.identity.reads_object_tags(caller))
+    fn reads_object_state(&self, caller: Option<&Caller>, rules: Option<&BucketRules>) -> bool {
+        rules.is_some_and(BucketRules::reads_object_state)
+            || caller.is_some_and(|caller| self.identity.reads_object_state(caller))
     }
 
     /// Decides each (action, resource) of a request in turn (`decision`); the first refusal is

@@ -115,11 +115,11 @@ impl BucketRules {
         self.policy_for(true).is_some_and(|p| p.policy.may_grant_anonymous())
     }
 
-    /// Whether the bucket's policy tests the tags of the object a request acts on.
-    pub fn reads_object_tags(&self) -> bool {
+    /// Whether the bucket's policy tests the tags or sensitivity of the object a request acts on.
+    pub fn reads_object_state(&self) -> bool {
         match &self.policy {
             CompiledPolicy::Compiled { policy, .. } => {
-                policy.policy.reads_key_prefix(latchkey_identity::directory::EXISTING_OBJECT_TAG)
+                latchkey_identity::directory::policy_reads_object_state(&policy.policy)
             }
             _ => false,
         }

@@ -32,6 +32,8 @@ pub(crate) fn s3_error(e: ObjectError) -> S3Error {
         ObjectError::Multipart(e @ (M::InvalidPartNumber | M::NoParts)) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string())
         }
+        // The reason is in the audit trail (`object.withheld`); the caller learns nothing.
+        ObjectError::Withheld(_) => s3_error!(AccessDenied, "Access Denied"),
         ObjectError::SourceChanged => {
             s3_error!(PreconditionFailed, "The copy source was replaced while it was being copied; try again.")
         }

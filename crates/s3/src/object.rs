@@ -83,7 +83,7 @@ pub(crate) async fn get_object(
     let mut output = GetObjectOutput {
         content_length: i64::try_from(read.range.end - read.range.start).ok(),
         content_range: input.range.is_some().then(|| conditional::content_range(&read.range, read.record.size)),
-        tag_count: i32::try_from(read.record.tags.len()).ok().filter(|n| *n > 0),
+        tag_count: i32::try_from(read.record.tag_set().len()).ok().filter(|n| *n > 0),
         body: Some(StreamingBlob::wrap(read.body)),
         ..Default::default()
     };

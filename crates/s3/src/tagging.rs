@@ -32,7 +32,7 @@ pub(crate) async fn get_object_tagging(
     let input = req.input;
     reject_versions(input.version_id.as_ref())?;
     let record = front.objects.head(&input.bucket, &input.key).await.or_s3()?;
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: wire_tags(record.tags), version_id: None }))
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: wire_tags(record.tag_set()), version_id: None }))
 }
 
 pub(crate) async fn delete_object_tagging(

@@ -40,3 +40,7 @@ pub use engine::{ConfigError, Engine, Hit, Identifier, MAX_MATCH_LEN};
 pub use identifier::{Category, Check, Definition, Severity};
 pub use report::{Finding, Location, Report};
 pub use scanner::{DEFAULT_CHUNK, Scanner};
+
+/// The engine's version, recorded with every finding (a finding made by another engine may be
+/// worth a rescan).
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

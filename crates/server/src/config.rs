@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use latchkey_audit::alarm::AlarmRule;
 use latchkey_audit::webhook::{Target, Webhook};
+use latchkey_discovery::DiscoveryConfig;
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
 use latchkey_scan::{AllowList, CustomIdentifier, ScanConfig};
 use serde::Deserialize;
@@ -120,6 +121,8 @@ pub struct ServerConfig {
     /// The sensitive-data scanner's custom identifiers, allow-list and settings, checked at
     /// start (the same tables `latchkey scan --config` reads).
     pub scan: ScanConfig,
+    /// What the scan queue's workers do with uploads (`[discovery]`).
+    pub discovery: DiscoveryConfig,
     /// Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (none by default).
     pub trusted_proxies: TrustedProxies,
 }
@@ -182,6 +185,9 @@ pub struct ConfigFile {
     pub disabled_identifiers: Vec<String>,
     /// Locations a finding keeps per identifier.
     pub max_locations: Option<usize>,
+    /// Scanning stored objects: on upload, scan-gated buckets, remediation.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
 }
 
 /// Where the access log's JSON lines go.
@@ -349,6 +355,9 @@ impl ServerConfig {
             max_locations: file.max_locations.unwrap_or(ScanConfig::default().max_locations),
         };
         latchkey_scan::Engine::new(&scan).context("the sensitive-data scanner's settings are refused")?;
+        if let Some(problem) = file.discovery.problem() {
+            bail!("{problem}");
+        }
         Ok(Self {
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listeners,
@@ -370,6 +379,7 @@ impl ServerConfig {
             hsts_max_age_secs: file.hsts_max_age_secs.unwrap_or(DEFAULT_HSTS_MAX_AGE_SECS),
             trusted_proxies,
             scan,
+            discovery: file.discovery,
             header_read_timeout,
             idle_timeout,
             audit_digest_interval,

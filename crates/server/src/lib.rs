@@ -34,8 +34,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_audit::{Linker, SigningKey, Watcher};
+use latchkey_discovery::Discovery;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
-use latchkey_meta::{AuditStore, BucketConfigStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore};
+use latchkey_meta::{
+    AuditStore, BucketConfigStore, FindingsStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore,
+};
 use latchkey_object::ObjectService;
 use latchkey_s3::presigned_api::PresignedApi;
 use latchkey_s3::revoked::Revocations;
@@ -65,6 +68,7 @@ pub struct Server {
     revocations: Arc<Revocations>,
     linker: Linker,
     watcher: Watcher,
+    discovery: Arc<Discovery>,
     dispatch: Arc<router::Dispatch>,
     bucket_log: Arc<BucketLog>,
     objects: Arc<ObjectService>,
@@ -84,7 +88,7 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let Views { meta, identity: identity_store, configs: config_store, presigned, audit } =
+        let Views { meta, identity: identity_store, configs: config_store, presigned, audit, findings } =
             open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
@@ -105,12 +109,22 @@ impl Server {
             })?;
         let account = Account { id: ACCOUNT_ID.to_owned() };
         let identity = Identity::open(identity_store, master, account, root.clone()).await?;
-        let objects = Arc::new(ObjectService::new(meta.clone(), blobs));
+        let objects = Arc::new(ObjectService::new(meta.clone(), blobs).with_scan_gate(config.discovery.scan_gate()));
         let audit_key = SigningKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the audit signing key in {}", config.data_dir.display()))?;
         let audit_public_key = audit_key.public_key().to_pem();
         let linker = Linker::new(audit.clone(), meta.clone(), Arc::new(audit_key), config.audit_digest_interval);
         let poster = latchkey_audit::webhook::Poster::new().context("cannot load the system's root certificates")?;
+        let engine = latchkey_scan::Engine::new(&config.scan).context("the sensitive-data scanner's settings")?;
+        let discovery = Arc::new(Discovery::new(
+            findings,
+            objects.clone(),
+            Arc::new(engine),
+            config.discovery.clone(),
+            config.webhooks.clone(),
+            poster.clone(),
+        ));
+        discovery.prepare().await.context("cannot prepare the scan queue")?;
         let watcher = Watcher::new(
             audit.clone(),
             meta.clone(),
@@ -217,6 +231,7 @@ impl Server {
             revocations,
             linker,
             watcher,
+            discovery,
             dispatch: Arc::new(dispatch),
             bucket_log,
             objects,
@@ -268,6 +283,7 @@ impl Server {
         tokio::spawn(self.revocations.clone().maintain(until_stopped()));
         let linker = tokio::spawn(self.linker.run(until_stopped()));
         tokio::spawn(self.watcher.run(until_stopped()));
+        tokio::spawn(self.discovery.run(until_stopped()));
         let certificates: Vec<_> = self.listeners.iter().filter_map(Listener::tls).collect();
         tokio::spawn(listener::reload_tls_on_hangup(self.hangups, certificates, until_stopped()));
         let bucket_log = tokio::spawn(self.bucket_log.clone().run(self.config.bucket_log_flush, until_stopped()));
@@ -363,16 +379,20 @@ struct Views {
     configs: Arc<dyn BucketConfigStore>,
     presigned: Arc<dyn PresignedStore>,
     audit: Arc<dyn AuditStore>,
+    findings: Arc<dyn FindingsStore>,
 }
 
-fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + AuditStore>(store: S) -> Views {
+fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + AuditStore + FindingsStore>(
+    store: S,
+) -> Views {
     let store = Arc::new(store);
     Views {
         meta: store.clone(),
         identity: store.clone(),
         configs: store.clone(),
         presigned: store.clone(),
-        audit: store,
+        audit: store.clone(),
+        findings: store,
     }
 }
 

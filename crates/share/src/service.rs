@@ -97,6 +97,9 @@ pub enum Denial {
     ResumeExhausted,
     /// The link's creator can no longer read (or write) its object, or is deleted.
     CreatorDenied,
+    /// The scanner's verdict withholds the object (quarantined, or not scanned clean in a
+    /// scan-gated bucket).
+    Withheld,
 }
 
 impl Denial {
@@ -111,6 +114,7 @@ impl Denial {
             Self::WrongMethod => "wrong_method",
             Self::ResumeExhausted => "resume_exhausted",
             Self::CreatorDenied => "creator_denied",
+            Self::Withheld => "object_withheld",
         }
     }
 }
@@ -253,6 +257,10 @@ impl ShareService {
                     Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => return Err(CreateError::NoSuchObject),
                     Err(e) => return Err(e.into()),
                 };
+                // No link to bytes that would not be served (audited as `object.withheld`).
+                if let Err(ObjectError::Withheld(_)) = self.objects.check_servable(&record).await {
+                    return Err(CreateError::AccessDenied);
+                }
                 (Some(record.version_id), Some(record.etag), Some(record.size))
             }
             ShareMethod::Put => {
@@ -503,6 +511,7 @@ impl ShareService {
             .await
             .map_err(|e| match e {
                 ReadError::Refused(denial) => RedeemError::Denied(denial),
+                ReadError::Object(ObjectError::Withheld(_)) => RedeemError::Denied(Denial::Withheld),
                 ReadError::Object(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => {
                     RedeemError::Denied(Denial::ObjectChanged)
                 }

@@ -1,0 +1,11 @@
+//! Sensitive-data discovery in stored objects: the scan queue's workers ([`Discovery`]) claim
+//! object versions that uploads queued (`latchkey-meta`'s `FindingsStore`), scan their bytes with
+//! the `latchkey-scan` engine on low-priority threads, judge each report against the remediation
+//! rules ([`remediation`]: tag, quarantine, notify) and record the version's status and finding
+//! in one transaction. Reads honour the status through `latchkey-object`'s `ScanGate`.
+
+pub mod remediation;
+mod worker;
+
+pub use remediation::{Action, DiscoveryConfig, RemediationRule};
+pub use worker::Discovery;
