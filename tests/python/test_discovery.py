@@ -9,12 +9,12 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from urllib.parse import urlparse
+import zipfile
 
 import pytest
 import requests
 
-from conftest import Server, audit_rows
+from conftest import BIN, Server, audit_rows, psql
 from test_aws_cli_walkthrough import aws
 from test_identity import client, error_code, new_user, signed_api
 from test_shares import api, mint
@@ -73,8 +73,34 @@ def wait_scanned(server, bucket, keys, timeout=30):
         time.sleep(0.1)
 
 
+def findings_cli(server, env, *args):
+    out = subprocess.run([BIN, "findings", *args, "--endpoint-url", server.endpoint],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def identifiers(finding):
     return {f["identifier"]: f for f in finding["report"]["findings"]}
+
+
+def xlsx(path, rows):
+    """A minimal spreadsheet (one sheet, "Customers", every cell a shared string), as Excel lays
+    out its parts."""
+    strings = [cell for row in rows for cell in row]
+    cells = lambda r, row: "".join(  # noqa: E731
+        f'<c r="{chr(65 + c)}{r}" t="s"><v>{strings.index(value)}</v></c>' for c, value in enumerate(row))
+    sheet = "".join(f'<row r="{r}">{cells(r, row)}</row>' for r, row in enumerate(rows, start=1))
+    escape = lambda s: s.replace("&", "&amp;").replace("<", "&lt;")  # noqa: E731
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>')
+        book.writestr("xl/workbook.xml", '<workbook xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+                      'relationships"><sheets><sheet name="Customers" sheetId="1" r:id="rId1"/></sheets></workbook>')
+        book.writestr("xl/_rels/workbook.xml.rels", '<Relationships><Relationship Id="rId1" '
+                      'Target="worksheets/sheet1.xml"/></Relationships>')
+        book.writestr("xl/sharedStrings.xml",
+                      "<sst>" + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings) + "</sst>")
+        book.writestr("xl/worksheets/sheet1.xml", f"<worksheet><sheetData>{sheet}</sheetData></worksheet>")
 
 
 @pytest.fixture
@@ -82,6 +108,7 @@ def walkthrough_files(tmp_path):
     files = tmp_path / "upload"
     files.mkdir()
     (files / "customers.csv").write_text(CUSTOMERS)
+    xlsx(files / "customers.xlsx", [line.split(",") for line in CUSTOMERS.splitlines()])
     (files / "credentials.csv").write_text(CREDENTIALS_CSV)
     (files / "menu.txt").write_text("Soup of the day: leek and potato.\n")
     out = subprocess.run(["openssl", "genrsa", "-out", str(files / "ec2-key.pem"), "2048"],
@@ -97,15 +124,18 @@ def test_the_walkthroughs_uploads_are_flagged_tagged_and_quarantined(tmp_path, w
         bucket = f"walk-{uuid.uuid4().hex[:8]}"
         aws(server, env, "s3", "mb", f"s3://{bucket}")
         aws(server, env, "s3", "cp", "--recursive", str(walkthrough_files), f"s3://{bucket}/")
-        state = wait_scanned(server, bucket, ["customers.csv", "credentials.csv", "ec2-key.pem", "menu.txt"])
+        state = wait_scanned(server, bucket, ["customers.csv", "customers.xlsx", "credentials.csv", "ec2-key.pem",
+                                              "menu.txt"])
         assert state == {
             "customers.csv": ("High", False),
+            "customers.xlsx": ("High", False),
             "credentials.csv": ("High", True),
             "ec2-key.pem": ("High", True),
             "menu.txt": ("None", False),
         }
         found = findings(server, bucket)
-        assert set(found) == {"customers.csv", "credentials.csv", "ec2-key.pem"}, "a clean file has no finding"
+        assert set(found) == {"customers.csv", "customers.xlsx", "credentials.csv", "ec2-key.pem"}, \
+            "a clean file has no finding"
         assert all(len(f) == 1 for f in found.values())
 
         sheet = found["customers.csv"][0]
@@ -113,7 +143,14 @@ def test_the_walkthroughs_uploads_are_flagged_tagged_and_quarantined(tmp_path, w
                                                                         ["tag"])
         ids = identifiers(sheet)
         cards = ids["CREDIT_CARD_NUMBER"]
-        assert cards["count"] == 3 and [loc["line"] for loc in cards["locations"]] == [2, 3, 4]
+        assert cards["count"] == 3
+        assert [loc["place"] for loc in cards["locations"]] == [
+            {"kind": "cell", "row": row, "column": 5, "header": "card"} for row in (2, 3, 4)]
+        book = found["customers.xlsx"][0]
+        assert (book["type"], book["severity"]) == ("SensitiveData:S3Object/Multiple", "High")
+        assert [loc["place"] for loc in identifiers(book)["CREDIT_CARD_NUMBER"]["locations"]] == [
+            {"kind": "sheet_cell", "sheet": "Customers", "cell": f"E{row}", "header": "card"} for row in (2, 3, 4)]
+        assert identifiers(book)["EMAIL_ADDRESS"]["count"] == 3
         assert ids["EMAIL_ADDRESS"]["count"] == 3 and "PHONE_NUMBER" in ids
         assert "4111 1111 1111 1111" not in json.dumps(sheet), "samples are redacted"
 
@@ -147,6 +184,28 @@ def test_the_walkthroughs_uploads_are_flagged_tagged_and_quarantined(tmp_path, w
         assert sum(f"s3://{bucket}/ec2-key.pem " in r for r in scanned) == 1, scanned
         # The customers file is tagged, not quarantined: it is served.
         assert s3.get_object(Bucket=bucket, Key="customers.csv")["Body"].read().decode() == CUSTOMERS
+
+        # The findings, through `latchkey findings` (the signed /-/findings API).
+        listed = findings_cli(server, env, "list", "--bucket", bucket, "--json")
+        assert sorted(json.loads(line)["key"] for line in listed.splitlines()) == [
+            "credentials.csv", "customers.csv", "customers.xlsx", "ec2-key.pem"]
+        pem_id = next(json.loads(line)["id"] for line in listed.splitlines() if "ec2-key.pem" in line)
+        shown = findings_cli(server, env, "show", pem_id)
+        assert "SensitiveData:S3Object/Credentials" in shown and "PEM_PRIVATE_KEY" in shown and "line 1" in shown
+        assert "BEGIN RSA PRIVATE KEY-----\nMII" not in shown
+        assert findings_cli(server, env, "queue").split() == ["queued", "0", "scanning", "0", "given", "up", "0"]
+        # Others need latchkey:ReadFindings on the bucket.
+        _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "latchkey:ReadFindings", "Resource": f"arn:aws:s3:::{bucket}"}]})
+        mine = signed_api(server, "GET", f"/-/findings?bucket={bucket}", None, key_id, secret)
+        assert mine.status_code == 200 and len(mine.json()["findings"]) == 4
+        assert signed_api(server, "GET", f"/-/findings/{pem_id}", None, key_id, secret).json()["key"] == "ec2-key.pem"
+        assert signed_api(server, "GET", "/-/findings", None, key_id, secret).status_code == 403, "every bucket's"
+        _, other_id, other_secret = new_user(server)
+        assert signed_api(server, "GET", f"/-/findings/{pem_id}", None, other_id, other_secret).status_code == 403
+        assert signed_api(server, "GET", "/-/findings/f-nope", None, other_id, other_secret).status_code == 403, \
+            "whether a finding exists is not told"
+        assert api(server, "GET", "/-/findings/f-nope").status_code == 404
 
         # Nobody sets Latchkey's own tags.
         assert error_code(lambda: s3.put_object_tagging(
@@ -191,20 +250,15 @@ def test_a_policy_on_object_sensitivity_refuses_links_to_sensitive_objects(tmp_p
         server.stop()
 
 
-def queue_current_versions(server, bucket):
-    """Queues a scan of every object of the bucket, as a scan job would (the server is stopped)."""
-    db = sqlite3.connect(server.data_dir / "meta.db")
-    try:
-        db.execute("INSERT INTO scan_queue (bucket, key, version_id, due_ms) "
-                   "SELECT bucket, key, version_id, 0 FROM objects WHERE bucket = ?", [bucket])
-        db.commit()
-    finally:
-        db.close()
+def scan_job(server, env, *args):
+    out = subprocess.run([BIN, "scan-job", *args, "--endpoint-url", server.endpoint],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def test_a_quarantined_objects_outstanding_link_stops_working(tmp_path, walkthrough_files):
-    data = tmp_path / "data"
-    server = Server(data, config={"discovery": {"on_upload": False}}).start()
+    server = Server(tmp_path / "data", config={"discovery": {**QUARANTINE_CREDENTIALS, "on_upload": False}}).start()
     try:
         s3 = server.client()
         bucket = f"q-{uuid.uuid4().hex[:8]}"
@@ -214,45 +268,51 @@ def test_a_quarantined_objects_outstanding_link_stops_working(tmp_path, walkthro
         assert requests.get(link["api_url"], timeout=10).status_code == 200
         time.sleep(1)
         assert objects(server, bucket) == {"ec2-key.pem": (None, False)}, "scanning on upload is off"
-    finally:
-        server.stop()
-    queue_current_versions(server, bucket)
-    server = Server(data, config={"discovery": QUARANTINE_CREDENTIALS})
-    server.start()
-    try:
-        assert wait_scanned(server, bucket, ["ec2-key.pem"])["ec2-key.pem"] == ("High", True)
-        # The restarted server listens on another port.
-        url = urlparse(link["api_url"])
-        assert requests.get(f"{server.endpoint}{url.path}?{url.query}", timeout=10).status_code == 403
+        done = scan_job(server, server.cli_env(tmp_path / "home"), "create", "--bucket", bucket, "--wait")
+        assert "done" in done.splitlines()[-1] and "1/1 scanned" in done.splitlines()[-1], done
+        assert objects(server, bucket)["ec2-key.pem"] == ("High", True)
+        assert requests.get(link["api_url"], timeout=10).status_code == 403
         denied = [row["reason"] for row in audit_rows(server, event="share.denied", share_id=link["id"])]
         assert denied == ["object_withheld"], denied
     finally:
         server.stop()
 
 
+def dead_scans(server):
+    db = sqlite3.connect(f"file:{server.data_dir / 'meta.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT bucket, key, last_error FROM scan_queue WHERE dead").fetchall()
+    finally:
+        db.close()
+
+
 def test_a_scan_gated_bucket_serves_new_versions_only_once_scanned_clean(tmp_path, walkthrough_files):
-    data = tmp_path / "data"
-    gated = {"gated_buckets": ["incoming"]}
-    server = Server(data, config={"discovery": {**gated, "on_upload": False}}).start()
+    gated = {"gated_buckets": ["incoming"], "max_scan_bytes": 100_000}
+    server = Server(tmp_path / "data", config={"discovery": gated}).start()
     try:
         s3 = server.client()
+        big = b"nothing sensitive in this line\n" * 5000
         for bucket in ("incoming", "open"):
             s3.create_bucket(Bucket=bucket)
-            s3.put_object(Bucket=bucket, Key="menu.txt", Body=b"soup\n")
-        assert error_code(lambda: s3.get_object(Bucket="incoming", Key="menu.txt")) == "AccessDenied"
-        assert api(server, "POST", "/-/shares", {"bucket": "incoming", "key": "menu.txt"}).status_code == 403
-        assert s3.get_object(Bucket="open", Key="menu.txt")["Body"].read() == b"soup\n"
+            s3.put_object(Bucket=bucket, Key="big.txt", Body=big)
+        # Too large to scan: given up at once, it stays unscanned, so withheld where gated.
+        deadline = time.monotonic() + 30
+        while len(dead_scans(server)) < 2:
+            assert time.monotonic() < deadline, dead_scans(server)
+            time.sleep(0.1)
+        assert all("max_scan_bytes" in error for _, _, error in dead_scans(server))
+        assert error_code(lambda: s3.get_object(Bucket="incoming", Key="big.txt")) == "AccessDenied"
+        assert api(server, "POST", "/-/shares", {"bucket": "incoming", "key": "big.txt"}).status_code == 403
+        assert s3.get_object(Bucket="open", Key="big.txt")["Body"].read() == big
         reasons = [row["reason"] for row in audit_rows(server, event="object.withheld")]
-        assert any("s3://incoming/menu.txt" in r and "not scanned yet" in r for r in reasons), reasons
-    finally:
-        server.stop()
-    queue_current_versions(server, "incoming")
-    server = Server(data, config={"discovery": gated}).start()
-    try:
-        s3 = server.client()
+        assert any("s3://incoming/big.txt" in r and "not scanned yet" in r for r in reasons), reasons
+        failed = [row["reason"] for row in audit_rows(server, event="scan.failed")]
+        assert any("s3://incoming/big.txt" in r and "max_scan_bytes" in r for r in failed), failed
+
+        s3.put_object(Bucket="incoming", Key="menu.txt", Body=b"soup\n")
         s3.put_object(Bucket="incoming", Key="ec2-key.pem", Body=(walkthrough_files / "ec2-key.pem").read_bytes())
         state = wait_scanned(server, "incoming", ["menu.txt", "ec2-key.pem"])
-        assert state == {"menu.txt": ("None", False), "ec2-key.pem": ("High", False)}
+        assert state == {"menu.txt": ("None", False), "ec2-key.pem": ("High", False), "big.txt": (None, False)}
         assert s3.get_object(Bucket="incoming", Key="menu.txt")["Body"].read() == b"soup\n"
         assert api(server, "POST", "/-/shares", {"bucket": "incoming", "key": "menu.txt"}).status_code == 201
         # Scanned, but not clean: still withheld in a gated bucket.
@@ -292,3 +352,116 @@ def test_kill9_while_scans_run_loses_none_and_records_none_twice(tmp_path):
             assert sum(f"s3://bulk/{key} " in r for r in events) <= 1, events
     finally:
         server.stop()
+
+
+def test_scan_jobs_choose_by_prefix_extension_size_and_sample_and_report_progress(tmp_path):
+    server = Server(tmp_path / "data", config={"discovery": {"on_upload": False}}).start()
+    try:
+        env = server.cli_env(tmp_path / "home")
+        s3 = server.client()
+        s3.create_bucket(Bucket="archive")
+        for n in range(40):
+            ext = "csv" if n % 2 else "txt"
+            body = b"contact jane.doe@example.org\n" if n % 4 == 1 else b"nothing here\n"
+            s3.put_object(Bucket="archive", Key=f"2025/file-{n:02}.{ext}", Body=body)
+        s3.put_object(Bucket="archive", Key="2025/big.csv", Body=b"x" * 5000)
+        s3.put_object(Bucket="archive", Key="other/file.csv", Body=b"jane.doe@example.org\n")
+        out = scan_job(server, env, "create", "--bucket", "archive", "--prefix", "2025/", "--include-ext", "CSV",
+                       "--max-size", "1000", "--wait")
+        last = out.splitlines()[-1]
+        assert "done" in last and "20/20 scanned, 0 failed" in last, out
+        state = objects(server, "archive")
+        scanned = {k for k, (s, _) in state.items() if s is not None}
+        assert scanned == {f"2025/file-{n:02}.csv" for n in range(1, 40, 2)}, scanned
+        assert set(findings(server, "archive")) == {f"2025/file-{n:02}.csv" for n in range(1, 40, 4)}
+
+        sampled = api(server, "POST", "/-/findings/jobs", {"bucket": "archive", "prefix": "2025/", "sampling": 50})
+        assert sampled.status_code == 201, sampled.text
+        job = sampled.json()
+        assert 8 <= job["total"] <= 33, job
+        assert job["criteria"] == {"sampling": 50, "include_ext": [], "max_size": None}
+        listed = scan_job(server, env, "list")
+        assert job["id"] in listed.splitlines()[0], "newest first"
+        shown = api(server, "GET", f"/-/findings/jobs/{job['id']}").json()
+        assert shown["id"] == job["id"] and shown["state"] in ("running", "done")
+        cancelled = scan_job(server, env, "cancel", job["id"])
+        assert "cancelled" in cancelled
+        assert api(server, "DELETE", f"/-/findings/jobs/{job['id']}").status_code == 409
+
+        # Bad requests say what is wrong; others need latchkey:CreateScanJob on the bucket.
+        bad = api(server, "POST", "/-/findings/jobs", {"bucket": "archive", "sampling": 0})
+        assert bad.status_code == 400 and "sampling" in bad.json()["message"]
+        assert api(server, "POST", "/-/findings/jobs", {"bucket": "nope"}).status_code == 404
+        typo = api(server, "POST", "/-/findings/jobs", {"bucket": "archive", "sample": 5})
+        assert typo.status_code == 400 and "sample" in typo.json()["message"]
+        _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "latchkey:CreateScanJob", "Resource": "arn:aws:s3:::archive"}]})
+        assert signed_api(server, "POST", "/-/findings/jobs", {"bucket": "archive", "prefix": "other/"},
+                          key_id, secret).status_code == 201
+        assert signed_api(server, "POST", "/-/findings/jobs", {"bucket": "elsewhere"},
+                          key_id, secret).status_code == 403
+        assert signed_api(server, "GET", "/-/findings/jobs", None, key_id, secret).status_code == 403
+        assert wait_scanned(server, "archive", ["other/file.csv"])["other/file.csv"] == ("Low", False)
+    finally:
+        server.stop()
+
+
+def test_a_notify_rule_posts_each_finding_signed_to_the_webhooks(tmp_path):
+    from test_alarms import SECRET, Receiver, check_signature, wait_for
+
+    receiver = Receiver(fail_first=1)
+    config = {
+        "discovery": {"remediation": [
+            {"finding_types": ["Financial", "Credentials"], "min_severity": "High", "actions": ["tag", "notify"]}]},
+        "webhooks": [{"url": receiver.url, "secret": SECRET}],
+    }
+    server = Server(tmp_path / "data", config=config).start()
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="hooks")
+        s3.put_object(Bucket="hooks", Key="cards.csv", Body=CUSTOMERS.encode())
+        s3.put_object(Bucket="hooks", Key="emails.txt", Body=b"jane.doe@example.org\n")
+        wait_scanned(server, "hooks", ["cards.csv", "emails.txt"])
+        wait_for(lambda: len(receiver.received) == 1, "one notification, after one retry")
+        headers, body = receiver.received[0]
+        check_signature(headers, body)
+        sent = json.loads(body)
+        found = findings(server, "hooks")
+        assert set(found) == {"cards.csv", "emails.txt"}, "both are findings; only one rule says notify"
+        assert (sent["bucket"], sent["key"], sent["type"], sent["severity"]) == (
+            "hooks", "cards.csv", "SensitiveData:S3Object/Multiple", "High")
+        assert headers["x-latchkey-delivery"] == sent["id"] and sent["actions"] == ["tag", "notify"]
+        assert "4111 1111 1111 1111" not in body.decode(), "samples only"
+        time.sleep(1)
+        assert len(receiver.received) == 1, "each finding once"
+    finally:
+        server.stop()
+        receiver.close()
+
+
+def test_two_replicas_share_the_queue_and_record_each_version_once(replicas):
+    """Replicas on one PostgreSQL scan what either was sent, each version once, and one's
+    quarantine is the other's."""
+    a, b = replicas
+    schema = a.schema()
+    sa, sb = a.client(), b.client()
+    sa.create_bucket(Bucket="shared")
+    sensitive = {f"doc-{n:02}.txt" for n in range(0, 30, 3)}
+    for n in range(30):
+        key = f"doc-{n:02}.txt"
+        body = b"contact jane.doe@example.org\n" if key in sensitive else b"nothing here\n"
+        (sa if n % 2 else sb).put_object(Bucket="shared", Key=key, Body=body * 20000)
+
+    def rows(sql):
+        out = psql(f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    deadline = time.monotonic() + 60
+    while rows(f"SELECT key FROM {schema}.objects WHERE sensitivity IS NULL"):
+        assert time.monotonic() < deadline, rows(f"SELECT * FROM {schema}.scan_queue")
+        time.sleep(0.2)
+    found = rows(f"SELECT key, count(*) AS n FROM {schema}.findings GROUP BY key")
+    assert {r["key"] for r in found} == sensitive and all(r["n"] == 1 for r in found), found
+    events = audit_rows(a, event="scan.finding")
+    assert len(events) == len(sensitive), "one scan.finding per version, whichever replica scanned it"

@@ -5,6 +5,7 @@ files it does not read reported as skipped, never silently."""
 
 import json
 import subprocess
+import sys
 import zipfile
 
 from conftest import BIN, Server
@@ -120,18 +121,33 @@ def test_custom_identifiers_come_from_the_config_file(tmp_path):
     assert '"greedy"' in refused.stderr and "bounded repetition" in refused.stderr
 
 
-def test_files_it_cannot_read_are_reported_as_skipped(tmp_path):
+def test_archives_are_read_and_what_is_not_read_is_reported_as_skipped(tmp_path):
     (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02SSN 536-22-1234")
-    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as archive:
-        archive.writestr("inside.txt", "SSN 536-22-1234")
+    (tmp_path / "statement.pdf").write_bytes(b"%PDF-1.7\nSSN 536-22-1234")
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("docs/inside.txt", "SSN 536-22-1234")
+        archive.writestr("photo.bin", b"\x00\x01binary")
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("zeros.txt", b"a" * (256 << 20))
+    assert (tmp_path / "bomb.zip").stat().st_size < 1 << 20
     (tmp_path / "link").symlink_to(tmp_path / "blob.bin")
     result = scan("--format", "json", tmp_path)
     files = by_path(json.loads(result.stdout))
     assert "binary content" in files["blob.bin"]["skipped"]
-    assert "zip archive" in files["archive.zip"]["skipped"]
+    assert "PDF" in files["statement.pdf"]["skipped"]
     assert "symbolic link" in files["link"]["skipped"]
-    assert all(f["findings"] == [] for f in files.values())
-    assert result.returncode == 0
+    refused = files["bomb.zip"]["skipped"]
+    assert refused.startswith("refused: ") and "bomb.zip/zeros.txt" in refused and "bomb" in refused, refused
+    inside = files["archive.zip"]
+    assert inside["skipped"] is None
+    assert [(f["identifier"], f["locations"][0]["entry"]) for f in inside["findings"]] == [
+        ("USA_SOCIAL_SECURITY_NUMBER", str(tmp_path / "archive.zip") + "/docs/inside.txt")]
+    assert [(s["entry"].rsplit("/", 1)[1], "binary" in s["reason"]) for s in inside["skipped_entries"]] == [
+        ("photo.bin", True)]
+    assert [n for n, f in files.items() if f["findings"]] == ["archive.zip"]
+    assert result.returncode == 1, "findings inside an archive count"
+    table = scan(tmp_path).stdout
+    assert "archive.zip/docs/inside.txt: 1:5" in table, table
 
 
 def test_the_server_reads_the_same_tables_and_refuses_a_bad_identifier_at_start(tmp_path):
@@ -151,3 +167,37 @@ def test_the_server_reads_the_same_tables_and_refuses_a_bad_identifier_at_start(
                           "--config", str(bad)], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "scanner's settings are refused" in out.stderr and '"greedy"' in out.stderr, out.stderr
+
+
+def test_a_2_gib_file_is_scanned_in_bounded_memory(tmp_path):
+    """Two findings 2 GiB apart, one straddling a chunk border, in a file read in bounded memory:
+    the peak RSS of the scan is measured in a process whose only child it is, and printed."""
+    big = tmp_path / "big.log"
+    line = b"2026-12-05T10:00:00Z INFO request served from cache path=/api/v1/items/42 took 12ms\n"
+    block = line * (1024 * 1024 // len(line))
+    blocks = 2 * 1024 ** 3 // len(block) + 1
+    email = b"jane.doe@example.org"
+    with open(big, "wb") as f:
+        f.write(b"contact " + email + b"\n")
+        for n in range(blocks):
+            f.write(block)
+            if n == blocks // 2:
+                # A card number whose digits straddle the scanner's 1 MiB chunk border.
+                f.write(b"x" * (1024 * 1024 - (f.tell() % (1024 * 1024)) - 8) + b"card 4111 1111 1111 1111\n")
+        f.write(b"card 5555 5555 5555 4444\n")
+    assert big.stat().st_size > 2 * 1024 ** 3
+    measure = ("import resource, subprocess, sys; "
+               "out = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "sys.stdout.write(out.stdout); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", measure, BIN, "scan", "--format", "json", str(big)],
+                         capture_output=True, text=True, timeout=600)
+    peak_mib = int(out.stderr.strip().splitlines()[-1]) / 1024
+    print(f"latchkey scan of {big.stat().st_size / 2 ** 30:.2f} GiB: peak RSS {peak_mib:.1f} MiB")
+    report = json.loads(out.stdout)
+    found = {f["identifier"]: f for f in report["files"][0]["findings"]}
+    assert found["EMAIL_ADDRESS"]["count"] == 1 and found["EMAIL_ADDRESS"]["locations"][0]["line"] == 1
+    cards = found["CREDIT_CARD_NUMBER"]
+    assert cards["count"] == 2, cards
+    assert cards["locations"][1]["offset"] > 2 * 1024 ** 3, "the last line, past 2 GiB"
+    assert peak_mib < 64, f"peak RSS {peak_mib:.1f} MiB"

@@ -2,10 +2,12 @@
 //! object versions that uploads queued (`latchkey-meta`'s `FindingsStore`), scan their bytes with
 //! the `latchkey-scan` engine on low-priority threads, judge each report against the remediation
 //! rules ([`remediation`]: tag, quarantine, notify) and record the version's status and finding
-//! in one transaction. Reads honour the status through `latchkey-object`'s `ScanGate`.
+//! in one transaction. Reads honour the status through `latchkey-object`'s `ScanGate`. On-demand
+//! scan jobs ([`jobs`]) queue a bucket's existing versions for the same workers.
 
+pub mod jobs;
 pub mod remediation;
 mod worker;
 
 pub use remediation::{Action, DiscoveryConfig, RemediationRule};
-pub use worker::Discovery;
+pub use worker::{Discovery, finding_json};

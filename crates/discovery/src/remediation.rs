@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use latchkey_meta::{ScanStatus, Sensitivity};
 use latchkey_object::ScanGate;
+use latchkey_scan::formats::Limits;
 use latchkey_scan::{Report, Severity};
 use serde::Deserialize;
 
@@ -23,6 +24,9 @@ pub struct DiscoveryConfig {
     pub max_attempts: u32,
     /// How long a claim lasts without renewal: a crashed replica's scans are taken up after it.
     pub lease_secs: u64,
+    /// Objects larger than this are not scanned: given up at once, they stay unscanned (withheld
+    /// in gated buckets).
+    pub max_scan_bytes: u64,
     /// What findings lead to; the first rule is not the only one: every matching rule's actions
     /// are taken. Without rules, every finding is tagged.
     pub remediation: Vec<RemediationRule>,
@@ -36,6 +40,7 @@ impl Default for DiscoveryConfig {
             gated_buckets: Vec::new(),
             max_attempts: 5,
             lease_secs: 60,
+            max_scan_bytes: 5 << 30,
             remediation: vec![RemediationRule {
                 finding_types: vec!["*".into()],
                 min_severity: Severity::Low,
@@ -105,6 +110,13 @@ impl DiscoveryConfig {
         if !(5..=3600).contains(&self.lease_secs) {
             return Some("discovery.lease_secs must be between 5 and 3600".into());
         }
+        if !self.on_upload && !self.gated_buckets.is_empty() {
+            return Some(
+                "discovery.gated_buckets needs on_upload: a gated bucket's uploads would never be scanned, \
+                 so never served"
+                    .into(),
+            );
+        }
         if let Some(name) = self.gated_buckets.iter().find(|b| b.is_empty() || (b.contains('*') && *b != "*")) {
             return Some(format!("discovery.gated_buckets: {name:?} must be a bucket name or \"*\""));
         }
@@ -125,6 +137,11 @@ impl DiscoveryConfig {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+
+    /// What archives may hold before their scan is refused.
+    pub fn limits(&self) -> Limits {
+        Limits::default()
     }
 
     pub fn scan_gate(&self) -> ScanGate {
@@ -237,6 +254,7 @@ mod tests {
     fn unusable_settings_are_named() {
         let problem = |text: &str| toml::from_str::<DiscoveryConfig>(text).unwrap().problem().unwrap();
         assert!(problem("workers = 0").contains("workers"));
+        assert!(problem("on_upload = false\ngated_buckets = [\"in\"]").contains("needs on_upload"));
         assert!(problem("gated_buckets = [\"logs-*\"]").contains("\"logs-*\""));
         let unknown = problem("[[remediation]]\nfinding_types = [\"Secrets\"]\nactions = [\"tag\"]");
         assert!(unknown.contains("\"Secrets\"") && unknown.contains("Credentials"), "{unknown}");

@@ -1,12 +1,15 @@
 //! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally (and
 //! revokes them), `share` manages share links, `policy` simulates and validates IAM policies,
-//! `audit` verifies the audit trail, `scan` finds sensitive data in local files.
+//! `audit` verifies the audit trail, `scan` finds sensitive data in local files, `findings`
+//! shows what the server found in stored objects, `scan-job` has it scan what it already holds.
 
 mod audit;
+mod findings;
 mod logging;
 mod policy;
 mod presign;
 mod scan;
+mod scan_job;
 mod serve;
 mod share;
 
@@ -38,6 +41,10 @@ enum Command {
     /// Find credentials, financial and personal data in local files, offline
     /// (exit 0: clean, 1: findings, 2: error).
     Scan(scan::ScanArgs),
+    /// Show the sensitive data the server found in stored objects, and its scan queue.
+    Findings(findings::FindingsArgs),
+    /// Scan what a bucket already holds: create, list, show and cancel scan jobs.
+    ScanJob(scan_job::ScanJobArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +65,8 @@ fn main() -> ExitCode {
             Command::Policy(args) => Ok(policy::run(args).await),
             Command::Audit(args) => Ok(audit::run(args).await),
             Command::Scan(args) => Ok(scan::run(args).await),
+            Command::Findings(args) => findings::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::ScanJob(args) => scan_job::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -3,14 +3,15 @@
 //! for scripts: 0 clean, 1 findings, 2 an error (a file that could not be read counts).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use latchkey_scan::{Engine, Finding, ScanConfig, Severity};
+use latchkey_scan::formats::{self, Limits};
+use latchkey_scan::{Engine, Finding, Location, Place, Report, ScanConfig, Severity, Skip};
 use serde::Serialize;
 use serde_json::json;
 
@@ -41,8 +42,27 @@ enum Format {
 struct FileResult {
     path: String,
     findings: Vec<Finding>,
-    /// Why the file was not scanned, or `null`.
+    /// Why the file was not scanned (or, for an archive past its limits, not scanned to its
+    /// end), or `null`.
     skipped: Option<String>,
+    /// Entries of an archive that were not read, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped_entries: Vec<Skip>,
+}
+
+impl FileResult {
+    fn unscanned(path: String, reason: String) -> Self {
+        FileResult { path, findings: Vec::new(), skipped: Some(reason), skipped_entries: Vec::new() }
+    }
+
+    fn scanned(path: String, report: Report) -> Self {
+        let (whole, entries): (Vec<Skip>, Vec<Skip>) = report.skipped.into_iter().partition(|s| s.entry.is_none());
+        let skipped = match report.refused {
+            Some(reason) => Some(format!("refused: {reason}")),
+            None => whole.into_iter().next().map(|s| s.reason),
+        };
+        FileResult { path, findings: report.findings, skipped, skipped_entries: entries }
+    }
 }
 
 pub async fn run(args: ScanArgs) -> ExitCode {
@@ -84,26 +104,17 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                 let outcome = scan_file(&engine, &path);
                 progress.inc(1);
                 match outcome {
-                    Ok(Scanned::Report(findings)) => FileResult { path: shown(&path), findings, skipped: None },
-                    Ok(Scanned::Skipped(reason)) => {
-                        FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
-                    }
+                    Ok(report) => FileResult::scanned(shown(&path), report),
                     Err(e) => {
                         failed = true;
-                        FileResult {
-                            path: shown(&path),
-                            findings: Vec::new(),
-                            skipped: Some(format!("cannot read: {e}")),
-                        }
+                        FileResult::unscanned(shown(&path), format!("cannot read: {e}"))
                     }
                 }
             }
-            Entry::Passed(path, reason) => {
-                FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
-            }
+            Entry::Passed(path, reason) => FileResult::unscanned(shown(&path), reason),
             Entry::Unreadable(path, reason) => {
                 failed = true;
-                FileResult { path: shown(&path), findings: Vec::new(), skipped: Some(reason) }
+                FileResult::unscanned(shown(&path), reason)
             }
         };
         results.push(result);
@@ -157,37 +168,10 @@ fn collect(path: &Path, given: bool, out: &mut Vec<Entry>) {
     }
 }
 
-enum Scanned {
-    Report(Vec<Finding>),
-    Skipped(String),
-}
-
-/// Formats the engine does not read yet, told by their first bytes.
-const NOT_YET_READ: &[(&[u8], &str)] = &[
-    (b"\x1f\x8b", "gzip data"),
-    (b"PK\x03\x04", "a zip archive (also docx, xlsx, pptx)"),
-    (b"%PDF-", "a PDF document"),
-];
-
-fn scan_file(engine: &Engine, path: &Path) -> io::Result<Scanned> {
+/// Scans a file in whatever format it is (`latchkey_scan::formats`).
+fn scan_file(engine: &Engine, path: &Path) -> io::Result<Report> {
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
-    let mut head = [0u8; 8192];
-    let mut filled = 0;
-    while filled < head.len() {
-        match reader.read(&mut head[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    let head = &head[..filled];
-    if let Some((_, what)) = NOT_YET_READ.iter().find(|(magic, _)| head.starts_with(magic)) {
-        return Ok(Scanned::Skipped(format!("{what}: not read by this version of the scanner")));
-    }
-    if head.contains(&0) {
-        return Ok(Scanned::Skipped("binary content (a NUL byte in the first 8 KiB)".to_owned()));
-    }
-    let report = engine.scan_reader(head.chain(reader))?;
-    Ok(Scanned::Report(report.findings))
+    formats::scan(engine, &path.to_string_lossy(), &mut reader, &Limits::default())
 }
 
 fn print_table(results: &[FileResult]) {
@@ -198,7 +182,7 @@ fn print_table(results: &[FileResult]) {
         }
         for finding in &result.findings {
             let first = finding.locations.first();
-            let at = first.map_or_else(String::new, |l| format!("{}:{}", l.line, l.column));
+            let at = first.map_or_else(String::new, shown_at);
             let sample = first.map_or("", |l| l.sample.as_str());
             println!(
                 "{:<40} {:<40} {:<8} {:>6}  {:<8}  {sample}",
@@ -209,6 +193,23 @@ fn print_table(results: &[FileResult]) {
                 at
             );
         }
+    }
+}
+
+/// Where a location is, for the table: line:column, or the cell, path or paragraph, after the
+/// archive entry if any.
+fn shown_at(l: &Location) -> String {
+    let at = match &l.place {
+        None => format!("{}:{}", l.line, l.column),
+        Some(Place::Cell { row, column, .. }) => format!("row {row} column {column}"),
+        Some(Place::SheetCell { sheet, cell, .. }) => format!("{sheet}!{cell}"),
+        Some(Place::JsonPath { path, line: Some(line) }) => format!("line {line} {path}"),
+        Some(Place::JsonPath { path, line: None }) => path.clone(),
+        Some(Place::Paragraph { part, index }) => format!("{part} paragraph {index}"),
+    };
+    match &l.entry {
+        Some(entry) => format!("{entry}: {at}"),
+        None => at,
     }
 }
 
@@ -239,14 +240,21 @@ fn sarif(engine: &Engine, results: &[FileResult]) -> serde_json::Value {
     for result in results {
         for finding in &result.findings {
             for location in &finding.locations {
+                // Lines and columns are the file's own only in plain text; a cell, a JSON path or
+                // an archive entry goes in the properties instead.
+                let plain = location.place.is_none() && location.entry.is_none();
+                let mut physical = json!({ "artifactLocation": { "uri": result.path } });
+                if plain {
+                    physical["region"] = json!({
+                        "startLine": location.line, "startColumn": location.column, "byteOffset": location.offset,
+                    });
+                }
                 sarif_results.push(json!({
                     "ruleId": finding.identifier,
                     "level": level(finding.severity),
                     "message": { "text": format!("{} found ({} in this file): {}", finding.identifier, finding.count, location.sample) },
-                    "locations": [{ "physicalLocation": {
-                        "artifactLocation": { "uri": result.path },
-                        "region": { "startLine": location.line, "startColumn": location.column, "byteOffset": location.offset },
-                    }}],
+                    "locations": [{ "physicalLocation": physical }],
+                    "properties": { "entry": location.entry, "place": location.place },
                 }));
             }
         }

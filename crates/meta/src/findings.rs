@@ -35,7 +35,7 @@ pub trait FindingsStore: Send + Sync + 'static {
     /// finding (if any) recorded.
     async fn complete_scan(&self, worker: &str, outcome: &ScanOutcome) -> MetaResult<ScanCompletion>;
     /// A failed attempt under `worker`'s claim: due again at `retry_at`, or kept dead with its
-    /// error when `give_up`.
+    /// error when `give_up`. `false` when the worker no longer held the claim (nothing changed).
     async fn fail_scan(
         &self,
         worker: &str,
@@ -43,7 +43,10 @@ pub trait FindingsStore: Send + Sync + 'static {
         error: &str,
         retry_at: OffsetDateTime,
         give_up: bool,
-    ) -> MetaResult<()>;
+    ) -> MetaResult<bool>;
+    /// When the next queued version is due (`None`: nothing is queued), read without writing,
+    /// so that idle workers do not take the writer.
+    async fn next_scan_due(&self) -> MetaResult<Option<OffsetDateTime>>;
     /// Releases claims whose workers cannot be running any more, so that they are claimed at
     /// once instead of when their lease runs out: on SQLite (one server per database, under its
     /// lock) every claim; on PostgreSQL none, since other replicas may hold them.
@@ -80,7 +83,8 @@ pub enum ScanCompletion {
     Recorded,
     /// The version was replaced or deleted meanwhile: nothing recorded, the row is gone.
     Superseded,
-    /// The worker's claim ran out and was taken: nothing recorded.
+    /// The worker's claim ran out and was taken, or the row was completed already: nothing
+    /// recorded.
     ClaimLost,
 }
 
@@ -229,7 +233,20 @@ macro_rules! findings_store {
                     .execute(&mut *tx)
                     .await?;
                     if claimed.rows_affected() == 0 {
-                        return Ok(ScanCompletion::ClaimLost);
+                        // The triggers drop a replaced or deleted version's row, claimed or not.
+                        let current: Option<i64> = $crate::statements::bound!(
+                            "SELECT 1 FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3",
+                            &scan.bucket,
+                            &scan.key,
+                            &scan.version_id,
+                        )
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|_| 1);
+                        return Ok(match current {
+                            Some(_) => ScanCompletion::ClaimLost,
+                            None => ScanCompletion::Superseded,
+                        });
                     }
                     let status = &outcome.status;
                     let current = $crate::statements::bound!(
@@ -281,8 +298,8 @@ macro_rules! findings_store {
                 error: &str,
                 retry_at: time::OffsetDateTime,
                 give_up: bool,
-            ) -> $crate::MetaResult<()> {
-                $crate::statements::bound!(
+            ) -> $crate::MetaResult<bool> {
+                let done = $crate::statements::bound!(
                     "UPDATE scan_queue SET claimed_by = NULL, due_ms = $1, last_error = $2, dead = $3
                      WHERE bucket = $4 AND key = $5 AND version_id = $6 AND claimed_by = $7",
                     $crate::rows::to_ms(retry_at),
@@ -295,7 +312,14 @@ macro_rules! findings_store {
                 )
                 .execute(&self.$writer)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn next_scan_due(&self) -> $crate::MetaResult<Option<time::OffsetDateTime>> {
+                let due: Option<i64> = sqlx::query_scalar("SELECT MIN(due_ms) FROM scan_queue WHERE NOT dead")
+                    .fetch_one(&self.$reader)
+                    .await?;
+                Ok(due.map($crate::rows::from_ms))
             }
 
             async fn release_stale_scan_claims(&self) -> $crate::MetaResult<u64> {
@@ -371,6 +395,11 @@ pub(crate) mod conformance {
     use crate::conformance::{record, with_bucket};
     use crate::{MetaStore, ScanStatus, Sensitivity};
 
+    /// A moment (whole milliseconds, as stored) by which every version written in a test is due.
+    pub fn soon() -> OffsetDateTime {
+        crate::rows::from_ms(crate::rows::to_ms(OffsetDateTime::now_utc() + Duration::seconds(10)))
+    }
+
     fn finding(scan: &QueuedScan, id: &str, at: OffsetDateTime) -> super::Finding {
         super::Finding {
             id: id.into(),
@@ -389,8 +418,7 @@ pub(crate) mod conformance {
     /// Versions are queued only while scanning on upload is on; a claim is exclusive until its
     /// lease runs out; a completion records status and finding once, under the claim only.
     pub async fn queued_versions_are_claimed_scanned_and_recorded_once<S: FindingsStore + MetaStore>(store: Arc<S>) {
-        // Whole milliseconds, as stored.
-        let now = crate::rows::from_ms(crate::rows::to_ms(OffsetDateTime::now_utc()));
+        let now = soon();
         let lease = now + Duration::minutes(1);
         let meta = with_bucket(store.clone()).await;
         meta.put_object(&record("b", "before", "x0")).await.unwrap();
@@ -436,10 +464,7 @@ pub(crate) mod conformance {
         // Replaced while being scanned: superseded, nothing recorded.
         meta.put_object(&record("b", "key.pem", "x3")).await.unwrap();
         let stale = ScanOutcome { scan: next[0].clone(), status, finding: Some(finding(&next[0], "f2", now)) };
-        assert!(matches!(
-            store.complete_scan("w1", &stale).await.unwrap(),
-            ScanCompletion::Superseded | ScanCompletion::ClaimLost
-        ));
+        assert_eq!(store.complete_scan("w1", &stale).await.unwrap(), ScanCompletion::Superseded);
         assert!(store.get_finding("f2").await.unwrap().is_none());
 
         store.set_scan_on_upload(false).await.unwrap();
@@ -451,7 +476,7 @@ pub(crate) mod conformance {
     /// A failed attempt waits for its retry time; one given up is kept dead, not claimed again;
     /// a deleted object's queued version goes.
     pub async fn failed_scans_retry_then_stay_dead<S: FindingsStore + MetaStore>(store: Arc<S>) {
-        let now = OffsetDateTime::now_utc();
+        let now = soon();
         let meta = with_bucket(store.clone()).await;
         store.set_scan_on_upload(true).await.unwrap();
         meta.put_object(&record("b", "k", "x1")).await.unwrap();
@@ -459,12 +484,16 @@ pub(crate) mod conformance {
         meta.delete_object("b", "gone").await.unwrap();
         let scan = store.claim_scans("w", now, now + Duration::minutes(1), 10).await.unwrap().remove(0);
         assert_eq!(scan.key, "k", "the deleted object's version left the queue");
-        store.fail_scan("w", &scan, "blob unreadable", now + Duration::seconds(30), false).await.unwrap();
+        assert!(store.next_scan_due().await.unwrap().is_some_and(|due| due > now), "claimed: due at its lease's end");
+        assert!(store.fail_scan("w", &scan, "blob unreadable", now + Duration::seconds(30), false).await.unwrap());
+        assert!(!store.fail_scan("other", &scan, "x", now, true).await.unwrap(), "only under the claim");
+        assert_eq!(store.next_scan_due().await.unwrap(), Some(now + Duration::seconds(30)));
         assert!(store.claim_scans("w", now, now + Duration::minutes(1), 10).await.unwrap().is_empty());
         let retry = now + Duration::seconds(31);
         let again = store.claim_scans("w", retry, retry + Duration::minutes(1), 10).await.unwrap().remove(0);
         assert_eq!(again.attempts, 2);
-        store.fail_scan("w", &again, "blob unreadable", retry, true).await.unwrap();
+        assert!(store.fail_scan("w", &again, "blob unreadable", retry, true).await.unwrap());
+        assert_eq!(store.next_scan_due().await.unwrap(), None, "dead rows are not due");
         let far = now + Duration::days(1);
         assert!(store.claim_scans("w", far, far, 10).await.unwrap().is_empty(), "dead rows stay unclaimed");
         let counts = store.scan_queue_counts(far).await.unwrap();
@@ -473,7 +502,7 @@ pub(crate) mod conformance {
 
     /// Findings list newest first, by bucket and prefix, in pages.
     pub async fn findings_list_newest_first_in_pages<S: FindingsStore + MetaStore>(store: Arc<S>) {
-        let now = OffsetDateTime::now_utc();
+        let now = soon();
         let meta = with_bucket(store.clone()).await;
         store.set_scan_on_upload(true).await.unwrap();
         for (n, key) in ["docs/a", "docs/b", "other"].iter().enumerate() {

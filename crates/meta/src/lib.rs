@@ -3,8 +3,8 @@
 //! events), [`BucketConfigStore`] (bucket policies, public access blocks, bucket tags) and
 //! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions) and
 //! [`PresignedStore`] (uses of counted presigned URLs, revoked presigned URLs), [`AuditStore`]
-//! (the audit trail's hash chain and its signed digests) and [`FindingsStore`] (the scan queue
-//! and the sensitive data found in objects).
+//! (the audit trail's hash chain and its signed digests), [`FindingsStore`] (the scan queue
+//! and the sensitive data found in objects) and [`ScanJobStore`] (on-demand scan jobs).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -28,6 +28,7 @@ mod pg_batch;
 mod postgres;
 mod presigned;
 mod rows;
+mod scan_jobs;
 mod sqlite;
 mod statements;
 mod supervise;
@@ -48,6 +49,7 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
+pub use scan_jobs::{ScanJob, ScanJobStatus, ScanJobStore};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

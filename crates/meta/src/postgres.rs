@@ -46,6 +46,7 @@ pub struct PgStore {
 crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
 crate::presigned::presigned_store!(PgStore, writer: pool, changes: revocation_changes);
+crate::scan_jobs::scan_job_store!(PgStore, writer: pool, reader: pool);
 crate::findings::findings_store!(PgStore, writer: pool, reader: pool,
     claim: crate::findings::claim_scans_sql!("FOR UPDATE SKIP LOCKED"), release_stale: false,
     changed: |_: &PgStore, _: &str, _: &str| ());
@@ -580,6 +581,13 @@ mod tests {
         async fn findings_list_newest_first_in_pages() {
             if let Some((store, _schema)) = open().await {
                 crate::findings::conformance::findings_list_newest_first_in_pages(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn jobs_queue_count_down_and_cancel() {
+            if let Some((store, _schema)) = open().await {
+                crate::scan_jobs::conformance::jobs_queue_count_down_and_cancel(store).await;
             }
         }
     }

@@ -57,6 +57,7 @@ pub struct SqliteStore {
 crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, changes: identity_changes);
 crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
 crate::presigned::presigned_store!(SqliteStore, writer: writer, changes: revocation_changes);
+crate::scan_jobs::scan_job_store!(SqliteStore, writer: writer, reader: reader);
 crate::findings::findings_store!(SqliteStore, writer: writer, reader: reader,
     claim: crate::findings::claim_scans_sql!(""), release_stale: true,
     changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key));
@@ -544,6 +545,12 @@ mod tests {
         async fn findings_list_newest_first_in_pages() {
             let (store, _dir) = open().await.unwrap();
             crate::findings::conformance::findings_list_newest_first_in_pages(store).await;
+        }
+
+        #[tokio::test]
+        async fn jobs_queue_count_down_and_cancel() {
+            let (store, _dir) = open().await.unwrap();
+            crate::scan_jobs::conformance::jobs_queue_count_down_and_cancel(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

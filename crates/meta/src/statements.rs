@@ -195,7 +195,8 @@ macro_rules! take_uses_sql {
                AND shares.uses_left > 0
                AND (shares.version_id IS NULL OR EXISTS (
                      SELECT 1 FROM objects o
-                     WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+                     WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id
+                       AND NOT o.quarantined))
              RETURNING ",
             $returning
         )

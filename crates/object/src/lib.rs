@@ -247,10 +247,11 @@ impl ObjectService {
         }
     }
 
-    /// All of `record`'s bytes whatever the scan gate says: for the scanner alone, whose verdict
-    /// is what the gate waits for. `NotFound` once the version was replaced and its blob released.
-    pub async fn open_for_scan(&self, record: &ObjectRecord) -> io::Result<latchkey_storage::BlobStream> {
-        self.blobs.read(&record.blob_id, 0..record.size).await
+    /// `record`'s bytes as a file, whatever the scan gate says: for the scanner alone (on its own
+    /// thread: this blocks), whose verdict is what the gate waits for. `NotFound` once the
+    /// version was replaced and its blob released.
+    pub fn open_for_scan(&self, record: &ObjectRecord) -> io::Result<std::fs::File> {
+        self.blobs.open_file(&record.blob_id)
     }
 
     /// Stores a new version of `bucket/key` from a stream of bytes. The previous version stays

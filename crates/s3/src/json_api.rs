@@ -1,12 +1,14 @@
-//! What Latchkey's signed JSON APIs (`/-/shares`, `/-/presigned`, `/-/audit`) share: they run as s3s custom
-//! routes behind its signature check, resolve the caller as any S3 call does, and answer JSON,
-//! errors as `{"error": CODE, "message": ...}`.
+//! What Latchkey's signed JSON APIs (`/-/shares`, `/-/presigned`, `/-/audit`, `/-/findings`)
+//! share: they run as s3s custom routes behind its signature check, resolve the caller as any S3
+//! call does, authorise their actions with the request's condition keys, and answer JSON, errors
+//! as `{"error": CODE, "message": ...}`.
 
 use std::net::IpAddr;
 
 use http::{HeaderValue, StatusCode, header};
-use latchkey_identity::{Caller, Identity};
+use latchkey_identity::{Caller, ClientConnection, Identity};
 use latchkey_meta::{AuditEvent, MetaStore};
+use latchkey_policy::{Effect, RequestContext};
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use serde::Serialize;
 
@@ -38,6 +40,26 @@ pub async fn caller(identity: &Identity, req: &S3Request<Body>) -> S3Result<Call
     let access_key = req.credentials.as_ref().map(|c| c.access_key.as_str()).ok_or_else(|| s3_error!(AccessDenied))?;
     let token = req.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
     identity.caller(access_key, token).await.map_err(|_| s3_error!(InvalidAccessKeyId))
+}
+
+/// Whether `caller` may take the API's `action` on `resource` (root may take any), judged with
+/// the request's condition keys (the client's address, TLS) and the caller's own.
+pub fn allows(
+    identity: &Identity,
+    caller: &Caller,
+    client: Option<ClientConnection>,
+    action: &str,
+    resource: &str,
+) -> bool {
+    if matches!(caller, Caller::Root) {
+        return true;
+    }
+    let mut context = RequestContext::new();
+    if let Some(client) = client {
+        client.insert_keys(&mut context);
+    }
+    identity.caller_context(caller, &mut context);
+    identity.authorize(caller, action, resource, &context, None).effect == Effect::Allow
 }
 
 /// The request body, at most [`MAX_API_BODY`] bytes.

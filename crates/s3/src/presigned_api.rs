@@ -12,7 +12,6 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use latchkey_identity::{Caller, ClientConnection, Identity};
 use latchkey_meta::{AuditEvent, MetaStore, Revocation, Revoked};
-use latchkey_policy::{Effect, RequestContext};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use serde::Deserialize;
@@ -54,16 +53,11 @@ impl PresignedApi {
         };
         let account = self.identity.account();
         let signer_arn = signer.map(|s| s.principal(account).arn);
-        if matches!(caller, Caller::Root) || signer_arn.as_deref() == Some(&caller.principal(account).arn) {
+        if signer_arn.as_deref() == Some(&caller.principal(account).arn) {
             return true;
         }
-        let mut context = RequestContext::new();
-        if let Some(client) = client {
-            client.insert_keys(&mut context);
-        }
-        self.identity.caller_context(caller, &mut context);
         let resource = signer_arn.as_deref().unwrap_or("*");
-        self.identity.authorize(caller, REVOKE_ACTION, resource, &context, None).effect == Effect::Allow
+        json_api::allows(&self.identity, caller, client, REVOKE_ACTION, resource)
     }
 }
 

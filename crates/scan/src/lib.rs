@@ -9,6 +9,9 @@
 //!   Aho-Corasick automaton, keyword-gated patterns searched only just after their keywords.
 //! - [`Scanner`] feeds a stream through it in windows that overlap by the longest possible match,
 //!   so a match across a chunk border is reported exactly once.
+//! - [`formats::scan`] reads a file's format first: CSV/TSV cells, JSON paths, gzip, zip
+//!   archives (under limits that refuse bombs), docx/pptx/xlsx; binary content and PDF are
+//!   reported as skipped.
 //! - A match stands only if its identifier's check passes ([`checksum`]: Luhn, mod 97, Verhoeff,
 //!   ...), it holds no ignore word and it is not on the allow-list; a [`Report`] keeps counts and
 //!   the first locations with redacted samples ([`redact`]), never the matched value.
@@ -29,6 +32,7 @@
 pub mod checksum;
 mod config;
 mod engine;
+pub mod formats;
 mod identifier;
 pub mod managed;
 pub mod redact;
@@ -38,7 +42,7 @@ mod scanner;
 pub use config::{AllowList, CustomIdentifier, ScanConfig};
 pub use engine::{ConfigError, Engine, Hit, Identifier, MAX_MATCH_LEN};
 pub use identifier::{Category, Check, Definition, Severity};
-pub use report::{Finding, Location, Report};
+pub use report::{Finding, Location, Place, Report, Skip};
 pub use scanner::{DEFAULT_CHUNK, Scanner};
 
 /// The engine's version, recorded with every finding (a finding made by another engine may be

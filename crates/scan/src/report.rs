@@ -1,12 +1,16 @@
 //! What a scan reports: per identifier, how many matches and the first few locations (each with
 //! a redacted sample), and for the whole object the finding type and severity as Macie names them.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::identifier::{Category, Severity};
 
-/// Where a match starts: byte offset, and 1-based line and column (in bytes).
+/// Where a match starts: byte offset, and 1-based line and column (in bytes), in the text the
+/// scanner read (for a structured format, the text it was decoded to); inside an archive, the
+/// entry; in a structured format, the cell, path or paragraph.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Location {
     pub offset: u64,
@@ -16,6 +20,33 @@ pub struct Location {
     pub sample: String,
     /// Whether one of the identifier's keywords came just before it.
     pub keyword: bool,
+    /// Inside an archive: the entry's path (nested archives joined with `/`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+}
+
+/// Where in a structured format a match is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Place {
+    /// CSV/TSV: 1-based row (the header row is 1) and column, with the column's header.
+    Cell { row: u64, column: u64, header: Option<Arc<str>> },
+    /// A spreadsheet's cell as Excel names it (`C7`), with its column's header (the first row).
+    SheetCell { sheet: Arc<str>, cell: String, header: Option<Arc<str>> },
+    /// JSON: the value's path (`$.customers[3].card`); NDJSON: with its 1-based line.
+    JsonPath { path: String, line: Option<u64> },
+    /// A document's paragraph (docx) or a slide's text (pptx): the part and the 1-based index.
+    Paragraph { part: Arc<str>, index: u64 },
+}
+
+/// Something of a file or object that was not read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    /// The archive entry (`None`: the whole file).
+    pub entry: Option<String>,
+    pub reason: String,
 }
 
 /// All matches of one identifier.
@@ -36,6 +67,13 @@ pub struct Report {
     pub bytes: u64,
     /// One per identifier found, in the engine's order of identifiers.
     pub findings: Vec<Finding>,
+    /// What was not read (binary content, formats not read, archive entries past a limit).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skip>,
+    /// Why the scan stopped before the end (an archive past its limits: a zip bomb), if it did;
+    /// the findings are those made until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl Report {
@@ -91,6 +129,6 @@ impl Tally {
     }
 
     pub fn report(self, bytes: u64) -> Report {
-        Report { bytes, findings: self.findings.into_iter().flatten().collect() }
+        Report { bytes, findings: self.findings.into_iter().flatten().collect(), ..Report::default() }
     }
 }

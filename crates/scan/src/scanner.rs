@@ -2,12 +2,17 @@
 //! engine judges the matches that start in the window's new part, with enough bytes kept before
 //! it (keywords within reach) and after it (the longest match), so that a match across a chunk
 //! border is found exactly once. Memory stays at one chunk plus that overlap.
+//!
+//! A scanner can read several streams into one report (the entries of an archive: `begin`), and
+//! pieces of a stream can carry where they come from in a structured format (`feed_at`: a cell,
+//! a JSON path), which locations then name.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use crate::engine::{Caches, Engine};
 use crate::redact;
-use crate::report::{Location, Report, Tally};
+use crate::report::{Location, Place, Report, Tally};
 
 /// Bytes judged per window.
 pub const DEFAULT_CHUNK: usize = 1 << 20;
@@ -29,7 +34,15 @@ pub struct Scanner<'e> {
     line: u64,
     line_start: u64,
     counted: usize,
+    /// Bytes fed in all streams.
     bytes: u64,
+    /// Bytes fed in this stream.
+    fed: u64,
+    /// The entry of an archive this stream is, if it is one.
+    entry: Option<String>,
+    /// Where pieces of this stream come from: stream offset and place, the first one still in
+    /// the window's reach first.
+    places: VecDeque<(u64, Place)>,
     tally: Tally,
 }
 
@@ -52,8 +65,34 @@ impl<'e> Scanner<'e> {
             line_start: 0,
             counted: 0,
             bytes: 0,
+            fed: 0,
+            entry: None,
+            places: VecDeque::new(),
             tally: Tally::new(engine),
         }
+    }
+
+    /// Ends the current stream (judging what is left of it) and starts another, the archive
+    /// entry `entry`, into the same report.
+    pub fn begin(&mut self, entry: Option<String>) {
+        self.judge(true);
+        self.window.clear();
+        (self.base, self.from, self.resume, self.counted, self.fed) = (0, 0, 0, 0, 0);
+        (self.line, self.line_start) = (1, 0);
+        self.places.clear();
+        self.entry = entry;
+    }
+
+    /// Scans the next bytes of the stream, which come from `place` (until the next `feed_at`;
+    /// `feed` after it continues the same place).
+    pub fn feed_at(&mut self, place: Place, data: &[u8]) {
+        self.places.push_back((self.fed, place));
+        self.feed(data);
+    }
+
+    /// Bytes fed so far, in every stream.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Scans the next bytes of the stream.
@@ -63,6 +102,7 @@ impl<'e> Scanner<'e> {
             let take = full(self).saturating_sub(self.window.len()).clamp(1, data.len());
             self.window.extend_from_slice(&data[..take]);
             self.bytes += take as u64;
+            self.fed += take as u64;
             data = &data[take..];
             if self.window.len() >= full(self) {
                 self.judge(false);
@@ -87,12 +127,15 @@ impl<'e> Scanner<'e> {
             let matched = &self.window[hit.start..hit.end];
             let offset = self.base + start as u64;
             let (line, column) = (self.line, offset - self.line_start + 1);
+            let (entry, places) = (&self.entry, &self.places);
             self.tally.add(self.engine, hit.identifier, || Location {
                 offset,
                 line,
                 column,
                 sample: redact::sample(matched),
                 keyword: hit.keyword,
+                entry: entry.clone(),
+                place: place_of(places, offset),
             });
         }
         self.count_lines(limit);
@@ -102,6 +145,10 @@ impl<'e> Scanner<'e> {
         self.from = limit - keep;
         self.resume = self.resume.saturating_sub(keep);
         self.counted -= keep;
+        // The place of the window's first byte stays; the ones before it go.
+        while self.places.len() > 1 && self.places[1].0 <= self.base {
+            self.places.pop_front();
+        }
     }
 
     /// Counts the lines up to `window[to]`.
@@ -115,6 +162,12 @@ impl<'e> Scanner<'e> {
         }
         self.counted = to;
     }
+}
+
+/// The place of the piece holding stream offset `offset`, if pieces have places.
+fn place_of(places: &VecDeque<(u64, Place)>, offset: u64) -> Option<Place> {
+    let after = places.partition_point(|(start, _)| *start <= offset);
+    after.checked_sub(1).map(|i| places[i].1.clone())
 }
 
 impl Engine {

@@ -9,9 +9,8 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode, Uri};
-use latchkey_identity::{Caller, ClientConnection, Identity};
+use latchkey_identity::{ClientConnection, Identity};
 use latchkey_meta::{AuditQuery, AuditTrail, MetaStore};
-use latchkey_policy::{Effect, RequestContext};
 use latchkey_s3::json_api::{self, api_error, json};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
@@ -34,18 +33,6 @@ pub struct AuditApi {
 impl AuditApi {
     pub fn new(identity: Arc<Identity>, trail: Arc<dyn AuditTrail>, meta: Arc<dyn MetaStore>) -> AuditApi {
         AuditApi { identity, trail, meta }
-    }
-
-    fn may_read(&self, caller: &Caller, client: Option<ClientConnection>) -> bool {
-        if matches!(caller, Caller::Root) {
-            return true;
-        }
-        let mut context = RequestContext::new();
-        if let Some(client) = client {
-            client.insert_keys(&mut context);
-        }
-        self.identity.caller_context(caller, &mut context);
-        self.identity.authorize(caller, READ_ACTION, "*", &context, None).effect == Effect::Allow
     }
 }
 
@@ -96,7 +83,7 @@ impl S3Route for AuditApi {
         }
         let caller = json_api::caller(&self.identity, &req).await?;
         let client = req.extensions.get::<ClientConnection>().copied();
-        if !self.may_read(&caller, client) {
+        if !json_api::allows(&self.identity, &caller, client, READ_ACTION, "*") {
             let principal = caller.principal(self.identity.account()).arn;
             json_api::audit_denial(self.meta.as_ref(), principal, client.map(|c| c.ip), READ_ACTION, "*").await;
             return Err(s3_error!(AccessDenied, "Access Denied"));

@@ -16,6 +16,7 @@ pub mod config;
 mod cors;
 pub mod credentials;
 mod error_body;
+mod findings_api;
 mod forwarded;
 mod idle;
 mod listener;
@@ -37,7 +38,8 @@ use latchkey_audit::{Linker, SigningKey, Watcher};
 use latchkey_discovery::Discovery;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
 use latchkey_meta::{
-    AuditStore, BucketConfigStore, FindingsStore, IdentityStore, MetaStore, PgStore, PresignedStore, SqliteStore,
+    AuditStore, BucketConfigStore, FindingsStore, IdentityStore, MetaStore, PgStore, PresignedStore, ScanJobStore,
+    SqliteStore,
 };
 use latchkey_object::ObjectService;
 use latchkey_s3::presigned_api::PresignedApi;
@@ -88,7 +90,7 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let Views { meta, identity: identity_store, configs: config_store, presigned, audit, findings } =
+        let Views { meta, identity: identity_store, configs: config_store, presigned, audit, findings, scan_jobs } =
             open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
@@ -117,7 +119,7 @@ impl Server {
         let poster = latchkey_audit::webhook::Poster::new().context("cannot load the system's root certificates")?;
         let engine = latchkey_scan::Engine::new(&config.scan).context("the sensitive-data scanner's settings")?;
         let discovery = Arc::new(Discovery::new(
-            findings,
+            findings.clone(),
             objects.clone(),
             Arc::new(engine),
             config.discovery.clone(),
@@ -165,6 +167,7 @@ impl Server {
                 Box::new(SharesApi::new(shares.clone())),
                 Box::new(PresignedApi::new(identity.clone(), meta.clone(), revocations.clone())),
                 Box::new(audit_api::AuditApi::new(identity.clone(), audit, meta.clone())),
+                Box::new(findings_api::FindingsApi::new(identity.clone(), findings, scan_jobs, objects.clone())),
             ],
             revocations: revocations.clone(),
             identity: identity.clone(),
@@ -380,11 +383,13 @@ struct Views {
     presigned: Arc<dyn PresignedStore>,
     audit: Arc<dyn AuditStore>,
     findings: Arc<dyn FindingsStore>,
+    scan_jobs: Arc<dyn ScanJobStore>,
 }
 
-fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + AuditStore + FindingsStore>(
-    store: S,
-) -> Views {
+fn views<S>(store: S) -> Views
+where
+    S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + AuditStore + FindingsStore + ScanJobStore,
+{
     let store = Arc::new(store);
     Views {
         meta: store.clone(),
@@ -392,7 +397,8 @@ fn views<S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + Aud
         configs: store.clone(),
         presigned: store.clone(),
         audit: store.clone(),
-        findings: store,
+        findings: store.clone(),
+        scan_jobs: store,
     }
 }
 

@@ -417,6 +417,7 @@ fn own_operation(path: &str) -> Option<&'static str> {
         _ if path.starts_with("/-/s/") => "ShareLink",
         _ if path.starts_with("/-/presigned") && is_signed_api(path) => "PresignedApi",
         _ if path.starts_with("/-/audit/") && is_signed_api(path) => "AuditApi",
+        _ if path.starts_with("/-/findings") && is_signed_api(path) => "FindingsApi",
         _ if is_signed_api(path) => "SharesApi",
         _ => return None,
     })

@@ -1,4 +1,4 @@
-//! Latchkey's signed APIs (`/-/shares`, `/-/presigned`, `/-/audit/events|digests`) as the one
+//! Latchkey's signed APIs (`/-/shares`, `/-/presigned`, `/-/audit/events|digests`, `/-/findings`) as the one
 //! custom route s3s takes: each request goes to the first API whose paths it names, after s3s
 //! has verified its signature and a revoked presigned URL has been refused (as the Authorizer
 //! refuses one for S3 operations).
@@ -14,7 +14,8 @@ use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
 /// The path prefixes of the signed APIs; every other path under `/-/` is public.
-pub const PREFIXES: [&str; 4] = ["/-/shares", "/-/presigned", crate::audit_api::EVENTS, crate::audit_api::DIGESTS];
+pub const PREFIXES: [&str; 5] =
+    ["/-/shares", "/-/presigned", crate::audit_api::EVENTS, crate::audit_api::DIGESTS, crate::findings_api::FINDINGS];
 
 /// Whether `path` is one of the signed APIs'.
 pub fn is_signed_api(path: &str) -> bool {
@@ -69,10 +70,13 @@ mod tests {
 
     #[test]
     fn signed_api_paths() {
-        for path in ["/-/shares", "/-/shares/abc", "/-/presigned", "/-/presigned/revocations", "/-/audit/events"] {
+        let signed = ["/-/shares", "/-/shares/abc", "/-/presigned", "/-/presigned/revocations", "/-/audit/events"];
+        for path in signed.into_iter().chain(["/-/findings", "/-/findings/f-1", "/-/findings/queue"]) {
             assert!(is_signed_api(path), "{path}");
         }
-        for path in ["/-/sharesx", "/-/presignedx/a", "/-/health", "/-/s/abc", "/shares", "/-/audit/public-key"] {
+        for path in
+            ["/-/sharesx", "/-/presignedx/a", "/-/health", "/-/s/abc", "/shares", "/-/audit/public-key", "/-/findingsx"]
+        {
             assert!(!is_signed_api(path), "{path}");
         }
     }

@@ -8,7 +8,8 @@ use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
-    /// S3, IAM and STS, and the signed APIs (`/-/shares`, `/-/presigned`, `/-/audit`), with the
+    /// S3, IAM and STS, and the signed APIs (`/-/shares`, `/-/presigned`, `/-/audit`,
+    /// `/-/findings`), with the
     /// audit public key: everything that is signed.
     S3,
     /// Share links: landing pages (`/-/s/...`) and API redemption (`/-/access-object`).

@@ -464,6 +464,9 @@ impl ShareService {
             // Nothing was consumed; read the share again to say why.
             let current = meta.find_share(hash).await?;
             let mut denial = current.as_ref().map_or(Some(Denial::Unknown), |share| refusal(share, now));
+            if denial.is_none() && self.withholds(&share).await {
+                denial = Some(Denial::Withheld);
+            }
             if denial == Some(Denial::Used) && wanted.is_some() && meta.has_grant(&share.id, &to, since).await? {
                 denial = Some(Denial::ResumeExhausted);
             }
@@ -475,6 +478,18 @@ impl ShareService {
         }
         let reservation = self.reservation(&granted.share, to, now, wanted);
         self.deliver(granted, range, base_url, now, reservation, false).await
+    }
+
+    /// Whether the scanner's verdict withholds the version the download link was made for
+    /// (quarantined; not scanned clean in a scan-gated bucket): the store consumes no use of a
+    /// quarantined version's link, and reads refuse it.
+    async fn withholds(&self, share: &Share) -> bool {
+        match self.objects.head(&share.bucket, &share.key).await {
+            Ok(record) if share.version_id.as_deref() == Some(record.version_id.as_str()) => {
+                self.objects.check_servable(&record).await.is_err()
+            }
+            _ => false,
+        }
     }
 
     /// What a use granted to `to` at `now` counted: `bytes`, or the whole object.
@@ -495,6 +510,10 @@ impl ShareService {
         resumed: bool,
     ) -> Result<Redemption, RedeemError> {
         if share.redirect {
+            // The presigned URL would be refused; say so here, where the link's reason is known.
+            if self.withholds(&share).await {
+                return Err(RedeemError::Denied(Denial::Withheld));
+            }
             let url =
                 self.redirect_url(&share, base_url, now).map_err(|e| ObjectError::from(std::io::Error::other(e)))?;
             return Ok(Redemption { share, delivery: Delivery::Redirect(url), resumed });

@@ -262,6 +262,13 @@ impl BlobStore {
         Ok(Box::pin(futures::stream::iter(first).chain(chunks(file, rest))))
     }
 
+    /// Opens a blob's file for reading, blocking: for a thread of its own (the scanner's) that
+    /// reads it with seeks. Blobs are immutable, and an open file stays readable after the blob
+    /// is released.
+    pub fn open_file(&self, id: &str) -> io::Result<std::fs::File> {
+        std::fs::File::open(self.blob_path(id)?)
+    }
+
     /// Removes blobs that no record references any more. Missing files are not an error: a blob
     /// may have been released twice after a crash.
     pub async fn delete(&self, ids: &[String]) {

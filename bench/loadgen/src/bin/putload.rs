@@ -32,6 +32,12 @@ struct Args {
     size: usize,
     #[arg(long, default_value_t = 5000)]
     count: usize,
+    /// Upload the first `--size` bytes of this file (repeated if shorter) instead of random bytes.
+    #[arg(long)]
+    body_file: Option<std::path::PathBuf>,
+    /// Name objects `obj/{prefix}{n}`, so that runs can go on writing new keys.
+    #[arg(long, default_value = "")]
+    key_prefix: String,
 }
 
 #[tokio::main]
@@ -56,10 +62,20 @@ async fn main() -> anyhow::Result<()> {
     let mut urls = Vec::with_capacity(args.count);
     let expiry = PresigningConfig::expires_in(Duration::from_secs(3600))?;
     for i in 0..args.count {
-        let req = s3.put_object().bucket(&args.bucket).key(format!("obj/{i:08}")).presigned(expiry.clone()).await?;
+        let key = format!("obj/{}{i:08}", args.key_prefix);
+        let req = s3.put_object().bucket(&args.bucket).key(key).presigned(expiry.clone()).await?;
         urls.push(req.uri().to_owned());
     }
-    let body = Bytes::from((0..args.size).map(|_| rand::random::<u8>()).collect::<Vec<_>>());
+    let body = match &args.body_file {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if text.is_empty() {
+                bail!("{} is empty", path.display());
+            }
+            Bytes::from(text.iter().copied().cycle().take(args.size).collect::<Vec<_>>())
+        }
+        None => Bytes::from((0..args.size).map(|_| rand::random::<u8>()).collect::<Vec<_>>()),
+    };
 
     let client = http_client(args.concurrency);
     let (latencies, elapsed) = run(urls, args.concurrency, move |urls: Arc<Vec<String>>, i| {

@@ -14,6 +14,7 @@ CREATE TABLE scan_queue (
     bucket      TEXT COLLATE "C" NOT NULL,
     key         TEXT COLLATE "C" NOT NULL,
     version_id  TEXT NOT NULL,
+    scan_job    TEXT,
     due_ms      BIGINT NOT NULL,
     attempts    BIGINT NOT NULL DEFAULT 0,
     claimed_by  TEXT,
@@ -22,12 +23,26 @@ CREATE TABLE scan_queue (
     PRIMARY KEY (bucket, key, version_id)
 );
 CREATE INDEX scan_queue_due ON scan_queue (dead, due_ms);
+CREATE INDEX scan_queue_by_job ON scan_queue (scan_job);
+
+CREATE TABLE scan_jobs (
+    id            TEXT PRIMARY KEY,
+    bucket        TEXT COLLATE "C" NOT NULL,
+    prefix        TEXT COLLATE "C" NOT NULL,
+    criteria      TEXT NOT NULL,
+    principal     TEXT NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    total         BIGINT NOT NULL,
+    cancelled_ms  BIGINT
+);
+CREATE INDEX scan_jobs_by_time ON scan_jobs (created_ms, id);
 
 CREATE FUNCTION queue_object_scan() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (SELECT on_upload FROM scan_settings WHERE id = 1) THEN
         INSERT INTO scan_queue (bucket, key, version_id, due_ms)
-        VALUES (NEW.bucket, NEW.key, NEW.version_id, 0) ON CONFLICT DO NOTHING;
+        VALUES (NEW.bucket, NEW.key, NEW.version_id, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+        ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END

@@ -1,0 +1,246 @@
+//! Reading what a file or an object is: plain text; CSV and TSV (locations as row, column and
+//! header); JSON and NDJSON (locations as JSON paths); gzip; zip archives, recursively; OOXML
+//! documents (docx and pptx text, xlsx cells). PDF and other binary content are reported as
+//! skipped with the reason, never silently.
+//!
+//! Structured formats are decoded to text the engine reads as it reads any text, each value
+//! preceded by its name (a CSV column's header, a JSON key, a spreadsheet column's header), so
+//! that names act as keywords as they do for Macie (`ssn: 123-45-6789`), and each piece fed with
+//! its place ([`crate::Place`]). Archives are read under [`Limits`]; past one, the scan stops and
+//! the report says why (`refused`): a zip bomb is refused, not expanded.
+
+mod archive;
+mod delimited;
+mod json;
+mod ooxml;
+
+use std::io::{self, Read, Seek};
+
+use crate::engine::Engine;
+use crate::report::{Report, Skip};
+use crate::scanner::Scanner;
+
+/// What archives may hold before their scan is refused.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Archives inside archives, at most this deep (the file itself is depth 0).
+    pub max_depth: u32,
+    /// Archive entries read in all, per file.
+    pub max_entries: u64,
+    /// A compressed stream or entry may expand at most this many times its compressed size
+    /// (plus 1 MiB).
+    pub max_ratio: u64,
+    /// Bytes decompressed in all, per file.
+    pub max_expanded: u64,
+    /// The most read into memory to be parsed whole: a nested archive (to seek in it), a JSON
+    /// document, a spreadsheet's shared strings. Larger JSON is read as text.
+    pub max_in_memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_depth: 3, max_entries: 10_000, max_ratio: 100, max_expanded: 8 << 30, max_in_memory: 64 << 20 }
+    }
+}
+
+/// How a stream is read, told by its name and first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text,
+    Delimited(u8),
+    Json,
+    Ndjson,
+    Gzip,
+    Zip,
+    Unread(&'static str),
+}
+
+/// Bytes looked at to tell a format.
+const HEAD: usize = 8192;
+
+pub(crate) fn detect(name: &str, head: &[u8]) -> Format {
+    if head.starts_with(b"\x1f\x8b") {
+        return Format::Gzip;
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Format::Zip;
+    }
+    if head.starts_with(b"%PDF-") {
+        return Format::Unread("a PDF document: PDF text is not read by this version of the scanner");
+    }
+    if head.contains(&0) {
+        return Format::Unread("binary content (a NUL byte in the first 8 KiB)");
+    }
+    match extension(name).as_deref() {
+        Some("csv") => Format::Delimited(b','),
+        Some("tsv" | "tab") => Format::Delimited(b'\t'),
+        Some("json") => Format::Json,
+        Some("ndjson" | "jsonl") => Format::Ndjson,
+        _ => Format::Text,
+    }
+}
+
+/// The name's extension, lower-cased.
+pub(crate) fn extension(name: &str) -> Option<String> {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    file.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())
+}
+
+/// Scans a file (or an object's blob) named `name`, whatever its format.
+pub fn scan(engine: &Engine, name: &str, file: &mut (impl Read + Seek), limits: &Limits) -> io::Result<Report> {
+    let mut walk =
+        Walk { scanner: Scanner::new(engine), limits, entries: 0, expanded: Default::default(), skipped: Vec::new() };
+    let outcome = walk.seekable(name, None, file, 0);
+    let Walk { scanner, skipped, .. } = walk;
+    let mut report = scanner.finish();
+    report.skipped = skipped;
+    match outcome {
+        Ok(()) => Ok(report),
+        Err(e) => match Refused::reason(&e) {
+            Some(reason) => {
+                report.refused = Some(reason);
+                Ok(report)
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// A limit reached: the scan stops, and the report says why.
+#[derive(Debug)]
+pub(crate) struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    pub(crate) fn error(reason: String) -> io::Error {
+        io::Error::other(Refused(reason))
+    }
+
+    fn reason(e: &io::Error) -> Option<String> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<Refused>()).map(|r| r.0.clone())
+    }
+}
+
+/// One file's scan: the scanner every stream feeds, and the limits' counters.
+pub(crate) struct Walk<'e, 'l> {
+    pub(crate) scanner: Scanner<'e>,
+    pub(crate) limits: &'l Limits,
+    pub(crate) entries: u64,
+    /// Bytes decompressed so far, by every archive of the file.
+    pub(crate) expanded: std::rc::Rc<std::cell::Cell<u64>>,
+    pub(crate) skipped: Vec<Skip>,
+}
+
+impl Walk<'_, '_> {
+    /// A stream that can seek (a file, an archive read into memory).
+    pub(crate) fn seekable(
+        &mut self,
+        name: &str,
+        entry: Option<String>,
+        file: &mut (impl Read + Seek),
+        depth: u32,
+    ) -> io::Result<()> {
+        let head = read_head(file)?;
+        file.rewind()?;
+        match detect(name, &head) {
+            Format::Zip => self.zip(name, entry, file, depth),
+            _ => self.stream(name, entry, &mut *file, depth),
+        }
+    }
+
+    /// A stream read once, front to back. (Behind `dyn`: archives in archives would otherwise
+    /// nest its type without end.)
+    pub(crate) fn stream(
+        &mut self,
+        name: &str,
+        entry: Option<String>,
+        reader: &mut dyn Read,
+        depth: u32,
+    ) -> io::Result<()> {
+        let head = read_head(reader)?;
+        let mut reader = io::Cursor::new(head.clone()).chain(reader);
+        match detect(name, &head) {
+            Format::Text => self.text(entry, reader),
+            Format::Delimited(delimiter) => {
+                self.scanner.begin(entry);
+                delimited::scan(&mut self.scanner, reader, delimiter)
+            }
+            Format::Json => json::document(self, entry, reader),
+            Format::Ndjson => {
+                self.scanner.begin(entry);
+                json::lines(&mut self.scanner, reader)
+            }
+            Format::Gzip => self.gzip(name, entry, &mut reader, depth),
+            Format::Zip => {
+                // A zip needs its central directory, at the end: read it into memory.
+                let bytes =
+                    self.in_memory(reader, entry.as_deref().unwrap_or(name), "a zip archive inside a stream")?;
+                match bytes {
+                    Some(bytes) => self.zip(name, entry, &mut io::Cursor::new(bytes), depth),
+                    None => Ok(()),
+                }
+            }
+            Format::Unread(reason) => {
+                self.skipped.push(Skip { entry, reason: reason.to_owned() });
+                Ok(())
+            }
+        }
+    }
+
+    fn text(&mut self, entry: Option<String>, mut reader: impl Read) -> io::Result<()> {
+        self.scanner.begin(entry);
+        let mut buffer = vec![0; 256 * 1024];
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.scanner.feed(&buffer[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads a whole stream into memory if it fits; otherwise records why it was skipped.
+    pub(crate) fn in_memory(&mut self, mut reader: impl Read, label: &str, what: &str) -> io::Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::new();
+        (&mut reader).take(self.limits.max_in_memory + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > self.limits.max_in_memory {
+            let reason = format!("{what} larger than {} MiB is not read", self.limits.max_in_memory >> 20);
+            self.skipped.push(Skip { entry: Some(label.to_owned()), reason });
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// The first bytes of a stream (fewer if it is shorter).
+fn read_head(reader: &mut (impl Read + ?Sized)) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD);
+    reader.take(HEAD as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_told_by_first_bytes_then_by_name() {
+        assert_eq!(detect("x.csv", b"\x1f\x8b\x08"), Format::Gzip);
+        assert_eq!(detect("x.txt", b"PK\x03\x04...."), Format::Zip);
+        assert!(matches!(detect("report.pdf", b"%PDF-1.7"), Format::Unread(r) if r.contains("PDF")));
+        assert!(matches!(detect("a.csv", b"a,b\0"), Format::Unread(r) if r.contains("NUL")));
+        assert_eq!(detect("dir.v2/People.CSV", b"a,b"), Format::Delimited(b','));
+        assert_eq!(detect("x.tsv", b"a\tb"), Format::Delimited(b'\t'));
+        assert_eq!(detect("x.json", b"{}"), Format::Json);
+        assert_eq!(detect("x.jsonl", b"{}"), Format::Ndjson);
+        assert_eq!(detect("dir.v2/README", b"hello"), Format::Text);
+    }
+}

@@ -1,0 +1,226 @@
+//! Formats: CSV/TSV cells with headers as keywords, JSON paths, NDJSON lines, gzip, zip archives
+//! (nested, encrypted entries skipped, bombs refused), docx paragraphs, pptx slides, xlsx cells;
+//! PDF and binary content skipped with the reason.
+
+use std::io::{Cursor, Write};
+
+use latchkey_scan::formats::{self, Limits};
+use latchkey_scan::{Engine, Place, Report, ScanConfig};
+use zip::write::SimpleFileOptions;
+
+const CARD: &str = "4111 1111 1111 1111";
+
+fn engine() -> Engine {
+    Engine::new(&ScanConfig::default()).unwrap()
+}
+
+fn scan_as(name: &str, bytes: &[u8]) -> Report {
+    scan_with(name, bytes, &Limits::default())
+}
+
+fn scan_with(name: &str, bytes: &[u8], limits: &Limits) -> Report {
+    formats::scan(&engine(), name, &mut Cursor::new(bytes.to_vec()), limits).unwrap()
+}
+
+fn places(report: &Report, identifier: &str) -> Vec<(Option<String>, Option<Place>)> {
+    let finding = report.findings.iter().find(|f| f.identifier == identifier).unwrap_or_else(|| {
+        panic!("no {identifier} in {:?}", report.findings.iter().map(|f| &f.identifier).collect::<Vec<_>>())
+    });
+    finding.locations.iter().map(|l| (l.entry.clone(), l.place.clone())).collect()
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+fn gzip_of(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn csv_locations_are_cells_and_headers_are_keywords() {
+    // A bare 9-digit SSN is keyword-gated: found under its column's header, not elsewhere.
+    let csv = "name,ssn,note\nAda,\"536228726\",\"card, \"\"quoted\"\"\"\nBob,536 22 8727,x\n";
+    let report = scan_as("people.csv", csv.as_bytes());
+    assert!(scan_as("people.csv", b"name,id\nAda,536228726\n").findings.is_empty());
+    let header = |h: &str| Some(h.into());
+    assert_eq!(
+        places(&report, "USA_SOCIAL_SECURITY_NUMBER"),
+        [
+            (None, Some(Place::Cell { row: 2, column: 2, header: header("ssn") })),
+            (None, Some(Place::Cell { row: 3, column: 2, header: header("ssn") })),
+        ]
+    );
+    let tsv = format!("who\tcard\nAda\t{CARD}\n");
+    assert_eq!(
+        places(&scan_as("x.TSV", tsv.as_bytes()), "CREDIT_CARD_NUMBER"),
+        [(None, Some(Place::Cell { row: 2, column: 2, header: header("card") }))]
+    );
+}
+
+#[test]
+fn json_locations_are_paths_and_ndjson_ones_have_lines() {
+    let doc =
+        format!(r#"{{"customers": [{{"name": "Ada"}}, {{"name": "Bob", "card": "{CARD}"}}], "odd key": "{CARD}"}}"#);
+    let report = scan_as("export.json", doc.as_bytes());
+    let paths: Vec<_> = places(&report, "CREDIT_CARD_NUMBER").into_iter().map(|(_, p)| p.unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            Place::JsonPath { path: "$.customers[1].card".into(), line: None },
+            Place::JsonPath { path: "$[\"odd key\"]".into(), line: None },
+        ]
+    );
+    let lines = format!("{{\"a\": 1}}\n{{\"card\": \"{CARD}\"}}\nnot json {CARD}\n");
+    let report = scan_as("events.ndjson", lines.as_bytes());
+    assert_eq!(
+        places(&report, "CREDIT_CARD_NUMBER"),
+        [
+            (None, Some(Place::JsonPath { path: "$.card".into(), line: Some(2) })),
+            (None, Some(Place::JsonPath { path: "$".into(), line: Some(3) })),
+        ]
+    );
+    let broken = scan_as("broken.json", format!("{{\"card\": \"{CARD}\"").as_bytes());
+    assert_eq!(broken.findings[0].count, 1, "invalid JSON is read as text");
+    assert!(broken.skipped[0].reason.contains("not valid JSON"), "{:?}", broken.skipped);
+}
+
+#[test]
+fn gzip_and_nested_zips_are_read_with_entry_names() {
+    let inner = zip_of(&[("cards.csv", format!("card\n{CARD}\n").as_bytes())]);
+    let outer = zip_of(&[
+        ("docs/readme.txt", b"nothing here"),
+        ("docs/inner.zip", &inner),
+        ("logs/app.log.gz", &gzip_of(format!("paid with {CARD}\n").as_bytes())),
+        ("photo.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+    ]);
+    let report = scan_as("bundle.zip", &outer);
+    let found = places(&report, "CREDIT_CARD_NUMBER");
+    let entries: Vec<_> = found.iter().map(|(entry, _)| entry.clone().unwrap()).collect();
+    assert_eq!(entries, ["bundle.zip/docs/inner.zip/cards.csv", "bundle.zip/logs/app.log.gz"]);
+    assert_eq!(found[0].1, Some(Place::Cell { row: 2, column: 1, header: Some("card".into()) }));
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert_eq!(report.skipped[0].entry.as_deref(), Some("bundle.zip/photo.png"));
+    assert!(report.skipped[0].reason.contains("binary"));
+    assert!(report.refused.is_none());
+
+    let gz = scan_as("dump.csv.gz", &gzip_of(format!("card\n{CARD}\n").as_bytes()));
+    assert_eq!(
+        places(&gz, "CREDIT_CARD_NUMBER")[0].1,
+        Some(Place::Cell { row: 2, column: 1, header: Some("card".into()) })
+    );
+}
+
+#[test]
+fn bombs_and_deep_nesting_are_refused_with_the_reason() {
+    // 64 MiB of one letter compress about a thousand times: past the ratio, refused as it
+    // expands. (Zeros would be skipped as binary after their first 8 KiB, never expanded.)
+    let zeros = vec![b'a'; 64 << 20];
+    let bomb = zip_of(&[("before.txt", format!("{CARD}\n").as_bytes()), ("zeros.txt", &zeros)]);
+    assert!(bomb.len() < 1 << 20);
+    let report = scan_as("bomb.zip", &bomb);
+    let refused = report.refused.as_deref().unwrap();
+    assert!(refused.contains("bomb.zip/zeros.txt") && refused.contains("100 times"), "{refused}");
+    assert_eq!(report.findings[0].count, 1, "what came before the bomb is still reported");
+    let gz = scan_as("zeros.gz", &gzip_of(&zeros));
+    assert!(gz.refused.unwrap().contains("100 times"));
+
+    let mut nested = zip_of(&[("deep.txt", format!("{CARD}\n").as_bytes())]);
+    for level in 0..3 {
+        nested = zip_of(&[(&format!("level{level}.zip"), &nested)]);
+    }
+    let report = scan_as("deep.zip", &nested);
+    assert!(report.refused.unwrap().contains("nested more than 3 deep"));
+
+    let many: Vec<(String, Vec<u8>)> = (0..20).map(|n| (format!("f{n}.txt"), b"x".to_vec())).collect();
+    let many: Vec<(&str, &[u8])> = many.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let limits = Limits { max_entries: 10, ..Limits::default() };
+    assert!(scan_with("many.zip", &zip_of(&many), &limits).refused.unwrap().contains("more than 10 archive entries"));
+}
+
+#[test]
+fn pdf_and_binary_content_are_skipped_with_the_reason() {
+    let pdf = scan_as("statement.pdf", b"%PDF-1.7\n...");
+    assert!(pdf.findings.is_empty() && pdf.skipped[0].reason.contains("PDF"));
+    assert_eq!(pdf.skipped[0].entry, None);
+    let binary = scan_as("data.bin", format!("\0\x01{CARD}").as_bytes());
+    assert!(binary.findings.is_empty() && binary.skipped[0].reason.contains("NUL"));
+}
+
+/// A minimal OOXML package: `[Content_Types].xml` and the given parts.
+fn ooxml(parts: &[(&str, &str)]) -> Vec<u8> {
+    let mut entries: Vec<(&str, &[u8])> = vec![("[Content_Types].xml", b"<Types/>")];
+    entries.extend(parts.iter().map(|(name, xml)| (*name, xml.as_bytes())));
+    zip_of(&entries)
+}
+
+#[test]
+fn docx_and_pptx_text_is_read_by_paragraph() {
+    let docx = ooxml(&[(
+        "word/document.xml",
+        &format!(
+            r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>Hello</w:t></w:r></w:p>
+            <w:p><w:r><w:t>card </w:t></w:r><w:r><w:t>{}</w:t></w:r><w:r><w:t xml:space="preserve">{} &amp; more</w:t></w:r></w:p></w:body></w:document>"#,
+            &CARD[..9],
+            &CARD[9..]
+        ),
+    )]);
+    let report = scan_as("letter.docx", &docx);
+    assert_eq!(
+        places(&report, "CREDIT_CARD_NUMBER"),
+        [(None, Some(Place::Paragraph { part: "word/document.xml".into(), index: 2 }))]
+    );
+    let slide =
+        |text: &str| format!(r#"<p:sld xmlns:a="a" xmlns:p="p"><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:sld>"#);
+    let pptx = ooxml(&[
+        ("ppt/presentation.xml", "<p:presentation/>"),
+        ("ppt/slides/slide10.xml", &slide(&format!("card {CARD}"))),
+        ("ppt/slides/slide2.xml", &slide("jane.doe@example.org")),
+    ]);
+    let report = scan_as("deck.pptx", &pptx);
+    assert_eq!(
+        places(&report, "EMAIL_ADDRESS")[0].1,
+        Some(Place::Paragraph { part: "ppt/slides/slide2.xml".into(), index: 1 })
+    );
+    assert_eq!(
+        places(&report, "CREDIT_CARD_NUMBER")[0].1,
+        Some(Place::Paragraph { part: "ppt/slides/slide10.xml".into(), index: 1 })
+    );
+}
+
+#[test]
+fn xlsx_cells_are_located_by_sheet_reference_and_header() {
+    let xlsx = ooxml(&[
+        (
+            "xl/workbook.xml",
+            r#"<workbook><sheets><sheet name="Customers" sheetId="1" r:id="rId1" xmlns:r="r"/></sheets></workbook>"#,
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            r#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#,
+        ),
+        (
+            "xl/sharedStrings.xml",
+            r#"<sst><si><t>name</t></si><si><t>card</t></si><si><t>Ada</t></si><si><r><t>4111 1111 </t></r><r><t>1111 1111</t></r></si></sst>"#,
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            r#"<worksheet><sheetData>
+              <row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>
+              <row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2" t="s"><v>3</v></c></row>
+              <row r="3"><c r="A3" t="inlineStr"><is><t>Bob</t></is></c><c r="B3"><v>5555555555554444</v></c></row>
+            </sheetData></worksheet>"#,
+        ),
+    ]);
+    let report = scan_as("customers.xlsx", &xlsx);
+    let cell =
+        |cell: &str| Place::SheetCell { sheet: "Customers".into(), cell: cell.into(), header: Some("card".into()) };
+    assert_eq!(places(&report, "CREDIT_CARD_NUMBER"), [(None, Some(cell("B2"))), (None, Some(cell("B3")))]);
+}
