@@ -29,7 +29,7 @@ metric() { curl -s "http://127.0.0.1:$PORT/-/metrics" | awk -v m="$1" '$1 == m {
 round() {
   local scan=$1 dir="$work/round" loader
   rm -rf "$dir" && mkdir -p "$dir"
-  printf '[discovery]\non_upload = %s\n' "$scan" >"$dir/config.toml"
+  printf 'surfaces = ["s3", "shares", "health", "metrics"]\n[discovery]\non_upload = %s\n' "$scan" >"$dir/config.toml"
   start_latchkey "$dir/data" "$PORT" "$dir/config.toml"
   s3_call PUT "http://127.0.0.1:$PORT/small" >/dev/null
   s3_call PUT "http://127.0.0.1:$PORT/small/4k" --data-binary @"$work/small.bin" >/dev/null
@@ -40,7 +40,7 @@ round() {
     while true; do
       "$PUTLOAD" --endpoint "http://127.0.0.1:$PORT" --access-key "$BENCH_ACCESS_KEY" \
         --secret-key "$BENCH_SECRET_KEY" --concurrency 2 --size 1048576 --count 100 \
-        --body-file "$work/corpus.txt" --key-prefix "r$n-" >/dev/null
+        --body-file "$work/corpus.txt" --key-prefix "r$n-" >/dev/null 2>>"$dir/putload.log" || exit 0
       n=$((n + 1))
     done
   ) &
@@ -55,7 +55,10 @@ round() {
   local after_bytes after_scanned queue
   after_bytes=$(du -sb "$dir/data" | cut -f1)
   after_scanned=$(metric latchkey_scanned_bytes_total)
-  kill "$loader" 2>/dev/null; pkill -P "$loader" 2>/dev/null || true; wait "$loader" 2>/dev/null || true
+  # The generator first (its child, then the loop), so no upload outlives the server.
+  pkill -P "$loader" 2>/dev/null || true
+  kill "$loader" 2>/dev/null || true
+  wait "$loader" 2>/dev/null || true
   queue=$(s3_call GET "http://127.0.0.1:$PORT/-/findings/queue" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queued"])')
   kill "$LATCHKEY_PID"; wait "$LATCHKEY_PID" 2>/dev/null || true
   awk -v r="$rps" -v b0="$before_bytes" -v b1="$after_bytes" -v s0="${before_scanned:-0}" -v s1="${after_scanned:-0}" \
