@@ -465,3 +465,33 @@ def test_two_replicas_share_the_queue_and_record_each_version_once(replicas):
     assert {r["key"] for r in found} == sensitive and all(r["n"] == 1 for r in found), found
     events = audit_rows(a, event="scan.finding")
     assert len(events) == len(sensitive), "one scan.finding per version, whichever replica scanned it"
+
+
+def test_archives_uploaded_are_read_and_a_bomb_is_given_up_unscanned(tmp_path):
+    server = Server(tmp_path / "data", config={"discovery": {"gated_buckets": ["inbox"]}}).start()
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="inbox")
+        bundle, bomb = tmp_path / "bundle.zip", tmp_path / "bomb.zip"
+        with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("exports/customers.csv", CUSTOMERS)
+            z.writestr("readme.txt", "nothing here")
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("a.txt", b"a" * (256 << 20))
+        s3.upload_file(str(bundle), "inbox", "bundle.zip")
+        s3.upload_file(str(bomb), "inbox", "bomb.zip")
+        assert wait_scanned(server, "inbox", ["bundle.zip"])["bundle.zip"] == ("High", False)
+        cards = identifiers(findings(server, "inbox")["bundle.zip"][0])["CREDIT_CARD_NUMBER"]
+        assert {loc["entry"] for loc in cards["locations"]} == {"bundle.zip/exports/customers.csv"}
+        deadline = time.monotonic() + 30
+        while not dead_scans(server):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        [(bucket, key, error)] = dead_scans(server)
+        assert (bucket, key) == ("inbox", "bomb.zip") and "bomb" in error, error
+        assert objects(server, "inbox")["bomb.zip"] == (None, False), "given up: unscanned, not clean"
+        assert error_code(lambda: s3.get_object(Bucket="inbox", Key="bomb.zip")) == "AccessDenied"
+        failed = [row["reason"] for row in audit_rows(server, event="scan.failed")]
+        assert any("s3://inbox/bomb.zip" in r and "bomb" in r for r in failed), failed
+    finally:
+        server.stop()

@@ -224,3 +224,43 @@ fn xlsx_cells_are_located_by_sheet_reference_and_header() {
         |cell: &str| Place::SheetCell { sheet: "Customers".into(), cell: cell.into(), header: Some("card".into()) };
     assert_eq!(places(&report, "CREDIT_CARD_NUMBER"), [(None, Some(cell("B2"))), (None, Some(cell("B3")))]);
 }
+
+/// Letters that do not compress a hundred times, so that an archive of them is not refused as a
+/// bomb.
+fn letters(n: usize) -> String {
+    let mut seed = 7u32;
+    (0..n)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'a' + (seed >> 16) as u8 % 26)
+        })
+        .collect()
+}
+
+#[test]
+fn fields_and_texts_of_any_length_stream_or_are_refused() {
+    // A quoted field far longer than the parser's buffer, never closed: read in pieces.
+    let long = format!("note,other\n\"{}{CARD} and on", "x ".repeat(200_000));
+    let report = scan_as("notes.csv", long.as_bytes());
+    assert_eq!(
+        places(&report, "CREDIT_CARD_NUMBER"),
+        [(None, Some(Place::Cell { row: 2, column: 1, header: Some("note".into()) }))]
+    );
+    // quick-xml holds a whole text in memory: one longer than 16 MiB is refused, not read.
+    let text = letters(17 << 20);
+    let docx = ooxml(&[("word/document.xml", &format!("<w:document><w:p><w:t>{text}</w:t></w:p></w:document>"))]);
+    let refused = scan_as("huge.docx", &docx).refused.unwrap();
+    assert!(refused.contains("huge.docx/word/document.xml") && refused.contains("16 MiB"), "{refused}");
+    // A paragraph of many runs is fed in pieces; its place stays.
+    let runs: String = (0..400).map(|_| format!("<w:r><w:t>{}</w:t></w:r>", letters(5000))).collect();
+    let docx = ooxml(&[(
+        "word/document.xml",
+        &format!("<w:document><w:p>{runs}<w:r><w:t>card {CARD}</w:t></w:r></w:p></w:document>"),
+    )]);
+    let report = scan_as("long.docx", &docx);
+    assert_eq!(report.refused, None);
+    assert_eq!(
+        places(&report, "CREDIT_CARD_NUMBER")[0].1,
+        Some(Place::Paragraph { part: "word/document.xml".into(), index: 1 })
+    );
+}

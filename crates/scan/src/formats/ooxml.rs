@@ -16,6 +16,8 @@ use crate::report::{Place, Skip};
 type Archive<'f, F> = zip::ZipArchive<&'f mut F>;
 
 const DOCX: &str = "word/document.xml";
+/// The most of a column header kept, in characters.
+const MAX_HEADER: usize = 256;
 const XLSX: &str = "xl/workbook.xml";
 const PPTX: &str = "ppt/presentation.xml";
 
@@ -66,9 +68,40 @@ fn open<'a, F: Read + Seek>(
     walk.count_entry(label)?;
     let file = archive.by_name(part).map_err(zip_error)?;
     let compressed = file.compressed_size();
-    let reader = walk.expansion(file, compressed, format!("{label}/{part}"));
-    Ok(quick_xml::Reader::from_reader(BufReader::new(reader)))
+    let what = format!("{label}/{part}");
+    let reader = walk.expansion(file, compressed, what.clone());
+    Ok(quick_xml::Reader::from_reader(BufReader::new(XmlGuard { inner: reader, run: 0, what })))
 }
+
+/// The longest text or tag an XML part may hold: quick-xml holds a whole event in memory, and
+/// an event ends at the next `<` or `>`.
+const MAX_XML_RUN: usize = 16 << 20;
+
+/// Refuses a part with a run of more than [`MAX_XML_RUN`] bytes without `<` or `>`.
+struct XmlGuard<R> {
+    inner: R,
+    run: usize,
+    what: String,
+}
+
+impl<R: Read> Read for XmlGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = &buf[..n];
+        self.run = match memchr::memrchr2(b'<', b'>', read) {
+            Some(last) => n - last - 1,
+            None => self.run + n,
+        };
+        if self.run > MAX_XML_RUN {
+            let mib = MAX_XML_RUN >> 20;
+            return Err(super::Refused::error(format!("{}: a text or tag longer than {mib} MiB", self.what)));
+        }
+        Ok(n)
+    }
+}
+
+/// A paragraph's text is fed in pieces of at most this much.
+const FLUSH: usize = 1 << 20;
 
 /// docx and pptx: each `<p>` paragraph's `<t>` text, fed as a line with its index.
 fn paragraphs(
@@ -78,22 +111,36 @@ fn paragraphs(
 ) -> io::Result<()> {
     let mut buf = Vec::new();
     let mut text = String::new();
-    let (mut index, mut in_text) = (0u64, false);
+    let (mut index, mut in_text, mut placed) = (0u64, false, false);
+    // Feeds the text so far: the paragraph's first piece with its place.
+    let flush = |walk: &mut Walk<'_, '_>, text: &mut String, placed: &mut bool, index: u64| {
+        match *placed {
+            true => walk.scanner.feed(text.as_bytes()),
+            false => walk.scanner.feed_at(Place::Paragraph { part: part.clone(), index }, text.as_bytes()),
+        }
+        *placed = true;
+        text.clear();
+    };
     loop {
-        match xml.read_event_into(&mut buf).map_err(xml_error)? {
+        match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) if e.local_name().as_ref() == b"p" => {
                 text.clear();
                 index += 1;
+                placed = false;
             }
             Event::Start(e) if e.local_name().as_ref() == b"t" => in_text = true,
             Event::End(e) if e.local_name().as_ref() == b"t" => in_text = false,
             Event::Empty(e) if matches!(e.local_name().as_ref(), b"tab" | b"br") => text.push('\t'),
-            Event::Text(t) if in_text => text.push_str(&t.decode().map_err(xml_error)?),
+            Event::Text(t) if in_text => {
+                text.push_str(&t.decode().map_err(xml_error)?);
+                if text.len() > FLUSH {
+                    flush(walk, &mut text, &mut placed, index);
+                }
+            }
             Event::GeneralRef(r) if in_text => push_ref(&mut text, &r)?,
             Event::End(e) if e.local_name().as_ref() == b"p" => {
                 text.push('\n');
-                walk.scanner.feed_at(Place::Paragraph { part: part.clone(), index }, text.as_bytes());
-                text.clear();
+                flush(walk, &mut text, &mut placed, index);
             }
             Event::Eof => return Ok(()),
             _ => {}
@@ -126,7 +173,7 @@ fn sheets<F: Read + Seek>(
     let mut xml = open(walk, label, archive, "xl/_rels/workbook.xml.rels")?;
     let mut buf = Vec::new();
     loop {
-        match xml.read_event_into(&mut buf).map_err(xml_error)? {
+        match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"Relationship" => {
                 if let (Some(id), Some(target)) = (attribute(&e, b"Id")?, attribute(&e, b"Target")?) {
                     let part = match target.strip_prefix('/') {
@@ -145,7 +192,7 @@ fn sheets<F: Read + Seek>(
     let mut sheets = Vec::new();
     let mut xml = open(walk, label, archive, XLSX)?;
     loop {
-        match xml.read_event_into(&mut buf).map_err(xml_error)? {
+        match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"sheet" => {
                 let name = attribute(&e, b"name")?.unwrap_or_default();
                 let part = attribute(&e, b"id")?.and_then(|id| targets.get(&id).cloned());
@@ -175,7 +222,7 @@ fn shared_strings<F: Read + Seek>(
     let (mut strings, mut held) = (Vec::new(), 0u64);
     let (mut buf, mut in_text) = (Vec::new(), false);
     loop {
-        match xml.read_event_into(&mut buf).map_err(xml_error)? {
+        match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) if e.local_name().as_ref() == b"si" => strings.push(String::new()),
             Event::Start(e) if e.local_name().as_ref() == b"t" => in_text = true,
             Event::End(e) if e.local_name().as_ref() == b"t" => in_text = false,
@@ -215,7 +262,7 @@ fn cells(
     let (mut first_row, mut row_number, mut in_value) = (None::<String>, String::new(), false);
     let (mut line, mut row_has_cells) = (String::new(), false);
     loop {
-        match xml.read_event_into(&mut buf).map_err(xml_error)? {
+        match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) if e.local_name().as_ref() == b"row" => {
                 row_number = attribute(&e, b"r")?.unwrap_or_default();
                 first_row.get_or_insert_with(|| row_number.clone());
@@ -247,7 +294,8 @@ fn cells(
                 let column: String = reference.chars().take_while(char::is_ascii_alphabetic).collect();
                 let in_header_row = first_row.as_deref() == Some(row_number.as_str());
                 if in_header_row {
-                    headers.insert(column.clone(), Arc::from(text.trim()));
+                    let header: String = text.trim().chars().take(MAX_HEADER).collect();
+                    headers.insert(column.clone(), Arc::from(header));
                 }
                 let header = headers.get(&column).filter(|_| !in_header_row).cloned();
                 line.clear();
@@ -296,6 +344,16 @@ fn push_ref(text: &mut String, r: &BytesRef<'_>) -> io::Result<()> {
         _ => "",
     });
     Ok(())
+}
+
+/// A failed read of a part: a limit reached below the XML reader stays a refusal.
+fn read_error(e: quick_xml::Error) -> io::Error {
+    if let quick_xml::Error::Io(io) = &e
+        && let Some(refused) = io.get_ref().and_then(|inner| inner.downcast_ref::<super::Refused>())
+    {
+        return super::Refused::error(refused.0.clone());
+    }
+    xml_error(e)
 }
 
 fn xml_error(e: impl std::fmt::Display) -> io::Error {
