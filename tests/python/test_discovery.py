@@ -206,6 +206,12 @@ def test_the_walkthroughs_uploads_are_flagged_tagged_and_quarantined(tmp_path, w
         assert signed_api(server, "GET", "/-/findings/f-nope", None, other_id, other_secret).status_code == 403, \
             "whether a finding exists is not told"
         assert api(server, "GET", "/-/findings/f-nope").status_code == 404
+        # Allowed on every bucket but denied this one: a listing of all leaves this one's out.
+        _, deny_id, deny_secret = new_user(server, {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "latchkey:ReadFindings", "Resource": "*"},
+            {"Effect": "Deny", "Action": "latchkey:ReadFindings", "Resource": f"arn:aws:s3:::{bucket}"}]})
+        everything = signed_api(server, "GET", "/-/findings", None, deny_id, deny_secret)
+        assert everything.status_code == 200 and everything.json()["findings"] == [], everything.text
 
         # Nobody sets Latchkey's own tags.
         assert error_code(lambda: s3.put_object_tagging(
@@ -305,7 +311,7 @@ def test_a_scan_gated_bucket_serves_new_versions_only_once_scanned_clean(tmp_pat
         assert api(server, "POST", "/-/shares", {"bucket": "incoming", "key": "big.txt"}).status_code == 403
         assert s3.get_object(Bucket="open", Key="big.txt")["Body"].read() == big
         reasons = [row["reason"] for row in audit_rows(server, event="object.withheld")]
-        assert any("s3://incoming/big.txt" in r and "not scanned yet" in r for r in reasons), reasons
+        assert any("s3://incoming/big.txt" in r and "given up: see scan.failed" in r for r in reasons), reasons
         failed = [row["reason"] for row in audit_rows(server, event="scan.failed")]
         assert any("s3://incoming/big.txt" in r and "max_scan_bytes" in r for r in failed), failed
 
@@ -476,11 +482,21 @@ def test_archives_uploaded_are_read_and_a_bomb_is_given_up_unscanned(tmp_path):
         with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("exports/customers.csv", CUSTOMERS)
             z.writestr("readme.txt", "nothing here")
+        photos = tmp_path / "photos.zip"
+        with zipfile.ZipFile(photos, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("readme.txt", "nothing here")
+            z.writestr("cat.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+        s3.upload_file(str(photos), "inbox", "photos.zip")
         with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("a.txt", b"a" * (256 << 20))
         s3.upload_file(str(bundle), "inbox", "bundle.zip")
         s3.upload_file(str(bomb), "inbox", "bomb.zip")
-        assert wait_scanned(server, "inbox", ["bundle.zip"])["bundle.zip"] == ("High", False)
+        state = wait_scanned(server, "inbox", ["bundle.zip", "photos.zip"])
+        assert state["bundle.zip"] == ("High", False) and state["photos.zip"] == ("None", False)
+        # Nothing found, but not all of it read: no clean verdict in a gated bucket.
+        assert error_code(lambda: s3.get_object(Bucket="inbox", Key="photos.zip")) == "AccessDenied"
+        partial = [row["reason"] for row in audit_rows(server, event="scan.partial")]
+        assert any("photos.zip/cat.png" in r and "binary" in r for r in partial), partial
         cards = identifiers(findings(server, "inbox")["bundle.zip"][0])["CREDIT_CARD_NUMBER"]
         assert {loc["entry"] for loc in cards["locations"]} == {"bundle.zip/exports/customers.csv"}
         deadline = time.monotonic() + 30

@@ -151,8 +151,9 @@ impl DiscoveryConfig {
     /// What `report` leads to: the version's status and the actions taken (in rule order,
     /// each once).
     pub fn judge(&self, report: &Report) -> (ScanStatus, Vec<Action>) {
+        let partial = !report.skipped.is_empty();
         let Some(severity) = report.severity() else {
-            return (ScanStatus { sensitivity: Some(Sensitivity::None), ..ScanStatus::default() }, Vec::new());
+            return (ScanStatus { sensitivity: Some(Sensitivity::None), partial, ..ScanStatus::default() }, Vec::new());
         };
         let mut actions = Vec::new();
         for rule in &self.remediation {
@@ -166,6 +167,7 @@ impl DiscoveryConfig {
         }
         let status = ScanStatus {
             sensitivity: Some(sensitivity(severity)),
+            partial,
             tagged: actions.contains(&Action::Tag),
             quarantined: actions.contains(&Action::Quarantine),
         };
@@ -230,7 +232,10 @@ mod tests {
         );
         let (status, actions) = rules.judge(&report(KEY));
         assert_eq!(actions, [Action::Quarantine, Action::Notify, Action::Tag]);
-        assert_eq!(status, ScanStatus { sensitivity: Some(Sensitivity::High), tagged: true, quarantined: true });
+        assert_eq!(
+            status,
+            ScanStatus { sensitivity: Some(Sensitivity::High), partial: false, tagged: true, quarantined: true }
+        );
 
         let (status, actions) = rules.judge(&report("write to jane.doe@example.org\n"));
         assert_eq!(actions, [Action::Tag, Action::Notify], "personal data is not credentials");
@@ -238,7 +243,7 @@ mod tests {
 
         let (status, actions) = rules.judge(&report("nothing to see here\n"));
         assert!(actions.is_empty());
-        assert_eq!(status, ScanStatus { sensitivity: Some(Sensitivity::None), tagged: false, quarantined: false });
+        assert_eq!(status, ScanStatus { sensitivity: Some(Sensitivity::None), ..ScanStatus::default() });
     }
 
     #[test]

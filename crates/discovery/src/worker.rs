@@ -164,6 +164,18 @@ impl Discovery {
                 metrics::counter!("latchkey_scans_total", "outcome" => result).increment(1);
                 metrics::counter!("latchkey_scanned_bytes_total").increment(report.bytes);
                 metrics::histogram!("latchkey_scan_duration_seconds").record(started.elapsed().as_secs_f64());
+                if !report.skipped.is_empty() {
+                    let scan = &outcome.scan;
+                    let what = format!("s3://{}/{} version {}", scan.bucket, scan.key, scan.version_id);
+                    let parts: Vec<String> = report
+                        .skipped
+                        .iter()
+                        .map(|s| {
+                            format!("{}{}", s.entry.as_deref().map_or(String::new(), |e| format!("{e}: ")), s.reason)
+                        })
+                        .collect();
+                    self.audit("scan.partial", format!("{what}: not read: {}", parts.join("; "))).await;
+                }
                 if let Some(finding) = outcome.finding {
                     self.announce(finding, actions.contains(&Action::Notify)).await;
                 }

@@ -250,9 +250,10 @@ macro_rules! findings_store {
                     }
                     let status = &outcome.status;
                     let current = $crate::statements::bound!(
-                        "UPDATE objects SET sensitivity = $1, sensitivity_tagged = $2, quarantined = $3
-                         WHERE bucket = $4 AND key = $5 AND version_id = $6",
+                        "UPDATE objects SET sensitivity = $1, scan_partial = $2, sensitivity_tagged = $3, quarantined = $4
+                         WHERE bucket = $5 AND key = $6 AND version_id = $7",
                         status.sensitivity.map($crate::Sensitivity::as_str),
+                        status.partial,
                         status.tagged,
                         status.quarantined,
                         &scan.bucket,
@@ -437,7 +438,8 @@ pub(crate) mod conformance {
         let retaken = store.claim_scans("w2", later, later + Duration::minutes(1), 10).await.unwrap();
         assert_eq!(retaken.len(), 1);
         assert_eq!(retaken[0].attempts, 2, "every claim is an attempt");
-        let status = ScanStatus { sensitivity: Some(Sensitivity::High), tagged: true, quarantined: true };
+        let status =
+            ScanStatus { sensitivity: Some(Sensitivity::High), partial: true, tagged: true, quarantined: true };
         let outcome = ScanOutcome { scan: scan.clone(), status, finding: Some(finding(&scan, "f1", now)) };
         assert!(!store.renew_scan_claim("w1", &scan, later).await.unwrap());
         assert_eq!(store.complete_scan("w1", &outcome).await.unwrap(), ScanCompletion::ClaimLost);

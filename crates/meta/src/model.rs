@@ -104,6 +104,9 @@ impl Sensitivity {
 pub struct ScanStatus {
     /// `None` until the version has been scanned.
     pub sensitivity: Option<Sensitivity>,
+    /// Some of it could not be read (binary or encrypted entries, formats not read): a scan
+    /// that found nothing did not show it clean.
+    pub partial: bool,
     /// Show `latchkey:sensitivity` among its tags.
     pub tagged: bool,
     /// Refuse every read of its bytes (GET, copy, share links, presigned URLs).

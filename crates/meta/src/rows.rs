@@ -111,6 +111,7 @@ pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
         parts_count: parts.and_then(|n| u32::try_from(n).ok()),
         scan: ScanStatus {
             sensitivity: row.opt_text("sensitivity")?.as_deref().and_then(Sensitivity::parse),
+            partial: row.flag("scan_partial")?,
             tagged: row.flag("sensitivity_tagged")?,
             quarantined: row.flag("quarantined")?,
         },

@@ -11,8 +11,8 @@ use crate::MetaResult;
 pub trait ScanJobStore: Send + Sync + 'static {
     async fn create_scan_job(&self, job: &ScanJob) -> MetaResult<()>;
     /// Queues `versions` (key, version id) of the job's bucket for the job, in one transaction,
-    /// and adds them to its total. A version already queued joins the job (one given up is
-    /// tried afresh).
+    /// and adds them to its total. A version already queued joins the job; one given up stays
+    /// given up (a job does not bring back a bomb or a crash loop), counted as failed.
     async fn queue_job_scans(&self, job_id: &str, bucket: &str, versions: &[(String, String)]) -> MetaResult<()>;
     /// Jobs newest first, at most `limit`.
     async fn list_scan_jobs(&self, limit: u32) -> MetaResult<Vec<ScanJobStatus>>;
@@ -116,10 +116,7 @@ macro_rules! scan_job_store {
                     for (key, version_id) in versions {
                         $crate::statements::bound!(
                             "INSERT INTO scan_queue (bucket, key, version_id, scan_job, due_ms) VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (bucket, key, version_id) DO UPDATE SET scan_job = excluded.scan_job,
-                               dead = false,
-                               attempts = CASE WHEN scan_queue.dead THEN 0 ELSE scan_queue.attempts END,
-                               due_ms = CASE WHEN scan_queue.dead THEN excluded.due_ms ELSE scan_queue.due_ms END",
+                             ON CONFLICT (bucket, key, version_id) DO UPDATE SET scan_job = excluded.scan_job",
                             bucket,
                             key,
                             version_id,
@@ -237,10 +234,10 @@ pub(crate) mod conformance {
         }
         let status = store.get_scan_job("sj-1").await.unwrap().unwrap();
         assert_eq!((status.total, status.remaining, status.failed), (3, 1, 1));
-        // Queued again by a job, a dead version is tried afresh.
+        // Queued again by a job, a dead version stays dead: a job brings back no bomb.
         store.queue_job_scans("sj-1", "b", &versions[2..]).await.unwrap();
         let status = store.get_scan_job("sj-1").await.unwrap().unwrap();
-        assert_eq!((status.total, status.remaining, status.failed), (4, 2, 0));
+        assert_eq!((status.total, status.remaining, status.failed), (4, 1, 1));
 
         // Rescanning "a" was asked for too: cancelling drops it (scanned before), keeps "b".
         store.queue_job_scans("sj-1", "b", &versions[..1]).await.unwrap();
@@ -253,7 +250,7 @@ pub(crate) mod conformance {
         let left = store.claim_scans("w", later, later + Duration::minutes(1), 10).await.unwrap();
         let mut keys: Vec<_> = left.iter().map(|s| s.key.clone()).collect();
         keys.sort();
-        assert_eq!(keys, ["b", "d"], "never scanned: still queued");
+        assert_eq!(keys, ["b"], "never scanned: still queued (and d stays dead)");
         assert_eq!(store.list_scan_jobs(10).await.unwrap().len(), 1);
         assert!(store.get_scan_job("sj-nope").await.unwrap().is_none());
     }

@@ -26,7 +26,7 @@ macro_rules! replace_object {
            version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
            etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
            user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count,
-           sensitivity = NULL, sensitivity_tagged = false, quarantined = false"
+           sensitivity = NULL, scan_partial = false, sensitivity_tagged = false, quarantined = false"
     };
 }
 

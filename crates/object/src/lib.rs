@@ -50,13 +50,16 @@ pub enum Withheld {
     Unscanned,
     /// Its bucket is scan-gated and the scan found sensitive data.
     Sensitive(Sensitivity),
+    /// Its bucket is scan-gated and the scan could not read all of it.
+    Partial,
 }
 
 impl std::fmt::Display for Withheld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Quarantined => f.write_str("quarantined by the sensitive-data scanner"),
-            Self::Unscanned => f.write_str("not scanned yet in a scan-gated bucket"),
+            Self::Unscanned => f.write_str("not scanned (yet, or given up: see scan.failed) in a scan-gated bucket"),
+            Self::Partial => f.write_str("not all of it could be scanned, in a scan-gated bucket"),
             Self::Sensitive(s) => write!(f, "sensitive data ({}) in a scan-gated bucket", s.as_str()),
         }
     }
@@ -84,6 +87,7 @@ impl ScanGate {
         }
         match record.scan.sensitivity {
             None => Some(Withheld::Unscanned),
+            Some(Sensitivity::None) if record.scan.partial => Some(Withheld::Partial),
             Some(Sensitivity::None) => None,
             Some(found) => Some(Withheld::Sensitive(found)),
         }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use latchkey_identity::{Caller, ClientConnection, Identity, Refusal, RequestNote};
-use latchkey_meta::{AuditEvent, MetaStore, ObjectRecord, PresignedStore, Sensitivity, Tag};
+use latchkey_meta::{AuditEvent, MetaStore, ObjectRecord, PresignedStore, ScanStatus, Sensitivity, Tag};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
@@ -269,11 +269,16 @@ fn arn_object(resource: &str) -> Option<(&str, &str)> {
 
 /// Sets `{prefix}KEY` for each of `tags` in `context`; `unset` removes them again.
 /// The condition key of the object version's scanned sensitivity: `None`, `Low`, `Medium`,
-/// `High`, or `Unscanned` until the scanner has seen it.
+/// `High`; `Unscanned` until the scanner has seen it; `Unreadable` when it found nothing but
+/// could not read all of it.
 const OBJECT_SENSITIVITY_KEY: &str = "latchkey:ObjectSensitivity";
 
-fn sensitivity_value(sensitivity: Option<Sensitivity>) -> &'static str {
-    sensitivity.map_or("Unscanned", Sensitivity::as_str)
+fn sensitivity_value(scan: &ScanStatus) -> &'static str {
+    match scan.sensitivity {
+        None => "Unscanned",
+        Some(Sensitivity::None) if scan.partial => "Unreadable",
+        Some(found) => found.as_str(),
+    }
 }
 
 fn set_tags(context: &mut RequestContext, prefix: &str, tags: &[Tag]) {
@@ -337,7 +342,7 @@ impl Authorizer {
         set_tags(context, "aws:ResourceTag/", bucket_tags);
         set_tags(context, "s3:ExistingObjectTag/", &object_tags);
         if let Some(object) = &object {
-            context.insert(OBJECT_SENSITIVITY_KEY, sensitivity_value(object.scan.sensitivity));
+            context.insert(OBJECT_SENSITIVITY_KEY, sensitivity_value(&object.scan));
         }
         let decision = decide(&self.identity, caller, action, resource, context, rules.as_deref());
         unset_tags(context, "aws:ResourceTag/", bucket_tags);

@@ -41,6 +41,25 @@ pub enum Place {
     Paragraph { part: Arc<str>, index: u64 },
 }
 
+impl Place {
+    /// The place with its names (header, sheet, path, part) passed through `redact`.
+    pub(crate) fn redacted(self, mut redact: impl FnMut(&str) -> String) -> Place {
+        match self {
+            Place::Cell { row, column, header } => {
+                Place::Cell { row, column, header: header.map(|h| Arc::from(redact(&h))) }
+            }
+            Place::SheetCell { sheet, cell, header } => {
+                let sheet = Arc::from(redact(&sheet));
+                let cell = redact(&cell);
+                let header = header.map(|h| Arc::from(redact(&h)));
+                Place::SheetCell { sheet, cell, header }
+            }
+            Place::JsonPath { path, line } => Place::JsonPath { path: redact(&path), line },
+            Place::Paragraph { part, index } => Place::Paragraph { part: Arc::from(redact(&part)), index },
+        }
+    }
+}
+
 /// Something of a file or object that was not read, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Skip {

@@ -17,6 +17,13 @@ use crate::report::{Location, Place, Report, Tally};
 /// Bytes judged per window.
 pub const DEFAULT_CHUNK: usize = 1 << 20;
 
+/// Places kept at most: past this many pieces in a window, it is judged early, so that tiny
+/// pieces (a JSON array of a million numbers) cannot make places outgrow the window.
+const MAX_PLACES: usize = 4096;
+
+/// The longest name (header, JSON path, entry) a place or location keeps, in bytes.
+pub const MAX_NAME: usize = 256;
+
 /// One stream being scanned.
 pub struct Scanner<'e> {
     engine: &'e Engine,
@@ -43,6 +50,8 @@ pub struct Scanner<'e> {
     /// Where pieces of this stream come from: stream offset and place, the first one still in
     /// the window's reach first.
     places: VecDeque<(u64, Place)>,
+    /// Bytes the scan may be fed in all; past it, what is fed is dropped (`exhausted`).
+    budget: u64,
     tally: Tally,
 }
 
@@ -68,8 +77,20 @@ impl<'e> Scanner<'e> {
             fed: 0,
             entry: None,
             places: VecDeque::new(),
+            budget: u64::MAX,
             tally: Tally::new(engine),
         }
+    }
+
+    /// Feeds past `bytes` in all are dropped: decoded formats can yield far more text than the
+    /// file holds (a spreadsheet's one long string in every cell), and this bounds the work.
+    pub fn set_budget(&mut self, bytes: u64) {
+        self.budget = bytes;
+    }
+
+    /// Whether more was fed than the budget allows (and dropped).
+    pub fn exhausted(&self) -> bool {
+        self.bytes > self.budget
     }
 
     /// Ends the current stream (judging what is left of it) and starts another, the archive
@@ -86,8 +107,24 @@ impl<'e> Scanner<'e> {
     /// Scans the next bytes of the stream, which come from `place` (until the next `feed_at`;
     /// `feed` after it continues the same place).
     pub fn feed_at(&mut self, place: Place, data: &[u8]) {
+        if self.places.len() >= MAX_PLACES && self.window.len() > self.from + self.engine.reach {
+            self.judge(false);
+        }
         self.places.push_back((self.fed, place));
         self.feed(data);
+    }
+
+    /// Whether `text` (a name: a header, a JSON key) holds nothing the engine would report, so
+    /// that it may stand before values as a keyword.
+    pub fn is_clean(&mut self, text: &[u8]) -> bool {
+        let mut resume = 0;
+        self.engine.search(text, 0, text.len(), &mut resume, &mut self.caches).is_empty()
+    }
+
+    /// `text` with what the engine would report in it redacted, cut to [`MAX_NAME`] bytes: names
+    /// shown in locations never hold a whole secret.
+    pub fn redacted(&mut self, text: &str) -> String {
+        redact_with(self.engine, &mut self.caches, text)
     }
 
     /// Bytes fed so far, in every stream.
@@ -97,6 +134,10 @@ impl<'e> Scanner<'e> {
 
     /// Scans the next bytes of the stream.
     pub fn feed(&mut self, mut data: &[u8]) {
+        if self.bytes.saturating_add(data.len() as u64) > self.budget {
+            self.bytes = self.budget.saturating_add(1);
+            return;
+        }
         let full = |scanner: &Self| scanner.from + scanner.chunk + scanner.engine.reach;
         while !data.is_empty() {
             let take = full(self).saturating_sub(self.window.len()).clamp(1, data.len());
@@ -127,15 +168,15 @@ impl<'e> Scanner<'e> {
             let matched = &self.window[hit.start..hit.end];
             let offset = self.base + start as u64;
             let (line, column) = (self.line, offset - self.line_start + 1);
-            let (entry, places) = (&self.entry, &self.places);
+            let (engine, entry, places, caches) = (self.engine, &self.entry, &self.places, &mut self.caches);
             self.tally.add(self.engine, hit.identifier, || Location {
                 offset,
                 line,
                 column,
                 sample: redact::sample(matched),
                 keyword: hit.keyword,
-                entry: entry.clone(),
-                place: place_of(places, offset),
+                entry: entry.as_deref().map(|e| redact_with(engine, caches, e)),
+                place: place_of(places, offset).map(|p| p.redacted(|text| redact_with(engine, caches, text))),
             });
         }
         self.count_lines(limit);
@@ -162,6 +203,45 @@ impl<'e> Scanner<'e> {
         }
         self.counted = to;
     }
+}
+
+/// `text` with each match the engine accepts in it replaced by its redacted sample, cut to
+/// [`MAX_NAME`] bytes.
+fn redact_with(engine: &Engine, caches: &mut Caches, text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut resume = 0;
+    let mut out = String::new();
+    let mut at = 0;
+    for hit in engine.search(bytes, 0, bytes.len(), &mut resume, caches) {
+        if hit.start < at {
+            continue;
+        }
+        out.push_str(&String::from_utf8_lossy(&bytes[at..hit.start]));
+        out.push_str(&redact::sample(&bytes[hit.start..hit.end]));
+        at = hit.end;
+    }
+    out.push_str(&String::from_utf8_lossy(&bytes[at..]));
+    truncated(out)
+}
+
+/// `name` cut to [`MAX_NAME`] bytes (at a character boundary, marked with `…`).
+fn truncated(name: String) -> String {
+    match name.len() > MAX_NAME {
+        true => capped(&name),
+        false => name,
+    }
+}
+
+/// The first [`MAX_NAME`] bytes of `name` (at a character boundary, marked with `…` when cut).
+pub(crate) fn capped(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return name.to_owned();
+    }
+    let mut cut = MAX_NAME;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &name[..cut])
 }
 
 /// The place of the piece holding stream offset `offset`, if pieces have places.

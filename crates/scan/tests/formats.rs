@@ -264,3 +264,69 @@ fn fields_and_texts_of_any_length_stream_or_are_refused() {
         Some(Place::Paragraph { part: "word/document.xml".into(), index: 1 })
     );
 }
+
+#[test]
+fn names_that_hold_secrets_are_redacted_and_no_keyword() {
+    // No header row: the first row's card is no header, and never shown whole.
+    let csv = format!("{CARD},Ada\n5555 5555 5555 4444,Bob\n");
+    let report = scan_as("cards.csv", csv.as_bytes());
+    let cards = report.findings.iter().find(|f| f.identifier == "CREDIT_CARD_NUMBER").unwrap();
+    assert_eq!(cards.count, 2, "each card once: a header is not put before values when it holds one");
+    assert!(cards.locations.iter().all(|l| matches!(&l.place, Some(Place::Cell { header: None, .. }))));
+    // A JSON key that is a token: the path shows it redacted.
+    let token = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";
+    let doc = format!(r#"{{"tokens": {{"{token}": {{"owner": "jane.doe@example.org"}}}}}}"#);
+    let report = scan_as("t.json", doc.as_bytes());
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains(token), "{text}");
+    assert!(report.findings.iter().any(|f| f.identifier == "EMAIL_ADDRESS"));
+    // A file named after a secret, inside an archive: the entry name is redacted too.
+    let zip = zip_of(&[(&format!("keys/{token}.txt"), format!("card {CARD}\n").as_bytes()), ("x.bin", b"\0\0")]);
+    let text = serde_json::to_string(&scan_as("k.zip", &zip)).unwrap();
+    assert!(!text.contains(token) && !text.contains(CARD), "{text}");
+}
+
+#[test]
+fn a_document_hides_nothing_in_its_other_entries() {
+    let docx = ooxml(&[
+        ("word/document.xml", "<w:document><w:p><w:r><w:t>Hello</w:t></w:r></w:p></w:document>"),
+        ("secrets/notes.txt", &format!("card {CARD}\n")),
+        ("word/media/image1.png", "\u{89}PNG\r\n\u{1a}\n\0\0"),
+    ]);
+    let report = scan_as("letter.docx", &docx);
+    assert_eq!(places(&report, "CREDIT_CARD_NUMBER")[0].0.as_deref(), Some("letter.docx/secrets/notes.txt"));
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert!(report.skipped[0].entry.as_deref().unwrap().ends_with("word/media/image1.png"));
+}
+
+#[test]
+fn decoded_text_is_bounded_by_the_files_size_and_damage_keeps_what_was_read() {
+    // One long string in many cells: the text decoded is bounded, and the scan refused.
+    let long = letters(1 << 20);
+    let cells: String = (1..=2000).map(|r| format!(r#"<row r="{r}"><c r="A{r}" t="s"><v>0</v></c></row>"#)).collect();
+    let xlsx = ooxml(&[
+        ("xl/workbook.xml", r#"<workbook><sheets><sheet name="S" r:id="rId1" xmlns:r="r"/></sheets></workbook>"#),
+        (
+            "xl/_rels/workbook.xml.rels",
+            r#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#,
+        ),
+        ("xl/sharedStrings.xml", &format!("<sst><si><t>{long}</t></si></sst>")),
+        ("xl/worksheets/sheet1.xml", &format!("<worksheet><sheetData>{cells}</sheetData></worksheet>")),
+    ]);
+    let started = std::time::Instant::now();
+    let report = scan_as("amplified.xlsx", &xlsx);
+    assert!(report.refused.as_deref().unwrap_or_default().contains("decodes to more than"), "{:?}", report.refused);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // A gzip with garbage after its member: what was read stands, the rest is said skipped.
+    let mut gz = gzip_of(format!("paid with {CARD}\n").as_bytes());
+    gz.extend_from_slice(b"\x1f\x8bgarbage!");
+    let report = scan_as("broken.log.gz", &gz);
+    assert_eq!(report.findings.len(), 1);
+    assert!(report.skipped[0].reason.starts_with("not read to its end"), "{:?}", report.skipped);
+    // A million tiny JSON values under a long key: places stay few and short.
+    let key = "k".repeat(100_000);
+    let doc = format!(r#"{{"{key}": {{"a": [{}], "card": "{CARD}"}}}}"#, vec!["0"; 200_000].join(","));
+    let report = scan_as("wide.json", doc.as_bytes());
+    let Some(Place::JsonPath { path, .. }) = &places(&report, "CREDIT_CARD_NUMBER")[0].1 else { panic!() };
+    assert!(path.len() <= 260 && path.ends_with('…'), "{}", path.len());
+}

@@ -72,6 +72,12 @@ impl FindingsApi {
         allowed
     }
 
+    /// Whether a listing may show the asker a row of `bucket`: allowed on every bucket (`*`) is
+    /// not enough where a policy denies that bucket.
+    fn may_see(&self, asker: &Asker, bucket: &str) -> bool {
+        json_api::allows(&self.identity, &asker.caller, asker.client, READ_ACTION, &format!("arn:aws:s3:::{bucket}"))
+    }
+
     /// `/-/findings/jobs[/{id}]`.
     async fn jobs(&self, mut req: S3Request<Body>, asker: &Asker, id: Option<&str>) -> S3Result<S3Response<Body>> {
         let denied = || Err(s3_error!(AccessDenied, "Access Denied"));
@@ -103,7 +109,8 @@ impl FindingsApi {
                     return denied();
                 }
                 let jobs = self.jobs.list_scan_jobs(MAX_PAGE).await.map_err(internal)?;
-                json(StatusCode::OK, &json!({ "jobs": jobs.iter().map(job_json).collect::<Vec<_>>() }))
+                let jobs: Vec<_> = jobs.iter().filter(|j| self.may_see(asker, &j.job.bucket)).map(job_json).collect();
+                json(StatusCode::OK, &json!({ "jobs": jobs }))
             }
             (method @ (&Method::GET | &Method::DELETE), Some(id)) => {
                 let job = self.jobs.get_scan_job(id).await.map_err(internal)?;
@@ -209,7 +216,7 @@ impl S3Route for FindingsApi {
         }
         let page = self.findings.list_findings(&filter).await.map_err(internal)?;
         let next_after = page.last().map(|f| f.id.clone()).filter(|_| page.len() == filter.limit as usize);
-        let findings: Vec<_> = page.iter().map(finding_json).collect();
+        let findings: Vec<_> = page.iter().filter(|f| self.may_see(&asker, &f.bucket)).map(finding_json).collect();
         json(StatusCode::OK, &json!({ "findings": findings, "next_after": next_after }))
     }
 }

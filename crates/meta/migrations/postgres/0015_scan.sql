@@ -1,6 +1,7 @@
 -- Sensitive-data discovery: the same tables and triggers as the SQLite store (see its
 -- 0018_scan.sql for what each holds).
 ALTER TABLE objects ADD COLUMN sensitivity TEXT;
+ALTER TABLE objects ADD COLUMN scan_partial BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE objects ADD COLUMN sensitivity_tagged BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE objects ADD COLUMN quarantined BOOLEAN NOT NULL DEFAULT false;
 

@@ -1,8 +1,10 @@
 -- Sensitive-data discovery. Each object version carries what the scanner concluded about it
 -- (reads honour it): the highest severity found (NULL until scanned, 'None' when clean),
--- whether the `latchkey:sensitivity` tag is shown, and whether it is quarantined. A new
--- version starts unscanned (the object upserts reset these).
+-- whether some of it could not be read (binary entries, encrypted ones), whether the
+-- `latchkey:sensitivity` tag is shown, and whether it is quarantined. A new version starts
+-- unscanned (the object upserts reset these).
 ALTER TABLE objects ADD COLUMN sensitivity TEXT;
+ALTER TABLE objects ADD COLUMN scan_partial INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN sensitivity_tagged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
 

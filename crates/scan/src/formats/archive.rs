@@ -46,29 +46,49 @@ impl Walk<'_, '_> {
                 return Ok(());
             }
         };
-        if ooxml::is_ooxml(&archive) {
-            return ooxml::scan(self, &label, entry.is_some(), &mut archive);
-        }
         self.deeper(depth, &label)?;
+        if ooxml::is_ooxml(&archive) {
+            return ooxml::scan(self, &label, entry.is_some(), depth, &mut archive);
+        }
         for index in 0..archive.len() {
-            let (path, encrypted, is_dir, compressed) = {
-                let raw = archive.by_index_raw(index).map_err(zip_error)?;
-                (raw.name().to_owned(), raw.encrypted(), raw.is_dir(), raw.compressed_size())
-            };
-            if is_dir {
-                continue;
-            }
-            let inner = format!("{label}/{path}");
-            self.count_entry(&label)?;
-            if encrypted {
-                self.skipped.push(Skip { entry: Some(inner), reason: "encrypted: not read".to_owned() });
-                continue;
-            }
-            let reader = archive.by_index(index).map_err(zip_error)?;
-            let mut expansion = self.expansion(reader, compressed, inner.clone());
-            self.stream(&path, Some(inner), &mut expansion, depth + 1)?;
+            self.zip_entry(&mut archive, index, &label, depth)?;
         }
         Ok(())
+    }
+
+    /// Reads the archive's entry `index` as a stream of its own (skipping a directory; an
+    /// encrypted, damaged or unreadable entry said skipped with the reason).
+    pub(crate) fn zip_entry<F: Read + Seek>(
+        &mut self,
+        archive: &mut zip::ZipArchive<F>,
+        index: usize,
+        label: &str,
+        depth: u32,
+    ) -> io::Result<()> {
+        if self.scanner.exhausted() {
+            return Ok(());
+        }
+        let (path, encrypted, is_dir, compressed) = {
+            let raw = archive.by_index_raw(index).map_err(zip_error)?;
+            (raw.name().to_owned(), raw.encrypted(), raw.is_dir(), raw.compressed_size())
+        };
+        if is_dir {
+            return Ok(());
+        }
+        let inner = format!("{label}/{path}");
+        self.count_entry(label)?;
+        if encrypted {
+            self.skipped.push(Skip { entry: Some(inner), reason: "encrypted: not read".to_owned() });
+            return Ok(());
+        }
+        let outcome = match archive.by_index(index) {
+            Ok(reader) => {
+                let mut expansion = self.expansion(reader, compressed, inner.clone());
+                self.stream(&path, Some(inner.clone()), &mut expansion, depth + 1)
+            }
+            Err(e) => Err(zip_error(e)),
+        };
+        self.entry_outcome(inner, outcome)
     }
 
     /// An archive entry of `compressed` bytes, as it expands, refused past the limits.

@@ -21,7 +21,7 @@ pub(crate) fn scan(scanner: &mut Scanner<'_>, mut reader: impl Read, delimiter: 
     let mut headers: Vec<Arc<str>> = Vec::new();
     let mut header_field = Vec::new();
     let (mut row, mut column, mut in_field) = (1u64, 0usize, false);
-    loop {
+    while !scanner.exhausted() {
         if start == end && !eof {
             end = read_some(&mut reader, &mut input)?;
             start = 0;
@@ -50,7 +50,12 @@ pub(crate) fn scan(scanner: &mut Scanner<'_>, mut reader: impl Read, delimiter: 
             ReadFieldResult::Field { record_end } => {
                 scanner.feed(if record_end { b"\n" } else { b"\t" });
                 if row == 1 {
-                    headers.push(Arc::from(String::from_utf8_lossy(&header_field).trim()));
+                    // A header that holds something itself (a file without a header row) is no
+                    // keyword and no name for the column.
+                    let clean = scanner.is_clean(&header_field);
+                    let header =
+                        if clean { String::from_utf8_lossy(&header_field).trim().to_owned() } else { String::new() };
+                    headers.push(Arc::from(header));
                     header_field.clear();
                 }
                 in_field = false;
@@ -62,6 +67,7 @@ pub(crate) fn scan(scanner: &mut Scanner<'_>, mut reader: impl Read, delimiter: 
             ReadFieldResult::End => return Ok(()),
         }
     }
+    Ok(())
 }
 
 fn read_some(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {

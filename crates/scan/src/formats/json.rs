@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Walk;
 use crate::report::{Place, Skip};
-use crate::scanner::Scanner;
+use crate::scanner::{MAX_NAME, Scanner, capped};
 
 /// A whole JSON document.
 pub(crate) fn document(walk: &mut Walk<'_, '_>, entry: Option<String>, mut reader: impl Read) -> io::Result<()> {
@@ -29,12 +29,13 @@ pub(crate) fn document(walk: &mut Walk<'_, '_>, entry: Option<String>, mut reade
         walk.skipped.push(Skip { entry, reason });
         walk.scanner.feed(&bytes);
         let mut buffer = vec![0; 256 * 1024];
-        loop {
+        while !walk.scanner.exhausted() {
             match reader.read(&mut buffer)? {
-                0 => return Ok(()),
+                0 => break,
                 n => walk.scanner.feed(&buffer[..n]),
             }
         }
+        return Ok(());
     };
     leaves(&mut walk.scanner, &value, &mut "$".to_owned(), None, None);
     Ok(())
@@ -47,7 +48,7 @@ pub(crate) fn lines(scanner: &mut Scanner<'_>, reader: impl Read) -> io::Result<
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut line = Vec::new();
     let mut number = 0u64;
-    loop {
+    while !scanner.exhausted() {
         line.clear();
         // A line longer than this is read in pieces (each read as text).
         if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
@@ -59,10 +60,14 @@ pub(crate) fn lines(scanner: &mut Scanner<'_>, reader: impl Read) -> io::Result<
             Err(_) => scanner.feed_at(Place::JsonPath { path: "$".into(), line: Some(number) }, &line),
         }
     }
+    Ok(())
 }
 
 /// Feeds every string and number under `value`, at `path` (extended and restored on the way).
 fn leaves(scanner: &mut Scanner<'_>, value: &Value, path: &mut String, key: Option<&str>, line: Option<u64>) {
+    if scanner.exhausted() {
+        return;
+    }
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -91,9 +96,10 @@ fn leaves(scanner: &mut Scanner<'_>, value: &Value, path: &mut String, key: Opti
         }
         Value::Bool(_) | Value::Null => return,
     };
-    let piece = match key {
+    // A key stands before its value as a keyword, unless it holds something itself.
+    let piece = match key.filter(|k| k.len() <= MAX_NAME && scanner.is_clean(k.as_bytes())) {
         Some(key) => format!("{key}: {text}\n"),
         None => format!("{text}\n"),
     };
-    scanner.feed_at(Place::JsonPath { path: path.clone(), line }, piece.as_bytes());
+    scanner.feed_at(Place::JsonPath { path: capped(path), line }, piece.as_bytes());
 }

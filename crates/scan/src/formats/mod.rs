@@ -55,6 +55,9 @@ pub(crate) enum Format {
     Unread(&'static str),
 }
 
+/// Text a file may decode to beyond `max_ratio` times its size.
+const BUDGET_SLACK: u64 = 64 << 20;
+
 /// Bytes looked at to tell a format.
 const HEAD: usize = 8192;
 
@@ -88,21 +91,46 @@ pub(crate) fn extension(name: &str) -> Option<String> {
 
 /// Scans a file (or an object's blob) named `name`, whatever its format.
 pub fn scan(engine: &Engine, name: &str, file: &mut (impl Read + Seek), limits: &Limits) -> io::Result<Report> {
-    let mut walk =
-        Walk { scanner: Scanner::new(engine), limits, entries: 0, expanded: Default::default(), skipped: Vec::new() };
-    let outcome = walk.seekable(name, None, file, 0);
-    let Walk { scanner, skipped, .. } = walk;
+    let size = file.seek(io::SeekFrom::End(0))?;
+    file.rewind()?;
+    let mut scanner = Scanner::new(engine);
+    let budget = size.saturating_mul(limits.max_ratio).saturating_add(BUDGET_SLACK).min(limits.max_expanded);
+    scanner.set_budget(budget);
+    let mut walk = Walk { scanner, limits, entries: 0, expanded: Default::default(), skipped: Vec::new() };
+    let mut outcome = walk.seekable(name, None, file, 0);
+    if outcome.is_ok() && walk.scanner.exhausted() {
+        let mib = budget >> 20;
+        outcome = Err(Refused::error(format!("{name}: decodes to more than {mib} MiB of text (a bomb?)")));
+    }
+    // Entry names and reasons are shown: nothing the engine would report stays whole in them.
+    let Walk { mut scanner, skipped, .. } = walk;
+    let skipped = skipped
+        .into_iter()
+        .map(|s| Skip { entry: s.entry.map(|e| scanner.redacted(&e)), reason: scanner.redacted(&s.reason) })
+        .collect();
+    let refused = match &outcome {
+        Err(e) => Refused::reason(e).map(|reason| scanner.redacted(&reason)),
+        Ok(()) => None,
+    };
     let mut report = scanner.finish();
     report.skipped = skipped;
-    match outcome {
-        Ok(()) => Ok(report),
-        Err(e) => match Refused::reason(&e) {
-            Some(reason) => {
-                report.refused = Some(reason);
-                Ok(report)
-            }
-            None => Err(e),
-        },
+    match (outcome, refused) {
+        (Ok(()), _) => Ok(report),
+        (Err(_), Some(reason)) => {
+            report.refused = Some(reason);
+            Ok(report)
+        }
+        // A file damaged past some point: what was read stands, and the rest is said skipped.
+        (Err(e), None)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            report.skipped.push(Skip { entry: None, reason: format!("not read to its end: {e}") });
+            Ok(report)
+        }
+        (Err(e), None) => Err(e),
     }
 }
 
@@ -197,13 +225,26 @@ impl Walk<'_, '_> {
     fn text(&mut self, entry: Option<String>, mut reader: impl Read) -> io::Result<()> {
         self.scanner.begin(entry);
         let mut buffer = vec![0; 256 * 1024];
-        loop {
+        while !self.scanner.exhausted() {
             match reader.read(&mut buffer) {
                 Ok(0) => return Ok(()),
                 Ok(n) => self.scanner.feed(&buffer[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        Ok(())
+    }
+
+    /// Whether an archive entry's failure stops the file's scan: a refusal does; a damaged or
+    /// unreadable entry is said skipped, and the scan goes on.
+    pub(crate) fn entry_outcome(&mut self, entry: String, outcome: io::Result<()>) -> io::Result<()> {
+        match outcome {
+            Err(e) if Refused::reason(&e).is_none() => {
+                self.skipped.push(Skip { entry: Some(entry), reason: format!("not read: {e}") });
+                Ok(())
+            }
+            other => other,
         }
     }
 
@@ -223,8 +264,12 @@ impl Walk<'_, '_> {
 /// The first bytes of a stream (fewer if it is shorter).
 fn read_head(reader: &mut (impl Read + ?Sized)) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(HEAD);
-    reader.take(HEAD as u64).read_to_end(&mut head)?;
-    Ok(head)
+    match reader.take(HEAD as u64).read_to_end(&mut head) {
+        // What was read before damage is scanned; the next read meets the damage again.
+        Err(_) if !head.is_empty() => Ok(head),
+        Err(e) => Err(e),
+        Ok(_) => Ok(head),
+    }
 }
 
 #[cfg(test)]

@@ -26,17 +26,39 @@ pub(crate) fn is_ooxml<F: Read + Seek>(archive: &Archive<'_, F>) -> bool {
     names.contains(&"[Content_Types].xml") && [DOCX, XLSX, PPTX].iter().any(|part| names.contains(part))
 }
 
+/// Reads the document's text (or cells), then every other entry that is not XML markup
+/// (embedded files, media) as an archive's entries are read: a secret stored inside a document
+/// is found, and what cannot be read is said skipped.
 pub(crate) fn scan<F: Read + Seek>(
     walk: &mut Walk<'_, '_>,
     label: &str,
     nested: bool,
+    depth: u32,
     archive: &mut Archive<'_, F>,
 ) -> io::Result<()> {
     walk.scanner.begin(nested.then(|| label.to_owned()));
     let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
     if names.iter().any(|n| n == XLSX) {
-        return workbook(walk, label, archive);
+        workbook(walk, label, archive)?;
+    } else {
+        document(walk, label, archive, &names)?;
     }
+    for index in 0..archive.len() {
+        let markup = archive.name_for_index(index).is_some_and(|n| n.ends_with(".xml") || n.ends_with(".rels"));
+        if !markup {
+            walk.zip_entry(archive, index, label, depth)?;
+        }
+    }
+    Ok(())
+}
+
+/// docx and pptx: the document's paragraphs, or each slide's in slide order.
+fn document<F: Read + Seek>(
+    walk: &mut Walk<'_, '_>,
+    label: &str,
+    archive: &mut Archive<'_, F>,
+    names: &[String],
+) -> io::Result<()> {
     let mut parts: Vec<(u64, String)> = if names.iter().any(|n| n == DOCX) {
         vec![(0, DOCX.to_owned())]
     } else {
@@ -52,8 +74,8 @@ pub(crate) fn scan<F: Read + Seek>(
     parts.sort();
     for (_, part) in parts {
         let place: Arc<str> = Arc::from(part.as_str());
-        let mut xml = open(walk, label, archive, &part)?;
-        paragraphs(walk, &mut xml, place)?;
+        let outcome = open(walk, label, archive, &part).and_then(|mut xml| paragraphs(walk, &mut xml, place));
+        walk.entry_outcome(format!("{label}/{part}"), outcome)?;
     }
     Ok(())
 }
@@ -74,10 +96,10 @@ fn open<'a, F: Read + Seek>(
 }
 
 /// The longest text or tag an XML part may hold: quick-xml holds a whole event in memory, and
-/// an event ends at the next `<` or `>`.
+/// no event reaches past the next `<`.
 const MAX_XML_RUN: usize = 16 << 20;
 
-/// Refuses a part with a run of more than [`MAX_XML_RUN`] bytes without `<` or `>`.
+/// Refuses a part with a run of more than [`MAX_XML_RUN`] bytes without `<`.
 struct XmlGuard<R> {
     inner: R,
     run: usize,
@@ -88,7 +110,8 @@ impl<R: Read> Read for XmlGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let read = &buf[..n];
-        self.run = match memchr::memrchr2(b'<', b'>', read) {
+        // A text ends at `<`, and a tag's run to `<` covers it: `>` inside text proves nothing.
+        self.run = match memchr::memrchr(b'<', read) {
             Some(last) => n - last - 1,
             None => self.run + n,
         };
@@ -122,6 +145,9 @@ fn paragraphs(
         text.clear();
     };
     loop {
+        if walk.scanner.exhausted() {
+            return Ok(());
+        }
         match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) if e.local_name().as_ref() == b"p" => {
                 text.clear();
@@ -157,8 +183,9 @@ fn workbook<F: Read + Seek>(walk: &mut Walk<'_, '_>, label: &str, archive: &mut 
         false => Vec::new(),
     };
     for (sheet, part) in sheets(walk, label, archive)? {
-        let mut xml = open(walk, label, archive, &part)?;
-        cells(walk, &mut xml, Arc::from(sheet.as_str()), &shared)?;
+        let outcome = open(walk, label, archive, &part)
+            .and_then(|mut xml| cells(walk, &mut xml, Arc::from(sheet.as_str()), &shared));
+        walk.entry_outcome(format!("{label}/{part}"), outcome)?;
     }
     Ok(())
 }
@@ -223,7 +250,11 @@ fn shared_strings<F: Read + Seek>(
     let (mut buf, mut in_text) = (Vec::new(), false);
     loop {
         match xml.read_event_into(&mut buf).map_err(read_error)? {
-            Event::Start(e) if e.local_name().as_ref() == b"si" => strings.push(String::new()),
+            Event::Start(e) if e.local_name().as_ref() == b"si" => {
+                // Each string costs its text and its own keeping.
+                held += std::mem::size_of::<String>() as u64;
+                strings.push(String::new());
+            }
             Event::Start(e) if e.local_name().as_ref() == b"t" => in_text = true,
             Event::End(e) if e.local_name().as_ref() == b"t" => in_text = false,
             Event::Text(t) if in_text => {
@@ -235,6 +266,7 @@ fn shared_strings<F: Read + Seek>(
             }
             Event::GeneralRef(r) if in_text => {
                 if let Some(last) = strings.last_mut() {
+                    held += 4;
                     push_ref(last, &r)?;
                 }
             }
@@ -262,6 +294,9 @@ fn cells(
     let (mut first_row, mut row_number, mut in_value) = (None::<String>, String::new(), false);
     let (mut line, mut row_has_cells) = (String::new(), false);
     loop {
+        if walk.scanner.exhausted() {
+            return Ok(());
+        }
         match xml.read_event_into(&mut buf).map_err(read_error)? {
             Event::Start(e) if e.local_name().as_ref() == b"row" => {
                 row_number = attribute(&e, b"r")?.unwrap_or_default();
@@ -293,7 +328,7 @@ fn cells(
                 }
                 let column: String = reference.chars().take_while(char::is_ascii_alphabetic).collect();
                 let in_header_row = first_row.as_deref() == Some(row_number.as_str());
-                if in_header_row {
+                if in_header_row && walk.scanner.is_clean(text.as_bytes()) {
                     let header: String = text.trim().chars().take(MAX_HEADER).collect();
                     headers.insert(column.clone(), Arc::from(header));
                 }
