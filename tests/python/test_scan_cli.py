@@ -201,3 +201,13 @@ def test_a_2_gib_file_is_scanned_in_bounded_memory(tmp_path):
     assert cards["count"] == 2, cards
     assert cards["locations"][1]["offset"] > 2 * 1024 ** 3, "the last line, past 2 GiB"
     assert peak_mib < 64, f"peak RSS {peak_mib:.1f} MiB"
+
+
+def test_the_table_escapes_control_characters_from_file_names(tmp_path):
+    """A file (or archive entry) named with an escape sequence cannot write it to the terminal."""
+    (tmp_path / "evil\x1b[31mred.txt").write_text("card 4111 1111 1111 1111\n")
+    with zipfile.ZipFile(tmp_path / "names.zip", "w") as archive:
+        archive.writestr("a\x1b]0;pwned\x07.txt", "card 4111 1111 1111 1111\n")
+    table = scan(tmp_path).stdout
+    assert "\x1b" not in table and "\x07" not in table, table
+    assert "evil\\u{1b}[31mred.txt" in table and "a\\u{1b}]0;pwned\\u{7}.txt" in table, table

@@ -174,26 +174,36 @@ fn scan_file(engine: &Engine, path: &Path) -> io::Result<Report> {
     formats::scan(engine, &path.to_string_lossy(), &mut reader, &Limits::default())
 }
 
+/// The table: names from the files (paths, entries, headers, samples) with their control
+/// characters escaped, so that no file can write escape sequences to the terminal.
 fn print_table(results: &[FileResult]) {
     println!("{:<40} {:<40} {:<8} {:>6}  FIRST AT  SAMPLE", "PATH", "IDENTIFIER", "SEVERITY", "COUNT");
     for result in results {
+        let path = printable(&result.path);
         if let Some(reason) = &result.skipped {
-            println!("{:<40} skipped: {reason}", result.path);
+            println!("{path:<40} skipped: {}", printable(reason));
+        }
+        for skip in &result.skipped_entries {
+            let entry = skip.entry.as_deref().map_or_else(String::new, printable);
+            println!("{path:<40} skipped {entry}: {}", printable(&skip.reason));
         }
         for finding in &result.findings {
             let first = finding.locations.first();
-            let at = first.map_or_else(String::new, shown_at);
-            let sample = first.map_or("", |l| l.sample.as_str());
+            let at = first.map_or_else(String::new, |l| printable(&shown_at(l)));
+            let sample = first.map_or_else(String::new, |l| printable(&l.sample));
             println!(
-                "{:<40} {:<40} {:<8} {:>6}  {:<8}  {sample}",
-                result.path,
+                "{path:<40} {:<40} {:<8} {:>6}  {at:<8}  {sample}",
                 finding.identifier,
                 finding.severity.as_str(),
                 finding.count,
-                at
             );
         }
     }
+}
+
+/// `text` with control characters (ESC, newlines) written as escapes.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// Where a location is, for the table: line:column, or the cell, path or paragraph, after the
