@@ -330,3 +330,15 @@ fn decoded_text_is_bounded_by_the_files_size_and_damage_keeps_what_was_read() {
     let Some(Place::JsonPath { path, .. }) = &places(&report, "CREDIT_CARD_NUMBER")[0].1 else { panic!() };
     assert!(path.len() <= 260 && path.ends_with('…'), "{}", path.len());
 }
+
+#[test]
+fn a_zip_after_other_bytes_is_read_from_its_end() {
+    // A self-extracting archive or data put before a zip: unzip reads it from its end.
+    let mut prefixed = b"#!/bin/sh\necho self-extracting\nexit 0\n".repeat(300);
+    prefixed.extend(zip_of(&[("secrets/cards.txt", format!("card {CARD}\n").as_bytes())]));
+    let report = scan_as("installer.sh", &prefixed);
+    assert_eq!(places(&report, "CREDIT_CARD_NUMBER")[0].0.as_deref(), Some("installer.sh/secrets/cards.txt"));
+    // Text that merely holds the end record's signature stays text.
+    let text = format!("the end record starts PK\x05\x06; card {CARD}\n");
+    assert_eq!(places(&scan_as("notes.txt", text.as_bytes()), "CREDIT_CARD_NUMBER"), [(None, None)]);
+}

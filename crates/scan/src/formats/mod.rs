@@ -179,6 +179,10 @@ impl Walk<'_, '_> {
         file.rewind()?;
         match detect(name, &head) {
             Format::Zip => self.zip(name, entry, file, depth),
+            Format::Gzip => self.stream(name, entry, &mut *file, depth),
+            // A zip need not start the file (a self-extracting archive, data put before it):
+            // unzip reads it from its end, and so does this.
+            _ if ends_as_zip(file)? => self.zip(name, entry, file, depth),
             _ => self.stream(name, entry, &mut *file, depth),
         }
     }
@@ -259,6 +263,24 @@ impl Walk<'_, '_> {
         }
         Ok(Some(bytes))
     }
+}
+
+/// Whether the file ends with a zip archive (its end record, and entries the zip reader
+/// accepts); the file is rewound either way.
+fn ends_as_zip(file: &mut (impl Read + Seek)) -> io::Result<bool> {
+    // The end record is 22 bytes, and a comment of at most 65,535 follows it.
+    const TAIL: u64 = 22 + 65_535;
+    let size = file.seek(io::SeekFrom::End(0))?;
+    file.seek(io::SeekFrom::Start(size.saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let found = memchr::memmem::rfind(&tail, b"PK\x05\x06").is_some() && {
+        file.rewind()?;
+        // Text that happens to hold the signature reads as an empty archive: not one.
+        zip::ZipArchive::new(&mut *file).is_ok_and(|archive| !archive.is_empty())
+    };
+    file.rewind()?;
+    Ok(found)
 }
 
 /// The first bytes of a stream (fewer if it is shorter).
