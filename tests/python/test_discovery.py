@@ -169,6 +169,8 @@ def test_the_walkthroughs_uploads_are_flagged_tagged_and_quarantined(tmp_path, w
         assert s3.get_object_tagging(Bucket=bucket, Key="menu.txt")["TagSet"] == []
         # Quarantined: GET, copy and a new link are refused; HEAD still answers.
         assert error_code(lambda: s3.get_object(Bucket=bucket, Key="ec2-key.pem")) == "AccessDenied"
+        assert error_code(lambda: s3.get_object(Bucket=bucket, Key="ec2-key.pem", Range="bytes=0-31")) == "AccessDenied"
+        assert error_code(lambda: s3.get_object(Bucket=bucket, Key="ec2-key.pem", PartNumber=1)) == "AccessDenied"
         assert error_code(lambda: s3.copy_object(Bucket=bucket, Key="copy.pem",
                                                  CopySource={"Bucket": bucket, "Key": "ec2-key.pem"})) == "AccessDenied"
         assert api(server, "POST", "/-/shares", {"bucket": bucket, "key": "ec2-key.pem"}).status_code == 403
@@ -206,6 +208,7 @@ def test_the_walkthroughs_uploads_are_flagged_tagged_and_quarantined(tmp_path, w
         assert signed_api(server, "GET", "/-/findings/f-nope", None, other_id, other_secret).status_code == 403, \
             "whether a finding exists is not told"
         assert api(server, "GET", "/-/findings/f-nope").status_code == 404
+        assert api(server, "GET", f"/-/findings/{pem_id}/extra").status_code == 404
         # Allowed on every bucket but denied this one: a listing of all leaves this one's out.
         _, deny_id, deny_secret = new_user(server, {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "latchkey:ReadFindings", "Resource": "*"},
