@@ -228,6 +228,21 @@ def psql(sql):
                           capture_output=True, text=True, timeout=30)
 
 
+def pg_rows(sql):
+    """The rows of a PostgreSQL query, as dicts."""
+    out = psql(f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def wait_all_scanned(schema, timeout=60):
+    """Waits until every object version in `schema` (a replica's PostgreSQL schema) has a scan verdict."""
+    deadline = time.monotonic() + timeout
+    while pg_rows(f"SELECT key FROM {schema}.objects WHERE sensitivity IS NULL"):
+        assert time.monotonic() < deadline, pg_rows(f"SELECT * FROM {schema}.scan_queue")
+        time.sleep(0.2)
+
+
 def pg_unavailable(required, why):
     """Fails the test when the run requires PostgreSQL; otherwise skips it (pytest -rs lists skips)."""
     if required:

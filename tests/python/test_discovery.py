@@ -14,7 +14,7 @@ import zipfile
 import pytest
 import requests
 
-from conftest import BIN, Server, audit_rows, psql
+from conftest import BIN, Server, audit_rows, pg_rows, wait_all_scanned
 from test_aws_cli_walkthrough import aws
 from test_identity import client, error_code, new_user, signed_api
 from test_shares import api, mint
@@ -461,16 +461,8 @@ def test_two_replicas_share_the_queue_and_record_each_version_once(replicas):
         body = b"contact jane.doe@example.org\n" if key in sensitive else b"nothing here\n"
         (sa if n % 2 else sb).put_object(Bucket="shared", Key=key, Body=body * 20000)
 
-    def rows(sql):
-        out = psql(f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t")
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    deadline = time.monotonic() + 60
-    while rows(f"SELECT key FROM {schema}.objects WHERE sensitivity IS NULL"):
-        assert time.monotonic() < deadline, rows(f"SELECT * FROM {schema}.scan_queue")
-        time.sleep(0.2)
-    found = rows(f"SELECT key, count(*) AS n FROM {schema}.findings GROUP BY key")
+    wait_all_scanned(schema)
+    found = pg_rows(f"SELECT key, count(*) AS n FROM {schema}.findings GROUP BY key")
     assert {r["key"] for r in found} == sensitive and all(r["n"] == 1 for r in found), found
     events = audit_rows(a, event="scan.finding")
     assert len(events) == len(sensitive), "one scan.finding per version, whichever replica scanned it"

@@ -18,6 +18,8 @@ use latchkey_meta::{AuditEvent, Finding, FindingsStore, QueuedScan, ScanCompleti
 use latchkey_object::{ObjectError, ObjectService};
 use latchkey_scan::formats::{self, Limits};
 use latchkey_scan::{ENGINE_VERSION, Engine, Report};
+
+use crate::identifiers::EngineSource;
 use time::OffsetDateTime;
 
 use crate::remediation::{Action, DiscoveryConfig};
@@ -38,7 +40,7 @@ const SCAN_NICENESS: i32 = 10;
 pub struct Discovery {
     findings: Arc<dyn FindingsStore>,
     objects: Arc<ObjectService>,
-    engine: Arc<Engine>,
+    engines: Arc<EngineSource>,
     config: DiscoveryConfig,
     webhooks: Arc<Vec<Target>>,
     poster: Poster,
@@ -61,13 +63,13 @@ impl Discovery {
     pub fn new(
         findings: Arc<dyn FindingsStore>,
         objects: Arc<ObjectService>,
-        engine: Arc<Engine>,
+        engines: Arc<EngineSource>,
         config: DiscoveryConfig,
         webhooks: Vec<Target>,
         poster: Poster,
     ) -> Self {
         let id = format!("scan-{}", hex::encode(rand::random::<[u8; 8]>()));
-        Self { findings, objects, engine, config, webhooks: Arc::new(webhooks), poster, id }
+        Self { findings, objects, engines, config, webhooks: Arc::new(webhooks), poster, id }
     }
 
     /// Turns queueing on upload on or off as configured (for every replica sharing the store:
@@ -99,7 +101,7 @@ impl Discovery {
     }
 
     async fn work(&self, n: usize) {
-        let thread = match ScanThread::spawn(self.engine.clone(), self.config.limits(), n) {
+        let thread = match ScanThread::spawn(self.config.limits(), n) {
             Ok(thread) => thread,
             Err(e) => return tracing::error!(error = %e, "cannot start a scan thread"),
         };
@@ -211,8 +213,9 @@ impl Discovery {
             }
             Err(e) => return Err(NotScanned::Failed(format!("cannot open the object's bytes: {e}"))),
         };
+        let engine = self.engines.current().await.map_err(NotScanned::Failed)?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut report = thread.start(file, scan.key.clone(), cancel.clone())?;
+        let mut report = thread.start(engine, file, scan.key.clone(), cancel.clone())?;
         loop {
             tokio::select! {
                 done = &mut report => {
@@ -347,6 +350,8 @@ pub fn finding_json(f: &Finding) -> serde_json::Value {
 /// One scan for a scan thread: the blob's file, the key (whose name tells its format), a flag
 /// that stops it, and where its report goes.
 struct ScanJob {
+    /// The engine of the moment (custom identifiers change while the thread lives).
+    engine: Arc<Engine>,
     file: File,
     name: String,
     cancel: Arc<AtomicBool>,
@@ -359,12 +364,12 @@ struct ScanThread {
 }
 
 impl ScanThread {
-    fn spawn(engine: Arc<Engine>, limits: Limits, n: usize) -> io::Result<ScanThread> {
+    fn spawn(limits: Limits, n: usize) -> io::Result<ScanThread> {
         let (jobs, incoming) = std::sync::mpsc::channel::<ScanJob>();
         std::thread::Builder::new().name(format!("latchkey-scan-{n}")).spawn(move || {
             lower_priority();
             for job in incoming {
-                let ScanJob { file, name, cancel, report } = job;
+                let ScanJob { engine, file, name, cancel, report } = job;
                 let mut file = Cancellable { inner: file, cancel };
                 // A panic on odd input fails that scan, not the thread.
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -381,13 +386,14 @@ impl ScanThread {
     /// Starts a scan; its report comes on the receiver.
     fn start(
         &self,
+        engine: Arc<Engine>,
         file: File,
         name: String,
         cancel: Arc<AtomicBool>,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<Report, String>>, NotScanned> {
         let (report, receiver) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(ScanJob { file, name, cancel, report })
+            .send(ScanJob { engine, file, name, cancel, report })
             .map_err(|_| NotScanned::Failed("the scan thread is gone".into()))?;
         Ok(receiver)
     }

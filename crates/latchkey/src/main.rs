@@ -1,9 +1,11 @@
 //! The `latchkey` command: `serve` runs the server, `presign` signs S3 URLs locally (and
 //! revokes them), `share` manages share links, `policy` simulates and validates IAM policies,
 //! `audit` verifies the audit trail, `scan` finds sensitive data in local files, `findings`
-//! shows what the server found in stored objects, `scan-job` has it scan what it already holds.
+//! shows what the server found in stored objects, `scan-job` has it scan what it already holds,
+//! `custom-identifier` manages the identifiers of the user's own it scans for.
 
 mod audit;
+mod custom_identifier;
 mod findings;
 mod logging;
 mod policy;
@@ -45,6 +47,8 @@ enum Command {
     Findings(findings::FindingsArgs),
     /// Scan what a bucket already holds: create, list, show and cancel scan jobs.
     ScanJob(scan_job::ScanJobArgs),
+    /// Manage the server's custom identifiers: create, list, show, delete, test.
+    CustomIdentifier(custom_identifier::CustomIdentifierArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             Command::Scan(args) => Ok(scan::run(args).await),
             Command::Findings(args) => findings::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::ScanJob(args) => scan_job::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::CustomIdentifier(args) => custom_identifier::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

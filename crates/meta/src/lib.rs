@@ -4,7 +4,8 @@
 //! [`IdentityStore`] (the IAM directory, access keys, MFA devices, STS sessions) and
 //! [`PresignedStore`] (uses of counted presigned URLs, revoked presigned URLs), [`AuditStore`]
 //! (the audit trail's hash chain and its signed digests), [`FindingsStore`] (the scan queue
-//! and the sensitive data found in objects) and [`ScanJobStore`] (on-demand scan jobs).
+//! and the sensitive data found in objects), [`ScanJobStore`] (on-demand scan jobs) and
+//! [`CustomIdentifierStore`] (custom identifiers created through the API).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -19,6 +20,7 @@ mod bucket_config_conformance;
 mod cache;
 #[cfg(test)]
 mod conformance;
+mod custom_identifiers;
 mod findings;
 mod identity;
 #[cfg(test)]
@@ -38,6 +40,7 @@ pub use audit::{
     AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, PgAuditReader, SqliteAuditReader, link_hash,
 };
 pub use bucket_config::{BucketConfig, BucketConfigSnapshot, BucketConfigStore, BucketSetting, PublicAccessBlock};
+pub use custom_identifiers::{CustomIdentifierStore, StoredIdentifier};
 pub use findings::{Finding, FindingFilter, FindingsStore, QueuedScan, ScanCompletion, ScanOutcome, ScanQueueCounts};
 pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,

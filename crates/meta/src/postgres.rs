@@ -47,6 +47,7 @@ crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: i
 crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
 crate::presigned::presigned_store!(PgStore, writer: pool, changes: revocation_changes);
 crate::scan_jobs::scan_job_store!(PgStore, writer: pool, reader: pool);
+crate::custom_identifiers::custom_identifier_store!(PgStore, writer: pool, reader: pool);
 crate::findings::findings_store!(PgStore, writer: pool, reader: pool,
     claim: crate::findings::claim_scans_sql!("FOR UPDATE SKIP LOCKED"), release_stale: false,
     changed: |_: &PgStore, _: &str, _: &str| ());
@@ -588,6 +589,13 @@ mod tests {
         async fn jobs_queue_count_down_and_cancel() {
             if let Some((store, _schema)) = open().await {
                 crate::scan_jobs::conformance::jobs_queue_count_down_and_cancel(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn identifiers_are_created_listed_and_deleted() {
+            if let Some((store, _schema)) = open().await {
+                crate::custom_identifiers::conformance::identifiers_are_created_listed_and_deleted(store).await;
             }
         }
     }

@@ -58,6 +58,7 @@ crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, ch
 crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
 crate::presigned::presigned_store!(SqliteStore, writer: writer, changes: revocation_changes);
 crate::scan_jobs::scan_job_store!(SqliteStore, writer: writer, reader: reader);
+crate::custom_identifiers::custom_identifier_store!(SqliteStore, writer: writer, reader: reader);
 crate::findings::findings_store!(SqliteStore, writer: writer, reader: reader,
     claim: crate::findings::claim_scans_sql!(""), release_stale: true,
     changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key));
@@ -551,6 +552,12 @@ mod tests {
         async fn jobs_queue_count_down_and_cancel() {
             let (store, _dir) = open().await.unwrap();
             crate::scan_jobs::conformance::jobs_queue_count_down_and_cancel(store).await;
+        }
+
+        #[tokio::test]
+        async fn identifiers_are_created_listed_and_deleted() {
+            let (store, _dir) = open().await.unwrap();
+            crate::custom_identifiers::conformance::identifiers_are_created_listed_and_deleted(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

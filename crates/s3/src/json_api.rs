@@ -62,6 +62,23 @@ pub fn allows(
     identity.authorize(caller, action, resource, &context, None).effect == Effect::Allow
 }
 
+/// [`allows`], with a refusal audited ([`audit_denial`]).
+pub async fn permits(
+    identity: &Identity,
+    meta: &dyn MetaStore,
+    caller: &Caller,
+    client: Option<ClientConnection>,
+    action: &str,
+    resource: &str,
+) -> bool {
+    let allowed = allows(identity, caller, client, action, resource);
+    if !allowed {
+        let principal = caller.principal(identity.account()).arn;
+        audit_denial(meta, principal, client.map(|c| c.ip), action, resource).await;
+    }
+    allowed
+}
+
 /// The request body, at most [`MAX_API_BODY`] bytes.
 pub async fn body(req: &mut S3Request<Body>) -> S3Result<bytes::Bytes> {
     req.input

@@ -3,7 +3,7 @@
 //! locations a finding keeps. The server's TOML file and `latchkey scan --config` read the same
 //! tables.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::ConfigError;
 use crate::identifier::{Category, Definition, Severity};
@@ -40,7 +40,7 @@ pub struct AllowList {
 }
 
 /// An identifier of the user's own, as Macie's custom data identifiers have it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomIdentifier {
     pub name: String,

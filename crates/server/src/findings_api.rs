@@ -61,15 +61,9 @@ impl FindingsApi {
     /// Whether the asker may take `action` on `bucket` (`None`: every bucket); a refusal is
     /// audited.
     async fn may(&self, asker: &Asker, action: &str, bucket: Option<&str>) -> bool {
-        let caller = &asker.caller;
         let resource = bucket.map_or_else(|| "*".to_owned(), |b| format!("arn:aws:s3:::{b}"));
-        let allowed = json_api::allows(&self.identity, caller, asker.client, action, &resource);
-        if !allowed {
-            let principal = caller.principal(self.identity.account()).arn;
-            let ip = asker.client.map(|c| c.ip);
-            json_api::audit_denial(self.objects.meta(), principal, ip, action, &resource).await;
-        }
-        allowed
+        let meta = self.objects.meta();
+        json_api::permits(&self.identity, meta, &asker.caller, asker.client, action, &resource).await
     }
 
     /// Whether a listing may show the asker a row of `bucket`: allowed on every bucket (`*`) is

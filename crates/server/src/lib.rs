@@ -18,6 +18,7 @@ pub mod credentials;
 mod error_body;
 mod findings_api;
 mod forwarded;
+mod identifiers_api;
 mod idle;
 mod listener;
 mod metrics;
@@ -36,10 +37,11 @@ use anyhow::{Context, bail};
 use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_audit::{Linker, SigningKey, Watcher};
 use latchkey_discovery::Discovery;
+use latchkey_discovery::identifiers::EngineSource;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
 use latchkey_meta::{
-    AuditStore, BucketConfigStore, FindingsStore, IdentityStore, MetaStore, PgStore, PresignedStore, ScanJobStore,
-    SqliteStore,
+    AuditStore, BucketConfigStore, CustomIdentifierStore, FindingsStore, IdentityStore, MetaStore, PgStore,
+    PresignedStore, ScanJobStore, SqliteStore,
 };
 use latchkey_object::ObjectService;
 use latchkey_s3::presigned_api::PresignedApi;
@@ -90,8 +92,16 @@ impl Server {
             .mode(0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let Views { meta, identity: identity_store, configs: config_store, presigned, audit, findings, scan_jobs } =
-            open_meta(&config).await?;
+        let Views {
+            meta,
+            identity: identity_store,
+            configs: config_store,
+            presigned,
+            audit,
+            findings,
+            scan_jobs,
+            custom_identifiers,
+        } = open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
         let (root, source) = credentials::load_or_create(&config.data_dir)?;
@@ -117,11 +127,14 @@ impl Server {
         let audit_public_key = audit_key.public_key().to_pem();
         let linker = Linker::new(audit.clone(), meta.clone(), Arc::new(audit_key), config.audit_digest_interval);
         let poster = latchkey_audit::webhook::Poster::new().context("cannot load the system's root certificates")?;
-        let engine = latchkey_scan::Engine::new(&config.scan).context("the sensitive-data scanner's settings")?;
+        let engines = Arc::new(
+            EngineSource::new(config.scan.clone(), custom_identifiers.clone())
+                .context("the sensitive-data scanner's settings")?,
+        );
         let discovery = Arc::new(Discovery::new(
             findings.clone(),
             objects.clone(),
-            Arc::new(engine),
+            engines.clone(),
             config.discovery.clone(),
             config.webhooks.clone(),
             poster.clone(),
@@ -167,6 +180,13 @@ impl Server {
                 Box::new(SharesApi::new(shares.clone())),
                 Box::new(PresignedApi::new(identity.clone(), meta.clone(), revocations.clone())),
                 Box::new(audit_api::AuditApi::new(identity.clone(), audit, meta.clone())),
+                // Before `/-/findings`, whose paths hold its own.
+                Box::new(identifiers_api::IdentifiersApi::new(
+                    identity.clone(),
+                    custom_identifiers,
+                    engines,
+                    meta.clone(),
+                )),
                 Box::new(findings_api::FindingsApi::new(identity.clone(), findings, scan_jobs, objects.clone())),
             ],
             revocations: revocations.clone(),
@@ -384,11 +404,19 @@ struct Views {
     audit: Arc<dyn AuditStore>,
     findings: Arc<dyn FindingsStore>,
     scan_jobs: Arc<dyn ScanJobStore>,
+    custom_identifiers: Arc<dyn CustomIdentifierStore>,
 }
 
 fn views<S>(store: S) -> Views
 where
-    S: MetaStore + IdentityStore + BucketConfigStore + PresignedStore + AuditStore + FindingsStore + ScanJobStore,
+    S: MetaStore
+        + IdentityStore
+        + BucketConfigStore
+        + PresignedStore
+        + AuditStore
+        + FindingsStore
+        + ScanJobStore
+        + CustomIdentifierStore,
 {
     let store = Arc::new(store);
     Views {
@@ -398,7 +426,8 @@ where
         presigned: store.clone(),
         audit: store.clone(),
         findings: store.clone(),
-        scan_jobs: store,
+        scan_jobs: store.clone(),
+        custom_identifiers: store,
     }
 }
 

@@ -71,7 +71,12 @@ mod tests {
     #[test]
     fn signed_api_paths() {
         let signed = ["/-/shares", "/-/shares/abc", "/-/presigned", "/-/presigned/revocations", "/-/audit/events"];
-        for path in signed.into_iter().chain(["/-/findings", "/-/findings/f-1", "/-/findings/queue"]) {
+        for path in signed.into_iter().chain([
+            "/-/findings",
+            "/-/findings/f-1",
+            "/-/findings/queue",
+            "/-/findings/identifiers/x",
+        ]) {
             assert!(is_signed_api(path), "{path}");
         }
         for path in
