@@ -239,9 +239,13 @@ def test_delete_objects_and_buckets(s3, bucket):
 
 def test_buckets(s3):
     s3.create_bucket(Bucket="listed-bucket")
+    s3.put_object(Bucket="listed-bucket", Key="kept", Body=b"x")
+    # In us-east-1, creating a bucket you own again succeeds and changes nothing, as on AWS.
+    s3.create_bucket(Bucket="listed-bucket")
+    assert s3.get_object(Bucket="listed-bucket", Key="kept")["Body"].read() == b"x"
     with pytest.raises(ClientError) as e:
-        s3.create_bucket(Bucket="listed-bucket")
-    assert code(e) == "BucketAlreadyOwnedByYou"
+        s3.create_bucket(Bucket="listed-bucket", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    assert code(e) == "InvalidLocationConstraint", "us-east-1 is named by giving no constraint"
     assert "listed-bucket" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert s3.get_bucket_location(Bucket="listed-bucket")["LocationConstraint"] is None
     with pytest.raises(ClientError) as e:

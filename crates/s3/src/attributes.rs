@@ -122,7 +122,7 @@ fn validate_tags(tags: Vec<Tag>, max: usize) -> S3Result<Vec<Tag>> {
     Ok(tags)
 }
 
-fn format_http_date(t: &Timestamp) -> S3Result<String> {
+pub(crate) fn format_http_date(t: &Timestamp) -> S3Result<String> {
     let mut buf = Vec::new();
     t.format(TimestampFormat::HttpDate, &mut buf).map_err(|_| s3_error!(InvalidArgument, "invalid Expires"))?;
     String::from_utf8(buf).map_err(|_| s3_error!(InvalidArgument, "invalid Expires"))

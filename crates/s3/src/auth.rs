@@ -15,14 +15,17 @@ use latchkey_meta::{AuditEvent, MetaStore, ObjectRecord, PresignedStore, ScanSta
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::PutObjectTaggingInput;
+use s3s::dto::{
+    DeleteObjectsInput, PutBucketCorsInput, PutBucketEncryptionInput, PutBucketLoggingInput, PutBucketPolicyInput,
+    PutBucketTaggingInput, PutObjectTaggingInput, PutPublicAccessBlockInput,
+};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 use time::OffsetDateTime;
 
 use crate::bucket_configs::{BucketConfigs, BucketRules, CompiledPolicy};
 use crate::revoked::Revocations;
-use crate::{counted, policy_request};
+use crate::{content_md5, counted, policy_request};
 
 /// Secrets for signature verification: the root key, IAM users' active keys and STS sessions'.
 #[derive(Clone)]
@@ -467,7 +470,39 @@ impl S3Access for Authorizer {
         Ok(())
     }
 
+    // The operations below carry an XML body s3s has read whole by now: its Content-MD5 is
+    // checked before they change anything (`content_md5`).
+
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_bucket_policy(&self, req: &mut S3Request<PutBucketPolicyInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_public_access_block(&self, req: &mut S3Request<PutPublicAccessBlockInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_bucket_tagging(&self, req: &mut S3Request<PutBucketTaggingInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_bucket_cors(&self, req: &mut S3Request<PutBucketCorsInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_bucket_logging(&self, req: &mut S3Request<PutBucketLoggingInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_bucket_encryption(&self, req: &mut S3Request<PutBucketEncryptionInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
     async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)?;
         // `check` always leaves one; without it nothing was judged, so nothing is allowed.
         let Some(mut deferred) = req.extensions.remove::<Deferred>() else {
             return Err(s3_error!(AccessDenied, "Access Denied"));

@@ -1,22 +1,48 @@
-//! Bucket operations: ListBuckets, CreateBucket (with its initial public access block),
-//! DeleteBucket, HeadBucket, GetBucketLocation.
+//! Bucket operations: ListBuckets (paged, by prefix and region), CreateBucket (with its initial
+//! public access block), DeleteBucket, HeadBucket, GetBucketLocation, GetBucketVersioning.
 //! Bucket names are checked against S3's naming rules by s3s before a request gets here.
 
 use latchkey_meta::BucketSetting;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use latchkey_meta::MetaError;
+use latchkey_object::ObjectError;
+
 use crate::S3Front;
 use crate::attributes::timestamp;
 use crate::error::OrS3;
+use crate::list::{decode_token, encode_token};
+
+const US_EAST_1: &str = "us-east-1";
+
+/// S3's bounds on `max-buckets`; without it, every bucket is listed.
+const MAX_BUCKETS: std::ops::RangeInclusive<i32> = 1..=10_000;
 
 pub(crate) async fn list_buckets(
     front: &S3Front,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
+    let input = req.input;
+    let limit = match input.max_buckets {
+        None => usize::MAX,
+        Some(n) if MAX_BUCKETS.contains(&n) => n as usize,
+        Some(_) => return Err(s3_error!(InvalidArgument, "max-buckets must be between 1 and 10000")),
+    };
+    let after = input.continuation_token.as_deref().map(decode_token).transpose()?;
+    let prefix = input.prefix.as_deref().unwrap_or_default();
     let buckets = front.objects.meta().list_buckets().await.map_err(|e| crate::error::s3_error(e.into()))?;
-    let owner = req.credentials.map(|c| Owner { id: Some(c.access_key.clone()), display_name: Some(c.access_key) });
-    let buckets = buckets
+    let mut chosen = buckets.into_iter().filter(|b| {
+        b.name.starts_with(prefix)
+            && after.as_ref().is_none_or(|after| &b.name > after)
+            && input.bucket_region.as_ref().is_none_or(|region| &b.region == region)
+    });
+    let page: Vec<_> = chosen.by_ref().take(limit).collect();
+    let continuation_token = match chosen.next() {
+        Some(_) => page.last().map(|b| encode_token(&b.name)),
+        None => None,
+    };
+    let buckets = page
         .into_iter()
         .map(|b| Bucket {
             name: Some(b.name),
@@ -24,7 +50,12 @@ pub(crate) async fn list_buckets(
             bucket_region: Some(b.region),
         })
         .collect();
-    Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner, ..Default::default() }))
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(front.owner()),
+        continuation_token,
+        prefix: input.prefix,
+    }))
 }
 
 pub(crate) async fn create_bucket(
@@ -36,16 +67,28 @@ pub(crate) async fn create_bucket(
         return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
     }
     let constraint = input.create_bucket_configuration.and_then(|c| c.location_constraint);
-    if let Some(constraint) = constraint
-        && constraint.as_str() != front.region
-    {
-        return Err(s3_error!(
-            IllegalLocationConstraintException,
-            "The {} location constraint is incompatible for the region specific endpoint this request was sent to.",
-            constraint.as_str()
-        ));
+    match constraint {
+        // us-east-1 is named by giving no constraint; AWS refuses it by name.
+        Some(constraint) if constraint.as_str() == US_EAST_1 && front.region == US_EAST_1 => {
+            return Err(s3_error!(InvalidLocationConstraint, "The specified location-constraint is not valid"));
+        }
+        Some(constraint) if constraint.as_str() != front.region => {
+            return Err(s3_error!(
+                IllegalLocationConstraintException,
+                "The {} location constraint is incompatible for the region specific endpoint this request was sent to.",
+                constraint.as_str()
+            ));
+        }
+        _ => {}
     }
-    front.objects.create_bucket(&input.bucket, &front.region).await.or_s3()?;
+    match front.objects.create_bucket(&input.bucket, &front.region).await {
+        // In us-east-1, creating a bucket you already own succeeds and changes nothing (S3's
+        // legacy behaviour); other regions answer BucketAlreadyOwnedByYou.
+        Err(ObjectError::Meta(MetaError::BucketAlreadyExists)) if front.region == US_EAST_1 => {
+            return Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }));
+        }
+        created => created.or_s3()?,
+    }
     // A bucket without stored settings has every flag on; `block_public_access = false` asks for
     // none. Should this write fail, the bucket stays blocked, which is the safe side.
     if !front.block_public_access {
@@ -70,6 +113,16 @@ pub(crate) async fn head_bucket(
 ) -> S3Result<S3Response<HeadBucketOutput>> {
     let bucket = front.objects.bucket(&req.input.bucket).await.or_s3()?;
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region), ..Default::default() }))
+}
+
+/// Buckets keep one version per key: never versioned, which S3 tells with an empty configuration
+/// (clients such as rclone ask before they delete).
+pub(crate) async fn get_bucket_versioning(
+    front: &S3Front,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    front.objects.bucket(&req.input.bucket).await.or_s3()?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }
 
 pub(crate) async fn get_bucket_location(

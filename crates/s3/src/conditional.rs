@@ -3,9 +3,10 @@
 
 use std::ops::Range;
 
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use latchkey_meta::ObjectRecord;
 use s3s::dto::{ETagCondition, Range as RangeHeader, Timestamp};
-use s3s::{S3Result, s3_error};
+use s3s::{S3Error, S3Result, s3_error};
 
 pub(crate) struct Preconditions<'a> {
     pub if_match: Option<&'a ETagCondition>,
@@ -54,11 +55,35 @@ pub(crate) fn check(p: &Preconditions<'_>, record: &ObjectRecord, reading: Readi
     };
     if not_modified {
         return Err(match reading {
-            Reading::Representation => s3_error!(NotModified),
+            Reading::Representation => not_modified_error(record),
             Reading::CopySource => failed(),
         });
     }
     Ok(())
+}
+
+/// S3's 304: no body (nor an XML Content-Type, which a cache would merge into what it holds),
+/// and the validators and caching headers of the representation it stands for.
+fn not_modified_error(record: &ObjectRecord) -> S3Error {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    put(header::ETAG, &format!("\"{}\"", record.etag));
+    if let Ok(date) = crate::attributes::format_http_date(&crate::attributes::timestamp(record.last_modified)) {
+        put(header::LAST_MODIFIED, &date);
+    }
+    if let Some(cache_control) = &record.headers.cache_control {
+        put(header::CACHE_CONTROL, cache_control);
+    }
+    if let Some(expires) = &record.headers.expires {
+        put(header::EXPIRES, expires);
+    }
+    let mut e = s3_error!(NotModified);
+    e.set_headers(headers);
+    e
 }
 
 /// The bytes to serve: the requested range, or all of them.

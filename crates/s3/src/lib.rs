@@ -14,6 +14,7 @@ mod bucket_configs;
 mod bucket_policy;
 mod bucket_tagging;
 mod conditional;
+pub mod content_md5;
 pub mod cors;
 mod counted;
 mod envelope;
@@ -50,6 +51,8 @@ pub struct S3Front {
     region: String,
     /// Whether new buckets start with every public access flag on (else with none configured).
     block_public_access: bool,
+    /// The account's canonical user id, S3's owner of every bucket and object.
+    owner_id: String,
 }
 
 impl S3Front {
@@ -58,8 +61,16 @@ impl S3Front {
         configs: Arc<BucketConfigs>,
         region: impl Into<String>,
         block_public_access: bool,
+        account_id: &str,
     ) -> Self {
-        Self { objects, configs, region: region.into(), block_public_access }
+        // Like AWS's: 64 hex digits, stable for the account, revealing nothing else.
+        let owner_id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("latchkey-owner:{account_id}")));
+        Self { objects, configs, region: region.into(), block_public_access, owner_id }
+    }
+
+    /// The owner that listings name (AWS no longer returns a display name).
+    pub(crate) fn owner(&self) -> Owner {
+        Owner { id: Some(self.owner_id.clone()), display_name: None }
     }
 }
 
@@ -76,6 +87,12 @@ impl S3 for S3Front {
     }
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
         bucket::head_bucket(self, req).await
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        bucket::get_bucket_versioning(self, req).await
     }
     async fn get_bucket_location(
         &self,

@@ -1,5 +1,6 @@
-//! Object listing: ListObjects (v1, marker) and ListObjectsV2 (continuation token, start-after),
-//! with prefix, delimiter, max-keys and `encoding-type=url`.
+//! Object listing: ListObjects (v1, marker, always with each object's owner) and ListObjectsV2
+//! (continuation token, start-after, owners with `fetch-owner`), with prefix, delimiter (an empty
+//! one is none), max-keys and `encoding-type=url`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,9 +24,18 @@ pub(crate) fn max_keys(requested: Option<i32>) -> S3Result<u32> {
     }
 }
 
-/// Whether the client asked for `encoding-type=url` (the AWS CLI always does).
-fn url_encoded(encoding: Option<&EncodingType>) -> bool {
-    encoding.is_some_and(|e| e.as_str() == EncodingType::URL)
+/// Whether the client asked for `encoding-type=url` (the AWS CLI always does); S3 knows no other.
+fn url_encoded(encoding: Option<&EncodingType>) -> S3Result<bool> {
+    match encoding.map(EncodingType::as_str) {
+        None => Ok(false),
+        Some(EncodingType::URL) => Ok(true),
+        Some(_) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+    }
+}
+
+/// An empty delimiter delimits nothing, and S3 leaves it out of the answer.
+fn effective_delimiter(given: Option<String>) -> Option<String> {
+    given.filter(|d| !d.is_empty())
 }
 
 /// Encodes a key for a response that asked for URL encoding: every byte but unreserved ones and
@@ -42,11 +52,11 @@ const UNRESERVED_AND_SLASH: &AsciiSet =
     &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Continuation tokens are opaque to clients: the position to resume after, base64url.
-fn encode_token(position: &str) -> String {
+pub(crate) fn encode_token(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position)
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()
@@ -54,7 +64,7 @@ fn decode_token(token: &str) -> S3Result<String> {
         .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
 }
 
-fn entries(page: ListPage, url: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
+fn entries(page: ListPage, url: bool, owner: Option<Owner>) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut contents = Vec::new();
     let mut prefixes = Vec::new();
     for entry in page.entries {
@@ -65,6 +75,7 @@ fn entries(page: ListPage, url: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
                 size: i64::try_from(record.size).ok(),
                 storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
                 key: Some(encode_key(record.key, url)),
+                owner: owner.clone(),
                 ..Default::default()
             }),
             ListEntry::CommonPrefix(prefix) => prefixes.push(CommonPrefix { prefix: Some(encode_key(prefix, url)) }),
@@ -82,17 +93,19 @@ pub(crate) async fn list_objects_v2(
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = req.input;
+    let url = url_encoded(input.encoding_type.as_ref())?;
+    let delimiter = effective_delimiter(input.delimiter);
     let resume = input.continuation_token.as_deref().map(decode_token).transpose()?;
     // StartAfter only counts on the first page; the token carries the position after that.
     let after = resume.as_deref().or(input.start_after.as_deref());
     let max_keys = max_keys(input.max_keys)?;
     let prefix = input.prefix.as_deref().unwrap_or_default();
-    let request = ListRequest { prefix, delimiter: input.delimiter.as_deref(), after, max_keys };
+    let request = ListRequest { prefix, delimiter: delimiter.as_deref(), after, max_keys };
     let page = front.objects.list(&input.bucket, &request).await.or_s3()?;
-    let url = url_encoded(input.encoding_type.as_ref());
     let next = last_position(&page).map(|p| encode_token(&p));
     let truncated = page.truncated;
-    let (contents, prefixes) = entries(page, url);
+    let owner = input.fetch_owner.unwrap_or(false).then(|| front.owner());
+    let (contents, prefixes) = entries(page, url, owner);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         key_count: i32::try_from(contents.len() + prefixes.len()).ok(),
@@ -102,7 +115,7 @@ pub(crate) async fn list_objects_v2(
         next_continuation_token: next,
         max_keys: i32::try_from(max_keys).ok(),
         prefix: Some(encode_key(prefix.to_owned(), url)),
-        delimiter: input.delimiter.map(|d| encode_key(d, url)),
+        delimiter: delimiter.map(|d| encode_key(d, url)),
         start_after: input.start_after.map(|s| encode_key(s, url)),
         continuation_token: input.continuation_token,
         encoding_type: input.encoding_type,
@@ -115,15 +128,15 @@ pub(crate) async fn list_objects(
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = req.input;
+    let url = url_encoded(input.encoding_type.as_ref())?;
+    let delimiter = effective_delimiter(input.delimiter);
     let max_keys = max_keys(input.max_keys)?;
     let prefix = input.prefix.as_deref().unwrap_or_default();
-    let request =
-        ListRequest { prefix, delimiter: input.delimiter.as_deref(), after: input.marker.as_deref(), max_keys };
+    let request = ListRequest { prefix, delimiter: delimiter.as_deref(), after: input.marker.as_deref(), max_keys };
     let page = front.objects.list(&input.bucket, &request).await.or_s3()?;
-    let url = url_encoded(input.encoding_type.as_ref());
     let next = last_position(&page).map(|p| encode_key(p, url));
     let truncated = page.truncated;
-    let (contents, prefixes) = entries(page, url);
+    let (contents, prefixes) = entries(page, url, Some(front.owner()));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         contents: Some(contents),
@@ -133,7 +146,7 @@ pub(crate) async fn list_objects(
         marker: Some(input.marker.map(|m| encode_key(m, url)).unwrap_or_default()),
         max_keys: i32::try_from(max_keys).ok(),
         prefix: Some(encode_key(prefix.to_owned(), url)),
-        delimiter: input.delimiter.map(|d| encode_key(d, url)),
+        delimiter: delimiter.map(|d| encode_key(d, url)),
         encoding_type: input.encoding_type,
         ..Default::default()
     }))

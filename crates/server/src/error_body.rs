@@ -1,6 +1,8 @@
 //! S3 error bodies made complete: s3s leaves `<Message>` out of many errors it raises itself
 //! (the AWS CLI then prints "Unknown") and never writes `<RequestId>`. Every S3 error body that
-//! leaves the server names the request id of its `x-amz-request-id` header and carries a message.
+//! leaves the server names the request id of its `x-amz-request-id` header and carries a message;
+//! `AuthorizationHeaderMalformed` names the server's region, as AWS's does (s3cmd reads it and
+//! signs again for that region).
 
 use bytes::Bytes;
 
@@ -12,9 +14,10 @@ pub fn code(body: &[u8]) -> Option<&str> {
     (code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')).then_some(code)
 }
 
-/// The error body with a `<Message>` and a `<RequestId>` added where missing; `None` when the
-/// body is not an S3 error document.
-pub fn complete(body: &[u8], request_id: &str) -> Option<Bytes> {
+/// The error body with a `<Message>` and a `<RequestId>` (and, for a credential scope naming
+/// another region, the `<Region>` to sign for) added where missing; `None` when the body is not
+/// an S3 error document.
+pub fn complete(body: &[u8], request_id: &str, region: &str) -> Option<Bytes> {
     let text = std::str::from_utf8(body).ok()?;
     let code_start = text.find("<Error><Code>")? + "<Error><Code>".len();
     let code_end = code_start + text[code_start..].find("</Code>")?;
@@ -28,6 +31,11 @@ pub fn complete(body: &[u8], request_id: &str) -> Option<Bytes> {
         out.push_str("</Message>");
     }
     out.push_str(&text[code_end + "</Code>".len()..close]);
+    if code == "AuthorizationHeaderMalformed" && !text.contains("<Region>") {
+        out.push_str("<Region>");
+        out.push_str(&xml_escape(region));
+        out.push_str("</Region>");
+    }
     if !text.contains("<RequestId>") {
         out.push_str("<RequestId>");
         out.push_str(&xml_escape(request_id));
@@ -100,7 +108,7 @@ mod tests {
     #[test]
     fn missing_messages_and_request_ids_are_added() {
         let body = format!("{DECL}<Error><Code>SignatureDoesNotMatch</Code></Error>");
-        let done = complete(body.as_bytes(), "0A1B").unwrap();
+        let done = complete(body.as_bytes(), "0A1B", "us-east-1").unwrap();
         assert_eq!(
             std::str::from_utf8(&done).unwrap(),
             format!(
@@ -113,19 +121,32 @@ mod tests {
     #[test]
     fn present_messages_are_kept_and_unknown_codes_read_as_words() {
         let body = format!("{DECL}<Error><Code>NoSuchKey</Code><Message>a &amp; b</Message></Error>");
-        let done = complete(body.as_bytes(), "R").unwrap();
+        let done = complete(body.as_bytes(), "R", "us-east-1").unwrap();
         assert!(
             std::str::from_utf8(&done)
                 .unwrap()
                 .ends_with("<Message>a &amp; b</Message><RequestId>R</RequestId></Error>")
         );
         let body = format!("{DECL}<Error><Code>InvalidPartOrder</Code></Error>");
-        let done = complete(body.as_bytes(), "R").unwrap();
+        let done = complete(body.as_bytes(), "R", "us-east-1").unwrap();
         assert!(std::str::from_utf8(&done).unwrap().contains("<Message>Invalid part order.</Message>"));
-        assert!(complete(b"not xml", "R").is_none());
+        assert!(complete(b"not xml", "R", "us-east-1").is_none());
         // Text that only looks like an error document (a JSON body echoing a field name) is left alone.
-        assert!(complete(br#"{"message":"unknown field `</Error>x<Code>y</Code>`"}"#, "R").is_none());
-        assert!(complete(b"</Error><Error><Code>X</Code>", "R").is_none());
-        assert!(complete(b"", "R").is_none());
+        assert!(complete(br#"{"message":"unknown field `</Error>x<Code>y</Code>`"}"#, "R", "us-east-1").is_none());
+        assert!(complete(b"</Error><Error><Code>X</Code>", "R", "us-east-1").is_none());
+        assert!(complete(b"", "R", "us-east-1").is_none());
+    }
+
+    #[test]
+    fn a_malformed_authorization_names_the_region_to_sign_for() {
+        let body = format!("{DECL}<Error><Code>AuthorizationHeaderMalformed</Code><Message>m</Message></Error>");
+        let done = complete(body.as_bytes(), "R", "eu-west-2").unwrap();
+        assert!(
+            std::str::from_utf8(&done).unwrap().ends_with("<Region>eu-west-2</Region><RequestId>R</RequestId></Error>")
+        );
+        let other = format!("{DECL}<Error><Code>AccessDenied</Code><Message>m</Message></Error>");
+        assert!(
+            !std::str::from_utf8(&complete(other.as_bytes(), "R", "eu-west-2").unwrap()).unwrap().contains("Region")
+        );
     }
 }

@@ -24,6 +24,7 @@ mod listener;
 mod metrics;
 mod rate;
 mod router;
+mod s3_wire;
 mod security_events;
 mod signed_api;
 pub mod surface;
@@ -168,7 +169,13 @@ impl Server {
             Authorizer::new(identity.clone(), meta.clone(), presigned.clone(), revocations.clone(), configs.clone());
         let gate = Arc::new(ShareGate::new(identity.clone(), authorizer.clone()));
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
-        let front = S3Front::new(objects.clone(), configs.clone(), config.region.clone(), config.block_public_access);
+        let front = S3Front::new(
+            objects.clone(),
+            configs.clone(),
+            config.region.clone(),
+            config.block_public_access,
+            &identity.account().id,
+        );
         let mut s3 = S3ServiceBuilder::new(front);
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
         let keys = KeyAuth::new(identity.clone());

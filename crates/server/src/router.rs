@@ -33,6 +33,7 @@ use crate::bucket_log::{BucketLog, LoggedRequest, loggable_referer};
 use crate::forwarded::{self, Forwarded, Malformed, TrustedProxies};
 use crate::idle::{Activity, BodyTally, IdleBody, request_timeout};
 use crate::rate::{self, RateLimits};
+use crate::s3_wire;
 use crate::security_events::SecurityEvents;
 use crate::signed_api::is_signed_api;
 use crate::surface::{Surface, Surfaces};
@@ -344,7 +345,7 @@ impl Dispatch {
             {
                 metrics::counter!("latchkey_presigned_expired_total").increment(1);
             }
-            if let Some(completed) = error_body::complete(&body, &request_id) {
+            if let Some(completed) = error_body::complete(&body, &request_id, &self.signing.region) {
                 resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(completed.len()));
                 *resp.body_mut() = Body::from(completed);
             }
@@ -469,7 +470,7 @@ impl Dispatch {
 
     /// The S3 front (and the signed API): the envelope first, so that nothing of a request that
     /// cannot be authenticated is read; then s3s.
-    async fn s3(&self, req: Request<RequestBody>) -> Response<Body> {
+    async fn s3(&self, mut req: Request<RequestBody>) -> Response<Body> {
         let admits_anonymous = |bucket: &str| self.configs.get(bucket).admits_anonymous();
         let now = time::OffsetDateTime::now_utc();
         if let Err(e) = self.signing.check(req.method(), req.uri(), req.headers(), now, &admits_anonymous) {
@@ -485,7 +486,11 @@ impl Dispatch {
                 "POST uploads (PostObject) are not supported; upload with PUT or a share upload link.",
             ));
         }
-        match self.s3.call(req.map(Body::http_body)).await {
+        if let Some(e) = s3_wire::missing_length(&req) {
+            return s3_error_response(e);
+        }
+        s3_wire::ignore_unusable_range(&mut req);
+        match self.s3.call(s3_wire::into_s3s(req)).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::error!(error = ?e, "S3 service failed");

@@ -1,0 +1,176 @@
+"""S3 wire compatibility, each point as the S3 API reference describes it: DeleteObjects and other
+XML bodies checked against Content-MD5 (nothing deleted on a mismatch); unparsable and multi-range
+Range headers ignored; 304 answers with the validators; PUTs without a Content-Length refused
+alike however signed; ListBuckets paged by MaxBuckets, Prefix and BucketRegion; listing owners;
+an empty delimiter; CreateBucket in us-east-1; GetBucketVersioning on unversioned buckets."""
+
+import base64
+import hashlib
+import socket
+import subprocess
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from conftest import ACCESS_KEY, REGION, SECRET_KEY
+
+
+def signed(server, method, path, body=b"", headers=None):
+    """A header-signed request with the root key (the payload hash signed)."""
+    headers = {"x-amz-content-sha256": hashlib.sha256(body).hexdigest(), **(headers or {})}
+    request = AWSRequest(method=method, url=f"{server.endpoint}{path}", data=body, headers=headers)
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION).add_auth(request)
+    return requests.request(method, request.url, data=body, headers=dict(request.headers), timeout=10)
+
+
+def md5_b64(data):
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def code(exc):
+    return exc.value.response["Error"]["Code"]
+
+
+def keys(s3, bucket):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_delete_objects_checks_content_md5_and_deletes_nothing_on_a_mismatch(server, s3, bucket):
+    for key in ["d1", "d2"]:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    body = b"<Delete><Object><Key>d1</Key></Object><Object><Key>d2</Key></Object></Delete>"
+    wrong = signed(server, "POST", f"/{bucket}?delete", body, {"Content-MD5": md5_b64(body + b" ")})
+    assert (wrong.status_code, "<Code>BadDigest</Code>" in wrong.text) == (400, True), wrong.text
+    malformed = signed(server, "POST", f"/{bucket}?delete", body, {"Content-MD5": "AAAA"})
+    assert (malformed.status_code, "<Code>InvalidDigest</Code>" in malformed.text) == (400, True), malformed.text
+    assert keys(s3, bucket) == ["d1", "d2"], "nothing deleted"
+    right = signed(server, "POST", f"/{bucket}?delete", body, {"Content-MD5": md5_b64(body)})
+    assert right.status_code == 200 and "<Deleted><Key>d1</Key>" in right.text, right.text
+    assert keys(s3, bucket) == []
+    # boto3 sends its own checksum; the call works as ever.
+    s3.put_object(Bucket=bucket, Key="d3", Body=b"x")
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "d3"}]})
+    assert keys(s3, bucket) == []
+
+
+def test_other_xml_bodies_check_content_md5_too(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="t", Body=b"x")
+    tagging = b"<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag></TagSet></Tagging>"
+    wrong = signed(server, "PUT", f"/{bucket}/t?tagging", tagging, {"Content-MD5": md5_b64(b"other")})
+    assert "<Code>BadDigest</Code>" in wrong.text, wrong.text
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == []
+    right = signed(server, "PUT", f"/{bucket}/t?tagging", tagging, {"Content-MD5": md5_b64(tagging)})
+    assert right.status_code == 200, right.text
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "a", "Value": "1"}]
+    cors = (b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
+            b"</CORSRule></CORSConfiguration>")
+    wrong = signed(server, "PUT", f"/{bucket}?cors", cors, {"Content-MD5": md5_b64(b"other")})
+    assert "<Code>BadDigest</Code>" in wrong.text, wrong.text
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert code(e) == "NoSuchCORSConfiguration"
+
+
+def test_ranges_s3_would_not_understand_are_ignored(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="r", Body=b"0123456789")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "r"}, ExpiresIn=60)
+    for ignored in ["bytes=abc", "bytes=5-2", "items=0-1", "bytes=0-1,4-5", "bytes="]:
+        resp = requests.get(url, headers={"Range": ignored}, timeout=10)
+        assert (resp.status_code, resp.content, "Content-Range" in resp.headers) == (200, b"0123456789", False), \
+            ignored
+    ranged = requests.get(url, headers={"Range": "bytes=2-4"}, timeout=10)
+    assert (ranged.status_code, ranged.content, ranged.headers["Content-Range"]) == (206, b"234", "bytes 2-4/10")
+    unsatisfiable = requests.get(url, headers={"Range": "bytes=20-30"}, timeout=10)
+    assert unsatisfiable.status_code == 416
+
+
+def test_a_304_carries_the_validators_and_no_xml_content_type(s3, bucket):
+    put = s3.put_object(Bucket=bucket, Key="c", Body=b"v1", ContentType="text/plain", CacheControl="max-age=60")
+    head = s3.head_object(Bucket=bucket, Key="c")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "c"}, ExpiresIn=60)
+    for headers in [{"If-None-Match": put["ETag"]}, {"If-Modified-Since": head["ResponseMetadata"]["HTTPHeaders"]
+                                                        ["last-modified"]}]:
+        resp = requests.get(url, headers=headers, timeout=10)
+        assert resp.status_code == 304 and resp.content == b"", headers
+        assert resp.headers["ETag"] == put["ETag"], resp.headers
+        assert resp.headers["Last-Modified"] == head["ResponseMetadata"]["HTTPHeaders"]["last-modified"]
+        assert resp.headers["Cache-Control"] == "max-age=60"
+        assert "Content-Type" not in resp.headers, "a cache would merge it into the object it holds"
+
+
+def raw_put(server, path, headers):
+    """A PUT sent as written: no Content-Length unless given."""
+    at = urlsplit(server.endpoint)
+    lines = [f"PUT {path} HTTP/1.1", f"Host: {at.netloc}", *[f"{k}: {v}" for k, v in headers.items()], "", ""]
+    with socket.create_connection((at.hostname, at.port), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode())
+        if headers.get("Transfer-Encoding") == "chunked":
+            sock.sendall(b"5\r\nhello\r\n0\r\n\r\n")
+        return sock.recv(65536).decode(errors="replace")
+
+
+def test_puts_without_a_content_length_are_refused_alike_however_signed(server, s3, bucket):
+    presigned = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
+    parts = urlsplit(presigned)
+    path = f"{parts.path}?{parts.query}"
+    for headers in [{}, {"Transfer-Encoding": "chunked"}]:
+        answer = raw_put(server, path, headers)
+        assert answer.startswith("HTTP/1.1 411") and "<Code>MissingContentLength</Code>" in answer, answer
+    request = AWSRequest(method="PUT", url=f"{server.endpoint}/{bucket}/h",
+                         headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION).add_auth(request)
+    signed_headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+    for extra in [{}, {"Transfer-Encoding": "chunked"}]:
+        answer = raw_put(server, f"/{bucket}/h", {**signed_headers, **extra})
+        assert answer.startswith("HTTP/1.1 411") and "<Code>MissingContentLength</Code>" in answer, answer
+    assert keys(s3, bucket) == [], "no empty object was made"
+    # curl reading from a pipe sends chunked: refused; from a file it sends the length.
+    piped = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", "-", presigned],
+                           input=b"streamed", capture_output=True, timeout=30)
+    assert piped.stdout == b"411", piped
+
+
+def test_list_buckets_pages_by_max_buckets_prefix_and_region(server, s3):
+    names = [f"lb-page-{n}" for n in range(5)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    first = s3.list_buckets(Prefix="lb-page-", MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2] and first["Prefix"] == "lb-page-"
+    assert all(b["BucketRegion"] == REGION for b in first["Buckets"])
+    second = s3.list_buckets(Prefix="lb-page-", MaxBuckets=2, ContinuationToken=first["ContinuationToken"])
+    third = s3.list_buckets(Prefix="lb-page-", MaxBuckets=2, ContinuationToken=second["ContinuationToken"])
+    assert [b["Name"] for b in second["Buckets"] + third["Buckets"]] == names[2:]
+    assert "ContinuationToken" not in third, "the last page"
+    assert len(s3.list_buckets(Prefix="lb-page-", MaxBuckets=5)["Buckets"]) == 5
+    assert "ContinuationToken" not in s3.list_buckets(Prefix="lb-page-", MaxBuckets=5)
+    assert s3.list_buckets(Prefix="lb-page-", BucketRegion="eu-west-1")["Buckets"] == []
+    for bad in [0, 10001]:  # botocore refuses these itself
+        refused = signed(server, "GET", f"/?max-buckets={bad}")
+        assert (refused.status_code, "<Code>InvalidArgument</Code>" in refused.text) == (400, True), refused.text
+    owner = s3.list_buckets()["Owner"]["ID"]
+    assert len(owner) == 64 and ACCESS_KEY not in owner, "a canonical id, not the caller's key"
+
+
+def test_listing_owners_empty_delimiters_and_encodings(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="a/b", Body=b"x")
+    owner = s3.list_buckets()["Owner"]["ID"]
+    assert [o["Owner"]["ID"] for o in s3.list_objects(Bucket=bucket)["Contents"]] == [owner], "V1: always"
+    assert "Owner" not in s3.list_objects_v2(Bucket=bucket)["Contents"][0], "V2: only when asked"
+    assert s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"][0]["Owner"]["ID"] == owner
+    for listing in [s3.list_objects(Bucket=bucket, Delimiter=""), s3.list_objects_v2(Bucket=bucket, Delimiter="")]:
+        assert "Delimiter" not in listing and [o["Key"] for o in listing["Contents"]] == ["a/b"], listing
+    bad = signed(server, "GET", f"/{bucket}?list-type=2&encoding-type=base64")
+    assert (bad.status_code, "<Code>InvalidArgument</Code>" in bad.text) == (400, True), bad.text
+
+
+def test_an_unversioned_bucket_answers_get_bucket_versioning_with_no_status(s3, bucket):
+    answer = s3.get_bucket_versioning(Bucket=bucket)
+    assert "Status" not in answer and answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_versioning(Bucket=bucket + "-missing")
+    assert code(e) == "NoSuchBucket"
