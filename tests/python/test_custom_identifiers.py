@@ -7,7 +7,7 @@ import json
 import subprocess
 import uuid
 
-from conftest import BIN, Server, audit_rows, pg_rows, wait_all_scanned
+from conftest import ACCESS_KEY, BIN, SECRET_KEY, Server, audit_rows, pg_rows, wait_all_scanned
 from test_discovery import findings, wait_scanned
 from test_identity import new_user, signed_api
 
@@ -54,9 +54,10 @@ def test_an_identifier_created_with_the_cli_is_found_in_uploads_until_deleted(tm
         assert wait_scanned(server, bucket, ["after.txt"])["after.txt"] == ("None", False), \
             "deleted: later scans no longer look for it"
         assert "no custom identifier has this name" in cli(server, env, "delete", "employee-id", ok=False)
-        assert [row["reason"] for row in audit_rows(server, event="scan.identifier_created")] == [
-            'custom identifier "employee-id"']
-        assert len(audit_rows(server, event="scan.identifier_deleted")) == 1
+        for event in ["scan.identifier_created", "scan.identifier_deleted"]:
+            reasons = [row["reason"] for row in audit_rows(server, event=event)]
+            assert len(reasons) == 1 and reasons[0].startswith('custom identifier "employee-id": {'), reasons
+            assert '"regex":"EMP-[0-9]{6}"' in reasons[0], "the trail tells what was searched for"
     finally:
         server.stop()
 
@@ -69,14 +70,18 @@ def test_bad_or_taken_identifiers_are_refused_naming_the_identifier(tmp_path):
             "broken": ["--regex", "EMP-[0-9"],
             "unbounded": ["--regex", "EMP-[0-9]+"],
             "empty": ["--regex", "x?"],
-            "huge": ["--regex", r"(?:\w{1,50}\s?){1,100}"],
+            "huge": ["--regex", r"[a-z]{1,2000}#[0-9]{1,2000}"],
+            "nested": ["--regex", r"(?:\w{1,40}\s?){1,44}#0"],
             "far": ["--regex", "EMP", "--keyword", "staff", "--max-match-distance", "301"],
             "short-word": ["--regex", "EMP", "--keyword", "ab"],
         }
         for name, fields in refused.items():
             error = cli(server, env, "create", "--name", name, *fields, ok=False)
             assert f'custom identifier "{name}"' in error, error
-        assert "400" in cli(server, env, "create", "--name", "bad name!", "--regex", "EMP", ok=False)
+        for bad_name in ["bad name!", "..", "x" * 129]:
+            assert "400" in cli(server, env, "create", "--name", bad_name, "--regex", "EMP", ok=False)
+        assert "multiply to 1760" in cli(server, env, "create", "--name", "nested", "--regex",
+                                         r"(?:\w{1,40}\s?){1,44}#0", ok=False)
         cli(server, env, "create", "--name", "Badge", "--regex", "B[0-9]{4}")
         for taken in ["badge", "TICKET", "credit_card_number"]:
             error = cli(server, env, "create", "--name", taken, "--regex", "X[0-9]{4}", ok=False)
@@ -140,3 +145,41 @@ def test_an_identifier_created_on_one_replica_is_used_by_the_other(replicas, tmp
     found = pg_rows(f"SELECT key, detail FROM {schema}.findings")
     assert len(found) == 6, found
     assert all(json.loads(r["detail"])["findings"][0]["identifier"] == "project-code" for r in found), found
+
+
+def test_a_stored_identifier_the_config_file_takes_over_is_left_out_and_blocks_nothing(tmp_path):
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        cli(server, server.cli_env(tmp_path / "home"), "create", "--name", "k3c", "--regex", "K3C-[0-9]{4}")
+    finally:
+        server.stop()
+    server = Server(data, config={"custom_identifiers": [{"name": "K3C", "regex": "KC-[0-9]{4}"}]}).start()
+    try:
+        env = server.cli_env(tmp_path / "home")
+        cli(server, env, "create", "--name", "brand-new", "--regex", "BN-[0-9]{4}")
+        listed = signed_api_root(server, "GET", "/-/findings/identifiers")
+        scanned = {(i["name"], i["source"]): i["scanned"] for i in listed["identifiers"]}
+        assert scanned == {("K3C", "config"): True, ("k3c", "api"): False, ("brand-new", "api"): True}, scanned
+    finally:
+        server.stop()
+
+
+def test_names_that_are_not_identifier_names_are_refused_before_any_audit(tmp_path):
+    server = Server(tmp_path / "data").start()
+    try:
+        _, key_id, secret = new_user(server)
+        body = {"name": "x\n" * 30000, "regex": "EMP-[0-9]{6}"}
+        refused = signed_api(server, "POST", "/-/findings/identifiers", body, key_id, secret)
+        assert refused.status_code == 400, refused.text
+        odd = signed_api(server, "GET", "/-/findings/identifiers/--", None, key_id, secret)
+        assert odd.status_code == 404, odd.text
+        assert audit_rows(server, event="policy.denied") == [], "nothing of a bad name reaches the trail"
+    finally:
+        server.stop()
+
+
+def signed_api_root(server, method, path):
+    answer = signed_api(server, method, path, None, ACCESS_KEY, SECRET_KEY)
+    assert answer.status_code == 200, answer.text
+    return answer.json()

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use latchkey_meta::{CustomIdentifierStore, StoredIdentifier};
 use latchkey_scan::{ConfigError, CustomIdentifier, Engine, Report, ScanConfig, managed};
 
-/// At most this many custom identifiers through the API: each scan's engine holds them all.
-pub const MAX_STORED_IDENTIFIERS: usize = 500;
+/// At most this many custom identifiers through the API: each scan's engine holds them all (and
+/// what they cost together is bounded by the engine: `latchkey_scan::CUSTOM_NFA_TOTAL`).
+pub const MAX_STORED_IDENTIFIERS: u32 = 100;
 /// The longest sample text [`EngineSource::test`] takes, in characters (Macie's limit).
 pub const MAX_TEST_TEXT: usize = 1000;
 
@@ -44,7 +45,7 @@ impl EngineSource {
         }
         let stored = self.store.list_custom_identifiers().await.map_err(unreadable)?;
         let settings = self.settings.clone();
-        let engine = tokio::task::spawn_blocking(move || build(&settings, &stored))
+        let engine = tokio::task::spawn_blocking(move || Engine::new(&fitting(&settings, &stored).0))
             .await
             .map_err(|e| e.to_string())
             .and_then(|built| built.map_err(|e| e.to_string()))
@@ -53,14 +54,18 @@ impl EngineSource {
         Ok(built.1.clone())
     }
 
-    /// Whether `candidate` can join the identifiers stored now: its fields within Macie's
-    /// limits, its regex compiled and small enough, its name not taken by any other
-    /// (managed, in the TOML file, or stored).
+    /// Whether `candidate` can join the identifiers scans use now: its fields within Macie's
+    /// limits, its regex compiled, small and cheap enough, alone and with the others.
     pub fn check(&self, candidate: &CustomIdentifier, stored: &[StoredIdentifier]) -> Result<(), ConfigError> {
-        let mut settings = self.settings.clone();
-        settings.custom_identifiers.extend(stored.iter().filter_map(|s| parse(s).ok()));
+        let (mut settings, _) = fitting(&self.settings, stored);
         settings.custom_identifiers.push(candidate.clone());
         Engine::new(&settings).map(drop)
+    }
+
+    /// The names of the stored identifiers scans leave out (their definition unreadable, or no
+    /// longer fitting beside the TOML file's: a name taken since, the budget spent).
+    pub fn left_out(&self, stored: &[StoredIdentifier]) -> Vec<String> {
+        fitting(&self.settings, stored).1
     }
 
     /// Scans `text` for `candidate` alone (every managed identifier off), as Macie's
@@ -81,33 +86,30 @@ pub fn parse(stored: &StoredIdentifier) -> Result<CustomIdentifier, serde_json::
     serde_json::from_value(stored.definition.clone())
 }
 
-/// The engine for `settings` with `stored` added; one that cannot join (its definition
-/// unreadable, or its name taken since by the TOML file) is left out and logged.
-fn build(settings: &ScanConfig, stored: &[StoredIdentifier]) -> Result<Engine, ConfigError> {
+/// `settings` with the stored identifiers that fit beside it, and the names of those that do
+/// not (their definition unreadable, their name taken since by the TOML file, the budget spent),
+/// which are logged.
+fn fitting(settings: &ScanConfig, stored: &[StoredIdentifier]) -> (ScanConfig, Vec<String>) {
     let mut all = settings.clone();
     all.custom_identifiers.extend(stored.iter().filter_map(|s| parse(s).ok()));
-    if stored.iter().all(|s| parse(s).is_ok())
-        && let Ok(engine) = Engine::new(&all)
-    {
-        return Ok(engine);
+    if stored.iter().all(|s| parse(s).is_ok()) && Engine::new(&all).is_ok() {
+        return (all, Vec::new());
     }
-    // Rare: find the ones that do not fit, one at a time.
+    // Rare: find the ones that do not fit, one at a time (at most MAX_STORED_IDENTIFIERS).
     let mut kept = settings.clone();
-    let mut engine = Engine::new(&kept)?;
+    let mut left_out = Vec::new();
     for identifier in stored {
         let added = parse(identifier).map_err(|e| e.to_string()).and_then(|custom| {
             kept.custom_identifiers.push(custom);
-            Engine::new(&kept).map_err(|e| {
+            Engine::new(&kept).map(drop).map_err(|e| {
                 kept.custom_identifiers.pop();
                 e.to_string()
             })
         });
-        match added {
-            Ok(with_it) => engine = with_it,
-            Err(error) => {
-                tracing::error!(name = %identifier.name, %error, "a stored custom identifier is left out of scans")
-            }
+        if let Err(error) = added {
+            tracing::error!(name = %identifier.name, %error, "a stored custom identifier is left out of scans");
+            left_out.push(identifier.name.clone());
         }
     }
-    Ok(engine)
+    (kept, left_out)
 }

@@ -42,6 +42,9 @@ enum CustomIdentifierCommand {
     Delete { name: String },
     /// Show what an identifier would find in a text (at most 1000 characters), without creating it
     Test {
+        /// The name it is tested under (permissions may be granted by name)
+        #[arg(long, default_value = "test")]
+        name: String,
         #[command(flatten)]
         fields: Fields,
         /// The sample text
@@ -102,8 +105,8 @@ pub async fn run(args: CustomIdentifierArgs) -> anyhow::Result<()> {
             call(&env, "DELETE", &named(&name), None).await?;
             println!("deleted {name}");
         }
-        CustomIdentifierCommand::Test { fields, text } => {
-            let asked = json!({ "identifier": fields.json("test"), "text": text });
+        CustomIdentifierCommand::Test { name, fields, text } => {
+            let asked = json!({ "identifier": fields.json(&name), "text": text });
             let answer = call(&env, "POST", &format!("{IDENTIFIERS}/test"), Some(&asked)).await?;
             println!("{} matches", answer["match_count"]);
             for location in answer["locations"].as_array().into_iter().flatten() {
@@ -123,7 +126,7 @@ fn named(name: &str) -> String {
 fn print_identifier(identifier: &Value) {
     let field = |name: &str| identifier[name].as_str().unwrap_or("-").to_owned();
     println!(
-        "{}  {:<6}  {:<6}  {:<11}  {}",
+        "{:<24}  {:<6}  {:<6}  {:<11}  {}",
         field("name"),
         field("source"),
         field("severity"),

@@ -2,11 +2,13 @@
 //! revokes them), `share` manages share links, `policy` simulates and validates IAM policies,
 //! `audit` verifies the audit trail, `scan` finds sensitive data in local files, `findings`
 //! shows what the server found in stored objects, `scan-job` has it scan what it already holds,
-//! `custom-identifier` manages the identifiers of the user's own it scans for.
+//! `custom-identifier` manages the user's own identifiers that the server scans for, `fsck`
+//! compares the store with the blob files.
 
 mod audit;
 mod custom_identifier;
 mod findings;
+mod fsck;
 mod logging;
 mod policy;
 mod presign;
@@ -49,6 +51,9 @@ enum Command {
     ScanJob(scan_job::ScanJobArgs),
     /// Manage the server's custom identifiers: create, list, show, delete, test.
     CustomIdentifier(custom_identifier::CustomIdentifierArgs),
+    /// Compare the metadata store with the blob files: missing or wrong-sized blobs, orphans
+    /// (exit 0: consistent, 1: problems, 2: error); changes nothing unless asked.
+    Fsck(fsck::FsckArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
             Command::Findings(args) => findings::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::ScanJob(args) => scan_job::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::CustomIdentifier(args) => custom_identifier::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Fsck(args) => Ok(fsck::run(args).await),
         }
     });
     match result {

@@ -43,8 +43,13 @@ pub async fn overwrite_releases_the_old_blob_and_prefix_listing_is_bounded(store
     assert!(store.released_blobs(10).await.unwrap().is_empty());
     store.put_object(&record("b", "a/1", "x2")).await.unwrap();
     assert_eq!(store.released_blobs(10).await.unwrap(), ["x1"]);
+    let asked: Vec<String> = ["x1", "x2", "nobody"].map(String::from).to_vec();
+    let mut named = store.referenced_blobs(&asked).await.unwrap();
+    named.sort();
+    assert_eq!(named, ["x1", "x2"], "queued for release counts as named: the collector deletes it");
     store.forget_released(&["x1".to_string()]).await.unwrap();
     assert!(store.released_blobs(10).await.unwrap().is_empty());
+    assert_eq!(store.referenced_blobs(&asked).await.unwrap(), ["x2"], "released and forgotten: an orphan");
     store.put_object(&record("b", "a0", "x3")).await.unwrap();
     store.put_object(&record("b", "a/\u{10FFFF}", "x4")).await.unwrap();
     let page = store.list_objects("b", KeyRange { prefix: "a/", after: None, from: None, limit: 10 }).await.unwrap();
@@ -329,6 +334,8 @@ pub async fn completing_an_upload_is_one_transaction(store: Arc<dyn MetaStore>) 
         };
         store.put_part(&part).await.unwrap();
     }
+    let parts: Vec<String> = ["p1", "p2", "p3"].map(String::from).to_vec();
+    assert_eq!(store.referenced_blobs(&parts).await.unwrap().len(), 2, "an upload's parts are named");
     store.put_object(&record("b", "big", "old")).await.unwrap();
     store.complete_upload("u1", &record("b", "big", "new")).await.unwrap();
     let mut released = store.released_blobs(10).await.unwrap();

@@ -11,9 +11,9 @@ use crate::MetaResult;
 
 #[async_trait]
 pub trait CustomIdentifierStore: Send + Sync + 'static {
-    /// Adds `identifier`; `false` (and nothing changed) when one of that name, in any case,
-    /// exists already.
-    async fn create_custom_identifier(&self, identifier: &StoredIdentifier) -> MetaResult<bool>;
+    /// Adds `identifier` unless one of that name, in any case, exists already or `limit` are
+    /// stored (counted in the same transaction, so racing creations cannot pass it).
+    async fn create_custom_identifier(&self, identifier: &StoredIdentifier, limit: u32) -> MetaResult<Creation>;
     /// `false` when there is none of that name (compared exactly).
     async fn delete_custom_identifier(&self, name: &str) -> MetaResult<bool>;
     /// Every stored identifier, by name.
@@ -21,6 +21,14 @@ pub trait CustomIdentifierStore: Send + Sync + 'static {
     /// Moves on with every create and delete: a list read after this generation was read holds
     /// every change up to it.
     async fn custom_identifiers_generation(&self) -> MetaResult<i64>;
+}
+
+/// What [`CustomIdentifierStore::create_custom_identifier`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    Created,
+    NameTaken,
+    LimitReached,
 }
 
 /// One custom identifier and who created it.
@@ -54,8 +62,20 @@ macro_rules! custom_identifier_store {
             async fn create_custom_identifier(
                 &self,
                 identifier: &$crate::custom_identifiers::StoredIdentifier,
-            ) -> $crate::MetaResult<bool> {
+                limit: u32,
+            ) -> $crate::MetaResult<$crate::custom_identifiers::Creation> {
+                use $crate::custom_identifiers::Creation;
                 $crate::transaction!(self.$writer, |tx| {
+                    // First, so that on PostgreSQL the settings row's lock orders racing
+                    // creations (SQLite has one writer); undone below when nothing is created.
+                    sqlx::query($crate::custom_identifiers::BUMP_GENERATION).execute(&mut *tx).await?;
+                    let undo = "UPDATE scan_settings SET identifiers_generation = identifiers_generation - 1";
+                    let stored: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM custom_identifiers").fetch_one(&mut *tx).await?;
+                    if stored >= i64::from(limit) {
+                        sqlx::query(undo).execute(&mut *tx).await?;
+                        return Ok(Creation::LimitReached);
+                    }
                     // Any unique index (the name or its folded case) refuses a duplicate.
                     let created = $crate::statements::bound!(
                         "INSERT INTO custom_identifiers (name, definition, principal, created_ms)
@@ -69,10 +89,11 @@ macro_rules! custom_identifier_store {
                     .await?
                     .rows_affected()
                         == 1;
-                    if created {
-                        sqlx::query($crate::custom_identifiers::BUMP_GENERATION).execute(&mut *tx).await?;
+                    if !created {
+                        sqlx::query(undo).execute(&mut *tx).await?;
+                        return Ok(Creation::NameTaken);
                     }
-                    Ok(created)
+                    Ok(Creation::Created)
                 })
             }
 
@@ -116,7 +137,7 @@ pub(crate) use custom_identifier_store;
 pub(crate) mod conformance {
     use std::sync::Arc;
 
-    use super::{CustomIdentifierStore, StoredIdentifier};
+    use super::{Creation, CustomIdentifierStore, StoredIdentifier};
 
     fn identifier(name: &str, regex: &str) -> StoredIdentifier {
         StoredIdentifier {
@@ -132,14 +153,20 @@ pub(crate) mod conformance {
         let start = store.custom_identifiers_generation().await.unwrap();
         assert!(store.list_custom_identifiers().await.unwrap().is_empty());
         let employee = identifier("employee-id", "EMP-[0-9]{6}");
-        assert!(store.create_custom_identifier(&employee).await.unwrap());
-        assert!(store.create_custom_identifier(&identifier("badge", "B[0-9]{4}")).await.unwrap());
+        let create = |i: StoredIdentifier, limit: u32| {
+            let store = store.clone();
+            async move { store.create_custom_identifier(&i, limit).await.unwrap() }
+        };
+        assert_eq!(create(employee.clone(), 10).await, Creation::Created);
+        assert_eq!(create(identifier("badge", "B[0-9]{4}"), 10).await, Creation::Created);
         let after_creates = store.custom_identifiers_generation().await.unwrap();
         assert_eq!(after_creates, start + 2);
 
-        assert!(!store.create_custom_identifier(&identifier("employee-id", "other")).await.unwrap());
-        assert!(!store.create_custom_identifier(&identifier("Employee-ID", "other")).await.unwrap(), "case folds");
+        assert_eq!(create(identifier("employee-id", "other"), 10).await, Creation::NameTaken);
+        assert_eq!(create(identifier("Employee-ID", "other"), 10).await, Creation::NameTaken, "case folds");
+        assert_eq!(create(identifier("third", "T[0-9]{4}"), 2).await, Creation::LimitReached);
         assert_eq!(store.custom_identifiers_generation().await.unwrap(), after_creates, "refusals change nothing");
+        assert_eq!(store.list_custom_identifiers().await.unwrap().len(), 2);
 
         let listed = store.list_custom_identifiers().await.unwrap();
         assert_eq!(listed.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["badge", "employee-id"]);
@@ -150,6 +177,15 @@ pub(crate) mod conformance {
         assert!(!store.delete_custom_identifier("employee-id").await.unwrap());
         assert_eq!(store.custom_identifiers_generation().await.unwrap(), after_creates + 1);
         assert_eq!(store.list_custom_identifiers().await.unwrap().len(), 1);
-        assert!(store.create_custom_identifier(&identifier("Employee-ID", "again")).await.unwrap());
+        assert_eq!(create(identifier("Employee-ID", "again"), 10).await, Creation::Created);
+
+        // Racing creations cannot pass the limit.
+        let racing: Vec<_> =
+            (0..16).map(|n| tokio::spawn(create(identifier(&format!("race-{n}"), "R[0-9]{4}"), 6))).collect();
+        let mut created = 0;
+        for creation in racing {
+            created += usize::from(creation.await.unwrap() == Creation::Created);
+        }
+        assert_eq!((created, store.list_custom_identifiers().await.unwrap().len()), (4, 6));
     }
 }

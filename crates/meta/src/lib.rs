@@ -40,7 +40,7 @@ pub use audit::{
     AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, PgAuditReader, SqliteAuditReader, link_hash,
 };
 pub use bucket_config::{BucketConfig, BucketConfigSnapshot, BucketConfigStore, BucketSetting, PublicAccessBlock};
-pub use custom_identifiers::{CustomIdentifierStore, StoredIdentifier};
+pub use custom_identifiers::{Creation, CustomIdentifierStore, StoredIdentifier};
 pub use findings::{Finding, FindingFilter, FindingsStore, QueuedScan, ScanCompletion, ScanOutcome, ScanQueueCounts};
 pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,
@@ -254,6 +254,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// a crash. The caller deletes the files, then calls [`MetaStore::forget_released`].
     async fn released_blobs(&self, limit: u32) -> MetaResult<Vec<String>>;
     async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()>;
+    /// Those of `blob_ids` that a record names (an object, an upload's part) or that wait in
+    /// the release queue: the orphan sweep deletes the files of the others.
+    async fn referenced_blobs(&self, blob_ids: &[String]) -> MetaResult<Vec<String>>;
 
     async fn create_share(&self, share: &Share) -> MetaResult<()>;
     async fn get_share(&self, id: &str) -> MetaResult<Option<Share>>;

@@ -355,6 +355,18 @@ impl MetaStore for PgStore {
         Ok(())
     }
 
+    async fn referenced_blobs(&self, blob_ids: &[String]) -> MetaResult<Vec<String>> {
+        let referenced = sqlx::query_scalar(
+            "SELECT blob_id FROM objects WHERE blob_id = ANY($1)
+             UNION SELECT blob_id FROM upload_parts WHERE blob_id = ANY($1)
+             UNION SELECT blob_id FROM released_blobs WHERE blob_id = ANY($1)",
+        )
+        .bind(blob_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(referenced)
+    }
+
     async fn create_share(&self, share: &Share) -> MetaResult<()> {
         insert_share!(share).execute(&self.pool).await?;
         Ok(())

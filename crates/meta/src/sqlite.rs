@@ -374,6 +374,27 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    async fn referenced_blobs(&self, blob_ids: &[String]) -> MetaResult<Vec<String>> {
+        let mut referenced = Vec::new();
+        // Within SQLite's limit on bound parameters.
+        for batch in blob_ids.chunks(300) {
+            let marks = vec!["?"; batch.len()].join(",");
+            let sql = format!(
+                "SELECT blob_id FROM objects WHERE blob_id IN ({marks})
+                 UNION SELECT blob_id FROM upload_parts WHERE blob_id IN ({marks})
+                 UNION SELECT blob_id FROM released_blobs WHERE blob_id IN ({marks})"
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for _ in 0..3 {
+                for id in batch {
+                    query = query.bind(id);
+                }
+            }
+            referenced.extend(query.fetch_all(&self.reader).await?);
+        }
+        Ok(referenced)
+    }
+
     async fn create_share(&self, share: &Share) -> MetaResult<()> {
         insert_share!(share).execute(&self.writer).await?;
         Ok(())

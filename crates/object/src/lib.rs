@@ -4,9 +4,11 @@
 //! committed only after its blob is durable, and a blob is deleted only after no record names
 //! it. Every front end (the S3 API, share links) reads and writes objects through here.
 
+mod integrity;
 mod list;
 mod multipart;
 
+pub use integrity::BlobCheck;
 pub use list::{ListEntry, ListPage, ListRequest};
 pub use multipart::{CompletedPart, MultipartError};
 
@@ -494,6 +496,49 @@ mod tests {
         service.delete("b", "k").await.unwrap();
         assert_eq!(service.collect_released().await.unwrap(), 1);
         assert_eq!(blob_files(dir.path()), 0);
+    }
+
+    /// A blob file no record names, as a crash between its rename and its commit leaves it,
+    /// last written `age` ago.
+    fn orphan(dir: &std::path::Path, id: &str, age: std::time::Duration) -> std::path::PathBuf {
+        let shard = dir.join("blobs").join(&id[..2]);
+        std::fs::create_dir_all(&shard).unwrap();
+        let path = shard.join(id);
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn old_orphans_are_swept_and_nothing_named_is_touched() {
+        let (dir, service) = service().await;
+        let hour = std::time::Duration::from_secs(3600);
+        let kept = put(&service, "k", b"committed").await;
+        let upload = service.create_upload("b", "big", ObjectAttributes::default()).await.unwrap();
+        let stream = futures::stream::iter([Ok::<_, io::Error>(Bytes::from_static(b"part"))]);
+        service.upload_part("b", "big", &upload.upload_id, 1, stream, WriteLimits::default()).await.unwrap();
+        // Everything written so far is old, as after a long uptime.
+        let shards = std::fs::read_dir(dir.path().join("blobs")).unwrap();
+        for file in shards.flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap()) {
+            let file = std::fs::File::options().write(true).open(file.unwrap().path()).unwrap();
+            file.set_modified(std::time::SystemTime::now() - 2 * hour).unwrap();
+        }
+        let old = orphan(dir.path(), "00112233445566778899aabbccddeeff", 2 * hour);
+        let fresh = orphan(dir.path(), "ffeeddccbbaa99887766554433221100", std::time::Duration::ZERO);
+        let check = service.check_blobs(hour).await.unwrap();
+        assert_eq!((check.records, check.orphans.clone()), (2, vec!["00112233445566778899aabbccddeeff".to_owned()]));
+        assert!(old.exists(), "checking changes nothing");
+
+        assert_eq!(service.sweep_orphans(hour).await.unwrap(), 1);
+        assert!(!old.exists() && fresh.exists(), "only what is older than the grace period");
+        assert_eq!(bytes_of(&service, "k").await, b"committed", "named blobs stay, however old");
+        assert!(service.check_blobs(hour).await.unwrap().is_clean());
+        assert_eq!(service.sweep_orphans(hour).await.unwrap(), 0);
+
+        // A record whose blob is gone or cut short is reported.
+        std::fs::remove_file(dir.path().join("blobs").join(&kept.blob_id[..2]).join(&kept.blob_id)).unwrap();
+        let check = service.check_blobs(hour).await.unwrap();
+        assert_eq!((check.missing, check.wrong_size.len()), (vec!["s3://b/k".to_owned()], 0));
     }
 
     async fn put(service: &ObjectService, key: &str, body: &'static [u8]) -> ObjectRecord {

@@ -111,6 +111,9 @@ impl MetaStore for Faulty {
     async fn forget_released(&self, blob_ids: &[String]) -> MetaResult<()> {
         self.inner.forget_released(blob_ids).await
     }
+    async fn referenced_blobs(&self, blob_ids: &[String]) -> MetaResult<Vec<String>> {
+        self.inner.referenced_blobs(blob_ids).await
+    }
     async fn create_share(&self, share: &Share) -> MetaResult<()> {
         self.inner.create_share(share).await
     }

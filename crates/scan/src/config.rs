@@ -81,12 +81,18 @@ const IGNORE_WORD_CHARS: std::ops::RangeInclusive<usize> = 4..=90;
 const DISTANCE: std::ops::RangeInclusive<usize> = 1..=300;
 
 impl CustomIdentifier {
+    /// 1-128 letters, digits, `_`, `-` or `.`, at least one a letter or digit (so that no name
+    /// is `.` or `..`, which URLs cannot carry as a path segment).
+    pub fn valid_name(name: &str) -> bool {
+        (1..=128).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            && name.bytes().any(|b| b.is_ascii_alphanumeric())
+    }
+
     fn definition(&self) -> Result<Definition, ConfigError> {
         let refuse = |reason: String| Err(ConfigError::new("custom identifier", &self.name, reason));
-        let name_ok = (1..=128).contains(&self.name.len())
-            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !name_ok {
-            return refuse("the name must be 1-128 letters, digits, `_`, `-` or `.`".into());
+        if !Self::valid_name(&self.name) {
+            return refuse("the name must be 1-128 letters, digits, `_`, `-` or `.`, with a letter or digit".into());
         }
         if self.regex.chars().count() > REGEX_MAX_CHARS {
             return refuse(format!("the regex is longer than {REGEX_MAX_CHARS} characters"));

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::meta::{self, Regex};
-use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::Hir;
 
@@ -20,9 +20,22 @@ use crate::identifier::{Category, Check, Definition, Severity};
 pub const MAX_MATCH_LEN: usize = 8 * 1024;
 
 /// What a custom pattern's automaton may grow to before it is refused as too large. Real
-/// identifiers take a few KiB; nested repetitions such as `(?:\w{1,50}\s?){1,100}` take
-/// hundreds, and would thrash the lazy DFA on every byte scanned.
-const CUSTOM_NFA_LIMIT: usize = 256 * 1024;
+/// identifiers take a few KiB (an email pattern 28 KiB); nested repetitions such as
+/// `(?:\w{1,40}\s?){1,44}` take 140 KiB and thrash the lazy DFA on every byte of plain text
+/// (6.5 s per MiB on their own, measured), so a pattern's size stands in for its scan cost.
+const CUSTOM_NFA_LIMIT: usize = 96 * 1024;
+/// What every custom pattern together may grow to: each is searched in the same pass, and their
+/// costs add up (four patterns at the limit above scan plain text at about 4 MB/s, measured).
+pub const CUSTOM_NFA_TOTAL: usize = 96 * 1024;
+/// The most a custom pattern's nested repetitions may multiply to (`(?:\w{1,20} ?){1,5}` is 100).
+/// Nesting is what makes a pattern's DFA explode: `(?:\w{1,20}\s?){1,25}` (500) is small as an
+/// automaton yet scans plain text at 1 MB/s; real identifiers nest little (an IBAN's groups, 28).
+const NESTED_REPETITION_LIMIT: u64 = 100;
+/// What the nested repetitions of every custom pattern may add up to: their costs add up in the
+/// one pass (ten patterns at 99 scan at 0.75 MB/s, two at about 10 MB/s, measured).
+const NESTED_REPETITION_TOTAL: u64 = 200;
+/// The allow-list's regexes, compiled together, may grow to this.
+const ALLOW_LIST_NFA_LIMIT: usize = 256 * 1024;
 
 /// Why an identifier or an allow-list entry cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -116,17 +129,46 @@ fn build(hirs: &[Hir], nfa_limit: Option<usize>) -> Result<Regex, Box<meta::Buil
     meta::Builder::new().configure(config).build_many_from_hir(hirs).map_err(Box::new)
 }
 
-/// Compiles one custom pattern on its own, so that one too large is refused by name.
-fn check_size(name: &str, hir: &Hir) -> Result<(), ConfigError> {
-    build(std::slice::from_ref(hir), Some(CUSTOM_NFA_LIMIT)).map(drop).map_err(|e| {
-        let reason = match e.size_limit() {
-            Some(limit) => {
-                format!("the regex compiles to more than {limit} bytes: simplify it or bound its repetitions lower")
+/// The largest product of the maximum counts of repetitions nested in one another (1 for none;
+/// a repetition alone does not count: `\d{11}` is cheap).
+fn nested_repetition(hir: &Hir) -> u64 {
+    use regex_syntax::hir::HirKind;
+    /// The product along the deepest chain below `hir`, counting the repetitions met.
+    fn walk(hir: &Hir) -> (u64, u32) {
+        match hir.kind() {
+            HirKind::Repetition(rep) => {
+                let (inner, depth) = walk(&rep.sub);
+                let max = u64::from(rep.max.unwrap_or(u32::MAX).max(1));
+                (inner.saturating_mul(max), depth + 1)
             }
+            HirKind::Capture(capture) => walk(&capture.sub),
+            HirKind::Concat(subs) | HirKind::Alternation(subs) => {
+                subs.iter().map(walk).max_by_key(|&(product, depth)| (depth > 1, product)).unwrap_or((1, 0))
+            }
+            _ => (1, 0),
+        }
+    }
+    match walk(hir) {
+        (product, depth) if depth > 1 => product,
+        _ => 1,
+    }
+}
+
+/// Compiles one custom pattern's automaton on its own, so that one too large is refused by name;
+/// returns its size.
+fn nfa_size(name: &str, hir: &Hir) -> Result<usize, ConfigError> {
+    let config = thompson::Config::new().utf8(false).nfa_size_limit(Some(CUSTOM_NFA_LIMIT));
+    let nfa = thompson::Compiler::new().configure(config).build_from_hir(hir).map_err(|e| {
+        let reason = match e.size_limit() {
+            Some(limit) => format!(
+                "the regex compiles to more than {limit} bytes, too costly to search in every scan: simplify it \
+                 or bound its repetitions lower"
+            ),
             None => format!("the regex does not compile: {e}"),
         };
         ConfigError::new("custom identifier", name, reason)
-    })
+    })?;
+    Ok(nfa.memory_usage())
 }
 
 impl Engine {
@@ -138,9 +180,34 @@ impl Engine {
         }
         let custom = config.custom_definitions(&definitions)?;
         definitions.retain(|d| !config.disabled_identifiers.contains(&d.id));
+        let (mut total, mut nested_total) = (0, 0);
         for definition in &custom {
             for pattern in [&definition.pattern, &definition.near_keyword].into_iter().flatten() {
-                check_size(&definition.id, &parse("custom identifier", &definition.id, pattern)?)?;
+                let hir = parse("custom identifier", &definition.id, pattern)?;
+                let nesting = nested_repetition(&hir);
+                if nesting > NESTED_REPETITION_LIMIT {
+                    let reason = format!(
+                        "its nested repetitions multiply to {nesting} (at most {NESTED_REPETITION_LIMIT}), too costly \
+                         to search in every scan: bound the inner or the outer repetition lower"
+                    );
+                    return Err(ConfigError::new("custom identifier", &definition.id, reason));
+                }
+                nested_total += if nesting > 1 { nesting } else { 0 };
+                if nested_total > NESTED_REPETITION_TOTAL {
+                    let reason = format!(
+                        "the nested repetitions of the custom identifiers up to this one multiply to more than \
+                         {NESTED_REPETITION_TOTAL} together (each is searched in every scan): remove or simplify some"
+                    );
+                    return Err(ConfigError::new("custom identifier", &definition.id, reason));
+                }
+                total += nfa_size(&definition.id, &hir)?;
+            }
+            if total > CUSTOM_NFA_TOTAL {
+                let reason = format!(
+                    "the custom identifiers up to this one compile to more than {CUSTOM_NFA_TOTAL} bytes together \
+                     (each is searched in every scan): remove or simplify some"
+                );
+                return Err(ConfigError::new("custom identifier", &definition.id, reason));
             }
         }
         definitions.extend(custom);
@@ -231,7 +298,7 @@ impl Engine {
                     .iter()
                     .map(|p| parse("allow-list regex", p, &format!("(?:{p})\\z")))
                     .collect::<Result<Vec<_>, _>>()?;
-                Some(build(&hirs, Some(CUSTOM_NFA_LIMIT)).map_err(|e| {
+                Some(build(&hirs, Some(ALLOW_LIST_NFA_LIMIT)).map_err(|e| {
                     ConfigError::new("allow-list", "regexes", format!("the regexes do not compile: {e}"))
                 })?)
             }

@@ -90,9 +90,12 @@ fn bad_patterns_are_refused_naming_the_identifier() {
     assert!(lookahead.contains("\"peek\""), "{lookahead}");
     let empty = refusal("[[custom_identifiers]]\nname = \"nothing\"\nregex = 'a{0,3}'\n");
     assert!(empty.contains("empty text"), "{empty}");
-    // Nested bounded repetitions that explode into a huge automaton.
-    let huge = refusal("[[custom_identifiers]]\nname = \"blowup\"\nregex = '(?:\\w{1,50}\\s?){1,100}'\n");
-    assert!(huge.contains("\"blowup\"") && huge.contains("compiles to more than"), "{huge}");
+    // Nested bounded repetitions: their DFA explodes on plain text (seconds per MiB).
+    let nested = refusal("[[custom_identifiers]]\nname = \"blowup\"\nregex = '(?:\\w{1,40}\\s?){1,44}#0'\n");
+    assert!(nested.contains("\"blowup\"") && nested.contains("multiply to 1760"), "{nested}");
+    // A large automaton without nesting.
+    let huge = refusal("[[custom_identifiers]]\nname = \"wide\"\nregex = '[a-z]{1,2000}#[0-9]{1,2000}'\n");
+    assert!(huge.contains("\"wide\"") && huge.contains("compiles to more than"), "{huge}");
     let long = refusal(&format!("[[custom_identifiers]]\nname = \"long\"\nregex = '{}'\n", "a".repeat(513)));
     assert!(long.contains("longer than 512"), "{long}");
     let taken = refusal("[[custom_identifiers]]\nname = \"CREDIT_CARD_NUMBER\"\nregex = 'x{3}'\n");
@@ -105,6 +108,24 @@ fn bad_patterns_are_refused_naming_the_identifier() {
     assert!(distance.contains("1-300"), "{distance}");
     let disabled = refusal("disabled_identifiers = [\"NOT_AN_ID\"]\n");
     assert!(disabled.contains("NOT_AN_ID"), "{disabled}");
+}
+
+/// Each custom pattern is searched in the one pass, so what they cost together is bounded too:
+/// the identifier that crosses the bound is named.
+#[test]
+fn custom_identifiers_are_bounded_together() {
+    let many = |regex: &str, n: usize| {
+        let tables: String =
+            (0..n).map(|i| format!("[[custom_identifiers]]\nname = \"c{i}\"\nregex = '{regex}'\n")).collect();
+        Engine::new(&config(&tables)).map(drop).map_err(|e| e.to_string())
+    };
+    assert!(many("(?:\\w{1,10}\\s?){1,10}#0", 2).is_ok());
+    let nested = many("(?:\\w{1,10}\\s?){1,10}#0", 3).unwrap_err();
+    assert!(nested.contains("\"c2\"") && nested.contains("together"), "{nested}");
+    assert!(many("[a-z]{1,60}#[a-z]{1,60}", 4).is_ok());
+    let sized = many("[a-z]{1,60}#[a-z]{1,60}", 40).unwrap_err();
+    assert!(sized.contains("compile to more than") && sized.contains("together"), "{sized}");
+    assert!(many("EMP-[0-9]{6}", 100).is_ok(), "ordinary identifiers fit by the hundred");
 }
 
 #[test]

@@ -54,6 +54,8 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 20;
 /// Audit digests every five minutes (CloudTrail writes its digest files hourly).
 pub const DEFAULT_AUDIT_DIGEST_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_BUCKET_LOG_FLUSH_SECS: u64 = 60;
+/// The orphan sweep's grace period and interval: an hour.
+pub const DEFAULT_ORPHAN_SECS: u64 = 3600;
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -109,6 +111,11 @@ pub struct ServerConfig {
     pub audit_digest_interval: Duration,
     /// How often buckets' server access logs are delivered into their target buckets.
     pub bucket_log_flush: Duration,
+    /// Blobs no record names are removed once this old (a write between its blob and its
+    /// record, on any replica sharing the data dir, is far shorter), at start and every
+    /// `orphan_sweep_interval` (`latchkey-object`'s orphan sweep).
+    pub orphan_grace: Duration,
+    pub orphan_sweep_interval: Duration,
     /// Open connections allowed, in all and per client address.
     pub connection_caps: ConnectionCaps,
     /// Networks admitted on every listener (`[networks]`), on top of each listener's own lists.
@@ -156,6 +163,8 @@ pub struct ConfigFile {
     pub idle_timeout_secs: Option<u64>,
     pub audit_digest_interval_secs: Option<u64>,
     pub bucket_log_flush_secs: Option<u64>,
+    pub orphan_grace_secs: Option<u64>,
+    pub orphan_sweep_interval_secs: Option<u64>,
     /// `stderr` (default), `off`, or a file path.
     pub access_log: Option<String>,
     pub max_connections: Option<usize>,
@@ -324,6 +333,11 @@ impl ServerConfig {
         if bucket_log_flush.is_zero() {
             bail!("bucket_log_flush_secs must be at least 1");
         }
+        let orphan_grace = Duration::from_secs(file.orphan_grace_secs.unwrap_or(DEFAULT_ORPHAN_SECS));
+        let orphan_sweep_interval = Duration::from_secs(file.orphan_sweep_interval_secs.unwrap_or(DEFAULT_ORPHAN_SECS));
+        if orphan_grace.is_zero() || orphan_sweep_interval.is_zero() {
+            bail!("orphan_grace_secs and orphan_sweep_interval_secs must be at least 1");
+        }
         if audit_digest_interval.is_zero() {
             bail!("audit_digest_interval_secs must be at least 1");
         }
@@ -384,6 +398,8 @@ impl ServerConfig {
             idle_timeout,
             audit_digest_interval,
             bucket_log_flush,
+            orphan_grace,
+            orphan_sweep_interval,
             connection_caps,
             networks: global_networks,
             access_log: match file.access_log.as_deref() {

@@ -15,16 +15,19 @@
 //!
 //! Principals other than root need `latchkey:CreateCustomIdentifier`,
 //! `latchkey:DeleteCustomIdentifier` or `latchkey:GetCustomIdentifier` (listing, reading,
-//! testing) on `arn:latchkey:scan:::custom-identifier/NAME`. Creations and deletions are
-//! audited (`scan.identifier_created`, `scan.identifier_deleted`): they change what every scan
-//! looks for.
+//! testing) on `arn:latchkey:scan:::custom-identifier/NAME`. Whatever its name, an identifier
+//! acts on every bucket's scans (findings, quarantine, `latchkey:ObjectSensitivity`): granting
+//! Create or Delete is granting an administrator's power. Creations and deletions are audited
+//! (`scan.identifier_created`, `scan.identifier_deleted`) with the definition. A name that is not
+//! a valid identifier name is refused before any permission is looked at, so nothing of it
+//! reaches the audit trail.
 
 use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode, Uri};
 use latchkey_discovery::identifiers::{self, EngineSource, MAX_STORED_IDENTIFIERS, MAX_TEST_TEXT};
 use latchkey_identity::{ClientConnection, Identity};
-use latchkey_meta::{AuditEvent, CustomIdentifierStore, MetaStore, StoredIdentifier};
+use latchkey_meta::{AuditEvent, Creation, CustomIdentifierStore, MetaStore, StoredIdentifier};
 use latchkey_s3::json_api::{self, api_error, json};
 use latchkey_scan::{CustomIdentifier, managed};
 use s3s::route::S3Route;
@@ -78,6 +81,15 @@ fn identifier_json(
     value
 }
 
+fn invalid_name() -> S3Result<S3Response<Body>> {
+    let message = "a custom identifier's name is 1-128 letters, digits, `_`, `-` or `.`, with a letter or digit";
+    api_error(StatusCode::BAD_REQUEST, "InvalidArgument", message)
+}
+
+fn no_such_identifier() -> S3Result<S3Response<Body>> {
+    api_error(StatusCode::NOT_FOUND, "NoSuchCustomIdentifier", "no custom identifier has this name")
+}
+
 impl IdentifiersApi {
     pub fn new(
         identity: Arc<Identity>,
@@ -94,11 +106,13 @@ impl IdentifiersApi {
         Ok(json_api::permits(&self.identity, self.meta.as_ref(), &caller, client, action, &resource(name)).await)
     }
 
-    async fn audit(&self, req: &S3Request<Body>, event: &str, name: &str) {
+    /// Records a change with the whole definition, so that the trail tells what was searched for.
+    async fn audit(&self, req: &S3Request<Body>, event: &str, identifier: &CustomIdentifier) {
         let principal = match json_api::caller(&self.identity, req).await {
             Ok(caller) => caller.principal(self.identity.account()).arn,
             Err(_) => return,
         };
+        let definition = serde_json::to_string(identifier).unwrap_or_default();
         let event = AuditEvent {
             at: OffsetDateTime::now_utc(),
             event: event.into(),
@@ -106,18 +120,35 @@ impl IdentifiersApi {
             principal: Some(principal),
             source_ip: req.extensions.get::<ClientConnection>().map(|c| c.ip.to_string()),
             user_agent: None,
-            reason: Some(format!("custom identifier {name:?}")),
+            reason: Some(format!("custom identifier {:?}: {definition}", identifier.name)),
         };
         if let Err(e) = self.meta.record_audit(&event).await {
             tracing::error!(error = %e, "cannot audit a custom identifier's change");
         }
     }
 
-    /// Every custom identifier: the TOML file's, then the stored ones.
+    /// Every custom identifier: the TOML file's, then the stored ones, each saying whether
+    /// scans use it (`scanned`: a stored one may no longer fit beside the TOML file's).
     async fn all(&self) -> S3Result<Vec<serde_json::Value>> {
         let stored = self.store.list_custom_identifiers().await.map_err(internal)?;
-        let configured = self.engines.configured().iter().map(|c| identifier_json(c, "config", None));
-        let created = stored.iter().filter_map(|s| Some(identifier_json(&identifiers::parse(s).ok()?, "api", Some(s))));
+        let engines = self.engines.clone();
+        let listed = stored.clone();
+        let left_out = tokio::task::spawn_blocking(move || engines.left_out(&listed))
+            .await
+            .map_err(|e| s3_error!(e, InternalError))?;
+        let configured = self.engines.configured().iter().map(|c| {
+            let mut value = identifier_json(c, "config", None);
+            value["scanned"] = json!(true);
+            value
+        });
+        let created = stored.iter().map(|s| {
+            let mut value = match identifiers::parse(s) {
+                Ok(identifier) => identifier_json(&identifier, "api", Some(s)),
+                Err(_) => json!({ "name": s.name, "source": "api", "principal": s.principal }),
+            };
+            value["scanned"] = json!(!left_out.contains(&s.name));
+            value
+        });
         Ok(configured.chain(created).collect())
     }
 
@@ -127,6 +158,9 @@ impl IdentifiersApi {
             Ok(candidate) => candidate,
             Err(e) => return api_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
         };
+        if !CustomIdentifier::valid_name(&candidate.name) {
+            return invalid_name();
+        }
         if !self.permits(&req, CREATE_ACTION, &candidate.name).await? {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
@@ -139,11 +173,6 @@ impl IdentifiersApi {
             let message = format!("an identifier named {:?} exists already", candidate.name);
             return api_error(StatusCode::CONFLICT, "CustomIdentifierExists", &message);
         }
-        if stored.len() >= MAX_STORED_IDENTIFIERS {
-            let message =
-                format!("at most {MAX_STORED_IDENTIFIERS} custom identifiers can be created; delete one first");
-            return api_error(StatusCode::BAD_REQUEST, "TooManyCustomIdentifiers", &message);
-        }
         // Compiling and sizing regexes is CPU work: off the request threads.
         let engines = self.engines.clone();
         let checked = candidate.clone();
@@ -154,17 +183,27 @@ impl IdentifiersApi {
             return api_error(StatusCode::BAD_REQUEST, "InvalidCustomIdentifier", &refused.to_string());
         }
         let principal = json_api::caller(&self.identity, &req).await?.principal(self.identity.account()).arn;
+        let now = OffsetDateTime::now_utc();
         let record = StoredIdentifier {
             name: candidate.name.clone(),
             definition: serde_json::to_value(&candidate).map_err(|e| s3_error!(e, InternalError))?,
             principal,
-            created: OffsetDateTime::now_utc(),
+            // As the store keeps it: to the millisecond.
+            created: now.replace_nanosecond(u32::from(now.millisecond()) * 1_000_000).unwrap_or(now),
         };
-        if !self.store.create_custom_identifier(&record).await.map_err(internal)? {
-            let message = format!("an identifier named {:?} exists already", candidate.name);
-            return api_error(StatusCode::CONFLICT, "CustomIdentifierExists", &message);
+        match self.store.create_custom_identifier(&record, MAX_STORED_IDENTIFIERS).await.map_err(internal)? {
+            Creation::Created => {}
+            Creation::NameTaken => {
+                let message = format!("an identifier named {:?} exists already", candidate.name);
+                return api_error(StatusCode::CONFLICT, "CustomIdentifierExists", &message);
+            }
+            Creation::LimitReached => {
+                let message =
+                    format!("at most {MAX_STORED_IDENTIFIERS} custom identifiers can be created; delete one first");
+                return api_error(StatusCode::BAD_REQUEST, "TooManyCustomIdentifiers", &message);
+            }
         }
-        self.audit(&req, "scan.identifier_created", &candidate.name).await;
+        self.audit(&req, "scan.identifier_created", &candidate).await;
         json(StatusCode::CREATED, &identifier_json(&candidate, "api", Some(&record)))
     }
 
@@ -174,6 +213,9 @@ impl IdentifiersApi {
             Ok(asked) => asked,
             Err(e) => return api_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
         };
+        if !CustomIdentifier::valid_name(&asked.identifier.name) {
+            return invalid_name();
+        }
         if !self.permits(&req, GET_ACTION, &asked.identifier.name).await? {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
@@ -196,37 +238,34 @@ impl IdentifiersApi {
     }
 
     async fn named(&self, req: S3Request<Body>, name: &str) -> S3Result<S3Response<Body>> {
+        if !CustomIdentifier::valid_name(name) {
+            return no_such_identifier();
+        }
         let action = if req.method == Method::DELETE { DELETE_ACTION } else { GET_ACTION };
         if !self.permits(&req, action, name).await? {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
         let configured = self.engines.configured().iter().find(|c| c.name == name);
-        if req.method == Method::DELETE {
-            if configured.is_some() {
-                let message = "this identifier is defined in the server's configuration file; remove it there";
-                return api_error(StatusCode::CONFLICT, "ConfiguredIdentifier", message);
-            }
-            if !self.store.delete_custom_identifier(name).await.map_err(internal)? {
-                return api_error(
-                    StatusCode::NOT_FOUND,
-                    "NoSuchCustomIdentifier",
-                    "no custom identifier has this name",
-                );
-            }
-            self.audit(&req, "scan.identifier_deleted", name).await;
-            return Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT));
+        if req.method == Method::DELETE && configured.is_some() {
+            let message = "this identifier is defined in the server's configuration file; remove it there";
+            return api_error(StatusCode::CONFLICT, "ConfiguredIdentifier", message);
         }
         if let Some(configured) = configured {
             return json(StatusCode::OK, &identifier_json(configured, "config", None));
         }
         let stored = self.store.list_custom_identifiers().await.map_err(internal)?;
-        match stored.iter().find(|s| s.name == name) {
-            Some(stored) => {
-                let identifier = identifiers::parse(stored).map_err(|e| s3_error!(e, InternalError))?;
-                json(StatusCode::OK, &identifier_json(&identifier, "api", Some(stored)))
+        let Some(stored) = stored.iter().find(|s| s.name == name) else {
+            return no_such_identifier();
+        };
+        let identifier = identifiers::parse(stored).map_err(|e| s3_error!(e, InternalError))?;
+        if req.method == Method::DELETE {
+            if !self.store.delete_custom_identifier(name).await.map_err(internal)? {
+                return no_such_identifier();
             }
-            None => api_error(StatusCode::NOT_FOUND, "NoSuchCustomIdentifier", "no custom identifier has this name"),
+            self.audit(&req, "scan.identifier_deleted", &identifier).await;
+            return Ok(S3Response::with_status(Body::empty(), StatusCode::NO_CONTENT));
         }
+        json(StatusCode::OK, &identifier_json(&identifier, "api", Some(stored)))
     }
 }
 
@@ -248,13 +287,10 @@ impl S3Route for IdentifiersApi {
                 json(StatusCode::OK, &json!({ "identifiers": self.all().await? }))
             }
             (&Method::POST, Some(TEST)) => self.test(req).await,
-            (&Method::GET | &Method::DELETE, Some(name)) if !name.is_empty() && !name.contains('/') => {
+            (&Method::GET | &Method::DELETE, Some(name)) => {
                 // `%2D` names `-` as well (a client may encode what it need not).
                 let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
                 self.named(req, &name).await
-            }
-            (_, Some(name)) if name.is_empty() || name.contains('/') => {
-                api_error(StatusCode::NOT_FOUND, "NoSuchCustomIdentifier", "no custom identifier has this name")
             }
             _ => Err(s3_error!(MethodNotAllowed)),
         }

@@ -297,6 +297,11 @@ impl Server {
             let until = until_stopped.clone();
             async move { objects.run_collector(until()).await }
         });
+        tokio::spawn({
+            let (objects, until) = (self.objects.clone(), until_stopped.clone());
+            let (grace, every) = (self.config.orphan_grace, self.config.orphan_sweep_interval);
+            async move { objects.run_orphan_sweeper(grace, every, until()).await }
+        });
         let shares = self.shares.clone();
         let identity = self.identity.clone();
         let maintainer = tokio::spawn({

@@ -10,7 +10,9 @@
 //! 3. only then does the caller commit a metadata record naming the blob.
 //!
 //! A crash before step 3 leaves an unreferenced file, never a torn object. `tmp/` is emptied on
-//! start; a blob renamed into `blobs/` whose record never committed is not swept yet. Readers stream fixed-size chunks, so memory does not grow with object size.
+//! start; a blob renamed into `blobs/` whose record never committed is found by the orphan sweep
+//! (`latchkey-object`), from [`BlobStore::aged_blobs`]. Readers stream fixed-size chunks, so
+//! memory does not grow with object size.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 mod cache;
 mod md5_block;
@@ -267,6 +270,45 @@ impl BlobStore {
     /// is released.
     pub fn open_file(&self, id: &str) -> io::Result<std::fs::File> {
         std::fs::File::open(self.blob_path(id)?)
+    }
+
+    /// The ids of the blobs in fan-out directory `shard` (`blobs/<shard as two hex digits>/`)
+    /// last written before `cutoff`: a blob is written once, so this is when it was made.
+    pub async fn aged_blobs(&self, shard: u8, cutoff: SystemTime) -> io::Result<Vec<String>> {
+        let dir = self.fan_out.blobs.join(format!("{shard:02x}"));
+        tokio::task::spawn_blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let mut aged = Vec::new();
+            for entry in entries {
+                let entry = entry?;
+                let Some(id) = entry.file_name().to_str().filter(|id| valid_blob_id(id)).map(str::to_owned) else {
+                    continue;
+                };
+                match entry.metadata() {
+                    Ok(meta) if meta.is_file() && meta.modified()? < cutoff => aged.push(id),
+                    Ok(_) => {}
+                    // Deleted meanwhile (released, or swept by another replica).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(aged)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    /// The length of a blob's file, or `None` when it is missing.
+    pub fn blob_len(&self, id: &str) -> io::Result<Option<u64>> {
+        match std::fs::metadata(self.blob_path(id)?) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes blobs that no record references any more. Missing files are not an error: a blob
