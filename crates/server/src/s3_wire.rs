@@ -1,5 +1,5 @@
 //! S3's wire rules that hold before s3s sees a request: an object PUT must say how long its body
-//! is (`411 MissingContentLength`, however it is signed, as AWS answers); a `Range` header S3
+//! is (`Content-Length`, or `x-amz-decoded-content-length` for aws-chunked) (`411 MissingContentLength`, however it is signed, as AWS answers); a `Range` header S3
 //! would not understand (not `bytes=`, reversed, several ranges) is ignored rather than refused,
 //! as S3 ignores it; and a body that carries Content-MD5 but is not an object's bytes is hashed
 //! as s3s reads it, for the operation to check (`latchkey_s3::content_md5`).
@@ -17,9 +17,12 @@ pub fn missing_length<B>(req: &Request<B>) -> Option<S3Error> {
     let path = req.uri().path();
     let names_object = !path.starts_with("/-/")
         && path.trim_start_matches('/').split_once('/').is_some_and(|(_, key)| !key.is_empty());
+    // aws-chunked bodies (SDKs over TLS send checksum trailers chunked) declare their length in
+    // `x-amz-decoded-content-length`.
     let refused = req.method() == Method::PUT
         && names_object
         && !req.headers().contains_key(header::CONTENT_LENGTH)
+        && !req.headers().contains_key("x-amz-decoded-content-length")
         && !req.headers().contains_key("x-amz-copy-source");
     refused.then(|| s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header."))
 }
@@ -85,6 +88,8 @@ mod tests {
         assert!(refused(Method::PUT, "/b/k?partNumber=1&uploadId=u", &[]));
         assert!(!refused(Method::PUT, "/b/k", &[("content-length", "0")]));
         assert!(!refused(Method::PUT, "/b/k", &[("x-amz-copy-source", "/b/j")]));
+        let aws_chunked = [("transfer-encoding", "chunked"), ("x-amz-decoded-content-length", "5")];
+        assert!(!refused(Method::PUT, "/b/k", &aws_chunked), "a streaming upload with its decoded length");
         assert!(!refused(Method::PUT, "/b", &[]), "CreateBucket");
         assert!(!refused(Method::PUT, "/b/", &[]));
         assert!(!refused(Method::POST, "/b/k?uploads", &[]));
