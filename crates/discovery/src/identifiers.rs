@@ -95,10 +95,13 @@ fn fitting(settings: &ScanConfig, stored: &[StoredIdentifier]) -> (ScanConfig, V
     if stored.iter().all(|s| parse(s).is_ok()) && Engine::new(&all).is_ok() {
         return (all, Vec::new());
     }
-    // Rare: find the ones that do not fit, one at a time (at most MAX_STORED_IDENTIFIERS).
+    // Rare: find the ones that do not fit, one at a time (at most MAX_STORED_IDENTIFIERS), the
+    // oldest first: a newer identifier never pushes out an older one.
     let mut kept = settings.clone();
     let mut left_out = Vec::new();
-    for identifier in stored {
+    let mut oldest_first: Vec<&StoredIdentifier> = stored.iter().collect();
+    oldest_first.sort_by_key(|s| (s.created, s.name.clone()));
+    for identifier in oldest_first {
         let added = parse(identifier).map_err(|e| e.to_string()).and_then(|custom| {
             kept.custom_identifiers.push(custom);
             Engine::new(&kept).map(drop).map_err(|e| {

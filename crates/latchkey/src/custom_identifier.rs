@@ -125,10 +125,15 @@ fn named(name: &str) -> String {
 
 fn print_identifier(identifier: &Value) {
     let field = |name: &str| identifier[name].as_str().unwrap_or("-").to_owned();
+    // A stored identifier that no longer fits beside the configuration file's is left out.
+    let source = match identifier["scanned"].as_bool() {
+        Some(false) => format!("{} (left out of scans)", field("source")),
+        _ => field("source"),
+    };
     println!(
         "{:<24}  {:<6}  {:<6}  {:<11}  {}",
         field("name"),
-        field("source"),
+        source,
         field("severity"),
         field("category"),
         field("regex").escape_debug()

@@ -23,8 +23,9 @@ pub struct FsckArgs {
     /// The metadata store, when not the data dir's SQLite file (postgres://... or sqlite:PATH)
     #[arg(long, value_name = "URL")]
     meta_url: Option<String>,
-    /// Blobs younger than this are not called orphans (a write may be about to commit)
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    /// Blobs younger than this are not called orphans (a write may be about to commit; at least
+    /// 600)
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(600..=315_360_000))]
     grace_secs: u64,
     /// Delete the orphaned blobs found (nothing else is ever changed)
     #[arg(long)]
@@ -46,8 +47,12 @@ async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
         bail!("{} holds no blobs/ folder: give the server's --data-dir", args.data_dir.display());
     }
     let failed = "cannot open the metadata store";
+    let sqlite = args.data_dir.join("meta.db");
+    if args.meta_url.is_none() && !sqlite.is_file() {
+        bail!("{} does not exist: give the store the server uses with --meta-url", sqlite.display());
+    }
     let meta: Arc<dyn MetaStore> = match args.meta_url.as_deref() {
-        None => Arc::new(SqliteStore::open(&args.data_dir.join("meta.db")).await.context(failed)?),
+        None => Arc::new(SqliteStore::open(&sqlite).await.context(failed)?),
         Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url).await.context(failed)?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Arc::new(PgStore::open(url, 4).await.context(failed)?)
@@ -75,6 +80,9 @@ async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
         check.orphans.len(),
         args.grace_secs
     );
+    if args.remove_orphans && !check.orphans.is_empty() && check.records == 0 {
+        bail!("the store holds no record at all beside these blobs: is it this data dir's store? nothing removed");
+    }
     if args.remove_orphans && !check.orphans.is_empty() {
         // Swept again rather than deleted from the list: a blob named meanwhile is kept.
         let removed = objects.sweep_orphans(grace).await.context("cannot remove the orphaned blobs")?;

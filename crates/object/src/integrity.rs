@@ -42,7 +42,9 @@ impl BlobCheck {
 impl ObjectService {
     /// The blobs written more than `grace` ago that no record names.
     pub async fn orphaned_blobs(&self, grace: Duration) -> ObjectResult<Vec<String>> {
-        let cutoff = SystemTime::now() - grace;
+        let Some(cutoff) = SystemTime::now().checked_sub(grace) else {
+            return Ok(Vec::new());
+        };
         let mut orphans = Vec::new();
         for shard in 0..=u8::MAX {
             let aged = self.blobs.aged_blobs(shard, cutoff).await.map_err(latchkey_storage::StorageError::Io)?;
@@ -55,8 +57,21 @@ impl ObjectService {
     }
 
     /// Deletes the orphaned blobs (see [`ObjectService::orphaned_blobs`]); returns how many.
+    /// A store that holds no bucket at all beside old blobs is not this data dir's (a wrong
+    /// `--meta-url`, a fresh database): nothing is deleted, and that is logged.
     pub async fn sweep_orphans(&self, grace: Duration) -> ObjectResult<usize> {
         let orphans = self.orphaned_blobs(grace).await?;
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        if self.meta.list_buckets().await?.is_empty() {
+            tracing::error!(
+                blobs = orphans.len(),
+                "the metadata store holds no bucket but the data dir holds old blobs: is it this data dir's store \
+                 (--meta-url)? nothing is swept"
+            );
+            return Ok(0);
+        }
         self.blobs.delete(&orphans).await;
         Ok(orphans.len())
     }

@@ -78,7 +78,8 @@ pub fn wants_md5(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
     let query = uri.query().unwrap_or_default();
     let names = form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name);
     let mut sub_resources = names.filter(|name| name != "x-id" && !crate::json_api::is_signature_param(name));
-    sub_resources.next().is_some_and(|name| name != "uploadId" && name != "partNumber")
+    // Any other than an upload's part's: `?uploadId=u&tagging` is a tagging.
+    sub_resources.any(|name| name != "uploadId" && name != "partNumber")
 }
 
 /// Refuses a request whose Content-MD5 is malformed (`InvalidDigest`) or does not match the
@@ -151,6 +152,7 @@ mod tests {
         assert!(!wants(Method::PUT, "/b/k"));
         assert!(!wants(Method::PUT, "/b/k?x-id=PutObject"));
         assert!(!wants(Method::PUT, "/b/k?partNumber=1&uploadId=u"));
+        assert!(wants(Method::PUT, "/b/k?uploadId=u&tagging"), "a tagging, whatever comes first");
         assert!(!wants(Method::PUT, "/b/k?X-Amz-Signature=s&X-Amz-Credential=c"));
         assert!(!wants_md5(&Method::POST, &"/b?delete".parse().unwrap(), &HeaderMap::new()));
     }

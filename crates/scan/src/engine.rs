@@ -171,6 +171,36 @@ fn nfa_size(name: &str, hir: &Hir) -> Result<usize, ConfigError> {
     Ok(nfa.memory_usage())
 }
 
+/// Refuses custom identifiers whose everywhere-patterns, searched with the managed ones as a
+/// scan searches them, make the lazy DFA give up on plain text (`cost.rs`), naming the first
+/// that does.
+fn check_scan_cost(managed: &[Definition], custom: &[Definition]) -> Result<(), ConfigError> {
+    let everywhere = |d: &Definition| d.pattern.as_deref().map(|p| parse("identifier", &d.id, p));
+    let mut hirs = managed.iter().filter_map(everywhere).collect::<Result<Vec<_>, _>>()?;
+    let base = hirs.len();
+    for definition in custom {
+        if let Some(hir) = everywhere(definition).transpose()? {
+            hirs.push(hir);
+        }
+    }
+    if hirs.len() == base || !crate::cost::thrashes(&hirs) {
+        return Ok(());
+    }
+    // Rare: find the first that tips it over.
+    hirs.truncate(base);
+    for definition in custom {
+        let Some(hir) = everywhere(definition).transpose()? else { continue };
+        hirs.push(hir);
+        if crate::cost::thrashes(&hirs) {
+            let reason = "searched with the others, its pattern is too costly for plain text (its automaton keeps \
+                          growing, and scans would fall back to a slow search): bound its repetitions lower or give \
+                          it keywords";
+            return Err(ConfigError::new("custom identifier", &definition.id, reason));
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// The managed identifiers, then `config`'s custom ones, with its allow-list.
     pub fn new(config: &ScanConfig) -> Result<Engine, ConfigError> {
@@ -210,6 +240,7 @@ impl Engine {
                 return Err(ConfigError::new("custom identifier", &definition.id, reason));
             }
         }
+        check_scan_cost(&definitions, &custom)?;
         definitions.extend(custom);
         Engine::compile(definitions, config)
     }

@@ -31,6 +31,7 @@
 
 pub mod checksum;
 mod config;
+mod cost;
 mod engine;
 pub mod formats;
 mod identifier;

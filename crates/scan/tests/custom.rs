@@ -119,9 +119,15 @@ fn custom_identifiers_are_bounded_together() {
             (0..n).map(|i| format!("[[custom_identifiers]]\nname = \"c{i}\"\nregex = '{regex}'\n")).collect();
         Engine::new(&config(&tables)).map(drop).map_err(|e| e.to_string())
     };
-    assert!(many("(?:\\w{1,10}\\s?){1,10}#0", 2).is_ok());
-    let nested = many("(?:\\w{1,10}\\s?){1,10}#0", 3).unwrap_err();
-    assert!(nested.contains("\"c2\"") && nested.contains("together"), "{nested}");
+    // Nested a little each, too much together.
+    assert!(many("(?:[A-Z0-9]{4} ?){2,7}", 7).is_ok());
+    let nested = many("(?:[A-Z0-9]{4} ?){2,7}", 8).unwrap_err();
+    assert!(nested.contains("\"c7\"") && nested.contains("together"), "{nested}");
+    // Costly on plain text, nested or not: tried on it, as a scan would search it (`cost.rs`).
+    let costly = many("(?:\\w{1,10}\\s?){1,10}#0", 1).unwrap_err();
+    assert!(costly.contains("\"c0\"") && costly.contains("too costly for plain text"), "{costly}");
+    let chained = many(&format!("{}[^\\w \\n]", "\\w{1,12} ?".repeat(45)), 1).unwrap_err();
+    assert!(chained.contains("too costly for plain text"), "{chained}");
     assert!(many("[a-z]{1,60}#[a-z]{1,60}", 4).is_ok());
     let sized = many("[a-z]{1,60}#[a-z]{1,60}", 40).unwrap_err();
     assert!(sized.contains("compile to more than") && sized.contains("together"), "{sized}");

@@ -56,6 +56,8 @@ pub const DEFAULT_AUDIT_DIGEST_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_BUCKET_LOG_FLUSH_SECS: u64 = 60;
 /// The orphan sweep's grace period and interval: an hour.
 pub const DEFAULT_ORPHAN_SECS: u64 = 3600;
+/// What the grace period may be: at least ten minutes, at most ten years.
+pub const ORPHAN_GRACE_SECS: std::ops::RangeInclusive<u64> = 600..=315_360_000;
 
 /// Everything `latchkey serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -115,7 +117,8 @@ pub struct ServerConfig {
     /// record, on any replica sharing the data dir, is far shorter), at start and every
     /// `orphan_sweep_interval` (`latchkey-object`'s orphan sweep).
     pub orphan_grace: Duration,
-    pub orphan_sweep_interval: Duration,
+    /// `None`: the sweep is off (`orphan_sweep = false`).
+    pub orphan_sweep_interval: Option<Duration>,
     /// Open connections allowed, in all and per client address.
     pub connection_caps: ConnectionCaps,
     /// Networks admitted on every listener (`[networks]`), on top of each listener's own lists.
@@ -163,6 +166,7 @@ pub struct ConfigFile {
     pub idle_timeout_secs: Option<u64>,
     pub audit_digest_interval_secs: Option<u64>,
     pub bucket_log_flush_secs: Option<u64>,
+    pub orphan_sweep: Option<bool>,
     pub orphan_grace_secs: Option<u64>,
     pub orphan_sweep_interval_secs: Option<u64>,
     /// `stderr` (default), `off`, or a file path.
@@ -333,11 +337,21 @@ impl ServerConfig {
         if bucket_log_flush.is_zero() {
             bail!("bucket_log_flush_secs must be at least 1");
         }
-        let orphan_grace = Duration::from_secs(file.orphan_grace_secs.unwrap_or(DEFAULT_ORPHAN_SECS));
-        let orphan_sweep_interval = Duration::from_secs(file.orphan_sweep_interval_secs.unwrap_or(DEFAULT_ORPHAN_SECS));
-        if orphan_grace.is_zero() || orphan_sweep_interval.is_zero() {
-            bail!("orphan_grace_secs and orphan_sweep_interval_secs must be at least 1");
+        let orphan_grace = file.orphan_grace_secs.unwrap_or(DEFAULT_ORPHAN_SECS);
+        if !ORPHAN_GRACE_SECS.contains(&orphan_grace) {
+            bail!(
+                "orphan_grace_secs must be between {} and {} (shorter, a write between its blob and its record could \
+                 be swept)",
+                ORPHAN_GRACE_SECS.start(),
+                ORPHAN_GRACE_SECS.end()
+            );
         }
+        let orphan_grace = Duration::from_secs(orphan_grace);
+        let orphan_sweep_interval = Duration::from_secs(file.orphan_sweep_interval_secs.unwrap_or(DEFAULT_ORPHAN_SECS));
+        if orphan_sweep_interval.is_zero() {
+            bail!("orphan_sweep_interval_secs must be at least 1 (orphan_sweep = false turns the sweep off)");
+        }
+        let orphan_sweep_interval = file.orphan_sweep.unwrap_or(true).then_some(orphan_sweep_interval);
         if audit_digest_interval.is_zero() {
             bail!("audit_digest_interval_secs must be at least 1");
         }

@@ -297,11 +297,10 @@ impl Server {
             let until = until_stopped.clone();
             async move { objects.run_collector(until()).await }
         });
-        tokio::spawn({
-            let (objects, until) = (self.objects.clone(), until_stopped.clone());
-            let (grace, every) = (self.config.orphan_grace, self.config.orphan_sweep_interval);
-            async move { objects.run_orphan_sweeper(grace, every, until()).await }
-        });
+        if let Some(every) = self.config.orphan_sweep_interval {
+            let (objects, until, grace) = (self.objects.clone(), until_stopped.clone(), self.config.orphan_grace);
+            tokio::spawn(async move { objects.run_orphan_sweeper(grace, every, until()).await });
+        }
         let shares = self.shares.clone();
         let identity = self.identity.clone();
         let maintainer = tokio::spawn({

@@ -490,8 +490,12 @@ impl Dispatch {
             return s3_error_response(e);
         }
         s3_wire::ignore_unusable_range(&mut req);
+        let head = req.method() == http::Method::HEAD;
         match self.s3.call(s3_wire::into_s3s(req)).await {
-            Ok(resp) => resp,
+            Ok(mut resp) => {
+                s3_wire::partial_head(head, &mut resp);
+                resp
+            }
             Err(e) => {
                 tracing::error!(error = ?e, "S3 service failed");
                 s3_error_response(S3Error::new(S3ErrorCode::InternalError))

@@ -1,7 +1,8 @@
 //! S3's wire rules that hold before s3s sees a request: an object PUT must say how long its body
 //! is (`Content-Length`, or `x-amz-decoded-content-length` for aws-chunked) (`411 MissingContentLength`, however it is signed, as AWS answers); a `Range` header S3
 //! would not understand (not `bytes=`, reversed, several ranges) is ignored rather than refused,
-//! as S3 ignores it; and a body that carries Content-MD5 but is not an object's bytes is hashed
+//! as S3 ignores it (unless the signature covers it: s3s then refuses it); a HEAD of a range is
+//! a 206; and a body that carries Content-MD5 but is not an object's bytes is hashed
 //! as s3s reads it, for the operation to check (`latchkey_s3::content_md5`).
 
 use http::{HeaderMap, Method, Request, header};
@@ -55,6 +56,14 @@ fn signs_range(headers: &HeaderMap, query: Option<&str>) -> bool {
     let in_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .any(|(name, value)| name.eq_ignore_ascii_case("x-amz-signedheaders") && listed(&value));
     in_header || in_query
+}
+
+/// A HEAD that answers a range is `206 Partial Content`, as the GET of it is (s3s sets that
+/// status for GET only).
+pub fn partial_head<B>(head: bool, resp: &mut http::Response<B>) {
+    if head && resp.status() == http::StatusCode::OK && resp.headers().contains_key(header::CONTENT_RANGE) {
+        *resp.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+    }
 }
 
 /// The request as s3s takes it, its body hashed when its Content-MD5 is the operation's to check.
