@@ -177,3 +177,23 @@ def test_an_unversioned_bucket_answers_get_bucket_versioning_with_no_status(s3, 
     with pytest.raises(ClientError) as e:
         s3.get_bucket_versioning(Bucket=bucket + "-missing")
     assert code(e) == "NoSuchBucket"
+
+
+def test_a_refusal_of_a_request_awaiting_100_continue_closes_the_connection(server, bucket):
+    """boto3 sends PUT bodies after `100 Continue`; refused at once, it never sends them, and the
+    connection cannot be read after that: the next request's first bytes would be taken for the
+    body (its method read as `UT`, its signature refused). Closing it is what keeps the next
+    request whole."""
+    at = urlsplit(server.endpoint)
+    with socket.create_connection((at.hostname, at.port), timeout=10) as sock:
+        sock.sendall(f"PUT /{bucket}/k HTTP/1.1\r\nHost: {at.netloc}\r\nExpect: 100-continue\r\n"
+                     "Content-Length: 1\r\n\r\n".encode())
+        answer = b""
+        while b"</Error>" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        head = answer.split(b"\r\n\r\n", 1)[0].decode().lower()
+        assert head.startswith("http/1.1 403") and "connection: close" in head, head
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536) == b"", "closed after the refusal"

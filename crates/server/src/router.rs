@@ -279,6 +279,7 @@ impl Dispatch {
             refused,
             logged: self.bucket_log.active().then(|| self.logged_request(&req, &conn)),
         };
+        let awaits_continue = awaits_continue(&req);
         let refusal = if malformed {
             Some((bad_forwarding_header(), "forwarding_header"))
         } else {
@@ -356,6 +357,12 @@ impl Dispatch {
             headers.insert("x-amz-id-2", value);
         }
         headers.insert(http::header::SERVER, HeaderValue::from_static("Latchkey"));
+        // A client that waited for `100 Continue` and got a refusal instead may or may not send
+        // its body now; the connection cannot be read safely after it (hyper would take the next
+        // request's first bytes for the body it drains), so it is closed.
+        if awaits_continue && entry.status >= 300 {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if conn.secure
             && let Some(hsts) = &self.hsts
         {
@@ -517,6 +524,12 @@ fn is_post_form<B>(req: &Request<B>) -> bool {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// An HTTP/1.1 request whose client waits for `100 Continue` before it sends its body.
+fn awaits_continue<B>(req: &Request<B>) -> bool {
+    req.version() == http::Version::HTTP_11
+        && req.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 fn header_bytes<B>(req: &Request<B>) -> usize {
