@@ -10,7 +10,8 @@ use latchkey_meta::{CustomIdentifierStore, StoredIdentifier};
 use latchkey_scan::{ConfigError, CustomIdentifier, Engine, Report, ScanConfig, managed};
 
 /// At most this many custom identifiers through the API: each scan's engine holds them all (and
-/// what they cost together is bounded by the engine: `latchkey_scan::CUSTOM_NFA_TOTAL`).
+/// what they cost together is bounded by the engine: `latchkey_scan::Engine::new` refuses a set
+/// too costly to search, see `crates/scan/src/cost.rs`).
 pub const MAX_STORED_IDENTIFIERS: u32 = 100;
 /// The longest sample text [`EngineSource::test`] takes, in characters (Macie's limit).
 pub const MAX_TEST_TEXT: usize = 1000;

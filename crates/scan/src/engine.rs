@@ -26,7 +26,7 @@ pub const MAX_MATCH_LEN: usize = 8 * 1024;
 const CUSTOM_NFA_LIMIT: usize = 96 * 1024;
 /// What every custom pattern together may grow to: each is searched in the same pass, and their
 /// costs add up (four patterns at the limit above scan plain text at about 4 MB/s, measured).
-pub const CUSTOM_NFA_TOTAL: usize = 96 * 1024;
+const CUSTOM_NFA_TOTAL: usize = 96 * 1024;
 /// The most a custom pattern's nested repetitions may multiply to (`(?:\w{1,20} ?){1,5}` is 100).
 /// Nesting is what makes a pattern's DFA explode: `(?:\w{1,20}\s?){1,25}` (500) is small as an
 /// automaton yet scans plain text at 1 MB/s; real identifiers nest little (an IBAN's groups, 28).
