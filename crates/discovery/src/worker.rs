@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use latchkey_audit::webhook::{Poster, Target};
 use latchkey_meta::{AuditEvent, Finding, FindingsStore, QueuedScan, ScanCompletion, ScanOutcome};
-use latchkey_object::{ObjectError, ObjectService};
+use latchkey_object::ObjectService;
 use latchkey_scan::formats::{self, Limits};
 use latchkey_scan::{ENGINE_VERSION, Engine, Report};
 
@@ -244,11 +244,11 @@ impl Discovery {
         }
     }
 
-    /// The object's record if `scan`'s version is still its current one.
+    /// The record of `scan`'s version while it exists (current, or kept by versioning).
     async fn current(&self, scan: &QueuedScan) -> Result<latchkey_meta::ObjectRecord, NotScanned> {
-        match self.objects.head(&scan.bucket, &scan.key).await {
-            Ok(record) if record.version_id == scan.version_id => Ok(record),
-            Ok(_) | Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => Err(NotScanned::Superseded),
+        match self.objects.shared_version(&scan.bucket, &scan.key, &scan.version_id).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(NotScanned::Superseded),
             Err(e) => Err(NotScanned::Failed(format!("cannot read the object's record: {e}"))),
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use latchkey_meta::{MetaStore, PgStore, SqliteStore};
+use latchkey_meta::{MetaStore, PgStore, SqliteStore, VersionStore};
 use latchkey_object::ObjectService;
 use latchkey_storage::BlobStore;
 
@@ -51,16 +51,15 @@ async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
     if args.meta_url.is_none() && !sqlite.is_file() {
         bail!("{} does not exist: give the store the server uses with --meta-url", sqlite.display());
     }
-    let meta: Arc<dyn MetaStore> = match args.meta_url.as_deref() {
-        None => Arc::new(SqliteStore::open(&sqlite).await.context(failed)?),
-        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url).await.context(failed)?),
+    let blobs = BlobStore::open(&args.data_dir).with_context(|| format!("cannot open {}", args.data_dir.display()))?;
+    let objects = match args.meta_url.as_deref() {
+        None => service(SqliteStore::open(&sqlite).await.context(failed)?, blobs),
+        Some(url) if url.starts_with("sqlite:") => service(SqliteStore::open_url(url).await.context(failed)?, blobs),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgStore::open(url, 4).await.context(failed)?)
+            service(PgStore::open(url, 4).await.context(failed)?, blobs)
         }
         Some(other) => bail!("unsupported --meta-url {other:?}: expected sqlite:PATH or postgres://..."),
     };
-    let blobs = BlobStore::open(&args.data_dir).with_context(|| format!("cannot open {}", args.data_dir.display()))?;
-    let objects = ObjectService::new(meta, blobs);
     let grace = Duration::from_secs(args.grace_secs);
     let check = objects.check_blobs(grace).await.context("cannot read the store or the blobs")?;
     for what in &check.missing {
@@ -93,4 +92,10 @@ async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
         true => ExitCode::SUCCESS,
         false => ExitCode::from(1),
     })
+}
+
+/// The object service over one store.
+fn service<S: MetaStore + VersionStore>(store: S, blobs: BlobStore) -> ObjectService {
+    let store = Arc::new(store);
+    ObjectService::new(store.clone(), store, blobs)
 }

@@ -170,7 +170,7 @@ fn object_json(record: &ObjectRecord) -> MetaResult<serde_json::Value> {
         "b": record.bucket, "k": record.key, "v": record.version_id, "o": record.blob_id,
         "s": to_i64(record.size), "e": record.etag, "m": to_ms(record.last_modified),
         "h": serde_json::to_string(&record.headers)?, "u": serde_json::to_string(&record.user_meta)?,
-        "t": serde_json::to_string(&record.tags)?, "p": record.parts_count,
+        "t": serde_json::to_string(&record.tags)?, "p": record.parts_count, "x": record.versioned,
     }))
 }
 

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use crate::{Bucket, BucketConfig, BucketConfigStore, BucketSetting, MetaError, MetaStore, PublicAccessBlock, Tag};
 
 async fn create(store: &dyn MetaStore, name: &str) {
-    let bucket = Bucket { name: name.into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+    let bucket =
+        Bucket { name: name.into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc(), versioning: None };
     store.create_bucket(&bucket).await.unwrap();
 }
 

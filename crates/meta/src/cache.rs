@@ -84,6 +84,7 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
             version_id: version.into(),
+            versioned: false,
             blob_id: version.into(),
             size: 1,
             etag: "e".into(),

@@ -16,7 +16,8 @@ fn grantee() -> Grantee {
 }
 
 pub async fn with_bucket(store: Arc<dyn MetaStore>) -> Arc<dyn MetaStore> {
-    let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+    let bucket =
+        Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc(), versioning: None };
     store.create_bucket(&bucket).await.unwrap();
     store
 }
@@ -26,6 +27,7 @@ pub fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
         bucket: bucket.into(),
         key: key.into(),
         version_id: format!("v-{blob}"),
+        versioned: false,
         blob_id: blob.into(),
         size: 3,
         etag: "abc".into(),
@@ -249,7 +251,8 @@ pub async fn upload_links_write_the_object_with_the_use(store: Arc<dyn MetaStore
 }
 
 pub async fn bucket_rules(store: Arc<dyn MetaStore>) {
-    let again = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+    let again =
+        Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc(), versioning: None };
     assert!(matches!(store.create_bucket(&again).await, Err(MetaError::BucketAlreadyExists)));
     assert!(matches!(store.put_object(&record("nope", "k", "x")).await, Err(MetaError::NoSuchBucket)));
     store.put_object(&record("b", "k", "x")).await.unwrap();

@@ -233,9 +233,12 @@ macro_rules! findings_store {
                     .execute(&mut *tx)
                     .await?;
                     if claimed.rows_affected() == 0 {
-                        // The triggers drop a replaced or deleted version's row, claimed or not.
+                        // The triggers drop a replaced or deleted version's row, claimed or not
+                        // (unless versioning keeps the version).
                         let current: Option<i64> = $crate::statements::bound!(
-                            "SELECT 1 FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3",
+                            "SELECT 1 FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3
+                             UNION ALL SELECT 1 FROM object_versions
+                             WHERE bucket = $1 AND key = $2 AND version_id = $3 AND NOT delete_marker",
                             &scan.bucket,
                             &scan.key,
                             &scan.version_id,
@@ -249,20 +252,29 @@ macro_rules! findings_store {
                         });
                     }
                     let status = &outcome.status;
-                    let current = $crate::statements::bound!(
-                        "UPDATE objects SET sensitivity = $1, scan_partial = $2, sensitivity_tagged = $3, quarantined = $4
-                         WHERE bucket = $5 AND key = $6 AND version_id = $7",
-                        status.sensitivity.map($crate::Sensitivity::as_str),
-                        status.partial,
-                        status.tagged,
-                        status.quarantined,
-                        &scan.bucket,
-                        &scan.key,
-                        &scan.version_id,
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                    if current.rows_affected() == 0 {
+                    let mut updated = 0;
+                    // The version is current, or noncurrent in a versioned bucket.
+                    for table in ["objects", "object_versions"] {
+                        let update = format!(
+                            "UPDATE {table} SET sensitivity = $1, scan_partial = $2, sensitivity_tagged = $3,
+                               quarantined = $4
+                             WHERE bucket = $5 AND key = $6 AND version_id = $7"
+                        );
+                        updated += $crate::statements::bound!(
+                            &update,
+                            status.sensitivity.map($crate::Sensitivity::as_str),
+                            status.partial,
+                            status.tagged,
+                            status.quarantined,
+                            &scan.bucket,
+                            &scan.key,
+                            &scan.version_id,
+                        )
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    if updated == 0 {
                         return Ok(ScanCompletion::Superseded);
                     }
                     if let Some(f) = &outcome.finding {

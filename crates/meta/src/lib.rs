@@ -5,7 +5,8 @@
 //! [`PresignedStore`] (uses of counted presigned URLs, revoked presigned URLs), [`AuditStore`]
 //! (the audit trail's hash chain and its signed digests), [`FindingsStore`] (the scan queue
 //! and the sensitive data found in objects), [`ScanJobStore`] (on-demand scan jobs) and
-//! [`CustomIdentifierStore`] (custom identifiers created through the API).
+//! [`CustomIdentifierStore`] (custom identifiers created through the API) and [`VersionStore`]
+//! (versioning: noncurrent versions and delete markers).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -35,6 +36,7 @@ mod sqlite;
 mod statements;
 mod supervise;
 mod uses;
+mod versions;
 
 pub use audit::{
     AuditDigest, AuditQuery, AuditStore, AuditTrail, ChainedEvent, GENESIS, PgAuditReader, SqliteAuditReader, link_hash,
@@ -47,13 +49,15 @@ pub use identity::{
     SessionRecord, StoredAccessKey,
 };
 pub use model::{
-    AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, ObjectRecord,
-    PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity, Share, ShareFilter, Tag,
+    AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, NULL_VERSION,
+    ObjectRecord, ObjectVersion, PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity, Share, ShareFilter, Tag,
+    Versioning,
 };
 pub use postgres::PgStore;
 pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
 pub use scan_jobs::{ScanJob, ScanJobStatus, ScanJobStore};
 pub use sqlite::SqliteStore;
+pub use versions::{CURRENT_SEQ, VersionStore};
 
 use async_trait::async_trait;
 

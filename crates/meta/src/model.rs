@@ -10,6 +10,31 @@ pub struct Bucket {
     pub name: String,
     pub region: String,
     pub created: OffsetDateTime,
+    /// `None` until versioning is first enabled; a bucket never goes back to `None`.
+    pub versioning: Option<Versioning>,
+}
+
+/// A bucket's versioning state, once it was first enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Every write makes a new version with its own id; older ones are kept.
+    Enabled,
+    /// Writes make the key's null version, replacing the previous null version; versions with
+    /// their own id are kept.
+    Suspended,
+}
+
+impl Versioning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "Enabled",
+            Self::Suspended => "Suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Enabled, Self::Suspended].into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// The standard HTTP headers S3 stores with an object and returns on GET/HEAD.
@@ -36,13 +61,17 @@ pub struct Tag {
     pub value: String,
 }
 
-/// The current version of one object. `version_id` changes on every write, so anything bound to
-/// "the object as it was" (share links) can tell when it was replaced.
+/// One version of an object. `version_id` is new on every write, so anything bound to "the
+/// object as it was" (share links) can tell when it was replaced; S3 clients see it only when
+/// `versioned` (see [`ObjectRecord::s3_version_id`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     pub bucket: String,
     pub key: String,
     pub version_id: String,
+    /// Written while the bucket's versioning was enabled; otherwise this is the key's null
+    /// version (only one per key, replaced by the next null version).
+    pub versioned: bool,
     pub blob_id: String,
     pub size: u64,
     /// Hex MD5 of the bytes, or `md5-of-md5s-N` for a multipart object; without quotes.
@@ -61,7 +90,15 @@ pub struct ObjectRecord {
 /// The tag key under which the scanner shows an object's sensitivity.
 pub const SENSITIVITY_TAG: &str = "latchkey:sensitivity";
 
+/// The version id S3 clients see for an unversioned write.
+pub const NULL_VERSION: &str = "null";
+
 impl ObjectRecord {
+    /// The version id as S3 shows it: the record's own, or `null`.
+    pub fn s3_version_id(&self) -> &str {
+        if self.versioned { &self.version_id } else { NULL_VERSION }
+    }
+
     /// The object's tags as S3 shows them and policies read them: its writers' tags, and the
     /// scanner's `latchkey:sensitivity` when remediation tagged the version.
     pub fn tag_set(&self) -> Vec<Tag> {
@@ -111,6 +148,17 @@ pub struct ScanStatus {
     pub tagged: bool,
     /// Refuse every read of its bytes (GET, copy, share links, presigned URLs).
     pub quarantined: bool,
+}
+
+/// An entry of a key's history: a version with bytes, or a delete marker (whose `record` has no
+/// blob: empty `blob_id`, size 0), and whether it is the key's latest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub record: ObjectRecord,
+    pub delete_marker: bool,
+    pub latest: bool,
+    /// Its place in the key's history, newer higher: `CURRENT_SEQ` for the current version.
+    pub seq: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

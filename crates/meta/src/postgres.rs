@@ -51,6 +51,9 @@ crate::custom_identifiers::custom_identifier_store!(PgStore, writer: pool, reade
 crate::findings::findings_store!(PgStore, writer: pool, reader: pool,
     claim: crate::findings::claim_scans_sql!("FOR UPDATE SKIP LOCKED"), release_stale: false,
     changed: |_: &PgStore, _: &str, _: &str| ());
+crate::versions::version_store!(PgStore, writer: pool, reader: pool,
+    lock: "SELECT 1 FROM objects WHERE bucket = $1 AND key = $2 FOR UPDATE",
+    changed: |_: &PgStore, _: &str, _: &str| (), bucket_changed: |_: &PgStore, _: &str, _| ());
 
 #[async_trait::async_trait]
 impl crate::audit::AuditStore for PgStore {
@@ -224,10 +227,8 @@ impl MetaStore for PgStore {
             if exists.is_none() {
                 return Err(MetaError::NoSuchBucket);
             }
-            let any: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = $1 LIMIT 1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let any: Option<(i32,)> =
+                sqlx::query_as(crate::statements::ANY_VERSION).bind(name).fetch_optional(&mut *tx).await?;
             if any.is_some() {
                 return Err(MetaError::BucketNotEmpty);
             }
@@ -247,7 +248,7 @@ impl MetaStore for PgStore {
     }
 
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
-        let row = sqlx::query("SELECT name, region, created_ms FROM buckets WHERE name = $1")
+        let row = sqlx::query("SELECT name, region, created_ms, versioning FROM buckets WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -255,8 +256,9 @@ impl MetaStore for PgStore {
     }
 
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
-        let rows =
-            sqlx::query("SELECT name, region, created_ms FROM buckets ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT name, region, created_ms, versioning FROM buckets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(bucket_from_row).collect()
     }
 
@@ -358,6 +360,7 @@ impl MetaStore for PgStore {
     async fn referenced_blobs(&self, blob_ids: &[String]) -> MetaResult<Vec<String>> {
         let referenced = sqlx::query_scalar(
             "SELECT blob_id FROM objects WHERE blob_id = ANY($1)
+             UNION SELECT blob_id FROM object_versions WHERE blob_id = ANY($1)
              UNION SELECT blob_id FROM upload_parts WHERE blob_id = ANY($1)
              UNION SELECT blob_id FROM released_blobs WHERE blob_id = ANY($1)",
         )
@@ -610,6 +613,13 @@ mod tests {
                 crate::custom_identifiers::conformance::identifiers_are_created_listed_and_deleted(store).await;
             }
         }
+
+        #[tokio::test]
+        async fn versions_are_kept_deleted_restored_and_released_exactly() {
+            if let Some((store, _schema)) = open().await {
+                crate::versions::conformance::versions_are_kept_deleted_restored_and_released_exactly(store).await;
+            }
+        }
     }
 
     mod bucket_config {
@@ -630,7 +640,12 @@ mod tests {
             let Some((scoped, _schema)) = fresh_schema().await else { return };
             let writer = PgStore::open(&scoped, 8).await.unwrap();
             let other = PgStore::open(&scoped, 8).await.unwrap();
-            let bucket = Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc() };
+            let bucket = Bucket {
+                name: "b".into(),
+                region: "us-east-1".into(),
+                created: OffsetDateTime::now_utc(),
+                versioning: None,
+            };
             writer.create_bucket(&bucket).await.unwrap();
             let mut changes = other.config_changes();
             // Wait until the other replica's listener is connected (it signals once it listens).

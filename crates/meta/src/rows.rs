@@ -7,7 +7,8 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use crate::{
-    Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, PartRecord, ScanStatus, Sensitivity, Share,
+    Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, ObjectVersion, PartRecord, ScanStatus, Sensitivity,
+    Share, Versioning,
 };
 
 /// Typed column access that both backends' rows provide.
@@ -89,7 +90,12 @@ pub(crate) fn to_u64(n: i64) -> u64 {
 }
 
 pub(crate) fn bucket_from_row(row: &impl Columns) -> MetaResult<Bucket> {
-    Ok(Bucket { name: row.text("name")?, region: row.text("region")?, created: from_ms(row.int("created_ms")?) })
+    Ok(Bucket {
+        name: row.text("name")?,
+        region: row.text("region")?,
+        created: from_ms(row.int("created_ms")?),
+        versioning: row.opt_text("versioning")?.as_deref().and_then(Versioning::parse),
+    })
 }
 
 pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
@@ -101,6 +107,7 @@ pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
         bucket: row.text("bucket")?,
         key: row.text("key")?,
         version_id: row.text("version_id")?,
+        versioned: row.flag("versioned")?,
         blob_id: row.text("blob_id")?,
         size: to_u64(row.int("size")?),
         etag: row.text("etag")?,
@@ -115,6 +122,17 @@ pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
             tagged: row.flag("sensitivity_tagged")?,
             quarantined: row.flag("quarantined")?,
         },
+    })
+}
+
+/// A row of `object_versions` (or of `objects`, with `delete_marker` false and `latest` true):
+/// `latest` comes from the query's `latest` column.
+pub(crate) fn version_from_row(row: &impl Columns) -> MetaResult<ObjectVersion> {
+    Ok(ObjectVersion {
+        record: object_from_row(row)?,
+        delete_marker: row.flag("delete_marker")?,
+        latest: row.flag("latest")?,
+        seq: row.int("seq")?,
     })
 }
 

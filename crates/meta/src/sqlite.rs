@@ -62,6 +62,13 @@ crate::custom_identifiers::custom_identifier_store!(SqliteStore, writer: writer,
 crate::findings::findings_store!(SqliteStore, writer: writer, reader: reader,
     claim: crate::findings::claim_scans_sql!(""), release_stale: true,
     changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key));
+crate::versions::version_store!(SqliteStore, writer: writer, reader: reader, lock: "",
+changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key),
+bucket_changed: |store: &SqliteStore, bucket: &str, state| {
+    if let Some(cached) = store.buckets_mut().get_mut(bucket) {
+        cached.versioning = Some(state);
+    }
+});
 
 #[async_trait::async_trait]
 impl crate::audit::AuditStore for SqliteStore {
@@ -156,7 +163,7 @@ impl SqliteStore {
         let writer = pool().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = pool().max_connections(8).connect_with(options.read_only(true)).await?;
-        let rows = sqlx::query("SELECT name, region, created_ms FROM buckets").fetch_all(&writer).await?;
+        let rows = sqlx::query("SELECT name, region, created_ms, versioning FROM buckets").fetch_all(&writer).await?;
         let buckets =
             rows.iter().map(bucket_from_row).map(|b| b.map(|b| (b.name.clone(), b))).collect::<MetaResult<_>>()?;
         let batcher = Batcher::start(writer.clone());
@@ -223,10 +230,8 @@ impl MetaStore for SqliteStore {
 
     async fn delete_bucket(&self, name: &str) -> MetaResult<()> {
         transaction!(self.writer, |tx| {
-            let any: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let any: Option<(i64,)> =
+                sqlx::query_as(crate::statements::ANY_VERSION).bind(name).fetch_optional(&mut *tx).await?;
             if any.is_some() {
                 return Err(MetaError::BucketNotEmpty);
             }
@@ -381,11 +386,12 @@ impl MetaStore for SqliteStore {
             let marks = vec!["?"; batch.len()].join(",");
             let sql = format!(
                 "SELECT blob_id FROM objects WHERE blob_id IN ({marks})
+                 UNION SELECT blob_id FROM object_versions WHERE blob_id IN ({marks})
                  UNION SELECT blob_id FROM upload_parts WHERE blob_id IN ({marks})
                  UNION SELECT blob_id FROM released_blobs WHERE blob_id IN ({marks})"
             );
             let mut query = sqlx::query_scalar::<_, String>(&sql);
-            for _ in 0..3 {
+            for _ in 0..4 {
                 for id in batch {
                     query = query.bind(id);
                 }
@@ -579,6 +585,12 @@ mod tests {
         async fn identifiers_are_created_listed_and_deleted() {
             let (store, _dir) = open().await.unwrap();
             crate::custom_identifiers::conformance::identifiers_are_created_listed_and_deleted(store).await;
+        }
+
+        #[tokio::test]
+        async fn versions_are_kept_deleted_restored_and_released_exactly() {
+            let (store, _dir) = open().await.unwrap();
+            crate::versions::conformance::versions_are_kept_deleted_restored_and_released_exactly(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

@@ -9,13 +9,13 @@
 macro_rules! insert_object {
     () => {
         "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags,
-           parts_count)"
+           parts_count, versioned)"
     };
 }
 
 macro_rules! object_values {
     () => {
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     };
 }
 
@@ -26,6 +26,7 @@ macro_rules! replace_object {
            version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
            etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
            user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count,
+           versioned = excluded.versioned,
            sensitivity = NULL, scan_partial = false, sensitivity_tagged = false, quarantined = false"
     };
 }
@@ -43,7 +44,7 @@ pub(crate) const INSERT_NEW_OBJECT: &str =
 pub(crate) const UPSERT_OBJECTS_JSON: &str = concat!(
     insert_object!(),
     " SELECT value ->> 'b', value ->> 'k', value ->> 'v', value ->> 'o', value ->> 's', value ->> 'e',
-       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p'
+       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p', value ->> 'x'
      FROM json_each($1) WHERE true",
     replace_object!()
 );
@@ -65,9 +66,14 @@ macro_rules! write_object {
             .bind(serde_json::to_string(&record.user_meta)?)
             .bind(serde_json::to_string(&record.tags)?)
             .bind(record.parts_count.map(i64::from))
+            .bind(record.versioned)
     }};
 }
 pub(crate) use write_object;
+
+/// A row when the bucket `$1` holds any version (current, noncurrent or delete marker).
+pub(crate) const ANY_VERSION: &str = "SELECT 1 WHERE EXISTS (SELECT 1 FROM objects WHERE bucket = $1)
+     OR EXISTS (SELECT 1 FROM object_versions WHERE bucket = $1)";
 
 pub(crate) const INSERT_UPLOAD: &str = "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -165,8 +171,9 @@ pub(crate) use insert_audit;
 /// Each store says where a job's values come from: bound parameters (SQLite, one job) or the
 /// columns of a row `j` named in `from` (PostgreSQL, arrays of jobs). One statement decides and
 /// decrements, so no other redeemer can come between the check and the use. The link must have
-/// the job's method, must not be revoked or expired, must have uses left, and its object must
-/// still be the version it was made for; unless the caller has checked the address against the
+/// the job's method, must not be revoked or expired, must have uses left, and the object version
+/// it was made for must still exist (current, or kept by versioning) and not be quarantined;
+/// unless the caller has checked the address against the
 /// link's allow-list (`address_checked`), only a link without one is taken. The grantee columns
 /// it sets feed the `share_use_recorded` trigger, which records the grant and its
 /// `share.redeemed` audit event within the statement. `returning` names the share's columns:
@@ -196,7 +203,10 @@ macro_rules! take_uses_sql {
                AND (shares.version_id IS NULL OR EXISTS (
                      SELECT 1 FROM objects o
                      WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id
-                       AND NOT o.quarantined))
+                       AND NOT o.quarantined) OR EXISTS (
+                     SELECT 1 FROM object_versions v
+                     WHERE v.bucket = shares.bucket AND v.key = shares.key AND v.version_id = shares.version_id
+                       AND NOT v.delete_marker AND NOT v.quarantined))
              RETURNING ",
             $returning
         )
@@ -279,7 +289,7 @@ macro_rules! list_uploads {
 pub(crate) use list_uploads;
 
 /// Shares that `$filter: &ShareFilter` selects, oldest first, each with `object_current`: whether
-/// its object is still the version it was made for (always, for upload links). An active share
+/// the object version it was made for still exists (always, for upload links). An active share
 /// also has its object.
 macro_rules! list_shares {
     ($filter:expr) => {{
@@ -287,7 +297,9 @@ macro_rules! list_shares {
         let prefix = filter.prefix.as_deref().unwrap_or_default();
         $crate::statements::bound!(
             "SELECT * FROM (SELECT *, (version_id IS NULL OR EXISTS (SELECT 1 FROM objects o
-                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id))
+                 WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id)
+                 OR EXISTS (SELECT 1 FROM object_versions v WHERE v.bucket = shares.bucket AND v.key = shares.key
+                   AND v.version_id = shares.version_id AND NOT v.delete_marker))
                  AS object_current FROM shares) s
              WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
                AND (CAST($3 AS TEXT) IS NULL OR key < $3)

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use latchkey_meta::KeyRange;
+use latchkey_meta::{CURRENT_SEQ, KeyRange};
 
 use crate::{ObjectResult, ObjectService};
 
@@ -97,21 +97,28 @@ impl ObjectService {
         }
     }
 
-    /// Compares every object record and upload part with its blob, and lists orphans older
-    /// than `grace`. Reads only.
+    /// Compares every object version (current or kept by versioning) and upload part with its
+    /// blob, and lists orphans older than `grace`. Reads only.
     pub async fn check_blobs(&self, grace: Duration) -> ObjectResult<BlobCheck> {
         let mut check = BlobCheck::default();
         for bucket in self.meta.list_buckets().await? {
-            let mut after: Option<String> = None;
+            let mut within: Option<(String, i64)> = None;
             loop {
-                let range = KeyRange { prefix: "", after: after.as_deref(), from: None, limit: CHECK_PAGE };
-                let page = self.meta.list_objects(&bucket.name, range).await?;
-                for record in &page {
-                    let what = format!("s3://{}/{}", record.bucket, record.key);
+                let range = KeyRange { prefix: "", after: None, from: None, limit: CHECK_PAGE };
+                let at = within.as_ref().map(|(key, seq)| (key.as_str(), *seq));
+                let page = self.versions.list_versions(&bucket.name, range, at).await?;
+                for version in page.iter().filter(|v| !v.delete_marker) {
+                    let record = &version.record;
+                    let mut what = format!("s3://{}/{}", record.bucket, record.key);
+                    if version.seq != CURRENT_SEQ {
+                        what.push_str(&format!(" (noncurrent version {})", record.s3_version_id()));
+                    }
                     self.compare(&mut check, what, &record.blob_id, record.size)?;
                 }
                 match page.last() {
-                    Some(last) if page.len() == CHECK_PAGE as usize => after = Some(last.key.clone()),
+                    Some(last) if page.len() == CHECK_PAGE as usize => {
+                        within = Some((last.record.key.clone(), last.seq));
+                    }
                     _ => break,
                 }
             }

@@ -7,10 +7,12 @@
 mod integrity;
 mod list;
 mod multipart;
+mod versions;
 
 pub use integrity::BlobCheck;
-pub use list::{ListEntry, ListPage, ListRequest};
+pub use list::{ListEntry, ListPage, ListRequest, VersionEntry, VersionPage, VersionsRequest};
 pub use multipart::{CompletedPart, MultipartError};
+pub use versions::Deletion;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,7 +21,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use latchkey_meta::{AuditEvent, Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Sensitivity, Tag};
+use latchkey_meta::{
+    AuditEvent, Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Sensitivity, Tag, VersionStore, Versioning,
+};
 use latchkey_storage::{BlobStore, BlobStream, StorageError, WriteLimits};
 use time::OffsetDateTime;
 
@@ -29,6 +33,11 @@ pub enum ObjectError {
     NoSuchBucket,
     #[error("the object does not exist")]
     NoSuchKey,
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    /// The version asked for, or the key's latest entry (`latest`), is a delete marker.
+    #[error("the version is a delete marker")]
+    DeleteMarker { version_id: String, last_modified: OffsetDateTime, latest: bool },
     #[error(transparent)]
     Meta(MetaError),
     #[error(transparent)]
@@ -137,6 +146,7 @@ pub struct ObjectRead {
 
 pub struct ObjectService {
     meta: Arc<dyn MetaStore>,
+    versions: Arc<dyn VersionStore>,
     blobs: BlobStore,
     gate: ScanGate,
     /// Woken by deletions; replaced blobs wait for the collector's next tick.
@@ -155,8 +165,8 @@ const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const READ_ATTEMPTS: usize = 4;
 
 impl ObjectService {
-    pub fn new(meta: Arc<dyn MetaStore>, blobs: BlobStore) -> Self {
-        Self { meta, blobs, gate: ScanGate::default(), released: tokio::sync::Notify::new() }
+    pub fn new(meta: Arc<dyn MetaStore>, versions: Arc<dyn VersionStore>, blobs: BlobStore) -> Self {
+        Self { meta, versions, blobs, gate: ScanGate::default(), released: tokio::sync::Notify::new() }
     }
 
     /// Serves versions in `gate`'s buckets only once scanned clean.
@@ -189,7 +199,12 @@ impl ObjectService {
     }
 
     pub async fn create_bucket(&self, name: &str, region: &str) -> ObjectResult<()> {
-        let bucket = Bucket { name: name.to_owned(), region: region.to_owned(), created: OffsetDateTime::now_utc() };
+        let bucket = Bucket {
+            name: name.to_owned(),
+            region: region.to_owned(),
+            created: OffsetDateTime::now_utc(),
+            versioning: None,
+        };
         Ok(self.meta.create_bucket(&bucket).await?)
     }
 
@@ -203,12 +218,28 @@ impl ObjectService {
         self.meta.get_bucket(name).await?.ok_or(ObjectError::NoSuchBucket)
     }
 
-    /// The current record of an object; `NoSuchBucket` is told apart from `NoSuchKey` as S3 does.
+    /// Whether a write to `bucket` now makes a version with its own id (versioning enabled)
+    /// rather than the key's null version.
+    pub(crate) async fn versioned(&self, bucket: &str) -> ObjectResult<bool> {
+        Ok(self.bucket(bucket).await?.versioning == Some(Versioning::Enabled))
+    }
+
+    /// The current record of an object; `NoSuchBucket` is told apart from `NoSuchKey` as S3 does,
+    /// and a key whose latest entry is a delete marker answers `DeleteMarker`.
     pub async fn head(&self, bucket: &str, key: &str) -> ObjectResult<ObjectRecord> {
         match self.meta.get_object(bucket, key).await? {
             Some(record) => Ok(record),
             None => {
-                self.bucket(bucket).await?;
+                if self.bucket(bucket).await?.versioning.is_some()
+                    && let Some(latest) = self.versions.latest_version(bucket, key).await?
+                    && latest.delete_marker
+                {
+                    return Err(ObjectError::DeleteMarker {
+                        version_id: latest.record.s3_version_id().to_owned(),
+                        last_modified: latest.record.last_modified,
+                        latest: true,
+                    });
+                }
                 Err(ObjectError::NoSuchKey)
             }
         }
@@ -321,12 +352,13 @@ impl ObjectService {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         // Refuse early rather than store the bytes of a request that cannot succeed.
-        self.bucket(bucket).await?;
+        let versioned = self.versioned(bucket).await?;
         let blob = self.blobs.write(body, limits).await?;
         Ok(ObjectRecord {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id: new_version_id(),
+            versioned,
             blob_id: blob.blob_id,
             size: blob.size,
             etag: hex::encode(blob.md5),
@@ -340,8 +372,9 @@ impl ObjectService {
     }
 
     /// Copies exactly the version `source` (the record the caller checked its conditions
-    /// against) to `bucket/key` with the given attributes. `SourceChanged` when that version was
-    /// replaced and its bytes are gone: a newer version is never copied in its place.
+    /// against, current or not) to `bucket/key` with the given attributes. `SourceChanged` when
+    /// that version was replaced and its bytes are gone: a newer version is never copied in its
+    /// place.
     pub async fn copy(
         &self,
         source: &ObjectRecord,
@@ -349,26 +382,14 @@ impl ObjectService {
         key: &str,
         attrs: ObjectAttributes,
     ) -> ObjectResult<ObjectRecord> {
-        let same = |r: &ObjectRecord| match r.version_id == source.version_id {
-            true => Ok(0..r.size),
-            false => Err(ObjectError::SourceChanged),
+        self.check_servable(source).await?;
+        let body = match self.blobs.read(&source.blob_id, 0..source.size).await {
+            Ok(body) => body,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ObjectError::SourceChanged),
+            Err(e) => return Err(e.into()),
         };
-        let read = self
-            .read_from(&source.bucket, &source.key, Some(source.clone()), same)
-            .await
-            .map_err(|(ReadError::Object(e) | ReadError::Refused(e))| e)?;
-        let limits = WriteLimits { expected_size: Some(read.record.size), ..WriteLimits::default() };
-        self.put(bucket, key, read.body, limits, attrs).await
-    }
-
-    pub async fn delete(&self, bucket: &str, key: &str) -> ObjectResult<()> {
-        if self.meta.delete_object(bucket, key).await? {
-            self.released.notify_one();
-        } else {
-            // S3 answers 204 for a missing key, but not for a missing bucket.
-            self.bucket(bucket).await?;
-        }
-        Ok(())
+        let limits = WriteLimits { expected_size: Some(source.size), ..WriteLimits::default() };
+        self.put(bucket, key, body, limits, attrs).await
     }
 
     pub async fn set_tags(&self, bucket: &str, key: &str, tags: &[Tag]) -> ObjectResult<()> {
@@ -376,6 +397,11 @@ impl ObjectService {
             return Ok(());
         }
         self.head(bucket, key).await.map(|_| ())
+    }
+
+    /// Wakes the collector: a deletion released blobs.
+    pub(crate) fn released(&self) {
+        self.released.notify_one();
     }
 
     /// Commits a record naming a fresh blob; blobs the commit released go to the collector. A
@@ -477,7 +503,8 @@ mod tests {
     async fn service() -> (tempfile::TempDir, ObjectService) {
         let dir = tempfile::tempdir().unwrap();
         let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
-        let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
+        let meta = Arc::new(meta);
+        let service = ObjectService::new(meta.clone(), meta, BlobStore::open(dir.path()).unwrap());
         service.create_bucket("b", "us-east-1").await.unwrap();
         (dir, service)
     }

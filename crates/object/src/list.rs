@@ -1,6 +1,7 @@
-//! Listing keys with a prefix and a delimiter, page by page, in S3's byte order.
+//! Listing keys (and, in versioned buckets, every version of them) with a prefix and a
+//! delimiter, page by page, in S3's byte order.
 
-use latchkey_meta::{KeyRange, ObjectRecord, prefix_successor};
+use latchkey_meta::{KeyRange, ObjectRecord, ObjectVersion, prefix_successor};
 
 use crate::{ObjectResult, ObjectService};
 
@@ -16,46 +17,109 @@ pub struct ListRequest<'a> {
     pub max_keys: u32,
 }
 
+/// A ListObjectVersions request: after `key_marker` (every version of it, or with
+/// `version_marker` the versions older than that one).
+#[derive(Debug, Clone, Default)]
+pub struct VersionsRequest<'a> {
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    pub key_marker: Option<&'a str>,
+    pub version_marker: Option<&'a str>,
+    pub max_keys: u32,
+}
+
+/// An entry of a listing: an object (or version), or the common prefix keys rolled up into.
 #[derive(Debug, Clone)]
-pub enum ListEntry {
-    Object(Box<ObjectRecord>),
+pub enum ListEntry<T = ObjectRecord> {
+    Object(Box<T>),
     CommonPrefix(String),
 }
 
-impl ListEntry {
+/// An entry of a version listing.
+pub type VersionEntry = ListEntry<ObjectVersion>;
+
+impl<T: Listed> ListEntry<T> {
     /// The key or common prefix; where the next page resumes after this entry.
     pub fn position(&self) -> &str {
         match self {
-            Self::Object(record) => &record.key,
+            Self::Object(item) => item.key(),
             Self::CommonPrefix(prefix) => prefix,
         }
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ListPage {
-    pub entries: Vec<ListEntry>,
+#[derive(Debug, Clone)]
+pub struct ListPage<T = ObjectRecord> {
+    pub entries: Vec<ListEntry<T>>,
     /// More entries follow the last one returned.
     pub truncated: bool,
 }
 
-/// Where a store query starts: at `key` or strictly after it. Ordered by key, then exclusive
-/// after inclusive, so that the listing loop can check that every query starts later than the
-/// one before and therefore ends.
+/// A page of a version listing.
+pub type VersionPage = ListPage<ObjectVersion>;
+
+impl<T> Default for ListPage<T> {
+    fn default() -> Self {
+        Self { entries: Vec::new(), truncated: false }
+    }
+}
+
+/// What a listing walks: rows with a key, each with where a listing resumes right after it.
+pub trait Listed {
+    fn key(&self) -> &str;
+    /// The store position just past this row.
+    fn resume(&self) -> Lower;
+}
+
+impl Listed for ObjectRecord {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn resume(&self) -> Lower {
+        Lower { key: self.key.clone(), rank: Rank::After }
+    }
+}
+
+impl Listed for ObjectVersion {
+    fn key(&self) -> &str {
+        &self.record.key
+    }
+    fn resume(&self) -> Lower {
+        Lower { key: self.record.key.clone(), rank: Rank::Below(std::cmp::Reverse(self.seq)) }
+    }
+}
+
+/// Where a store query starts, ordered as positions in the listing, so that the listing loop
+/// can check that every query starts later than the one before and therefore ends.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Lower {
+pub struct Lower {
     key: String,
-    exclusive: bool,
+    rank: Rank,
+}
+
+/// Where within its key a [`Lower`] starts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// At the key's first row.
+    From,
+    /// At the key's versions older than this position (newest come first).
+    Below(std::cmp::Reverse<i64>),
+    /// Past every row of the key.
+    After,
 }
 
 impl Lower {
-    fn range<'a>(lower: Option<&'a Self>, prefix: &'a str) -> KeyRange<'a> {
-        let (after, from) = match lower {
-            Some(Self { key, exclusive: true }) => (Some(key.as_str()), None),
-            Some(Self { key, exclusive: false }) => (None, Some(key.as_str())),
-            None => (None, None),
-        };
-        KeyRange { prefix, after, from, limit: BATCH }
+    /// The store query for rows at or past `lower`: a key range, and a position within a key.
+    fn range<'a>(lower: Option<&'a Self>, prefix: &'a str) -> (KeyRange<'a>, Option<(&'a str, i64)>) {
+        let mut range = KeyRange { prefix, after: None, from: None, limit: BATCH };
+        let mut within = None;
+        match lower {
+            Some(Self { key, rank: Rank::After }) => range.after = Some(key),
+            Some(Self { key, rank: Rank::From }) => range.from = Some(key),
+            Some(Self { key, rank: Rank::Below(seq) }) => within = Some((key.as_str(), seq.0)),
+            None => {}
+        }
+        (range, within)
     }
 }
 
@@ -65,58 +129,104 @@ impl ObjectService {
     /// resuming after a common prefix does not repeat it.
     pub async fn list(&self, bucket: &str, req: &ListRequest<'_>) -> ObjectResult<ListPage> {
         self.bucket(bucket).await?;
-        let mut page = ListPage::default();
-        if req.max_keys == 0 {
+        let start = req.after.map(|key| Lower { key: key.to_owned(), rank: Rank::After });
+        walk(req.prefix, req.delimiter, start, req.after, req.max_keys, |lower| {
+            Box::pin(async move {
+                let (range, _) = Lower::range(lower.as_ref(), req.prefix);
+                Ok(self.meta().list_objects(bucket, range).await?)
+            })
+        })
+        .await
+    }
+
+    /// One page of ListObjectVersions: every version and delete marker, by key and newest first,
+    /// with common prefixes, at most `max_keys` entries. A version marker that no longer exists
+    /// resumes after its key.
+    pub async fn list_versions(&self, bucket: &str, req: &VersionsRequest<'_>) -> ObjectResult<VersionPage> {
+        self.bucket(bucket).await?;
+        let start = match (req.key_marker, req.version_marker) {
+            (Some(key), Some(version)) => {
+                let known = self.versions.get_version(bucket, key, version).await?;
+                let rank = known.map_or(Rank::After, |v| Rank::Below(std::cmp::Reverse(v.seq)));
+                Some(Lower { key: key.to_owned(), rank })
+            }
+            (Some(key), None) => Some(Lower { key: key.to_owned(), rank: Rank::After }),
+            (None, _) => None,
+        };
+        walk(req.prefix, req.delimiter, start, req.key_marker, req.max_keys, |lower| {
+            Box::pin(async move {
+                let (range, within) = Lower::range(lower.as_ref(), req.prefix);
+                Ok(self.versions.list_versions(bucket, range, within).await?)
+            })
+        })
+        .await
+    }
+}
+
+/// Assembles one page from the rows `fetch` returns past a position (at most `BATCH` at a
+/// time), rolling keys up into common prefixes at `delimiter`; a common prefix at or before
+/// `floor` is not returned again. (`fetch` returns a boxed future: an async closure's would not
+/// be known to be `Send`.)
+async fn walk<'a, T: Listed>(
+    prefix: &str,
+    delimiter: Option<&str>,
+    start: Option<Lower>,
+    floor: Option<&str>,
+    max_keys: u32,
+    mut fetch: impl FnMut(Option<Lower>) -> futures::future::BoxFuture<'a, ObjectResult<Vec<T>>>,
+) -> ObjectResult<ListPage<T>> {
+    let mut page = ListPage::default();
+    if max_keys == 0 {
+        return Ok(page);
+    }
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    let mut floor = floor.map(str::to_owned);
+    let mut lower = start;
+    loop {
+        let batch = fetch(lower.clone()).await?;
+        let exhausted = batch.len() < BATCH as usize;
+        let mut next = None;
+        for row in batch {
+            let common = delimiter.and_then(|d| {
+                let key = row.key();
+                let rest = &key[prefix.len()..];
+                rest.find(d).map(|at| key[..prefix.len() + at + d.len()].to_owned())
+            });
+            let full = page.entries.len() == max_keys as usize;
+            let Some(common) = common else {
+                if full {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                floor = Some(row.key().to_owned());
+                next = Some(row.resume());
+                page.entries.push(ListEntry::Object(Box::new(row)));
+                continue;
+            };
+            if floor.as_deref().is_none_or(|f| common.as_str() > f) {
+                if full {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                floor = Some(common.clone());
+                page.entries.push(ListEntry::CommonPrefix(common.clone()));
+            }
+            // Every key under the prefix rolls up into it: go on at the first key past them
+            // all. Without one (the prefix is all U+10FFFF), no key is left to list.
+            let Some(successor) = prefix_successor(&common) else { return Ok(page) };
+            next = Some(Lower { key: successor, rank: Rank::From });
+            break;
+        }
+        let skipped = next.as_ref().is_some_and(|n| n.rank == Rank::From);
+        if exhausted && !skipped {
             return Ok(page);
         }
-        let delimiter = req.delimiter.filter(|d| !d.is_empty());
-        let mut floor = req.after.map(str::to_owned);
-        let mut lower = req.after.map(|key| Lower { key: key.to_owned(), exclusive: true });
-        loop {
-            let batch = self.meta().list_objects(bucket, Lower::range(lower.as_ref(), req.prefix)).await?;
-            let exhausted = batch.len() < BATCH as usize;
-            let mut next = None;
-            for record in batch {
-                let common = delimiter.and_then(|d| {
-                    let rest = &record.key[req.prefix.len()..];
-                    rest.find(d).map(|at| record.key[..req.prefix.len() + at + d.len()].to_owned())
-                });
-                let full = page.entries.len() == req.max_keys as usize;
-                let Some(prefix) = common else {
-                    if full {
-                        page.truncated = true;
-                        return Ok(page);
-                    }
-                    floor = Some(record.key.clone());
-                    next = Some(Lower { key: record.key.clone(), exclusive: true });
-                    page.entries.push(ListEntry::Object(Box::new(record)));
-                    continue;
-                };
-                if floor.as_deref().is_none_or(|f| prefix.as_str() > f) {
-                    if full {
-                        page.truncated = true;
-                        return Ok(page);
-                    }
-                    floor = Some(prefix.clone());
-                    page.entries.push(ListEntry::CommonPrefix(prefix.clone()));
-                }
-                // Every key under the prefix rolls up into it: go on at the first key past them
-                // all. Without one (the prefix is all U+10FFFF), no key is left to list.
-                let Some(successor) = prefix_successor(&prefix) else { return Ok(page) };
-                next = Some(Lower { key: successor, exclusive: false });
-                break;
-            }
-            let skipped = next.as_ref().is_some_and(|n| !n.exclusive);
-            if exhausted && !skipped {
-                return Ok(page);
-            }
-            // Keys come back past `lower`, and a successor sorts past its prefix's keys; a store
-            // that broke this would make the listing loop, so it fails instead.
-            if next.as_ref() <= lower.as_ref() {
-                return Err(std::io::Error::other("a listing query did not start past the one before").into());
-            }
-            lower = next;
+        // Rows come back past `lower`, and a successor sorts past its prefix's keys; a store
+        // that broke this would make the listing loop, so it fails instead.
+        if next.as_ref() <= lower.as_ref() {
+            return Err(std::io::Error::other("a listing query did not start past the one before").into());
         }
+        lower = next;
     }
 }
 
@@ -137,7 +247,8 @@ mod tests {
     async fn service_with(keys: &[&str]) -> (tempfile::TempDir, ObjectService) {
         let dir = tempfile::tempdir().unwrap();
         let meta = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
-        let service = ObjectService::new(Arc::new(meta), BlobStore::open(dir.path()).unwrap());
+        let meta = Arc::new(meta);
+        let service = ObjectService::new(meta.clone(), meta, BlobStore::open(dir.path()).unwrap());
         service.create_bucket("b", "us-east-1").await.unwrap();
         for key in keys {
             let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]);

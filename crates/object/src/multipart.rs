@@ -147,11 +147,13 @@ impl ObjectService {
             md5s.update(hex::decode(&part.etag).map_err(|_| MultipartError::InvalidPart(part.part_number))?);
         }
         let blob_ids: Vec<String> = chosen.iter().map(|p| p.blob_id.clone()).collect();
+        let versioned = self.versioned(bucket).await?;
         let blob = self.blobs.concat(&blob_ids).await?;
         let record = ObjectRecord {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id: new_version_id(),
+            versioned,
             blob_id: blob.blob_id,
             size: blob.size,
             etag: format!("{}-{}", hex::encode(md5s.finalize()), chosen.len()),

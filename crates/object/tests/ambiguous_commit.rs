@@ -26,7 +26,7 @@ enum Fault {
 
 /// A SQLite store whose next `put_object` or `complete_upload` suffers `fault`.
 struct Faulty {
-    inner: SqliteStore,
+    inner: Arc<SqliteStore>,
     fault: Mutex<Option<Fault>>,
 }
 
@@ -182,9 +182,9 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let inner = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
-    let store = Arc::new(Faulty { inner, fault: Mutex::new(None) });
-    let service = ObjectService::new(store.clone(), BlobStore::open(dir.path()).unwrap());
+    let inner = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
+    let store = Arc::new(Faulty { inner: inner.clone(), fault: Mutex::new(None) });
+    let service = ObjectService::new(store.clone(), inner, BlobStore::open(dir.path()).unwrap());
     service.create_bucket("b", "us-east-1").await.unwrap();
     Setup { dir, store, service }
 }

@@ -430,12 +430,13 @@ impl S3Access for Authorizer {
         let mut checks = Vec::with_capacity(2);
         // DeleteObjects names its keys in the body: each is authorised there (ObjectPermission).
         if operation != "DeleteObjects" {
-            checks.push((policy_request::action(operation), policy_request::resource(cx.s3_path())));
+            let version_id = cx.uri().query().is_some_and(|q| crate::query::has(q, "versionId"));
+            checks.push((policy_request::action(operation, version_id), policy_request::resource(cx.s3_path())));
         }
         if matches!(operation, "CopyObject" | "UploadPartCopy")
             && let Some(source) = policy_request::copy_source(cx)
         {
-            checks.push(("s3:GetObject".to_owned(), source));
+            checks.push(source);
         }
         match operation {
             // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the

@@ -2,7 +2,7 @@
 //! public access block), DeleteBucket, HeadBucket, GetBucketLocation, GetBucketVersioning.
 //! Bucket names are checked against S3's naming rules by s3s before a request gets here.
 
-use latchkey_meta::BucketSetting;
+use latchkey_meta::{BucketSetting, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -115,14 +115,36 @@ pub(crate) async fn head_bucket(
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region), ..Default::default() }))
 }
 
-/// Buckets keep one version per key: never versioned, which S3 tells with an empty configuration
-/// (clients such as rclone ask before they delete).
+/// A bucket that was never versioned answers an empty configuration (clients such as rclone ask
+/// before they delete).
 pub(crate) async fn get_bucket_versioning(
     front: &S3Front,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    front.objects.bucket(&req.input.bucket).await.or_s3()?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let bucket = front.objects.bucket(&req.input.bucket).await.or_s3()?;
+    let status = bucket.versioning.map(|state| BucketVersioningStatus::from(state.as_str().to_owned()));
+    let mfa_delete = status.is_some().then(|| MFADeleteStatus::from_static(MFADeleteStatus::DISABLED));
+    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete }))
+}
+
+/// Enables or suspends versioning. MFA Delete is not offered: asking for it is refused rather
+/// than ignored, so nobody believes deletes need a token when they do not.
+pub(crate) async fn put_bucket_versioning(
+    front: &S3Front,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let input = req.input;
+    let config = input.versioning_configuration;
+    if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) || input.mfa.is_some() {
+        return Err(s3_error!(NotImplemented, "MFA Delete is not supported"));
+    }
+    let state = match config.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => return Err(s3_error!(MalformedXML, "The versioning Status must be Enabled or Suspended")),
+    };
+    front.objects.set_versioning(&input.bucket, state).await.or_s3()?;
+    Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 
 pub(crate) async fn get_bucket_location(

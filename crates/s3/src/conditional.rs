@@ -122,6 +122,7 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
             version_id: "v".into(),
+            versioned: false,
             blob_id: "x".into(),
             size: 10,
             etag: "abc".into(),

@@ -11,6 +11,26 @@ pub(crate) fn s3_error(e: ObjectError) -> S3Error {
     match e {
         ObjectError::NoSuchBucket => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
         ObjectError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        ObjectError::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        ObjectError::DeleteMarker { version_id, last_modified, latest } => {
+            let mut e = match latest {
+                true => s3_error!(NoSuchKey, "The specified key does not exist."),
+                false => s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource."),
+            };
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            if let Ok(value) = http::HeaderValue::from_str(&version_id) {
+                headers.insert("x-amz-version-id", value);
+            }
+            if !latest {
+                let date = last_modified.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+                if let Ok(value) = http::HeaderValue::from_str(&date.replace("+0000", "GMT")) {
+                    headers.insert(http::header::LAST_MODIFIED, value);
+                }
+            }
+            e.set_headers(headers);
+            e
+        }
         ObjectError::Meta(MetaError::BucketAlreadyExists) => s3_error!(
             BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it."

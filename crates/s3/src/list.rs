@@ -1,10 +1,11 @@
-//! Object listing: ListObjects (v1, marker, always with each object's owner) and ListObjectsV2
-//! (continuation token, start-after, owners with `fetch-owner`), with prefix, delimiter (an empty
-//! one is none), max-keys and `encoding-type=url`.
+//! Object listing: ListObjects (v1, marker, always with each object's owner), ListObjectsV2
+//! (continuation token, start-after, owners with `fetch-owner`) and ListObjectVersions (key and
+//! version-id markers), with prefix, delimiter (an empty one is none), max-keys and
+//! `encoding-type=url`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey_object::{ListEntry, ListPage, ListRequest};
+use latchkey_object::{ListEntry, ListPage, ListRequest, VersionPage, VersionsRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -150,6 +151,95 @@ pub(crate) async fn list_objects(
         encoding_type: input.encoding_type,
         ..Default::default()
     }))
+}
+
+pub(crate) async fn list_object_versions(
+    front: &S3Front,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    let url = url_encoded(input.encoding_type.as_ref())?;
+    let delimiter = effective_delimiter(input.delimiter);
+    let max_keys = max_keys(input.max_keys)?;
+    let prefix = input.prefix.as_deref().unwrap_or_default();
+    let key_marker = input.key_marker.as_deref().filter(|m| !m.is_empty());
+    let version_marker = input.version_id_marker.as_deref().filter(|m| !m.is_empty());
+    if version_marker.is_some() && key_marker.is_none() {
+        return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
+    }
+    if let Some(marker) = version_marker {
+        crate::object::checked_version_id(marker)?;
+    }
+    let request = VersionsRequest { prefix, delimiter: delimiter.as_deref(), key_marker, version_marker, max_keys };
+    let page = front.objects.list_versions(&input.bucket, &request).await.or_s3()?;
+    let (next_key, next_version) = next_version_markers(&page);
+    let truncated = page.truncated;
+    let owner = front.owner();
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    let mut prefixes = Vec::new();
+    for entry in page.entries {
+        let version = match entry {
+            ListEntry::Object(version) => version,
+            ListEntry::CommonPrefix(prefix) => {
+                prefixes.push(CommonPrefix { prefix: Some(encode_key(prefix, url)) });
+                continue;
+            }
+        };
+        let record = version.record;
+        let version_id = Some(record.s3_version_id().to_owned());
+        let key = Some(encode_key(record.key, url));
+        let last_modified = Some(timestamp(record.last_modified));
+        if version.delete_marker {
+            markers.push(DeleteMarkerEntry {
+                is_latest: Some(version.latest),
+                key,
+                last_modified,
+                owner: Some(owner.clone()),
+                version_id,
+            });
+        } else {
+            versions.push(ObjectVersion {
+                e_tag: Some(etag(&record.etag)),
+                is_latest: Some(version.latest),
+                key,
+                last_modified,
+                owner: Some(owner.clone()),
+                size: i64::try_from(record.size).ok(),
+                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                version_id,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        versions: Some(versions),
+        delete_markers: Some(markers),
+        common_prefixes: Some(prefixes),
+        is_truncated: Some(truncated),
+        key_marker: Some(input.key_marker.map(|m| encode_key(m, url)).unwrap_or_default()),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+        next_key_marker: next_key.map(|k| encode_key(k, url)),
+        next_version_id_marker: next_version,
+        max_keys: i32::try_from(max_keys).ok(),
+        prefix: Some(encode_key(prefix.to_owned(), url)),
+        delimiter: delimiter.map(|d| encode_key(d, url)),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}
+
+/// Where the next page of a truncated version listing starts: after the last version returned
+/// (its key and version id), or after the last common prefix (its prefix alone).
+fn next_version_markers(page: &VersionPage) -> (Option<String>, Option<String>) {
+    match page.entries.last().filter(|_| page.truncated) {
+        Some(ListEntry::Object(version)) => {
+            (Some(version.record.key.clone()), Some(version.record.s3_version_id().to_owned()))
+        }
+        Some(ListEntry::CommonPrefix(prefix)) => (Some(prefix.clone()), None),
+        None => (None, None),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use base64::Engine;
-use latchkey_object::{ObjectAttributes, ObjectError, ReadError};
+use latchkey_meta::{CURRENT_SEQ, NULL_VERSION, ObjectRecord};
+use latchkey_object::{Deletion, ObjectAttributes, ObjectError, ReadError};
 use latchkey_storage::WriteLimits;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -54,8 +55,25 @@ pub(crate) async fn put_object(
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
         size: i64::try_from(record.size).ok(),
+        version_id: shown_version_id(&record),
         ..Default::default()
     }))
+}
+
+/// The version id a response names: a version's own id, and none for a null version written
+/// in a bucket that was never versioned (S3 sends no header then).
+pub(crate) fn shown_version_id(record: &ObjectRecord) -> Option<String> {
+    record.versioned.then(|| record.version_id.clone())
+}
+
+/// A `versionId` parameter, checked: `null` or one of the ids Latchkey makes (32 lowercase hex
+/// digits); anything else is `InvalidArgument`, as S3 answers a malformed id.
+pub(crate) fn checked_version_id(version_id: &str) -> S3Result<&str> {
+    let made = version_id.len() == 32 && version_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match version_id == NULL_VERSION || made {
+        true => Ok(version_id),
+        false => Err(s3_error!(InvalidArgument, "Invalid version id specified")),
+    }
 }
 
 pub(crate) async fn get_object(
@@ -69,21 +87,26 @@ pub(crate) async fn get_object(
         if_modified_since: input.if_modified_since.as_ref(),
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     };
-    let read = front
-        .objects
-        .read(&input.bucket, &input.key, |record| {
-            conditional::check(&pre, record, Reading::Representation)?;
-            conditional::plan_range(record, input.range.as_ref(), input.part_number)
-        })
-        .await
-        .map_err(|e| match e {
-            ReadError::Object(e) => crate::error::s3_error(e),
-            ReadError::Refused(e) => e,
-        })?;
+    let plan = |record: &ObjectRecord| {
+        conditional::check(&pre, record, Reading::Representation)?;
+        conditional::plan_range(record, input.range.as_ref(), input.part_number)
+    };
+    let read = match input.version_id.as_deref() {
+        Some(version_id) => {
+            let version_id = checked_version_id(version_id)?;
+            front.objects.read_version(&input.bucket, &input.key, version_id, plan).await
+        }
+        None => front.objects.read(&input.bucket, &input.key, plan).await,
+    };
+    let read = read.map_err(|e| match e {
+        ReadError::Object(e) => crate::error::s3_error(e),
+        ReadError::Refused(e) => e,
+    })?;
     let mut output = GetObjectOutput {
         content_length: i64::try_from(read.range.end - read.range.start).ok(),
         content_range: input.range.is_some().then(|| conditional::content_range(&read.range, read.record.size)),
         tag_count: i32::try_from(read.record.tag_set().len()).ok().filter(|n| *n > 0),
+        version_id: shown_version_id(&read.record).or(input.version_id),
         body: Some(StreamingBlob::wrap(read.body)),
         ..Default::default()
     };
@@ -96,7 +119,13 @@ pub(crate) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let record = front.objects.head(&input.bucket, &input.key).await.or_s3()?;
+    let record = match input.version_id.as_deref() {
+        Some(version_id) => {
+            let version_id = checked_version_id(version_id)?;
+            front.objects.version_record(&input.bucket, &input.key, version_id).await.or_s3()?
+        }
+        None => front.objects.head(&input.bucket, &input.key).await.or_s3()?,
+    };
     let pre = Preconditions {
         if_match: input.if_match.as_ref(),
         if_none_match: input.if_none_match.as_ref(),
@@ -108,6 +137,7 @@ pub(crate) async fn head_object(
     let mut output = HeadObjectOutput {
         content_length: i64::try_from(range.end - range.start).ok(),
         content_range: input.range.is_some().then(|| conditional::content_range(&range, record.size)),
+        version_id: shown_version_id(&record).or(input.version_id),
         ..Default::default()
     };
     fill_object_headers!(output, &record);
@@ -118,8 +148,25 @@ pub(crate) async fn delete_object(
     front: &S3Front,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    front.objects.delete(&req.input.bucket, &req.input.key).await.or_s3()?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let input = req.input;
+    let deletion = delete(front, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deletion.delete_marker.then_some(true),
+        version_id: deletion.version_id,
+        ..Default::default()
+    }))
+}
+
+/// Deletes the current version (leaving a delete marker in a versioned bucket) or, with an id,
+/// one version for good.
+async fn delete(front: &S3Front, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Deletion> {
+    match version_id {
+        Some(version_id) => {
+            let version_id = checked_version_id(version_id)?;
+            front.objects.delete_version(bucket, key, version_id).await.or_s3()
+        }
+        None => front.objects.delete(bucket, key).await.or_s3(),
+    }
 }
 
 /// S3's limit on keys in one DeleteObjects request.
@@ -144,8 +191,12 @@ pub(crate) async fn delete_objects(
     let mut errors = Vec::new();
     for object in input.delete.objects {
         // Each key is authorised on its own, as AWS does; without a permission, none is.
+        let action = match object.version_id {
+            Some(_) => "s3:DeleteObjectVersion",
+            None => "s3:DeleteObject",
+        };
         let allowed = match &permission {
-            Some(permission) => permission.allows("s3:DeleteObject", &input.bucket, &object.key).await,
+            Some(permission) => permission.allows(action, &input.bucket, &object.key).await,
             None => false,
         };
         if !allowed {
@@ -153,22 +204,28 @@ pub(crate) async fn delete_objects(
                 code: Some("AccessDenied".to_owned()),
                 key: Some(object.key),
                 message: Some("Access Denied".to_owned()),
-                version_id: None,
+                version_id: object.version_id,
             });
             continue;
         }
-        match front.objects.delete(&input.bucket, &object.key).await {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
-            Err(e) => {
-                let e = crate::error::s3_error(e);
-                errors.push(Error {
-                    code: Some(e.code().as_str().to_owned()),
-                    key: Some(object.key),
-                    message: e.message().map(str::to_owned),
-                    version_id: None,
-                });
-            }
+        match delete(front, &input.bucket, &object.key, object.version_id.as_deref()).await {
+            Ok(_) if quiet => {}
+            Ok(deletion) => deleted.push(DeletedObject {
+                key: Some(object.key),
+                // A marker made now is named apart from a version asked for by id.
+                delete_marker_version_id: match object.version_id {
+                    None if deletion.delete_marker => deletion.version_id.clone(),
+                    _ => None,
+                },
+                delete_marker: deletion.delete_marker.then_some(true),
+                version_id: object.version_id,
+            }),
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_owned()),
+                key: Some(object.key),
+                message: e.message().map(str::to_owned),
+                version_id: object.version_id,
+            }),
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
@@ -182,9 +239,7 @@ pub(crate) async fn copy_object(
     let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id } = &input.copy_source else {
         return Err(s3_error!(NotImplemented, "Copying from an access point is not supported"));
     };
-    if version_id.is_some() {
-        return Err(s3_error!(NotImplemented, "Copying a specific version is not supported"));
-    }
+    let version_id = version_id.as_deref().map(checked_version_id).transpose()?;
     let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let pre = Preconditions {
@@ -195,11 +250,25 @@ pub(crate) async fn copy_object(
     };
     let requested = attributes(write_headers!(input))?;
     let mut attempt = 0;
-    let record = loop {
+    let (record, copied_version) = loop {
         attempt += 1;
-        let source = front.objects.head(src_bucket, src_key).await.or_s3()?;
+        // (the source, and whether it is its key's current version)
+        let (source, current) = match version_id {
+            Some(version_id) => {
+                let version = front.objects.version(src_bucket, src_key, version_id).await.or_s3()?;
+                if version.delete_marker {
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "The source of a copy request may not specifically refer to a delete marker by version id."
+                    ));
+                }
+                (version.record, version.seq == CURRENT_SEQ)
+            }
+            None => (front.objects.head(src_bucket, src_key).await.or_s3()?, true),
+        };
         conditional::check(&pre, &source, Reading::CopySource)?;
-        if !replace_metadata && !replace_tags && **src_bucket == *input.bucket && **src_key == *input.key {
+        // Copying an older version onto its key restores it; only the current one is "itself".
+        if !replace_metadata && !replace_tags && current && **src_bucket == *input.bucket && **src_key == *input.key {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -214,7 +283,7 @@ pub(crate) async fn copy_object(
         // meanwhile, the conditions are checked again on the new one.
         match front.objects.copy(&source, &input.bucket, &input.key, attrs).await {
             Err(ObjectError::SourceChanged) if attempt < COPY_ATTEMPTS => continue,
-            outcome => break outcome.or_s3()?,
+            outcome => break (outcome.or_s3()?, shown_version_id(&source)),
         }
     };
     Ok(S3Response::new(CopyObjectOutput {
@@ -223,6 +292,8 @@ pub(crate) async fn copy_object(
             last_modified: Some(timestamp(record.last_modified)),
             ..Default::default()
         }),
+        copy_source_version_id: copied_version,
+        version_id: shown_version_id(&record),
         ..Default::default()
     }))
 }

@@ -10,9 +10,21 @@ use time::OffsetDateTime;
 
 use crate::query;
 
-/// The IAM action of an S3 operation (by s3s's operation name). Operations that AWS authorises
-/// under another operation's action say so here (HEAD is GET, listing is `s3:ListBucket`...).
-pub fn action(operation: &str) -> String {
+/// The IAM action of an S3 operation (by s3s's operation name), on one version of an object when
+/// `version_id` (the request names a `versionId`). Operations that AWS authorises under another
+/// operation's action say so here (HEAD is GET, listing is `s3:ListBucket`...).
+pub fn action(operation: &str, version_id: bool) -> String {
+    let on_version = match operation {
+        "HeadObject" | "GetObject" | "GetObjectAttributes" => Some("s3:GetObjectVersion"),
+        "DeleteObject" => Some("s3:DeleteObjectVersion"),
+        "GetObjectTagging" => Some("s3:GetObjectVersionTagging"),
+        "PutObjectTagging" => Some("s3:PutObjectVersionTagging"),
+        "DeleteObjectTagging" => Some("s3:DeleteObjectVersionTagging"),
+        _ => None,
+    };
+    if let (true, Some(action)) = (version_id, on_version) {
+        return action.to_owned();
+    }
     let mapped = match operation {
         "HeadObject" | "GetObject" | "GetObjectAttributes" => "s3:GetObject",
         "CopyObject" | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload" => {
@@ -46,14 +58,17 @@ pub fn resource(path: &S3Path) -> String {
     }
 }
 
-/// The source of CopyObject / UploadPartCopy as an object ARN (`x-amz-copy-source`, URL-encoded,
-/// optionally with a leading `/` and a `?versionId=`).
-/// Parsed by s3s's own parser, so the object authorised is the object copied (a key may hold a
-/// `?` that is not the start of `?versionId=`).
-pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<String> {
+/// The source of CopyObject / UploadPartCopy as the action that reads it (`s3:GetObject`, or
+/// `s3:GetObjectVersion` for a `?versionId=`) and its object ARN (`x-amz-copy-source`,
+/// URL-encoded, optionally with a leading `/`). Parsed by s3s's own parser, so the object
+/// authorised is the object copied (a key may hold a `?` that is not the start of `?versionId=`).
+pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<(String, String)> {
     let raw = cx.headers().get("x-amz-copy-source")?.to_str().ok()?;
     match s3s::dto::CopySource::parse(raw).ok()? {
-        s3s::dto::CopySource::Bucket { bucket, key, .. } => Some(format!("arn:aws:s3:::{bucket}/{key}")),
+        s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
+            let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            Some((action.to_owned(), format!("arn:aws:s3:::{bucket}/{key}")))
+        }
         _ => None,
     }
 }
@@ -154,12 +169,17 @@ mod tests {
 
     #[test]
     fn operations_map_to_the_actions_aws_authorises_them_under() {
-        assert_eq!(action("HeadObject"), "s3:GetObject");
-        assert_eq!(action("ListObjectsV2"), "s3:ListBucket");
-        assert_eq!(action("UploadPart"), "s3:PutObject");
-        assert_eq!(action("DeleteObject"), "s3:DeleteObject");
-        assert_eq!(action("ListBuckets"), "s3:ListAllMyBuckets");
-        assert_eq!(action("PutObjectTagging"), "s3:PutObjectTagging");
+        assert_eq!(action("HeadObject", false), "s3:GetObject");
+        assert_eq!(action("ListObjectsV2", false), "s3:ListBucket");
+        assert_eq!(action("UploadPart", false), "s3:PutObject");
+        assert_eq!(action("DeleteObject", false), "s3:DeleteObject");
+        assert_eq!(action("ListBuckets", false), "s3:ListAllMyBuckets");
+        assert_eq!(action("PutObjectTagging", false), "s3:PutObjectTagging");
+        assert_eq!(action("GetObject", true), "s3:GetObjectVersion");
+        assert_eq!(action("HeadObject", true), "s3:GetObjectVersion");
+        assert_eq!(action("DeleteObject", true), "s3:DeleteObjectVersion");
+        assert_eq!(action("PutObjectTagging", true), "s3:PutObjectVersionTagging");
+        assert_eq!(action("PutObject", true), "s3:PutObject");
     }
 
     #[test]

@@ -42,7 +42,7 @@ use latchkey_discovery::identifiers::EngineSource;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
 use latchkey_meta::{
     AuditStore, BucketConfigStore, CustomIdentifierStore, FindingsStore, IdentityStore, MetaStore, PgStore,
-    PresignedStore, ScanJobStore, SqliteStore,
+    PresignedStore, ScanJobStore, SqliteStore, VersionStore,
 };
 use latchkey_object::ObjectService;
 use latchkey_s3::presigned_api::PresignedApi;
@@ -102,6 +102,7 @@ impl Server {
             findings,
             scan_jobs,
             custom_identifiers,
+            versions,
         } = open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
@@ -122,7 +123,8 @@ impl Server {
             })?;
         let account = Account { id: ACCOUNT_ID.to_owned() };
         let identity = Identity::open(identity_store, master, account, root.clone()).await?;
-        let objects = Arc::new(ObjectService::new(meta.clone(), blobs).with_scan_gate(config.discovery.scan_gate()));
+        let objects =
+            Arc::new(ObjectService::new(meta.clone(), versions, blobs).with_scan_gate(config.discovery.scan_gate()));
         let audit_key = SigningKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the audit signing key in {}", config.data_dir.display()))?;
         let audit_public_key = audit_key.public_key().to_pem();
@@ -416,6 +418,7 @@ struct Views {
     findings: Arc<dyn FindingsStore>,
     scan_jobs: Arc<dyn ScanJobStore>,
     custom_identifiers: Arc<dyn CustomIdentifierStore>,
+    versions: Arc<dyn VersionStore>,
 }
 
 fn views<S>(store: S) -> Views
@@ -427,7 +430,8 @@ where
         + AuditStore
         + FindingsStore
         + ScanJobStore
-        + CustomIdentifierStore,
+        + CustomIdentifierStore
+        + VersionStore,
 {
     let store = Arc::new(store);
     Views {
@@ -438,7 +442,8 @@ where
         audit: store.clone(),
         findings: store.clone(),
         scan_jobs: store.clone(),
-        custom_identifiers: store,
+        custom_identifiers: store.clone(),
+        versions: store,
     }
 }
 

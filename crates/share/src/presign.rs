@@ -33,16 +33,23 @@ impl UrlSigner {
         Self { identity: credentials.into(), region: region.to_owned() }
     }
 
-    /// A presigned GET of `bucket/key` on `base` (scheme and authority, as the client addressed
-    /// this server), valid for `ttl` capped at [`MAX_REDIRECT_TTL`].
+    /// A presigned GET of `bucket/key` (its version `version_id`, if given) on `base` (scheme and
+    /// authority, as the client addressed this server), valid for `ttl` capped at
+    /// [`MAX_REDIRECT_TTL`].
     pub fn presigned_get(
         &self,
         base: &str,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         ttl: Duration,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let url = format!("{base}/{bucket}/{}", utf8_percent_encode(key, KEY_PATH));
+        let mut url = format!("{base}/{bucket}/{}", utf8_percent_encode(key, KEY_PATH));
+        // The exact version (by its internal id, which GET accepts for a null version too).
+        if let Some(version_id) = version_id {
+            url.push_str("?versionId=");
+            url.extend(utf8_percent_encode(version_id, KEY_PATH));
+        }
         let mut settings = SigningSettings::default();
         // S3 signs the path as sent: single encoding, no normalisation.
         settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -75,8 +82,9 @@ mod tests {
     #[test]
     fn urls_are_short_lived_and_encode_the_key() {
         let signer = UrlSigner::new("AKIDEXAMPLE", "secret", "us-east-1");
-        let url =
-            signer.presigned_get("http://127.0.0.1:9000", "b", "a dir/ünï+x.txt", Duration::from_secs(3600)).unwrap();
+        let url = signer
+            .presigned_get("http://127.0.0.1:9000", "b", "a dir/ünï+x.txt", None, Duration::from_secs(3600))
+            .unwrap();
         assert!(url.starts_with("http://127.0.0.1:9000/b/a%20dir/%C3%BCn%C3%AF%2Bx.txt?"), "{url}");
         assert!(url.contains("X-Amz-Expires=60&"), "capped at a minute: {url}");
         assert!(url.contains("X-Amz-Credential=AKIDEXAMPLE%2F"), "{url}");

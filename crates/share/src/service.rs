@@ -314,11 +314,7 @@ impl ShareService {
         let Some(share) = self.objects.meta().get_share(id).await? else { return Ok(None) };
         let object_current = match &share.version_id {
             None => true,
-            Some(version) => match self.objects.head(&share.bucket, &share.key).await {
-                Ok(record) => record.version_id == *version,
-                Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => false,
-                Err(e) => return Err(e),
-            },
+            Some(version) => self.objects.shared_version(&share.bucket, &share.key, version).await?.is_some(),
         };
         Ok(Some(ListedShare { share, object_current }))
     }
@@ -349,11 +345,7 @@ impl ShareService {
         if share.method == ShareMethod::Put.as_str() {
             return refusal(&share, now).map_or(Ok((share, None)), |denial| Err(RedeemError::Denied(denial)));
         }
-        let current = match self.objects.head(&share.bucket, &share.key).await {
-            Ok(record) if share.version_id.as_ref().is_none_or(|v| *v == record.version_id) => Some(record),
-            Ok(_) | Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let current = self.shared(&share).await?;
         match (refusal(&share, now), current) {
             (Some(denial), _) => Err(RedeemError::Denied(denial)),
             (None, None) => Err(RedeemError::Denied(Denial::ObjectChanged)),
@@ -484,11 +476,22 @@ impl ShareService {
     /// (quarantined; not scanned clean in a scan-gated bucket): the store consumes no use of a
     /// quarantined version's link, and reads refuse it.
     async fn withholds(&self, share: &Share) -> bool {
-        match self.objects.head(&share.bucket, &share.key).await {
-            Ok(record) if share.version_id.as_deref() == Some(record.version_id.as_str()) => {
-                self.objects.check_servable(&record).await.is_err()
-            }
+        match self.shared(share).await {
+            Ok(Some(record)) if share.version_id.is_some() => self.objects.check_servable(&record).await.is_err(),
             _ => false,
+        }
+    }
+
+    /// The object version a download link was made for, if it still exists (current, or kept
+    /// by versioning); for a link bound to no version, the current one.
+    async fn shared(&self, share: &Share) -> Result<Option<ObjectRecord>, ObjectError> {
+        match &share.version_id {
+            Some(version) => self.objects.shared_version(&share.bucket, &share.key, version).await,
+            None => match self.objects.head(&share.bucket, &share.key).await {
+                Ok(record) => Ok(Some(record)),
+                Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket | ObjectError::DeleteMarker { .. }) => Ok(None),
+                Err(e) => Err(e),
+            },
         }
     }
 
@@ -518,24 +521,22 @@ impl ShareService {
                 self.redirect_url(&share, base_url, now).map_err(|e| ObjectError::from(std::io::Error::other(e)))?;
             return Ok(Redemption { share, delivery: Delivery::Redirect(url), resumed });
         }
-        let version = share.version_id.clone();
-        let read = self
-            .objects
-            .read_from(&share.bucket, &share.key, object, |record| {
-                if version.as_deref().is_some_and(|v| v != record.version_id) {
-                    return Err(Denial::ObjectChanged);
-                }
-                range.map_or(Ok(0..record.size), |r| r.check(record.size).map_err(|_| Denial::ObjectChanged))
-            })
-            .await
-            .map_err(|e| match e {
-                ReadError::Refused(denial) => RedeemError::Denied(denial),
-                ReadError::Object(ObjectError::Withheld(_)) => RedeemError::Denied(Denial::Withheld),
-                ReadError::Object(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => {
-                    RedeemError::Denied(Denial::ObjectChanged)
-                }
-                ReadError::Object(e) => RedeemError::Internal(e),
-            })?;
+        // Exactly the version the link was made for: the one the store's check matched, or (kept
+        // as noncurrent by versioning) looked up by its id.
+        let record = match object.filter(|o| share.version_id.as_deref() == Some(o.version_id.as_str())) {
+            Some(record) => Some(record),
+            None => self.shared(&share).await?,
+        };
+        let Some(record) = record else { return Err(RedeemError::Denied(Denial::ObjectChanged)) };
+        let plan = |record: &ObjectRecord| {
+            range.map_or(Ok(0..record.size), |r| r.check(record.size).map_err(|_| Denial::ObjectChanged))
+        };
+        let read = self.objects.read_record(record, plan).await.map_err(|e| match e {
+            ReadError::Refused(denial) => RedeemError::Denied(denial),
+            ReadError::Object(ObjectError::Withheld(_)) => RedeemError::Denied(Denial::Withheld),
+            ReadError::Object(ObjectError::NoSuchVersion) => RedeemError::Denied(Denial::ObjectChanged),
+            ReadError::Object(e) => RedeemError::Internal(e),
+        })?;
         let read = match reservation {
             Some(reservation) => ObjectRead { body: Box::pin(self.budgets.meter(read.body, reservation)), ..read },
             None => read,
@@ -552,7 +553,7 @@ impl ShareService {
         now: OffsetDateTime,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         let left = Duration::try_from(share.expires - now).unwrap_or_default();
-        self.signer.presigned_get(base_url, &share.bucket, &share.key, left)
+        self.signer.presigned_get(base_url, &share.bucket, &share.key, share.version_id.as_deref(), left)
     }
 
     /// Audits a refused redemption with its true reason; an unknown token is only counted.

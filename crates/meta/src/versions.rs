@@ -1,0 +1,439 @@
+//! Object versions behind [`VersionStore`]: a bucket's versioning state, the noncurrent versions
+//! and delete markers of a key, and the changes that only versioning makes (a delete that leaves
+//! a marker, the deletion of one version for good).
+//!
+//! `objects` holds each key's current version and `object_versions` its history; the triggers
+//! of the versioning migration move a replaced version into the history when it is kept, and
+//! release a blob only once neither table names it. S3 clients name a version by its id, or by
+//! `null` for the key's null version (see [`ObjectRecord::s3_version_id`]).
+
+use async_trait::async_trait;
+
+use crate::{KeyRange, MetaResult, ObjectRecord, ObjectVersion, Versioning};
+
+/// The position of a key's current version in its history (newer versions sort higher).
+pub const CURRENT_SEQ: i64 = i64::MAX;
+
+#[async_trait]
+pub trait VersionStore: Send + Sync + 'static {
+    /// Sets a bucket's versioning state; `false` when there is no such bucket.
+    async fn set_versioning(&self, bucket: &str, state: Versioning) -> MetaResult<bool>;
+    /// The version S3 clients call `version_id` (an id, or `null`) of `bucket/key`: current,
+    /// noncurrent or a delete marker. The null version also answers to its internal id.
+    async fn get_version(&self, bucket: &str, key: &str, version_id: &str) -> MetaResult<Option<ObjectVersion>>;
+    /// The key's latest entry: its current version, or the newest of its history (a delete
+    /// marker, when the key was deleted in a versioned bucket).
+    async fn latest_version(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectVersion>>;
+    /// Deletes the current version of `marker`'s key as a versioned bucket does, in one
+    /// transaction: the current version joins the history (or, when `state` is `Suspended` and
+    /// it is the null version, is dropped), a suspended bucket drops the key's null version, and
+    /// `marker` (a record with no blob) becomes the latest entry.
+    async fn delete_with_marker(&self, marker: &ObjectRecord, state: Versioning) -> MetaResult<()>;
+    /// Deletes one version (or delete marker) for good and returns it. When the key has no
+    /// current version afterwards and its newest remaining entry is a version, that version
+    /// becomes current again (S3: deleting the latest version or marker exposes the previous).
+    async fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> MetaResult<Option<ObjectVersion>>;
+    /// Replaces the tags of `record`'s version, current or not; `false` when it is gone.
+    async fn set_version_tags(&self, record: &ObjectRecord, tags: &[crate::Tag]) -> MetaResult<bool>;
+    /// Versions and delete markers of the keys in `range`, by key and then newest first, after
+    /// `within` (a key and a position: that key's entries older than it, then later keys).
+    /// `latest` is set on each key's newest entry when the page holds it.
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        range: KeyRange<'_>,
+        within: Option<(&str, i64)>,
+    ) -> MetaResult<Vec<ObjectVersion>>;
+}
+
+/// The columns a version has in both tables, in the order of the object inserts.
+macro_rules! version_columns {
+    () => {
+        "bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count,
+         sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned"
+    };
+}
+pub(crate) use version_columns;
+
+/// A key's whole history (`$1` bucket, `$2` key) as rows with `delete_marker` and `seq`.
+macro_rules! history {
+    () => {
+        concat!(
+            "SELECT ",
+            $crate::versions::version_columns!(),
+            ", false AS delete_marker, 9223372036854775807 AS seq FROM objects WHERE bucket = $1 AND key = $2
+             UNION ALL SELECT ",
+            $crate::versions::version_columns!(),
+            ", delete_marker, seq FROM object_versions WHERE bucket = $1 AND key = $2"
+        )
+    };
+}
+
+/// One version of a key (`$3`: an id, or `null` for the null version), with `latest`. The null
+/// version answers to its internal id too (what share links and the scan queue record).
+pub(crate) const GET_VERSION: &str = concat!(
+    "WITH history AS (",
+    history!(),
+    ") SELECT *, seq = (SELECT MAX(seq) FROM history) AS latest FROM history
+     WHERE CASE WHEN $3 = 'null' THEN NOT versioned ELSE version_id = $3 END"
+);
+
+/// The newest entry of a key's history.
+pub(crate) const LATEST_VERSION: &str =
+    concat!("SELECT *, true AS latest FROM (", history!(), ") h ORDER BY seq DESC LIMIT 1");
+
+/// Moves the current version of `$1/$2` into the history when it is versioned or `$3` (the
+/// bucket's versioning is enabled).
+pub(crate) const KEEP_CURRENT: &str = concat!(
+    "INSERT INTO object_versions (",
+    version_columns!(),
+    ", delete_marker) SELECT ",
+    version_columns!(),
+    ", false FROM objects WHERE bucket = $1 AND key = $2 AND (versioned OR $3)"
+);
+
+pub(crate) const INSERT_MARKER: &str = concat!(
+    "INSERT INTO object_versions (",
+    version_columns!(),
+    ", delete_marker) VALUES ($1, $2, $3, '', 0, '', $4, '{}', '{}', '[]', NULL, NULL, false, false, false, $5, true)"
+);
+
+/// Makes the newest entry of `$1/$2`'s history current when it is a version and the key has no
+/// current one (a racing write that made one first wins).
+pub(crate) const PROMOTE_NEWEST: &str = concat!(
+    "INSERT INTO objects (",
+    version_columns!(),
+    ") SELECT ",
+    version_columns!(),
+    " FROM object_versions
+     WHERE bucket = $1 AND key = $2 AND NOT delete_marker
+       AND seq = (SELECT MAX(seq) FROM object_versions WHERE bucket = $1 AND key = $2)
+     ON CONFLICT (bucket, key) DO NOTHING"
+);
+
+/// Drops from the history the version that was just made current.
+pub(crate) const FORGET_PROMOTED: &str = "DELETE FROM object_versions
+     WHERE bucket = $1 AND key = $2 AND version_id IN (SELECT version_id FROM objects WHERE bucket = $1 AND key = $2)";
+
+/// A page of versions: `$1` bucket, keys from `$2` (prefix) below `$3` (its successor), after
+/// `$4`, from `$5`, and after (`$6` key, `$7` position); `$8` rows at most. Each arm filters
+/// on its own, so that both stores merge two ordered index scans.
+pub(crate) const LIST_VERSIONS: &str = concat!(
+    "SELECT ",
+    version_columns!(),
+    ", false AS delete_marker, 9223372036854775807 AS seq FROM objects
+     WHERE bucket = $1 AND key >= $2 AND (CAST($3 AS TEXT) IS NULL OR key < $3)
+       AND (CAST($4 AS TEXT) IS NULL OR key > $4) AND (CAST($5 AS TEXT) IS NULL OR key >= $5)
+       AND (CAST($6 AS TEXT) IS NULL OR key > $6)
+     UNION ALL SELECT ",
+    version_columns!(),
+    ", delete_marker, seq FROM object_versions
+     WHERE bucket = $1 AND key >= $2 AND ($3 IS NULL OR key < $3)
+       AND ($4 IS NULL OR key > $4) AND ($5 IS NULL OR key >= $5)
+       AND ($6 IS NULL OR key > $6 OR (key = $6 AND seq < CAST($7 AS BIGINT)))
+     ORDER BY key, seq DESC LIMIT $8"
+);
+
+/// Implements [`VersionStore`] for a SQL store from its writer and reader pools, `$lock` (a
+/// statement that locks the current row of `$1/$2` until the transaction ends, or `""` where
+/// the store has one writer) and `$changed`, called with `(store, bucket, key)` after a key's
+/// current version may have changed (SQLite drops its cached record).
+macro_rules! version_store {
+    ($store:ty, writer: $writer:ident, reader: $reader:ident, lock: $lock:expr, changed: $changed:expr,
+     bucket_changed: $bucket_changed:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::versions::VersionStore for $store {
+            async fn set_versioning(&self, bucket: &str, state: $crate::Versioning) -> $crate::MetaResult<bool> {
+                let done = $crate::statements::bound!(
+                    "UPDATE buckets SET versioning = $1 WHERE name = $2",
+                    state.as_str(),
+                    bucket
+                )
+                .execute(&self.$writer)
+                .await?;
+                ($bucket_changed)(self, bucket, state);
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_version(
+                &self,
+                bucket: &str,
+                key: &str,
+                version_id: &str,
+            ) -> $crate::MetaResult<Option<$crate::ObjectVersion>> {
+                let row = $crate::statements::bound!($crate::versions::GET_VERSION, bucket, key, version_id)
+                    .fetch_optional(&self.$reader)
+                    .await?;
+                row.as_ref().map($crate::rows::version_from_row).transpose()
+            }
+
+            async fn latest_version(
+                &self,
+                bucket: &str,
+                key: &str,
+            ) -> $crate::MetaResult<Option<$crate::ObjectVersion>> {
+                let row = $crate::statements::bound!($crate::versions::LATEST_VERSION, bucket, key)
+                    .fetch_optional(&self.$reader)
+                    .await?;
+                row.as_ref().map($crate::rows::version_from_row).transpose()
+            }
+
+            async fn delete_with_marker(
+                &self,
+                marker: &$crate::ObjectRecord,
+                state: $crate::Versioning,
+            ) -> $crate::MetaResult<()> {
+                let (bucket, key) = (marker.bucket.as_str(), marker.key.as_str());
+                let outcome = $crate::transaction!(self.$writer, |tx| {
+                    if !$lock.is_empty() {
+                        $crate::statements::bound!($lock, bucket, key).execute(&mut *tx).await?;
+                    }
+                    let enabled = state == $crate::Versioning::Enabled;
+                    $crate::statements::bound!($crate::versions::KEEP_CURRENT, bucket, key, enabled)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| $crate::foreign_key_means(e, $crate::MetaError::NoSuchBucket))?;
+                    $crate::statements::bound!("DELETE FROM objects WHERE bucket = $1 AND key = $2", bucket, key)
+                        .execute(&mut *tx)
+                        .await?;
+                    if !enabled {
+                        $crate::statements::bound!(
+                            "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND NOT versioned",
+                            bucket,
+                            key
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    $crate::statements::bound!(
+                        $crate::versions::INSERT_MARKER,
+                        bucket,
+                        key,
+                        &marker.version_id,
+                        $crate::rows::to_ms(marker.last_modified),
+                        marker.versioned,
+                    )
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| $crate::foreign_key_means(e, $crate::MetaError::NoSuchBucket))?;
+                    Ok(())
+                });
+                // Even on an error: the change may have committed before the answer was lost.
+                ($changed)(self, bucket, key);
+                outcome
+            }
+
+            async fn delete_version(
+                &self,
+                bucket: &str,
+                key: &str,
+                version_id: &str,
+            ) -> $crate::MetaResult<Option<$crate::ObjectVersion>> {
+                let outcome = $crate::transaction!(self.$writer, |tx| {
+                    if !$lock.is_empty() {
+                        $crate::statements::bound!($lock, bucket, key).execute(&mut *tx).await?;
+                    }
+                    let row = $crate::statements::bound!($crate::versions::GET_VERSION, bucket, key, version_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(found) = row.as_ref().map($crate::rows::version_from_row).transpose()? else {
+                        return Ok(None);
+                    };
+                    let delete = match found.seq {
+                        $crate::versions::CURRENT_SEQ => {
+                            "DELETE FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3"
+                        }
+                        _ => "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3",
+                    };
+                    $crate::statements::bound!(delete, bucket, key, &found.record.version_id).execute(&mut *tx).await?;
+                    $crate::statements::bound!($crate::versions::PROMOTE_NEWEST, bucket, key).execute(&mut *tx).await?;
+                    $crate::statements::bound!($crate::versions::FORGET_PROMOTED, bucket, key)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(Some(found))
+                });
+                ($changed)(self, bucket, key);
+                outcome
+            }
+
+            async fn set_version_tags(
+                &self,
+                record: &$crate::ObjectRecord,
+                tags: &[$crate::Tag],
+            ) -> $crate::MetaResult<bool> {
+                let tags = serde_json::to_string(tags)?;
+                let mut updated = 0;
+                for table in ["objects", "object_versions"] {
+                    let update =
+                        format!("UPDATE {table} SET tags = $1 WHERE bucket = $2 AND key = $3 AND version_id = $4");
+                    updated +=
+                        $crate::statements::bound!(&update, &tags, &record.bucket, &record.key, &record.version_id)
+                            .execute(&self.$writer)
+                            .await?
+                            .rows_affected();
+                }
+                ($changed)(self, &record.bucket, &record.key);
+                Ok(updated > 0)
+            }
+
+            async fn list_versions(
+                &self,
+                bucket: &str,
+                range: $crate::KeyRange<'_>,
+                within: Option<(&str, i64)>,
+            ) -> $crate::MetaResult<Vec<$crate::ObjectVersion>> {
+                let rows = $crate::statements::bound!(
+                    $crate::versions::LIST_VERSIONS,
+                    bucket,
+                    range.prefix,
+                    $crate::prefix_successor(range.prefix),
+                    range.after,
+                    range.from,
+                    within.map(|(key, _)| key),
+                    within.map(|(_, seq)| seq),
+                    i64::from(range.limit),
+                )
+                .fetch_all(&self.$reader)
+                .await?;
+                $crate::versions::mark_latest(&rows, within.map(|(key, _)| key))
+            }
+        }
+    };
+}
+pub(crate) use version_store;
+
+/// Decodes a page of versions, setting `latest` on the first entry of each key (the page is
+/// newest first within a key), except for `continued`, the key whose newest entries an
+/// earlier page held.
+pub(crate) fn mark_latest<R: crate::rows::Columns>(
+    rows: &[R],
+    continued: Option<&str>,
+) -> MetaResult<Vec<ObjectVersion>> {
+    let mut versions: Vec<ObjectVersion> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let record = crate::rows::object_from_row(row)?;
+        let first_of_key = versions.last().is_none_or(|previous| previous.record.key != record.key);
+        let latest = first_of_key && continued != Some(record.key.as_str());
+        versions.push(ObjectVersion {
+            record,
+            delete_marker: row.flag("delete_marker")?,
+            latest,
+            seq: row.int("seq")?,
+        });
+    }
+    Ok(versions)
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    use std::sync::Arc;
+
+    use time::OffsetDateTime;
+
+    use super::{CURRENT_SEQ, VersionStore};
+    use crate::conformance::record;
+    use crate::{Bucket, KeyRange, MetaError, MetaStore, ObjectRecord, Versioning};
+
+    fn versioned(key: &str, blob: &str) -> ObjectRecord {
+        ObjectRecord { versioned: true, ..record("b", key, blob) }
+    }
+
+    fn marker(key: &str, id: &str, versioned: bool) -> ObjectRecord {
+        ObjectRecord { version_id: id.into(), versioned, blob_id: String::new(), size: 0, ..record("b", key, "") }
+    }
+
+    /// The key's history as (S3 version id, delete marker, latest), newest first.
+    async fn history<S: VersionStore>(store: &S, key: &str) -> Vec<(String, bool, bool)> {
+        let range = KeyRange { prefix: key, after: None, from: None, limit: 100 };
+        let versions = store.list_versions("b", range, None).await.unwrap();
+        versions.into_iter().map(|v| (v.record.s3_version_id().to_owned(), v.delete_marker, v.latest)).collect()
+    }
+
+    async fn released<S: MetaStore>(store: &S) -> Vec<String> {
+        let mut blobs = store.released_blobs(100).await.unwrap();
+        blobs.sort();
+        blobs
+    }
+
+    fn h(entries: &[(&str, bool, bool)]) -> Vec<(String, bool, bool)> {
+        entries.iter().map(|(v, m, l)| ((*v).to_owned(), *m, *l)).collect()
+    }
+
+    pub async fn versions_are_kept_deleted_restored_and_released_exactly<S: MetaStore + VersionStore>(store: Arc<S>) {
+        let bucket = Bucket {
+            name: "b".into(),
+            region: "us-east-1".into(),
+            created: OffsetDateTime::now_utc(),
+            versioning: None,
+        };
+        store.create_bucket(&bucket).await.unwrap();
+        store.put_object(&record("b", "k", "x1")).await.unwrap();
+        assert!(store.set_versioning("b", Versioning::Enabled).await.unwrap());
+        assert!(!store.set_versioning("nobody", Versioning::Enabled).await.unwrap());
+        assert_eq!(store.get_bucket("b").await.unwrap().unwrap().versioning, Some(Versioning::Enabled));
+
+        // Overwrites keep every version; nothing is released.
+        store.put_object(&versioned("k", "x2")).await.unwrap();
+        store.put_object(&versioned("k", "x3")).await.unwrap();
+        assert!(released(&*store).await.is_empty());
+        let mut named = store.referenced_blobs(&["x1".into(), "x2".into(), "x3".into()]).await.unwrap();
+        named.sort();
+        assert_eq!(named, ["x1", "x2", "x3"]);
+        assert_eq!(
+            history(&*store, "k").await,
+            h(&[("v-x3", false, true), ("v-x2", false, false), ("null", false, false)])
+        );
+        let null = store.get_version("b", "k", "null").await.unwrap().unwrap();
+        assert_eq!((null.record.blob_id.as_str(), null.latest), ("x1", false));
+        let current = store.get_version("b", "k", "v-x3").await.unwrap().unwrap();
+        assert_eq!((current.seq, current.latest), (CURRENT_SEQ, true));
+        assert!(store.get_version("b", "k", "v-none").await.unwrap().is_none());
+
+        // A delete leaves a marker on top; the bucket cannot be deleted while versions remain.
+        store.delete_with_marker(&marker("k", "m1", true), Versioning::Enabled).await.unwrap();
+        assert!(store.get_object("b", "k").await.unwrap().is_none());
+        let latest = store.latest_version("b", "k").await.unwrap().unwrap();
+        assert!(latest.delete_marker && latest.record.version_id == "m1");
+        assert_eq!(history(&*store, "k").await[..2], h(&[("m1", true, true), ("v-x3", false, false)]));
+        assert!(released(&*store).await.is_empty());
+        assert!(matches!(store.delete_bucket("b").await, Err(MetaError::BucketNotEmpty)));
+
+        // Deleting the marker restores the newest version; deleting that one the next.
+        assert!(store.delete_version("b", "k", "m1").await.unwrap().unwrap().delete_marker);
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x3");
+        store.delete_version("b", "k", "v-x3").await.unwrap().unwrap();
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
+        assert_eq!(released(&*store).await, ["x3"]);
+        assert_eq!(history(&*store, "k").await, h(&[("v-x2", false, true), ("null", false, false)]));
+
+        // Suspended: a write replaces the null version (x1 released), and keeps the versioned one.
+        store.set_versioning("b", Versioning::Suspended).await.unwrap();
+        store.put_object(&record("b", "k", "x4")).await.unwrap();
+        assert_eq!(released(&*store).await, ["x1", "x3"]);
+        assert_eq!(history(&*store, "k").await, h(&[("null", false, true), ("v-x2", false, false)]));
+        // A suspended delete drops the null version and leaves a null marker.
+        store.delete_with_marker(&marker("k", "m2", false), Versioning::Suspended).await.unwrap();
+        assert_eq!(released(&*store).await, ["x1", "x3", "x4"]);
+        assert_eq!(history(&*store, "k").await, h(&[("null", true, true), ("v-x2", false, false)]));
+
+        // Pages resume inside a key's history.
+        store.put_object(&versioned("j", "x5")).await.unwrap();
+        let first =
+            store.list_versions("b", KeyRange { prefix: "", after: None, from: None, limit: 2 }, None).await.unwrap();
+        let keys: Vec<_> = first.iter().map(|v| (v.record.key.as_str(), v.latest)).collect();
+        assert_eq!(keys, [("j", true), ("k", true)]);
+        let within = Some(("k", first[1].seq));
+        let rest = store
+            .list_versions("b", KeyRange { prefix: "", after: None, from: None, limit: 10 }, within)
+            .await
+            .unwrap();
+        let rest: Vec<_> = rest.iter().map(|v| (v.record.version_id.as_str(), v.latest)).collect();
+        assert_eq!(rest, [("v-x2", false)], "a continued key's entries are not its latest");
+
+        // Tags of a noncurrent version.
+        let old = store.get_version("b", "k", "v-x2").await.unwrap().unwrap().record;
+        let tags = [crate::Tag { key: "t".into(), value: "1".into() }];
+        assert!(store.set_version_tags(&old, &tags).await.unwrap());
+        assert_eq!(store.get_version("b", "k", "v-x2").await.unwrap().unwrap().record.tags, tags);
+    }
+}

@@ -1,0 +1,155 @@
+//! Versioning in the object service: a bucket's versioning state, deletes that leave delete
+//! markers, reading and deleting one version by its id.
+
+use std::ops::Range;
+
+use latchkey_meta::{ObjectRecord, ObjectVersion, Versioning};
+use time::OffsetDateTime;
+
+use crate::{ObjectError, ObjectRead, ObjectResult, ObjectService, ReadError, new_version_id};
+
+/// What a DELETE did, as S3 reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// The version deleted or, for a delete that left a marker, the marker's version (`null` in
+    /// a suspended bucket); `None` in a bucket that was never versioned.
+    pub version_id: Option<String>,
+    /// A delete marker was made, or the version deleted was one.
+    pub delete_marker: bool,
+}
+
+impl ObjectService {
+    /// Turns versioning on or suspends it; a bucket never goes back to unversioned.
+    pub async fn set_versioning(&self, bucket: &str, state: Versioning) -> ObjectResult<()> {
+        match self.versions.set_versioning(bucket, state).await? {
+            true => Ok(()),
+            false => Err(ObjectError::NoSuchBucket),
+        }
+    }
+
+    /// Deletes the current version of `bucket/key`. Never versioned: the object is gone (204
+    /// whether or not it existed). Versioned: a delete marker becomes the latest entry, and the
+    /// current version is kept as noncurrent (a suspended bucket drops its null version).
+    pub async fn delete(&self, bucket: &str, key: &str) -> ObjectResult<Deletion> {
+        let Some(state) = self.bucket(bucket).await?.versioning else {
+            if self.meta.delete_object(bucket, key).await? {
+                self.released();
+            }
+            return Ok(Deletion::default());
+        };
+        let marker = ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: new_version_id(),
+            versioned: state == Versioning::Enabled,
+            blob_id: String::new(),
+            size: 0,
+            etag: String::new(),
+            last_modified: OffsetDateTime::now_utc(),
+            headers: Default::default(),
+            user_meta: Default::default(),
+            tags: Vec::new(),
+            parts_count: None,
+            scan: Default::default(),
+        };
+        self.versions.delete_with_marker(&marker, state).await?;
+        self.released();
+        Ok(Deletion { version_id: Some(marker.s3_version_id().to_owned()), delete_marker: true })
+    }
+
+    /// Deletes one version (an id, or `null`) for good; deleting the latest makes the newest
+    /// remaining version current. A version that does not exist is no error, as in S3.
+    pub async fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> ObjectResult<Deletion> {
+        let deleted = self.versions.delete_version(bucket, key, version_id).await?;
+        match deleted {
+            Some(version) => {
+                self.released();
+                Ok(Deletion { version_id: Some(version_id.to_owned()), delete_marker: version.delete_marker })
+            }
+            None => {
+                self.bucket(bucket).await?;
+                Ok(Deletion { version_id: Some(version_id.to_owned()), delete_marker: false })
+            }
+        }
+    }
+
+    /// One version of `bucket/key` (an id, or `null`), delete markers included.
+    pub async fn version(&self, bucket: &str, key: &str, version_id: &str) -> ObjectResult<ObjectVersion> {
+        match self.versions.get_version(bucket, key, version_id).await? {
+            Some(version) => Ok(version),
+            None => {
+                self.bucket(bucket).await?;
+                Err(ObjectError::NoSuchVersion)
+            }
+        }
+    }
+
+    /// The version a share link was made for (its internal id), if it still exists: current,
+    /// or kept as noncurrent by versioning.
+    pub async fn shared_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> ObjectResult<Option<ObjectRecord>> {
+        let version = self.versions.get_version(bucket, key, version_id).await?;
+        Ok(version.filter(|v| !v.delete_marker && v.record.version_id == version_id).map(|v| v.record))
+    }
+
+    /// The record of one version with bytes; a delete marker answers `DeleteMarker`.
+    pub async fn version_record(&self, bucket: &str, key: &str, version_id: &str) -> ObjectResult<ObjectRecord> {
+        let version = self.version(bucket, key, version_id).await?;
+        if version.delete_marker {
+            return Err(ObjectError::DeleteMarker {
+                version_id: version.record.s3_version_id().to_owned(),
+                last_modified: version.record.last_modified,
+                latest: false,
+            });
+        }
+        Ok(version.record)
+    }
+
+    /// Opens one version of an object, as [`ObjectService::read`] opens the current one.
+    pub async fn read_version<E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        plan: impl Fn(&ObjectRecord) -> Result<Range<u64>, E>,
+    ) -> Result<ObjectRead, ReadError<E>> {
+        let record = self.version_record(bucket, key, version_id).await.map_err(ReadError::Object)?;
+        self.read_record(record, plan).await
+    }
+
+    /// Opens exactly `record`'s bytes; `NoSuchVersion` once they are gone (the version was
+    /// deleted meanwhile).
+    pub async fn read_record<E>(
+        &self,
+        record: ObjectRecord,
+        plan: impl Fn(&ObjectRecord) -> Result<Range<u64>, E>,
+    ) -> Result<ObjectRead, ReadError<E>> {
+        self.check_servable(&record).await.map_err(ReadError::Object)?;
+        let range = plan(&record).map_err(ReadError::Refused)?;
+        match self.blobs.read(&record.blob_id, range.clone()).await {
+            Ok(body) => Ok(ObjectRead { record, range, body }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReadError::Object(ObjectError::NoSuchVersion)),
+            Err(e) => Err(ReadError::Object(e.into())),
+        }
+    }
+
+    /// Replaces one version's tags; `NoSuchVersion` when it does not exist, `DeleteMarker` for
+    /// a marker.
+    pub async fn set_version_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        tags: &[latchkey_meta::Tag],
+    ) -> ObjectResult<()> {
+        let record = self.version_record(bucket, key, version_id).await?;
+        match self.versions.set_version_tags(&record, tags).await? {
+            true => Ok(()),
+            false => Err(ObjectError::NoSuchVersion),
+        }
+    }
+}
