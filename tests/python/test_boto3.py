@@ -66,6 +66,33 @@ def test_multipart_upload_with_three_parts(s3, bucket):
     assert obj["ContentType"] == "application/x-test"
     assert obj["Metadata"] == {"origin": "boto3"}
     assert obj["PartsCount"] == 3
+    # GET and HEAD by part number: each part as uploaded, 206 with its Content-Range.
+    offset = 0
+    for n, chunk in enumerate(parts, start=1):
+        part = s3.get_object(Bucket=bucket, Key="mp.bin", PartNumber=n)
+        assert part["Body"].read() == chunk and part["PartsCount"] == 3
+        end = offset + len(chunk) - 1
+        assert part["ContentRange"] == f"bytes {offset}-{end}/{sum(map(len, parts))}"
+        assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
+        head = s3.head_object(Bucket=bucket, Key="mp.bin", PartNumber=n)
+        assert (head["ContentLength"], head["ResponseMetadata"]["HTTPStatusCode"]) == (len(chunk), 206)
+        offset = end + 1
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="mp.bin", PartNumber=4)
+    assert (code(e), e.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="mp.bin", PartNumber=1, Range="bytes=0-1")
+    assert code(e) == "InvalidRequest"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="mp.bin", PartNumber=0)
+    assert code(e) == "InvalidArgument"
+    # An object uploaded whole is its own part 1, and has no other.
+    s3.put_object(Bucket=bucket, Key="whole", Body=b"whole")
+    whole = s3.get_object(Bucket=bucket, Key="whole", PartNumber=1)
+    assert (whole["Body"].read(), whole["ResponseMetadata"]["HTTPStatusCode"]) == (b"whole", 200)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="whole", PartNumber=2)
+    assert code(e) == "InvalidPartNumber"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     with pytest.raises(ClientError) as e:
         s3.upload_part(Bucket=bucket, Key="mp.bin", UploadId=uid, PartNumber=4, Body=b"late")

@@ -31,7 +31,7 @@ use crate::{AuditEvent, Grantee, MetaError, MetaResult, ObjectRecord, Share, for
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum Job {
-    PutObject { record: ObjectRecord, reply: oneshot::Sender<MetaResult<()>> },
+    PutObject { record: Box<ObjectRecord>, reply: oneshot::Sender<MetaResult<()>> },
     Consume { job: UseJob, reply: oneshot::Sender<MetaResult<Option<Share>>> },
     Audit { event: AuditEvent, reply: oneshot::Sender<MetaResult<()>> },
 }
@@ -60,7 +60,7 @@ impl Batcher {
     /// for collection).
     pub(crate) async fn put_object(&self, record: &ObjectRecord) -> MetaResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.queue.submit(Job::PutObject { record: record.clone(), reply }, answer).await
+        self.queue.submit(Job::PutObject { record: Box::new(record.clone()), reply }, answer).await
     }
 
     pub(crate) async fn consume(&self, job: UseJob) -> MetaResult<Option<Share>> {
@@ -114,7 +114,7 @@ async fn run_batch(writer: &SqlitePool, batch: &[Job]) -> MetaResult<Vec<Done>> 
     let records: Vec<&ObjectRecord> = batch
         .iter()
         .filter_map(|job| match job {
-            Job::PutObject { record, .. } => Some(record),
+            Job::PutObject { record, .. } => Some(&**record),
             _ => None,
         })
         .collect();
@@ -171,6 +171,7 @@ fn object_json(record: &ObjectRecord) -> MetaResult<serde_json::Value> {
         "s": to_i64(record.size), "e": record.etag, "m": to_ms(record.last_modified),
         "h": serde_json::to_string(&record.headers)?, "u": serde_json::to_string(&record.user_meta)?,
         "t": serde_json::to_string(&record.tags)?, "p": record.parts_count, "x": record.versioned,
+        "z": crate::rows::part_sizes_text(&record.part_sizes)?,
     }))
 }
 

@@ -93,6 +93,7 @@ mod tests {
             user_meta: Default::default(),
             tags: vec![],
             parts_count: None,
+            part_sizes: Vec::new(),
             scan: Default::default(),
         }
     }

@@ -36,6 +36,7 @@ pub fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
         user_meta: BTreeMap::new(),
         tags: vec![],
         parts_count: None,
+        part_sizes: Vec::new(),
         scan: Default::default(),
     }
 }

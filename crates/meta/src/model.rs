@@ -83,6 +83,9 @@ pub struct ObjectRecord {
     /// [`ObjectRecord::tag_set`]).
     pub tags: Vec<Tag>,
     pub parts_count: Option<u32>,
+    /// A multipart object's part sizes in order (GET `?partNumber=`); empty for other objects,
+    /// and for multipart objects completed before sizes were recorded.
+    pub part_sizes: Vec<u64>,
     /// What the sensitive-data scanner concluded about this version.
     pub scan: ScanStatus,
 }

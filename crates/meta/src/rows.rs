@@ -73,6 +73,11 @@ impl<R: Columns> Columns for Prefixed<'_, R> {
     }
 }
 
+/// A multipart object's part sizes as stored: a JSON array, or NULL when there are none.
+pub(crate) fn part_sizes_text(sizes: &[u64]) -> MetaResult<Option<String>> {
+    Ok(if sizes.is_empty() { None } else { Some(serde_json::to_string(sizes)?) })
+}
+
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -116,6 +121,10 @@ pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
         user_meta: serde_json::from_str(&user_meta)?,
         tags: serde_json::from_str(&tags)?,
         parts_count: parts.and_then(|n| u32::try_from(n).ok()),
+        part_sizes: match row.opt_text("part_sizes")? {
+            Some(text) => serde_json::from_str(&text)?,
+            None => Vec::new(),
+        },
         scan: ScanStatus {
             sensitivity: row.opt_text("sensitivity")?.as_deref().and_then(Sensitivity::parse),
             partial: row.flag("scan_partial")?,

@@ -9,13 +9,13 @@
 macro_rules! insert_object {
     () => {
         "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags,
-           parts_count, versioned)"
+           parts_count, versioned, part_sizes)"
     };
 }
 
 macro_rules! object_values {
     () => {
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     };
 }
 
@@ -26,7 +26,7 @@ macro_rules! replace_object {
            version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
            etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
            user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count,
-           versioned = excluded.versioned,
+           versioned = excluded.versioned, part_sizes = excluded.part_sizes,
            sensitivity = NULL, scan_partial = false, sensitivity_tagged = false, quarantined = false"
     };
 }
@@ -44,7 +44,7 @@ pub(crate) const INSERT_NEW_OBJECT: &str =
 pub(crate) const UPSERT_OBJECTS_JSON: &str = concat!(
     insert_object!(),
     " SELECT value ->> 'b', value ->> 'k', value ->> 'v', value ->> 'o', value ->> 's', value ->> 'e',
-       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p', value ->> 'x'
+       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p', value ->> 'x', value ->> 'z'
      FROM json_each($1) WHERE true",
     replace_object!()
 );
@@ -67,6 +67,7 @@ macro_rules! write_object {
             .bind(serde_json::to_string(&record.tags)?)
             .bind(record.parts_count.map(i64::from))
             .bind(record.versioned)
+            .bind($crate::rows::part_sizes_text(&record.part_sizes)?)
     }};
 }
 pub(crate) use write_object;

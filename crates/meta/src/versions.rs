@@ -50,7 +50,7 @@ pub trait VersionStore: Send + Sync + 'static {
 macro_rules! version_columns {
     () => {
         "bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count,
-         sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned"
+         part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned"
     };
 }
 pub(crate) use version_columns;
@@ -95,7 +95,8 @@ pub(crate) const KEEP_CURRENT: &str = concat!(
 pub(crate) const INSERT_MARKER: &str = concat!(
     "INSERT INTO object_versions (",
     version_columns!(),
-    ", delete_marker) VALUES ($1, $2, $3, '', 0, '', $4, '{}', '{}', '[]', NULL, NULL, false, false, false, $5, true)"
+    ", delete_marker) VALUES ($1, $2, $3, '', 0, '', $4, '{}', '{}', '[]', NULL, NULL, NULL, false, false, false, $5,
+       true)"
 );
 
 /// Makes the newest entry of `$1/$2`'s history current when it is a version and the key has no

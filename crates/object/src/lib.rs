@@ -367,6 +367,7 @@ impl ObjectService {
             user_meta: attrs.user_meta,
             tags: attrs.tags,
             parts_count: None,
+            part_sizes: Vec::new(),
             scan: Default::default(),
         })
     }

@@ -162,6 +162,7 @@ impl ObjectService {
             user_meta: upload.user_meta,
             tags: upload.tags,
             parts_count: u32::try_from(chosen.len()).ok(),
+            part_sizes: chosen.iter().map(|p| p.size).collect(),
             scan: Default::default(),
         };
         self.commit(record, Commit::CompleteUpload(upload_id)).await.map_err(no_such_upload)

@@ -50,6 +50,7 @@ impl ObjectService {
             user_meta: Default::default(),
             tags: Vec::new(),
             parts_count: None,
+            part_sizes: Vec::new(),
             scan: Default::default(),
         };
         self.versions.delete_with_marker(&marker, state).await?;

@@ -6,7 +6,7 @@ use std::ops::Range;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use latchkey_meta::ObjectRecord;
 use s3s::dto::{ETagCondition, Range as RangeHeader, Timestamp};
-use s3s::{S3Error, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 pub(crate) struct Preconditions<'a> {
     pub if_match: Option<&'a ETagCondition>,
@@ -86,24 +86,56 @@ fn not_modified_error(record: &ObjectRecord) -> S3Error {
     e
 }
 
-/// The bytes to serve: the requested range, or all of them.
+/// The bytes to serve: the requested range, one part (`partNumber`), or all of them.
 pub(crate) fn plan_range(
     record: &ObjectRecord,
     range: Option<&RangeHeader>,
     part_number: Option<i32>,
 ) -> S3Result<Range<u64>> {
-    match part_number {
-        None => {}
-        // A single-part object is its own part 1.
-        Some(1) if record.parts_count.is_none() => {}
-        Some(_) => {
-            return Err(s3_error!(NotImplemented, "GetObject by part number is not supported for multipart objects"));
+    if let Some(n) = part_number {
+        if range.is_some() {
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
         }
+        return part_range(record, n);
     }
     match range {
         None => Ok(0..record.size),
         Some(r) => r.check(record.size).map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable")),
     }
+}
+
+/// The bytes of part `n`: a multipart object's part as uploaded; an object uploaded whole is
+/// its own part 1.
+fn part_range(record: &ObjectRecord, n: i32) -> S3Result<Range<u64>> {
+    if !(1..=10_000).contains(&n) {
+        return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+    }
+    let count = record.parts_count.unwrap_or(1);
+    if u32::try_from(n).is_ok_and(|n| n > count) {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        return Err(e);
+    }
+    if record.parts_count.is_none() {
+        return Ok(0..record.size);
+    }
+    let sizes = &record.part_sizes;
+    if sizes.len() != count as usize {
+        // Completed before part sizes were recorded.
+        return Err(s3_error!(NotImplemented, "This object's part boundaries were not recorded"));
+    }
+    let index = usize::try_from(n - 1).unwrap_or_default();
+    let start: u64 = sizes[..index].iter().sum();
+    Ok(start..start + sizes[index])
+}
+
+/// Whether a response serves part of the object (a Range, or one part of a multipart object)
+/// and so carries a Content-Range.
+pub(crate) fn partial(record: &ObjectRecord, range: Option<&RangeHeader>, part_number: Option<i32>) -> bool {
+    range.is_some() || (part_number.is_some() && record.parts_count.is_some())
 }
 
 /// The Content-Range header for a partial response.
@@ -131,6 +163,7 @@ mod tests {
             user_meta: Default::default(),
             tags: vec![],
             parts_count: None,
+            part_sizes: Vec::new(),
             scan: Default::default(),
         }
     }

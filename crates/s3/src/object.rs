@@ -104,7 +104,8 @@ pub(crate) async fn get_object(
     })?;
     let mut output = GetObjectOutput {
         content_length: i64::try_from(read.range.end - read.range.start).ok(),
-        content_range: input.range.is_some().then(|| conditional::content_range(&read.range, read.record.size)),
+        content_range: conditional::partial(&read.record, input.range.as_ref(), input.part_number)
+            .then(|| conditional::content_range(&read.range, read.record.size)),
         tag_count: i32::try_from(read.record.tag_set().len()).ok().filter(|n| *n > 0),
         version_id: shown_version_id(&read.record).or(input.version_id),
         body: Some(StreamingBlob::wrap(read.body)),
@@ -136,7 +137,8 @@ pub(crate) async fn head_object(
     let range = conditional::plan_range(&record, input.range.as_ref(), input.part_number)?;
     let mut output = HeadObjectOutput {
         content_length: i64::try_from(range.end - range.start).ok(),
-        content_range: input.range.is_some().then(|| conditional::content_range(&range, record.size)),
+        content_range: conditional::partial(&record, input.range.as_ref(), input.part_number)
+            .then(|| conditional::content_range(&range, record.size)),
         version_id: shown_version_id(&record).or(input.version_id),
         ..Default::default()
     };

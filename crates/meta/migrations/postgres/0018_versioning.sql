@@ -2,6 +2,7 @@
 -- what each holds and why).
 ALTER TABLE buckets ADD COLUMN versioning TEXT;
 ALTER TABLE objects ADD COLUMN versioned BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE objects ADD COLUMN part_sizes TEXT;
 
 CREATE TABLE object_versions (
     seq                 BIGSERIAL PRIMARY KEY,
@@ -16,6 +17,7 @@ CREATE TABLE object_versions (
     user_meta           TEXT NOT NULL,
     tags                TEXT NOT NULL,
     parts_count         BIGINT,
+    part_sizes          TEXT,
     sensitivity         TEXT,
     scan_partial        BOOLEAN NOT NULL DEFAULT false,
     sensitivity_tagged  BOOLEAN NOT NULL DEFAULT false,
@@ -36,10 +38,11 @@ CREATE FUNCTION object_version_replaced() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.versioned OR NEW.versioned THEN
         INSERT INTO object_versions (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta,
-            tags, parts_count, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned, delete_marker)
+            tags, parts_count, part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned,
+            delete_marker)
         VALUES (OLD.bucket, OLD.key, OLD.version_id, OLD.blob_id, OLD.size, OLD.etag, OLD.modified_ms, OLD.headers,
-            OLD.user_meta, OLD.tags, OLD.parts_count, OLD.sensitivity, OLD.scan_partial, OLD.sensitivity_tagged,
-            OLD.quarantined, OLD.versioned, false);
+            OLD.user_meta, OLD.tags, OLD.parts_count, OLD.part_sizes, OLD.sensitivity, OLD.scan_partial,
+            OLD.sensitivity_tagged, OLD.quarantined, OLD.versioned, false);
     ELSE
         INSERT INTO released_blobs (blob_id) VALUES (OLD.blob_id) ON CONFLICT DO NOTHING;
         DELETE FROM scan_queue

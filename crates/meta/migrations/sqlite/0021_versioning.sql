@@ -9,6 +9,8 @@
 -- stops working once that version is replaced.
 ALTER TABLE buckets ADD COLUMN versioning TEXT;
 ALTER TABLE objects ADD COLUMN versioned INTEGER NOT NULL DEFAULT 0;
+-- A multipart object's part sizes (a JSON array), so GET ?partNumber= can serve one part.
+ALTER TABLE objects ADD COLUMN part_sizes TEXT;
 
 CREATE TABLE object_versions (
     seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -23,6 +25,7 @@ CREATE TABLE object_versions (
     user_meta           TEXT NOT NULL,
     tags                TEXT NOT NULL,
     parts_count         INTEGER,
+    part_sizes          TEXT,
     sensitivity         TEXT,
     scan_partial        INTEGER NOT NULL DEFAULT 0,
     sensitivity_tagged  INTEGER NOT NULL DEFAULT 0,
@@ -43,10 +46,11 @@ CREATE TRIGGER objects_version_replaced AFTER UPDATE OF version_id ON objects
 WHEN old.version_id <> new.version_id
 BEGIN
     INSERT INTO object_versions (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta,
-        tags, parts_count, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned, delete_marker)
+        tags, parts_count, part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned,
+        delete_marker)
     SELECT old.bucket, old.key, old.version_id, old.blob_id, old.size, old.etag, old.modified_ms, old.headers,
-        old.user_meta, old.tags, old.parts_count, old.sensitivity, old.scan_partial, old.sensitivity_tagged,
-        old.quarantined, old.versioned, 0
+        old.user_meta, old.tags, old.parts_count, old.part_sizes, old.sensitivity, old.scan_partial,
+        old.sensitivity_tagged, old.quarantined, old.versioned, 0
     WHERE old.versioned OR new.versioned;
     INSERT OR IGNORE INTO released_blobs (blob_id) SELECT old.blob_id WHERE NOT (old.versioned OR new.versioned);
     DELETE FROM scan_queue
