@@ -131,3 +131,24 @@ def test_a_request_with_tags_in_the_url_only_is_not_put_object_tagging(server, b
     assert (resp.status_code, "<Code>MissingRequestBodyError</Code>" in resp.text) == (400, True), resp.text
     assert s3.get_object_tagging(Bucket=bucket, Key="doc.txt")["TagSet"] == \
         [{"Key": "classification", "Value": "secret"}]
+
+
+def test_a_version_is_judged_on_its_own_tags_not_the_current_ones(server, bucket, s3):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    secret_version = s3.put_object(Bucket=bucket, Key="payroll.csv", Body=b"secret rows",
+                                   Tagging="classification=secret")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="payroll.csv", Body=b"nothing here", Tagging="classification=public")
+    _, key_id, secret = new_user(server, allow_and_deny(
+        bucket, ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], ["s3:GetObject", "s3:GetObjectVersion"],
+        {"StringEquals": {"s3:ExistingObjectTag/classification": "secret"}}))
+    user_s3 = client(server, "s3", key_id, secret)
+    assert user_s3.get_object(Bucket=bucket, Key="payroll.csv")["Body"].read() == b"nothing here"
+    read_old = lambda: user_s3.get_object(Bucket=bucket, Key="payroll.csv", VersionId=secret_version)  # noqa: E731
+    assert error_code(read_old) == "AccessDenied"
+    assert error_code(lambda: user_s3.head_object(Bucket=bucket, Key="payroll.csv", VersionId=secret_version)) == "403"
+    copy_old = lambda: user_s3.copy_object(  # noqa: E731
+        Bucket=bucket, Key="mine.csv", CopySource={"Bucket": bucket, "Key": "payroll.csv", "VersionId": secret_version})
+    assert error_code(copy_old) == "AccessDenied"
+    # With the key deleted (a marker on top), the old version is still judged on its own tags.
+    s3.delete_object(Bucket=bucket, Key="payroll.csv")
+    assert error_code(read_old) == "AccessDenied"

@@ -172,10 +172,12 @@ def test_list_object_versions_pages_with_markers_prefixes_and_delimiters(server,
 
     # One page ends inside a key's history: the next starts at the following version.
     first = s3.list_object_versions(Bucket=bucket, MaxKeys=2)
-    assert first["IsTruncated"] and (first["NextKeyMarker"], first["NextVersionIdMarker"]) == ("a/1", written["a/1"][1])
-    rest = s3.list_object_versions(Bucket=bucket, KeyMarker="a/1", VersionIdMarker=written["a/1"][1], MaxKeys=2)
-    assert [(v["Key"], v["VersionId"]) for v in rest["Versions"]] == [("a/1", written["a/1"][0]),
-                                                                       ("a/2", written["a/2"][2])]
+    assert first["IsTruncated"] and first["NextKeyMarker"] == "a/1"
+    assert first["NextVersionIdMarker"].startswith(written["a/1"][1] + "."), "an id and a position in the history"
+    for marker in [first["NextVersionIdMarker"], written["a/1"][1]]:  # a marker made here, or a version id
+        rest = s3.list_object_versions(Bucket=bucket, KeyMarker="a/1", VersionIdMarker=marker, MaxKeys=2)
+        assert [(v["Key"], v["VersionId"]) for v in rest["Versions"]] == [("a/1", written["a/1"][0]),
+                                                                           ("a/2", written["a/2"][2])]
     after_key = s3.list_object_versions(Bucket=bucket, KeyMarker="a/2", MaxKeys=1)
     assert after_key["DeleteMarkers"][0]["Key"] == "b" and "Versions" not in after_key
 
@@ -192,6 +194,22 @@ def test_list_object_versions_pages_with_markers_prefixes_and_delimiters(server,
     assert "NextVersionIdMarker" not in paged_prefixes
     resumed = s3.list_object_versions(Bucket=bucket, Delimiter="/", MaxKeys=1, KeyMarker="a/")
     assert resumed["DeleteMarkers"][0]["Key"] == "b"
+
+
+def test_deleting_each_page_as_it_is_listed_deletes_every_version(server, s3, bucket):
+    # boto3's bucket.object_versions.page_size(2).delete(): each page's versions are deleted
+    # before the next page is asked for after them.
+    enable(s3, bucket)
+    for n in range(6):
+        s3.put_object(Bucket=bucket, Key="many", Body=str(n).encode())
+    s3.delete_object(Bucket=bucket, Key="many")
+    import boto3
+    resource = boto3.resource("s3", endpoint_url=server.endpoint, region_name=s3.meta.region_name,
+                              aws_access_key_id=s3._request_signer._credentials.access_key,
+                              aws_secret_access_key=s3._request_signer._credentials.secret_key)
+    resource.Bucket(bucket).object_versions.page_size(2).delete()
+    assert history(s3, bucket) == []
+    s3.delete_bucket(Bucket=bucket)
 
 
 def test_delete_objects_copy_and_tagging_by_version(server, s3, bucket):
@@ -242,7 +260,16 @@ def test_a_share_link_keeps_serving_the_version_it_was_made_for(server, s3, buck
     assert "versionId=" in location
     assert requests.get(location, timeout=10).content == b"version one"
 
-    # Once that version is deleted for good, the link is refused.
+    # Deleting the object stops the link (as before versioning) until the delete is undone.
+    again = mint(server, bucket, "report.pdf", max_uses=5)
+    marker = s3.delete_object(Bucket=bucket, Key="report.pdf")["VersionId"]
+    assert requests.get(link["api_url"], timeout=10).status_code == 403
+    assert api(server, "GET", f"/-/shares/{again['id']}").json()["state"] != "active"
+    assert api(server, "POST", "/-/shares", {"bucket": bucket, "key": "report.pdf"}).status_code == 404
+    s3.delete_object(Bucket=bucket, Key="report.pdf", VersionId=marker)
+    assert requests.get(again["api_url"], timeout=10).content == b"version two"
+
+    # Once its version is deleted for good, a link is refused.
     v1 = [v for k, v, latest, _ in history(s3, bucket) if not latest][0]
     s3.delete_object(Bucket=bucket, Key="report.pdf", VersionId=v1)
     assert requests.get(link["api_url"], timeout=10).status_code == 403

@@ -2,7 +2,8 @@
 XML bodies checked against Content-MD5 (nothing deleted on a mismatch); unparsable and multi-range
 Range headers ignored; 304 answers with the validators; PUTs without a Content-Length refused
 alike however signed; ListBuckets paged by MaxBuckets, Prefix and BucketRegion; listing owners;
-an empty delimiter; CreateBucket in us-east-1; GetBucketVersioning on unversioned buckets."""
+an empty delimiter; CreateBucket in us-east-1; GetBucketVersioning on unversioned buckets; flexible
+checksums (x-amz-checksum-*) verified before a write commits."""
 
 import base64
 import hashlib
@@ -197,3 +198,32 @@ def test_a_refusal_of_a_request_awaiting_100_continue_closes_the_connection(serv
         assert head.startswith("http/1.1 403") and "connection: close" in head, head
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(65536) == b"", "closed after the refusal"
+
+
+def test_flexible_checksums_are_verified_and_a_mismatch_stores_nothing(server, s3, bucket):
+    import zlib
+
+    s3.put_object(Bucket=bucket, Key="sum", Body=b"old")
+    body = b"checked bytes"
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    right = signed(server, "PUT", f"/{bucket}/sum", body, {"x-amz-checksum-crc32": crc, "Content-Type": "text/plain"})
+    assert right.status_code == 200, right.text
+    bad = signed(server, "PUT", f"/{bucket}/sum", body + b"!", {"x-amz-checksum-crc32": crc})
+    assert (bad.status_code, "<Code>BadDigest</Code>" in bad.text) == (400, True), bad.text
+    assert "CRC32 you specified did not match" in bad.text
+    assert s3.get_object(Bucket=bucket, Key="sum")["Body"].read() == body, "the refused write changed nothing"
+    malformed = signed(server, "PUT", f"/{bucket}/sum", body, {"x-amz-checksum-crc32": "nope"})
+    assert (malformed.status_code, "<Code>InvalidRequest</Code>" in malformed.text) == (400, True), malformed.text
+    sha = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    two = signed(server, "PUT", f"/{bucket}/sum", body, {"x-amz-checksum-crc32": crc, "x-amz-checksum-sha256": sha})
+    assert two.status_code == 400, two.text
+    # boto3 computes them itself (a header, or an aws-chunked trailer), for PUT and for parts.
+    for algorithm in ["CRC32", "SHA1", "SHA256"]:  # (CRC32C needs botocore[crt])
+        s3.put_object(Bucket=bucket, Key=f"boto-{algorithm}", Body=body, ChecksumAlgorithm=algorithm)
+        assert s3.get_object(Bucket=bucket, Key=f"boto-{algorithm}")["Body"].read() == body
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp-sum", ChecksumAlgorithm="SHA256")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="mp-sum", UploadId=upload, PartNumber=1, Body=body,
+                          ChecksumAlgorithm="SHA256")
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp-sum", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert s3.get_object(Bucket=bucket, Key="mp-sum")["Body"].read() == body

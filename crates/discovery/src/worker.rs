@@ -246,8 +246,8 @@ impl Discovery {
 
     /// The record of `scan`'s version while it exists (current, or kept by versioning).
     async fn current(&self, scan: &QueuedScan) -> Result<latchkey_meta::ObjectRecord, NotScanned> {
-        match self.objects.shared_version(&scan.bucket, &scan.key, &scan.version_id).await {
-            Ok(Some(record)) => Ok(record),
+        match self.objects.live_version(&scan.bucket, &scan.key, &scan.version_id).await {
+            Ok(Some(version)) => Ok(version.record),
             Ok(None) => Err(NotScanned::Superseded),
             Err(e) => Err(NotScanned::Failed(format!("cannot read the object's record: {e}"))),
         }

@@ -160,8 +160,11 @@ pub struct ObjectVersion {
     pub record: ObjectRecord,
     pub delete_marker: bool,
     pub latest: bool,
-    /// Its place in the key's history, newer higher: `CURRENT_SEQ` for the current version.
+    /// Its place in the key's history, newer higher; it never changes (`CURRENT_SEQ` for a
+    /// current version written as current, until it joins the history).
     pub seq: i64,
+    /// It is the key's current version (in `objects`).
+    pub current: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,7 +52,7 @@ crate::findings::findings_store!(PgStore, writer: pool, reader: pool,
     claim: crate::findings::claim_scans_sql!("FOR UPDATE SKIP LOCKED"), release_stale: false,
     changed: |_: &PgStore, _: &str, _: &str| ());
 crate::versions::version_store!(PgStore, writer: pool, reader: pool,
-    lock: "SELECT 1 FROM objects WHERE bucket = $1 AND key = $2 FOR UPDATE",
+    lock: "SELECT pg_advisory_xact_lock(74111, hashtext($1 || '/' || $2))",
     changed: |_: &PgStore, _: &str, _: &str| (), bucket_changed: |_: &PgStore, _: &str, _| ());
 
 #[async_trait::async_trait]
@@ -618,6 +618,13 @@ mod tests {
         async fn versions_are_kept_deleted_restored_and_released_exactly() {
             if let Some((store, _schema)) = open().await {
                 crate::versions::conformance::versions_are_kept_deleted_restored_and_released_exactly(store).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn racing_changes_to_one_key_stay_consistent() {
+            if let Some((store, _schema)) = open().await {
+                crate::versions::conformance::racing_changes_to_one_key_stay_consistent(store).await;
             }
         }
     }

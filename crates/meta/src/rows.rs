@@ -142,6 +142,7 @@ pub(crate) fn version_from_row(row: &impl Columns) -> MetaResult<ObjectVersion> 
         delete_marker: row.flag("delete_marker")?,
         latest: row.flag("latest")?,
         seq: row.int("seq")?,
+        current: row.flag("current")?,
     })
 }
 

@@ -593,6 +593,12 @@ mod tests {
             crate::versions::conformance::versions_are_kept_deleted_restored_and_released_exactly(store).await;
         }
 
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn racing_changes_to_one_key_stay_consistent() {
+            let (store, _dir) = open().await.unwrap();
+            crate::versions::conformance::racing_changes_to_one_key_stay_consistent(store).await;
+        }
+
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {
             let dir = tempfile::tempdir().unwrap();
             let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();

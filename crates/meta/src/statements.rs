@@ -26,7 +26,7 @@ macro_rules! replace_object {
            version_id = excluded.version_id, blob_id = excluded.blob_id, size = excluded.size,
            etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
            user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count,
-           versioned = excluded.versioned, part_sizes = excluded.part_sizes,
+           versioned = excluded.versioned, part_sizes = excluded.part_sizes, seq = NULL,
            sensitivity = NULL, scan_partial = false, sensitivity_tagged = false, quarantined = false"
     };
 }
@@ -173,7 +173,8 @@ pub(crate) use insert_audit;
 /// columns of a row `j` named in `from` (PostgreSQL, arrays of jobs). One statement decides and
 /// decrements, so no other redeemer can come between the check and the use. The link must have
 /// the job's method, must not be revoked or expired, must have uses left, and the object version
-/// it was made for must still exist (current, or kept by versioning) and not be quarantined;
+/// it was made for must still exist (current, or kept by versioning), not be quarantined, and its
+/// key must not have been deleted since (a delete marker on top);
 /// unless the caller has checked the address against the
 /// link's allow-list (`address_checked`), only a link without one is taken. The grantee columns
 /// it sets feed the `share_use_recorded` trigger, which records the grant and its
@@ -201,13 +202,15 @@ macro_rules! take_uses_sql {
             $checked,
             " OR shares.allow_cidrs = '[]') AND shares.revoked_ms IS NULL
                AND shares.uses_left > 0
-               AND (shares.version_id IS NULL OR EXISTS (
+               AND (shares.version_id IS NULL OR (EXISTS (
+                     SELECT 1 FROM objects o WHERE o.bucket = shares.bucket AND o.key = shares.key)
+                   AND (EXISTS (
                      SELECT 1 FROM objects o
                      WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id
                        AND NOT o.quarantined) OR EXISTS (
                      SELECT 1 FROM object_versions v
                      WHERE v.bucket = shares.bucket AND v.key = shares.key AND v.version_id = shares.version_id
-                       AND NOT v.delete_marker AND NOT v.quarantined))
+                       AND NOT v.delete_marker AND NOT v.quarantined))))
              RETURNING ",
             $returning
         )
@@ -290,17 +293,19 @@ macro_rules! list_uploads {
 pub(crate) use list_uploads;
 
 /// Shares that `$filter: &ShareFilter` selects, oldest first, each with `object_current`: whether
-/// the object version it was made for still exists (always, for upload links). An active share
+/// the object version it was made for still exists and its key was not deleted since (always,
+/// for upload links). An active share
 /// also has its object.
 macro_rules! list_shares {
     ($filter:expr) => {{
         let filter: &$crate::ShareFilter = $filter;
         let prefix = filter.prefix.as_deref().unwrap_or_default();
         $crate::statements::bound!(
-            "SELECT * FROM (SELECT *, (version_id IS NULL OR EXISTS (SELECT 1 FROM objects o
+            "SELECT * FROM (SELECT *, (version_id IS NULL OR (EXISTS (SELECT 1 FROM objects o
+                 WHERE o.bucket = shares.bucket AND o.key = shares.key) AND (EXISTS (SELECT 1 FROM objects o
                  WHERE o.bucket = shares.bucket AND o.key = shares.key AND o.version_id = shares.version_id)
                  OR EXISTS (SELECT 1 FROM object_versions v WHERE v.bucket = shares.bucket AND v.key = shares.key
-                   AND v.version_id = shares.version_id AND NOT v.delete_marker))
+                   AND v.version_id = shares.version_id AND NOT v.delete_marker))))
                  AS object_current FROM shares) s
              WHERE (CAST($1 AS TEXT) IS NULL OR bucket = $1) AND key >= $2
                AND (CAST($3 AS TEXT) IS NULL OR key < $3)

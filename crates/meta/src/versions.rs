@@ -11,7 +11,9 @@ use async_trait::async_trait;
 
 use crate::{KeyRange, MetaResult, ObjectRecord, ObjectVersion, Versioning};
 
-/// The position of a key's current version in its history (newer versions sort higher).
+/// The place in its key's history of a current version written as current: above every other.
+/// (A version made current again keeps its own place, so a listing resuming at a place misses
+/// nothing.)
 pub const CURRENT_SEQ: i64 = i64::MAX;
 
 #[async_trait]
@@ -55,16 +57,26 @@ macro_rules! version_columns {
 }
 pub(crate) use version_columns;
 
-/// A key's whole history (`$1` bucket, `$2` key) as rows with `delete_marker` and `seq`.
+/// A current version's place: its own if it was made current again, else above all.
+macro_rules! current_seq {
+    () => {
+        "COALESCE(seq, 9223372036854775807)"
+    };
+}
+
+/// A key's whole history (`$1` bucket, `$2` key) as rows with `delete_marker`, `seq` and
+/// `current`.
 macro_rules! history {
     () => {
         concat!(
             "SELECT ",
             $crate::versions::version_columns!(),
-            ", false AS delete_marker, 9223372036854775807 AS seq FROM objects WHERE bucket = $1 AND key = $2
+            ", false AS delete_marker, ",
+            current_seq!(),
+            " AS seq, true AS current FROM objects WHERE bucket = $1 AND key = $2
              UNION ALL SELECT ",
             $crate::versions::version_columns!(),
-            ", delete_marker, seq FROM object_versions WHERE bucket = $1 AND key = $2"
+            ", delete_marker, seq, false AS current FROM object_versions WHERE bucket = $1 AND key = $2"
         )
     };
 }
@@ -83,11 +95,11 @@ pub(crate) const LATEST_VERSION: &str =
     concat!("SELECT *, true AS latest FROM (", history!(), ") h ORDER BY seq DESC LIMIT 1");
 
 /// Moves the current version of `$1/$2` into the history when it is versioned or `$3` (the
-/// bucket's versioning is enabled).
+/// bucket's versioning is enabled), at its own place if it has one.
 pub(crate) const KEEP_CURRENT: &str = concat!(
-    "INSERT INTO object_versions (",
+    "INSERT INTO object_versions (seq, ",
     version_columns!(),
-    ", delete_marker) SELECT ",
+    ", delete_marker) SELECT seq, ",
     version_columns!(),
     ", false FROM objects WHERE bucket = $1 AND key = $2 AND (versioned OR $3)"
 );
@@ -102,9 +114,9 @@ pub(crate) const INSERT_MARKER: &str = concat!(
 /// Makes the newest entry of `$1/$2`'s history current when it is a version and the key has no
 /// current one (a racing write that made one first wins).
 pub(crate) const PROMOTE_NEWEST: &str = concat!(
-    "INSERT INTO objects (",
+    "INSERT INTO objects (seq, ",
     version_columns!(),
-    ") SELECT ",
+    ") SELECT seq, ",
     version_columns!(),
     " FROM object_versions
      WHERE bucket = $1 AND key = $2 AND NOT delete_marker
@@ -122,22 +134,26 @@ pub(crate) const FORGET_PROMOTED: &str = "DELETE FROM object_versions
 pub(crate) const LIST_VERSIONS: &str = concat!(
     "SELECT ",
     version_columns!(),
-    ", false AS delete_marker, 9223372036854775807 AS seq FROM objects
+    ", false AS delete_marker, ",
+    current_seq!(),
+    " AS seq, true AS current FROM objects
      WHERE bucket = $1 AND key >= $2 AND (CAST($3 AS TEXT) IS NULL OR key < $3)
        AND (CAST($4 AS TEXT) IS NULL OR key > $4) AND (CAST($5 AS TEXT) IS NULL OR key >= $5)
-       AND (CAST($6 AS TEXT) IS NULL OR key > $6)
+       AND (CAST($6 AS TEXT) IS NULL OR key > $6 OR (key = $6 AND ",
+    current_seq!(),
+    " < CAST($7 AS BIGINT)))
      UNION ALL SELECT ",
     version_columns!(),
-    ", delete_marker, seq FROM object_versions
+    ", delete_marker, seq, false AS current FROM object_versions
      WHERE bucket = $1 AND key >= $2 AND ($3 IS NULL OR key < $3)
        AND ($4 IS NULL OR key > $4) AND ($5 IS NULL OR key >= $5)
-       AND ($6 IS NULL OR key > $6 OR (key = $6 AND seq < CAST($7 AS BIGINT)))
+       AND ($6 IS NULL OR key > $6 OR (key = $6 AND seq < $7))
      ORDER BY key, seq DESC LIMIT $8"
 );
 
 /// Implements [`VersionStore`] for a SQL store from its writer and reader pools, `$lock` (a
-/// statement that locks the current row of `$1/$2` until the transaction ends, or `""` where
-/// the store has one writer) and `$changed`, called with `(store, bucket, key)` after a key's
+/// statement that takes the key `$1/$2`'s lock until the transaction ends, the one every write
+/// of the key takes; `""` where the store has one writer) and `$changed`, called with `(store, bucket, key)` after a key's
 /// current version may have changed (SQLite drops its cached record).
 macro_rules! version_store {
     ($store:ty, writer: $writer:ident, reader: $reader:ident, lock: $lock:expr, changed: $changed:expr,
@@ -240,11 +256,9 @@ macro_rules! version_store {
                     let Some(found) = row.as_ref().map($crate::rows::version_from_row).transpose()? else {
                         return Ok(None);
                     };
-                    let delete = match found.seq {
-                        $crate::versions::CURRENT_SEQ => {
-                            "DELETE FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3"
-                        }
-                        _ => "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3",
+                    let delete = match found.current {
+                        true => "DELETE FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3",
+                        false => "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3",
                     };
                     $crate::statements::bound!(delete, bucket, key, &found.record.version_id).execute(&mut *tx).await?;
                     $crate::statements::bound!($crate::versions::PROMOTE_NEWEST, bucket, key).execute(&mut *tx).await?;
@@ -320,6 +334,7 @@ pub(crate) fn mark_latest<R: crate::rows::Columns>(
             delete_marker: row.flag("delete_marker")?,
             latest,
             seq: row.int("seq")?,
+            current: row.flag("current")?,
         });
     }
     Ok(versions)
@@ -399,9 +414,16 @@ pub(crate) mod conformance {
         assert!(released(&*store).await.is_empty());
         assert!(matches!(store.delete_bucket("b").await, Err(MetaError::BucketNotEmpty)));
 
-        // Deleting the marker restores the newest version; deleting that one the next.
+        // Deleting the marker restores the newest version, at its own place in the history (a
+        // listing resuming below the marker still finds it); deleting that one the next.
+        let place = store.get_version("b", "k", "v-x3").await.unwrap().unwrap().seq;
         assert!(store.delete_version("b", "k", "m1").await.unwrap().unwrap().delete_marker);
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x3");
+        let restored = store.get_version("b", "k", "v-x3").await.unwrap().unwrap();
+        assert_eq!((restored.seq, restored.current, restored.latest), (place, true, true));
+        let below = KeyRange { prefix: "k", after: None, from: None, limit: 10 };
+        let resumed = store.list_versions("b", below, Some(("k", place + 1))).await.unwrap();
+        assert_eq!(resumed[0].record.version_id, "v-x3");
         store.delete_version("b", "k", "v-x3").await.unwrap().unwrap();
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
         assert_eq!(released(&*store).await, ["x3"]);
@@ -436,5 +458,52 @@ pub(crate) mod conformance {
         let tags = [crate::Tag { key: "t".into(), value: "1".into() }];
         assert!(store.set_version_tags(&old, &tags).await.unwrap());
         assert_eq!(store.get_version("b", "k", "v-x2").await.unwrap().unwrap().record.tags, tags);
+    }
+
+    /// Deletes and writes of one key racing each other (two replicas on PostgreSQL would run them
+    /// on separate connections, as the pool does here): whatever order they take, no blob is
+    /// released while a version still names it, and no acknowledged write or delete is undone.
+    pub async fn racing_changes_to_one_key_stay_consistent<S: MetaStore + VersionStore>(store: Arc<S>) {
+        let bucket = Bucket {
+            name: "b".into(),
+            region: "us-east-1".into(),
+            created: OffsetDateTime::now_utc(),
+            versioning: None,
+        };
+        store.create_bucket(&bucket).await.unwrap();
+        store.set_versioning("b", Versioning::Enabled).await.unwrap();
+        for round in 0..40 {
+            let key = format!("k{round}");
+            let (old, newer) = (format!("o{round}"), format!("p{round}"));
+            store.put_object(&versioned(&key, &old)).await.unwrap();
+            store.put_object(&versioned(&key, &newer)).await.unwrap();
+            let marker_id = format!("m{round}");
+            store.delete_with_marker(&marker(&key, &marker_id, true), Versioning::Enabled).await.unwrap();
+            // Undo the delete while the version it would restore is deleted for good.
+            let newer_id = format!("v-{newer}");
+            let (a, b) =
+                tokio::join!(store.delete_version("b", &key, &marker_id), store.delete_version("b", &key, &newer_id));
+            a.unwrap();
+            b.unwrap();
+            assert!(
+                store.get_version("b", &key, &format!("v-{newer}")).await.unwrap().is_none(),
+                "a delete was undone"
+            );
+            let current = store.get_object("b", &key).await.unwrap().expect("the older version is current again");
+            assert_eq!(current.blob_id, old);
+            // A write racing a delete: both happen, in one order or the other.
+            let (write, delete) = (versioned(&key, &format!("q{round}")), marker(&key, &format!("n{round}"), true));
+            let (written, deleted) =
+                tokio::join!(store.put_object(&write), store.delete_with_marker(&delete, Versioning::Enabled));
+            written.unwrap();
+            deleted.unwrap();
+            assert!(store.get_version("b", &key, &format!("v-q{round}")).await.unwrap().is_some(), "a write was lost");
+        }
+        let released = released(&*store).await;
+        let range = KeyRange { prefix: "", after: None, from: None, limit: 1000 };
+        for version in store.list_versions("b", range, None).await.unwrap() {
+            assert!(!released.contains(&version.record.blob_id), "{} released while named", version.record.blob_id);
+        }
+        assert_eq!(released.len(), 40, "exactly the versions deleted for good");
     }
 }

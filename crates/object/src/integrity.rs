@@ -11,7 +11,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use latchkey_meta::{CURRENT_SEQ, KeyRange};
+use latchkey_meta::KeyRange;
 
 use crate::{ObjectResult, ObjectService};
 
@@ -110,7 +110,7 @@ impl ObjectService {
                 for version in page.iter().filter(|v| !v.delete_marker) {
                     let record = &version.record;
                     let mut what = format!("s3://{}/{}", record.bucket, record.key);
-                    if version.seq != CURRENT_SEQ {
+                    if !version.current {
                         what.push_str(&format!(" (noncurrent version {})", record.s3_version_id()));
                     }
                     self.compare(&mut check, what, &record.blob_id, record.size)?;

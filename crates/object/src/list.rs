@@ -140,14 +140,19 @@ impl ObjectService {
     }
 
     /// One page of ListObjectVersions: every version and delete marker, by key and newest first,
-    /// with common prefixes, at most `max_keys` entries. A version marker that no longer exists
+    /// with common prefixes, at most `max_keys` entries. A version marker is one this listing
+    /// made ([`version_marker`]: it holds the position, so a page resumes right even when that
+    /// version was deleted meanwhile), or a version id; a version id that no longer exists
     /// resumes after its key.
     pub async fn list_versions(&self, bucket: &str, req: &VersionsRequest<'_>) -> ObjectResult<VersionPage> {
         self.bucket(bucket).await?;
         let start = match (req.key_marker, req.version_marker) {
-            (Some(key), Some(version)) => {
-                let known = self.versions.get_version(bucket, key, version).await?;
-                let rank = known.map_or(Rank::After, |v| Rank::Below(std::cmp::Reverse(v.seq)));
+            (Some(key), Some(marker)) => {
+                let seq = match marker.rsplit_once('.').and_then(|(_, seq)| seq.parse::<i64>().ok()) {
+                    Some(seq) => Some(seq),
+                    None => self.versions.get_version(bucket, key, marker).await?.map(|v| v.seq),
+                };
+                let rank = seq.map_or(Rank::After, |seq| Rank::Below(std::cmp::Reverse(seq)));
                 Some(Lower { key: key.to_owned(), rank })
             }
             (Some(key), None) => Some(Lower { key: key.to_owned(), rank: Rank::After }),
@@ -161,6 +166,12 @@ impl ObjectService {
         })
         .await
     }
+}
+
+/// The version-id marker that resumes a listing right after `version`: its S3 version id and
+/// its place in the key's history.
+pub fn version_marker(version: &ObjectVersion) -> String {
+    format!("{}.{}", version.record.s3_version_id(), version.seq)
 }
 
 /// Assembles one page from the rows `fetch` returns past a position (at most `BATCH` at a

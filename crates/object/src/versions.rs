@@ -85,16 +85,27 @@ impl ObjectService {
         }
     }
 
-    /// The version a share link was made for (its internal id), if it still exists: current,
-    /// or kept as noncurrent by versioning.
+    /// The version `version_id` (an internal id) if it still exists, current or kept as
+    /// noncurrent by versioning (the scanner's question).
+    pub async fn live_version(&self, bucket: &str, key: &str, version_id: &str) -> ObjectResult<Option<ObjectVersion>> {
+        let version = self.versions.get_version(bucket, key, version_id).await?;
+        Ok(version.filter(|v| !v.delete_marker && v.record.version_id == version_id))
+    }
+
+    /// The version a share link was made for (its internal id) while the link may serve it: it
+    /// still exists, and its key was not deleted since (a delete marker on top stops the link
+    /// until the marker is gone).
     pub async fn shared_version(
         &self,
         bucket: &str,
         key: &str,
         version_id: &str,
     ) -> ObjectResult<Option<ObjectRecord>> {
-        let version = self.versions.get_version(bucket, key, version_id).await?;
-        Ok(version.filter(|v| !v.delete_marker && v.record.version_id == version_id).map(|v| v.record))
+        let Some(version) = self.live_version(bucket, key, version_id).await? else { return Ok(None) };
+        if !version.current && self.meta.get_object(bucket, key).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(version.record))
     }
 
     /// The record of one version with bytes; a delete marker answers `DeleteMarker`.

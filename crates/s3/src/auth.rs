@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use latchkey_identity::{Caller, ClientConnection, Identity, Refusal, RequestNote};
-use latchkey_meta::{AuditEvent, MetaStore, ObjectRecord, PresignedStore, ScanStatus, Sensitivity, Tag};
+use latchkey_meta::{AuditEvent, MetaStore, ObjectRecord, PresignedStore, ScanStatus, Sensitivity, Tag, VersionStore};
 use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
@@ -123,6 +123,7 @@ impl s3s::validation::NameValidation for BucketNames {
 pub struct Authorizer {
     identity: Arc<Identity>,
     meta: Arc<dyn MetaStore>,
+    versions: Arc<dyn VersionStore>,
     presigned: Arc<dyn PresignedStore>,
     revocations: Arc<Revocations>,
     configs: Arc<BucketConfigs>,
@@ -135,12 +136,23 @@ impl Authorizer {
     pub fn new(
         identity: Arc<Identity>,
         meta: Arc<dyn MetaStore>,
+        versions: Arc<dyn VersionStore>,
         presigned: Arc<dyn PresignedStore>,
         revocations: Arc<Revocations>,
         configs: Arc<BucketConfigs>,
     ) -> Self {
-        Self { identity, meta, presigned, revocations, configs }
+        Self { identity, meta, versions, presigned, revocations, configs }
     }
+}
+
+/// The condition key naming the version a request acts on.
+const VERSION_ID_KEY: &str = "s3:versionid";
+
+/// The state of the object version a decision is about.
+enum ObjectState {
+    Version(Box<ObjectRecord>),
+    /// The request names a version that does not exist, or a delete marker.
+    NoSuchVersion,
 }
 
 /// The decision for one action on one resource under a bucket's `rules` (`None` for the
@@ -333,25 +345,56 @@ impl Authorizer {
         let rules = arn_bucket(resource).map(|bucket| self.configs.get(bucket));
         let object = match arn_object(resource) {
             Some((bucket, key)) if self.reads_object_state(caller, rules.as_deref()) => {
-                self.meta.get_object(bucket, key).await.map_err(|e| {
+                self.object_state(bucket, key, action, context).await.map_err(|e| {
                     tracing::error!(error = %e, "cannot read an object's tags for a policy");
                     "the object's tags cannot be read".to_owned()
                 })?
             }
             _ => None,
         };
-        let object_tags = object.as_ref().map(ObjectRecord::tag_set).unwrap_or_default();
+        let object_tags = match &object {
+            Some(ObjectState::Version(record)) => record.tag_set(),
+            _ => Vec::new(),
+        };
         let bucket_tags = rules.as_deref().map_or(&[][..], BucketRules::tags);
         set_tags(context, "aws:ResourceTag/", bucket_tags);
         set_tags(context, "s3:ExistingObjectTag/", &object_tags);
-        if let Some(object) = &object {
-            context.insert(OBJECT_SENSITIVITY_KEY, sensitivity_value(&object.scan));
+        match &object {
+            Some(ObjectState::Version(record)) => {
+                context.insert(OBJECT_SENSITIVITY_KEY, sensitivity_value(&record.scan))
+            }
+            // A version asked for that is not there (or a delete marker) is judged as one never
+            // scanned: a Deny on unscanned data holds, none on sensitive data is slipped past.
+            Some(ObjectState::NoSuchVersion) => context.insert(OBJECT_SENSITIVITY_KEY, "Unscanned"),
+            None => {}
         }
         let decision = decide(&self.identity, caller, action, resource, context, rules.as_deref());
         unset_tags(context, "aws:ResourceTag/", bucket_tags);
         unset_tags(context, "s3:ExistingObjectTag/", &object_tags);
         context.insert_multi(OBJECT_SENSITIVITY_KEY, Vec::<String>::new());
         decision
+    }
+
+    /// The object state a decision on `action` reads: the version the request names (its
+    /// `s3:versionid`) for an action on one version, else the current version.
+    async fn object_state(
+        &self,
+        bucket: &str,
+        key: &str,
+        action: &str,
+        context: &RequestContext,
+    ) -> Result<Option<ObjectState>, latchkey_meta::MetaError> {
+        let version_id = context.get(VERSION_ID_KEY).and_then(<[String]>::first);
+        match version_id {
+            Some(version_id) if policy_request::acts_on_version(action) => {
+                let version = self.versions.get_version(bucket, key, version_id).await?;
+                Ok(Some(match version {
+                    Some(version) if !version.delete_marker => ObjectState::Version(Box::new(version.record)),
+                    _ => ObjectState::NoSuchVersion,
+                }))
+            }
+            _ => Ok(self.meta.get_object(bucket, key).await?.map(|record| ObjectState::Version(Box::new(record)))),
+        }
     }
 
     /// Whether a policy that applies (the bucket's, the caller's) reads object tags, which are
@@ -436,7 +479,12 @@ impl S3Access for Authorizer {
         if matches!(operation, "CopyObject" | "UploadPartCopy")
             && let Some(source) = policy_request::copy_source(cx)
         {
-            checks.push(source);
+            // The source version's state is what its conditions read (a copy names no versionId
+            // in its query, so the key is free).
+            if let Some(version_id) = source.version_id {
+                context.insert(VERSION_ID_KEY, version_id);
+            }
+            checks.push((source.action, source.resource));
         }
         match operation {
             // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the

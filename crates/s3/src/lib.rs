@@ -13,6 +13,7 @@ mod bucket;
 mod bucket_configs;
 mod bucket_policy;
 mod bucket_tagging;
+mod checksum;
 mod conditional;
 pub mod content_md5;
 pub mod cors;

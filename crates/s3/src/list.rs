@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey_object::{ListEntry, ListPage, ListRequest, VersionPage, VersionsRequest};
+use latchkey_object::{ListEntry, ListPage, ListRequest, VersionPage, VersionsRequest, version_marker};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -168,7 +168,12 @@ pub(crate) async fn list_object_versions(
         return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
     }
     if let Some(marker) = version_marker {
-        crate::object::checked_version_id(marker)?;
+        // A version id, or a marker this listing made (`id.position`).
+        let (id, position) = marker.rsplit_once('.').unwrap_or((marker, "0"));
+        crate::object::checked_version_id(id)?;
+        if position.parse::<i64>().is_err() {
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
     }
     let request = VersionsRequest { prefix, delimiter: delimiter.as_deref(), key_marker, version_marker, max_keys };
     let page = front.objects.list_versions(&input.bucket, &request).await.or_s3()?;
@@ -234,9 +239,7 @@ pub(crate) async fn list_object_versions(
 /// (its key and version id), or after the last common prefix (its prefix alone).
 fn next_version_markers(page: &VersionPage) -> (Option<String>, Option<String>) {
     match page.entries.last().filter(|_| page.truncated) {
-        Some(ListEntry::Object(version)) => {
-            (Some(version.record.key.clone()), Some(version.record.s3_version_id().to_owned()))
-        }
+        Some(ListEntry::Object(version)) => (Some(version.record.key.clone()), Some(version_marker(version))),
         Some(ListEntry::CommonPrefix(prefix)) => (Some(prefix.clone()), None),
         None => (None, None),
     }

@@ -8,6 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::S3Front;
 use crate::attributes::{attributes, etag, timestamp, write_headers};
+use crate::checksum::{self, declared};
 use crate::error::OrS3;
 use crate::list::{encode_key, max_keys};
 use crate::object::{body, write_limits};
@@ -31,11 +32,13 @@ pub(crate) async fn upload_part(
     front: &S3Front,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
+    let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let input = req.input;
     let limits = write_limits(input.content_length, input.content_md5.as_deref())?;
+    let body = checksum::verified(body(input.body), &declared!(input), trailer.as_deref(), req.trailing_headers)?;
     let part = front
         .objects
-        .upload_part(&input.bucket, &input.key, &input.upload_id, input.part_number, body(input.body), limits)
+        .upload_part(&input.bucket, &input.key, &input.upload_id, input.part_number, body, limits)
         .await
         .or_s3()?;
     Ok(S3Response::new(UploadPartOutput { e_tag: Some(etag(&part.etag)), ..Default::default() }))
@@ -60,6 +63,7 @@ pub(crate) async fn complete_multipart_upload(
         bucket: Some(input.bucket),
         key: Some(input.key),
         e_tag: Some(etag(&record.etag)),
+        version_id: crate::object::shown_version_id(&record),
         ..Default::default()
     }))
 }

@@ -1,7 +1,7 @@
 //! Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
 
 use base64::Engine;
-use latchkey_meta::{CURRENT_SEQ, NULL_VERSION, ObjectRecord};
+use latchkey_meta::{NULL_VERSION, ObjectRecord};
 use latchkey_object::{Deletion, ObjectAttributes, ObjectError, ReadError};
 use latchkey_storage::WriteLimits;
 use s3s::dto::*;
@@ -9,6 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::S3Front;
 use crate::attributes::{attributes, etag, fill_object_headers, timestamp, write_headers};
+use crate::checksum::{self, declared};
 use crate::conditional::{self, Preconditions, Reading};
 use crate::error::OrS3;
 
@@ -48,10 +49,12 @@ pub(crate) async fn put_object(
     front: &S3Front,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let input = req.input;
     let attrs = attributes(write_headers!(input))?;
     let limits = write_limits(input.content_length, input.content_md5.as_deref())?;
-    let record = front.objects.put(&input.bucket, &input.key, body(input.body), limits, attrs).await.or_s3()?;
+    let body = checksum::verified(body(input.body), &declared!(input), trailer.as_deref(), req.trailing_headers)?;
+    let record = front.objects.put(&input.bucket, &input.key, body, limits, attrs).await.or_s3()?;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&record.etag)),
         size: i64::try_from(record.size).ok(),
@@ -264,7 +267,7 @@ pub(crate) async fn copy_object(
                         "The source of a copy request may not specifically refer to a delete marker by version id."
                     ));
                 }
-                (version.record, version.seq == CURRENT_SEQ)
+                (version.record, version.current)
             }
             None => (front.objects.head(src_bucket, src_key).await.or_s3()?, true),
         };

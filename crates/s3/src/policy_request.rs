@@ -62,20 +62,43 @@ pub fn resource(path: &S3Path) -> String {
 /// `s3:GetObjectVersion` for a `?versionId=`) and its object ARN (`x-amz-copy-source`,
 /// URL-encoded, optionally with a leading `/`). Parsed by s3s's own parser, so the object
 /// authorised is the object copied (a key may hold a `?` that is not the start of `?versionId=`).
-pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<(String, String)> {
+pub fn copy_source(cx: &S3AccessContext<'_>) -> Option<CopySourceCheck> {
     let raw = cx.headers().get("x-amz-copy-source")?.to_str().ok()?;
     match s3s::dto::CopySource::parse(raw).ok()? {
         s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
             let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
-            Some((action.to_owned(), format!("arn:aws:s3:::{bucket}/{key}")))
+            Some(CopySourceCheck {
+                action: action.to_owned(),
+                resource: format!("arn:aws:s3:::{bucket}/{key}"),
+                version_id: version_id.map(|v| v.to_string()),
+            })
         }
         _ => None,
     }
 }
 
+/// The read a copy makes of its source: an action on an object ARN, of one version or not.
+pub struct CopySourceCheck {
+    pub action: String,
+    pub resource: String,
+    pub version_id: Option<String>,
+}
+
+/// The actions on one version of an object, whose policy conditions read that version's state.
+pub fn acts_on_version(action: &str) -> bool {
+    matches!(
+        action,
+        "s3:GetObjectVersion"
+            | "s3:DeleteObjectVersion"
+            | "s3:GetObjectVersionTagging"
+            | "s3:PutObjectVersionTagging"
+            | "s3:DeleteObjectVersionTagging"
+    )
+}
+
 /// The S3 condition keys of the request: how it was signed (`s3:authType`,
 /// `s3:signatureversion`, `s3:signatureAge`), listing parameters (`s3:prefix`, `s3:delimiter`,
-/// `s3:max-keys`), the tags a write asks for (`s3:RequestObjectTag/*`,
+/// `s3:max-keys`), the version asked for (`s3:versionid`), the tags a write asks for (`s3:RequestObjectTag/*`,
 /// `s3:RequestObjectTagKeys`), the requested server-side encryption, and the caller's address, transport
 /// and user agent.
 pub fn s3_context(
@@ -110,7 +133,13 @@ pub fn s3_context(
         let age = (now - signed_at).whole_milliseconds().max(0);
         context.insert("s3:signatureAge", age.to_string());
     }
-    for (key, name) in [("s3:prefix", "prefix"), ("s3:delimiter", "delimiter"), ("s3:max-keys", "max-keys")] {
+    let params = [
+        ("s3:prefix", "prefix"),
+        ("s3:delimiter", "delimiter"),
+        ("s3:max-keys", "max-keys"),
+        ("s3:versionid", "versionId"),
+    ];
+    for (key, name) in params {
         if let Some(value) = query::get(query, name) {
             context.insert(key, value.into_owned());
         }

@@ -123,8 +123,9 @@ impl Server {
             })?;
         let account = Account { id: ACCOUNT_ID.to_owned() };
         let identity = Identity::open(identity_store, master, account, root.clone()).await?;
-        let objects =
-            Arc::new(ObjectService::new(meta.clone(), versions, blobs).with_scan_gate(config.discovery.scan_gate()));
+        let objects = Arc::new(
+            ObjectService::new(meta.clone(), versions.clone(), blobs).with_scan_gate(config.discovery.scan_gate()),
+        );
         let audit_key = SigningKey::load_or_create(&config.data_dir)
             .with_context(|| format!("cannot read or create the audit signing key in {}", config.data_dir.display()))?;
         let audit_public_key = audit_key.public_key().to_pem();
@@ -167,8 +168,14 @@ impl Server {
         let revocations = Revocations::open(presigned.clone(), config.max_presigned_expiry)
             .await
             .context("cannot load presigned-URL revocations")?;
-        let authorizer =
-            Authorizer::new(identity.clone(), meta.clone(), presigned.clone(), revocations.clone(), configs.clone());
+        let authorizer = Authorizer::new(
+            identity.clone(),
+            meta.clone(),
+            versions,
+            presigned.clone(),
+            revocations.clone(),
+            configs.clone(),
+        );
         let gate = Arc::new(ShareGate::new(identity.clone(), authorizer.clone()));
         let shares = Arc::new(ShareService::new(objects.clone(), share_key, policy, signer, gate));
         let front = S3Front::new(

@@ -254,7 +254,9 @@ impl ShareService {
                 upload::refuse_upload_terms(&req)?;
                 let record = match self.objects.head(&req.bucket, &req.key).await {
                     Ok(record) => record,
-                    Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket) => return Err(CreateError::NoSuchObject),
+                    Err(ObjectError::NoSuchKey | ObjectError::NoSuchBucket | ObjectError::DeleteMarker { .. }) => {
+                        return Err(CreateError::NoSuchObject);
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 // No link to bytes that would not be served (audited as `object.withheld`).

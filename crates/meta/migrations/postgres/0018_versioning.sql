@@ -3,6 +3,7 @@
 ALTER TABLE buckets ADD COLUMN versioning TEXT;
 ALTER TABLE objects ADD COLUMN versioned BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE objects ADD COLUMN part_sizes TEXT;
+ALTER TABLE objects ADD COLUMN seq BIGINT;
 
 CREATE TABLE object_versions (
     seq                 BIGSERIAL PRIMARY KEY,
@@ -37,10 +38,10 @@ DROP TRIGGER objects_scan_unqueued_deleted ON objects;
 CREATE FUNCTION object_version_replaced() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.versioned OR NEW.versioned THEN
-        INSERT INTO object_versions (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta,
-            tags, parts_count, part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned,
-            delete_marker)
-        VALUES (OLD.bucket, OLD.key, OLD.version_id, OLD.blob_id, OLD.size, OLD.etag, OLD.modified_ms, OLD.headers,
+        INSERT INTO object_versions (seq, bucket, key, version_id, blob_id, size, etag, modified_ms, headers,
+            user_meta, tags, parts_count, part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined,
+            versioned, delete_marker)
+        VALUES (OLD.seq, OLD.bucket, OLD.key, OLD.version_id, OLD.blob_id, OLD.size, OLD.etag, OLD.modified_ms, OLD.headers,
             OLD.user_meta, OLD.tags, OLD.parts_count, OLD.part_sizes, OLD.sensitivity, OLD.scan_partial,
             OLD.sensitivity_tagged, OLD.quarantined, OLD.versioned, false);
     ELSE
@@ -88,3 +89,41 @@ CREATE TRIGGER objects_deleted AFTER DELETE ON objects
     FOR EACH ROW EXECUTE FUNCTION version_dropped();
 CREATE TRIGGER object_versions_deleted AFTER DELETE ON object_versions
     FOR EACH ROW EXECUTE FUNCTION version_dropped();
+
+-- Every change to a key's versions holds one lock per key until its transaction ends: a write
+-- takes it here, before its insert or upsert looks for a conflict; the version store's deletes
+-- take it first (`VersionStore`). Without it, READ COMMITTED lets a delete that restores a
+-- version and another that deletes it interleave, and a blob be released under a live version.
+-- (Class 74111; the audit linker's lock is class 74110.)
+CREATE FUNCTION lock_object_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(74111, hashtext(NEW.bucket || '/' || NEW.key));
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER objects_key_locked BEFORE INSERT ON objects FOR EACH ROW EXECUTE FUNCTION lock_object_key();
+
+-- A version made current again keeps its verdict: only an unscanned one is queued.
+CREATE OR REPLACE FUNCTION queue_object_scan() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.sensitivity IS NULL AND (SELECT on_upload FROM scan_settings WHERE id = 1) THEN
+        INSERT INTO scan_queue (bucket, key, version_id, due_ms)
+        VALUES (NEW.bucket, NEW.key, NEW.version_id, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- A version that joins the history without a place yet (it was written as current) gets the
+-- next one; one made current and back keeps its own (SQLite's AUTOINCREMENT does the same).
+CREATE FUNCTION number_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq IS NULL THEN
+        NEW.seq := nextval(pg_get_serial_sequence('object_versions', 'seq'));
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER object_versions_numbered BEFORE INSERT ON object_versions
+    FOR EACH ROW EXECUTE FUNCTION number_version();

@@ -11,6 +11,10 @@ ALTER TABLE buckets ADD COLUMN versioning TEXT;
 ALTER TABLE objects ADD COLUMN versioned INTEGER NOT NULL DEFAULT 0;
 -- A multipart object's part sizes (a JSON array), so GET ?partNumber= can serve one part.
 ALTER TABLE objects ADD COLUMN part_sizes TEXT;
+-- A current version's place in its key's history: NULL (above all of it) for one written as
+-- current; kept for one made current again, so that a version's place never changes and a
+-- listing that resumes at a place misses nothing.
+ALTER TABLE objects ADD COLUMN seq INTEGER;
 
 CREATE TABLE object_versions (
     seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,10 +49,10 @@ DROP TRIGGER objects_scan_unqueued_replaced;
 CREATE TRIGGER objects_version_replaced AFTER UPDATE OF version_id ON objects
 WHEN old.version_id <> new.version_id
 BEGIN
-    INSERT INTO object_versions (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta,
+    INSERT INTO object_versions (seq, bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta,
         tags, parts_count, part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned,
         delete_marker)
-    SELECT old.bucket, old.key, old.version_id, old.blob_id, old.size, old.etag, old.modified_ms, old.headers,
+    SELECT old.seq, old.bucket, old.key, old.version_id, old.blob_id, old.size, old.etag, old.modified_ms, old.headers,
         old.user_meta, old.tags, old.parts_count, old.part_sizes, old.sensitivity, old.scan_partial,
         old.sensitivity_tagged, old.quarantined, old.versioned, 0
     WHERE old.versioned OR new.versioned;
@@ -89,4 +93,13 @@ WHEN NOT old.delete_marker AND NOT EXISTS (SELECT 1 FROM objects o
 BEGIN
     INSERT OR IGNORE INTO released_blobs (blob_id) VALUES (old.blob_id);
     DELETE FROM scan_queue WHERE bucket = old.bucket AND key = old.key AND version_id = old.version_id AND dead = 0;
+END;
+
+-- A version made current again keeps its verdict: only an unscanned one is queued.
+DROP TRIGGER objects_scan_inserted;
+CREATE TRIGGER objects_scan_inserted AFTER INSERT ON objects
+WHEN new.sensitivity IS NULL AND (SELECT on_upload FROM scan_settings WHERE id = 1) = 1
+BEGIN
+    INSERT OR IGNORE INTO scan_queue (bucket, key, version_id, due_ms)
+    VALUES (new.bucket, new.key, new.version_id, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER));
 END;
