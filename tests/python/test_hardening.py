@@ -99,7 +99,9 @@ def test_public_url_is_the_base_of_every_link(tmp_path):
         assert link["api_url"] == f"https://files.example.com/-/access-object?nonce={link['token']}"
         redirect = requests.get(f"{server.endpoint}/-/access-object?nonce={link['token']}",
                                 allow_redirects=False, timeout=10)
-        assert redirect.headers["Location"].startswith("https://files.example.com/pub/k?X-Amz-")
+        # The exact version the link was made for, signed.
+        assert redirect.headers["Location"].startswith("https://files.example.com/pub/k?versionId=")
+        assert "&X-Amz-Signature=" in redirect.headers["Location"]
     finally:
         server.stop()
     bad = Server(tmp_path / "bad", config={"public_url": "files.example.com"})
