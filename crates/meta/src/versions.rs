@@ -371,11 +371,7 @@ pub(crate) mod conformance {
         blobs
     }
 
-    fn h(entries: &[(&str, bool, bool)]) -> Vec<(String, bool, bool)> {
-        entries.iter().map(|(v, m, l)| ((*v).to_owned(), *m, *l)).collect()
-    }
-
-    pub async fn versions_are_kept_deleted_restored_and_released_exactly<S: MetaStore + VersionStore>(store: Arc<S>) {
+    async fn create_bucket_b<S: MetaStore>(store: &S) {
         let bucket = Bucket {
             name: "b".into(),
             region: "us-east-1".into(),
@@ -383,6 +379,14 @@ pub(crate) mod conformance {
             versioning: None,
         };
         store.create_bucket(&bucket).await.unwrap();
+    }
+
+    fn h(entries: &[(&str, bool, bool)]) -> Vec<(String, bool, bool)> {
+        entries.iter().map(|(v, m, l)| ((*v).to_owned(), *m, *l)).collect()
+    }
+
+    pub async fn versions_are_kept_deleted_restored_and_released_exactly<S: MetaStore + VersionStore>(store: Arc<S>) {
+        create_bucket_b(&*store).await;
         store.put_object(&record("b", "k", "x1")).await.unwrap();
         assert!(store.set_versioning("b", Versioning::Enabled).await.unwrap());
         assert!(!store.set_versioning("nobody", Versioning::Enabled).await.unwrap());
@@ -464,13 +468,7 @@ pub(crate) mod conformance {
     /// on separate connections, as the pool does here): whatever order they take, no blob is
     /// released while a version still names it, and no acknowledged write or delete is undone.
     pub async fn racing_changes_to_one_key_stay_consistent<S: MetaStore + VersionStore>(store: Arc<S>) {
-        let bucket = Bucket {
-            name: "b".into(),
-            region: "us-east-1".into(),
-            created: OffsetDateTime::now_utc(),
-            versioning: None,
-        };
-        store.create_bucket(&bucket).await.unwrap();
+        create_bucket_b(&*store).await;
         store.set_versioning("b", Versioning::Enabled).await.unwrap();
         for round in 0..40 {
             let key = format!("k{round}");
