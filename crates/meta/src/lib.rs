@@ -57,7 +57,7 @@ pub use postgres::PgStore;
 pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
 pub use scan_jobs::{ScanJob, ScanJobStatus, ScanJobStore};
 pub use sqlite::SqliteStore;
-pub use versions::{CURRENT_SEQ, VersionStore};
+pub use versions::VersionStore;
 
 use async_trait::async_trait;
 

@@ -160,7 +160,7 @@ pub struct ObjectVersion {
     pub record: ObjectRecord,
     pub delete_marker: bool,
     pub latest: bool,
-    /// Its place in the key's history, newer higher; it never changes (`CURRENT_SEQ` for a
+    /// Its place in the key's history, newer higher; it never changes (`i64::MAX` for a
     /// current version written as current, until it joins the history).
     pub seq: i64,
     /// It is the key's current version (in `objects`).

@@ -11,11 +11,6 @@ use async_trait::async_trait;
 
 use crate::{KeyRange, MetaResult, ObjectRecord, ObjectVersion, Versioning};
 
-/// The place in its key's history of a current version written as current: above every other.
-/// (A version made current again keeps its own place, so a listing resuming at a place misses
-/// nothing.)
-pub const CURRENT_SEQ: i64 = i64::MAX;
-
 #[async_trait]
 pub trait VersionStore: Send + Sync + 'static {
     /// Sets a bucket's versioning state; `false` when there is no such bucket.
@@ -57,7 +52,8 @@ macro_rules! version_columns {
 }
 pub(crate) use version_columns;
 
-/// A current version's place: its own if it was made current again, else above all.
+/// A current version's place: its own if it was made current again, else above every other
+/// (`i64::MAX`), so a listing resuming at a place misses nothing.
 macro_rules! current_seq {
     () => {
         "COALESCE(seq, 9223372036854775807)"
@@ -346,7 +342,7 @@ pub(crate) mod conformance {
 
     use time::OffsetDateTime;
 
-    use super::{CURRENT_SEQ, VersionStore};
+    use super::VersionStore;
     use crate::conformance::record;
     use crate::{Bucket, KeyRange, MetaError, MetaStore, ObjectRecord, Versioning};
 
@@ -406,7 +402,7 @@ pub(crate) mod conformance {
         let null = store.get_version("b", "k", "null").await.unwrap().unwrap();
         assert_eq!((null.record.blob_id.as_str(), null.latest), ("x1", false));
         let current = store.get_version("b", "k", "v-x3").await.unwrap().unwrap();
-        assert_eq!((current.seq, current.latest), (CURRENT_SEQ, true));
+        assert_eq!((current.seq, current.latest), (i64::MAX, true));
         assert!(store.get_version("b", "k", "v-none").await.unwrap().is_none());
 
         // A delete leaves a marker on top; the bucket cannot be deleted while versions remain.

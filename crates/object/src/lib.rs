@@ -10,7 +10,7 @@ mod multipart;
 mod versions;
 
 pub use integrity::BlobCheck;
-pub use list::{ListEntry, ListPage, ListRequest, VersionEntry, VersionPage, VersionsRequest, version_marker};
+pub use list::{ListEntry, ListPage, ListRequest, VersionPage, VersionsRequest, version_marker};
 pub use multipart::{CompletedPart, MultipartError};
 pub use versions::Deletion;
 

@@ -35,9 +35,6 @@ pub enum ListEntry<T = ObjectRecord> {
     CommonPrefix(String),
 }
 
-/// An entry of a version listing.
-pub type VersionEntry = ListEntry<ObjectVersion>;
-
 impl<T: Listed> ListEntry<T> {
     /// The key or common prefix; where the next page resumes after this entry.
     pub fn position(&self) -> &str {
