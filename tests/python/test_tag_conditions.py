@@ -149,6 +149,12 @@ def test_a_version_is_judged_on_its_own_tags_not_the_current_ones(server, bucket
     copy_old = lambda: user_s3.copy_object(  # noqa: E731
         Bucket=bucket, Key="mine.csv", CopySource={"Bucket": bucket, "Key": "payroll.csv", "VersionId": secret_version})
     assert error_code(copy_old) == "AccessDenied"
+    # The version named in a spelling the operation would not read (encoded, another case,
+    # repeated) never serves the denied bytes: what is judged is what is served.
+    for query in [f"versionI%64={secret_version}", f"VersionId={secret_version}",
+                  f"versionId={secret_version}&versionId={secret_version}", f"versionId=&versionId={secret_version}"]:
+        resp = signed_request(server, "GET", f"/{bucket}/payroll.csv?{query}", key_id, secret)
+        assert b"secret rows" not in resp.content, query
     # With the key deleted (a marker on top), the old version is still judged on its own tags.
     s3.delete_object(Bucket=bucket, Key="payroll.csv")
     assert error_code(read_old) == "AccessDenied"

@@ -127,6 +127,10 @@ def test_bad_version_ids_and_settings_are_refused(server, s3, bucket):
     with pytest.raises(ClientError) as no_key_marker:
         s3.list_object_versions(Bucket=bucket, VersionIdMarker="null")
     assert code(no_key_marker) == "InvalidArgument"
+    for marker in ["null.notanumber", "../x.5", "null.", "A" * 32 + ".1"]:
+        with pytest.raises(ClientError) as bad_marker:
+            s3.list_object_versions(Bucket=bucket, KeyMarker="k", VersionIdMarker=marker)
+        assert code(bad_marker) == "InvalidArgument", marker
 
 
 def test_the_null_version_of_unversioned_and_suspended_buckets(server, s3, bucket):
