@@ -166,12 +166,14 @@ async fn put_objects(conn: impl sqlx::SqliteExecutor<'_>, records: &[&ObjectReco
 /// An object record as one element of `UPSERT_OBJECTS_JSON`'s array; the JSON columns travel as
 /// strings, so they are stored exactly as the one-record insert stores them.
 fn object_json(record: &ObjectRecord) -> MetaResult<serde_json::Value> {
+    let lock = crate::rows::lock_columns(&record.lock);
     Ok(serde_json::json!({
         "b": record.bucket, "k": record.key, "v": record.version_id, "o": record.blob_id,
         "s": to_i64(record.size), "e": record.etag, "m": to_ms(record.last_modified),
         "h": serde_json::to_string(&record.headers)?, "u": serde_json::to_string(&record.user_meta)?,
         "t": serde_json::to_string(&record.tags)?, "p": record.parts_count, "x": record.versioned,
         "z": crate::rows::part_sizes_text(&record.part_sizes)?,
+        "lm": lock.0, "lu": lock.1, "lh": lock.2,
     }))
 }
 

@@ -3,13 +3,10 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
-use crate::{Bucket, BucketConfig, BucketConfigStore, BucketSetting, MetaError, MetaStore, PublicAccessBlock, Tag};
+use crate::{BucketConfig, BucketConfigStore, BucketSetting, MetaError, MetaStore, PublicAccessBlock, Tag};
 
 async fn create(store: &dyn MetaStore, name: &str) {
-    let bucket =
-        Bucket { name: name.into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc(), versioning: None };
+    let bucket = crate::conformance::plain_bucket(name);
     store.create_bucket(&bucket).await.unwrap();
 }
 

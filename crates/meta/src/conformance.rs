@@ -15,9 +15,19 @@ fn grantee() -> Grantee {
     Grantee { source_ip: "10.0.0.1".into(), user_agent: Some("test".into()) }
 }
 
+/// A new plain bucket (never versioned, no Object Lock) in us-east-1.
+pub fn plain_bucket(name: &str) -> Bucket {
+    Bucket {
+        name: name.into(),
+        region: "us-east-1".into(),
+        created: OffsetDateTime::now_utc(),
+        versioning: None,
+        object_lock: None,
+    }
+}
+
 pub async fn with_bucket(store: Arc<dyn MetaStore>) -> Arc<dyn MetaStore> {
-    let bucket =
-        Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc(), versioning: None };
+    let bucket = plain_bucket("b");
     store.create_bucket(&bucket).await.unwrap();
     store
 }
@@ -38,6 +48,7 @@ pub fn record(bucket: &str, key: &str, blob: &str) -> ObjectRecord {
         parts_count: None,
         part_sizes: Vec::new(),
         scan: Default::default(),
+        lock: Default::default(),
     }
 }
 
@@ -252,8 +263,7 @@ pub async fn upload_links_write_the_object_with_the_use(store: Arc<dyn MetaStore
 }
 
 pub async fn bucket_rules(store: Arc<dyn MetaStore>) {
-    let again =
-        Bucket { name: "b".into(), region: "us-east-1".into(), created: OffsetDateTime::now_utc(), versioning: None };
+    let again = plain_bucket("b");
     assert!(matches!(store.create_bucket(&again).await, Err(MetaError::BucketAlreadyExists)));
     assert!(matches!(store.put_object(&record("nope", "k", "x")).await, Err(MetaError::NoSuchBucket)));
     store.put_object(&record("b", "k", "x")).await.unwrap();
@@ -325,6 +335,7 @@ pub async fn completing_an_upload_is_one_transaction(store: Arc<dyn MetaStore>) 
         headers: ContentHeaders::default(),
         user_meta: BTreeMap::new(),
         tags: vec![],
+        lock: Default::default(),
     };
     store.create_upload(&upload).await.unwrap();
     for n in 1..=2 {

@@ -27,6 +27,7 @@ mod identity;
 #[cfg(test)]
 mod identity_conformance;
 mod model;
+mod object_lock;
 mod pg_batch;
 mod postgres;
 mod presigned;
@@ -52,6 +53,10 @@ pub use model::{
     AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, NULL_VERSION,
     ObjectRecord, ObjectVersion, PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity, Share, ShareFilter, Tag,
     Versioning,
+};
+pub use object_lock::{
+    DefaultRetention, LockChange, LockConfiguration, LockMode, LockRefusal, MAX_RETENTION_DAYS, ObjectLock, Retention,
+    RetentionPeriod,
 };
 pub use postgres::PgStore;
 pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
@@ -86,8 +91,11 @@ pub enum MetaError {
     NoSuchUpload,
     #[error("an object with this key exists")]
     ObjectExists,
+    /// Object Lock refuses the change (the store's own check, or its triggers: `Store`).
+    #[error("object lock: {0}")]
+    ObjectLocked(LockRefusal),
     #[error("metadata backend: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
     #[error("metadata encoding: {0}")]
     Encoding(#[from] serde_json::Error),
     #[error("metadata migration: {0}")]
@@ -130,11 +138,26 @@ impl MetaError {
             | Self::BucketNotEmpty
             | Self::NoSuchUpload
             | Self::ObjectExists
+            | Self::ObjectLocked(_)
             | Self::Encoding(_)
             | Self::Migration(_)
             | Self::Locked { .. }
             | Self::Lock { .. }
             | Self::KeyLimit => true,
+        }
+    }
+}
+
+/// What the Object Lock triggers raise (migrations `0022_object_lock.sql` / `0019_object_lock.sql`).
+const LOCKED_BY_TRIGGER: &str = "latchkey: object version locked";
+
+impl From<sqlx::Error> for MetaError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.message().contains(LOCKED_BY_TRIGGER) => {
+                Self::ObjectLocked(LockRefusal::Store)
+            }
+            _ => Self::Backend(e),
         }
     }
 }
@@ -196,7 +219,7 @@ pub(crate) use consume_upload_share;
 pub(crate) fn foreign_key_means(e: sqlx::Error, missing_parent: MetaError) -> MetaError {
     match &e {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => missing_parent,
-        _ => MetaError::Backend(e),
+        _ => e.into(),
     }
 }
 

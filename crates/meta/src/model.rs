@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::object_lock::{LockConfiguration, ObjectLock};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
     pub name: String,
@@ -12,6 +14,8 @@ pub struct Bucket {
     pub created: OffsetDateTime,
     /// `None` until versioning is first enabled; a bucket never goes back to `None`.
     pub versioning: Option<Versioning>,
+    /// Set once Object Lock is enabled; never removed.
+    pub object_lock: Option<LockConfiguration>,
 }
 
 /// A bucket's versioning state, once it was first enabled.
@@ -88,6 +92,8 @@ pub struct ObjectRecord {
     pub part_sizes: Vec<u64>,
     /// What the sensitive-data scanner concluded about this version.
     pub scan: ScanStatus,
+    /// Its Object Lock retention and legal hold.
+    pub lock: ObjectLock,
 }
 
 /// The tag key under which the scanner shows an object's sensitivity.
@@ -176,6 +182,9 @@ pub struct MultipartUpload {
     pub headers: ContentHeaders,
     pub user_meta: BTreeMap<String, String>,
     pub tags: Vec<Tag>,
+    /// The retention and legal hold the upload asked for (the bucket's default retention is
+    /// applied at completion, when the version is made).
+    pub lock: ObjectLock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

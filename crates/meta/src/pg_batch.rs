@@ -41,7 +41,8 @@ const TAKE_USES: &str = concat!(
          o.modified_ms AS object_modified_ms, o.headers AS object_headers, o.user_meta AS object_user_meta,
          o.tags AS object_tags, o.parts_count AS object_parts_count, o.sensitivity AS object_sensitivity,
          o.scan_partial AS object_scan_partial, o.sensitivity_tagged AS object_sensitivity_tagged,
-         o.quarantined AS object_quarantined, o.versioned AS object_versioned, o.part_sizes AS object_part_sizes
+         o.quarantined AS object_quarantined, o.versioned AS object_versioned, o.part_sizes AS object_part_sizes,
+         o.lock_mode AS object_lock_mode, o.lock_until_ms AS object_lock_until_ms, o.legal_hold AS object_legal_hold
        FROM taken t
        LEFT JOIN objects o ON o.bucket = t.bucket AND o.key = t.key AND o.version_id = t.version_id"
 );

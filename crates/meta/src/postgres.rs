@@ -204,13 +204,7 @@ async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult
 #[async_trait]
 impl MetaStore for PgStore {
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
-        let done =
-            sqlx::query("INSERT INTO buckets (name, region, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(&bucket.name)
-                .bind(&bucket.region)
-                .bind(to_ms(bucket.created))
-                .execute(&self.pool)
-                .await?;
+        let done = crate::statements::insert_bucket!(bucket).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(MetaError::BucketAlreadyExists);
         }
@@ -248,7 +242,7 @@ impl MetaStore for PgStore {
     }
 
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
-        let row = sqlx::query("SELECT name, region, created_ms, versioning FROM buckets WHERE name = $1")
+        let row = sqlx::query("SELECT name, region, created_ms, versioning, object_lock FROM buckets WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -256,7 +250,7 @@ impl MetaStore for PgStore {
     }
 
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
-        let rows = sqlx::query("SELECT name, region, created_ms, versioning FROM buckets ORDER BY name")
+        let rows = sqlx::query("SELECT name, region, created_ms, versioning, object_lock FROM buckets ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(bucket_from_row).collect()
@@ -627,6 +621,13 @@ mod tests {
                 crate::versions::conformance::racing_changes_to_one_key_stay_consistent(store).await;
             }
         }
+
+        #[tokio::test]
+        async fn locked_versions_leave_the_store_only_when_their_lock_allows() {
+            if let Some((store, _schema)) = open().await {
+                crate::versions::conformance::locked_versions_leave_the_store_only_when_their_lock_allows(store).await;
+            }
+        }
     }
 
     mod bucket_config {
@@ -647,12 +648,7 @@ mod tests {
             let Some((scoped, _schema)) = fresh_schema().await else { return };
             let writer = PgStore::open(&scoped, 8).await.unwrap();
             let other = PgStore::open(&scoped, 8).await.unwrap();
-            let bucket = Bucket {
-                name: "b".into(),
-                region: "us-east-1".into(),
-                created: OffsetDateTime::now_utc(),
-                versioning: None,
-            };
+            let bucket = crate::conformance::plain_bucket("b");
             writer.create_bucket(&bucket).await.unwrap();
             let mut changes = other.config_changes();
             // Wait until the other replica's listener is connected (it signals once it listens).

@@ -7,8 +7,8 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use crate::{
-    Bucket, ListedShare, MetaResult, MultipartUpload, ObjectRecord, ObjectVersion, PartRecord, ScanStatus, Sensitivity,
-    Share, Versioning,
+    Bucket, ListedShare, LockMode, MetaResult, MultipartUpload, ObjectLock, ObjectRecord, ObjectVersion, PartRecord,
+    Retention, ScanStatus, Sensitivity, Share, Versioning,
 };
 
 /// Typed column access that both backends' rows provide.
@@ -19,6 +19,7 @@ pub(crate) trait Columns {
     fn opt_int(&self, column: &str) -> MetaResult<Option<i64>>;
     fn bytes(&self, column: &str) -> MetaResult<Vec<u8>>;
     fn flag(&self, column: &str) -> MetaResult<bool>;
+    fn opt_flag(&self, column: &str) -> MetaResult<Option<bool>>;
 }
 
 macro_rules! columns_for {
@@ -40,6 +41,9 @@ macro_rules! columns_for {
                 Ok(self.try_get(column)?)
             }
             fn flag(&self, column: &str) -> MetaResult<bool> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_flag(&self, column: &str) -> MetaResult<Option<bool>> {
                 Ok(self.try_get(column)?)
             }
         }
@@ -71,6 +75,9 @@ impl<R: Columns> Columns for Prefixed<'_, R> {
     fn flag(&self, column: &str) -> MetaResult<bool> {
         self.0.flag(&format!("{}{column}", self.1))
     }
+    fn opt_flag(&self, column: &str) -> MetaResult<Option<bool>> {
+        self.0.opt_flag(&format!("{}{column}", self.1))
+    }
 }
 
 /// A multipart object's part sizes as stored: a JSON array, or NULL when there are none.
@@ -100,7 +107,23 @@ pub(crate) fn bucket_from_row(row: &impl Columns) -> MetaResult<Bucket> {
         region: row.text("region")?,
         created: from_ms(row.int("created_ms")?),
         versioning: row.opt_text("versioning")?.as_deref().and_then(Versioning::parse),
+        object_lock: row.opt_text("object_lock")?.as_deref().map(serde_json::from_str).transpose()?,
     })
+}
+
+/// A version's (or an upload's) Object Lock columns: `lock_mode`, `lock_until_ms`, `legal_hold`.
+pub(crate) fn lock_from_row(row: &impl Columns) -> MetaResult<ObjectLock> {
+    let mode = row.opt_text("lock_mode")?.as_deref().and_then(LockMode::parse);
+    let until = row.opt_int("lock_until_ms")?;
+    Ok(ObjectLock {
+        retention: mode.zip(until).map(|(mode, until)| Retention { mode, until: from_ms(until) }),
+        legal_hold: row.opt_flag("legal_hold")?,
+    })
+}
+
+/// The Object Lock columns' values, as [`lock_from_row`] reads them.
+pub(crate) fn lock_columns(lock: &ObjectLock) -> (Option<&'static str>, Option<i64>, Option<bool>) {
+    (lock.retention.map(|r| r.mode.as_str()), lock.retention.map(|r| to_ms(r.until)), lock.legal_hold)
 }
 
 pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
@@ -131,6 +154,7 @@ pub(crate) fn object_from_row(row: &impl Columns) -> MetaResult<ObjectRecord> {
             tagged: row.flag("sensitivity_tagged")?,
             quarantined: row.flag("quarantined")?,
         },
+        lock: lock_from_row(row)?,
     })
 }
 
@@ -158,6 +182,7 @@ pub(crate) fn upload_from_row(row: &impl Columns) -> MetaResult<MultipartUpload>
         headers: serde_json::from_str(&headers)?,
         user_meta: serde_json::from_str(&user_meta)?,
         tags: serde_json::from_str(&tags)?,
+        lock: lock_from_row(row)?,
     })
 }
 

@@ -64,9 +64,9 @@ crate::findings::findings_store!(SqliteStore, writer: writer, reader: reader,
     changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key));
 crate::versions::version_store!(SqliteStore, writer: writer, reader: reader, lock: "",
 changed: |store: &SqliteStore, bucket: &str, key: &str| store.objects.invalidate(bucket, key),
-bucket_changed: |store: &SqliteStore, bucket: &str, state| {
+bucket_changed: |store: &SqliteStore, bucket: &str, change: &dyn Fn(&mut Bucket)| {
     if let Some(cached) = store.buckets_mut().get_mut(bucket) {
-        cached.versioning = Some(state);
+        change(cached);
     }
 });
 
@@ -163,7 +163,9 @@ impl SqliteStore {
         let writer = pool().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = pool().max_connections(8).connect_with(options.read_only(true)).await?;
-        let rows = sqlx::query("SELECT name, region, created_ms, versioning FROM buckets").fetch_all(&writer).await?;
+        let rows = sqlx::query("SELECT name, region, created_ms, versioning, object_lock FROM buckets")
+            .fetch_all(&writer)
+            .await?;
         let buckets =
             rows.iter().map(bucket_from_row).map(|b| b.map(|b| (b.name.clone(), b))).collect::<MetaResult<_>>()?;
         let batcher = Batcher::start(writer.clone());
@@ -214,13 +216,7 @@ async fn drop_upload(tx: &mut sqlx::SqliteConnection, upload_id: &str) -> MetaRe
 #[async_trait]
 impl MetaStore for SqliteStore {
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<()> {
-        let done =
-            sqlx::query("INSERT INTO buckets (name, region, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-                .bind(&bucket.name)
-                .bind(&bucket.region)
-                .bind(to_ms(bucket.created))
-                .execute(&self.writer)
-                .await?;
+        let done = crate::statements::insert_bucket!(bucket).execute(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Err(MetaError::BucketAlreadyExists);
         }
@@ -597,6 +593,12 @@ mod tests {
         async fn racing_changes_to_one_key_stay_consistent() {
             let (store, _dir) = open().await.unwrap();
             crate::versions::conformance::racing_changes_to_one_key_stay_consistent(store).await;
+        }
+
+        #[tokio::test]
+        async fn locked_versions_leave_the_store_only_when_their_lock_allows() {
+            let (store, _dir) = open().await.unwrap();
+            crate::versions::conformance::locked_versions_leave_the_store_only_when_their_lock_allows(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

@@ -9,13 +9,13 @@
 macro_rules! insert_object {
     () => {
         "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags,
-           parts_count, versioned, part_sizes)"
+           parts_count, versioned, part_sizes, lock_mode, lock_until_ms, legal_hold)"
     };
 }
 
 macro_rules! object_values {
     () => {
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     };
 }
 
@@ -27,6 +27,7 @@ macro_rules! replace_object {
            etag = excluded.etag, modified_ms = excluded.modified_ms, headers = excluded.headers,
            user_meta = excluded.user_meta, tags = excluded.tags, parts_count = excluded.parts_count,
            versioned = excluded.versioned, part_sizes = excluded.part_sizes, seq = NULL,
+           lock_mode = excluded.lock_mode, lock_until_ms = excluded.lock_until_ms, legal_hold = excluded.legal_hold,
            sensitivity = NULL, scan_partial = false, sensitivity_tagged = false, quarantined = false"
     };
 }
@@ -44,7 +45,8 @@ pub(crate) const INSERT_NEW_OBJECT: &str =
 pub(crate) const UPSERT_OBJECTS_JSON: &str = concat!(
     insert_object!(),
     " SELECT value ->> 'b', value ->> 'k', value ->> 'v', value ->> 'o', value ->> 's', value ->> 'e',
-       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p', value ->> 'x', value ->> 'z'
+       value ->> 'm', value ->> 'h', value ->> 'u', value ->> 't', value ->> 'p', value ->> 'x', value ->> 'z',
+       value ->> 'lm', value ->> 'lu', value ->> 'lh'
      FROM json_each($1) WHERE true",
     replace_object!()
 );
@@ -68,15 +70,37 @@ macro_rules! write_object {
             .bind(record.parts_count.map(i64::from))
             .bind(record.versioned)
             .bind($crate::rows::part_sizes_text(&record.part_sizes)?)
+            .bind($crate::rows::lock_columns(&record.lock).0)
+            .bind($crate::rows::lock_columns(&record.lock).1)
+            .bind($crate::rows::lock_columns(&record.lock).2)
     }};
 }
 pub(crate) use write_object;
+
+/// Creates a bucket (`&Bucket`) unless one has its name (no row affected then).
+macro_rules! insert_bucket {
+    ($bucket:expr) => {{
+        let bucket: &$crate::Bucket = $bucket;
+        sqlx::query(
+            "INSERT INTO buckets (name, region, created_ms, versioning, object_lock) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&bucket.name)
+        .bind(&bucket.region)
+        .bind($crate::rows::to_ms(bucket.created))
+        .bind(bucket.versioning.map($crate::Versioning::as_str))
+        .bind(bucket.object_lock.as_ref().map(serde_json::to_string).transpose()?)
+    }};
+}
+pub(crate) use insert_bucket;
 
 /// A row when the bucket `$1` holds any version (current, noncurrent or delete marker).
 pub(crate) const ANY_VERSION: &str = "SELECT 1 WHERE EXISTS (SELECT 1 FROM objects WHERE bucket = $1)
      OR EXISTS (SELECT 1 FROM object_versions WHERE bucket = $1)";
 
-pub(crate) const INSERT_UPLOAD: &str = "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const INSERT_UPLOAD: &str =
+    "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, headers, user_meta, tags,
+       lock_mode, lock_until_ms, legal_hold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 macro_rules! insert_upload {
     ($upload:expr) => {{
@@ -89,6 +113,9 @@ macro_rules! insert_upload {
             .bind(serde_json::to_string(&upload.headers)?)
             .bind(serde_json::to_string(&upload.user_meta)?)
             .bind(serde_json::to_string(&upload.tags)?)
+            .bind($crate::rows::lock_columns(&upload.lock).0)
+            .bind($crate::rows::lock_columns(&upload.lock).1)
+            .bind($crate::rows::lock_columns(&upload.lock).2)
     }};
 }
 pub(crate) use insert_upload;

@@ -9,12 +9,27 @@
 
 use async_trait::async_trait;
 
-use crate::{KeyRange, MetaResult, ObjectRecord, ObjectVersion, Versioning};
+use time::OffsetDateTime;
+
+use crate::{KeyRange, LockChange, LockConfiguration, MetaResult, ObjectLock, ObjectRecord, ObjectVersion, Versioning};
 
 #[async_trait]
 pub trait VersionStore: Send + Sync + 'static {
-    /// Sets a bucket's versioning state; `false` when there is no such bucket.
+    /// Sets a bucket's versioning state; `false` when there is no such bucket, or when `state`
+    /// would suspend versioning in a bucket with Object Lock.
     async fn set_versioning(&self, bucket: &str, state: Versioning) -> MetaResult<bool>;
+    /// Sets a bucket's Object Lock configuration, which enables Object Lock for good; `false`
+    /// when there is no such bucket or its versioning is not enabled.
+    async fn set_lock_configuration(&self, bucket: &str, config: &LockConfiguration) -> MetaResult<bool>;
+    /// Changes the lock of one version (its internal id) at `now` as [`ObjectLock::changed`]
+    /// allows, in one transaction that holds the key's lock; returns the new lock, or `None`
+    /// when the version is gone. A refusal is `MetaError::ObjectLocked`.
+    async fn change_lock(
+        &self,
+        record: &ObjectRecord,
+        change: LockChange,
+        now: OffsetDateTime,
+    ) -> MetaResult<Option<ObjectLock>>;
     /// The version S3 clients call `version_id` (an id, or `null`) of `bucket/key`: current,
     /// noncurrent or a delete marker. The null version also answers to its internal id.
     async fn get_version(&self, bucket: &str, key: &str, version_id: &str) -> MetaResult<Option<ObjectVersion>>;
@@ -29,7 +44,15 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Deletes one version (or delete marker) for good and returns it. When the key has no
     /// current version afterwards and its newest remaining entry is a version, that version
     /// becomes current again (S3: deleting the latest version or marker exposes the previous).
-    async fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> MetaResult<Option<ObjectVersion>>;
+    /// A version its lock protects (see [`ObjectLock::protects`]) is refused with
+    /// `MetaError::ObjectLocked`, inside the transaction, so no lock change races the check.
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+    ) -> MetaResult<Option<ObjectVersion>>;
     /// Replaces the tags of `record`'s version, current or not; `false` when it is gone.
     async fn set_version_tags(&self, record: &ObjectRecord, tags: &[crate::Tag]) -> MetaResult<bool>;
     /// Versions and delete markers of the keys in `range`, by key and then newest first, after
@@ -47,7 +70,8 @@ pub trait VersionStore: Send + Sync + 'static {
 macro_rules! version_columns {
     () => {
         "bucket, key, version_id, blob_id, size, etag, modified_ms, headers, user_meta, tags, parts_count,
-         part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned"
+         part_sizes, sensitivity, scan_partial, sensitivity_tagged, quarantined, versioned, lock_mode, lock_until_ms,
+         legal_hold"
     };
 }
 pub(crate) use version_columns;
@@ -104,7 +128,7 @@ pub(crate) const INSERT_MARKER: &str = concat!(
     "INSERT INTO object_versions (",
     version_columns!(),
     ", delete_marker) VALUES ($1, $2, $3, '', 0, '', $4, '{}', '{}', '[]', NULL, NULL, NULL, false, false, false, $5,
-       true)"
+       NULL, NULL, NULL, true)"
 );
 
 /// Makes the newest entry of `$1/$2`'s history current when it is a version and the key has no
@@ -158,14 +182,72 @@ macro_rules! version_store {
         impl $crate::versions::VersionStore for $store {
             async fn set_versioning(&self, bucket: &str, state: $crate::Versioning) -> $crate::MetaResult<bool> {
                 let done = $crate::statements::bound!(
-                    "UPDATE buckets SET versioning = $1 WHERE name = $2",
+                    "UPDATE buckets SET versioning = $1 WHERE name = $2 AND (object_lock IS NULL OR $1 = 'Enabled')",
                     state.as_str(),
                     bucket
                 )
                 .execute(&self.$writer)
                 .await?;
-                ($bucket_changed)(self, bucket, state);
-                Ok(done.rows_affected() == 1)
+                let changed = done.rows_affected() == 1;
+                if changed {
+                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.versioning = Some(state));
+                }
+                Ok(changed)
+            }
+
+            async fn set_lock_configuration(
+                &self,
+                bucket: &str,
+                config: &$crate::LockConfiguration,
+            ) -> $crate::MetaResult<bool> {
+                let done = $crate::statements::bound!(
+                    "UPDATE buckets SET object_lock = $1 WHERE name = $2 AND versioning = 'Enabled'",
+                    serde_json::to_string(config)?,
+                    bucket
+                )
+                .execute(&self.$writer)
+                .await?;
+                let changed = done.rows_affected() == 1;
+                if changed {
+                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.object_lock = Some(*config));
+                }
+                Ok(changed)
+            }
+
+            async fn change_lock(
+                &self,
+                record: &$crate::ObjectRecord,
+                change: $crate::LockChange,
+                now: time::OffsetDateTime,
+            ) -> $crate::MetaResult<Option<$crate::ObjectLock>> {
+                let (bucket, key) = (record.bucket.as_str(), record.key.as_str());
+                let outcome = $crate::transaction!(self.$writer, |tx| {
+                    if !$lock.is_empty() {
+                        $crate::statements::bound!($lock, bucket, key).execute(&mut *tx).await?;
+                    }
+                    let row =
+                        $crate::statements::bound!($crate::versions::GET_VERSION, bucket, key, &record.version_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let found = row.as_ref().map($crate::rows::version_from_row).transpose()?;
+                    let Some(found) = found.filter(|v| !v.delete_marker && v.record.version_id == record.version_id)
+                    else {
+                        return Ok(None);
+                    };
+                    let lock = found.record.lock.changed(change, now).map_err($crate::MetaError::ObjectLocked)?;
+                    let (mode, until, hold) = $crate::rows::lock_columns(&lock);
+                    let table = if found.current { "objects" } else { "object_versions" };
+                    let update = format!(
+                        "UPDATE {table} SET lock_mode = $1, lock_until_ms = $2, legal_hold = $3
+                         WHERE bucket = $4 AND key = $5 AND version_id = $6"
+                    );
+                    $crate::statements::bound!(&update, mode, until, hold, bucket, key, &record.version_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(Some(lock))
+                });
+                ($changed)(self, bucket, key);
+                outcome
             }
 
             async fn get_version(
@@ -241,6 +323,7 @@ macro_rules! version_store {
                 bucket: &str,
                 key: &str,
                 version_id: &str,
+                bypass_governance: bool,
             ) -> $crate::MetaResult<Option<$crate::ObjectVersion>> {
                 let outcome = $crate::transaction!(self.$writer, |tx| {
                     if !$lock.is_empty() {
@@ -252,6 +335,9 @@ macro_rules! version_store {
                     let Some(found) = row.as_ref().map($crate::rows::version_from_row).transpose()? else {
                         return Ok(None);
                     };
+                    if let Some(why) = found.record.lock.protects(time::OffsetDateTime::now_utc(), bypass_governance) {
+                        return Err($crate::MetaError::ObjectLocked(why));
+                    }
                     let delete = match found.current {
                         true => "DELETE FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3",
                         false => "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3",
@@ -344,7 +430,7 @@ pub(crate) mod conformance {
 
     use super::VersionStore;
     use crate::conformance::record;
-    use crate::{Bucket, KeyRange, MetaError, MetaStore, ObjectRecord, Versioning};
+    use crate::{KeyRange, MetaError, MetaStore, ObjectRecord, Versioning};
 
     fn versioned(key: &str, blob: &str) -> ObjectRecord {
         ObjectRecord { versioned: true, ..record("b", key, blob) }
@@ -368,12 +454,7 @@ pub(crate) mod conformance {
     }
 
     async fn create_bucket_b<S: MetaStore>(store: &S) {
-        let bucket = Bucket {
-            name: "b".into(),
-            region: "us-east-1".into(),
-            created: OffsetDateTime::now_utc(),
-            versioning: None,
-        };
+        let bucket = crate::conformance::plain_bucket("b");
         store.create_bucket(&bucket).await.unwrap();
     }
 
@@ -417,14 +498,14 @@ pub(crate) mod conformance {
         // Deleting the marker restores the newest version, at its own place in the history (a
         // listing resuming below the marker still finds it); deleting that one the next.
         let place = store.get_version("b", "k", "v-x3").await.unwrap().unwrap().seq;
-        assert!(store.delete_version("b", "k", "m1").await.unwrap().unwrap().delete_marker);
+        assert!(store.delete_version("b", "k", "m1", false).await.unwrap().unwrap().delete_marker);
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x3");
         let restored = store.get_version("b", "k", "v-x3").await.unwrap().unwrap();
         assert_eq!((restored.seq, restored.current, restored.latest), (place, true, true));
         let below = KeyRange { prefix: "k", after: None, from: None, limit: 10 };
         let resumed = store.list_versions("b", below, Some(("k", place + 1))).await.unwrap();
         assert_eq!(resumed[0].record.version_id, "v-x3");
-        store.delete_version("b", "k", "v-x3").await.unwrap().unwrap();
+        store.delete_version("b", "k", "v-x3", false).await.unwrap().unwrap();
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
         assert_eq!(released(&*store).await, ["x3"]);
         assert_eq!(history(&*store, "k").await, h(&[("v-x2", false, true), ("null", false, false)]));
@@ -475,8 +556,10 @@ pub(crate) mod conformance {
             store.delete_with_marker(&marker(&key, &marker_id, true), Versioning::Enabled).await.unwrap();
             // Undo the delete while the version it would restore is deleted for good.
             let newer_id = format!("v-{newer}");
-            let (a, b) =
-                tokio::join!(store.delete_version("b", &key, &marker_id), store.delete_version("b", &key, &newer_id));
+            let (a, b) = tokio::join!(
+                store.delete_version("b", &key, &marker_id, false),
+                store.delete_version("b", &key, &newer_id, false)
+            );
             a.unwrap();
             b.unwrap();
             assert!(
@@ -499,5 +582,82 @@ pub(crate) mod conformance {
             assert!(!released.contains(&version.record.blob_id), "{} released while named", version.record.blob_id);
         }
         assert_eq!(released.len(), 40, "exactly the versions deleted for good");
+    }
+
+    fn locked(key: &str, blob: &str, lock: crate::ObjectLock) -> ObjectRecord {
+        ObjectRecord { lock, ..versioned(key, blob) }
+    }
+
+    fn retained(mode: crate::LockMode, for_ms: i64) -> crate::ObjectLock {
+        let until = OffsetDateTime::now_utc() + time::Duration::milliseconds(for_ms);
+        // As stored: to the millisecond.
+        let until = until.replace_millisecond(until.millisecond()).unwrap();
+        crate::ObjectLock { retention: Some(crate::Retention { mode, until }), legal_hold: None }
+    }
+
+    /// Object Lock in the store: the rules checked under the key's lock, and the triggers that
+    /// refuse whatever path forgets them (an unversioned delete or overwrite of a locked version).
+    pub async fn locked_versions_leave_the_store_only_when_their_lock_allows<S: MetaStore + VersionStore>(
+        store: Arc<S>,
+    ) {
+        use crate::{LockChange, LockConfiguration, LockMode, LockRefusal};
+        create_bucket_b(&*store).await;
+        let config = LockConfiguration::default();
+        assert!(!store.set_lock_configuration("b", &config).await.unwrap(), "only on a versioned bucket");
+        store.set_versioning("b", Versioning::Enabled).await.unwrap();
+        assert!(store.set_lock_configuration("b", &config).await.unwrap());
+        assert_eq!(store.get_bucket("b").await.unwrap().unwrap().object_lock, Some(config));
+        assert!(!store.set_versioning("b", Versioning::Suspended).await.unwrap(), "locked buckets stay versioned");
+
+        let hour = 3_600_000;
+        store.put_object(&locked("k", "c1", retained(LockMode::Compliance, hour))).await.unwrap();
+        store.put_object(&locked("k", "g2", retained(LockMode::Governance, hour))).await.unwrap();
+        let held = crate::ObjectLock { retention: None, legal_hold: Some(true) };
+        store.put_object(&locked("k", "h3", held)).await.unwrap();
+        let refused = |r: crate::MetaResult<Option<crate::ObjectVersion>>| match r {
+            Err(MetaError::ObjectLocked(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(refused(store.delete_version("b", "k", "v-c1", true).await), LockRefusal::Compliance);
+        assert_eq!(refused(store.delete_version("b", "k", "v-g2", false).await), LockRefusal::Governance);
+        assert_eq!(refused(store.delete_version("b", "k", "v-h3", true).await), LockRefusal::LegalHold);
+        store.delete_version("b", "k", "v-g2", true).await.unwrap().expect("bypassed");
+
+        // The hold is lifted, then the version goes and the COMPLIANCE one is current again.
+        let current = store.get_object("b", "k").await.unwrap().unwrap();
+        assert_eq!(
+            store.change_lock(&current, LockChange::LegalHold(false), OffsetDateTime::now_utc()).await.unwrap(),
+            Some(crate::ObjectLock { retention: None, legal_hold: Some(false) })
+        );
+        store.delete_version("b", "k", "v-h3", false).await.unwrap().unwrap();
+        let current = store.get_object("b", "k").await.unwrap().unwrap();
+        assert_eq!(current.version_id, "v-c1");
+
+        // COMPLIANCE: removal refused even with the bypass; an extension kept, on the row.
+        let removal = LockChange::Retention { retention: None, bypass_governance: true };
+        assert!(matches!(
+            store.change_lock(&current, removal, OffsetDateTime::now_utc()).await,
+            Err(MetaError::ObjectLocked(LockRefusal::Compliance))
+        ));
+        let longer = retained(LockMode::Compliance, 2 * hour).retention;
+        let extension = LockChange::Retention { retention: longer, bypass_governance: false };
+        store.change_lock(&current, extension, OffsetDateTime::now_utc()).await.unwrap().unwrap();
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().lock.retention, longer);
+
+        // The triggers: paths that do not check (an unversioned delete; a null version written
+        // over a null version under a hold, which keeps no copy) are refused by the store
+        // itself, and nothing changes.
+        assert!(matches!(store.delete_object("b", "k").await, Err(MetaError::ObjectLocked(LockRefusal::Store))));
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().version_id, "v-c1");
+        store.put_object(&ObjectRecord { lock: held, ..record("b", "n", "n4") }).await.unwrap();
+        let null_over = record("b", "n", "n5");
+        assert!(matches!(store.put_object(&null_over).await, Err(MetaError::ObjectLocked(LockRefusal::Store))));
+        assert_eq!(store.get_object("b", "n").await.unwrap().unwrap().version_id, "v-n4");
+
+        // An expired retention protects nothing.
+        store.put_object(&locked("e", "e5", retained(LockMode::Compliance, 300))).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        store.delete_version("b", "e", "v-e5", false).await.unwrap().unwrap();
+        assert_eq!(released(&*store).await, ["e5", "g2", "h3"]);
     }
 }

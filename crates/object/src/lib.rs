@@ -7,6 +7,7 @@
 mod integrity;
 mod list;
 mod multipart;
+mod object_lock;
 mod versions;
 
 pub use integrity::BlobCheck;
@@ -22,7 +23,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::Stream;
 use latchkey_meta::{
-    AuditEvent, Bucket, ContentHeaders, MetaError, MetaStore, ObjectRecord, Sensitivity, Tag, VersionStore, Versioning,
+    AuditEvent, Bucket, ContentHeaders, LockConfiguration, LockRefusal, MetaError, MetaStore, ObjectLock, ObjectRecord,
+    Sensitivity, Tag, VersionStore, Versioning,
 };
 use latchkey_storage::{BlobStore, BlobStream, StorageError, WriteLimits};
 use time::OffsetDateTime;
@@ -50,6 +52,15 @@ pub enum ObjectError {
     /// The scanner's verdict withholds the version's bytes (the reason is audited, never shown).
     #[error("the object is withheld: {0}")]
     Withheld(Withheld),
+    /// A write or change asked for Object Lock settings in a bucket without Object Lock.
+    #[error("the bucket has no Object Lock configuration")]
+    NoLockConfiguration,
+    /// Object Lock refuses the deletion or the change.
+    #[error("object lock: {0}")]
+    Locked(LockRefusal),
+    /// The bucket's state does not allow the change (versioning of an Object Lock bucket).
+    #[error("{0}")]
+    InvalidBucketState(&'static str),
 }
 
 /// Why a version's bytes are not served: every read (GET, copy, share links) honours it.
@@ -109,6 +120,7 @@ impl From<MetaError> for ObjectError {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::NoSuchBucket => Self::NoSuchBucket,
+            MetaError::ObjectLocked(why) => Self::Locked(why),
             other => Self::Meta(other),
         }
     }
@@ -128,6 +140,9 @@ pub struct ObjectAttributes {
     pub headers: ContentHeaders,
     pub user_meta: BTreeMap<String, String>,
     pub tags: Vec<Tag>,
+    /// The retention and legal hold asked for (the bucket's default retention applies when it
+    /// asks for none); only in a bucket with Object Lock.
+    pub lock: ObjectLock,
 }
 
 /// Why a read did not start: the object service failed, or the caller's plan refused.
@@ -198,12 +213,14 @@ impl ObjectService {
         self.meta.as_ref()
     }
 
-    pub async fn create_bucket(&self, name: &str, region: &str) -> ObjectResult<()> {
+    /// Creates a bucket; one with Object Lock starts with versioning enabled, for good.
+    pub async fn create_bucket(&self, name: &str, region: &str, object_lock: bool) -> ObjectResult<()> {
         let bucket = Bucket {
             name: name.to_owned(),
             region: region.to_owned(),
             created: OffsetDateTime::now_utc(),
-            versioning: None,
+            versioning: object_lock.then_some(Versioning::Enabled),
+            object_lock: object_lock.then(LockConfiguration::default),
         };
         Ok(self.meta.create_bucket(&bucket).await?)
     }
@@ -218,10 +235,21 @@ impl ObjectService {
         self.meta.get_bucket(name).await?.ok_or(ObjectError::NoSuchBucket)
     }
 
-    /// Whether a write to `bucket` now makes a version with its own id (versioning enabled)
-    /// rather than the key's null version.
-    pub(crate) async fn versioned(&self, bucket: &str) -> ObjectResult<bool> {
-        Ok(self.bucket(bucket).await?.versioning == Some(Versioning::Enabled))
+    /// What a version written to `bucket` now is: whether it has its own id (versioning enabled)
+    /// rather than being the key's null version, and its Object Lock (what it asked for, else the
+    /// bucket's default retention). Asking for a lock in a bucket without Object Lock is refused.
+    pub(crate) async fn new_version_terms(
+        &self,
+        bucket: &str,
+        requested: ObjectLock,
+    ) -> ObjectResult<(bool, ObjectLock)> {
+        let bucket = self.bucket(bucket).await?;
+        let lock = match bucket.object_lock {
+            Some(config) => config.lock_for(requested, OffsetDateTime::now_utc()),
+            None if requested == ObjectLock::default() => requested,
+            None => return Err(ObjectError::NoLockConfiguration),
+        };
+        Ok((bucket.versioning == Some(Versioning::Enabled), lock))
     }
 
     /// The current record of an object; `NoSuchBucket` is told apart from `NoSuchKey` as S3 does,
@@ -352,7 +380,7 @@ impl ObjectService {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         // Refuse early rather than store the bytes of a request that cannot succeed.
-        let versioned = self.versioned(bucket).await?;
+        let (versioned, lock) = self.new_version_terms(bucket, attrs.lock).await?;
         let blob = self.blobs.write(body, limits).await?;
         Ok(ObjectRecord {
             bucket: bucket.to_owned(),
@@ -369,6 +397,7 @@ impl ObjectService {
             parts_count: None,
             part_sizes: Vec::new(),
             scan: Default::default(),
+            lock,
         })
     }
 
@@ -506,7 +535,7 @@ mod tests {
         let meta = latchkey_meta::SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
         let meta = Arc::new(meta);
         let service = ObjectService::new(meta.clone(), meta, BlobStore::open(dir.path()).unwrap());
-        service.create_bucket("b", "us-east-1").await.unwrap();
+        service.create_bucket("b", "us-east-1", false).await.unwrap();
         (dir, service)
     }
 

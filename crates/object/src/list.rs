@@ -257,7 +257,7 @@ mod tests {
         let meta = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
         let meta = Arc::new(meta);
         let service = ObjectService::new(meta.clone(), meta, BlobStore::open(dir.path()).unwrap());
-        service.create_bucket("b", "us-east-1").await.unwrap();
+        service.create_bucket("b", "us-east-1", false).await.unwrap();
         for key in keys {
             let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]);
             service.put("b", key, body, WriteLimits::default(), ObjectAttributes::default()).await.unwrap();
@@ -346,7 +346,7 @@ mod tests {
         let outcome = runner.run(&cases, |(keys, prefix, delimiter, mut after, max_keys)| {
             runtime.block_on(async {
                 let bucket = format!("p{}", buckets.fetch_add(1, Ordering::Relaxed));
-                service.create_bucket(&bucket, "us-east-1").await.unwrap();
+                service.create_bucket(&bucket, "us-east-1", false).await.unwrap();
                 let puts = keys.iter().map(|key| {
                     let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]);
                     service.put(&bucket, key, body, WriteLimits::default(), ObjectAttributes::default())

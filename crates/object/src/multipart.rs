@@ -55,7 +55,10 @@ impl ObjectService {
             headers: attrs.headers,
             user_meta: attrs.user_meta,
             tags: attrs.tags,
+            lock: attrs.lock,
         };
+        // Refused now rather than at completion, after the parts were sent.
+        self.new_version_terms(bucket, upload.lock).await?;
         self.meta().create_upload(&upload).await?;
         Ok(upload)
     }
@@ -147,7 +150,7 @@ impl ObjectService {
             md5s.update(hex::decode(&part.etag).map_err(|_| MultipartError::InvalidPart(part.part_number))?);
         }
         let blob_ids: Vec<String> = chosen.iter().map(|p| p.blob_id.clone()).collect();
-        let versioned = self.versioned(bucket).await?;
+        let (versioned, lock) = self.new_version_terms(bucket, upload.lock).await?;
         let blob = self.blobs.concat(&blob_ids).await?;
         let record = ObjectRecord {
             bucket: bucket.to_owned(),
@@ -164,6 +167,7 @@ impl ObjectService {
             parts_count: u32::try_from(chosen.len()).ok(),
             part_sizes: chosen.iter().map(|p| p.size).collect(),
             scan: Default::default(),
+            lock,
         };
         self.commit(record, Commit::CompleteUpload(upload_id)).await.map_err(no_such_upload)
     }

@@ -19,12 +19,16 @@ pub struct Deletion {
 }
 
 impl ObjectService {
-    /// Turns versioning on or suspends it; a bucket never goes back to unversioned.
+    /// Turns versioning on or suspends it; a bucket never goes back to unversioned, and one with
+    /// Object Lock cannot be suspended.
     pub async fn set_versioning(&self, bucket: &str, state: Versioning) -> ObjectResult<()> {
-        match self.versions.set_versioning(bucket, state).await? {
-            true => Ok(()),
-            false => Err(ObjectError::NoSuchBucket),
+        if self.versions.set_versioning(bucket, state).await? {
+            return Ok(());
         }
+        self.bucket(bucket).await?;
+        Err(ObjectError::InvalidBucketState(
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+        ))
     }
 
     /// Deletes the current version of `bucket/key`. Never versioned: the object is gone (204
@@ -52,6 +56,7 @@ impl ObjectService {
             parts_count: None,
             part_sizes: Vec::new(),
             scan: Default::default(),
+            lock: Default::default(),
         };
         self.versions.delete_with_marker(&marker, state).await?;
         self.released();
@@ -59,9 +64,18 @@ impl ObjectService {
     }
 
     /// Deletes one version (an id, or `null`) for good; deleting the latest makes the newest
-    /// remaining version current. A version that does not exist is no error, as in S3.
-    pub async fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> ObjectResult<Deletion> {
-        let deleted = self.versions.delete_version(bucket, key, version_id).await?;
+    /// remaining version current. A version that does not exist is no error, as in S3. One its
+    /// Object Lock protects is refused (`Locked`); `bypass_governance`: the caller asked to
+    /// bypass GOVERNANCE retention and may.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+    ) -> ObjectResult<Deletion> {
+        let deleted = self.versions.delete_version(bucket, key, version_id, bypass_governance).await;
+        let deleted = self.audit_lock_refusal(bucket, key, version_id, deleted.map_err(ObjectError::from)).await?;
         match deleted {
             Some(version) => {
                 self.released();

@@ -185,7 +185,7 @@ async fn setup() -> Setup {
     let inner = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).await.unwrap());
     let store = Arc::new(Faulty { inner: inner.clone(), fault: Mutex::new(None) });
     let service = ObjectService::new(store.clone(), inner, BlobStore::open(dir.path()).unwrap());
-    service.create_bucket("b", "us-east-1").await.unwrap();
+    service.create_bucket("b", "us-east-1", false).await.unwrap();
     Setup { dir, store, service }
 }
 

@@ -27,6 +27,9 @@ pub(crate) struct WriteHeaders<'a> {
     pub expires: Option<&'a Timestamp>,
     pub metadata: Option<&'a Metadata>,
     pub tagging: Option<&'a str>,
+    pub lock_mode: Option<&'a s3s::dto::ObjectLockMode>,
+    pub lock_until: Option<&'a s3s::dto::ObjectLockRetainUntilDate>,
+    pub legal_hold: Option<&'a s3s::dto::ObjectLockLegalHoldStatus>,
 }
 
 /// Borrows the shared attribute fields of any write input that has them.
@@ -41,6 +44,9 @@ macro_rules! write_headers {
             expires: $input.expires.as_ref(),
             metadata: $input.metadata.as_ref(),
             tagging: $input.tagging.as_deref(),
+            lock_mode: $input.object_lock_mode.as_ref(),
+            lock_until: $input.object_lock_retain_until_date.as_ref(),
+            legal_hold: $input.object_lock_legal_hold_status.as_ref(),
         }
     };
 }
@@ -63,6 +69,7 @@ pub(crate) fn attributes(h: WriteHeaders<'_>) -> S3Result<ObjectAttributes> {
         },
         user_meta,
         tags: h.tagging.map(parse_tagging_header).transpose()?.unwrap_or_default(),
+        lock: crate::object_lock::requested_lock(h.lock_mode, h.lock_until, h.legal_hold)?,
     })
 }
 
@@ -161,6 +168,8 @@ macro_rules! fill_object_headers {
         $output.metadata = $crate::attributes::user_metadata(record);
         $output.accept_ranges = Some("bytes".to_owned());
         $output.parts_count = record.parts_count.and_then(|n| i32::try_from(n).ok());
+        ($output.object_lock_mode, $output.object_lock_retain_until_date, $output.object_lock_legal_hold_status) =
+            $crate::object_lock::shown_lock(record);
     }};
 }
 pub(crate) use fill_object_headers;

@@ -17,7 +17,8 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
     DeleteObjectsInput, PutBucketCorsInput, PutBucketEncryptionInput, PutBucketLoggingInput, PutBucketPolicyInput,
-    PutBucketTaggingInput, PutObjectTaggingInput, PutPublicAccessBlockInput,
+    PutBucketTaggingInput, PutObjectLegalHoldInput, PutObjectLockConfigurationInput, PutObjectRetentionInput,
+    PutObjectTaggingInput, PutPublicAccessBlockInput,
 };
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
@@ -486,6 +487,22 @@ impl S3Access for Authorizer {
             }
             checks.push((source.action, source.resource));
         }
+        // A write that sets a retention or a legal hold needs the permission to set it, as in AWS.
+        if matches!(operation, "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+            let resource = policy_request::resource(cx.s3_path());
+            for (header, action) in [
+                ("x-amz-object-lock-mode", "s3:PutObjectRetention"),
+                ("x-amz-object-lock-legal-hold", "s3:PutObjectLegalHold"),
+            ] {
+                if cx.headers().contains_key(header) {
+                    checks.push((action.to_owned(), resource.clone()));
+                }
+            }
+        }
+        let bypass_asked = cx
+            .headers()
+            .get("x-amz-bypass-governance-retention")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         match operation {
             // The tags asked for are in the body (s3:RequestObjectTag/*): judged in the
             // operation's hook, once s3s has parsed it.
@@ -493,9 +510,12 @@ impl S3Access for Authorizer {
                 cx.extensions_mut().insert(Deferred { caller: caller.clone(), context, checks, source_ip });
             }
             // Each key is judged by the operation (no check was collected above); a logging
-            // target's keys too, once the operation itself is allowed.
-            "DeleteObjects" | "PutBucketLogging" => {
-                if operation == "PutBucketLogging" {
+            // target's keys too, once the operation itself is allowed; and a bypass of GOVERNANCE
+            // retention (`s3:BypassGovernanceRetention`) when the request asks for one.
+            "DeleteObjects" | "PutBucketLogging" | "DeleteObject" | "PutObjectRetention"
+                if bypass_asked || matches!(operation, "DeleteObjects" | "PutBucketLogging") =>
+            {
+                if operation != "DeleteObjects" {
                     self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?;
                 }
                 cx.extensions_mut().insert(ObjectPermission {
@@ -547,6 +567,21 @@ impl S3Access for Authorizer {
     }
 
     async fn put_bucket_encryption(&self, req: &mut S3Request<PutBucketEncryptionInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: &mut S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_object_retention(&self, req: &mut S3Request<PutObjectRetentionInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_object_legal_hold(&self, req: &mut S3Request<PutObjectLegalHoldInput>) -> S3Result<()> {
         content_md5::verify(&req.headers, &req.extensions)
     }
 

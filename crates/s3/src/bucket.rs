@@ -81,7 +81,8 @@ pub(crate) async fn create_bucket(
         }
         _ => {}
     }
-    match front.objects.create_bucket(&input.bucket, &front.region).await {
+    let object_lock = input.object_lock_enabled_for_bucket == Some(true);
+    match front.objects.create_bucket(&input.bucket, &front.region, object_lock).await {
         // In us-east-1, creating a bucket you already own succeeds and changes nothing (S3's
         // legacy behaviour); other regions answer BucketAlreadyOwnedByYou.
         Err(ObjectError::Meta(MetaError::BucketAlreadyExists)) if front.region == US_EAST_1 => {

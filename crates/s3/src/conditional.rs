@@ -165,6 +165,7 @@ mod tests {
             parts_count: None,
             part_sizes: Vec::new(),
             scan: Default::default(),
+            lock: Default::default(),
         }
     }
 

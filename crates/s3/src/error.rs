@@ -1,7 +1,7 @@
 //! How object-service failures read as S3 errors. Internal causes are logged here and never
 //! shown to the caller.
 
-use latchkey_meta::MetaError;
+use latchkey_meta::{LockRefusal, MetaError};
 use latchkey_object::ObjectError;
 use latchkey_storage::StorageError;
 use s3s::{S3Error, S3ErrorCode, s3_error};
@@ -54,6 +54,13 @@ pub(crate) fn s3_error(e: ObjectError) -> S3Error {
         }
         // The reason is in the audit trail (`object.withheld`); the caller learns nothing.
         ObjectError::Withheld(_) => s3_error!(AccessDenied, "Access Denied"),
+        ObjectError::NoLockConfiguration => s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"),
+        ObjectError::Locked(LockRefusal::PastDate) => {
+            s3_error!(InvalidArgument, "The retain until date must be in the future!")
+        }
+        // Which rule refused is in the audit trail (`object.locked`).
+        ObjectError::Locked(_) => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
+        ObjectError::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
         ObjectError::SourceChanged => {
             s3_error!(PreconditionFailed, "The copy source was replaced while it was being copied; try again.")
         }

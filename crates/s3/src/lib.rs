@@ -4,7 +4,7 @@
 //! against the secrets [`KeyAuth`] looks up, routes to the [`S3`] trait and writes S3 XML. This
 //! crate supplies what the operations mean: [`S3Front`] delegates each one to the file of its
 //! family (`bucket`, `bucket_policy`, `public_access_block`, `bucket_tagging`, `object`, `list`,
-//! `multipart`, `tagging`), and [`Authorizer`] decides who may call at all, from memory
+//! `multipart`, `tagging`, `object_lock`), and [`Authorizer`] decides who may call at all, from memory
 //! ([`BucketConfigs`] for bucket policies, public access blocks and bucket tags).
 
 mod attributes;
@@ -25,6 +25,7 @@ mod list;
 pub mod logging;
 mod multipart;
 mod object;
+mod object_lock;
 mod policy_request;
 pub mod presigned_api;
 mod public_access_block;
@@ -259,6 +260,43 @@ impl S3 for S3Front {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_multipart_uploads(self, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        object_lock::put_object_lock_configuration(self, req).await
+    }
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        object_lock::get_object_lock_configuration(self, req).await
+    }
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        object_lock::put_object_retention(self, req).await
+    }
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        object_lock::get_object_retention(self, req).await
+    }
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        object_lock::put_object_legal_hold(self, req).await
+    }
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        object_lock::get_object_legal_hold(self, req).await
     }
 
     async fn put_object_tagging(

@@ -153,8 +153,10 @@ pub(crate) async fn delete_object(
     front: &S3Front,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let asked = req.input.bypass_governance_retention;
+    let bypass = crate::object_lock::bypass_governance(&req, asked, &req.input.bucket, &req.input.key).await;
     let input = req.input;
-    let deletion = delete(front, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let deletion = delete(front, &input.bucket, &input.key, input.version_id.as_deref(), bypass).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deletion.delete_marker.then_some(true),
         version_id: deletion.version_id,
@@ -163,12 +165,19 @@ pub(crate) async fn delete_object(
 }
 
 /// Deletes the current version (leaving a delete marker in a versioned bucket) or, with an id,
-/// one version for good.
-async fn delete(front: &S3Front, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Deletion> {
+/// one version for good (unless Object Lock protects it; `bypass`: the caller asked to bypass
+/// GOVERNANCE retention and may).
+async fn delete(
+    front: &S3Front,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    bypass: bool,
+) -> S3Result<Deletion> {
     match version_id {
         Some(version_id) => {
             let version_id = checked_version_id(version_id)?;
-            front.objects.delete_version(bucket, key, version_id).await.or_s3()
+            front.objects.delete_version(bucket, key, version_id, bypass).await.or_s3()
         }
         None => front.objects.delete(bucket, key).await.or_s3(),
     }
@@ -213,7 +222,13 @@ pub(crate) async fn delete_objects(
             });
             continue;
         }
-        match delete(front, &input.bucket, &object.key, object.version_id.as_deref()).await {
+        let bypass = match (&permission, input.bypass_governance_retention, &object.version_id) {
+            (Some(permission), Some(true), Some(_)) => {
+                permission.allows("s3:BypassGovernanceRetention", &input.bucket, &object.key).await
+            }
+            _ => false,
+        };
+        match delete(front, &input.bucket, &object.key, object.version_id.as_deref(), bypass).await {
             Ok(_) if quiet => {}
             Ok(deletion) => deleted.push(DeletedObject {
                 key: Some(object.key),
@@ -283,6 +298,8 @@ pub(crate) async fn copy_object(
             headers: if replace_metadata { requested.headers.clone() } else { source.headers.clone() },
             user_meta: if replace_metadata { requested.user_meta.clone() } else { source.user_meta.clone() },
             tags: if replace_tags { requested.tags.clone() } else { source.tags.clone() },
+            // A copy is a new version: its lock is what the copy asks for, never the source's.
+            lock: requested.lock,
         };
         // The service copies exactly the version checked above; if that one was replaced
         // meanwhile, the conditions are checked again on the new one.

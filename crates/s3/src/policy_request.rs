@@ -42,6 +42,8 @@ pub fn action(operation: &str, version_id: bool) -> String {
         "DeleteBucketTagging" => "s3:PutBucketTagging",
         "PutBucketCors" | "DeleteBucketCors" => "s3:PutBucketCORS",
         "GetBucketCors" => "s3:GetBucketCORS",
+        "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration",
+        "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration",
         "DeleteObjectTagging" => "s3:DeleteObjectTagging",
         other => return format!("s3:{other}"),
     };
