@@ -47,6 +47,8 @@ pub struct BucketConfig {
     pub cors: Option<String>,
     /// Where the server access log goes (PutBucketLogging); `None`: logging off.
     pub logging: Option<String>,
+    /// The lifecycle rules (PutBucketLifecycleConfiguration); `None`: none.
+    pub lifecycle: Option<String>,
 }
 
 impl Default for BucketConfig {
@@ -57,6 +59,7 @@ impl Default for BucketConfig {
             tags: Vec::new(),
             cors: None,
             logging: None,
+            lifecycle: None,
         }
     }
 }
@@ -69,6 +72,7 @@ pub enum BucketSetting {
     Tags(Vec<Tag>),
     Cors(Option<String>),
     Logging(Option<String>),
+    Lifecycle(Option<String>),
 }
 
 /// Every bucket's settings as of one moment.
@@ -105,37 +109,49 @@ pub trait BucketConfigStore: Send + Sync + 'static {
 /// public access block, tags, CORS rules and logging target (the defaults with `setting` applied). Only the
 /// setting's own column is updated on an existing row, so concurrent changes of different
 /// settings all stand.
-pub(crate) fn upsert(setting: &BucketSetting) -> MetaResult<(&'static str, [Option<String>; 5])> {
+pub(crate) fn upsert(setting: &BucketSetting) -> MetaResult<(&'static str, [Option<String>; 6])> {
     let mut config = BucketConfig::default();
     let statement = match setting {
         BucketSetting::Policy(policy) => {
             config.policy = policy.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging, lifecycle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (bucket) DO UPDATE SET policy = excluded.policy"
         }
         BucketSetting::PublicAccessBlock(block) => {
             config.public_access_block = *block;
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging, lifecycle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (bucket) DO UPDATE SET public_access_block = excluded.public_access_block"
         }
         BucketSetting::Tags(tags) => {
             config.tags = tags.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging, lifecycle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (bucket) DO UPDATE SET tags = excluded.tags"
         }
         BucketSetting::Cors(cors) => {
             config.cors = cors.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging, lifecycle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (bucket) DO UPDATE SET cors = excluded.cors"
         }
         BucketSetting::Logging(logging) => {
             config.logging = logging.clone();
-            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging, lifecycle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (bucket) DO UPDATE SET logging = excluded.logging"
+        }
+        BucketSetting::Lifecycle(lifecycle) => {
+            config.lifecycle = lifecycle.clone();
+            "INSERT INTO bucket_config (bucket, policy, public_access_block, tags, cors, logging, lifecycle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (bucket) DO UPDATE SET lifecycle = excluded.lifecycle"
         }
     };
     let block = config.public_access_block.as_ref().map(serde_json::to_string).transpose()?;
-    Ok((statement, [config.policy, block, Some(serde_json::to_string(&config.tags)?), config.cors, config.logging]))
+    let tags = Some(serde_json::to_string(&config.tags)?);
+    Ok((statement, [config.policy, block, tags, config.cors, config.logging, config.lifecycle]))
 }
 
 /// A row as a bucket's name and settings.
@@ -147,6 +163,7 @@ pub(crate) fn config_from_row(row: &impl crate::rows::Columns) -> MetaResult<(St
         tags: serde_json::from_str(&row.text("tags")?)?,
         cors: row.opt_text("cors")?,
         logging: row.opt_text("logging")?,
+        lifecycle: row.opt_text("lifecycle")?,
     };
     Ok((row.text("bucket")?, config))
 }
@@ -164,7 +181,7 @@ macro_rules! bucket_config_store {
                             .fetch_one(&mut *tx)
                             .await?;
                     let rows = sqlx::query(
-                        "SELECT bucket, policy, public_access_block, tags, cors, logging FROM bucket_config",
+                        "SELECT bucket, policy, public_access_block, tags, cors, logging, lifecycle FROM bucket_config",
                     )
                     .fetch_all(&mut *tx)
                     .await?;
@@ -179,9 +196,16 @@ macro_rules! bucket_config_store {
                 bucket: &str,
                 setting: &$crate::bucket_config::BucketSetting,
             ) -> $crate::MetaResult<()> {
-                let (statement, [policy, block, tags, cors, logging]) = $crate::bucket_config::upsert(setting)?;
-                let query =
-                    sqlx::query(statement).bind(bucket).bind(policy).bind(block).bind(tags).bind(cors).bind(logging);
+                let (statement, [policy, block, tags, cors, logging, lifecycle]) =
+                    $crate::bucket_config::upsert(setting)?;
+                let query = sqlx::query(statement)
+                    .bind(bucket)
+                    .bind(policy)
+                    .bind(block)
+                    .bind(tags)
+                    .bind(cors)
+                    .bind(logging)
+                    .bind(lifecycle);
                 query
                     .execute(&self.$writer)
                     .await

@@ -34,7 +34,7 @@ pub async fn each_setting_is_replaced_alone_and_announced<S: MetaStore + BucketC
     store.set_bucket_setting("b", &BucketSetting::PublicAccessBlock(None)).await.unwrap();
     let config = config_of(store.as_ref(), "b").await.unwrap();
     let expected =
-        BucketConfig { policy: Some(policy), public_access_block: None, tags: tags.clone(), cors: None, logging: None };
+        BucketConfig { policy: Some(policy), public_access_block: None, tags: tags.clone(), ..BucketConfig::default() };
     assert_eq!(config, expected);
 
     let block = PublicAccessBlock { restrict_public_buckets: true, ..PublicAccessBlock::all(false) };
@@ -44,16 +44,25 @@ pub async fn each_setting_is_replaced_alone_and_announced<S: MetaStore + BucketC
     store.set_bucket_setting("b", &BucketSetting::Cors(Some(cors.clone()))).await.unwrap();
     let logging = r#"{"target_bucket":"b","target_prefix":"logs/"}"#.to_owned();
     store.set_bucket_setting("b", &BucketSetting::Logging(Some(logging.clone()))).await.unwrap();
+    let lifecycle = r#"{"rules":[]}"#.to_owned();
+    store.set_bucket_setting("b", &BucketSetting::Lifecycle(Some(lifecycle.clone()))).await.unwrap();
     let config = config_of(store.as_ref(), "b").await.unwrap();
-    let expected =
-        BucketConfig { policy: None, public_access_block: Some(block), tags, cors: Some(cors), logging: Some(logging) };
+    let expected = BucketConfig {
+        policy: None,
+        public_access_block: Some(block),
+        tags,
+        cors: Some(cors),
+        logging: Some(logging),
+        lifecycle: Some(lifecycle),
+    };
     assert_eq!(config, expected);
     store.set_bucket_setting("b", &BucketSetting::Cors(None)).await.unwrap();
     store.set_bucket_setting("b", &BucketSetting::Logging(None)).await.unwrap();
+    store.set_bucket_setting("b", &BucketSetting::Lifecycle(None)).await.unwrap();
     let config = config_of(store.as_ref(), "b").await.unwrap();
-    assert_eq!((config.cors, config.logging), (None, None));
+    assert_eq!((config.cors, config.logging, config.lifecycle), (None, None, None));
     let after = store.load_bucket_configs().await.unwrap().generation;
-    assert!(after >= before + 9, "every write bumps the generation: {before} then {after}");
+    assert!(after >= before + 11, "every write bumps the generation: {before} then {after}");
 }
 
 pub async fn settings_need_a_bucket_and_go_with_it<S: MetaStore + BucketConfigStore>(store: Arc<S>) {

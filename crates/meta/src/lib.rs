@@ -6,7 +6,8 @@
 //! (the audit trail's hash chain and its signed digests), [`FindingsStore`] (the scan queue
 //! and the sensitive data found in objects), [`ScanJobStore`] (on-demand scan jobs) and
 //! [`CustomIdentifierStore`] (custom identifiers created through the API) and [`VersionStore`]
-//! (versioning: noncurrent versions and delete markers).
+//! (versioning: noncurrent versions and delete markers) and [`LifecycleStore`] (the lifecycle
+//! pass's lease and progress).
 //!
 //! Object bytes are not here: a record names the blob that holds them (see `latchkey-storage`).
 //! Each method is one atomic transaction, so callers never see half of a change. The SQLite
@@ -26,6 +27,7 @@ mod findings;
 mod identity;
 #[cfg(test)]
 mod identity_conformance;
+mod lifecycle;
 mod model;
 mod object_lock;
 mod pg_batch;
@@ -49,6 +51,7 @@ pub use identity::{
     DirectoryEntry, DirectorySnapshot, EntryKind, EntryWrite, IdentityStore, KeyRefusal, MfaDevice, Sealer,
     SessionRecord, StoredAccessKey,
 };
+pub use lifecycle::{LifecycleCursor, LifecycleStore};
 pub use model::{
     AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, NULL_VERSION,
     ObjectRecord, ObjectVersion, PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity, Share, ShareFilter, Tag,

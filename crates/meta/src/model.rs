@@ -103,6 +103,27 @@ pub const SENSITIVITY_TAG: &str = "latchkey:sensitivity";
 pub const NULL_VERSION: &str = "null";
 
 impl ObjectRecord {
+    /// A delete marker (a record with no blob) for `bucket/key`, made at `at`.
+    pub fn delete_marker(bucket: &str, key: &str, version_id: String, versioned: bool, at: OffsetDateTime) -> Self {
+        ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id,
+            versioned,
+            blob_id: String::new(),
+            size: 0,
+            etag: String::new(),
+            last_modified: at,
+            headers: Default::default(),
+            user_meta: Default::default(),
+            tags: Vec::new(),
+            parts_count: None,
+            part_sizes: Vec::new(),
+            scan: Default::default(),
+            lock: Default::default(),
+        }
+    }
+
     /// The version id as S3 shows it: the record's own, or `null`.
     pub fn s3_version_id(&self) -> &str {
         if self.versioned { &self.version_id } else { NULL_VERSION }

@@ -47,6 +47,7 @@ crate::identity::identity_store!(PgStore, writer: pool, reader: pool, changes: i
 crate::bucket_config::bucket_config_store!(PgStore, writer: pool, reader: pool, changes: config_changes);
 crate::presigned::presigned_store!(PgStore, writer: pool, changes: revocation_changes);
 crate::scan_jobs::scan_job_store!(PgStore, writer: pool, reader: pool);
+crate::lifecycle::lifecycle_store!(PgStore, writer: pool);
 crate::custom_identifiers::custom_identifier_store!(PgStore, writer: pool, reader: pool);
 crate::findings::findings_store!(PgStore, writer: pool, reader: pool,
     claim: crate::findings::claim_scans_sql!("FOR UPDATE SKIP LOCKED"), release_stale: false,
@@ -626,6 +627,13 @@ mod tests {
         async fn locked_versions_leave_the_store_only_when_their_lock_allows() {
             if let Some((store, _schema)) = open().await {
                 crate::versions::conformance::locked_versions_leave_the_store_only_when_their_lock_allows(store).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn one_replica_holds_the_lease_and_another_resumes_its_pass() {
+            if let Some((store, _schema)) = open().await {
+                crate::lifecycle::conformance::one_replica_holds_the_lease_and_another_resumes_its_pass(store).await;
             }
         }
     }

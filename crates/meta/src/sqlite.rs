@@ -58,6 +58,7 @@ crate::identity::identity_store!(SqliteStore, writer: writer, reader: reader, ch
 crate::bucket_config::bucket_config_store!(SqliteStore, writer: writer, reader: reader, changes: config_changes);
 crate::presigned::presigned_store!(SqliteStore, writer: writer, changes: revocation_changes);
 crate::scan_jobs::scan_job_store!(SqliteStore, writer: writer, reader: reader);
+crate::lifecycle::lifecycle_store!(SqliteStore, writer: writer);
 crate::custom_identifiers::custom_identifier_store!(SqliteStore, writer: writer, reader: reader);
 crate::findings::findings_store!(SqliteStore, writer: writer, reader: reader,
     claim: crate::findings::claim_scans_sql!(""), release_stale: true,
@@ -599,6 +600,12 @@ mod tests {
         async fn locked_versions_leave_the_store_only_when_their_lock_allows() {
             let (store, _dir) = open().await.unwrap();
             crate::versions::conformance::locked_versions_leave_the_store_only_when_their_lock_allows(store).await;
+        }
+
+        #[tokio::test]
+        async fn one_replica_holds_the_lease_and_another_resumes_its_pass() {
+            let (store, _dir) = open().await.unwrap();
+            crate::lifecycle::conformance::one_replica_holds_the_lease_and_another_resumes_its_pass(store).await;
         }
 
         async fn open() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {

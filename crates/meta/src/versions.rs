@@ -39,8 +39,15 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Deletes the current version of `marker`'s key as a versioned bucket does, in one
     /// transaction: the current version joins the history (or, when `state` is `Suspended` and
     /// it is the null version, is dropped), a suspended bucket drops the key's null version, and
-    /// `marker` (a record with no blob) becomes the latest entry.
-    async fn delete_with_marker(&self, marker: &ObjectRecord, state: Versioning) -> MetaResult<()>;
+    /// `marker` (a record with no blob) becomes the latest entry. With `only_if_current`, only
+    /// while the key's current version is that one (an internal id: lifecycle expiring what it
+    /// judged, not a version written since); returns whether the marker was made.
+    async fn delete_with_marker(
+        &self,
+        marker: &ObjectRecord,
+        state: Versioning,
+        only_if_current: Option<&str>,
+    ) -> MetaResult<bool>;
     /// Deletes one version (or delete marker) for good and returns it. When the key has no
     /// current version afterwards and its newest remaining entry is a version, that version
     /// becomes current again (S3: deleting the latest version or marker exposes the previous).
@@ -277,11 +284,25 @@ macro_rules! version_store {
                 &self,
                 marker: &$crate::ObjectRecord,
                 state: $crate::Versioning,
-            ) -> $crate::MetaResult<()> {
+                only_if_current: Option<&str>,
+            ) -> $crate::MetaResult<bool> {
                 let (bucket, key) = (marker.bucket.as_str(), marker.key.as_str());
                 let outcome = $crate::transaction!(self.$writer, |tx| {
                     if !$lock.is_empty() {
                         $crate::statements::bound!($lock, bucket, key).execute(&mut *tx).await?;
+                    }
+                    if let Some(expected) = only_if_current {
+                        let row = $crate::statements::bound!(
+                            "SELECT version_id FROM objects WHERE bucket = $1 AND key = $2",
+                            bucket,
+                            key
+                        )
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let current: Option<String> = row.map(|row| sqlx::Row::try_get(&row, 0)).transpose()?;
+                        if current.as_deref() != Some(expected) {
+                            return Ok(false);
+                        }
                     }
                     let enabled = state == $crate::Versioning::Enabled;
                     $crate::statements::bound!($crate::versions::KEEP_CURRENT, bucket, key, enabled)
@@ -311,7 +332,7 @@ macro_rules! version_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| $crate::foreign_key_means(e, $crate::MetaError::NoSuchBucket))?;
-                    Ok(())
+                    Ok(true)
                 });
                 // Even on an error: the change may have committed before the answer was lost.
                 ($changed)(self, bucket, key);
@@ -487,7 +508,7 @@ pub(crate) mod conformance {
         assert!(store.get_version("b", "k", "v-none").await.unwrap().is_none());
 
         // A delete leaves a marker on top; the bucket cannot be deleted while versions remain.
-        store.delete_with_marker(&marker("k", "m1", true), Versioning::Enabled).await.unwrap();
+        store.delete_with_marker(&marker("k", "m1", true), Versioning::Enabled, None).await.unwrap();
         assert!(store.get_object("b", "k").await.unwrap().is_none());
         let latest = store.latest_version("b", "k").await.unwrap().unwrap();
         assert!(latest.delete_marker && latest.record.version_id == "m1");
@@ -516,7 +537,7 @@ pub(crate) mod conformance {
         assert_eq!(released(&*store).await, ["x1", "x3"]);
         assert_eq!(history(&*store, "k").await, h(&[("null", false, true), ("v-x2", false, false)]));
         // A suspended delete drops the null version and leaves a null marker.
-        store.delete_with_marker(&marker("k", "m2", false), Versioning::Suspended).await.unwrap();
+        store.delete_with_marker(&marker("k", "m2", false), Versioning::Suspended, None).await.unwrap();
         assert_eq!(released(&*store).await, ["x1", "x3", "x4"]);
         assert_eq!(history(&*store, "k").await, h(&[("null", true, true), ("v-x2", false, false)]));
 
@@ -553,7 +574,7 @@ pub(crate) mod conformance {
             store.put_object(&versioned(&key, &old)).await.unwrap();
             store.put_object(&versioned(&key, &newer)).await.unwrap();
             let marker_id = format!("m{round}");
-            store.delete_with_marker(&marker(&key, &marker_id, true), Versioning::Enabled).await.unwrap();
+            store.delete_with_marker(&marker(&key, &marker_id, true), Versioning::Enabled, None).await.unwrap();
             // Undo the delete while the version it would restore is deleted for good.
             let newer_id = format!("v-{newer}");
             let (a, b) = tokio::join!(
@@ -571,7 +592,7 @@ pub(crate) mod conformance {
             // A write racing a delete: both happen, in one order or the other.
             let (write, delete) = (versioned(&key, &format!("q{round}")), marker(&key, &format!("n{round}"), true));
             let (written, deleted) =
-                tokio::join!(store.put_object(&write), store.delete_with_marker(&delete, Versioning::Enabled));
+                tokio::join!(store.put_object(&write), store.delete_with_marker(&delete, Versioning::Enabled, None));
             written.unwrap();
             deleted.unwrap();
             assert!(store.get_version("b", &key, &format!("v-q{round}")).await.unwrap().is_some(), "a write was lost");

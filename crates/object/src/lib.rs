@@ -5,6 +5,7 @@
 //! it. Every front end (the S3 API, share links) reads and writes objects through here.
 
 mod integrity;
+pub mod lifecycle;
 mod list;
 mod multipart;
 mod object_lock;

@@ -41,26 +41,16 @@ impl ObjectService {
             }
             return Ok(Deletion::default());
         };
-        let marker = ObjectRecord {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id: new_version_id(),
-            versioned: state == Versioning::Enabled,
-            blob_id: String::new(),
-            size: 0,
-            etag: String::new(),
-            last_modified: OffsetDateTime::now_utc(),
-            headers: Default::default(),
-            user_meta: Default::default(),
-            tags: Vec::new(),
-            parts_count: None,
-            part_sizes: Vec::new(),
-            scan: Default::default(),
-            lock: Default::default(),
-        };
-        self.versions.delete_with_marker(&marker, state).await?;
+        let marker = self.marker(bucket, key, state);
+        self.versions.delete_with_marker(&marker, state, None).await?;
         self.released();
         Ok(Deletion { version_id: Some(marker.s3_version_id().to_owned()), delete_marker: true })
+    }
+
+    /// A new delete marker for `bucket/key` in a bucket whose versioning is `state`.
+    pub(crate) fn marker(&self, bucket: &str, key: &str, state: Versioning) -> ObjectRecord {
+        let versioned = state == Versioning::Enabled;
+        ObjectRecord::delete_marker(bucket, key, new_version_id(), versioned, OffsetDateTime::now_utc())
     }
 
     /// Deletes one version (an id, or `null`) for good; deleting the latest makes the newest

@@ -16,9 +16,9 @@ use latchkey_policy::{Decision, Effect, RequestContext};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    DeleteObjectsInput, PutBucketCorsInput, PutBucketEncryptionInput, PutBucketLoggingInput, PutBucketPolicyInput,
-    PutBucketTaggingInput, PutObjectLegalHoldInput, PutObjectLockConfigurationInput, PutObjectRetentionInput,
-    PutObjectTaggingInput, PutPublicAccessBlockInput,
+    DeleteObjectsInput, PutBucketCorsInput, PutBucketEncryptionInput, PutBucketLifecycleConfigurationInput,
+    PutBucketLoggingInput, PutBucketPolicyInput, PutBucketTaggingInput, PutObjectLegalHoldInput,
+    PutObjectLockConfigurationInput, PutObjectRetentionInput, PutObjectTaggingInput, PutPublicAccessBlockInput,
 };
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
@@ -567,6 +567,13 @@ impl S3Access for Authorizer {
     }
 
     async fn put_bucket_encryption(&self, req: &mut S3Request<PutBucketEncryptionInput>) -> S3Result<()> {
+        content_md5::verify(&req.headers, &req.extensions)
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: &mut S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<()> {
         content_md5::verify(&req.headers, &req.extensions)
     }
 

@@ -4,7 +4,7 @@
 //! against the secrets [`KeyAuth`] looks up, routes to the [`S3`] trait and writes S3 XML. This
 //! crate supplies what the operations mean: [`S3Front`] delegates each one to the file of its
 //! family (`bucket`, `bucket_policy`, `public_access_block`, `bucket_tagging`, `object`, `list`,
-//! `multipart`, `tagging`, `object_lock`), and [`Authorizer`] decides who may call at all, from memory
+//! `multipart`, `tagging`, `object_lock`, `lifecycle`), and [`Authorizer`] decides who may call at all, from memory
 //! ([`BucketConfigs`] for bucket policies, public access blocks and bucket tags).
 
 mod attributes;
@@ -21,6 +21,7 @@ mod counted;
 mod envelope;
 mod error;
 pub mod json_api;
+mod lifecycle;
 mod list;
 pub mod logging;
 mod multipart;
@@ -197,6 +198,24 @@ impl S3 for S3Front {
         req: S3Request<GetBucketLoggingInput>,
     ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
         logging::get_bucket_logging(self, req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put_bucket_lifecycle_configuration(self, req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete_bucket_lifecycle(self, req).await
     }
     async fn put_bucket_encryption(
         &self,

@@ -43,6 +43,8 @@ pub fn action(operation: &str, version_id: bool) -> String {
         "PutBucketCors" | "DeleteBucketCors" => "s3:PutBucketCORS",
         "GetBucketCors" => "s3:GetBucketCORS",
         "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "s3:PutLifecycleConfiguration",
+        "GetBucketLifecycleConfiguration" => "s3:GetLifecycleConfiguration",
         "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration",
         "DeleteObjectTagging" => "s3:DeleteObjectTagging",
         other => return format!("s3:{other}"),

@@ -1,5 +1,6 @@
 //! Server settings: defaults, overridden by a TOML file, overridden by flags and environment.
 
+use latchkey_object::lifecycle::LifecycleSettings;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,10 @@ pub const DEFAULT_AUDIT_DIGEST_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_BUCKET_LOG_FLUSH_SECS: u64 = 60;
 /// The orphan sweep's grace period and interval: an hour.
 pub const DEFAULT_ORPHAN_SECS: u64 = 3600;
+
+/// Lifecycle passes: hourly, 1000 entries per batch.
+const DEFAULT_LIFECYCLE_INTERVAL_SECS: u64 = 3600;
+const DEFAULT_LIFECYCLE_BATCH: u32 = 1000;
 /// What the grace period may be: at least ten minutes, at most ten years.
 pub const ORPHAN_GRACE_SECS: std::ops::RangeInclusive<u64> = 600..=315_360_000;
 
@@ -119,6 +124,8 @@ pub struct ServerConfig {
     pub orphan_grace: Duration,
     /// `None`: the sweep is off (`orphan_sweep = false`).
     pub orphan_sweep_interval: Option<Duration>,
+    /// How the lifecycle worker runs (`latchkey-object`'s lifecycle).
+    pub lifecycle: LifecycleSettings,
     /// Open connections allowed, in all and per client address.
     pub connection_caps: ConnectionCaps,
     /// Networks admitted on every listener (`[networks]`), on top of each listener's own lists.
@@ -169,6 +176,10 @@ pub struct ConfigFile {
     pub orphan_sweep: Option<bool>,
     pub orphan_grace_secs: Option<u64>,
     pub orphan_sweep_interval_secs: Option<u64>,
+    pub lifecycle_interval_secs: Option<u64>,
+    pub lifecycle_batch: Option<u32>,
+    /// Lifecycle rules are judged as if it were this much later (tests, drills); never Object Lock.
+    pub lifecycle_clock_offset_secs: Option<u64>,
     /// `stderr` (default), `off`, or a file path.
     pub access_log: Option<String>,
     pub max_connections: Option<usize>,
@@ -352,6 +363,17 @@ impl ServerConfig {
             bail!("orphan_sweep_interval_secs must be at least 1 (orphan_sweep = false turns the sweep off)");
         }
         let orphan_sweep_interval = file.orphan_sweep.unwrap_or(true).then_some(orphan_sweep_interval);
+        let lifecycle = LifecycleSettings {
+            interval: Duration::from_secs(file.lifecycle_interval_secs.unwrap_or(DEFAULT_LIFECYCLE_INTERVAL_SECS)),
+            batch: file.lifecycle_batch.unwrap_or(DEFAULT_LIFECYCLE_BATCH),
+            clock_offset: Duration::from_secs(file.lifecycle_clock_offset_secs.unwrap_or(0)),
+        };
+        if lifecycle.interval.is_zero() {
+            bail!("lifecycle_interval_secs must be at least 1");
+        }
+        if !(1..=10_000).contains(&lifecycle.batch) {
+            bail!("lifecycle_batch must be between 1 and 10000");
+        }
         if audit_digest_interval.is_zero() {
             bail!("audit_digest_interval_secs must be at least 1");
         }
@@ -414,6 +436,7 @@ impl ServerConfig {
             bucket_log_flush,
             orphan_grace,
             orphan_sweep_interval,
+            lifecycle,
             connection_caps,
             networks: global_networks,
             access_log: match file.access_log.as_deref() {

@@ -41,10 +41,11 @@ use latchkey_discovery::Discovery;
 use latchkey_discovery::identifiers::EngineSource;
 use latchkey_identity::{Account, Identity, MasterKey, QueryApi};
 use latchkey_meta::{
-    AuditStore, BucketConfigStore, CustomIdentifierStore, FindingsStore, IdentityStore, MetaStore, PgStore,
-    PresignedStore, ScanJobStore, SqliteStore, VersionStore,
+    AuditStore, BucketConfigStore, CustomIdentifierStore, FindingsStore, IdentityStore, LifecycleStore, MetaStore,
+    PgStore, PresignedStore, ScanJobStore, SqliteStore, VersionStore,
 };
 use latchkey_object::ObjectService;
+use latchkey_object::lifecycle::LifecycleWorker;
 use latchkey_s3::presigned_api::PresignedApi;
 use latchkey_s3::revoked::Revocations;
 use latchkey_s3::{Authorizer, BucketConfigs, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
@@ -81,6 +82,7 @@ pub struct Server {
     meta: Arc<dyn MetaStore>,
     identity: Arc<Identity>,
     configs: Arc<BucketConfigs>,
+    lifecycle: LifecycleWorker,
     config: ServerConfig,
 }
 
@@ -103,6 +105,7 @@ impl Server {
             scan_jobs,
             custom_identifiers,
             versions,
+            lifecycle,
         } = open_meta(&config).await?;
         let blobs = BlobStore::open(&config.data_dir)
             .with_context(|| format!("cannot open blob storage in {}", config.data_dir.display()))?;
@@ -164,6 +167,7 @@ impl Server {
         };
         // Redirect-mode links send clients to URLs presigned with the root key.
         let signer = UrlSigner::new(&root.access_key_id, &root.secret_key, &config.region);
+        let lifecycle = LifecycleWorker::new(objects.clone(), config_store.clone(), lifecycle, config.lifecycle);
         let configs = BucketConfigs::open(config_store).await.context("cannot load bucket settings")?;
         let revocations = Revocations::open(presigned.clone(), config.max_presigned_expiry)
             .await
@@ -278,6 +282,7 @@ impl Server {
             meta,
             identity,
             configs,
+            lifecycle,
             config,
         })
     }
@@ -306,6 +311,7 @@ impl Server {
             let until = until_stopped.clone();
             async move { objects.run_collector(until()).await }
         });
+        let lifecycle = tokio::spawn(self.lifecycle.run(until_stopped()));
         if let Some(every) = self.config.orphan_sweep_interval {
             let (objects, until, grace) = (self.objects.clone(), until_stopped.clone(), self.config.orphan_grace);
             tokio::spawn(async move { objects.run_orphan_sweeper(grace, every, until()).await });
@@ -374,6 +380,8 @@ impl Server {
         }
         drop(stop_background);
         let _ = collector.await;
+        // Gives its lease up, so that a restart or another replica takes over at once.
+        let _ = lifecycle.await;
         let _ = sweeper.await;
         let _ = maintainer.await;
         let _ = config_maintainer.await;
@@ -426,6 +434,7 @@ struct Views {
     scan_jobs: Arc<dyn ScanJobStore>,
     custom_identifiers: Arc<dyn CustomIdentifierStore>,
     versions: Arc<dyn VersionStore>,
+    lifecycle: Arc<dyn LifecycleStore>,
 }
 
 fn views<S>(store: S) -> Views
@@ -438,7 +447,8 @@ where
         + FindingsStore
         + ScanJobStore
         + CustomIdentifierStore
-        + VersionStore,
+        + VersionStore
+        + LifecycleStore,
 {
     let store = Arc::new(store);
     Views {
@@ -450,7 +460,8 @@ where
         findings: store.clone(),
         scan_jobs: store.clone(),
         custom_identifiers: store.clone(),
-        versions: store,
+        versions: store.clone(),
+        lifecycle: store,
     }
 }
 
