@@ -264,3 +264,64 @@ def test_the_aws_cli_locks_and_cannot_delete(server, tmp_path):
     refused = aws("delete-object", "--bucket", bucket, "--key", "f", "--version-id", version,
                   "--bypass-governance-retention")
     assert refused.returncode != 0 and "AccessDenied" in refused.stderr
+
+
+def test_a_put_that_straddles_enabling_object_lock_commits_as_the_bucket_now_is(server, s3, bucket):
+    """A PUT decides what its version is at the commit, not when it starts: one begun while the
+    bucket was suspended and finished after versioning and Object Lock were enabled is a new
+    version with the bucket's default retention, and the retained null version stays."""
+    import http.client
+    import threading
+    import urllib.parse
+
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"N")
+    url = urllib.parse.urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"},
+                                                          ExpiresIn=600))
+    go, answer = threading.Event(), {}
+
+    def slow_put():
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        conn.putrequest("PUT", f"{url.path}?{url.query}", skip_accept_encoding=True)
+        conn.putheader("Content-Length", "2")
+        conn.endheaders()
+        conn.send(b"P")
+        go.wait()
+        conn.send(b"!")
+        response = conn.getresponse()
+        answer.update(status=response.status, version=response.getheader("x-amz-version-id"))
+        response.read()
+
+    writer = threading.Thread(target=slow_put)
+    writer.start()
+    time.sleep(0.5)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+    s3.put_object_retention(Bucket=bucket, Key="k", VersionId="null",
+                            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": now() + HOUR})
+    go.set()
+    writer.join()
+    assert answer["status"] == 200 and answer["version"] not in (None, "null"), answer
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId="null")["Body"].read() == b"N"
+    assert s3.get_object_retention(Bucket=bucket, Key="k", VersionId=answer["version"])["Retention"]["Mode"] == (
+        "COMPLIANCE")
+    assert refusal(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId="null")) == ("AccessDenied", 403)
+
+
+def test_lock_actions_on_a_version_are_judged_on_that_versions_tags(server, s3):
+    """A policy's tag conditions on the Object Lock actions read the version the request names."""
+    bucket = locked_bucket(s3)
+    tagged = s3.put_object(Bucket=bucket, Key="k", Body=b"1", Tagging="keep=yes", ObjectLockLegalHoldStatus="ON",
+                           ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=now() + HOUR)["VersionId"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"2")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Action": ["s3:PutObjectLegalHold", "s3:BypassGovernanceRetention"],
+        "Condition": {"StringEquals": {"s3:ExistingObjectTag/keep": "yes"}}}]}))
+    assert refusal(lambda: s3.put_object_legal_hold(Bucket=bucket, Key="k", VersionId=tagged,
+                                                    LegalHold={"Status": "OFF"}))[0] == "AccessDenied"
+    answer = s3.delete_objects(Bucket=bucket, BypassGovernanceRetention=True,
+                               Delete={"Objects": [{"Key": "k", "VersionId": tagged}]})
+    assert [e["Code"] for e in answer["Errors"]] == ["AccessDenied"]
+    assert s3.get_object_legal_hold(Bucket=bucket, Key="k", VersionId=tagged)["LegalHold"] == {"Status": "ON"}

@@ -65,7 +65,7 @@ pub use postgres::PgStore;
 pub use presigned::{PresignedStore, Revocation, RevocationSnapshot, Revoked};
 pub use scan_jobs::{ScanJob, ScanJobStatus, ScanJobStore};
 pub use sqlite::SqliteStore;
-pub use versions::VersionStore;
+pub use versions::{JudgedHistory, VersionStore};
 
 use async_trait::async_trait;
 
@@ -94,6 +94,10 @@ pub enum MetaError {
     NoSuchUpload,
     #[error("an object with this key exists")]
     ObjectExists,
+    /// A new version's versioning did not match its bucket's at the commit (versioning was
+    /// changed while it was written): refused, nothing written.
+    #[error("the bucket's versioning changed while the object was written")]
+    VersioningChanged,
     /// Object Lock refuses the change (the store's own check, or its triggers: `Store`).
     #[error("object lock: {0}")]
     ObjectLocked(LockRefusal),
@@ -142,6 +146,7 @@ impl MetaError {
             | Self::NoSuchUpload
             | Self::ObjectExists
             | Self::ObjectLocked(_)
+            | Self::VersioningChanged
             | Self::Encoding(_)
             | Self::Migration(_)
             | Self::Locked { .. }
@@ -153,6 +158,8 @@ impl MetaError {
 
 /// What the Object Lock triggers raise (migrations `0022_object_lock.sql` / `0019_object_lock.sql`).
 const LOCKED_BY_TRIGGER: &str = "latchkey: object version locked";
+/// What the write guard raises (migrations `0024_stale_writes.sql` / `0021_stale_writes.sql`).
+const VERSIONING_CHANGED: &str = "latchkey: versioning changed during the write";
 
 impl From<sqlx::Error> for MetaError {
     fn from(e: sqlx::Error) -> Self {
@@ -160,6 +167,7 @@ impl From<sqlx::Error> for MetaError {
             sqlx::Error::Database(db) if db.message().contains(LOCKED_BY_TRIGGER) => {
                 Self::ObjectLocked(LockRefusal::Store)
             }
+            sqlx::Error::Database(db) if db.message().contains(VERSIONING_CHANGED) => Self::VersioningChanged,
             _ => Self::Backend(e),
         }
     }

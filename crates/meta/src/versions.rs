@@ -53,12 +53,15 @@ pub trait VersionStore: Send + Sync + 'static {
     /// becomes current again (S3: deleting the latest version or marker exposes the previous).
     /// A version its lock protects (see [`ObjectLock::protects`]) is refused with
     /// `MetaError::ObjectLocked`, inside the transaction, so no lock change races the check.
+    /// With `judged`, only while the key's history is still what it was judged by (lifecycle:
+    /// a restore, write or delete since makes it `None`, nothing deleted).
     async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         version_id: &str,
         bypass_governance: bool,
+        judged: Option<&JudgedHistory>,
     ) -> MetaResult<Option<ObjectVersion>>;
     /// Replaces the tags of `record`'s version, current or not; `false` when it is gone.
     async fn set_version_tags(&self, record: &ObjectRecord, tags: &[crate::Tag]) -> MetaResult<bool>;
@@ -71,6 +74,15 @@ pub trait VersionStore: Send + Sync + 'static {
         range: KeyRange<'_>,
         within: Option<(&str, i64)>,
     ) -> MetaResult<Vec<ObjectVersion>>;
+}
+
+/// A key's history as a decision saw it: its newest entry and how many entries it had. Any
+/// write, delete, restore or version deletion since changes one or the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JudgedHistory {
+    /// The internal id of the key's newest entry.
+    pub latest: String,
+    pub entries: u64,
 }
 
 /// The columns a version has in both tables, in the order of the object inserts.
@@ -120,6 +132,9 @@ pub(crate) const GET_VERSION: &str = concat!(
 /// The newest entry of a key's history.
 pub(crate) const LATEST_VERSION: &str =
     concat!("SELECT *, true AS latest FROM (", history!(), ") h ORDER BY seq DESC LIMIT 1");
+
+/// The number of entries in a key's history (`$1` bucket, `$2` key).
+pub(crate) const COUNT_HISTORY: &str = concat!("SELECT COUNT(*) FROM (", history!(), ") h");
 
 /// Moves the current version of `$1/$2` into the history when it is versioned or `$3` (the
 /// bucket's versioning is enabled), at its own place if it has one.
@@ -345,10 +360,27 @@ macro_rules! version_store {
                 key: &str,
                 version_id: &str,
                 bypass_governance: bool,
+                judged: Option<&$crate::versions::JudgedHistory>,
             ) -> $crate::MetaResult<Option<$crate::ObjectVersion>> {
                 let outcome = $crate::transaction!(self.$writer, |tx| {
                     if !$lock.is_empty() {
                         $crate::statements::bound!($lock, bucket, key).execute(&mut *tx).await?;
+                    }
+                    if let Some(judged) = judged {
+                        let latest = $crate::statements::bound!($crate::versions::LATEST_VERSION, bucket, key)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let latest = latest.as_ref().map($crate::rows::version_from_row).transpose()?;
+                        let entries: i64 = sqlx::Row::try_get(
+                            &$crate::statements::bound!($crate::versions::COUNT_HISTORY, bucket, key)
+                                .fetch_one(&mut *tx)
+                                .await?,
+                            0,
+                        )?;
+                        let now = (latest.map(|v| v.record.version_id), $crate::rows::to_u64(entries));
+                        if now != (Some(judged.latest.clone()), judged.entries) {
+                            return Ok(None);
+                        }
                     }
                     let row = $crate::statements::bound!($crate::versions::GET_VERSION, bucket, key, version_id)
                         .fetch_optional(&mut *tx)
@@ -519,14 +551,14 @@ pub(crate) mod conformance {
         // Deleting the marker restores the newest version, at its own place in the history (a
         // listing resuming below the marker still finds it); deleting that one the next.
         let place = store.get_version("b", "k", "v-x3").await.unwrap().unwrap().seq;
-        assert!(store.delete_version("b", "k", "m1", false).await.unwrap().unwrap().delete_marker);
+        assert!(store.delete_version("b", "k", "m1", false, None).await.unwrap().unwrap().delete_marker);
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x3");
         let restored = store.get_version("b", "k", "v-x3").await.unwrap().unwrap();
         assert_eq!((restored.seq, restored.current, restored.latest), (place, true, true));
         let below = KeyRange { prefix: "k", after: None, from: None, limit: 10 };
         let resumed = store.list_versions("b", below, Some(("k", place + 1))).await.unwrap();
         assert_eq!(resumed[0].record.version_id, "v-x3");
-        store.delete_version("b", "k", "v-x3", false).await.unwrap().unwrap();
+        store.delete_version("b", "k", "v-x3", false, None).await.unwrap().unwrap();
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().blob_id, "x2");
         assert_eq!(released(&*store).await, ["x3"]);
         assert_eq!(history(&*store, "k").await, h(&[("v-x2", false, true), ("null", false, false)]));
@@ -541,7 +573,13 @@ pub(crate) mod conformance {
         assert_eq!(released(&*store).await, ["x1", "x3", "x4"]);
         assert_eq!(history(&*store, "k").await, h(&[("null", true, true), ("v-x2", false, false)]));
 
+        // A write is what the bucket's versioning says when it commits: a versioned write that
+        // began before the suspension is refused, and nothing changes.
+        assert!(matches!(store.put_object(&versioned("k", "x9")).await, Err(MetaError::VersioningChanged)));
+        assert_eq!(history(&*store, "k").await, h(&[("null", true, true), ("v-x2", false, false)]));
+
         // Pages resume inside a key's history.
+        store.set_versioning("b", Versioning::Enabled).await.unwrap();
         store.put_object(&versioned("j", "x5")).await.unwrap();
         let first =
             store.list_versions("b", KeyRange { prefix: "", after: None, from: None, limit: 2 }, None).await.unwrap();
@@ -560,6 +598,20 @@ pub(crate) mod conformance {
         let tags = [crate::Tag { key: "t".into(), value: "1".into() }];
         assert!(store.set_version_tags(&old, &tags).await.unwrap());
         assert_eq!(store.get_version("b", "k", "v-x2").await.unwrap().unwrap().record.tags, tags);
+
+        // A deletion judged on a history that has changed since deletes nothing; one judged on
+        // the history as it is goes ahead.
+        let range = KeyRange { prefix: "k", after: None, from: None, limit: 100 };
+        let listed = store.list_versions("b", range, None).await.unwrap();
+        let entries: Vec<_> = listed.iter().filter(|v| v.record.key == "k").collect();
+        let latest = store.latest_version("b", "k").await.unwrap().unwrap().record.version_id;
+        let stale = super::JudgedHistory { latest: latest.clone(), entries: entries.len() as u64 + 1 };
+        assert!(store.delete_version("b", "k", "v-x2", false, Some(&stale)).await.unwrap().is_none());
+        let other = super::JudgedHistory { latest: "v-gone".into(), entries: entries.len() as u64 };
+        assert!(store.delete_version("b", "k", "v-x2", false, Some(&other)).await.unwrap().is_none());
+        assert!(store.get_version("b", "k", "v-x2").await.unwrap().is_some());
+        let judged = super::JudgedHistory { latest, entries: entries.len() as u64 };
+        assert!(store.delete_version("b", "k", "v-x2", false, Some(&judged)).await.unwrap().is_some());
     }
 
     /// Deletes and writes of one key racing each other (two replicas on PostgreSQL would run them
@@ -578,8 +630,8 @@ pub(crate) mod conformance {
             // Undo the delete while the version it would restore is deleted for good.
             let newer_id = format!("v-{newer}");
             let (a, b) = tokio::join!(
-                store.delete_version("b", &key, &marker_id, false),
-                store.delete_version("b", &key, &newer_id, false)
+                store.delete_version("b", &key, &marker_id, false, None),
+                store.delete_version("b", &key, &newer_id, false, None)
             );
             a.unwrap();
             b.unwrap();
@@ -639,10 +691,10 @@ pub(crate) mod conformance {
             Err(MetaError::ObjectLocked(why)) => why,
             other => panic!("expected a refusal, got {other:?}"),
         };
-        assert_eq!(refused(store.delete_version("b", "k", "v-c1", true).await), LockRefusal::Compliance);
-        assert_eq!(refused(store.delete_version("b", "k", "v-g2", false).await), LockRefusal::Governance);
-        assert_eq!(refused(store.delete_version("b", "k", "v-h3", true).await), LockRefusal::LegalHold);
-        store.delete_version("b", "k", "v-g2", true).await.unwrap().expect("bypassed");
+        assert_eq!(refused(store.delete_version("b", "k", "v-c1", true, None).await), LockRefusal::Compliance);
+        assert_eq!(refused(store.delete_version("b", "k", "v-g2", false, None).await), LockRefusal::Governance);
+        assert_eq!(refused(store.delete_version("b", "k", "v-h3", true, None).await), LockRefusal::LegalHold);
+        store.delete_version("b", "k", "v-g2", true, None).await.unwrap().expect("bypassed");
 
         // The hold is lifted, then the version goes and the COMPLIANCE one is current again.
         let current = store.get_object("b", "k").await.unwrap().unwrap();
@@ -650,7 +702,7 @@ pub(crate) mod conformance {
             store.change_lock(&current, LockChange::LegalHold(false), OffsetDateTime::now_utc()).await.unwrap(),
             Some(crate::ObjectLock { retention: None, legal_hold: Some(false) })
         );
-        store.delete_version("b", "k", "v-h3", false).await.unwrap().unwrap();
+        store.delete_version("b", "k", "v-h3", false, None).await.unwrap().unwrap();
         let current = store.get_object("b", "k").await.unwrap().unwrap();
         assert_eq!(current.version_id, "v-c1");
 
@@ -665,20 +717,18 @@ pub(crate) mod conformance {
         store.change_lock(&current, extension, OffsetDateTime::now_utc()).await.unwrap().unwrap();
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().lock.retention, longer);
 
-        // The triggers: paths that do not check (an unversioned delete; a null version written
-        // over a null version under a hold, which keeps no copy) are refused by the store
-        // itself, and nothing changes.
+        // The triggers: a path that does not check (an unversioned delete) is refused by the
+        // store itself, and nothing changes; a null version (which would replace the key's null
+        // version, keeping no copy) cannot be written in a bucket whose versioning is enabled.
         assert!(matches!(store.delete_object("b", "k").await, Err(MetaError::ObjectLocked(LockRefusal::Store))));
         assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().version_id, "v-c1");
-        store.put_object(&ObjectRecord { lock: held, ..record("b", "n", "n4") }).await.unwrap();
-        let null_over = record("b", "n", "n5");
-        assert!(matches!(store.put_object(&null_over).await, Err(MetaError::ObjectLocked(LockRefusal::Store))));
-        assert_eq!(store.get_object("b", "n").await.unwrap().unwrap().version_id, "v-n4");
+        assert!(matches!(store.put_object(&record("b", "k", "n4")).await, Err(MetaError::VersioningChanged)));
+        assert_eq!(store.get_object("b", "k").await.unwrap().unwrap().version_id, "v-c1");
 
         // An expired retention protects nothing.
         store.put_object(&locked("e", "e5", retained(LockMode::Compliance, 300))).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        store.delete_version("b", "e", "v-e5", false).await.unwrap().unwrap();
+        store.delete_version("b", "e", "v-e5", false, None).await.unwrap().unwrap();
         assert_eq!(released(&*store).await, ["e5", "g2", "h3"]);
     }
 }

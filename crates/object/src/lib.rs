@@ -334,7 +334,9 @@ impl ObjectService {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let record = self.write_blob(bucket, key, body, limits, attrs).await?;
+        let requested = attrs.lock;
+        let mut record = self.write_blob(bucket, key, body, limits, attrs).await?;
+        self.settle_terms(&mut record, requested).await?;
         self.commit(record, Commit::Put).await
     }
 
@@ -356,7 +358,9 @@ impl ObjectService {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let record = self.write_blob(bucket, key, body, limits, attrs).await?;
+        let requested = attrs.lock;
+        let mut record = self.write_blob(bucket, key, body, limits, attrs).await?;
+        self.settle_terms(&mut record, requested).await?;
         match write(&record).await {
             Ok(true) => Ok(Some(record)),
             Ok(false) => {
@@ -400,6 +404,24 @@ impl ObjectService {
             scan: Default::default(),
             lock,
         })
+    }
+
+    /// Decides again, once the bytes are durable and just before the commit, what the new
+    /// version is (see [`ObjectService::new_version_terms`]): a write that straddled a change of
+    /// the bucket's versioning or Object Lock commits under the state it meets (the store refuses
+    /// one that still misses a change, `MetaError::VersioningChanged`). A refusal here deletes
+    /// the fresh blob.
+    pub(crate) async fn settle_terms(&self, record: &mut ObjectRecord, requested: ObjectLock) -> ObjectResult<()> {
+        match self.new_version_terms(&record.bucket, requested).await {
+            Ok((versioned, lock)) => {
+                (record.versioned, record.lock) = (versioned, lock);
+                Ok(())
+            }
+            Err(e) => {
+                self.blobs.delete(std::slice::from_ref(&record.blob_id)).await;
+                Err(e)
+            }
+        }
     }
 
     /// Copies exactly the version `source` (the record the caller checked its conditions

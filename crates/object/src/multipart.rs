@@ -150,9 +150,10 @@ impl ObjectService {
             md5s.update(hex::decode(&part.etag).map_err(|_| MultipartError::InvalidPart(part.part_number))?);
         }
         let blob_ids: Vec<String> = chosen.iter().map(|p| p.blob_id.clone()).collect();
+        // Refused before the parts are copied; decided again once they are.
         let (versioned, lock) = self.new_version_terms(bucket, upload.lock).await?;
         let blob = self.blobs.concat(&blob_ids).await?;
-        let record = ObjectRecord {
+        let mut record = ObjectRecord {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id: new_version_id(),
@@ -169,6 +170,7 @@ impl ObjectService {
             scan: Default::default(),
             lock,
         };
+        self.settle_terms(&mut record, upload.lock).await?;
         self.commit(record, Commit::CompleteUpload(upload_id)).await.map_err(no_such_upload)
     }
 }

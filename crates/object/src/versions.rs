@@ -64,7 +64,7 @@ impl ObjectService {
         version_id: &str,
         bypass_governance: bool,
     ) -> ObjectResult<Deletion> {
-        let deleted = self.versions.delete_version(bucket, key, version_id, bypass_governance).await;
+        let deleted = self.versions.delete_version(bucket, key, version_id, bypass_governance, None).await;
         let deleted = self.audit_lock_refusal(bucket, key, version_id, deleted.map_err(ObjectError::from)).await?;
         match deleted {
             Some(version) => {

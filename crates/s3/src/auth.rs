@@ -238,8 +238,17 @@ impl ObjectPermission {
     /// Whether `action` on `bucket/key` is allowed (with the bucket's policy and tags, and the
     /// object's tags where a policy reads them); a refusal is audited.
     pub async fn allows(&self, action: &str, bucket: &str, key: &str) -> bool {
+        self.allows_on(action, bucket, key, None).await
+    }
+
+    /// [`ObjectPermission::allows`] on one version of the object (`s3:versionid`, whose state
+    /// the conditions of an action on a version read); `None`: the request names none.
+    pub async fn allows_on(&self, action: &str, bucket: &str, key: &str, version_id: Option<&str>) -> bool {
         let checks = [(action.to_owned(), format!("arn:aws:s3:::{bucket}/{key}"))];
         let mut context = RequestContext::clone(&self.context);
+        if let Some(version_id) = version_id {
+            context.insert(VERSION_ID_KEY, version_id.to_owned());
+        }
         self.authorizer.judge(self.caller.as_ref(), &mut context, &checks, self.source_ip).await.is_ok()
     }
 

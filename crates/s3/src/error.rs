@@ -60,6 +60,10 @@ pub(crate) fn s3_error(e: ObjectError) -> S3Error {
         }
         // Which rule refused is in the audit trail (`object.locked`).
         ObjectError::Locked(_) => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
+        ObjectError::Meta(MetaError::VersioningChanged) => s3_error!(
+            OperationAborted,
+            "A conflicting conditional operation is currently in progress against this resource. Please try again."
+        ),
         ObjectError::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
         ObjectError::SourceChanged => {
             s3_error!(PreconditionFailed, "The copy source was replaced while it was being copied; try again.")

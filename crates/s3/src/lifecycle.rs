@@ -13,6 +13,9 @@ use crate::error::OrS3;
 /// S3 accepts up to 1000 rules per bucket.
 const MAX_RULES: usize = 1000;
 
+/// The longest period a rule may count, in days: 100 years, as Object Lock's longest retention.
+const MAX_DAYS: u32 = latchkey_meta::MAX_RETENTION_DAYS;
+
 /// The most newest noncurrent versions a rule may keep.
 const MAX_NEWER_VERSIONS: i32 = 100;
 
@@ -56,8 +59,8 @@ fn rule_of(rule: s3s::dto::LifecycleRule) -> S3Result<LifecycleRule> {
     let positive = |n: i32, what: &str| {
         u32::try_from(n)
             .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| s3_error!(InvalidArgument, "{what} must be a positive integer"))
+            .filter(|n| (1..=MAX_DAYS).contains(n))
+            .ok_or_else(|| s3_error!(InvalidArgument, "{what} must be a positive integer of at most {MAX_DAYS}"))
     };
     let (mut expiration, mut expired_object_delete_marker) = (None, false);
     if let Some(e) = rule.expiration {
@@ -78,10 +81,12 @@ fn rule_of(rule: s3s::dto::LifecycleRule) -> S3Result<LifecycleRule> {
             }
         }
     }
-    if expired_object_delete_marker && !filter.tags.is_empty() {
+    if expired_object_delete_marker
+        && (!filter.tags.is_empty() || filter.size_greater_than.is_some() || filter.size_less_than.is_some())
+    {
         return Err(s3_error!(
             InvalidArgument,
-            "ExpiredObjectDeleteMarker cannot be specified with a Tag or an And filter that has tags"
+            "ExpiredObjectDeleteMarker cannot be specified with tags or object sizes in the filter"
         ));
     }
     let noncurrent_expiration = rule
@@ -170,6 +175,11 @@ fn filter_of(filter: Option<LifecycleRuleFilter>, legacy_prefix: Option<String>)
             size_less_than: size(f.object_size_less_than)?,
         },
     };
+    let mut tag_keys: Vec<&str> = filter.tags.iter().map(|t| t.key.as_str()).collect();
+    tag_keys.sort_unstable();
+    if tag_keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(s3_error!(InvalidRequest, "Duplicate Tag Keys are not allowed."));
+    }
     if let (Some(above), Some(below)) = (filter.size_greater_than, filter.size_less_than)
         && above >= below
     {

@@ -209,8 +209,9 @@ pub(crate) async fn delete_objects(
             Some(_) => "s3:DeleteObjectVersion",
             None => "s3:DeleteObject",
         };
+        let version_id = object.version_id.as_deref();
         let allowed = match &permission {
-            Some(permission) => permission.allows(action, &input.bucket, &object.key).await,
+            Some(permission) => permission.allows_on(action, &input.bucket, &object.key, version_id).await,
             None => false,
         };
         if !allowed {
@@ -222,9 +223,10 @@ pub(crate) async fn delete_objects(
             });
             continue;
         }
-        let bypass = match (&permission, input.bypass_governance_retention, &object.version_id) {
-            (Some(permission), Some(true), Some(_)) => {
-                permission.allows("s3:BypassGovernanceRetention", &input.bucket, &object.key).await
+        let bypass = match (&permission, input.bypass_governance_retention, version_id) {
+            (Some(permission), Some(true), Some(version_id)) => {
+                let bypass = "s3:BypassGovernanceRetention";
+                permission.allows_on(bypass, &input.bucket, &object.key, Some(version_id)).await
             }
             _ => false,
         };

@@ -88,7 +88,8 @@ pub struct CopySourceCheck {
     pub version_id: Option<String>,
 }
 
-/// The actions on one version of an object, whose policy conditions read that version's state.
+/// The actions on one version of an object, whose policy conditions read that version's state
+/// (the Object Lock actions name a version with the same action as the current one).
 pub fn acts_on_version(action: &str) -> bool {
     matches!(
         action,
@@ -97,6 +98,11 @@ pub fn acts_on_version(action: &str) -> bool {
             | "s3:GetObjectVersionTagging"
             | "s3:PutObjectVersionTagging"
             | "s3:DeleteObjectVersionTagging"
+            | "s3:BypassGovernanceRetention"
+            | "s3:PutObjectRetention"
+            | "s3:GetObjectRetention"
+            | "s3:PutObjectLegalHold"
+            | "s3:GetObjectLegalHold"
     )
 }
 

@@ -371,6 +371,9 @@ impl ServerConfig {
         if lifecycle.interval.is_zero() {
             bail!("lifecycle_interval_secs must be at least 1");
         }
+        if lifecycle.clock_offset > Duration::from_secs(100 * 365 * 86_400) {
+            bail!("lifecycle_clock_offset_secs must be at most 100 years");
+        }
         if !(1..=10_000).contains(&lifecycle.batch) {
             bail!("lifecycle_batch must be between 1 and 10000");
         }

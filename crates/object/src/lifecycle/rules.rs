@@ -68,11 +68,17 @@ pub enum Action {
     DeleteVersion(String),
 }
 
-/// `written` plus `days`, rounded up to the next midnight UTC, as S3 counts lifecycle days.
-pub fn due_after(written: OffsetDateTime, days: u32) -> OffsetDateTime {
-    let later = written.to_offset(time::UtcOffset::UTC) + Duration::days(i64::from(days));
+/// `written` plus `days`, rounded up to the next midnight UTC, as S3 counts lifecycle days;
+/// `None` (never) past the last representable date.
+pub fn due_after(written: OffsetDateTime, days: u32) -> Option<OffsetDateTime> {
+    let later = written.to_offset(time::UtcOffset::UTC).checked_add(Duration::days(i64::from(days)))?;
     let midnight = later.replace_time(Time::MIDNIGHT);
-    if midnight == later { midnight } else { midnight + Duration::days(1) }
+    if midnight == later { Some(midnight) } else { midnight.checked_add(Duration::days(1)) }
+}
+
+/// Whether something written at `written` is `days` old at `now` (lifecycle's count).
+fn aged(written: OffsetDateTime, days: u32, now: OffsetDateTime) -> bool {
+    due_after(written, days).is_some_and(|due| due <= now)
 }
 
 impl RuleFilter {
@@ -103,15 +109,22 @@ impl LifecycleConfiguration {
         for rule in self.rules.iter().filter(|r| r.enabled) {
             if let Some(noncurrent) = rule.noncurrent_expiration {
                 let keep = noncurrent.newer_noncurrent_versions.unwrap_or(0) as usize;
-                // Each noncurrent version stopped being current when the entry above it was made.
-                let noncurrent_versions = history.windows(2).filter(|pair| !pair[1].delete_marker && !pair[1].current);
-                for (newer, [above, version]) in noncurrent_versions.map(|pair| [&pair[0], &pair[1]]).enumerate() {
-                    if newer >= keep
-                        && rule.filter.matches(version)
-                        && due_after(above.record.last_modified, noncurrent.days) <= now
-                    {
-                        actions.push(Action::DeleteVersion(version.record.version_id.clone()));
+                // Each noncurrent entry stopped being current when the entry above it was made.
+                // Noncurrent delete markers go too, without counting among the versions kept.
+                let mut newer_versions = 0;
+                for pair in history.windows(2).filter(|pair| !pair[1].current) {
+                    let (above, entry) = (&pair[0], &pair[1]);
+                    let due = aged(above.record.last_modified, noncurrent.days, now);
+                    if entry.delete_marker {
+                        if due && rule.filter.judges_markers() && entry.record.key.starts_with(&rule.filter.prefix) {
+                            actions.push(Action::DeleteVersion(entry.record.version_id.clone()));
+                        }
+                        continue;
                     }
+                    if newer_versions >= keep && due && rule.filter.matches(entry) {
+                        actions.push(Action::DeleteVersion(entry.record.version_id.clone()));
+                    }
+                    newer_versions += 1;
                 }
             }
             if rule.expired_object_delete_marker
@@ -127,10 +140,10 @@ impl LifecycleConfiguration {
                 && rule.filter.matches(latest)
             {
                 let due = match expiration {
-                    Expiration::Days(days) => due_after(latest.record.last_modified, days),
-                    Expiration::Date(date) => date,
+                    Expiration::Days(days) => aged(latest.record.last_modified, days, now),
+                    Expiration::Date(date) => date <= now,
                 };
-                if due <= now {
+                if due {
                     actions.push(Action::ExpireCurrent);
                 }
             }
@@ -144,7 +157,7 @@ impl LifecycleConfiguration {
     pub fn abort_due(&self, key: &str, initiated: OffsetDateTime, now: OffsetDateTime) -> bool {
         self.rules.iter().filter(|r| r.enabled).any(|rule| {
             rule.abort_incomplete_upload_days
-                .is_some_and(|days| key.starts_with(&rule.filter.prefix) && due_after(initiated, days) <= now)
+                .is_some_and(|days| key.starts_with(&rule.filter.prefix) && aged(initiated, days, now))
         })
     }
 }
@@ -184,8 +197,9 @@ mod tests {
     #[test]
     fn days_count_to_the_next_midnight_utc() {
         let noon = day(10) + Duration::hours(12);
-        assert_eq!(due_after(noon, 1), day(12));
-        assert_eq!(due_after(day(10), 1), day(11));
+        assert_eq!(due_after(noon, 1), Some(day(12)));
+        assert_eq!(due_after(day(10), 1), Some(day(11)));
+        assert_eq!(due_after(day(10), u32::MAX), None, "past the last date: never");
     }
 
     #[test]
@@ -222,7 +236,7 @@ mod tests {
 
     #[test]
     fn noncurrent_versions_expire_counted_from_when_they_were_replaced_keeping_the_newest() {
-        // v3 (current, day 20), v2 (replaced day 20), marker m (day 10), v1 (replaced day 10).
+        // Newest first: v3 (current, written day 20), v2 (day 5), marker m (day 10), v1 (day 1).
         let history = [
             entry("k", "v3", day(20), true, false),
             entry("k", "v2", day(5), false, false),
@@ -235,14 +249,20 @@ mod tests {
                 ..rule(Default::default())
             })
         };
-        assert_eq!(rule(None).due(&history, day(14)), []);
-        assert_eq!(rule(None).due(&history, day(15)), [Action::DeleteVersion("v1".into())]);
+        // m stopped being current when v2 was written (day 5), v1 when m was (day 10), v2 when
+        // v3 was (day 20); with 5 days, they are due on days 10, 15 and 25.
+        assert_eq!(rule(None).due(&history, day(14)), [Action::DeleteVersion("m".into())]);
+        assert_eq!(
+            rule(None).due(&history, day(15)),
+            [Action::DeleteVersion("m".into()), Action::DeleteVersion("v1".into())]
+        );
         assert_eq!(
             rule(None).due(&history, day(25)),
-            [Action::DeleteVersion("v2".into()), Action::DeleteVersion("v1".into())]
+            [Action::DeleteVersion("v2".into()), Action::DeleteVersion("m".into()), Action::DeleteVersion("v1".into())]
         );
-        assert_eq!(rule(Some(1)).due(&history, day(25)), [Action::DeleteVersion("v1".into())]);
-        assert_eq!(rule(Some(2)).due(&history, day(99)), []);
+        let kept_one = [Action::DeleteVersion("m".into()), Action::DeleteVersion("v1".into())];
+        assert_eq!(rule(Some(1)).due(&history, day(25)), kept_one, "markers do not count among those kept");
+        assert_eq!(rule(Some(2)).due(&history, day(99)), [Action::DeleteVersion("m".into())]);
     }
 
     #[test]

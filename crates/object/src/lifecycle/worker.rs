@@ -7,10 +7,11 @@
 //! version Object Lock protects is skipped (and the store would refuse it anyway), and an
 //! expiration applies only to the version the rules judged, never to one written since.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_meta::{BucketConfigStore, KeyRange, LifecycleCursor, LifecycleStore, ObjectVersion};
+use latchkey_meta::{BucketConfigStore, JudgedHistory, KeyRange, LifecycleCursor, LifecycleStore, ObjectVersion};
 use time::OffsetDateTime;
 
 use super::rules::{Action, LifecycleConfiguration};
@@ -28,9 +29,10 @@ pub struct LifecycleSettings {
     pub clock_offset: Duration,
 }
 
-/// How long a lease lasts without renewal; each batch renews it. A replica that dies is taken
-/// over this long after its last batch.
+/// How long a lease lasts without renewal. It is renewed after each batch and, within one, every
+/// `RENEW_EVERY`; a replica that dies is taken over this long after its last renewal.
 const LEASE: time::Duration = time::Duration::seconds(15);
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +44,15 @@ pub struct PassReport {
     pub aborted_uploads: u64,
     /// Due, but kept by Object Lock.
     pub kept_by_lock: u64,
+}
+
+/// A pass in progress.
+struct Pass {
+    /// Announces changes to any bucket's settings (its rules may have changed).
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// When the lease was last renewed.
+    renewed: std::time::Instant,
+    report: PassReport,
 }
 
 pub struct LifecycleWorker {
@@ -93,23 +104,20 @@ impl LifecycleWorker {
     }
 
     /// One pass, if this process gets the lease (`None` otherwise), from where the last stopped.
+    /// A bucket whose pass fails is logged and left for the next pass; the others go on.
     pub async fn pass(&self) -> ObjectResult<Option<PassReport>> {
         let now = OffsetDateTime::now_utc();
         let Some(mut cursor) = self.leases.claim_lifecycle(&self.holder, now, now + LEASE).await? else {
             return Ok(None);
         };
-        let mut report = PassReport::default();
-        let snapshot = self.configs.load_bucket_configs().await?;
-        let mut buckets: Vec<(String, LifecycleConfiguration)> = Vec::new();
-        for (bucket, config) in snapshot.configs {
-            match config.lifecycle.as_deref().map(serde_json::from_str::<LifecycleConfiguration>) {
-                Some(Ok(rules)) => buckets.push((bucket, rules)),
-                Some(Err(e)) => tracing::error!(bucket, error = %e, "unreadable lifecycle configuration; skipped"),
-                None => {}
-            }
-        }
-        buckets.sort_by(|a, b| a.0.cmp(&b.0));
-        for (bucket, rules) in &buckets {
+        let mut pass = Pass {
+            changes: self.configs.config_changes(),
+            renewed: std::time::Instant::now(),
+            report: PassReport::default(),
+        };
+        pass.changes.borrow_and_update();
+        let buckets = self.rules().await?;
+        for bucket in buckets.keys() {
             let after = match cursor.take() {
                 Some(c) if &c.bucket > bucket => {
                     cursor = Some(c);
@@ -118,40 +126,90 @@ impl LifecycleWorker {
                 Some(c) if &c.bucket == bucket => Some(c.key),
                 _ => None,
             };
-            if !self.pass_bucket(bucket, rules, after, &mut report).await? {
-                return Ok(Some(report));
+            match self.pass_bucket(bucket, buckets[bucket].clone(), after, &mut pass).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Some(pass.report)),
+                Err(e) => {
+                    tracing::warn!(bucket, error = %e, "the lifecycle pass over a bucket failed; it is retried next pass")
+                }
             }
         }
         self.leases.advance_lifecycle(&self.holder, None, OffsetDateTime::now_utc() + LEASE).await?;
-        Ok(Some(report))
+        Ok(Some(pass.report))
+    }
+
+    /// Every bucket's lifecycle rules, as stored now.
+    async fn rules(&self) -> ObjectResult<BTreeMap<String, LifecycleConfiguration>> {
+        let snapshot = self.configs.load_bucket_configs().await?;
+        let mut buckets = BTreeMap::new();
+        for (bucket, config) in snapshot.configs {
+            match config.lifecycle.as_deref().map(serde_json::from_str::<LifecycleConfiguration>) {
+                Some(Ok(rules)) => {
+                    buckets.insert(bucket, rules);
+                }
+                Some(Err(e)) => tracing::error!(bucket, error = %e, "unreadable lifecycle configuration; skipped"),
+                None => {}
+            }
+        }
+        Ok(buckets)
     }
 
     /// The keys of `bucket` after `after`, batch by batch, then its uploads; `false` when the
-    /// lease was lost meanwhile (another replica goes on).
+    /// lease was lost meanwhile (another replica goes on). Rules changed meanwhile (on any
+    /// replica) apply from the next batch; a bucket whose rules are gone is left.
     async fn pass_bucket(
         &self,
         bucket: &str,
-        rules: &LifecycleConfiguration,
+        mut rules: LifecycleConfiguration,
         mut after: Option<String>,
-        report: &mut PassReport,
+        pass: &mut Pass,
     ) -> ObjectResult<bool> {
         loop {
+            if pass.changes.has_changed().unwrap_or(false) {
+                pass.changes.borrow_and_update();
+                match self.rules().await?.remove(bucket) {
+                    Some(now) => rules = now,
+                    None => return Ok(true),
+                }
+            }
             let histories = self.histories(bucket, after.as_deref()).await?;
             let Some(last) = histories.last().and_then(|h| h.first()).map(|v| v.record.key.clone()) else { break };
-            let judged_at = OffsetDateTime::now_utc() + self.settings.clock_offset;
+            let judged_at = self.judged_at();
             for history in &histories {
+                let mut judged =
+                    JudgedHistory { latest: history[0].record.version_id.clone(), entries: history.len() as u64 };
                 for action in rules.due(history, judged_at) {
-                    self.apply(bucket, history, action, report).await?;
+                    self.apply(bucket, history, &mut judged, action, &mut pass.report).await?;
+                }
+                // A long batch keeps the lease: renewed at the last key done before this one.
+                if pass.renewed.elapsed() >= RENEW_EVERY {
+                    let done =
+                        after.as_ref().map(|key| LifecycleCursor { bucket: bucket.to_owned(), key: key.clone() });
+                    if !self.renew(done.as_ref(), pass).await? {
+                        return Ok(false);
+                    }
                 }
             }
             let cursor = LifecycleCursor { bucket: bucket.to_owned(), key: last.clone() };
-            if !self.leases.advance_lifecycle(&self.holder, Some(&cursor), OffsetDateTime::now_utc() + LEASE).await? {
+            if !self.renew(Some(&cursor), pass).await? {
                 return Ok(false);
             }
             after = Some(last);
         }
-        self.abort_uploads(bucket, rules, report).await?;
+        self.abort_uploads(bucket, &rules, &mut pass.report).await?;
         Ok(true)
+    }
+
+    /// The time rules are judged at: now, plus the clock offset (bounded by the configuration).
+    fn judged_at(&self) -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc();
+        now.checked_add(self.settings.clock_offset.try_into().unwrap_or(time::Duration::ZERO)).unwrap_or(now)
+    }
+
+    /// Records `cursor` and renews the lease; `false` when it was lost.
+    async fn renew(&self, cursor: Option<&LifecycleCursor>, pass: &mut Pass) -> ObjectResult<bool> {
+        pass.renewed = std::time::Instant::now();
+        Ok(self.leases.advance_lifecycle(&self.holder, cursor, OffsetDateTime::now_utc() + LEASE).await?)
     }
 
     /// The whole histories of the next keys after `after`: about `batch` entries, more when one
@@ -192,53 +250,53 @@ impl LifecycleWorker {
         Ok(histories)
     }
 
+    /// Applies one action to a key as `judged` saw its history, and only while it still is (a
+    /// restore, write or delete since makes it a no-op until the next pass judges again).
     async fn apply(
         &self,
         bucket: &str,
         history: &[ObjectVersion],
+        judged: &mut JudgedHistory,
         action: Action,
         report: &mut PassReport,
     ) -> ObjectResult<()> {
         let key = &history[0].record.key;
         let now = OffsetDateTime::now_utc();
-        match action {
-            Action::ExpireCurrent => {
-                let current = &history[0].record;
-                let expired = match self.objects.bucket(bucket).await?.versioning {
-                    Some(state) => {
-                        let marker = self.objects.marker(bucket, key, state);
-                        let only = Some(current.version_id.as_str());
-                        self.objects.versions.delete_with_marker(&marker, state, only).await?
-                    }
-                    _ if current.lock.protects(now, false).is_some() => {
-                        report.kept_by_lock += 1;
-                        false
-                    }
-                    // Exactly the version judged: one written since stays.
-                    _ => self.objects.versions.delete_version(bucket, key, &current.version_id, false).await?.is_some(),
-                };
-                if expired {
-                    report.expired += 1;
-                    self.objects.released();
-                }
-            }
+        let target = match &action {
+            Action::ExpireCurrent => &history[0],
             Action::DeleteVersion(version_id) => {
-                let Some(version) = history.iter().find(|v| v.record.version_id == version_id) else { return Ok(()) };
-                if version.record.lock.protects(now, false).is_some() {
-                    report.kept_by_lock += 1;
-                    return Ok(());
-                }
-                match self.objects.versions.delete_version(bucket, key, &version_id, false).await {
-                    Ok(Some(_)) => {
-                        report.deleted += 1;
-                        self.objects.released();
-                    }
-                    Ok(None) => {}
-                    // Locked since it was read: kept, as it should be.
-                    Err(latchkey_meta::MetaError::ObjectLocked(_)) => report.kept_by_lock += 1,
-                    Err(e) => return Err(e.into()),
-                }
+                let Some(version) = history.iter().find(|v| &v.record.version_id == version_id) else { return Ok(()) };
+                version
             }
+        };
+        if let (Action::ExpireCurrent, Some(state)) = (&action, self.objects.bucket(bucket).await?.versioning) {
+            // A delete marker on top, only while the version judged is still current.
+            let marker = self.objects.marker(bucket, key, state);
+            let only = Some(target.record.version_id.as_str());
+            if self.objects.versions.delete_with_marker(&marker, state, only).await? {
+                report.expired += 1;
+                self.objects.released();
+            }
+            return Ok(());
+        }
+        if target.record.lock.protects(now, false).is_some() {
+            report.kept_by_lock += 1;
+            return Ok(());
+        }
+        let id = &target.record.version_id;
+        match self.objects.versions.delete_version(bucket, key, id, false, Some(judged)).await {
+            Ok(Some(_)) => {
+                match action {
+                    Action::ExpireCurrent => report.expired += 1,
+                    Action::DeleteVersion(_) => report.deleted += 1,
+                }
+                judged.entries -= 1;
+                self.objects.released();
+            }
+            Ok(None) => {}
+            // Locked since it was read: kept, as it should be.
+            Err(latchkey_meta::MetaError::ObjectLocked(_)) => report.kept_by_lock += 1,
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }
@@ -252,7 +310,7 @@ impl LifecycleWorker {
         if rules.rules.iter().all(|r| r.abort_incomplete_upload_days.is_none()) {
             return Ok(());
         }
-        let judged_at = OffsetDateTime::now_utc() + self.settings.clock_offset;
+        let judged_at = self.judged_at();
         let mut marker: Option<(String, String)> = None;
         loop {
             let range = KeyRange {
