@@ -325,3 +325,18 @@ def test_lock_actions_on_a_version_are_judged_on_that_versions_tags(server, s3):
                                Delete={"Objects": [{"Key": "k", "VersionId": tagged}]})
     assert [e["Code"] for e in answer["Errors"]] == ["AccessDenied"]
     assert s3.get_object_legal_hold(Bucket=bucket, Key="k", VersionId=tagged)["LegalHold"] == {"Status": "ON"}
+
+
+def test_a_bucket_policy_caps_the_retention_a_write_asks_for(server, s3):
+    """AWS's way to cap retention: a Deny on `s3:object-lock-remaining-retention-days`."""
+    bucket = locked_bucket(s3)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:PutObjectRetention", "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"NumericGreaterThan": {"s3:object-lock-remaining-retention-days": "30"}}}]}))
+    ten_years = now() + datetime.timedelta(days=3650)
+    assert refusal(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockMode="COMPLIANCE",
+                                         ObjectLockRetainUntilDate=ten_years))[0] == "AccessDenied"
+    assert versions(s3, bucket, "k") == []
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockMode="COMPLIANCE",
+                  ObjectLockRetainUntilDate=now() + datetime.timedelta(days=10))
+    assert len(versions(s3, bucket, "k")) == 1

@@ -88,6 +88,32 @@ pub struct CopySourceCheck {
     pub version_id: Option<String>,
 }
 
+/// `s3:object-lock-mode`, `s3:object-lock-retain-until-date`,
+/// `s3:object-lock-remaining-retention-days` (whole days left, rounded up) and
+/// `s3:object-lock-legal-hold` of a request that asks for them.
+fn insert_requested_lock(
+    context: &mut RequestContext,
+    mode: Option<&str>,
+    until: Option<&str>,
+    legal_hold: Option<&str>,
+    now: OffsetDateTime,
+) {
+    if let Some(mode) = mode {
+        context.insert("s3:object-lock-mode", mode);
+    }
+    if let Some(until) = until {
+        context.insert("s3:object-lock-retain-until-date", until);
+        let parsed = OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339);
+        if let Ok(until) = parsed {
+            let seconds = (until - now).whole_seconds().max(0);
+            context.insert("s3:object-lock-remaining-retention-days", ((seconds + 86_399) / 86_400).to_string());
+        }
+    }
+    if let Some(legal_hold) = legal_hold {
+        context.insert("s3:object-lock-legal-hold", legal_hold);
+    }
+}
+
 /// The actions on one version of an object, whose policy conditions read that version's state
 /// (the Object Lock actions name a version with the same action as the current one).
 pub fn acts_on_version(action: &str) -> bool {
@@ -167,6 +193,17 @@ pub fn s3_context(
     }
     if let Some(sse) = header("x-amz-server-side-encryption") {
         context.insert("s3:x-amz-server-side-encryption", sse);
+    }
+    // The Object Lock a write asks for in its headers (PutObjectRetention and
+    // PutObjectLegalHold carry theirs in the body: not yet in the context).
+    if matches!(cx.s3_op().name(), "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+        insert_requested_lock(
+            &mut context,
+            header("x-amz-object-lock-mode"),
+            header("x-amz-object-lock-retain-until-date"),
+            header("x-amz-object-lock-legal-hold"),
+            now,
+        );
     }
     if let Some(client) = client {
         client.insert_keys(&mut context);
