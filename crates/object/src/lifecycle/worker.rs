@@ -227,9 +227,9 @@ impl LifecycleWorker {
             loop {
                 let range = KeyRange { prefix: &key, after: None, from: None, limit: batch };
                 let more = self.objects.versions.list_versions(bucket, range, Some((&key, seq))).await?;
-                let full = more.len() == batch as usize;
+                // A page short of `batch` (the history ended, or the next key began) is the last.
                 let rest: Vec<ObjectVersion> = more.into_iter().take_while(|v| v.record.key == key).collect();
-                let done = !full || rest.len() < batch as usize;
+                let done = rest.len() < batch as usize;
                 match rest.last() {
                     Some(v) => seq = v.seq,
                     None => break,
@@ -269,7 +269,10 @@ impl LifecycleWorker {
                 version
             }
         };
-        if let (Action::ExpireCurrent, Some(state)) = (&action, self.objects.bucket(bucket).await?.versioning) {
+        // Only an expiration needs the bucket's versioning (one read, not one per deletion).
+        if matches!(action, Action::ExpireCurrent)
+            && let Some(state) = self.objects.bucket(bucket).await?.versioning
+        {
             // A delete marker on top, only while the version judged is still current.
             let marker = self.objects.marker(bucket, key, state);
             let only = Some(target.record.version_id.as_str());
