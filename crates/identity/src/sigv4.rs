@@ -255,16 +255,27 @@ pub fn verify(
     let canonical = canonical_request(method, uri, headers, body, &signed.signed_headers)?;
     let scope = format!("{scope_day}/{}/{}/{TERMINATOR}", signed.region, signed.service);
     let string_to_sign = format!("{ALGORITHM}\n{request_date}\n{scope}\n{}", hex::encode(Sha256::digest(&canonical)));
-    let mut key = hmac(Zeroizing::new(format!("AWS4{secret}")).as_bytes(), scope_day.as_bytes());
-    for part in [signed.region.as_str(), signed.service.as_str(), TERMINATOR] {
-        key = hmac(&key, part.as_bytes());
-    }
+    let key = signing_key(secret, &scope_day, &signed.region, &signed.service);
     let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     if bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes())) {
         Ok(())
     } else {
         Err(QueryAuthError::SignatureDoesNotMatch)
     }
+}
+
+/// SigV4's signing key for a scope: `secret` under the day (`YYYYMMDD`), region and service.
+pub fn signing_key(secret: &str, scope_day: &str, region: &str, service: &str) -> Vec<u8> {
+    let mut key = hmac(Zeroizing::new(format!("AWS4{secret}")).as_bytes(), scope_day.as_bytes());
+    for part in [region, service, TERMINATOR] {
+        key = hmac(&key, part.as_bytes());
+    }
+    key
+}
+
+/// The hex HMAC-SHA256 of `data` under a SigV4 signing key.
+pub fn sign(key: &[u8], data: &[u8]) -> String {
+    hex::encode(hmac(key, data))
 }
 
 /// The canonical request, as bytes: header values are hashed as sent, whatever their encoding.

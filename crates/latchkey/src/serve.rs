@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// the request's Host header]
     #[arg(long, env = "LATCHKEY_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// Serve virtual-hosted-style requests: `BUCKET.DOMAIN` names the bucket (path style always
+    /// works too). A comma-separated list for several, e.g. s3.example.test
+    #[arg(long, env = "LATCHKEY_DOMAIN", value_name = "DOMAIN")]
+    domain: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. SIGHUP reads
     /// both files again without dropping connections
     #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -51,7 +55,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// TOML file with any of: data_dir, listen, meta_url, meta_max_connections (PostgreSQL,
-    /// default 32), region, public_url, shutdown_grace_secs, max_share_expiry_secs (default
+    /// default 32), region, public_url, domain, shutdown_grace_secs, max_share_expiry_secs (default
     /// 604800), share_resume_grace_secs (600, at most 86400), share_resume_overlap_bytes
     /// (1048576), share_retention_secs (86400), audit_retention_secs (7776000),
     /// audit_unknown_tokens_flush_secs (60), max_presigned_expiry_secs (604800, SigV4 and SigV2
@@ -86,6 +90,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         meta_url: args.meta_url,
         region: args.region,
         public_url: args.public_url,
+        domain: args.domain,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
     };

@@ -41,7 +41,7 @@ impl KeyAuth {
 }
 
 /// The S3 error for refused credentials, worded as AWS words them.
-fn refused(refusal: Refusal) -> S3Error {
+pub(crate) fn refused(refusal: Refusal) -> S3Error {
     match refusal {
         Refusal::UnknownKey => {
             s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
@@ -143,6 +143,10 @@ impl Authorizer {
         configs: Arc<BucketConfigs>,
     ) -> Self {
         Self { identity, meta, versions, presigned, revocations, configs }
+    }
+
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
     }
 }
 
@@ -416,7 +420,7 @@ impl Authorizer {
 
     /// Decides each (action, resource) of a request in turn (`decision`); the first refusal is
     /// audited and answered `AccessDenied`.
-    async fn judge(
+    pub(crate) async fn judge(
         &self,
         caller: Option<&Caller>,
         context: &mut RequestContext,

@@ -40,24 +40,26 @@ enum Signing<'a> {
 
 impl SigningRules {
     /// Refuses what the envelope alone says is not acceptable; s3s then verifies the signature.
-    /// `admits_anonymous(bucket)`: whether the bucket's policy may allow an unsigned request.
+    /// `bucket`: the bucket the request names (its path-style path's first segment or its
+    /// virtual host); `admits_anonymous(bucket)`: whether the bucket's policy may allow an
+    /// unsigned request.
     pub fn check(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
+        bucket: Option<&str>,
         now: OffsetDateTime,
         admits_anonymous: &dyn Fn(&str) -> bool,
     ) -> S3Result<()> {
         match signing(uri, headers) {
             Signing::Anonymous
-                if (method == Method::GET || method == Method::HEAD)
-                    && path_bucket(uri).is_some_and(admits_anonymous) =>
+                if (method == Method::GET || method == Method::HEAD) && bucket.is_some_and(admits_anonymous) =>
             {
                 Ok(())
             }
-            // A POST form carries its signature in the body, which is not read before an
-            // authenticated request; PostObject is not served, so it is refused unread too.
+            // (PostObject forms carry their signature in the body: the router hands them to
+            // `post_object` before this check.)
             Signing::Anonymous => Err(s3_error!(AccessDenied, "Access Denied")),
             Signing::V4Header { credential } => self.check_scope(
                 credential,
@@ -168,13 +170,6 @@ fn header_credential(authorization: &str) -> Option<&str> {
     rest.strip_prefix("Credential=")?.split(',').next()
 }
 
-/// The bucket of a path-style request, as written (a bucket name has nothing to decode; an
-/// encoded one names no bucket with a policy, so it is refused).
-fn path_bucket(uri: &Uri) -> Option<&str> {
-    let bucket = uri.path().strip_prefix('/')?.split('/').next()?;
-    (!bucket.is_empty()).then_some(bucket)
-}
-
 /// The region and service of a SigV4 credential `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
 fn scope(credential: &str) -> Option<(&str, &str)> {
     let mut parts = credential.rsplitn(5, '/');
@@ -238,7 +233,7 @@ mod tests {
         }
         let uri: Uri = uri.parse().unwrap();
         rules
-            .check(method, &uri, &map, now, public)
+            .check(method, &uri, &map, crate::addressing::path_bucket(uri.path()), now, public)
             .map_err(|e| format!("{}: {}", e.code().as_str(), e.message().unwrap_or("")))
     }
 

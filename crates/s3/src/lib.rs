@@ -7,6 +7,7 @@
 //! `multipart`, `tagging`, `object_lock`, `lifecycle`), and [`Authorizer`] decides who may call at all, from memory
 //! ([`BucketConfigs`] for bucket policies, public access blocks and bucket tags).
 
+pub mod addressing;
 mod attributes;
 mod auth;
 mod bucket;
@@ -28,6 +29,7 @@ mod multipart;
 mod object;
 mod object_lock;
 mod policy_request;
+pub mod post_object;
 pub mod presigned_api;
 mod public_access_block;
 pub mod query;

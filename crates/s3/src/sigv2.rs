@@ -74,7 +74,9 @@ impl SigV2Verifier {
 
     /// `Ok` for a request that is not SigV2-signed or whose SigV2 signature is right;
     /// `SignatureDoesNotMatch` otherwise.
-    pub async fn verify(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> S3Result<()> {
+    /// `path`: the request's path, path style (SigV2 signs the bucket of a virtual-hosted
+    /// request as the path's first segment).
+    pub async fn verify(&self, method: &Method, uri: &Uri, path: &str, headers: &HeaderMap) -> S3Result<()> {
         // Most requests are SigV4: tell them apart before copying the query (names are decoded,
         // as s3s decodes them: `Sig%6Eature` is a SigV2 signature too).
         let v2_query = uri.query().is_some_and(|q| crate::query::has(q, "Signature"));
@@ -85,7 +87,7 @@ impl SigV2Verifier {
         let query = decoded_query(uri);
         let Some(claim) = claim(&query, headers) else { return Ok(()) };
         let secret = self.auth.get_secret_key(&claim.access_key).await?;
-        let string_to_sign = string_to_sign(method, uri.path(), &query, headers, &claim.date_line);
+        let string_to_sign = string_to_sign(method, path, &query, headers, &claim.date_line);
         let mut mac = Hmac::<Sha1>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
         mac.update(string_to_sign.as_bytes());
         let expected = STANDARD.encode(mac.finalize().into_bytes());
@@ -272,7 +274,7 @@ mod tests {
                 headers.insert(header::AUTHORIZATION, auth.parse().unwrap());
             }
             let verifier = &verifier;
-            async move { verifier.verify(&Method::GET, &uri, &headers).await.is_err() }
+            async move { verifier.verify(&Method::GET, &uri, uri.path(), &headers).await.is_err() }
         };
         assert!(refused("/b/k?AWSAccessKeyId=AK&Expires=1&Signature=x", None).await);
         assert!(refused("/b/k?AWSAccessKeyId=AK&Expires=1&Sig%6Eature=x", None).await);

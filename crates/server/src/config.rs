@@ -12,6 +12,7 @@ use latchkey_audit::alarm::AlarmRule;
 use latchkey_audit::webhook::{Target, Webhook};
 use latchkey_discovery::DiscoveryConfig;
 use latchkey_s3::MAX_PRESIGNED_EXPIRY_SECS;
+use latchkey_s3::addressing::Domains;
 use latchkey_scan::{AllowList, CustomIdentifier, ScanConfig};
 use serde::Deserialize;
 
@@ -92,6 +93,9 @@ pub struct ServerConfig {
     /// `https://files.example.com`. `None`: the address of the listener the request came on;
     /// never the request's Host header.
     pub public_url: Option<String>,
+    /// The domains whose subdomains name buckets (`photos.s3.example.test`); `None`: path-style
+    /// addressing only (which works with them too).
+    pub domains: Option<Domains>,
     /// The longest lifetime a presigned URL may claim, SigV4 `X-Amz-Expires` and SigV2 `Expires`
     /// alike.
     pub max_presigned_expiry: Duration,
@@ -159,6 +163,7 @@ pub struct ConfigFile {
     pub share_resume_overlap_bytes: Option<u64>,
     pub share_retention_secs: Option<u64>,
     pub public_url: Option<String>,
+    pub domain: Option<String>,
     pub max_presigned_expiry_secs: Option<u64>,
     pub sigv2: Option<bool>,
     pub block_public_access: Option<bool>,
@@ -286,6 +291,7 @@ pub struct Overrides {
     pub meta_url: Option<String>,
     pub region: Option<String>,
     pub public_url: Option<String>,
+    pub domain: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -298,6 +304,8 @@ impl ServerConfig {
             bail!("meta_max_connections must be at least 1");
         }
         let public_url = cli.public_url.or(file.public_url).map(|url| parse_public_url(&url)).transpose()?;
+        let domains =
+            cli.domain.or(file.domain).map(|list| Domains::parse(&list)).transpose().map_err(anyhow::Error::msg)?;
         let max_presigned_expiry = file.max_presigned_expiry_secs.unwrap_or(MAX_PRESIGNED_EXPIRY_SECS);
         if !(1..=MAX_PRESIGNED_EXPIRY_SECS).contains(&max_presigned_expiry) {
             bail!(
@@ -423,6 +431,7 @@ impl ServerConfig {
             share_resume_overlap_bytes: file.share_resume_overlap_bytes.unwrap_or(DEFAULT_SHARE_RESUME_OVERLAP),
             share_retention: Duration::from_secs(file.share_retention_secs.unwrap_or(24 * 3600)),
             public_url,
+            domains,
             max_presigned_expiry: Duration::from_secs(max_presigned_expiry),
             sigv2: file.sigv2.unwrap_or(true),
             block_public_access: file.block_public_access.unwrap_or(true),

@@ -7,13 +7,9 @@
 
 use http::{HeaderMap, Method, Response, StatusCode};
 use latchkey_s3::BucketConfigs;
+use latchkey_s3::addressing::path_bucket;
 use latchkey_s3::cors::{self, Preflight};
 use s3s::{Body, S3Error, S3ErrorCode};
-
-/// The bucket a path-style request names.
-fn bucket_of(path: &str) -> Option<&str> {
-    path.strip_prefix('/')?.split('/').next().filter(|b| !b.is_empty())
-}
 
 /// Whether a request is a CORS preflight (an `OPTIONS` request naming an origin).
 pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
@@ -36,7 +32,7 @@ pub fn preflight(path: &str, headers: &HeaderMap, configs: &BucketConfigs) -> Re
     let requested: Vec<&str> = text(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
         .map(|list| list.split(',').map(str::trim).filter(|h| !h.is_empty()).collect())
         .unwrap_or_default();
-    let rules = bucket_of(path).map(|bucket| configs.get(bucket));
+    let rules = path_bucket(path).map(|bucket| configs.get(bucket));
     let matched = rules.as_ref().and_then(|r| r.cors()).and_then(|r| cors::matching(r, origin, method, &requested));
     let Some(rule) = matched else {
         let mut e = S3Error::with_message(
@@ -55,22 +51,9 @@ pub fn preflight(path: &str, headers: &HeaderMap, configs: &BucketConfigs) -> Re
 /// Adds the `Access-Control-*` headers of the rule that admits an actual request from its
 /// `Origin`, if any.
 pub fn decorate(method: &Method, path: &str, origin: Option<&str>, resp: &mut Response<Body>, configs: &BucketConfigs) {
-    let (Some(origin), Some(bucket)) = (origin, bucket_of(path)) else { return };
+    let (Some(origin), Some(bucket)) = (origin, path_bucket(path)) else { return };
     let rules = configs.get(bucket);
     if let Some(rule) = rules.cors().and_then(|rules| cors::matching(rules, origin, method.as_str(), &[])) {
         resp.headers_mut().extend(rule.headers(origin, None));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bucket_of;
-
-    #[test]
-    fn the_bucket_is_the_first_segment_of_a_path_style_request() {
-        assert_eq!(bucket_of("/photos/a/b.jpg"), Some("photos"));
-        assert_eq!(bucket_of("/photos"), Some("photos"));
-        assert_eq!(bucket_of("//photos/x"), None);
-        assert_eq!(bucket_of("/"), None);
     }
 }

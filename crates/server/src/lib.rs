@@ -46,6 +46,7 @@ use latchkey_meta::{
 };
 use latchkey_object::ObjectService;
 use latchkey_object::lifecycle::LifecycleWorker;
+use latchkey_s3::post_object::PostUploads;
 use latchkey_s3::presigned_api::PresignedApi;
 use latchkey_s3::revoked::Revocations;
 use latchkey_s3::{Authorizer, BucketConfigs, BucketNames, KeyAuth, S3Front, SigV2Verifier, SigningRules};
@@ -195,6 +196,9 @@ impl Server {
         s3.set_auth(keys.clone());
         s3.set_access(authorizer.clone());
         s3.set_validation(BucketNames);
+        if let Some(domains) = &config.domains {
+            s3.set_host(domains.clone());
+        }
         s3.set_route(signed_api::SignedApis {
             apis: vec![
                 Box::new(SharesApi::new(shares.clone())),
@@ -247,8 +251,16 @@ impl Server {
                 audit_public_key,
             ),
             QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
-            signing,
-            SigV2Verifier::new(keys),
+            router::Envelope {
+                signing,
+                sigv2: SigV2Verifier::new(keys),
+                post_uploads: PostUploads::new(
+                    objects.clone(),
+                    authorizer.clone(),
+                    config.region.clone(),
+                    config.sigv2,
+                ),
+            },
             configs.clone(),
             router::Guard {
                 hsts_max_age_secs: config.hsts_max_age_secs,
@@ -263,6 +275,7 @@ impl Server {
                     identity.account().root_arn(),
                 )),
                 bucket_log: bucket_log.clone(),
+                domains: config.domains.clone(),
             },
         );
         Ok(Self {
@@ -408,8 +421,8 @@ async fn purge_expired_presigned(store: Arc<dyn PresignedStore>, stopped: impl F
     }
 }
 
-/// s3s's limits for what it buffers. PostObject forms never reach s3s (the router refuses them
-/// unread), so their limit is S3's own form-field limit rather than s3s's 5 GiB default.
+/// s3s's limits for what it buffers. PostObject forms never reach s3s (the router hands them to
+/// `PostUploads`, which streams them), so their limit is a small one rather than s3s's 5 GiB.
 fn s3_config() -> S3Config {
     let mut config = S3Config::default();
     config.post_object_max_file_size = 1024 * 1024;

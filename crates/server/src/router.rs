@@ -21,6 +21,8 @@ use axum::routing::get;
 use http::{HeaderValue, Request, Response, StatusCode};
 use latchkey_identity::{ClientConnection, Identity, QueryApi, RequestNote};
 use latchkey_meta::{MetaError, MetaStore};
+use latchkey_s3::addressing::{self, Domains, VirtualHosted};
+use latchkey_s3::post_object::{PostRequest, PostUploads};
 use latchkey_s3::{BucketConfigs, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
@@ -110,6 +112,7 @@ pub struct Dispatch {
     query: QueryApi,
     signing: SigningRules,
     sigv2: SigV2Verifier,
+    post_uploads: PostUploads,
     /// Which buckets' policies may admit unsigned requests.
     configs: Arc<BucketConfigs>,
     request_ids: RequestIds,
@@ -128,11 +131,23 @@ pub struct Dispatch {
     security_events: Arc<SecurityEvents>,
     /// Server access logs delivered into buckets.
     bucket_log: Arc<BucketLog>,
+    /// The domains whose subdomains name buckets (virtual-hosted style), if any.
+    domains: Option<Domains>,
+}
+
+/// What judges a request to the S3 front before s3s reads it: the signature envelope's rules,
+/// SigV2 verified in constant time, and PostObject's form uploads, which s3s would read into
+/// memory whole.
+pub struct Envelope {
+    pub signing: SigningRules,
+    pub sigv2: SigV2Verifier,
+    pub post_uploads: PostUploads,
 }
 
 /// What guards every request before it is routed: whose forwarding headers are believed, the
-/// networks admitted, the rate limits, how long a request body may stall, and the HSTS age of
-/// answers over TLS (0: none).
+/// networks admitted, the rate limits, how long a request body may stall, the HSTS age of
+/// answers over TLS (0: none), and the domains whose subdomains name buckets, which every check
+/// reads requests through.
 pub struct Guard {
     pub hsts_max_age_secs: u64,
     pub trusted_proxies: TrustedProxies,
@@ -143,6 +158,7 @@ pub struct Guard {
     pub access_log: Option<Arc<dyn AccessSink>>,
     pub security_events: Arc<SecurityEvents>,
     pub bucket_log: Arc<BucketLog>,
+    pub domains: Option<Domains>,
 }
 
 /// What a connection tells every request on it.
@@ -190,11 +206,11 @@ impl Dispatch {
         s3: S3Service,
         routes: Router,
         query: QueryApi,
-        signing: SigningRules,
-        sigv2: SigV2Verifier,
+        envelope: Envelope,
         configs: Arc<BucketConfigs>,
         guard: Guard,
     ) -> Self {
+        let Envelope { signing, sigv2, post_uploads } = envelope;
         let Guard {
             hsts_max_age_secs,
             trusted_proxies,
@@ -205,6 +221,7 @@ impl Dispatch {
             access_log,
             security_events,
             bucket_log,
+            domains,
         } = guard;
         let hsts = (hsts_max_age_secs > 0)
             .then(|| HeaderValue::try_from(format!("max-age={hsts_max_age_secs}")).expect("digits are a header value"));
@@ -215,6 +232,7 @@ impl Dispatch {
             query,
             signing,
             sigv2,
+            post_uploads,
             configs,
             request_ids,
             hsts,
@@ -226,6 +244,7 @@ impl Dispatch {
             access_log,
             security_events,
             bucket_log,
+            domains,
         }
     }
 
@@ -252,7 +271,12 @@ impl Dispatch {
         req.extensions_mut().insert(conn.public_base.clone());
         req.extensions_mut().insert(client);
         req.extensions_mut().insert(note.clone());
-        let path = req.uri().path().to_owned();
+        // Every check before s3s reads the request path style, whichever way it is addressed.
+        let host_bucket = self.domains.as_ref().and_then(|d| d.bucket_of_request(req.headers(), req.uri()));
+        let path = addressing::path_style(host_bucket.as_deref(), req.uri().path()).into_owned();
+        if host_bucket.is_some() {
+            req.extensions_mut().insert(VirtualHosted);
+        }
         let surface = Surface::of(&path);
         if let Some(operation) = own_operation(&path) {
             note.operation(operation);
@@ -304,9 +328,9 @@ impl Dispatch {
                 let mut resp = if surface == Surface::S3 && cors::is_preflight(req.method(), req.headers()) {
                     note.operation("CorsPreflight");
                     cors::preflight(&path, req.headers(), &self.configs)
-                } else if QueryApi::accepts(req.method(), req.uri(), req.headers()) {
+                } else if host_bucket.is_none() && QueryApi::accepts(req.method(), req.uri(), req.headers()) {
                     self.query_api(req, client, &request_id, &tally).await
-                } else if path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
+                } else if host_bucket.is_none() && path.starts_with(RESERVED_PREFIX) && !is_signed_api(&path) {
                     let resp = self
                         .routes
                         .clone()
@@ -315,7 +339,7 @@ impl Dispatch {
                         .unwrap_or_else(|e| match e {});
                     resp.map(Body::http_body_unsync)
                 } else {
-                    self.s3(req).await
+                    self.s3(req, &path).await
                 };
                 // s3s turns a body error in what it reads whole (XML) into InternalError.
                 if tally.timed_out() && resp.status().is_server_error() {
@@ -476,24 +500,21 @@ impl Dispatch {
     }
 
     /// The S3 front (and the signed API): the envelope first, so that nothing of a request that
-    /// cannot be authenticated is read; then s3s.
-    async fn s3(&self, mut req: Request<RequestBody>) -> Response<Body> {
+    /// cannot be authenticated is read; then s3s. `path`: the request's path, path style.
+    async fn s3(&self, mut req: Request<RequestBody>, path: &str) -> Response<Body> {
+        if is_post_form(&req) {
+            return self.post_object(req, path).await;
+        }
         let admits_anonymous = |bucket: &str| self.configs.get(bucket).admits_anonymous();
         let now = time::OffsetDateTime::now_utc();
-        if let Err(e) = self.signing.check(req.method(), req.uri(), req.headers(), now, &admits_anonymous) {
+        let bucket = addressing::path_bucket(path);
+        if let Err(e) = self.signing.check(req.method(), req.uri(), req.headers(), bucket, now, &admits_anonymous) {
             return s3_error_response(e);
         }
-        if let Err(e) = self.sigv2.verify(req.method(), req.uri(), req.headers()).await {
+        if let Err(e) = self.sigv2.verify(req.method(), req.uri(), path, req.headers()).await {
             return s3_error_response(e);
         }
-        if is_post_form(&req) {
-            // s3s would read the whole form into memory to find its signature.
-            return s3_error_response(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "POST uploads (PostObject) are not supported; upload with PUT or a share upload link.",
-            ));
-        }
-        if let Some(e) = s3_wire::missing_length(&req) {
+        if let Some(e) = s3_wire::missing_length(&req, path) {
             return s3_error_response(e);
         }
         s3_wire::ignore_unusable_range(&mut req);
@@ -508,6 +529,33 @@ impl Dispatch {
                 s3_error_response(S3Error::new(S3ErrorCode::InternalError))
             }
         }
+    }
+}
+
+impl Dispatch {
+    /// A form upload to a bucket (PostObject): its signature is in the form, which
+    /// `PostUploads` reads as it streams it; a form to an object's path is not an operation.
+    async fn post_object(&self, req: Request<RequestBody>, path: &str) -> Response<Body> {
+        let bucket = match path.strip_prefix('/').map(|rest| rest.strip_suffix('/').unwrap_or(rest)) {
+            Some(bucket) if !bucket.is_empty() && !bucket.contains('/') => bucket,
+            _ => {
+                return s3_error_response(S3Error::with_message(
+                    S3ErrorCode::MethodNotAllowed,
+                    "A POST form upload is sent to its bucket, with the key in the form.",
+                ));
+            }
+        };
+        let (parts, body) = req.into_parts();
+        let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let upload = PostRequest {
+            bucket,
+            content_type: header(http::header::CONTENT_TYPE).unwrap_or_default(),
+            body: Box::pin(http_body_util::BodyDataStream::new(body)),
+            client: parts.extensions.get::<ClientConnection>().copied(),
+            user_agent: header(http::header::USER_AGENT),
+            note: parts.extensions.get::<Arc<RequestNote>>().map(Arc::as_ref),
+        };
+        self.post_uploads.handle(upload).await.unwrap_or_else(s3_error_response)
     }
 }
 

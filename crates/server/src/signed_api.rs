@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, Uri};
 use latchkey_identity::{ClientConnection, Identity};
 use latchkey_meta::MetaStore;
+use latchkey_s3::addressing::VirtualHosted;
 use latchkey_s3::json_api;
 use latchkey_s3::revoked::Revocations;
 use s3s::route::S3Route;
@@ -43,6 +44,10 @@ impl SignedApis {
 #[async_trait::async_trait]
 impl S3Route for SignedApis {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, extensions: &mut http::Extensions) -> bool {
+        // Under a bucket's host, `/-/...` is one of its keys.
+        if extensions.get::<VirtualHosted>().is_some() {
+            return false;
+        }
         match self.apis.iter().position(|api| api.is_match(method, uri, headers, extensions)) {
             Some(index) => {
                 extensions.insert(Matched(index));
