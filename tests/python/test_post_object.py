@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import time
 import uuid
 
@@ -15,7 +16,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from conftest import REGION, audit_rows
+from conftest import BIN, REGION, audit_rows
 from test_identity import client, new_user
 
 
@@ -206,3 +207,59 @@ def test_refused_forms_are_audited_with_their_principal(server, s3, bucket):
     assert len(denied) == 1, denied
     assert denied[0]["principal"].endswith(f":user/{name}")
     assert denied[0]["reason"].startswith(f"s3:PutObject on arn:aws:s3:::{bucket}/{key}")
+
+
+def test_what_could_not_be_served_is_not_stored(server, s3, bucket):
+    conditions = [["starts-with", "$Content-Type", ""], ["starts-with", "$x-amz-meta-a b", ""],
+                  ["starts-with", "$x-amz-meta-note", ""], ["starts-with", "$success_action_redirect", ""]]
+    form = s3.generate_presigned_post(bucket, "odd", Conditions=conditions, ExpiresIn=300)
+    for field in ({"Content-Type": "text/html\r\nX-Evil: 1"}, {"x-amz-meta-note": "a\x01b"},
+                  {"x-amz-meta-a b": "v"}, {"success_action_redirect": "https://app.example/\r\nX-Evil: 1"}):
+        resp = post(form, data=field)
+        assert resp.status_code == 400 and code(resp) == "InvalidArgument", (field, resp.text)
+    assert absent(s3, bucket, "odd")
+    # Non-ASCII metadata is stored and served as AWS serves it.
+    resp = post(form, data={"x-amz-meta-note": "café"})
+    assert resp.status_code == 204, resp.text
+    assert s3.head_object(Bucket=bucket, Key="odd")["Metadata"]["note"] in ("café", "=?UTF-8?B?Y2Fmw6k=?=")
+
+
+def test_every_length_range_holds_and_a_policy_lives_no_longer_than_a_presigned_url(server, s3, bucket):
+    form = s3.generate_presigned_post(bucket, "ranged", ExpiresIn=300,
+                                      Conditions=[["content-length-range", 0, 100], ["content-length-range", 0, 3]])
+    resp = post(form, files={"file": ("f", b"x" * 50)})
+    assert resp.status_code == 400 and code(resp) == "EntityTooLarge"
+    assert post(form, files={"file": ("f", b"xyz")}).status_code == 204
+    # Eight days: longer than max_presigned_expiry_secs (seven days) allows.
+    resp = post(s3.generate_presigned_post(bucket, "long-lived", ExpiresIn=8 * 86400))
+    assert resp.status_code == 403 and "at most 604800 seconds" in resp.text
+    assert absent(s3, bucket, "long-lived")
+
+
+def test_a_revoked_signer_s_forms_are_refused_and_logged_as_forms(server, s3, bucket, tmp_path):
+    name, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+    form = signer(server, key_id, secret).generate_presigned_post(bucket, "revoked/${filename}", ExpiresIn=600)
+    deadline = time.monotonic() + 10
+    while (resp := post(form)).status_code != 204:
+        assert time.monotonic() < deadline, resp.text
+        time.sleep(0.2)
+    line = next(json.loads(text) for text in reversed(server.log_text().splitlines())
+                if text.startswith("{") and '"PostObject"' in text and key_id in text)
+    assert (line["auth"], line["access_key_id"], line["key"]) == ("form", key_id, "revoked/report.txt")
+    assert line["principal"].endswith(f":user/{name}")
+
+    time.sleep(1.1)  # --before is to the second; the form was signed before it
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = subprocess.run([BIN, "presign", "revoke", "--signed-by", key_id, "--before", before,
+                          "--endpoint-url", server.endpoint], env=server.cli_env(tmp_path / "home"),
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    resp = post(form, files={"file": ("again.txt", b"after revocation")})
+    assert resp.status_code == 403 and code(resp) == "AccessDenied"
+    assert absent(s3, bucket, "revoked/again.txt")
+    refusals = [row for row in audit_rows(server, "presigned.denied") if f"POST /{bucket} (form)" in (row["reason"] or "")]
+    assert len(refusals) == 1 and key_id in refusals[0]["reason"]
+    # A form signed after the revocation works.
+    fresh = signer(server, key_id, secret).generate_presigned_post(bucket, "revoked/${filename}", ExpiresIn=600)
+    assert post(fresh, files={"file": ("fresh.txt", b"new")}).status_code == 204

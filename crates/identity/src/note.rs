@@ -18,6 +18,9 @@ pub struct Noted {
     pub key: Option<String>,
     /// The ARN of the authenticated principal.
     pub principal: Option<String>,
+    /// The access key id a POST form (PostObject) was signed with: its credentials are in its
+    /// body, where the router does not look.
+    pub form_signer: Option<String>,
 }
 
 impl RequestNote {
@@ -39,6 +42,10 @@ impl RequestNote {
 
     pub fn principal(&self, arn: &str) {
         self.with(|n| n.principal = Some(arn.to_owned()));
+    }
+
+    pub fn form_signer(&self, access_key_id: &str) {
+        self.with(|n| n.form_signer = Some(access_key_id.to_owned()));
     }
 
     /// What was noted, leaving the note empty.

@@ -121,6 +121,14 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// Sessions kept in memory at most; beyond, the cache starts over.
 const CACHED_SESSIONS: usize = 16 * 1024;
 
+/// Codes a device takes per [`MFA_WINDOW`]. A six-digit code has a million values and three are
+/// valid at any moment (the step either side), so without a limit a caller holding the user's
+/// keys could find one at request speed. Each code checked takes an attempt first, atomically in
+/// the store (concurrent guesses cannot all slip through, on any replica); a right code gives
+/// its attempt back. When none is left, no code is taken, not even the right one.
+const MFA_ATTEMPTS: i64 = 5;
+const MFA_WINDOW: Duration = Duration::from_secs(300);
+
 pub struct Identity {
     store: Arc<dyn IdentityStore>,
     master: MasterKey,
@@ -172,6 +180,52 @@ impl Identity {
 
     pub fn master(&self) -> &MasterKey {
         &self.master
+    }
+
+    /// Whether `code` is right now for the MFA device `serial` enabled for the IAM user
+    /// `user_name`; a right code's time step is spent, so the same code is refused the second
+    /// time, on every replica. Attempts are limited ([`MFA_ATTEMPTS`]).
+    pub async fn check_mfa(
+        &self,
+        user_name: Option<&str>,
+        serial: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, MetaError> {
+        let store = self.store();
+        let Some(device) = store.get_mfa_device(serial).await? else { return Ok(false) };
+        let owner_matches = match (user_name, device.user_name.as_deref()) {
+            (Some(user), Some(owner)) => user.eq_ignore_ascii_case(owner),
+            _ => false,
+        };
+        if !owner_matches || !store.reserve_mfa_attempt(&device.serial, now, MFA_WINDOW, MFA_ATTEMPTS).await? {
+            return Ok(false);
+        }
+        let Ok(seed) = self.master.open(Purpose::MfaSeed, &device.serial, &device.seed_sealed) else {
+            return Ok(false);
+        };
+        let last = u64::try_from(device.last_step).ok();
+        let unix = now.unix_timestamp().max(0) as u64;
+        let step = crate::mfa::verify(&seed, code, unix, last).ok().and_then(|s| i64::try_from(s).ok());
+        let spent = match step {
+            Some(step) => store.spend_mfa_step(&device.serial, step).await?,
+            None => false,
+        };
+        if spent {
+            store.refund_mfa_attempt(&device.serial).await?;
+        }
+        Ok(spent)
+    }
+
+    /// The IAM user whose MFA devices a caller may use: a user, or a user's own session.
+    pub fn mfa_user(caller: &Caller) -> Option<&str> {
+        match caller {
+            Caller::User { policies, .. } => policies.principal.arn.rsplit('/').next(),
+            Caller::Session { session, policies, .. } if session.body.kind == SessionKind::User => {
+                policies.principal.arn.rsplit('/').next()
+            }
+            _ => None,
+        }
     }
 
     pub fn directory(&self) -> Arc<Directory> {

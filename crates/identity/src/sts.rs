@@ -208,16 +208,8 @@ async fn store_session(
     Ok((id, secret, token, expires))
 }
 
-/// Codes a device takes per [`MFA_WINDOW`]. A six-digit code has a million values and three are
-/// valid at any moment (the step either side), so without a limit a caller holding the user's
-/// keys could find one at request speed. Each code checked takes an attempt first, atomically in
-/// the store (concurrent guesses cannot all slip through, on any replica); a right code gives
-/// its attempt back. When none is left, no code is taken, not even the right one.
-const MFA_ATTEMPTS: i64 = 5;
-const MFA_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// Checks a TOTP code against the caller's enabled device and spends its time step, so the same
-/// code is refused the second time, on every replica. Attempts are limited (`MFA_ATTEMPTS`).
+/// Checks a TOTP code against the caller's enabled device and spends its time step
+/// (`Identity::check_mfa`).
 async fn check_mfa(
     call: &Call<'_>,
     user_name: Option<&str>,
@@ -225,33 +217,12 @@ async fn check_mfa(
     code: &str,
     now: OffsetDateTime,
 ) -> Result<OffsetDateTime, QueryError> {
-    let invalid = || QueryError::access_denied("MultiFactorAuthentication failed with invalid MFA one time pass code.");
-    let store = call.identity.store();
-    let device = store.get_mfa_device(serial).await.map_err(internal)?.ok_or_else(invalid)?;
-    let owner_matches = match (user_name, device.user_name.as_deref()) {
-        (Some(user), Some(owner)) => user.eq_ignore_ascii_case(owner),
-        _ => false,
-    };
-    if !owner_matches {
-        return Err(invalid());
+    match call.identity.check_mfa(user_name, serial, code, now).await.map_err(internal)? {
+        true => Ok(now),
+        false => {
+            Err(QueryError::access_denied("MultiFactorAuthentication failed with invalid MFA one time pass code."))
+        }
     }
-    if !store.reserve_mfa_attempt(&device.serial, now, MFA_WINDOW, MFA_ATTEMPTS).await.map_err(internal)? {
-        return Err(invalid());
-    }
-    let unix = now.unix_timestamp();
-    let seed =
-        call.identity.master().open(Purpose::MfaSeed, &device.serial, &device.seed_sealed).map_err(|_| invalid())?;
-    let last = u64::try_from(device.last_step).ok();
-    let step = crate::mfa::verify(&seed, code, unix.max(0) as u64, last).ok().and_then(|s| i64::try_from(s).ok());
-    let spent = match step {
-        Some(step) => store.spend_mfa_step(&device.serial, step).await.map_err(internal)?,
-        None => false,
-    };
-    if !spent {
-        return Err(invalid());
-    }
-    store.refund_mfa_attempt(&device.serial).await.map_err(internal)?;
-    Ok(now)
 }
 
 /// A session token: 96 random bytes, base64 (AWS's are opaque and several hundred characters).

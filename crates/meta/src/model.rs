@@ -16,6 +16,8 @@ pub struct Bucket {
     pub versioning: Option<Versioning>,
     /// Set once Object Lock is enabled; never removed.
     pub object_lock: Option<LockConfiguration>,
+    /// MFA Delete: versioning changes and deletions of versions need an MFA code.
+    pub mfa_delete: bool,
 }
 
 /// A bucket's versioning state, once it was first enabled.

@@ -243,17 +243,21 @@ impl MetaStore for PgStore {
     }
 
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
-        let row = sqlx::query("SELECT name, region, created_ms, versioning, object_lock FROM buckets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, region, created_ms, versioning, object_lock, mfa_delete FROM buckets WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(bucket_from_row).transpose()
     }
 
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
-        let rows = sqlx::query("SELECT name, region, created_ms, versioning, object_lock FROM buckets ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT name, region, created_ms, versioning, object_lock, mfa_delete FROM buckets ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(bucket_from_row).collect()
     }
 

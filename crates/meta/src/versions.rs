@@ -18,6 +18,9 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Sets a bucket's versioning state; `false` when there is no such bucket, or when `state`
     /// would suspend versioning in a bucket with Object Lock.
     async fn set_versioning(&self, bucket: &str, state: Versioning) -> MetaResult<bool>;
+    /// Turns a versioned bucket's MFA Delete on or off; `false` when there is no such bucket or it
+    /// was never versioned.
+    async fn set_mfa_delete(&self, bucket: &str, enabled: bool) -> MetaResult<bool>;
     /// Sets a bucket's Object Lock configuration, which enables Object Lock for good; `false`
     /// when there is no such bucket or its versioning is not enabled.
     async fn set_lock_configuration(&self, bucket: &str, config: &LockConfiguration) -> MetaResult<bool>;
@@ -213,6 +216,21 @@ macro_rules! version_store {
                 let changed = done.rows_affected() == 1;
                 if changed {
                     ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.versioning = Some(state));
+                }
+                Ok(changed)
+            }
+
+            async fn set_mfa_delete(&self, bucket: &str, enabled: bool) -> $crate::MetaResult<bool> {
+                let done = $crate::statements::bound!(
+                    "UPDATE buckets SET mfa_delete = $1 WHERE name = $2 AND versioning IS NOT NULL",
+                    enabled,
+                    bucket
+                )
+                .execute(&self.$writer)
+                .await?;
+                let changed = done.rows_affected() == 1;
+                if changed {
+                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.mfa_delete = enabled);
                 }
                 Ok(changed)
             }
@@ -518,9 +536,14 @@ pub(crate) mod conformance {
     pub async fn versions_are_kept_deleted_restored_and_released_exactly<S: MetaStore + VersionStore>(store: Arc<S>) {
         create_bucket_b(&*store).await;
         store.put_object(&record("b", "k", "x1")).await.unwrap();
+        assert!(!store.set_mfa_delete("b", true).await.unwrap(), "MFA Delete needs a versioned bucket");
         assert!(store.set_versioning("b", Versioning::Enabled).await.unwrap());
         assert!(!store.set_versioning("nobody", Versioning::Enabled).await.unwrap());
         assert_eq!(store.get_bucket("b").await.unwrap().unwrap().versioning, Some(Versioning::Enabled));
+        assert!(store.set_mfa_delete("b", true).await.unwrap());
+        assert!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete);
+        assert!(store.set_mfa_delete("b", false).await.unwrap());
+        assert!(!store.get_bucket("b").await.unwrap().unwrap().mfa_delete);
 
         // Overwrites keep every version; nothing is released.
         store.put_object(&versioned("k", "x2")).await.unwrap();

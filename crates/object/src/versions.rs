@@ -31,6 +31,15 @@ impl ObjectService {
         ))
     }
 
+    /// Turns MFA Delete on or off, after the versioning state it goes with was set.
+    pub async fn set_mfa_delete(&self, bucket: &str, enabled: bool) -> ObjectResult<()> {
+        if self.versions.set_mfa_delete(bucket, enabled).await? {
+            return Ok(());
+        }
+        self.bucket(bucket).await?;
+        Err(ObjectError::InvalidBucketState("MFA Delete can only be set on a versioned bucket."))
+    }
+
     /// Deletes the current version of `bucket/key`. Never versioned: the object is gone (204
     /// whether or not it existed). Versioned: a delete marker becomes the latest entry, and the
     /// current version is kept as noncurrent (a suspended bucket drops its null version).

@@ -11,9 +11,10 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, Uri, Version, header};
 use s3s::S3Result;
 use s3s::host::{S3Host, VirtualHost};
+use s3s::validation::{AwsNameValidation, NameValidation};
 
 /// The domains under which buckets are addressed by name, lower case, without a port.
 #[derive(Debug, Clone)]
@@ -56,7 +57,8 @@ impl Domains {
     }
 
     /// The bucket a Host header value names, in lower case (host names are case-insensitive), or
-    /// `None` for a path-style host.
+    /// `None` for a path-style host. Only a valid bucket name is one (`-.DOMAIN` names none:
+    /// under it, `/-/...` would read as Latchkey's own routes).
     pub fn bucket_of(&self, host: &str) -> Option<String> {
         let name = strip_port(host)?;
         if name.parse::<IpAddr>().is_ok() {
@@ -65,15 +67,17 @@ impl Domains {
         let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
         self.0.iter().find_map(|domain| {
             let bucket = name.strip_suffix(domain.as_str())?.strip_suffix('.')?;
-            (!bucket.is_empty()).then(|| bucket.to_owned())
+            AwsNameValidation::new().validate_bucket_name(bucket).then(|| bucket.to_owned())
         })
     }
 
-    /// The bucket a request's Host (or HTTP/2 `:authority`) names.
-    pub fn bucket_of_request(&self, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    /// The bucket a request's Host (or, over HTTP/2 only, its `:authority`) names: where s3s
+    /// reads it.
+    pub fn bucket_of_request(&self, version: Version, headers: &HeaderMap, uri: &Uri) -> Option<String> {
         let host = match headers.get(header::HOST) {
             Some(value) => value.to_str().ok()?,
-            None => uri.authority()?.as_str(),
+            None if version >= Version::HTTP_2 => uri.authority()?.as_str(),
+            None => return None,
         };
         self.bucket_of(host)
     }
@@ -133,6 +137,8 @@ mod tests {
         assert_eq!(domains.bucket_of("my.dotted.bucket.files.example.org").as_deref(), Some("my.dotted.bucket"));
         assert_eq!(domains.bucket_of("photos.s3.example.test.").as_deref(), Some("photos"));
         for path_style in [
+            "-.s3.example.test",
+            "ab.s3.example.test",
             "s3.example.test",
             "s3.example.test:9000",
             ".s3.example.test",

@@ -148,6 +148,10 @@ impl Authorizer {
     pub(crate) fn identity(&self) -> &Identity {
         &self.identity
     }
+
+    pub(crate) fn meta(&self) -> &dyn MetaStore {
+        self.meta.as_ref()
+    }
 }
 
 /// The condition key naming the version a request acts on.

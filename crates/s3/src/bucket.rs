@@ -124,27 +124,48 @@ pub(crate) async fn get_bucket_versioning(
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
     let bucket = front.objects.bucket(&req.input.bucket).await.or_s3()?;
     let status = bucket.versioning.map(|state| BucketVersioningStatus::from(state.as_str().to_owned()));
-    let mfa_delete = status.is_some().then(|| MFADeleteStatus::from_static(MFADeleteStatus::DISABLED));
+    let mfa_delete = status.is_some().then(|| match bucket.mfa_delete {
+        true => MFADeleteStatus::from_static(MFADeleteStatus::ENABLED),
+        false => MFADeleteStatus::from_static(MFADeleteStatus::DISABLED),
+    });
     Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete }))
 }
 
-/// Enables or suspends versioning. MFA Delete is not offered: asking for it is refused rather
-/// than ignored, so nobody believes deletes need a token when they do not.
+/// Enables or suspends versioning, and turns MFA Delete on or off (`mfa_delete`: with a code,
+/// as any change is while it is on). MFA Delete and lifecycle rules exclude each other, as in S3:
+/// lifecycle deletes versions with no code.
 pub(crate) async fn put_bucket_versioning(
     front: &S3Front,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
     let input = req.input;
     let config = input.versioning_configuration;
-    if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) || input.mfa.is_some() {
-        return Err(s3_error!(NotImplemented, "MFA Delete is not supported"));
-    }
     let state = match config.status.as_ref().map(BucketVersioningStatus::as_str) {
         Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
         Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
         _ => return Err(s3_error!(MalformedXML, "The versioning Status must be Enabled or Suspended")),
     };
+    let mfa_delete = match config.mfa_delete.as_ref().map(MFADelete::as_str) {
+        None => None,
+        Some(MFADelete::ENABLED) => Some(true),
+        Some(MFADelete::DISABLED) => Some(false),
+        Some(_) => return Err(s3_error!(MalformedXML, "MfaDelete must be Enabled or Disabled")),
+    };
+    let bucket = front.objects.bucket(&input.bucket).await.or_s3()?;
+    let switches_mfa = mfa_delete.is_some_and(|on| on != bucket.mfa_delete);
+    if mfa_delete == Some(true) && front.configs.get(&input.bucket).config.lifecycle.is_some() {
+        return Err(s3_error!(
+            InvalidBucketState,
+            "MFA Delete cannot be enabled on a bucket with a lifecycle configuration."
+        ));
+    }
+    if bucket.mfa_delete || switches_mfa {
+        crate::mfa_delete::require(front, &req.extensions, input.mfa.as_deref()).await?;
+    }
     front.objects.set_versioning(&input.bucket, state).await.or_s3()?;
+    if let Some(on) = mfa_delete.filter(|_| switches_mfa) {
+        front.objects.set_mfa_delete(&input.bucket, on).await.or_s3()?;
+    }
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 

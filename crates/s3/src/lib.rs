@@ -25,6 +25,7 @@ pub mod json_api;
 mod lifecycle;
 mod list;
 pub mod logging;
+mod mfa_delete;
 mod multipart;
 mod object;
 mod object_lock;
@@ -45,6 +46,7 @@ pub use sigv2::SigV2Verifier;
 
 use std::sync::Arc;
 
+use latchkey_identity::Identity;
 use latchkey_object::ObjectService;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -58,6 +60,8 @@ pub struct S3Front {
     block_public_access: bool,
     /// The account's canonical user id, S3's owner of every bucket and object.
     owner_id: String,
+    /// MFA codes for MFA Delete (`mfa_delete`).
+    identity: Arc<Identity>,
 }
 
 impl S3Front {
@@ -66,11 +70,12 @@ impl S3Front {
         configs: Arc<BucketConfigs>,
         region: impl Into<String>,
         block_public_access: bool,
-        account_id: &str,
+        identity: Arc<Identity>,
     ) -> Self {
         // Like AWS's: 64 hex digits, stable for the account, revealing nothing else.
+        let account_id = &identity.account().id;
         let owner_id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("latchkey-owner:{account_id}")));
-        Self { objects, configs, region: region.into(), block_public_access, owner_id }
+        Self { objects, configs, region: region.into(), block_public_access, owner_id, identity }
     }
 
     /// The owner that listings name (AWS no longer returns a display name).

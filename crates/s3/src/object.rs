@@ -155,6 +155,10 @@ pub(crate) async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let asked = req.input.bypass_governance_retention;
     let bypass = crate::object_lock::bypass_governance(&req, asked, &req.input.bucket, &req.input.key).await;
+    if req.input.version_id.is_some() {
+        let bucket = front.objects.bucket(&req.input.bucket).await.or_s3()?;
+        crate::mfa_delete::require_if_on(front, &bucket, &req.extensions, req.input.mfa.as_deref()).await?;
+    }
     let input = req.input;
     let deletion = delete(front, &input.bucket, &input.key, input.version_id.as_deref(), bypass).await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -199,7 +203,11 @@ pub(crate) async fn delete_objects(
     if input.delete.objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(MalformedXML, "A DeleteObjects request may name at most 1000 keys"));
     }
-    front.objects.bucket(&input.bucket).await.or_s3()?;
+    let bucket = front.objects.bucket(&input.bucket).await.or_s3()?;
+    // One code for the whole request, as S3 takes it.
+    if input.delete.objects.iter().any(|o| o.version_id.is_some()) {
+        crate::mfa_delete::require_if_on(front, &bucket, &req.extensions, input.mfa.as_deref()).await?;
+    }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();

@@ -173,6 +173,24 @@ impl Revocations {
         Err(s3s::s3_error!(AccessDenied, "Access Denied"))
     }
 
+    /// Refuses a signed POST form (PostObject) to `bucket` as a presigned URL is refused: its
+    /// signature revoked, or signed by a key revoked `--before` its `x-amz-date` (a SigV2 form
+    /// counts as signed the longest lifetime before it expires).
+    pub async fn refuse_revoked_form(
+        &self,
+        form: &PresignedUrl,
+        bucket: &str,
+        principal: String,
+        source_ip: Option<std::net::IpAddr>,
+        meta: &dyn latchkey_meta::MetaStore,
+    ) -> s3s::S3Result<()> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(reason) = self.refusal_of(&current, form) else { return Ok(()) };
+        let reason = format!("POST /{bucket} (form): {reason}");
+        crate::counted::audit_refusal(meta, Some(principal), source_ip.map(|ip| ip.to_string()), reason).await;
+        Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+    }
+
     /// Why the presigned URL in `query` is refused, if it is revoked (`None` for any other
     /// request).
     fn refusal(&self, query: &str) -> Option<String> {
@@ -184,7 +202,10 @@ impl Revocations {
             }
             guard.clone()
         };
-        let url = PresignedUrl::parse(query)?;
+        self.refusal_of(&current, &PresignedUrl::parse(query)?)
+    }
+
+    fn refusal_of(&self, current: &Snapshot, url: &PresignedUrl) -> Option<String> {
         let hash = url.signature_hash();
         if current.signatures.contains(&hash) {
             return Some(format!("the presigned URL is revoked (signature sha256 {})", hex::encode(&hash[..8])));

@@ -36,6 +36,8 @@ pub enum AuthType {
     Header,
     Presigned,
     Share,
+    /// A POST form (PostObject) with its signature in its fields.
+    Form,
     Anonymous,
 }
 
@@ -132,7 +134,9 @@ impl Entry {
             let code = self.error_code.clone().unwrap_or_else(|| self.status.to_string());
             metrics::counter!("latchkey_denied_total", "code" => code).increment(1);
         }
-        let access_key_id = self.access_key_id.as_deref().filter(|id| looks_like_key_id(id));
+        let auth = if noted.form_signer.is_some() { AuthType::Form } else { self.auth };
+        let access_key_id =
+            self.access_key_id.as_deref().or(noted.form_signer.as_deref()).filter(|id| looks_like_key_id(id));
         self.security.observe(&Answered {
             client: self.client,
             method: self.method.as_str(),
@@ -168,7 +172,7 @@ impl Entry {
                     bytes_sent: bytes_out,
                     total_ms: elapsed.as_millis(),
                     user_agent: self.user_agent.as_deref(),
-                    auth: self.auth,
+                    auth,
                 };
                 logged.log.record(&record, logged);
             }
@@ -179,7 +183,7 @@ impl Entry {
             request_id: &self.request_id,
             principal: noted.principal.as_deref(),
             access_key_id,
-            auth: self.auth,
+            auth,
             source_ip: self.client,
             peer: self.peer,
             listener: self.listener,

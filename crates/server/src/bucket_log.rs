@@ -190,7 +190,7 @@ impl BucketLog {
         };
         let bytes_sent = if r.bytes_sent == 0 { "-".to_owned() } else { r.bytes_sent.to_string() };
         let auth = match r.auth {
-            AuthType::Header => "AuthHeader",
+            AuthType::Header | AuthType::Form => "AuthHeader",
             AuthType::Presigned => "QueryString",
             AuthType::Share | AuthType::Anonymous => "-",
         };

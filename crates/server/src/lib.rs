@@ -188,7 +188,7 @@ impl Server {
             configs.clone(),
             config.region.clone(),
             config.block_public_access,
-            &identity.account().id,
+            identity.clone(),
         );
         let mut s3 = S3ServiceBuilder::new(front);
         s3.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3_config()))));
@@ -252,14 +252,9 @@ impl Server {
             ),
             QueryApi::new(identity.clone(), config.region.clone(), meta.clone()),
             router::Envelope {
-                signing,
+                signing: signing.clone(),
                 sigv2: SigV2Verifier::new(keys),
-                post_uploads: PostUploads::new(
-                    objects.clone(),
-                    authorizer.clone(),
-                    config.region.clone(),
-                    config.sigv2,
-                ),
+                post_uploads: PostUploads::new(objects.clone(), authorizer.clone(), revocations.clone(), signing),
             },
             configs.clone(),
             router::Guard {

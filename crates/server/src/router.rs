@@ -272,12 +272,14 @@ impl Dispatch {
         req.extensions_mut().insert(client);
         req.extensions_mut().insert(note.clone());
         // Every check before s3s reads the request path style, whichever way it is addressed.
-        let host_bucket = self.domains.as_ref().and_then(|d| d.bucket_of_request(req.headers(), req.uri()));
+        let host_bucket =
+            self.domains.as_ref().and_then(|d| d.bucket_of_request(req.version(), req.headers(), req.uri()));
         let path = addressing::path_style(host_bucket.as_deref(), req.uri().path()).into_owned();
         if host_bucket.is_some() {
             req.extensions_mut().insert(VirtualHosted);
         }
-        let surface = Surface::of(&path);
+        // Under a bucket's host every path is one of its keys.
+        let surface = if host_bucket.is_some() { Surface::S3 } else { Surface::of(&path) };
         if let Some(operation) = own_operation(&path) {
             note.operation(operation);
         }

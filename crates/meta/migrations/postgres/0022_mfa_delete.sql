@@ -1,0 +1,3 @@
+-- MFA Delete: while it is on, changing the bucket's versioning state and deleting a version
+-- for good need a code from the caller's MFA device (crates/s3/src/mfa_delete.rs).
+ALTER TABLE buckets ADD COLUMN mfa_delete BOOLEAN NOT NULL DEFAULT false;

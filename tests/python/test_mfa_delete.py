@@ -1,0 +1,138 @@
+"""MFA Delete on both metadata backends: turning it on or off, changing versioning while it is on,
+and deleting a version for good need `x-amz-mfa: SERIAL CODE` from an MFA device of the caller
+(each code taken once); a plain delete (a marker) needs none; lifecycle rules and MFA Delete
+exclude each other."""
+
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from test_identity import client, enable_virtual_device, new_user, totp
+
+
+class Codes:
+    """Fresh TOTP codes of one device: each step once, waiting for the next step when needed."""
+
+    def __init__(self, serial, seed, enabled_at):
+        self.serial, self.seed, self.last = serial, seed, int(enabled_at) // 30
+
+    def next(self):
+        step = max(self.last + 1, int(time.time()) // 30 - 1)
+        while step > int(time.time()) // 30 + 1:
+            time.sleep(1)
+        self.last = step
+        return f"{self.serial} {totp(self.seed, step * 30)}"
+
+
+@pytest.fixture
+def admin(server):
+    """A user allowed everything on S3, with an MFA device: (client, codes)."""
+    name, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    serial, seed, at = enable_virtual_device(server, name, at=time.time() - 60)
+    return client(server, "s3", key_id, secret), Codes(serial, seed, at - 30)
+
+
+def code(call):
+    with pytest.raises(ClientError) as refused:
+        call()
+    return refused.value.response["Error"]["Code"]
+
+
+def versioned_bucket(s3):
+    bucket = f"mfa-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return bucket
+
+
+def test_mfa_delete_guards_versions_and_versioning(server, admin):
+    s3, codes = admin
+    bucket = versioned_bucket(s3)
+    enable = {"Status": "Enabled", "MFADelete": "Enabled"}
+    assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable)) == "AccessDenied"
+    assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
+                                                 MFA=f"{codes.serial} 000000")) == "AccessDenied"
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable, MFA=codes.next())
+    assert s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Enabled"
+
+    first = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
+    second = s3.put_object(Bucket=bucket, Key="k", Body=b"two")["VersionId"]
+    # Without a code, or with a wrong one, no version is deleted for good.
+    assert code(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId=first)) == "AccessDenied"
+    assert code(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId=first,
+                                         MFA=f"{codes.serial} 123456")) == "AccessDenied"
+    assert code(lambda: s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": first}]})) \
+        == "AccessDenied"
+    versions = [v["VersionId"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]]
+    assert sorted(versions) == sorted([first, second])
+    # A plain delete leaves a marker, as without MFA Delete.
+    marker = s3.delete_object(Bucket=bucket, Key="k")
+    assert marker["DeleteMarker"]
+    # With a code, the version goes; the same code again is refused.
+    used = codes.next()
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=first, MFA=used)
+    assert code(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId=second, MFA=used)) == "AccessDenied"
+    deleted = s3.delete_objects(Bucket=bucket, MFA=codes.next(), Delete={"Objects": [
+        {"Key": "k", "VersionId": second}, {"Key": "k", "VersionId": marker["VersionId"]}]})
+    assert sorted(d["VersionId"] for d in deleted["Deleted"]) == sorted([second, marker["VersionId"]])
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket)
+
+    # Versioning cannot change without a code while MFA Delete is on; turning it off takes one.
+    suspend = {"Status": "Suspended"}
+    assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=suspend)) == "AccessDenied"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    s3.put_bucket_versioning(Bucket=bucket, MFA=codes.next(),
+                             VersioningConfiguration={"Status": "Enabled", "MFADelete": "Disabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Disabled"
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=suspend)
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+
+
+def test_only_the_callers_own_device_counts(server, s3, admin):
+    admin_s3, codes = admin
+    bucket = versioned_bucket(admin_s3)
+    enable = {"Status": "Enabled", "MFADelete": "Enabled"}
+    # The root user has no MFA device: another user's code does not stand for it.
+    assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
+                                                 MFA=codes.next())) == "AccessDenied"
+    _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    other = client(server, "s3", key_id, secret)
+    assert code(lambda: other.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
+                                                    MFA=codes.next())) == "AccessDenied"
+    assert admin_s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Disabled"
+    assert code(lambda: admin_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
+                                                       MFA="no-code-here")) == "InvalidArgument"
+
+
+def test_lifecycle_and_mfa_delete_exclude_each_other(server, admin):
+    s3, codes = admin
+    bucket = versioned_bucket(s3)
+    rules = {"Rules": [{"ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""},
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]}
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
+    enable = {"Status": "Enabled", "MFADelete": "Enabled"}
+    assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
+                                                 MFA=codes.next())) == "InvalidBucketState"
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable, MFA=codes.next())
+    assert code(lambda: s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration=rules)) == "InvalidBucketState"
+
+
+def test_a_suspended_bucket_guards_its_null_version(server, admin):
+    s3, codes = admin
+    bucket = f"mfa-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"null version")
+    s3.put_bucket_versioning(Bucket=bucket, MFA=codes.next(), VersioningConfiguration={
+        "Status": "Suspended", "MFADelete": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket) | {"ResponseMetadata": None} == {
+        "Status": "Suspended", "MFADelete": "Enabled", "ResponseMetadata": None}
+    assert code(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId="null")) == "AccessDenied"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"null version"
+    s3.delete_object(Bucket=bucket, Key="k", VersionId="null", MFA=codes.next())
+    assert code(lambda: s3.head_object(Bucket=bucket, Key="k")) == "404"
