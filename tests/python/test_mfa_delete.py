@@ -1,7 +1,7 @@
 """MFA Delete on both metadata backends: turning it on or off, changing versioning while it is on,
-and deleting a version for good need `x-amz-mfa: SERIAL CODE` from an MFA device of the caller
-(each code taken once); a plain delete (a marker) needs none; lifecycle rules and MFA Delete
-exclude each other."""
+and deleting a version for good need `x-amz-mfa: SERIAL CODE` from the MFA device it was turned
+on with, held by the caller (each code taken once), over HTTPS or from loopback; a plain delete
+(a marker) needs none; lifecycle rules and MFA Delete exclude each other."""
 
 import time
 import uuid
@@ -9,6 +9,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import Server
 from test_identity import client, enable_virtual_device, new_user, totp
 
 
@@ -91,14 +92,14 @@ def test_mfa_delete_guards_versions_and_versioning(server, admin):
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
 
 
-def test_only_the_callers_own_device_counts(server, s3, admin):
+def test_only_the_device_it_was_turned_on_with_counts(server, s3, admin):
     admin_s3, codes = admin
     bucket = versioned_bucket(admin_s3)
     enable = {"Status": "Enabled", "MFADelete": "Enabled"}
     # The root user has no MFA device: another user's code does not stand for it.
     assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
                                                  MFA=codes.next())) == "AccessDenied"
-    _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
+    name, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
     other = client(server, "s3", key_id, secret)
     assert code(lambda: other.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
@@ -106,6 +107,17 @@ def test_only_the_callers_own_device_counts(server, s3, admin):
     assert admin_s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Disabled"
     assert code(lambda: admin_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
                                                        MFA="no-code-here")) == "InvalidArgument"
+    admin_s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable, MFA=codes.next())
+    version = admin_s3.put_object(Bucket=bucket, Key="k", Body=b"kept")["VersionId"]
+    # Another user with s3:* and a device of its own (one stolen keys could enrol) cannot pass.
+    other_serial, other_seed, at = enable_virtual_device(server, name, at=time.time() - 60)
+    other_codes = Codes(other_serial, other_seed, at - 30)
+    assert code(lambda: other.delete_object(Bucket=bucket, Key="k", VersionId=version,
+                                            MFA=other_codes.next())) == "AccessDenied"
+    assert code(lambda: other.put_bucket_versioning(Bucket=bucket, MFA=other_codes.next(), VersioningConfiguration={
+        "Status": "Enabled", "MFADelete": "Disabled"})) == "AccessDenied"
+    assert admin_s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Enabled"
+    assert admin_s3.get_object(Bucket=bucket, Key="k", VersionId=version)["Body"].read() == b"kept"
 
 
 def test_lifecycle_and_mfa_delete_exclude_each_other(server, admin):
@@ -123,7 +135,7 @@ def test_lifecycle_and_mfa_delete_exclude_each_other(server, admin):
         Bucket=bucket, LifecycleConfiguration=rules)) == "InvalidBucketState"
 
 
-def test_a_suspended_bucket_guards_its_null_version(server, admin):
+def test_a_suspended_bucket_guards_its_null_version_against_deletion_by_id(server, admin):
     s3, codes = admin
     bucket = f"mfa-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
@@ -136,3 +148,24 @@ def test_a_suspended_bucket_guards_its_null_version(server, admin):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"null version"
     s3.delete_object(Bucket=bucket, Key="k", VersionId="null", MFA=codes.next())
     assert code(lambda: s3.head_object(Bucket=bucket, Key="k")) == "404"
+
+
+def test_codes_travel_over_https_only(tmp_path):
+    """From a client that is neither on loopback nor on TLS (here: named by a trusted proxy), a
+    code is refused before it is even checked."""
+    srv = Server(tmp_path / "data", config={"trusted_proxies": ["127.0.0.1/32"]}).start()
+    try:
+        name, key_id, secret = new_user(srv, {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+        serial, seed, at = enable_virtual_device(srv, name, at=time.time() - 60)
+        codes = Codes(serial, seed, at - 30)
+        s3 = client(srv, "s3", key_id, secret)
+        bucket = versioned_bucket(s3)
+        s3.meta.events.register("before-send.s3.PutBucketVersioning",
+                                lambda request, **_: request.headers.__setitem__("X-Forwarded-For", "203.0.113.7"))
+        enable = {"Status": "Enabled", "MFADelete": "Enabled"}
+        assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=enable,
+                                                     MFA=codes.next())) == "InvalidRequest"
+        assert s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Disabled"
+    finally:
+        srv.stop()

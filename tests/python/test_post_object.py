@@ -5,6 +5,7 @@ anonymous forms under a bucket policy, the success answers; nothing is stored fr
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -263,3 +264,46 @@ def test_a_revoked_signer_s_forms_are_refused_and_logged_as_forms(server, s3, bu
     # A form signed after the revocation works.
     fresh = signer(server, key_id, secret).generate_presigned_post(bucket, "revoked/${filename}", ExpiresIn=600)
     assert post(fresh, files={"file": ("fresh.txt", b"new")}).status_code == 204
+
+
+def signed_form(bucket, key_id, secret, conditions, fields, expires_in=600):
+    """A SigV4 POST form with its own policy (boto3 always pins x-amz-date; this one need not)."""
+    now = time.gmtime()
+    day = time.strftime("%Y%m%d", now)
+    credential = f"{key_id}/{day}/{REGION}/s3/aws4_request"
+    expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires_in))
+    policy = base64.b64encode(json.dumps({"expiration": expiration, "conditions": [
+        {"bucket": bucket}, {"x-amz-algorithm": "AWS4-HMAC-SHA256"}, {"x-amz-credential": credential},
+        *conditions]}).encode()).decode()
+    key = f"AWS4{secret}".encode()
+    for part in (day, REGION, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return {"x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": credential, "policy": policy,
+            "x-amz-signature": hmac.new(key, policy.encode(), hashlib.sha256).hexdigest(), **fields}
+
+
+def test_a_date_the_policy_leaves_open_does_not_escape_a_revocation(server, s3, bucket, tmp_path):
+    _, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+    amz = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    fields = signed_form(bucket, key_id, secret, [["starts-with", "$key", "open/"], ["starts-with", "$x-amz-date", ""]],
+                         {"key": "open/${filename}", "x-amz-date": amz})
+    url = f"{server.endpoint}/{bucket}"
+    deadline = time.monotonic() + 10
+    while (resp := requests.post(url, data=fields, files={"file": ("a.txt", b"a")}, timeout=30)).status_code != 204:
+        assert time.monotonic() < deadline, resp.text
+        time.sleep(0.2)
+    time.sleep(1.1)
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = subprocess.run([BIN, "presign", "revoke", "--signed-by", key_id, "--before", before,
+                          "--endpoint-url", server.endpoint], env=server.cli_env(tmp_path / "home"),
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    # The same signed policy with a later date it does not pin: still signed before the revocation.
+    later = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 600))
+    if later[:8] == amz[:8]:
+        resp = requests.post(url, data={**fields, "x-amz-date": later}, files={"file": ("b.txt", b"b")}, timeout=30)
+        assert resp.status_code == 403, resp.text
+    resp = requests.post(url, data=fields, files={"file": ("c.txt", b"c")}, timeout=30)
+    assert resp.status_code == 403
+    assert absent(s3, bucket, "open/b.txt") and absent(s3, bucket, "open/c.txt")

@@ -120,7 +120,7 @@ def test_bad_version_ids_and_settings_are_refused(server, s3, bucket):
     assert body(s3, bucket, "k") == b"x"
     with pytest.raises(ClientError) as mfa:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"})
-    assert code(mfa) == "NotImplemented"
+    assert code(mfa) == "AccessDenied", "MFA Delete needs a code (test_mfa_delete.py)"
     with pytest.raises(ClientError) as no_bucket:
         enable(s3, "t-no-such-bucket")
     assert code(no_bucket) == "NoSuchBucket"

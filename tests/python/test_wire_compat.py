@@ -3,12 +3,16 @@ XML bodies checked against Content-MD5 (nothing deleted on a mismatch); unparsab
 Range headers ignored; 304 answers with the validators; PUTs without a Content-Length refused
 alike however signed; ListBuckets paged by MaxBuckets, Prefix and BucketRegion; listing owners;
 an empty delimiter; CreateBucket in us-east-1; GetBucketVersioning on unversioned buckets; flexible
-checksums (x-amz-checksum-*) verified before a write commits."""
+checksums (x-amz-checksum-*) verified before a write commits; non-ASCII user metadata as RFC 2047
+encoded words; a multipart part uploaded twice at once."""
 
 import base64
 import hashlib
+import hmac
+import http.client
 import socket
 import subprocess
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -168,6 +172,13 @@ def test_listing_owners_empty_delimiters_and_encodings(server, s3, bucket):
     assert s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"][0]["Owner"]["ID"] == owner
     for listing in [s3.list_objects(Bucket=bucket, Delimiter=""), s3.list_objects_v2(Bucket=bucket, Delimiter="")]:
         assert "Delimiter" not in listing and [o["Key"] for o in listing["Contents"]] == ["a/b"], listing
+    # V1 pages: NextMarker only with a delimiter, as S3 (clients page on the last key otherwise).
+    s3.put_object(Bucket=bucket, Key="c", Body=b"x")
+    page = s3.list_objects(Bucket=bucket, MaxKeys=1)
+    assert page["IsTruncated"] and "NextMarker" not in page and page["Contents"][0]["Key"] == "a/b"
+    page = s3.list_objects(Bucket=bucket, MaxKeys=1, Delimiter="/")
+    assert page["IsTruncated"] and page["NextMarker"] == "a/"
+    assert [o["Key"] for o in s3.list_objects(Bucket=bucket, Marker="a/b")["Contents"]] == ["c"]
     bad = signed(server, "GET", f"/{bucket}?list-type=2&encoding-type=base64")
     assert (bad.status_code, "<Code>InvalidArgument</Code>" in bad.text) == (400, True), bad.text
 
@@ -227,3 +238,79 @@ def test_flexible_checksums_are_verified_and_a_mismatch_stores_nothing(server, s
     s3.complete_multipart_upload(Bucket=bucket, Key="mp-sum", UploadId=upload,
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
     assert s3.get_object(Bucket=bucket, Key="mp-sum")["Body"].read() == body
+
+
+def raw_signed(server, method, path, body, headers):
+    """A header-signed request whose header values are sent as bytes (UTF-8 where the client
+    sends non-ASCII, as some SDKs do), signed over those bytes."""
+    amz = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    host = urlsplit(server.endpoint).netloc
+    payload = hashlib.sha256(body).hexdigest()
+    signed_headers = sorted([("host", host.encode()), ("x-amz-content-sha256", payload.encode()),
+                             ("x-amz-date", amz.encode()), *headers])
+    canonical = b"\n".join([method.encode(), path.encode(), b"",
+                            b"".join(k.encode() + b":" + v + b"\n" for k, v in signed_headers),
+                            ";".join(k for k, _ in signed_headers).encode(), payload.encode()])
+    scope = f"{amz[:8]}/{REGION}/s3/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz}\n{scope}\n{hashlib.sha256(canonical).hexdigest()}".encode()
+    key = f"AWS4{SECRET_KEY}".encode()
+    for part in (amz[:8], REGION, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign, hashlib.sha256).hexdigest()
+    conn = http.client.HTTPConnection(host, timeout=30)
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for name, value in signed_headers:
+        conn.putheader(name, value)
+    conn.putheader("Authorization", f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{scope}, "
+                                    f"SignedHeaders={';'.join(k for k, _ in signed_headers)}, Signature={signature}")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    resp = conn.getresponse()
+    return resp.status, resp.headers, resp.read()
+
+
+def test_non_ascii_user_metadata_reads_back_as_rfc_2047_encoded_words(server, s3, bucket):
+    status, _, body = raw_signed(server, "PUT", f"/{bucket}/utf8", b"x", [("x-amz-meta-note", "café ☕".encode())])
+    assert status == 200, body
+    # AWS answers non-ASCII metadata as RFC 2047 encoded words (UTF-8, base64).
+    encoded = "=?UTF-8?B?" + base64.b64encode("café ☕".encode()).decode() + "?="
+    assert s3.head_object(Bucket=bucket, Key="utf8")["Metadata"] == {"note": encoded}
+    status, headers, _ = raw_signed(server, "GET", f"/{bucket}/utf8", b"", [])
+    assert (status, headers["x-amz-meta-note"]) == (200, encoded)
+    # An encoded word sent in is the same value.
+    s3.put_object(Bucket=bucket, Key="word", Body=b"x", Metadata={"note": encoded})
+    assert s3.head_object(Bucket=bucket, Key="word")["Metadata"] == {"note": encoded}
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="utf8")
+    assert listed["KeyCount"] == 1
+
+
+def test_a_part_uploaded_twice_keeps_the_upload_that_finished_last(server, s3, bucket):
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="twice")["UploadId"]
+    slow_body, fast_body = b"S" * (5 * 1024 * 1024), b"F" * (5 * 1024 * 1024)
+    url = s3.generate_presigned_url("upload_part", ExpiresIn=300, Params={
+        "Bucket": bucket, "Key": "twice", "UploadId": upload, "PartNumber": 1})
+    target = urlsplit(url)
+    # The first upload of part 1 starts, then stalls halfway; a second upload of part 1 starts
+    # later and finishes first; then the first one finishes.
+    slow = http.client.HTTPConnection(target.netloc, timeout=60)
+    slow.putrequest("PUT", f"{target.path}?{target.query}", skip_accept_encoding=True)
+    slow.putheader("Content-Length", str(len(slow_body)))
+    slow.endheaders()
+    slow.send(slow_body[: len(slow_body) // 2])
+    fast = requests.put(url, data=fast_body, timeout=60)
+    assert fast.status_code == 200
+    slow.send(slow_body[len(slow_body) // 2:])
+    slow_resp = slow.getresponse()
+    assert slow_resp.status == 200
+    slow_etag = slow_resp.getheader("ETag")
+    assert slow_etag != fast.headers["ETag"]
+    parts = s3.list_parts(Bucket=bucket, Key="twice", UploadId=upload)["Parts"]
+    assert [(p["PartNumber"], p["ETag"]) for p in parts] == [(1, slow_etag)]
+    # The part that was replaced cannot be completed; the one kept can, whole.
+    with pytest.raises(ClientError) as refused:
+        s3.complete_multipart_upload(Bucket=bucket, Key="twice", UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": fast.headers["ETag"]}]})
+    assert code(refused) == "InvalidPart"
+    s3.complete_multipart_upload(Bucket=bucket, Key="twice", UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": slow_etag}]})
+    assert s3.get_object(Bucket=bucket, Key="twice")["Body"].read() == slow_body

@@ -23,7 +23,7 @@ pub fn plain_bucket(name: &str) -> Bucket {
         created: OffsetDateTime::now_utc(),
         versioning: None,
         object_lock: None,
-        mfa_delete: false,
+        mfa_delete: None,
     }
 }
 

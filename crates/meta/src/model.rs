@@ -16,8 +16,9 @@ pub struct Bucket {
     pub versioning: Option<Versioning>,
     /// Set once Object Lock is enabled; never removed.
     pub object_lock: Option<LockConfiguration>,
-    /// MFA Delete: versioning changes and deletions of versions need an MFA code.
-    pub mfa_delete: bool,
+    /// MFA Delete: the serial of the MFA device it was turned on with, whose codes versioning
+    /// changes and deletions of versions need; `None` while it is off.
+    pub mfa_delete: Option<String>,
 }
 
 /// A bucket's versioning state, once it was first enabled.

@@ -108,7 +108,7 @@ pub(crate) fn bucket_from_row(row: &impl Columns) -> MetaResult<Bucket> {
         created: from_ms(row.int("created_ms")?),
         versioning: row.opt_text("versioning")?.as_deref().and_then(Versioning::parse),
         object_lock: row.opt_text("object_lock")?.as_deref().map(serde_json::from_str).transpose()?,
-        mfa_delete: row.flag("mfa_delete")?,
+        mfa_delete: row.opt_text("mfa_delete_device")?,
     })
 }
 

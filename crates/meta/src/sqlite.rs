@@ -164,9 +164,10 @@ impl SqliteStore {
         let writer = pool().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = pool().max_connections(8).connect_with(options.read_only(true)).await?;
-        let rows = sqlx::query("SELECT name, region, created_ms, versioning, object_lock, mfa_delete FROM buckets")
-            .fetch_all(&writer)
-            .await?;
+        let rows =
+            sqlx::query("SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device FROM buckets")
+                .fetch_all(&writer)
+                .await?;
         let buckets =
             rows.iter().map(bucket_from_row).map(|b| b.map(|b| (b.name.clone(), b))).collect::<MetaResult<_>>()?;
         let batcher = Batcher::start(writer.clone());

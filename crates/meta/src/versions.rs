@@ -18,9 +18,9 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Sets a bucket's versioning state; `false` when there is no such bucket, or when `state`
     /// would suspend versioning in a bucket with Object Lock.
     async fn set_versioning(&self, bucket: &str, state: Versioning) -> MetaResult<bool>;
-    /// Turns a versioned bucket's MFA Delete on or off; `false` when there is no such bucket or it
-    /// was never versioned.
-    async fn set_mfa_delete(&self, bucket: &str, enabled: bool) -> MetaResult<bool>;
+    /// Turns a versioned bucket's MFA Delete on (bound to the MFA device `device`) or off
+    /// (`None`); `false` when there is no such bucket or it was never versioned.
+    async fn set_mfa_delete(&self, bucket: &str, device: Option<&str>) -> MetaResult<bool>;
     /// Sets a bucket's Object Lock configuration, which enables Object Lock for good; `false`
     /// when there is no such bucket or its versioning is not enabled.
     async fn set_lock_configuration(&self, bucket: &str, config: &LockConfiguration) -> MetaResult<bool>;
@@ -87,6 +87,9 @@ pub struct JudgedHistory {
     pub latest: String,
     pub entries: u64,
 }
+
+/// Whether a bucket (`$1`) has MFA Delete on, as a count.
+pub(crate) const MFA_DELETE_ON: &str = "SELECT COUNT(*) FROM buckets WHERE name = $1 AND mfa_delete_device IS NOT NULL";
 
 /// The columns a version has in both tables, in the order of the object inserts.
 macro_rules! version_columns {
@@ -220,17 +223,17 @@ macro_rules! version_store {
                 Ok(changed)
             }
 
-            async fn set_mfa_delete(&self, bucket: &str, enabled: bool) -> $crate::MetaResult<bool> {
+            async fn set_mfa_delete(&self, bucket: &str, device: Option<&str>) -> $crate::MetaResult<bool> {
                 let done = $crate::statements::bound!(
-                    "UPDATE buckets SET mfa_delete = $1 WHERE name = $2 AND versioning IS NOT NULL",
-                    enabled,
+                    "UPDATE buckets SET mfa_delete_device = $1 WHERE name = $2 AND versioning IS NOT NULL",
+                    device,
                     bucket
                 )
                 .execute(&self.$writer)
                 .await?;
                 let changed = done.rows_affected() == 1;
                 if changed {
-                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.mfa_delete = enabled);
+                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.mfa_delete = device.map(str::to_owned));
                 }
                 Ok(changed)
             }
@@ -385,6 +388,16 @@ macro_rules! version_store {
                         $crate::statements::bound!($lock, bucket, key).execute(&mut *tx).await?;
                     }
                     if let Some(judged) = judged {
+                        // Lifecycle has no MFA code: a bucket with MFA Delete keeps its versions.
+                        let guarded: i64 = sqlx::Row::try_get(
+                            &$crate::statements::bound!($crate::versions::MFA_DELETE_ON, bucket)
+                                .fetch_one(&mut *tx)
+                                .await?,
+                            0,
+                        )?;
+                        if guarded > 0 {
+                            return Ok(None);
+                        }
                         let latest = $crate::statements::bound!($crate::versions::LATEST_VERSION, bucket, key)
                             .fetch_optional(&mut *tx)
                             .await?;
@@ -536,14 +549,14 @@ pub(crate) mod conformance {
     pub async fn versions_are_kept_deleted_restored_and_released_exactly<S: MetaStore + VersionStore>(store: Arc<S>) {
         create_bucket_b(&*store).await;
         store.put_object(&record("b", "k", "x1")).await.unwrap();
-        assert!(!store.set_mfa_delete("b", true).await.unwrap(), "MFA Delete needs a versioned bucket");
+        assert!(!store.set_mfa_delete("b", Some("mfa/x")).await.unwrap(), "MFA Delete needs a versioned bucket");
         assert!(store.set_versioning("b", Versioning::Enabled).await.unwrap());
         assert!(!store.set_versioning("nobody", Versioning::Enabled).await.unwrap());
         assert_eq!(store.get_bucket("b").await.unwrap().unwrap().versioning, Some(Versioning::Enabled));
-        assert!(store.set_mfa_delete("b", true).await.unwrap());
-        assert!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete);
-        assert!(store.set_mfa_delete("b", false).await.unwrap());
-        assert!(!store.get_bucket("b").await.unwrap().unwrap().mfa_delete);
+        assert!(store.set_mfa_delete("b", Some("mfa/x")).await.unwrap());
+        assert_eq!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete.as_deref(), Some("mfa/x"));
+        assert!(store.set_mfa_delete("b", None).await.unwrap());
+        assert_eq!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete, None);
 
         // Overwrites keep every version; nothing is released.
         store.put_object(&versioned("k", "x2")).await.unwrap();
@@ -634,6 +647,10 @@ pub(crate) mod conformance {
         assert!(store.delete_version("b", "k", "v-x2", false, Some(&other)).await.unwrap().is_none());
         assert!(store.get_version("b", "k", "v-x2").await.unwrap().is_some());
         let judged = super::JudgedHistory { latest, entries: entries.len() as u64 };
+        // With MFA Delete on, lifecycle (a judged deletion: it has no code) deletes nothing.
+        assert!(store.set_mfa_delete("b", Some("mfa/x")).await.unwrap());
+        assert!(store.delete_version("b", "k", "v-x2", false, Some(&judged)).await.unwrap().is_none());
+        assert!(store.set_mfa_delete("b", None).await.unwrap());
         assert!(store.delete_version("b", "k", "v-x2", false, Some(&judged)).await.unwrap().is_some());
     }
 

@@ -222,7 +222,7 @@ impl ObjectService {
             created: OffsetDateTime::now_utc(),
             versioning: object_lock.then_some(Versioning::Enabled),
             object_lock: object_lock.then(LockConfiguration::default),
-            mfa_delete: false,
+            mfa_delete: None,
         };
         Ok(self.meta.create_bucket(&bucket).await?)
     }

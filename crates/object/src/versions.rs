@@ -31,9 +31,10 @@ impl ObjectService {
         ))
     }
 
-    /// Turns MFA Delete on or off, after the versioning state it goes with was set.
-    pub async fn set_mfa_delete(&self, bucket: &str, enabled: bool) -> ObjectResult<()> {
-        if self.versions.set_mfa_delete(bucket, enabled).await? {
+    /// Turns MFA Delete on (bound to `device`) or off, after the versioning state it goes with
+    /// was set.
+    pub async fn set_mfa_delete(&self, bucket: &str, device: Option<&str>) -> ObjectResult<()> {
+        if self.versions.set_mfa_delete(bucket, device).await? {
             return Ok(());
         }
         self.bucket(bucket).await?;

@@ -125,15 +125,16 @@ pub(crate) async fn get_bucket_versioning(
     let bucket = front.objects.bucket(&req.input.bucket).await.or_s3()?;
     let status = bucket.versioning.map(|state| BucketVersioningStatus::from(state.as_str().to_owned()));
     let mfa_delete = status.is_some().then(|| match bucket.mfa_delete {
-        true => MFADeleteStatus::from_static(MFADeleteStatus::ENABLED),
-        false => MFADeleteStatus::from_static(MFADeleteStatus::DISABLED),
+        Some(_) => MFADeleteStatus::from_static(MFADeleteStatus::ENABLED),
+        None => MFADeleteStatus::from_static(MFADeleteStatus::DISABLED),
     });
     Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete }))
 }
 
-/// Enables or suspends versioning, and turns MFA Delete on or off (`mfa_delete`: with a code,
-/// as any change is while it is on). MFA Delete and lifecycle rules exclude each other, as in S3:
-/// lifecycle deletes versions with no code.
+/// Enables or suspends versioning, and turns MFA Delete on (bound to the device whose code turns
+/// it on) or off (`mfa_delete`: with a code of that device, as any change is while it is on).
+/// MFA Delete and lifecycle rules are refused while the other is set, as in S3 (lifecycle has no
+/// code; the store keeps it from deleting versions of such a bucket even if the two race).
 pub(crate) async fn put_bucket_versioning(
     front: &S3Front,
     req: S3Request<PutBucketVersioningInput>,
@@ -152,19 +153,30 @@ pub(crate) async fn put_bucket_versioning(
         Some(_) => return Err(s3_error!(MalformedXML, "MfaDelete must be Enabled or Disabled")),
     };
     let bucket = front.objects.bucket(&input.bucket).await.or_s3()?;
-    let switches_mfa = mfa_delete.is_some_and(|on| on != bucket.mfa_delete);
+    let switches_mfa = mfa_delete.is_some_and(|on| on != bucket.mfa_delete.is_some());
     if mfa_delete == Some(true) && front.configs.get(&input.bucket).config.lifecycle.is_some() {
         return Err(s3_error!(
             InvalidBucketState,
             "MFA Delete cannot be enabled on a bucket with a lifecycle configuration."
         ));
     }
-    if bucket.mfa_delete || switches_mfa {
-        crate::mfa_delete::require(front, &req.extensions, input.mfa.as_deref()).await?;
+    // Refused before a code is spent on it.
+    if bucket.object_lock.is_some() && state == Versioning::Suspended {
+        return Err(s3_error!(
+            InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+        ));
     }
+    let device = match bucket.mfa_delete.is_some() || switches_mfa {
+        true => Some(
+            crate::mfa_delete::require(front, &req.extensions, input.mfa.as_deref(), bucket.mfa_delete.as_deref())
+                .await?,
+        ),
+        false => None,
+    };
     front.objects.set_versioning(&input.bucket, state).await.or_s3()?;
     if let Some(on) = mfa_delete.filter(|_| switches_mfa) {
-        front.objects.set_mfa_delete(&input.bucket, on).await.or_s3()?;
+        front.objects.set_mfa_delete(&input.bucket, device.filter(|_| on).as_deref()).await.or_s3()?;
     }
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }

@@ -34,7 +34,7 @@ pub(crate) async fn put_bucket_lifecycle_configuration(
     if ids.windows(2).any(|pair| pair[0] == pair[1]) {
         return Err(s3_error!(InvalidArgument, "Rule ID must be unique. Found same ID for more than one rule"));
     }
-    if front.objects.bucket(&input.bucket).await.or_s3()?.mfa_delete {
+    if front.objects.bucket(&input.bucket).await.or_s3()?.mfa_delete.is_some() {
         return Err(s3_error!(
             InvalidBucketState,
             "A bucket with MFA Delete cannot have a lifecycle configuration: lifecycle deletes versions without a code."

@@ -143,7 +143,8 @@ pub(crate) async fn list_objects(
         contents: Some(contents),
         common_prefixes: Some(prefixes),
         is_truncated: Some(truncated),
-        next_marker: next,
+        // S3 names the next marker only with a delimiter; without one, the last key is it.
+        next_marker: next.filter(|_| delimiter.is_some()),
         marker: Some(input.marker.map(|m| encode_key(m, url)).unwrap_or_default()),
         max_keys: i32::try_from(max_keys).ok(),
         prefix: Some(encode_key(prefix.to_owned(), url)),

@@ -1,37 +1,54 @@
 //! MFA Delete: a versioned bucket's setting under which changing its versioning state (MFA
 //! Delete included) and deleting a version for good need `x-amz-mfa: SERIAL CODE`, a code from
-//! an MFA device enabled for the calling IAM user (or that user's own session).
+//! the MFA device MFA Delete was turned on with, held by the caller (its IAM user, or that user's
+//! own session), over HTTPS (or from loopback).
 //!
 //! A code is taken once (its time step is spent, on every replica) and guesses are limited, as
-//! for STS (`Identity::check_mfa`). AWS lets only the root user do these; the root user has no
-//! MFA device here, so Latchkey lets any principal the policies allow do them with its own device.
+//! for STS (`Identity::check_mfa`). AWS binds MFA Delete to the root user's device; the root user
+//! has no MFA device here, so it is bound to the device of whoever turned it on: stolen keys that
+//! can enrol a new device still cannot pass. Lifecycle, which has no code, deletes no version of
+//! such a bucket (`VersionStore::delete_version`).
 
 use http::Extensions;
-use latchkey_identity::{Caller, Identity};
+use latchkey_identity::{Caller, ClientConnection, Identity};
 use latchkey_meta::Bucket;
 use s3s::{S3Result, s3_error};
 use time::OffsetDateTime;
 
 use crate::S3Front;
 
-/// Refuses the request unless `mfa` (the `x-amz-mfa` header) holds a right code from a device of
-/// the caller (left in `extensions` by the Authorizer).
-pub(crate) async fn require(front: &S3Front, extensions: &Extensions, mfa: Option<&str>) -> S3Result<()> {
+/// Checks `mfa` (the `x-amz-mfa` header): a right code from a device of the caller (left in
+/// `extensions` by the Authorizer), which must be `bound` when MFA Delete is on. Returns the
+/// device's serial.
+pub(crate) async fn require(
+    front: &S3Front,
+    extensions: &Extensions,
+    mfa: Option<&str>,
+    bound: Option<&str>,
+) -> S3Result<String> {
     let Some(mfa) = mfa else {
         return Err(s3_error!(AccessDenied, "Mfa Authentication must be used for this request"));
     };
+    // A code is a secret for the few seconds it lasts; AWS takes it over HTTPS only.
+    let client = extensions.get::<ClientConnection>();
+    if !client.is_some_and(|c| c.secure || c.ip.is_loopback()) {
+        return Err(s3_error!(InvalidRequest, "x-amz-mfa is accepted over HTTPS only."));
+    }
     let Some((serial, code)) = mfa.trim().rsplit_once(' ') else {
         return Err(s3_error!(InvalidArgument, "x-amz-mfa must be the device's serial number, a space and its code."));
     };
+    let serial = serial.trim();
     let user = extensions.get::<Caller>().and_then(Identity::mfa_user);
     let now = OffsetDateTime::now_utc();
-    match front.identity.check_mfa(user, serial.trim(), code.trim(), now).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(s3_error!(AccessDenied, "The MFA code is not valid for a device of the caller.")),
-        Err(e) => {
+    // A code of another device is not even tried (it would spend an attempt of that device).
+    let right = bound.is_none_or(|bound| bound == serial)
+        && front.identity.check_mfa(user, serial, code.trim(), now).await.map_err(|e| {
             tracing::error!(error = %e, "cannot check an MFA code");
-            Err(s3_error!(InternalError, "We encountered an internal error. Please try again."))
-        }
+            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+        })?;
+    match right {
+        true => Ok(serial.to_owned()),
+        false => Err(s3_error!(AccessDenied, "The MFA code is not valid for the device MFA Delete needs.")),
     }
 }
 
@@ -42,8 +59,8 @@ pub(crate) async fn require_if_on(
     extensions: &Extensions,
     mfa: Option<&str>,
 ) -> S3Result<()> {
-    match bucket.mfa_delete {
-        true => require(front, extensions, mfa).await,
-        false => Ok(()),
+    match &bucket.mfa_delete {
+        Some(device) => require(front, extensions, mfa, Some(device)).await.map(drop),
+        None => Ok(()),
     }
 }

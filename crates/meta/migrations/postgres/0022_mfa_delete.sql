@@ -1,3 +1,4 @@
--- MFA Delete: while it is on, changing the bucket's versioning state and deleting a version
--- for good need a code from the caller's MFA device (crates/s3/src/mfa_delete.rs).
-ALTER TABLE buckets ADD COLUMN mfa_delete BOOLEAN NOT NULL DEFAULT false;
+-- MFA Delete: the serial of the MFA device it was turned on with, NULL while it is off. While it
+-- is on, changing the bucket's versioning state and deleting a version for good need a code from
+-- that device (crates/s3/src/mfa_delete.rs); lifecycle deletes no version for good.
+ALTER TABLE buckets ADD COLUMN mfa_delete_device TEXT;

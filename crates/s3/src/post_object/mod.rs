@@ -99,7 +99,7 @@ impl PostUploads {
         fields.refuse_unsupported()?;
         let redirect = redirect(&fields)?;
         let now = OffsetDateTime::now_utc();
-        let signed = self.verify_signature(&fields).await?;
+        let mut signed = self.verify_signature(&fields).await?;
         if let (Some(note), Some(signed)) = (req.note, &signed) {
             note.form_signer(signed.access_key);
         }
@@ -110,6 +110,9 @@ impl PostUploads {
                 return Err(s3_error!(InvalidArgument, "Bucket POST must contain a field named 'policy'."));
             }
         };
+        if let (Some(signed), Some(policy)) = (&mut signed, &policy) {
+            signed.signed_at = signed.signed_at.map(|at| policy::vouched_signing_time(policy, &fields, at));
+        }
         let filename = file.file_name().unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
         let key = fields
             .get("key")

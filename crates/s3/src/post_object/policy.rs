@@ -54,6 +54,16 @@ pub(super) fn checked(encoded: &str, fields: &Fields, bucket: &str, now: OffsetD
     Ok(policy)
 }
 
+/// When a form was signed, as far as its signature vouches: its `x-amz-date` when the policy
+/// pins it (`eq`, as SDKs write it), else the start of the credential's day: a date the form
+/// may choose must not move it past a revocation or stretch its lifetime.
+pub(super) fn vouched_signing_time(policy: &PostPolicy, fields: &Fields, claimed: OffsetDateTime) -> OffsetDateTime {
+    let pinned = policy.conditions.iter().any(|c| {
+        matches!(c, PostPolicyCondition::Eq { field, value } if field == "x-amz-date" && Some(value.as_str()) == fields.get("x-amz-date"))
+    });
+    if pinned { claimed } else { claimed.replace_time(time::Time::MIDNIGHT) }
+}
+
 /// When the policy stops working.
 pub(super) fn expiration(policy: &PostPolicy) -> OffsetDateTime {
     policy.expiration.clone().into()
@@ -98,6 +108,17 @@ mod tests {
 
     fn policy(conditions: &str, expiration: &str) -> PostPolicy {
         PostPolicy::from_json(&format!(r#"{{"expiration": "{expiration}", "conditions": {conditions}}}"#)).unwrap()
+    }
+
+    #[test]
+    fn only_a_pinned_date_is_when_a_form_was_signed() {
+        let claimed = time::macros::datetime!(2026-12-06 18:30 UTC);
+        let mut fields = Fields::default();
+        fields.0.push(("x-amz-date".into(), "20261206T183000Z".into()));
+        let pinned = policy(r#"[{"x-amz-date": "20261206T183000Z"}]"#, "2026-12-07T00:00:00Z");
+        assert_eq!(vouched_signing_time(&pinned, &fields, claimed), claimed);
+        let open = policy(r#"[["starts-with", "$x-amz-date", ""]]"#, "2026-12-07T00:00:00Z");
+        assert_eq!(vouched_signing_time(&open, &fields, claimed), time::macros::datetime!(2026-12-06 00:00 UTC));
     }
 
     #[test]
