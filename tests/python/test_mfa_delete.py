@@ -3,13 +3,14 @@ and deleting a version for good need `x-amz-mfa: SERIAL CODE` from the MFA devic
 on with, held by the caller (each code taken once), over HTTPS or from loopback; a plain delete
 (a marker) needs none; lifecycle rules and MFA Delete exclude each other."""
 
+import subprocess
 import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server
+from conftest import BIN, Server, audit_rows, new_pg_schema, pg_schema_url, psql
 from test_identity import client, enable_virtual_device, new_user, totp
 
 
@@ -169,3 +170,41 @@ def test_codes_travel_over_https_only(tmp_path):
         assert s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Disabled"
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_operator_lifts_mfa_delete_whose_device_is_lost(tmp_path, backend):
+    """`latchkey mfa-delete off` reads the store directly (SQLite: the server stopped; PostgreSQL:
+    beside it), needs no S3 credentials, and leaves its trace in the audit trail."""
+    schema = new_pg_schema() if backend == "postgres" else None
+    meta_url = pg_schema_url(schema) if schema else None
+    srv = Server(tmp_path / "data", meta_url=meta_url).start()
+    try:
+        name, key_id, secret = new_user(srv, {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+        serial, seed, at = enable_virtual_device(srv, name, at=time.time() - 60)
+        s3 = client(srv, "s3", key_id, secret)
+        bucket = versioned_bucket(s3)
+        s3.put_bucket_versioning(Bucket=bucket, MFA=Codes(serial, seed, at - 30).next(),
+                                 VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"})
+        version = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
+        if backend == "sqlite":
+            assert srv.stop() == 0
+        store = ["--data-dir", str(srv.data_dir)] + (["--meta-url", meta_url] if meta_url else [])
+        missing = subprocess.run([BIN, "mfa-delete", "off", "--bucket", "no-such-bucket", *store],
+                                 capture_output=True, text=True, timeout=60)
+        assert missing.returncode != 0 and "no bucket" in missing.stderr
+        out = subprocess.run([BIN, "mfa-delete", "off", "--bucket", bucket, *store],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"bound to {serial}" in out.stdout
+        if backend == "sqlite":
+            srv.start()
+        assert s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Disabled"
+        s3.delete_object(Bucket=bucket, Key="k", VersionId=version)
+        lifted = audit_rows(srv, "mfa_delete.lifted")
+        assert len(lifted) == 1 and serial in lifted[0]["reason"] and bucket in lifted[0]["reason"]
+    finally:
+        srv.stop()
+        if schema:
+            psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

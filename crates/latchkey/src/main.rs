@@ -3,19 +3,22 @@
 //! `audit` verifies the audit trail, `scan` finds sensitive data in local files, `findings`
 //! shows what the server found in stored objects, `scan-job` has it scan what it already holds,
 //! `custom-identifier` manages the user's own identifiers that the server scans for, `fsck`
-//! compares the store with the blob files.
+//! compares the store with the blob files, `mfa-delete off` lifts a bucket's MFA Delete whose
+//! device is lost.
 
 mod audit;
 mod custom_identifier;
 mod findings;
 mod fsck;
 mod logging;
+mod mfa_delete;
 mod policy;
 mod presign;
 mod scan;
 mod scan_job;
 mod serve;
 mod share;
+mod store;
 
 use std::process::ExitCode;
 
@@ -54,6 +57,9 @@ enum Command {
     /// Compare the metadata store with the blob files: missing or wrong-sized blobs, orphans
     /// (exit 0: consistent, 1: problems, 2: error); changes nothing unless asked.
     Fsck(fsck::FsckArgs),
+    /// Lift a bucket's MFA Delete whose device is lost, reading the store directly (the
+    /// operator's way out; recorded in the audit trail).
+    MfaDelete(mfa_delete::MfaDeleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
             Command::ScanJob(args) => scan_job::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::CustomIdentifier(args) => custom_identifier::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Fsck(args) => Ok(fsck::run(args).await),
+            Command::MfaDelete(args) => mfa_delete::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -174,6 +174,27 @@ pub(super) fn form_attributes(fields: &Fields, file_type: Option<String>) -> S3R
     })
 }
 
+/// The most of a refused form's file read and dropped before its answer: a client that waited
+/// for `100 Continue` sends its file anyway, and a connection closed on unread bytes is reset,
+/// losing the answer. A larger or slower file is cut off (the connection closed).
+const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what is left of a refused form's file, within [`DRAIN_BYTES`] and
+/// [`DRAIN_TIME`].
+pub(super) async fn drain(file: &mut multer::Field<'static>) {
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Ok(Some(chunk)) = file.chunk().await {
+            read += chunk.len() as u64;
+            if read > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// The file's bytes, ending in an error instead of its end when fewer than `min` arrived, so
 /// that a file under the policy's range is never committed.
 pub(super) fn at_least<S>(body: S, min: u64) -> impl Stream<Item = Result<Bytes, BodyError>> + Send

@@ -22,7 +22,7 @@ use futures::{Stream, StreamExt};
 use hmac::{Hmac, Mac};
 use http::{HeaderValue, Response, StatusCode, header};
 use latchkey_identity::{Caller, ClientConnection, RequestNote, sigv4};
-use latchkey_object::ObjectService;
+use latchkey_object::{ObjectAttributes, ObjectService};
 use latchkey_policy::RequestContext;
 use latchkey_storage::WriteLimits;
 use s3s::post_policy::PostPolicy;
@@ -44,6 +44,16 @@ struct Signed<'f> {
     signed_at: Option<OffsetDateTime>,
     /// `s3:signatureversion`.
     version: &'static str,
+}
+
+/// What a form upload stores, and where, once it is allowed.
+struct Plan<'f> {
+    key: String,
+    attrs: ObjectAttributes,
+    /// The file's length bounds (`content-length-range`).
+    min: u64,
+    max: u64,
+    redirect: Option<&'f str>,
 }
 
 /// PostObject's services and the server's signing rules (region, SigV2, the longest lifetime a
@@ -94,53 +104,74 @@ impl PostUploads {
         })?;
         let reached_file = Arc::new(AtomicBool::new(false));
         let mut form = multer::Multipart::new(form::capped_until_file(req.body, reached_file.clone()), boundary);
-        let (fields, file) = form::read_fields(&mut form).await?;
+        let (fields, mut file) = form::read_fields(&mut form).await?;
         reached_file.store(true, Ordering::Relaxed);
+        let plan = match self.plan(&fields, &file, &bucket, req.note, req.client, req.user_agent).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                form::drain(&mut file).await;
+                return Err(e);
+            }
+        };
+        let body = file.map(|chunk| chunk.map_err(|e| BodyError::from(form::malformed(e))));
+        let limits = WriteLimits { max_size: Some(plan.max), ..Default::default() };
+        let record = self.objects.put(&bucket, &plan.key, form::at_least(body, plan.min), limits, plan.attrs).await;
+        let record = record.or_s3()?;
+        let version_id = crate::object::shown_version_id(&record);
+        Ok(success(&fields, plan.redirect, &bucket, &plan.key, &record.etag, version_id))
+    }
+
+    /// Everything decided before the file is read: the form's fields, signature, policy and
+    /// permission, and what it would store where.
+    async fn plan<'f>(
+        &self,
+        fields: &'f Fields,
+        file: &multer::Field<'static>,
+        bucket: &str,
+        note: Option<&RequestNote>,
+        client: Option<ClientConnection>,
+        user_agent: Option<&str>,
+    ) -> S3Result<Plan<'f>> {
         fields.refuse_unsupported()?;
-        let redirect = redirect(&fields)?;
+        let redirect = redirect(fields)?;
         let now = OffsetDateTime::now_utc();
-        let mut signed = self.verify_signature(&fields).await?;
-        if let (Some(note), Some(signed)) = (req.note, &signed) {
+        let mut signed = self.verify_signature(fields).await?;
+        if let (Some(note), Some(signed)) = (note, &signed) {
             note.form_signer(signed.access_key);
         }
         let policy = match (fields.get("policy"), &signed) {
-            (Some(encoded), _) => Some(policy::checked(encoded, &fields, &bucket, now)?),
+            (Some(encoded), _) => Some(policy::checked(encoded, fields, bucket, now)?),
             (None, None) => None,
             (None, Some(_)) => {
                 return Err(s3_error!(InvalidArgument, "Bucket POST must contain a field named 'policy'."));
             }
         };
         if let (Some(signed), Some(policy)) = (&mut signed, &policy) {
-            signed.signed_at = signed.signed_at.map(|at| policy::vouched_signing_time(policy, &fields, at));
+            signed.signed_at = signed.signed_at.map(|at| policy::vouched_signing_time(policy, fields, at));
         }
-        let filename = file.file_name().unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
+        let filename = file.file_name().unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
         let key = fields
             .get("key")
             .ok_or_else(|| s3_error!(InvalidArgument, "Bucket POST must contain a field named 'key'."))?
-            .replace("${filename}", &filename);
+            .replace("${filename}", filename);
         if key.is_empty() || key.len() > 1024 || key.contains('\0') {
             return Err(s3_error!(InvalidArgument, "The key must be 1 to 1024 bytes without NUL."));
         }
-        if let Some(note) = req.note {
-            note.target(Some(&bucket), Some(&key));
+        if let Some(note) = note {
+            note.target(Some(bucket), Some(&key));
         }
         let caller = match &signed {
-            Some(signed) => Some(self.caller(signed, &fields, policy.as_ref(), &bucket, req.client, now).await?),
+            Some(signed) => Some(self.caller(signed, fields, policy.as_ref(), bucket, client, now).await?),
             None => None,
         };
-        if let (Some(note), Some(caller)) = (req.note, &caller) {
+        if let (Some(note), Some(caller)) = (note, &caller) {
             note.principal(&caller.principal(self.authorizer.identity().account()).arn);
         }
-        let context = self.context(caller.as_ref(), signed.as_ref(), req.client, req.user_agent, now);
-        self.authorize(caller.as_ref(), context, &bucket, &key, req.client).await?;
-
-        let attrs = form::form_attributes(&fields, file.content_type().map(ToString::to_string))?;
+        let context = self.context(caller.as_ref(), signed.as_ref(), client, user_agent, now);
+        self.authorize(caller.as_ref(), context, bucket, &key, client).await?;
+        let attrs = form::form_attributes(fields, file.content_type().map(ToString::to_string))?;
         let (min, max) = policy::length_range(policy.as_ref());
-        let limits = WriteLimits { max_size: Some(max), ..Default::default() };
-        let body = form::at_least(file.map(|chunk| chunk.map_err(|e| BodyError::from(form::malformed(e)))), min);
-        let record = self.objects.put(&bucket, &key, body, limits, attrs).await.or_s3()?;
-        let version_id = crate::object::shown_version_id(&record);
-        Ok(success(&fields, redirect, &bucket, &key, &record.etag, version_id))
+        Ok(Plan { key, attrs, min, max, redirect })
     }
 
     /// Checks the form's signature over its policy in constant time; `None` when it carries none.
