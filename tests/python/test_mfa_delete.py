@@ -121,6 +121,39 @@ def test_only_the_device_it_was_turned_on_with_counts(server, s3, admin):
     assert admin_s3.get_object(Bucket=bucket, Key="k", VersionId=version)["Body"].read() == b"kept"
 
 
+def test_a_device_deleted_and_created_again_under_its_serial_is_another(server):
+    """MFA Delete is bound to the device itself: one deleted and enrolled again under the same
+    serial (which keys with the usual manage-your-own-MFA rights could do, no code needed) has a
+    new seed the attacker knows, but it is not the device MFA Delete was turned on with."""
+    name, key_id, secret = new_user(server, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    iam = client(server, "iam")
+    device_name = f"{name}-phone"
+
+    def enrol():
+        device = iam.create_virtual_mfa_device(VirtualMFADeviceName=device_name)["VirtualMFADevice"]
+        seed, at = device["Base32StringSeed"].decode(), time.time() - 60
+        iam.enable_mfa_device(UserName=name, SerialNumber=device["SerialNumber"],
+                              AuthenticationCode1=totp(seed, at - 30), AuthenticationCode2=totp(seed, at))
+        return Codes(device["SerialNumber"], seed, at - 30)
+
+    codes = enrol()
+    s3 = client(server, "s3", key_id, secret)
+    bucket = versioned_bucket(s3)
+    s3.put_bucket_versioning(Bucket=bucket, MFA=codes.next(),
+                             VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"})
+    version = s3.put_object(Bucket=bucket, Key="k", Body=b"kept")["VersionId"]
+    iam.deactivate_mfa_device(UserName=name, SerialNumber=codes.serial)
+    iam.delete_virtual_mfa_device(SerialNumber=codes.serial)
+    again = enrol()
+    assert again.serial == codes.serial
+    assert code(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId=version, MFA=again.next())) == "AccessDenied"
+    assert code(lambda: s3.put_bucket_versioning(Bucket=bucket, MFA=again.next(), VersioningConfiguration={
+        "Status": "Enabled", "MFADelete": "Disabled"})) == "AccessDenied"
+    assert s3.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Enabled"
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=version)["Body"].read() == b"kept"
+
+
 def test_lifecycle_and_mfa_delete_exclude_each_other(server, admin):
     s3, codes = admin
     bucket = versioned_bucket(s3)

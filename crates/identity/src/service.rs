@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use latchkey_meta::{IdentityStore, MetaError};
+use latchkey_meta::{IdentityStore, MetaError, MfaDevice};
 use latchkey_policy::{
     Decision, Effect, NamedPolicy, PolicyKind, PolicySet, PolicySource, Principal, PrincipalKind, Request,
     RequestContext,
@@ -183,8 +183,7 @@ impl Identity {
     }
 
     /// Whether `code` is right now for the MFA device `serial` enabled for the IAM user
-    /// `user_name`; a right code's time step is spent, so the same code is refused the second
-    /// time, on every replica. Attempts are limited ([`MFA_ATTEMPTS`]).
+    /// `user_name` ([`Identity::check_mfa_device`]).
     pub async fn check_mfa(
         &self,
         user_name: Option<&str>,
@@ -192,17 +191,30 @@ impl Identity {
         code: &str,
         now: OffsetDateTime,
     ) -> Result<bool, MetaError> {
+        Ok(self.check_mfa_device(user_name, serial, code, now).await?.is_some())
+    }
+
+    /// The MFA device `serial` enabled for the IAM user `user_name`, if `code` is right for it
+    /// now; a right code's time step is spent, so the same code is refused the second time, on
+    /// every replica. Attempts are limited ([`MFA_ATTEMPTS`]).
+    pub async fn check_mfa_device(
+        &self,
+        user_name: Option<&str>,
+        serial: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<MfaDevice>, MetaError> {
         let store = self.store();
-        let Some(device) = store.get_mfa_device(serial).await? else { return Ok(false) };
+        let Some(device) = store.get_mfa_device(serial).await? else { return Ok(None) };
         let owner_matches = match (user_name, device.user_name.as_deref()) {
             (Some(user), Some(owner)) => user.eq_ignore_ascii_case(owner),
             _ => false,
         };
         if !owner_matches || !store.reserve_mfa_attempt(&device.serial, now, MFA_WINDOW, MFA_ATTEMPTS).await? {
-            return Ok(false);
+            return Ok(None);
         }
         let Ok(seed) = self.master.open(Purpose::MfaSeed, &device.serial, &device.seed_sealed) else {
-            return Ok(false);
+            return Ok(None);
         };
         let last = u64::try_from(device.last_step).ok();
         let unix = now.unix_timestamp().max(0) as u64;
@@ -211,10 +223,11 @@ impl Identity {
             Some(step) => store.spend_mfa_step(&device.serial, step).await?,
             None => false,
         };
-        if spent {
-            store.refund_mfa_attempt(&device.serial).await?;
+        if !spent {
+            return Ok(None);
         }
-        Ok(spent)
+        store.refund_mfa_attempt(&device.serial).await?;
+        Ok(Some(device))
     }
 
     /// The IAM user whose MFA devices a caller may use: a user, or a user's own session.

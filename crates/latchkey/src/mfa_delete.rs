@@ -45,13 +45,13 @@ pub async fn run(args: MfaDeleteArgs) -> anyhow::Result<()> {
         principal: Some("operator (latchkey mfa-delete off)".into()),
         source_ip: None,
         user_agent: None,
-        reason: Some(format!("MFA Delete of bucket {bucket} turned off without its device {device}")),
+        reason: Some(format!("MFA Delete of bucket {bucket} turned off without its device {}", device.serial)),
     };
     // Recorded first: a change the trail does not show must not happen.
     meta.record_audit(&event).await.context("cannot record the change in the audit trail")?;
-    if !versions.set_mfa_delete(&bucket, None).await.context("cannot change the bucket")? {
-        bail!("the bucket {bucket:?} is gone");
+    if !versions.set_mfa_delete(&bucket, None, Some(&device.serial)).await.context("cannot change the bucket")? {
+        bail!("the bucket {bucket:?} changed meanwhile: run the command again");
     }
-    println!("MFA Delete is off for {bucket} (it was bound to {device})");
+    println!("MFA Delete is off for {bucket} (it was bound to {})", device.serial);
     Ok(())
 }

@@ -53,9 +53,9 @@ pub use identity::{
 };
 pub use lifecycle::{LifecycleCursor, LifecycleStore};
 pub use model::{
-    AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MultipartUpload, NULL_VERSION,
-    ObjectRecord, ObjectVersion, PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity, Share, ShareFilter, Tag,
-    Versioning,
+    AuditEvent, Bucket, ContentHeaders, GrantRequest, GrantedUse, Grantee, ListedShare, MfaDeleteDevice,
+    MultipartUpload, NULL_VERSION, ObjectRecord, ObjectVersion, PartRecord, SENSITIVITY_TAG, ScanStatus, Sensitivity,
+    Share, ShareFilter, Tag, Versioning,
 };
 pub use object_lock::{
     DefaultRetention, LockChange, LockConfiguration, LockMode, LockRefusal, MAX_RETENTION_DAYS, ObjectLock, Retention,

@@ -16,9 +16,17 @@ pub struct Bucket {
     pub versioning: Option<Versioning>,
     /// Set once Object Lock is enabled; never removed.
     pub object_lock: Option<LockConfiguration>,
-    /// MFA Delete: the serial of the MFA device it was turned on with, whose codes versioning
-    /// changes and deletions of versions need; `None` while it is off.
-    pub mfa_delete: Option<String>,
+    /// MFA Delete: the MFA device it was turned on with, whose codes versioning changes and
+    /// deletions of versions need; `None` while it is off.
+    pub mfa_delete: Option<MfaDeleteDevice>,
+}
+
+/// The MFA device a bucket's MFA Delete is bound to: its serial, and its creation time, which a
+/// device deleted and created again under the same serial does not share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDeleteDevice {
+    pub serial: String,
+    pub created_ms: i64,
 }
 
 /// A bucket's versioning state, once it was first enabled.

@@ -244,7 +244,7 @@ impl MetaStore for PgStore {
 
     async fn get_bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
         let row = sqlx::query(
-            "SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device FROM buckets WHERE name = $1",
+            "SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device, mfa_delete_device_created_ms FROM buckets WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -254,7 +254,7 @@ impl MetaStore for PgStore {
 
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
         let rows = sqlx::query(
-            "SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device FROM buckets ORDER BY name",
+            "SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device, mfa_delete_device_created_ms FROM buckets ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -7,8 +7,8 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use crate::{
-    Bucket, ListedShare, LockMode, MetaResult, MultipartUpload, ObjectLock, ObjectRecord, ObjectVersion, PartRecord,
-    Retention, ScanStatus, Sensitivity, Share, Versioning,
+    Bucket, ListedShare, LockMode, MetaResult, MfaDeleteDevice, MultipartUpload, ObjectLock, ObjectRecord,
+    ObjectVersion, PartRecord, Retention, ScanStatus, Sensitivity, Share, Versioning,
 };
 
 /// Typed column access that both backends' rows provide.
@@ -108,7 +108,10 @@ pub(crate) fn bucket_from_row(row: &impl Columns) -> MetaResult<Bucket> {
         created: from_ms(row.int("created_ms")?),
         versioning: row.opt_text("versioning")?.as_deref().and_then(Versioning::parse),
         object_lock: row.opt_text("object_lock")?.as_deref().map(serde_json::from_str).transpose()?,
-        mfa_delete: row.opt_text("mfa_delete_device")?,
+        mfa_delete: match row.opt_text("mfa_delete_device")? {
+            Some(serial) => Some(MfaDeleteDevice { serial, created_ms: row.int("mfa_delete_device_created_ms")? }),
+            None => None,
+        },
     })
 }
 

@@ -165,7 +165,7 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await?;
         let reader = pool().max_connections(8).connect_with(options.read_only(true)).await?;
         let rows =
-            sqlx::query("SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device FROM buckets")
+            sqlx::query("SELECT name, region, created_ms, versioning, object_lock, mfa_delete_device, mfa_delete_device_created_ms FROM buckets")
                 .fetch_all(&writer)
                 .await?;
         let buckets =

@@ -18,9 +18,15 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Sets a bucket's versioning state; `false` when there is no such bucket, or when `state`
     /// would suspend versioning in a bucket with Object Lock.
     async fn set_versioning(&self, bucket: &str, state: Versioning) -> MetaResult<bool>;
-    /// Turns a versioned bucket's MFA Delete on (bound to the MFA device `device`) or off
-    /// (`None`); `false` when there is no such bucket or it was never versioned.
-    async fn set_mfa_delete(&self, bucket: &str, device: Option<&str>) -> MetaResult<bool>;
+    /// Turns a versioned bucket's MFA Delete on (bound to `device`) or off (`None`), while it is
+    /// still bound to the device of serial `expected` (`None`: off); `false` when there is no
+    /// such bucket, it was never versioned, or its binding changed meanwhile.
+    async fn set_mfa_delete(
+        &self,
+        bucket: &str,
+        device: Option<&crate::MfaDeleteDevice>,
+        expected: Option<&str>,
+    ) -> MetaResult<bool>;
     /// Sets a bucket's Object Lock configuration, which enables Object Lock for good; `false`
     /// when there is no such bucket or its versioning is not enabled.
     async fn set_lock_configuration(&self, bucket: &str, config: &LockConfiguration) -> MetaResult<bool>;
@@ -88,8 +94,10 @@ pub struct JudgedHistory {
     pub entries: u64,
 }
 
-/// Whether a bucket (`$1`) has MFA Delete on, as a count.
-pub(crate) const MFA_DELETE_ON: &str = "SELECT COUNT(*) FROM buckets WHERE name = $1 AND mfa_delete_device IS NOT NULL";
+/// The device a bucket's (`$1`) MFA Delete is bound to, if any; PostgreSQL's holds the bucket's
+/// row (`FOR SHARE`) so that MFA Delete is not turned on under a deletion that read it off.
+pub(crate) const MFA_DELETE_DEVICE: &str = "SELECT mfa_delete_device FROM buckets WHERE name = $1";
+pub(crate) const MFA_DELETE_DEVICE_LOCKED: &str = "SELECT mfa_delete_device FROM buckets WHERE name = $1 FOR SHARE";
 
 /// The columns a version has in both tables, in the order of the object inserts.
 macro_rules! version_columns {
@@ -223,17 +231,25 @@ macro_rules! version_store {
                 Ok(changed)
             }
 
-            async fn set_mfa_delete(&self, bucket: &str, device: Option<&str>) -> $crate::MetaResult<bool> {
+            async fn set_mfa_delete(
+                &self,
+                bucket: &str,
+                device: Option<&$crate::MfaDeleteDevice>,
+                expected: Option<&str>,
+            ) -> $crate::MetaResult<bool> {
                 let done = $crate::statements::bound!(
-                    "UPDATE buckets SET mfa_delete_device = $1 WHERE name = $2 AND versioning IS NOT NULL",
-                    device,
-                    bucket
+                    "UPDATE buckets SET mfa_delete_device = $1, mfa_delete_device_created_ms = $2
+                     WHERE name = $3 AND versioning IS NOT NULL AND COALESCE(mfa_delete_device, '') = COALESCE($4, '')",
+                    device.map(|d| d.serial.as_str()),
+                    device.map(|d| d.created_ms),
+                    bucket,
+                    expected
                 )
                 .execute(&self.$writer)
                 .await?;
                 let changed = done.rows_affected() == 1;
                 if changed {
-                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.mfa_delete = device.map(str::to_owned));
+                    ($bucket_changed)(self, bucket, &|b: &mut $crate::Bucket| b.mfa_delete = device.cloned());
                 }
                 Ok(changed)
             }
@@ -389,13 +405,16 @@ macro_rules! version_store {
                     }
                     if let Some(judged) = judged {
                         // Lifecycle has no MFA code: a bucket with MFA Delete keeps its versions.
-                        let guarded: i64 = sqlx::Row::try_get(
-                            &$crate::statements::bound!($crate::versions::MFA_DELETE_ON, bucket)
-                                .fetch_one(&mut *tx)
-                                .await?,
-                            0,
-                        )?;
-                        if guarded > 0 {
+                        let device = match $lock.is_empty() {
+                            true => $crate::versions::MFA_DELETE_DEVICE,
+                            false => $crate::versions::MFA_DELETE_DEVICE_LOCKED,
+                        };
+                        let row = $crate::statements::bound!(device, bucket).fetch_optional(&mut *tx).await?;
+                        let bound: Option<String> = match &row {
+                            Some(row) => sqlx::Row::try_get(row, 0)?,
+                            None => None,
+                        };
+                        if bound.is_some() {
                             return Ok(None);
                         }
                         let latest = $crate::statements::bound!($crate::versions::LATEST_VERSION, bucket, key)
@@ -549,13 +568,17 @@ pub(crate) mod conformance {
     pub async fn versions_are_kept_deleted_restored_and_released_exactly<S: MetaStore + VersionStore>(store: Arc<S>) {
         create_bucket_b(&*store).await;
         store.put_object(&record("b", "k", "x1")).await.unwrap();
-        assert!(!store.set_mfa_delete("b", Some("mfa/x")).await.unwrap(), "MFA Delete needs a versioned bucket");
+        let device = crate::MfaDeleteDevice { serial: "mfa/x".into(), created_ms: 1 };
+        assert!(!store.set_mfa_delete("b", Some(&device), None).await.unwrap(), "MFA Delete needs a versioned bucket");
         assert!(store.set_versioning("b", Versioning::Enabled).await.unwrap());
         assert!(!store.set_versioning("nobody", Versioning::Enabled).await.unwrap());
         assert_eq!(store.get_bucket("b").await.unwrap().unwrap().versioning, Some(Versioning::Enabled));
-        assert!(store.set_mfa_delete("b", Some("mfa/x")).await.unwrap());
-        assert_eq!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete.as_deref(), Some("mfa/x"));
-        assert!(store.set_mfa_delete("b", None).await.unwrap());
+        assert!(store.set_mfa_delete("b", Some(&device), None).await.unwrap());
+        assert_eq!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete, Some(device.clone()));
+        let other = crate::MfaDeleteDevice { serial: "mfa/y".into(), created_ms: 2 };
+        assert!(!store.set_mfa_delete("b", Some(&other), None).await.unwrap(), "bound meanwhile: not replaced");
+        assert!(!store.set_mfa_delete("b", None, Some("mfa/y")).await.unwrap());
+        assert!(store.set_mfa_delete("b", None, Some("mfa/x")).await.unwrap());
         assert_eq!(store.get_bucket("b").await.unwrap().unwrap().mfa_delete, None);
 
         // Overwrites keep every version; nothing is released.
@@ -648,9 +671,10 @@ pub(crate) mod conformance {
         assert!(store.get_version("b", "k", "v-x2").await.unwrap().is_some());
         let judged = super::JudgedHistory { latest, entries: entries.len() as u64 };
         // With MFA Delete on, lifecycle (a judged deletion: it has no code) deletes nothing.
-        assert!(store.set_mfa_delete("b", Some("mfa/x")).await.unwrap());
+        let device = crate::MfaDeleteDevice { serial: "mfa/x".into(), created_ms: 1 };
+        assert!(store.set_mfa_delete("b", Some(&device), None).await.unwrap());
         assert!(store.delete_version("b", "k", "v-x2", false, Some(&judged)).await.unwrap().is_none());
-        assert!(store.set_mfa_delete("b", None).await.unwrap());
+        assert!(store.set_mfa_delete("b", None, Some("mfa/x")).await.unwrap());
         assert!(store.delete_version("b", "k", "v-x2", false, Some(&judged)).await.unwrap().is_some());
     }
 

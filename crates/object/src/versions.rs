@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use latchkey_meta::{ObjectRecord, ObjectVersion, Versioning};
+use latchkey_meta::{MetaError, MfaDeleteDevice, ObjectRecord, ObjectVersion, Versioning};
 use time::OffsetDateTime;
 
 use crate::{ObjectError, ObjectRead, ObjectResult, ObjectService, ReadError, new_version_id};
@@ -32,13 +32,21 @@ impl ObjectService {
     }
 
     /// Turns MFA Delete on (bound to `device`) or off, after the versioning state it goes with
-    /// was set.
-    pub async fn set_mfa_delete(&self, bucket: &str, device: Option<&str>) -> ObjectResult<()> {
-        if self.versions.set_mfa_delete(bucket, device).await? {
+    /// was set, unless its binding is no longer the device of serial `expected` (another change
+    /// won: `VersioningChanged`, S3's 409 OperationAborted).
+    pub async fn set_mfa_delete(
+        &self,
+        bucket: &str,
+        device: Option<&MfaDeleteDevice>,
+        expected: Option<&str>,
+    ) -> ObjectResult<()> {
+        if self.versions.set_mfa_delete(bucket, device, expected).await? {
             return Ok(());
         }
-        self.bucket(bucket).await?;
-        Err(ObjectError::InvalidBucketState("MFA Delete can only be set on a versioned bucket."))
+        if self.bucket(bucket).await?.versioning.is_none() {
+            return Err(ObjectError::InvalidBucketState("MFA Delete can only be set on a versioned bucket."));
+        }
+        Err(ObjectError::Meta(MetaError::VersioningChanged))
     }
 
     /// Deletes the current version of `bucket/key`. Never versioned: the object is gone (204

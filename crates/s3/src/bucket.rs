@@ -167,16 +167,15 @@ pub(crate) async fn put_bucket_versioning(
             "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
         ));
     }
-    let device = match bucket.mfa_delete.is_some() || switches_mfa {
-        true => Some(
-            crate::mfa_delete::require(front, &req.extensions, input.mfa.as_deref(), bucket.mfa_delete.as_deref())
-                .await?,
-        ),
+    let bound = bucket.mfa_delete.as_ref();
+    let device = match bound.is_some() || switches_mfa {
+        true => Some(crate::mfa_delete::require(front, &req.extensions, input.mfa.as_deref(), bound).await?),
         false => None,
     };
     front.objects.set_versioning(&input.bucket, state).await.or_s3()?;
     if let Some(on) = mfa_delete.filter(|_| switches_mfa) {
-        front.objects.set_mfa_delete(&input.bucket, device.filter(|_| on).as_deref()).await.or_s3()?;
+        let expected = bound.map(|d| d.serial.as_str());
+        front.objects.set_mfa_delete(&input.bucket, device.filter(|_| on).as_ref(), expected).await.or_s3()?;
     }
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }

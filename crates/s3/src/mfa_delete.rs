@@ -4,28 +4,30 @@
 //! own session), over HTTPS (or from loopback).
 //!
 //! A code is taken once (its time step is spent, on every replica) and guesses are limited, as
-//! for STS (`Identity::check_mfa`). AWS binds MFA Delete to the root user's device; the root user
-//! has no MFA device here, so it is bound to the device of whoever turned it on: stolen keys that
-//! can enrol a new device still cannot pass. Lifecycle, which has no code, deletes no version of
+//! for STS (`Identity::check_mfa_device`). AWS binds MFA Delete to the root user's device; the
+//! root user has no MFA device here, so it is bound to the device whose code turned it on (its
+//! serial and creation time): stolen keys that can enrol a new device, or delete that one and
+//! create it again under its name, still cannot pass. Lifecycle, which has no code, deletes no version of
 //! such a bucket (`VersionStore::delete_version`).
 
 use http::Extensions;
 use latchkey_identity::{Caller, ClientConnection, Identity};
-use latchkey_meta::Bucket;
+use latchkey_meta::{Bucket, MfaDeleteDevice};
 use s3s::{S3Result, s3_error};
 use time::OffsetDateTime;
 
 use crate::S3Front;
 
 /// Checks `mfa` (the `x-amz-mfa` header): a right code from a device of the caller (left in
-/// `extensions` by the Authorizer), which must be `bound` when MFA Delete is on. Returns the
-/// device's serial.
+/// `extensions` by the Authorizer), which must be `bound` when MFA Delete is on: the same serial
+/// and the same device (created at the same time: one deleted and created again under that
+/// serial is another). Returns the device.
 pub(crate) async fn require(
     front: &S3Front,
     extensions: &Extensions,
     mfa: Option<&str>,
-    bound: Option<&str>,
-) -> S3Result<String> {
+    bound: Option<&MfaDeleteDevice>,
+) -> S3Result<MfaDeleteDevice> {
     let Some(mfa) = mfa else {
         return Err(s3_error!(AccessDenied, "Mfa Authentication must be used for this request"));
     };
@@ -38,18 +40,27 @@ pub(crate) async fn require(
         return Err(s3_error!(InvalidArgument, "x-amz-mfa must be the device's serial number, a space and its code."));
     };
     let serial = serial.trim();
+    let refused = || s3_error!(AccessDenied, "The MFA code is not valid for the device MFA Delete needs.");
+    // A code of another device is not even tried (it would spend an attempt of that device).
+    if bound.is_some_and(|bound| bound.serial != serial) {
+        return Err(refused());
+    }
     let user = extensions.get::<Caller>().and_then(Identity::mfa_user);
     let now = OffsetDateTime::now_utc();
-    // A code of another device is not even tried (it would spend an attempt of that device).
-    let right = bound.is_none_or(|bound| bound == serial)
-        && front.identity.check_mfa(user, serial, code.trim(), now).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot check an MFA code");
-            s3_error!(InternalError, "We encountered an internal error. Please try again.")
-        })?;
-    match right {
-        true => Ok(serial.to_owned()),
-        false => Err(s3_error!(AccessDenied, "The MFA code is not valid for the device MFA Delete needs.")),
+    let checked = front.identity.check_mfa_device(user, serial, code.trim(), now).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot check an MFA code");
+        s3_error!(InternalError, "We encountered an internal error. Please try again.")
+    })?;
+    let device =
+        checked.map(|d| MfaDeleteDevice { serial: d.serial, created_ms: to_ms(d.created) }).ok_or_else(refused)?;
+    match bound.is_none_or(|bound| *bound == device) {
+        true => Ok(device),
+        false => Err(refused()),
     }
+}
+
+fn to_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// [`require`] when `bucket` has MFA Delete on.

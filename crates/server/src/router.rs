@@ -557,7 +557,16 @@ impl Dispatch {
             user_agent: header(http::header::USER_AGENT),
             note: parts.extensions.get::<Arc<RequestNote>>().map(Arc::as_ref),
         };
-        self.post_uploads.handle(upload).await.unwrap_or_else(s3_error_response)
+        match self.post_uploads.handle(upload).await {
+            Ok(resp) => resp,
+            // What is left of a refused form's file was not read (or only up to a limit): the
+            // connection is not kept for more of its bytes.
+            Err(e) => {
+                let mut resp = s3_error_response(e);
+                resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                resp
+            }
+        }
     }
 }
 
