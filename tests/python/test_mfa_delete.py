@@ -241,3 +241,22 @@ def test_an_operator_lifts_mfa_delete_whose_device_is_lost(tmp_path, backend):
         srv.stop()
         if schema:
             psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_code_spent_on_one_replica_is_refused_on_the_other(replicas):
+    first, second = replicas
+    name, key_id, secret = new_user(first, {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    serial, seed, at = enable_virtual_device(first, name, at=time.time() - 60)
+    codes = Codes(serial, seed, at - 30)
+    on_first, on_second = client(first, "s3", key_id, secret), client(second, "s3", key_id, secret)
+    bucket = versioned_bucket(on_first)
+    on_first.put_bucket_versioning(Bucket=bucket, MFA=codes.next(),
+                                   VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"})
+    assert on_second.get_bucket_versioning(Bucket=bucket)["MFADelete"] == "Enabled"
+    kept = on_first.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
+    gone = on_first.put_object(Bucket=bucket, Key="k", Body=b"two")["VersionId"]
+    used = codes.next()
+    on_first.delete_object(Bucket=bucket, Key="k", VersionId=gone, MFA=used)
+    assert code(lambda: on_second.delete_object(Bucket=bucket, Key="k", VersionId=kept, MFA=used)) == "AccessDenied"
+    assert on_second.get_object(Bucket=bucket, Key="k", VersionId=kept)["Body"].read() == b"one"

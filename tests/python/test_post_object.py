@@ -126,6 +126,18 @@ def test_the_policy_is_what_the_form_may_do(server, s3, bucket):
     assert absent(s3, bucket, "in/huge.bin")
 
 
+def test_a_bucket_spelled_with_escapes_is_the_same_bucket(server, s3, bucket):
+    form = s3.generate_presigned_post(bucket, "escaped", ExpiresIn=300)
+    spelled = "".join(f"%{ord(c):02X}" if i % 2 == 0 else c for i, c in enumerate(bucket))
+    resp = post({"url": f"{server.endpoint}/{spelled}", "fields": form["fields"]})
+    assert resp.status_code == 204, resp.text
+    assert s3.get_object(Bucket=bucket, Key="escaped")["Body"].read() == b"form bytes"
+    # `//bucket` is not a bucket's path: not a form target, nothing stored.
+    resp = post({"url": f"{server.endpoint}//{bucket}", "fields": {**form["fields"], "key": "doubled"}})
+    assert resp.status_code == 405 and code(resp) == "MethodNotAllowed", resp.text
+    assert absent(s3, bucket, "doubled")
+
+
 def test_malformed_forms_get_clear_errors(server, s3, bucket):
     form = s3.generate_presigned_post(bucket, "k", ExpiresIn=300)
     resp = requests.post(form["url"], data=form["fields"], timeout=30)  # urlencoded, no file

@@ -29,6 +29,12 @@ pub struct MfaDeleteDevice {
     pub created_ms: i64,
 }
 
+impl MfaDeleteDevice {
+    pub fn new(serial: String, created: OffsetDateTime) -> Self {
+        Self { serial, created_ms: crate::rows::to_ms(created) }
+    }
+}
+
 /// A bucket's versioning state, once it was first enabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Versioning {

@@ -51,16 +51,11 @@ pub(crate) async fn require(
         tracing::error!(error = %e, "cannot check an MFA code");
         s3_error!(InternalError, "We encountered an internal error. Please try again.")
     })?;
-    let device =
-        checked.map(|d| MfaDeleteDevice { serial: d.serial, created_ms: to_ms(d.created) }).ok_or_else(refused)?;
+    let device = checked.map(|d| MfaDeleteDevice::new(d.serial, d.created)).ok_or_else(refused)?;
     match bound.is_none_or(|bound| *bound == device) {
         true => Ok(device),
         false => Err(refused()),
     }
-}
-
-fn to_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// [`require`] when `bucket` has MFA Delete on.

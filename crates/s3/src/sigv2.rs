@@ -88,15 +88,21 @@ impl SigV2Verifier {
         let Some(claim) = claim(&query, headers) else { return Ok(()) };
         let secret = self.auth.get_secret_key(&claim.access_key).await?;
         let string_to_sign = string_to_sign(method, path, &query, headers, &claim.date_line);
-        let mut mac = Hmac::<Sha1>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
-        mac.update(string_to_sign.as_bytes());
-        let expected = STANDARD.encode(mac.finalize().into_bytes());
+        let expected = signature(secret.expose(), &string_to_sign);
         if bool::from(expected.as_bytes().ct_eq(claim.signature.as_bytes())) {
             Ok(())
         } else {
             Err(s3_error!(SignatureDoesNotMatch))
         }
     }
+}
+
+/// SigV2's signature of `string_to_sign` under `secret`: base64 of HMAC-SHA1 (a POST form's
+/// is over its policy).
+pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(string_to_sign.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// The query, form-decoded, sorted by name (stable), as s3s reads it.
@@ -214,12 +220,6 @@ mod tests {
         map
     }
 
-    fn sign(secret: &str, string_to_sign: &str) -> String {
-        let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(string_to_sign.as_bytes());
-        STANDARD.encode(mac.finalize().into_bytes())
-    }
-
     /// AWS's documented examples (RESTAuthentication), path-style.
     #[test]
     fn strings_to_sign_match_aws_examples() {
@@ -229,7 +229,7 @@ mod tests {
         let date_line = "Tue, 27 Mar 2007 19:36:42 +0000";
         let sts = string_to_sign(&Method::GET, uri.path(), &decoded_query(&uri), &get, date_line);
         assert_eq!(sts, "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/awsexamplebucket1/photos/puppy.jpg");
-        assert_eq!(sign(secret, &sts), "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
+        assert_eq!(signature(secret, &sts), "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
 
         let put = headers(&[
             ("content-type", "image/jpeg"),
@@ -280,7 +280,7 @@ mod tests {
         assert!(refused("/b/k?AWSAccessKeyId=AK&Expires=1&Sig%6Eature=x", None).await);
         assert!(refused("/b/k", Some("AWS AK:x")).await);
         assert!(!refused("/b/k?X-Amz-Signature=x", Some("AWS4-HMAC-SHA256 Credential=AK/x")).await);
-        let right = sign("secret", "GET\n\n\n1\n/b/k");
+        let right = signature("secret", "GET\n\n\n1\n/b/k");
         let uri = format!(
             "/b/k?AWSAccessKeyId=AK&Expires=1&Signature={}",
             form_urlencoded::byte_serialize(right.as_bytes()).collect::<String>()

@@ -15,19 +15,16 @@ mod policy;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use hmac::{Hmac, Mac};
 use http::{HeaderValue, Response, StatusCode, header};
 use latchkey_identity::{Caller, ClientConnection, RequestNote, sigv4};
 use latchkey_object::{ObjectAttributes, ObjectService};
 use latchkey_policy::RequestContext;
 use latchkey_storage::WriteLimits;
+use quick_xml::escape::escape;
 use s3s::post_policy::PostPolicy;
 use s3s::{Body, S3Error, S3Result, s3_error};
-use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
@@ -223,9 +220,7 @@ impl PostUploads {
                 .get("awsaccesskeyid")
                 .ok_or_else(|| s3_error!(InvalidArgument, "The form field AWSAccessKeyId is missing."))?;
             let secret = self.authorizer.identity().secret(access_key, "s3").await.map_err(crate::auth::refused)?;
-            let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_str().as_bytes()).expect("HMAC takes any key length");
-            mac.update(policy.as_bytes());
-            let expected = STANDARD.encode(mac.finalize().into_bytes());
+            let expected = crate::sigv2::signature(secret.as_str(), policy);
             if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
                 return Err(signature_does_not_match());
             }
@@ -357,10 +352,10 @@ fn success(
         (None, Some("201")) => {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>/{bucket}/{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
-                xml_escape(&percent(key)),
-                xml_escape(bucket),
-                xml_escape(key),
-                xml_escape(&quoted)
+                escape(crate::list::encode_key(key.to_owned(), true)),
+                escape(bucket),
+                escape(key),
+                escape(&quoted)
             );
             let mut resp = Response::new(Body::from(xml));
             *resp.status_mut() = StatusCode::CREATED;
@@ -381,15 +376,4 @@ fn success(
         resp.headers_mut().insert("x-amz-version-id", version_id);
     }
     resp
-}
-
-/// A key in a URL path: everything but unreserved characters and `/` encoded.
-fn percent(key: &str) -> String {
-    const PATH: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(key, PATH).to_string()
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
