@@ -11,6 +11,7 @@ DURATION=${DURATION:-10s}
 need_debian_packages nginx wrk curl
 build_latchkey
 
+describe_machine
 work=$(mktemp -d)
 trap 'kill $LATCHKEY_PID $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/www/bench"

@@ -52,6 +52,18 @@ presign_get() {
     "$LATCHKEY_BIN" presign "s3://$1" --endpoint-url "$2" --expires-in 3600
 }
 
+# describe_machine: the CPU the figures were measured on. Presigned requests hash with SHA-256 at
+# every step of SigV4 (the canonical request, the four-HMAC signing key, the signature) while a
+# static nginx hashes nothing per request, so their ratio depends on whether the CPU has SHA
+# instructions; say so beside the figures.
+describe_machine() {
+  local model flags
+  model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  flags=$(awk -F': ' '/^flags/ { print " " $2 " "; exit }' /proc/cpuinfo)
+  yes_no() { case "$flags" in *" $1 "*) echo yes ;; *) echo no ;; esac; }
+  echo "machine: ${model:-unknown CPU}, $(nproc) cores, SHA instructions (sha_ni): $(yes_no sha_ni), AES-NI: $(yes_no aes)"
+}
+
 # ratio A B -> A/B with 3 decimals
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 

@@ -60,6 +60,8 @@ def test_a_signed_form_uploads_with_the_files_name(server, s3, bucket, signature
     assert resp.status_code == 201, resp.text
     digest = hashlib.md5(content).hexdigest()
     assert "<Key>uploads/ledger.csv</Key>" in resp.text and f"<Bucket>{bucket}</Bucket>" in resp.text
+    # An absolute URL, as S3 answers: this server's, where the object is read.
+    assert f"<Location>{server.endpoint}/{bucket}/uploads/ledger.csv</Location>" in resp.text
     assert f"<ETag>&quot;{digest}&quot;</ETag>" in resp.text
     assert resp.headers["ETag"] == f'"{digest}"'
     got = s3.get_object(Bucket=bucket, Key="uploads/ledger.csv")

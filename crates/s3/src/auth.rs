@@ -484,15 +484,18 @@ impl S3Access for Authorizer {
             self.revocations.refuse_revoked(request, principal, source_ip, self.meta.as_ref()).await?;
         }
         let operation = cx.s3_op().name();
-        let mut context = policy_request::s3_context(cx, client, OffsetDateTime::now_utc())?;
+        // The query read once for every lookup below (a presigned URL's is long).
+        let query = crate::query::Params::parse(cx.uri().query().unwrap_or_default());
+        let mut context = policy_request::s3_context(cx, &query, client, OffsetDateTime::now_utc())?;
+        let (asks_version, counted_url) = (query.has("versionId"), query.has(counted::MAX_USES_PARAM));
+        drop(query);
         if let Some(caller) = &caller {
             self.identity.caller_context(caller, &mut context);
         }
         let mut checks = Vec::with_capacity(2);
         // DeleteObjects names its keys in the body: each is authorised there (ObjectPermission).
         if operation != "DeleteObjects" {
-            let version_id = cx.uri().query().is_some_and(|q| crate::query::has(q, "versionId"));
-            checks.push((policy_request::action(operation, version_id), policy_request::resource(cx.s3_path())));
+            checks.push((policy_request::action(operation, asks_version), policy_request::resource(cx.s3_path())));
         }
         if matches!(operation, "CopyObject" | "UploadPartCopy")
             && let Some(source) = policy_request::copy_source(cx)
@@ -545,7 +548,7 @@ impl S3Access for Authorizer {
             _ => self.judge(caller.as_ref(), &mut context, &checks, source_ip).await?,
         }
         // A counted presigned URL spends a use only once the request is allowed.
-        if cx.uri().query().is_some_and(|q| crate::query::has(q, counted::MAX_USES_PARAM)) {
+        if counted_url {
             let principal = caller.as_ref().map(|c| c.principal(self.identity.account()).arn);
             let ip = source_ip.map(|ip| ip.to_string());
             counted::spend(cx, self.presigned.as_ref(), self.meta.as_ref(), principal, ip).await?;

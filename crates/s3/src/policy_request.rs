@@ -139,15 +139,15 @@ pub fn acts_on_version(action: &str) -> bool {
 /// and user agent.
 pub fn s3_context(
     cx: &S3AccessContext<'_>,
+    query: &query::Params<'_>,
     client: Option<ClientConnection>,
     now: OffsetDateTime,
 ) -> S3Result<RequestContext> {
     let mut context = RequestContext::new();
-    let query = cx.uri().query().unwrap_or_default();
     let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
 
-    let presigned_v4 = query::has(query, "X-Amz-Signature");
-    let presigned_v2 = query::has(query, "Signature") && query::has(query, "AWSAccessKeyId");
+    let presigned_v4 = query.has("X-Amz-Signature");
+    let presigned_v2 = query.has("Signature") && query.has("AWSAccessKeyId");
     let auth_header = header("authorization").unwrap_or_default();
     let (auth_type, version) = if presigned_v4 {
         ("REST-QUERY-STRING", "AWS4-HMAC-SHA256")
@@ -161,7 +161,7 @@ pub fn s3_context(
     context.insert("s3:authType", auth_type);
     context.insert("s3:signatureversion", version);
     // Milliseconds since the signature was made (SigV4: X-Amz-Date, in the query or a header).
-    let signed_at = match query::get(query, "X-Amz-Date") {
+    let signed_at = match query.get("X-Amz-Date") {
         Some(date) => parse_amz_date(&date),
         None => header("x-amz-date").and_then(parse_amz_date),
     };
@@ -176,7 +176,7 @@ pub fn s3_context(
         ("s3:versionid", "versionId"),
     ];
     for (key, name) in params {
-        if let Some(value) = query::get(query, name) {
+        if let Some(value) = query.get(name) {
             context.insert(key, value.into_owned());
         }
     }

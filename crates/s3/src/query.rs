@@ -14,6 +14,29 @@ pub fn params(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Value<'_>)> {
     })
 }
 
+/// A query's parameters read once, names decoded, for a reader that looks up several: each
+/// lookup then compares names only, where [`has`] and [`get`] read the whole query again.
+pub struct Params<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
+
+impl<'a> Params<'a> {
+    pub fn parse(query: &'a str) -> Self {
+        // A presigned URL carries about eight parameters: room for them up front.
+        let mut params = Vec::with_capacity(12);
+        params.extend(self::params(query));
+        Self(params)
+    }
+
+    /// Whether there is a parameter named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    /// The first value of the parameter named `name`, decoded.
+    pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.0.iter().find_map(|(n, value)| (n == name).then(|| value.decode()))
+    }
+}
+
 /// Whether `query` has a parameter named `name`.
 pub fn has(query: &str, name: &str) -> bool {
     params(query).any(|(n, _)| n == name)
@@ -43,7 +66,8 @@ fn decode(text: &str) -> Cow<'_, str> {
     if !encoded(text) {
         return Cow::Borrowed(text);
     }
-    let spaced = text.replace('+', " ");
+    // A credential's `%2F`s are the common case: no `+`, no copy before decoding.
+    let spaced = if text.contains('+') { Cow::Owned(text.replace('+', " ")) } else { Cow::Borrowed(text) };
     Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
 }
 
@@ -62,5 +86,10 @@ mod tests {
         assert_eq!(params(query).count(), form_urlencoded::parse(query.as_bytes()).count());
         assert!(matches!(get(query, "Prefix"), Some(Cow::Owned(_))));
         assert!(matches!(get(query, "prefix"), Some(Cow::Borrowed(_))), "nothing to decode: borrowed");
+        let parsed = Params::parse(query);
+        for name in ["X-Amz-Signature", "q", "flag", "Prefix", "prefix", "bad", "x-amz-signature", "missing", ""] {
+            assert_eq!(parsed.get(name), get(query, name), "{name}");
+            assert_eq!(parsed.has(name), has(query, name), "{name}");
+        }
     }
 }

@@ -556,6 +556,7 @@ impl Dispatch {
             client: parts.extensions.get::<ClientConnection>().copied(),
             user_agent: header(http::header::USER_AGENT),
             note: parts.extensions.get::<Arc<RequestNote>>().map(Arc::as_ref),
+            public_base: parts.extensions.get::<PublicBase>().map(|base| &*base.0).unwrap_or_default(),
         };
         match self.post_uploads.handle(upload).await {
             Ok(resp) => resp,

@@ -71,6 +71,9 @@ pub struct PostRequest<'a, S> {
     pub client: Option<ClientConnection>,
     pub user_agent: Option<&'a str>,
     pub note: Option<&'a RequestNote>,
+    /// The URL this server is reached at (`public_url`, or the connection's scheme and
+    /// address), for the PostResponse's absolute `Location`.
+    pub public_base: &'a str,
 }
 
 impl PostUploads {
@@ -115,7 +118,8 @@ impl PostUploads {
         let record = self.objects.put(&bucket, &plan.key, form::at_least(body, plan.min), limits, plan.attrs).await;
         let record = record.or_s3()?;
         let version_id = crate::object::shown_version_id(&record);
-        Ok(success(&fields, plan.redirect, &bucket, &plan.key, &record.etag, version_id))
+        let stored = Stored { public_base: req.public_base, bucket: &bucket, key: &plan.key, etag: &record.etag };
+        Ok(success(&fields, plan.redirect, &stored, version_id))
     }
 
     /// Everything decided before the file is read: the form's fields, signature, policy and
@@ -322,16 +326,18 @@ fn redirect(fields: &Fields) -> S3Result<Option<&str>> {
     }
 }
 
+/// What a form stored, and where this server is reached.
+struct Stored<'a> {
+    public_base: &'a str,
+    bucket: &'a str,
+    key: &'a str,
+    etag: &'a str,
+}
+
 /// The answer to a stored upload: a redirect (`success_action_redirect`), or the status asked
 /// for (`success_action_status`: 200, 201 with the PostResponse document, else 204).
-fn success(
-    fields: &Fields,
-    redirect: Option<&str>,
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    version_id: Option<String>,
-) -> Response<Body> {
+fn success(fields: &Fields, redirect: Option<&str>, stored: &Stored<'_>, version_id: Option<String>) -> Response<Body> {
+    let Stored { public_base, bucket, key, etag } = *stored;
     let quoted = format!("\"{etag}\"");
     let mut resp = match (redirect, fields.get("success_action_status")) {
         (Some(url), _) => {
@@ -351,7 +357,8 @@ fn success(
         }
         (None, Some("201")) => {
             let xml = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>/{bucket}/{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}/{bucket}/{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
+                escape(public_base.trim_end_matches('/')),
                 escape(crate::list::encode_key(key.to_owned(), true)),
                 escape(bucket),
                 escape(key),
