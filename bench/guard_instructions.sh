@@ -19,7 +19,8 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 head -c 4096 /dev/urandom >"$work/4k"
 
-# per_request NAME PORT CONFIG_TEXT -> prints the instructions per GET of that configuration
+# per_request NAME PORT CONFIG_TEXT -> the instructions per GET of that configuration in $NAME_ir
+# (run in this shell, not in a command substitution, so that set -e and the trap see it)
 per_request() {
   printf '%s\n' "$3" >"$work/$1.toml"
   LATCHKEY_ROOT_ACCESS_KEY=$BENCH_ACCESS_KEY LATCHKEY_ROOT_SECRET_KEY=$BENCH_SECRET_KEY \
@@ -28,7 +29,7 @@ per_request() {
     >/dev/null 2>"$work/$1.stderr" &
   local pid=$!
   pids+=("$pid")
-  for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.2; done
+  wait_for_port "$2" || wait_for_port "$2" || wait_for_port "$2"  # valgrind starts slowly
   local base="http://127.0.0.1:$2" url
   s3_call PUT "$base/bench" >/dev/null
   s3_call PUT "$base/bench/4k" -T "$work/4k" >/dev/null
@@ -43,17 +44,21 @@ per_request() {
   local requests instructions
   requests=$(awk '/requests in/ { print $1 }' "$work/$1.wrk")
   # The dump asked for above is the first numbered part; the unnumbered file is the exit's rest.
+  [ -s "$work/$1.out.1" ] || { echo "$1: callgrind wrote no dump" >&2; exit 1; }
   instructions=$(callgrind_annotate "$work/$1.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-  awk -v i="$instructions" -v r="$requests" 'BEGIN { printf "%.0f", i / r }'
+  [[ "$instructions" =~ ^[0-9]+$ && "$requests" =~ ^[0-9]+$ && "$requests" -gt 0 ]] ||
+    { echo "$1: no count (instructions '$instructions', requests '$requests')" >&2; exit 1; }
+  printf -v "${1}_ir" '%s' "$(awk -v i="$instructions" -v r="$requests" 'BEGIN { printf "%.0f", i / r }')"
 }
 
-on=$(per_request on 9495 'surfaces = ["s3", "shares", "health", "metrics"]
+per_request on 9495 'surfaces = ["s3", "shares", "health", "metrics"]
 [rate_limits]
 per_ip = 1000000
-exempt = []')
-off=$(per_request off 9496 'access_log = "off"
+exempt = []'
+per_request off 9496 'access_log = "off"
 [rate_limits]
 per_ip = 0
-per_link = 0')
+per_link = 0'
+on=$on_ir off=$off_ir
 echo "instructions per 4 KiB presigned GET: guard, access log and metrics on $on, off $off"
 echo "off/on (the throughput ratio they predict; target at least 0.9): $(ratio "$off" "$on")"

@@ -160,8 +160,13 @@ def test_truncated_upload_leaves_no_object(fresh_server):
             f"PUT {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: 1000000\r\n\r\n".encode()
         )
         sock.sendall(b"x" * 300_000)
-    # The server notices the disconnect, discards the partial blob and commits nothing.
+    # The server notices the disconnect, discards the partial blob and commits nothing. Its
+    # temporary file may not exist yet when the client is gone (it is made once a batch of the
+    # body has arrived): the request is over when its access-log line is written.
     deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and '"path":"/truncated/half"' not in server.stderr_text():
+        time.sleep(0.05)
+    assert '"path":"/truncated/half"' in server.stderr_text()
     while time.monotonic() < deadline and server.tmp_files():
         time.sleep(0.05)
     assert not server.tmp_files()

@@ -124,3 +124,32 @@ def test_forged_requests_naming_a_key_do_not_lock_out_its_owner(tmp_path):
         assert owner.status_code == 200, owner.text
     finally:
         server.stop()
+
+
+def test_forms_count_against_the_key_that_signed_them(tmp_path):
+    """A form's signing key is in its body, past the guard: PostObject charges it there, so a key
+    whose forms are posted from many addresses is held to its rate as its presigned URLs are.
+    The key's own calls and one form after the window are served; nothing is stored when refused."""
+    server = limited_server(tmp_path, per_ip=100, per_ip_burst=100, per_key=1, per_key_burst=5)
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="forms")
+        form = s3.generate_presigned_post("forms", "posted/${filename}", ExpiresIn=300)
+
+        def post(n):
+            return requests.post(form["url"], data=form["fields"], files={"file": (f"{n}.txt", b"form")},
+                                 headers={"X-Forwarded-For": f"198.51.100.{10 + n}"}, timeout=30)
+        answers = [post(n) for n in range(10)]
+        statuses = [resp.status_code for resp in answers]
+        assert statuses[:3] == [204] * 3, statuses
+        refused = [resp for resp in answers if resp.status_code == 503]
+        assert refused, f"ten forms within a burst of five were all served: {statuses}"
+        assert set(statuses) == {204, 503}, statuses
+        assert all("<Code>SlowDown</Code>" in resp.text and "Retry-After" in resp.headers for resp in refused)
+        # The key itself is over its rate too now: once the window passes, it lists and posts.
+        time.sleep(3)
+        stored = s3.list_objects_v2(Bucket="forms", Prefix="posted/").get("Contents", [])
+        assert len(stored) == statuses.count(204), (statuses, [o["Key"] for o in stored])
+        assert post(20).status_code == 204
+    finally:
+        server.stop()

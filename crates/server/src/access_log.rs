@@ -219,11 +219,13 @@ impl Serialize for Rfc3339 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut text = [0u8; 48];
         let mut cursor = std::io::Cursor::new(&mut text[..]);
-        // What the cursor moved by, not `format_into`'s count, which leaves out the fraction.
-        let written = self.0.format_into(&mut cursor, &time::format_description::well_known::Rfc3339);
-        written.map_err(serde::ser::Error::custom)?;
-        let len = usize::try_from(cursor.position()).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?)
+        // What the cursor moved by, not `format_into`'s count, which leaves out the fraction. A
+        // time that cannot be formatted leaves the field empty rather than losing the line.
+        let len = match self.0.format_into(&mut cursor, &time::format_description::well_known::Rfc3339) {
+            Ok(_) => usize::try_from(cursor.position()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        serializer.serialize_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
     }
 }
 

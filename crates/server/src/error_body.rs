@@ -5,6 +5,7 @@
 //! signs again for that region).
 
 use bytes::Bytes;
+use quick_xml::escape::partial_escape;
 
 /// The `<Code>` of an S3, IAM or STS error body.
 pub fn code(body: &[u8]) -> Option<&str> {
@@ -27,18 +28,18 @@ pub fn complete(body: &[u8], request_id: &str, region: &str) -> Option<Bytes> {
     out.push_str(&text[..code_end + "</Code>".len()]);
     if !text.contains("<Message>") {
         out.push_str("<Message>");
-        out.push_str(&xml_escape(&default_message(code)));
+        out.push_str(&partial_escape(default_message(code)));
         out.push_str("</Message>");
     }
     out.push_str(&text[code_end + "</Code>".len()..close]);
     if code == "AuthorizationHeaderMalformed" && !text.contains("<Region>") {
         out.push_str("<Region>");
-        out.push_str(&xml_escape(region));
+        out.push_str(&partial_escape(region));
         out.push_str("</Region>");
     }
     if !text.contains("<RequestId>") {
         out.push_str("<RequestId>");
-        out.push_str(&xml_escape(request_id));
+        out.push_str(&partial_escape(request_id));
         out.push_str("</RequestId>");
     }
     out.push_str(&text[close..]);
@@ -93,10 +94,6 @@ fn words(code: &str) -> String {
     }
     out.push('.');
     out
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ impl RateLimits {
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
+    /// Counts a form upload (PostObject) against the access key that signed it: the key is in
+    /// the body, read after [`RateLimits::check`] charged the sender's address.
+    pub fn check_key(&self, ip: &IpAddr, key: &str) -> Result<(), Duration> {
+        let Some(limiter) = self.per_key.as_ref().filter(|_| !self.exempts(ip)) else { return Ok(()) };
+        limiter.check_key(&key.to_owned()).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
     /// Counts a refused or failed authentication against the sender's address: up to
     /// `failed_auth_cost` requests more, as many as are left (a cost beyond the burst empties
     /// it). Not against the key or the link it named: a stranger forging requests for a key id
@@ -232,6 +239,24 @@ mod tests {
             limits.check(&key(["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"][i])).unwrap();
         }
         assert!(limits.check(&key("192.0.2.15")).is_err());
+    }
+
+    #[test]
+    fn a_forms_key_is_charged_alone_and_shares_its_rate_with_headers() {
+        let limits = limits(&["10.0.0.0/8"]);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        // Five of the key's burst from forms, whichever address; the sender's address is untouched.
+        for last in 10..15 {
+            limits.check_key(&ip(&format!("192.0.2.{last}")), "AKIA1").unwrap();
+        }
+        assert!(limits.check_key(&ip("192.0.2.20"), "AKIA1").is_err(), "the key's burst of 5 is spent");
+        let signed = Asker { ip: ip("192.0.2.21"), key: Some("AKIA1"), link: None };
+        assert!(limits.check(&signed).is_err(), "its presigned URLs and headers wait too");
+        limits.check_key(&ip("192.0.2.20"), "AKIA2").unwrap();
+        for _ in 0..3 {
+            limits.check(&from("192.0.2.10")).unwrap();
+        }
+        limits.check_key(&ip("10.1.2.3"), "AKIA1").expect("exempt networks are never limited");
     }
 
     #[test]

@@ -10,8 +10,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -22,7 +22,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use latchkey_identity::{ClientConnection, Identity, QueryApi, RequestNote};
 use latchkey_meta::{MetaError, MetaStore};
 use latchkey_s3::addressing::{self, Domains, VirtualHosted};
-use latchkey_s3::post_object::{PostRequest, PostUploads};
+use latchkey_s3::post_object::{KeyRate, PostRequest, PostUploads};
 use latchkey_s3::{BucketConfigs, SigV2Verifier, SigningRules};
 use latchkey_share::PublicBase;
 use s3s::service::S3Service;
@@ -549,25 +549,51 @@ impl Dispatch {
         };
         let (parts, body) = req.into_parts();
         let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let client = parts.extensions.get::<ClientConnection>().copied();
+        let key_rate = client.map(|client| FormKeyRate { limits: &self.limits, ip: client.ip, wait: Mutex::default() });
         let upload = PostRequest {
             bucket,
             content_type: header(http::header::CONTENT_TYPE).unwrap_or_default(),
             body: Box::pin(http_body_util::BodyDataStream::new(body)),
-            client: parts.extensions.get::<ClientConnection>().copied(),
+            client,
             user_agent: header(http::header::USER_AGENT),
             note: parts.extensions.get::<Arc<RequestNote>>().map(Arc::as_ref),
             public_base: parts.extensions.get::<PublicBase>().map(|base| &*base.0).unwrap_or_default(),
+            key_rate: key_rate.as_ref().map(|rate| rate as &dyn KeyRate),
         };
         match self.post_uploads.handle(upload).await {
             Ok(resp) => resp,
             // What is left of a refused form's file was not read (or only up to a limit): the
             // connection is not kept for more of its bytes.
             Err(e) => {
-                let mut resp = s3_error_response(e);
+                let mut resp =
+                    match key_rate.and_then(|rate| rate.wait.into_inner().unwrap_or_else(PoisonError::into_inner)) {
+                        Some(wait) => {
+                            metrics::counter!("latchkey_refused_total", "reason" => "rate").increment(1);
+                            slow_down(Surface::S3, wait)
+                        }
+                        None => s3_error_response(e),
+                    };
                 resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
                 resp
             }
         }
+    }
+}
+
+/// A form's signing key charged against its per-key rate (`RateLimits::check_key`); how long
+/// it must wait is kept for the answer when it is over.
+struct FormKeyRate<'a> {
+    limits: &'a RateLimits,
+    ip: std::net::IpAddr,
+    wait: Mutex<Option<Duration>>,
+}
+
+impl KeyRate for FormKeyRate<'_> {
+    fn admit(&self, access_key: &str) -> bool {
+        let Err(wait) = self.limits.check_key(&self.ip, access_key) else { return true };
+        *self.wait.lock().unwrap_or_else(PoisonError::into_inner) = Some(wait);
+        false
     }
 }
 

@@ -51,6 +51,15 @@ struct Plan<'f> {
     min: u64,
     max: u64,
     redirect: Option<&'f str>,
+    /// The access key whose signature the form carries, if any.
+    signer: Option<&'f str>,
+}
+
+/// The guard's per-access-key rate, for forms: their key is in the body, which the guard does
+/// not read (it has charged the sender's address before the form was read).
+pub trait KeyRate: Send + Sync {
+    /// Counts one request signed by `access_key`; `false` when that key is over its rate.
+    fn admit(&self, access_key: &str) -> bool;
 }
 
 /// PostObject's services and the server's signing rules (region, SigV2, the longest lifetime a
@@ -74,6 +83,7 @@ pub struct PostRequest<'a, S> {
     /// The URL this server is reached at (`public_url`, or the connection's scheme and
     /// address), for the PostResponse's absolute `Location`.
     pub public_base: &'a str,
+    pub key_rate: Option<&'a dyn KeyRate>,
 }
 
 impl PostUploads {
@@ -107,6 +117,10 @@ impl PostUploads {
         let (fields, mut file) = form::read_fields(&mut form).await?;
         reached_file.store(true, Ordering::Relaxed);
         let plan = match self.plan(&fields, &file, &bucket, req.note, req.client, req.user_agent).await {
+            Ok(plan) if plan.signer.zip(req.key_rate).is_some_and(|(key, rate)| !rate.admit(key)) => {
+                form::drain(&mut file).await;
+                return Err(s3_error!(SlowDown, "Please reduce your request rate."));
+            }
             Ok(plan) => plan,
             Err(e) => {
                 form::drain(&mut file).await;
@@ -172,7 +186,8 @@ impl PostUploads {
         self.authorize(caller.as_ref(), context, bucket, &key, client).await?;
         let attrs = form::form_attributes(fields, file.content_type().map(ToString::to_string))?;
         let (min, max) = policy::length_range(policy.as_ref());
-        Ok(Plan { key, attrs, min, max, redirect })
+        let signer = signed.as_ref().map(|signed| signed.access_key);
+        Ok(Plan { key, attrs, min, max, redirect, signer })
     }
 
     /// Checks the form's signature over its policy in constant time; `None` when it carries none.
