@@ -45,14 +45,8 @@ serve() {
 }
 
 # 1. Guard on versus off.
-serve on 9490 'surfaces = ["s3", "shares", "health", "metrics"]
-[rate_limits]
-per_ip = 1000000
-exempt = []'
-serve off 9491 'access_log = "off"
-[rate_limits]
-per_ip = 0
-per_link = 0'
+serve on 9490 "$GUARD_ON"
+serve off 9491 "$GUARD_OFF"
 echo "1. 4 KiB presigned GET, guard, access log and metrics on versus off (target: at least 0.9)"
 printf '%-6s %12s %12s %8s\n' round on_req/s off_req/s ratio
 ratios=()

@@ -51,14 +51,8 @@ per_request() {
   printf -v "${1}_ir" '%s' "$(awk -v i="$instructions" -v r="$requests" 'BEGIN { printf "%.0f", i / r }')"
 }
 
-per_request on 9495 'surfaces = ["s3", "shares", "health", "metrics"]
-[rate_limits]
-per_ip = 1000000
-exempt = []'
-per_request off 9496 'access_log = "off"
-[rate_limits]
-per_ip = 0
-per_link = 0'
+per_request on 9495 "$GUARD_ON"
+per_request off 9496 "$GUARD_OFF"
 on=$on_ir off=$off_ir
 echo "instructions per 4 KiB presigned GET: guard, access log and metrics on $on, off $off"
 echo "off/on (the throughput ratio they predict; target at least 0.9): $(ratio "$off" "$on")"

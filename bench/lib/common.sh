@@ -52,6 +52,18 @@ presign_get() {
     "$LATCHKEY_BIN" presign "s3://$1" --endpoint-url "$2" --expires-in 3600
 }
 
+# The two configurations figure 1 of guard.sh (and guard_instructions.sh) compares: every request
+# through the rate limiter (no address exempt), the JSON access log written, metrics served;
+# and all of that off.
+GUARD_ON='surfaces = ["s3", "shares", "health", "metrics"]
+[rate_limits]
+per_ip = 1000000
+exempt = []'
+GUARD_OFF='access_log = "off"
+[rate_limits]
+per_ip = 0
+per_link = 0'
+
 # describe_machine: the CPU the figures were measured on. Presigned requests hash with SHA-256 at
 # every step of SigV4 (the canonical request, the four-HMAC signing key, the signature) while a
 # static nginx hashes nothing per request, so their ratio depends on whether the CPU has SHA
