@@ -153,3 +153,27 @@ def test_forms_count_against_the_key_that_signed_them(tmp_path):
         assert post(20).status_code == 204
     finally:
         server.stop()
+
+
+def test_forged_forms_naming_a_key_do_not_spend_its_rate(tmp_path):
+    """A form is charged to its key only once its signature checks: a stranger posting forms with
+    a bad signature for the key (key ids are not secret) spends the stranger's addresses, and the
+    key's own form is still served."""
+    server = limited_server(tmp_path, per_ip=100, per_ip_burst=100, per_key=1, per_key_burst=5)
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="forms")
+        form = s3.generate_presigned_post("forms", "posted/${filename}", ExpiresIn=300)
+        name = next(name for name in form["fields"] if name.lower() in ("signature", "x-amz-signature"))
+        signature = form["fields"][name]
+        forged = dict(form["fields"], **{name: ("B" if signature[0] == "A" else "A") + signature[1:]})
+        for n in range(10):
+            resp = requests.post(form["url"], data=forged, files={"file": ("f.txt", b"forged")},
+                                 headers={"X-Forwarded-For": f"198.51.100.{40 + n}"}, timeout=30)
+            assert resp.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in resp.text, resp.text
+        genuine = requests.post(form["url"], data=form["fields"], files={"file": ("g.txt", b"genuine")},
+                                headers={"X-Forwarded-For": "192.0.2.30"}, timeout=30)
+        assert genuine.status_code == 204, genuine.text
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="forms")["Contents"]] == ["posted/g.txt"]
+    finally:
+        server.stop()
