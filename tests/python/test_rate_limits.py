@@ -3,6 +3,7 @@
 clients are served; it recovers once the window passes; failed authentications cost more. The
 clients' addresses are set through a trusted proxy (the tests stand in for it)."""
 
+import json
 import time
 
 import pytest
@@ -151,6 +152,11 @@ def test_forms_count_against_the_key_that_signed_them(tmp_path):
         stored = s3.list_objects_v2(Bucket="forms", Prefix="posted/").get("Contents", [])
         assert len(stored) == statuses.count(204), (statuses, [o["Key"] for o in stored])
         assert post(20).status_code == 204
+        # Logged as the guard's own rate refusals are.
+        lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+        posts = [line for line in lines if line.get("operation") == "PostObject"]
+        assert [line["status"] for line in posts] == statuses + [204]
+        assert all(line["refused"] == ("rate" if line["status"] == 503 else None) for line in posts)
     finally:
         server.stop()
 

@@ -313,18 +313,12 @@ impl Dispatch {
         };
         let (mut resp, mut entry) = match refusal {
             Some((resp, reason)) => {
-                metrics::counter!("latchkey_refused_total", "reason" => reason).increment(1);
                 let entry = entry(&resp, Some(reason));
-                // Not a trusted proxy's connection: it carries other clients' requests too.
-                if let Some(Tarpit(delay)) = resp.extensions().get::<Tarpit>().copied()
-                    && !self.trusted_proxies.trusts(&conn.peer.ip())
-                {
-                    tokio::time::sleep(delay).await;
-                }
+                self.refused(&resp, reason, &conn).await;
                 (resp, entry)
             }
             None => {
-                let template = entry(&Response::new(Body::empty()), None);
+                let mut template = entry(&Response::new(Body::empty()), None);
                 let origin = req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let method = req.method().clone();
                 let mut resp = if surface == Surface::S3 && cors::is_preflight(req.method(), req.headers()) {
@@ -349,6 +343,10 @@ impl Dispatch {
                 }
                 if surface == Surface::S3 && method != http::Method::OPTIONS {
                     cors::decorate(&method, &path, origin.as_deref(), &mut resp, &self.configs);
+                }
+                if let Some(RefusedBehind(reason)) = resp.extensions().get::<RefusedBehind>().copied() {
+                    template.refused = Some(reason);
+                    self.refused(&resp, reason, &conn).await;
                 }
                 (resp, template)
             }
@@ -395,6 +393,17 @@ impl Dispatch {
             headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         Ok(resp.map(|body| Logged::wrap(body, entry, conn.activity.response())))
+    }
+
+    /// Counts a refusal by its reason and holds a rate-limited answer back (`Tarpit`), except on
+    /// a trusted proxy's connection, which carries other clients' requests too.
+    async fn refused(&self, resp: &Response<Body>, reason: &'static str, conn: &Connection) {
+        metrics::counter!("latchkey_refused_total", "reason" => reason).increment(1);
+        if let Some(Tarpit(delay)) = resp.extensions().get::<Tarpit>().copied()
+            && !self.trusted_proxies.trusts(&conn.peer.ip())
+        {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// The guard's checks before a request is routed: its surface on this listener, its client's
@@ -569,8 +578,9 @@ impl Dispatch {
                 let mut resp =
                     match key_rate.and_then(|rate| rate.wait.into_inner().unwrap_or_else(PoisonError::into_inner)) {
                         Some(wait) => {
-                            metrics::counter!("latchkey_refused_total", "reason" => "rate").increment(1);
-                            slow_down(Surface::S3, wait)
+                            let mut resp = slow_down(Surface::S3, wait);
+                            resp.extensions_mut().insert(RefusedBehind("rate"));
+                            resp
                         }
                         None => s3_error_response(e),
                     };
@@ -580,6 +590,11 @@ impl Dispatch {
         }
     }
 }
+
+/// A refusal made behind the guard, by a route that reads what the guard cannot (a form's key
+/// over its rate): counted, logged and held back as the guard's own refusals are.
+#[derive(Debug, Clone, Copy)]
+struct RefusedBehind(&'static str);
 
 /// A form's signing key charged against its per-key rate (`RateLimits::check_key`); how long
 /// it must wait is kept for the answer when it is over.
